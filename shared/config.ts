@@ -1,0 +1,109 @@
+// Settings come from the environment (a `.env` file may fill it), are parsed by one schema at start,
+// and a bad or missing value stops the start with one line naming it.
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Int = (def: number, min: number, max: number) => Type.Integer({ default: def, minimum: min, maximum: max });
+
+const Url = (protocols: string[]) =>
+  Type.String({ minLength: 1, pattern: `^(${protocols.join('|')})://` });
+
+export const ConfigSchema = Type.Object({
+  PORT: Int(3000, 0, 65535),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  /** Unset: the embedded default starts a local PostgreSQL under DATA_DIR. */
+  DATABASE_URL: Type.Optional(Url(['postgres', 'postgresql'])),
+  /** Unset: the embedded default starts a local Redis under DATA_DIR. */
+  REDIS_URL: Type.Optional(Url(['redis', 'rediss'])),
+  BUNKER_RELAYS: Type.String({ default: '' }),
+  SHARD_COUNT: Int(16, 1, 1024),
+  DATA_DIR: Type.String({ default: '.data', minLength: 1 }),
+  MASTER_KEY_PATH: Type.Optional(Type.String({ minLength: 1 })),
+  GCP_KMS_KEY: Type.Optional(Type.String({ pattern: '^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$' })),
+  /** host:port of a KMS endpoint other than Google's (tests, emulators). */
+  GCP_KMS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
+  PUBLIC_URL: Type.Optional(Url(['http', 'https'])),
+  ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 8 })),
+  ALLOWED_ORIGINS: Type.String({ default: '' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  /** Redis key prefix of everything Keyfarm stores; lets several farms (or test files) share one Redis. */
+  KEY_PREFIX: Type.String({ default: 'kf', pattern: '^[A-Za-z0-9_-]+$' }),
+  QUEUE_LIMIT: Int(4096, 1, 1_000_000),
+  RPC_TIMEOUT_MS: Int(10_000, 100, 300_000),
+  CACHE_MAX_BYTES: Int(64 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
+  CRYPTO_THREADS: Int(Math.max(1, cpus().length), 1, 256),
+  LEASE_TTL_MS: Int(3000, 500, 600_000),
+  /** BullMQ job lock; a worker killed mid-job has its job re-run after about this long. */
+  JOB_LOCK_MS: Int(5000, 1000, 600_000),
+  DB_POOL_SIZE: Int(10, 1, 1000),
+});
+
+export type RawConfig = Static<typeof ConfigSchema>;
+
+export interface Config extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGINS'> {
+  BUNKER_RELAYS: string[];
+  ALLOWED_ORIGINS: string[];
+  MASTER_KEY_PATH: string;
+  PUBLIC_URL: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly setting: string, reason: string) {
+    super(`invalid setting ${setting}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describe(schema: TSchema): string {
+  if (schema.pattern) return `must match ${schema.pattern}`;
+  if (schema.type === 'integer') return `must be an integer from ${schema.minimum} to ${schema.maximum}`;
+  if (schema.anyOf) return `must be one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`;
+  if (schema.minLength) return `must be at least ${schema.minLength} characters`;
+  return 'has a bad value';
+}
+
+function list(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Reads `.env` (if any) under the environment: variables already set win. */
+export function loadEnv(env: NodeJS.ProcessEnv = process.env, dotenvPath = '.env'): Record<string, string | undefined> {
+  const fromFile = existsSync(dotenvPath) ? parseDotenv(readFileSync(dotenvPath)) : {};
+  return { ...fromFile, ...env };
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw)) as Record<string, unknown>;
+  const first = Value.Errors(ConfigSchema, converted).First();
+  if (first) {
+    const setting = first.path.replace(/^\//, '') || 'environment';
+    const schema = (ConfigSchema.properties as Record<string, TSchema>)[setting];
+    throw new ConfigError(setting, schema ? describe(schema) : first.message);
+  }
+  const cfg = converted as RawConfig;
+  const relays = list(cfg.BUNKER_RELAYS);
+  const badRelay = relays.find((r) => !/^wss?:\/\/[^\s/]+/.test(r));
+  if (badRelay !== undefined) throw new ConfigError('BUNKER_RELAYS', `not a ws:// or wss:// URL: ${badRelay}`);
+  const origins = list(cfg.ALLOWED_ORIGINS);
+  const badOrigin = origins.find((o) => !/^https?:\/\/[^\s/]+$/.test(o));
+  if (badOrigin !== undefined) throw new ConfigError('ALLOWED_ORIGINS', `not an origin: ${badOrigin}`);
+  return {
+    ...cfg,
+    BUNKER_RELAYS: relays,
+    ALLOWED_ORIGINS: origins,
+    MASTER_KEY_PATH: cfg.MASTER_KEY_PATH ?? path.join(cfg.DATA_DIR, 'master.key'),
+    PUBLIC_URL: (cfg.PUBLIC_URL ?? `http://${cfg.HOST}:${cfg.PORT}`).replace(/\/+$/, ''),
+  };
+}

@@ -1,0 +1,228 @@
+// An embedded PostgreSQL: a cluster under <dataDir>/postgres (initdb'd on first start), listening on
+// 127.0.0.1 only (no Unix socket), trust auth on loopback, with a `keyfarm` database.
+//
+// PostgreSQL refuses to run as root. Run as root, the cluster belongs to the `postgres` system user and
+// every server command runs through runuser. That user must be able to reach the data dir; when a parent
+// directory shuts it out (a clone under /root, a 0700 temp dir), the cluster lives under /var/lib/keyfarm/
+// instead and <dataDir>/postgres is a symlink to it.
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+import { MissingBinaryError, findPostgres, type PostgresBinaries } from './binaries.js';
+import { isProcessRunning, isRoot, logTail, readPidFile, runCommand, runChecked, systemUser, waitFor } from './commands.js';
+import { choosePort } from './ports.js';
+import type { EmbeddedServer, ServerOptions } from './redis.js';
+
+export interface PostgresOptions extends ServerOptions {
+  /** False: no fsync (test data that may be lost on a machine crash, in exchange for speed). Default true. */
+  durable?: boolean;
+}
+
+export const EMBEDDED_DATABASE = 'keyfarm';
+const SUPERUSER = 'postgres';
+const SERVER_USER = 'postgres';
+const RELOCATED_ROOT = '/var/lib/keyfarm';
+const CONF_FILE = 'keyfarm.conf';
+
+interface ClusterPaths {
+  home: string;
+  pgdata: string;
+  log: string;
+  conf: string;
+}
+
+function homeOf(dataDir: string): string {
+  return path.join(path.resolve(dataDir), 'postgres');
+}
+
+function clusterPaths(home: string): ClusterPaths {
+  const pgdata = path.join(home, 'data');
+  return { home, pgdata, log: path.join(home, 'server.log'), conf: path.join(pgdata, CONF_FILE) };
+}
+
+/** The system user the server runs as, or undefined for "the current user". */
+function serverUser(): { name: string; uid: number; gid: number } | undefined {
+  if (!isRoot()) return undefined;
+  const user = systemUser(SERVER_USER);
+  if (!user) throw new MissingBinaryError(`the ${SERVER_USER} system user`, 'postgresql', 'DATABASE_URL');
+  return { name: SERVER_USER, ...user };
+}
+
+function giveToServerUser(file: string): void {
+  const user = serverUser();
+  if (user) chownSync(file, user.uid, user.gid);
+}
+
+async function serverUserCanWrite(dir: string): Promise<boolean> {
+  const user = serverUser();
+  if (!user) return true;
+  return (await runCommand('test', ['-w', dir], { user: user.name })).code === 0;
+}
+
+function isSymlink(file: string): boolean {
+  try {
+    return lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function relocatedHome(home: string): string {
+  const id = createHash('sha256').update(home).digest('hex').slice(0, 16);
+  return path.join(RELOCATED_ROOT, `pg-${id}`);
+}
+
+/** Creates <dataDir>/postgres (or its relocated target) owned by the server user; returns the real cluster home. */
+async function prepareHome(dataDir: string, logger?: Logger): Promise<ClusterPaths> {
+  const home = homeOf(dataDir);
+  if (isSymlink(home)) {
+    if (existsSync(home)) return clusterPaths(realpathSync(home));
+    rmSync(home); // its target was removed: start over
+  }
+  const fresh = !existsSync(home);
+  mkdirSync(path.dirname(home), { recursive: true });
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  giveToServerUser(home);
+  if (await serverUserCanWrite(home)) return clusterPaths(home);
+  if (!fresh && readdirSync(home).length > 0) {
+    throw new Error(`the ${SERVER_USER} system user cannot reach ${home}; make its parent directories traversable (chmod o+x)`);
+  }
+  rmSync(home, { recursive: true, force: true });
+  const target = relocatedHome(home);
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(RELOCATED_ROOT, { recursive: true });
+  chmodSync(RELOCATED_ROOT, 0o755); // traversable by the server user
+  mkdirSync(target, { mode: 0o700 });
+  giveToServerUser(target);
+  symlinkSync(target, home);
+  logger?.info({ dir: home, cluster: target }, `the ${SERVER_USER} user cannot reach the data dir; the cluster lives in ${RELOCATED_ROOT}`);
+  return clusterPaths(target);
+}
+
+/** The cluster of a data dir if it exists, without creating anything. */
+function existingCluster(dataDir: string): ClusterPaths | undefined {
+  const home = homeOf(dataDir);
+  if (!existsSync(home)) return undefined;
+  const paths = clusterPaths(realpathSync(home));
+  return existsSync(path.join(paths.pgdata, 'PG_VERSION')) ? paths : undefined;
+}
+
+function clusterVersion(paths: ClusterPaths): string | undefined {
+  const file = path.join(paths.pgdata, 'PG_VERSION');
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+}
+
+/** pid and port of the postmaster serving this cluster, from its postmaster.pid. */
+function runningServer(paths: ClusterPaths): { pid: number; port: number } | undefined {
+  const pidFile = path.join(paths.pgdata, 'postmaster.pid');
+  const pid = readPidFile(pidFile);
+  if (pid === undefined || !isProcessRunning(pid, 'postgres')) return undefined;
+  const port = Number(readFileSync(pidFile, 'utf8').split('\n')[3]);
+  return Number.isInteger(port) && port > 0 ? { pid, port } : undefined;
+}
+
+function configuredPort(paths: ClusterPaths): number | undefined {
+  if (!existsSync(paths.conf)) return undefined;
+  const m = /^port = (\d+)$/m.exec(readFileSync(paths.conf, 'utf8'));
+  return m ? Number(m[1]) : undefined;
+}
+
+async function initCluster(bins: PostgresBinaries, paths: ClusterPaths, durable: boolean, logger?: Logger): Promise<void> {
+  const args = ['-D', paths.pgdata, '-U', SUPERUSER, '--auth=trust', '-E', 'UTF8', '--locale=C'];
+  if (!durable) args.push('--no-sync');
+  await runChecked('initdb', bins.initdb, args, { user: serverUser()?.name });
+  appendFileSync(path.join(paths.pgdata, 'postgresql.conf'), `\ninclude_if_exists = '${CONF_FILE}'\n`);
+  logger?.info({ dir: paths.pgdata, version: bins.version }, 'embedded postgres cluster created');
+}
+
+function writeConfig(paths: ClusterPaths, port: number, durable: boolean): void {
+  const lines = [
+    '# Written by Keyfarm on each start of its embedded PostgreSQL; edits are overwritten.',
+    "listen_addresses = '127.0.0.1'",
+    `port = ${port}`,
+    "unix_socket_directories = ''",
+    'max_connections = 200',
+    ...(durable ? [] : ['fsync = off', 'synchronous_commit = off', 'full_page_writes = off']),
+  ];
+  writeFileSync(paths.conf, `${lines.join('\n')}\n`, { mode: 0o600 });
+  giveToServerUser(paths.conf);
+}
+
+async function ensureDatabase(port: number): Promise<void> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [EMBEDDED_DATABASE]);
+    if (found.rowCount === 0) {
+      await client.query(`CREATE DATABASE ${EMBEDDED_DATABASE}`).catch((err: { code?: string }) => {
+        if (err.code !== '42P04') throw err; // created meanwhile by a concurrent start
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+async function pgCtlStop(bins: PostgresBinaries, paths: ClusterPaths): Promise<void> {
+  await runChecked('pg_ctl stop', bins.pgCtl, ['stop', '-D', paths.pgdata, '-m', 'fast', '-w', '-t', '60', '-s'], { user: serverUser()?.name });
+}
+
+function urlFor(port: number): string {
+  return `postgres://${SUPERUSER}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`;
+}
+
+export async function startPostgres(opts: PostgresOptions): Promise<EmbeddedServer> {
+  const durable = opts.durable ?? true;
+  const paths = await prepareHome(opts.dataDir, opts.logger);
+
+  const running = runningServer(paths);
+  if (running) {
+    await waitFor(async () => ensureDatabase(running.port).then(() => true, () => false), 10_000, 250);
+    await ensureDatabase(running.port);
+    opts.logger?.info({ port: running.port, serverPid: running.pid, dir: paths.pgdata }, 'embedded postgres already running; reusing it');
+    return { url: urlFor(running.port), port: running.port, startedHere: false, stop: async () => {} };
+  }
+
+  const bins = findPostgres(clusterVersion(paths));
+  if (clusterVersion(paths) === undefined) await initCluster(bins, paths, durable, opts.logger);
+
+  const refused: number[] = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await choosePort(`${homeOf(opts.dataDir)}#postgres`, configuredPort(paths), refused);
+    writeConfig(paths, port, durable);
+    const result = await runCommand(bins.pgCtl, ['start', '-D', paths.pgdata, '-l', paths.log, '-w', '-t', '60', '-s'], {
+      user: serverUser()?.name,
+    });
+    if (result.code === 0) {
+      await ensureDatabase(port);
+      opts.logger?.info({ port, dir: paths.pgdata }, 'embedded postgres started');
+      return { url: urlFor(port), port, startedHere: true, stop: () => pgCtlStop(bins, paths) };
+    }
+    const tail = logTail(paths.log, 3);
+    if (!/could not bind|already in use/i.test(tail)) {
+      throw new Error(`embedded postgres did not start: ${tail} (log: ${paths.log})`);
+    }
+    refused.push(port);
+  }
+  throw new Error(`embedded postgres did not start: no free port found (log: ${paths.log})`);
+}
+
+/** Stops the PostgreSQL of a data dir, whoever started it. */
+export async function stopPostgres(dataDir: string, logger?: Logger): Promise<boolean> {
+  const paths = existingCluster(dataDir);
+  if (!paths) return false;
+  const running = runningServer(paths);
+  if (!running) return false;
+  await pgCtlStop(findPostgres(clusterVersion(paths)), paths);
+  logger?.info({ serverPid: running.pid, dir: paths.pgdata }, 'embedded postgres stopped');
+  return true;
+}
+
+export async function removePostgresData(dataDir: string, logger?: Logger): Promise<void> {
+  await stopPostgres(dataDir, logger);
+  const home = homeOf(dataDir);
+  if (isSymlink(home) && existsSync(home)) rmSync(realpathSync(home), { recursive: true, force: true });
+  rmSync(home, { recursive: true, force: true });
+}

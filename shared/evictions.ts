@@ -1,0 +1,21 @@
+// Revocations and key changes are broadcast on one pub/sub channel; every api and worker process evicts
+// what the message names from its caches at once.
+import type { Redis } from 'ioredis';
+
+export type Eviction =
+  | { type: 'authorization'; authorizationId: string }
+  | { type: 'key'; keyId: string }
+  | { type: 'all' };
+
+export async function publishEviction(redis: Redis, channel: string, e: Eviction): Promise<void> {
+  await redis.publish(channel, JSON.stringify(e));
+}
+
+export function parseEviction(message: string): Eviction | undefined {
+  try {
+    const e = JSON.parse(message) as Eviction;
+    return e && typeof e.type === 'string' ? e : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,77 @@
+// What travels through the shard queues. No secret ever goes in here: a job names the key it needs
+// (keyId) and the worker that owns the shard loads and decrypts it.
+import type { NostrEvent, UnsignedEvent } from '../nostr/types.js';
+
+export type RpcMethod =
+  | 'get_public_key'
+  | 'sign_event'
+  | 'nip44_encrypt'
+  | 'nip44_decrypt'
+  | 'nip04_encrypt'
+  | 'nip04_decrypt'
+  | 'ping';
+
+/** Parameters after validation at the edge. */
+export type RpcCall =
+  | { method: 'get_public_key' | 'ping' }
+  | { method: 'sign_event'; event: UnsignedEvent }
+  | { method: 'nip44_encrypt' | 'nip04_encrypt'; peer: string; plaintext: string }
+  | { method: 'nip44_decrypt' | 'nip04_decrypt'; peer: string; ciphertext: string };
+
+/** One request inside a job. */
+export interface RpcItem {
+  /** Unique per request; the api matches the reply to its waiting HTTP request with it. */
+  id: string;
+  traceId: string;
+  authorizationId: string;
+  /** Row id of the key to use (the user's key). */
+  keyId: string;
+  /** The pubkey of that key, for the worker to check what it decrypted. */
+  pubkey: string;
+  call: RpcCall;
+}
+
+/** A micro-batch of HTTP RPC requests for one shard from one api process. */
+export interface RpcJobData {
+  type: 'rpc';
+  /** Instance id of the api process waiting for the answers. */
+  replyTo: string;
+  /** Where the requests came in (activity and metrics); 'http' when absent. */
+  door?: 'http' | 'nip46';
+  items: RpcItem[];
+}
+
+/** One NIP-46 request event as relay-ingest received it (content still encrypted: no secret in here). */
+export interface Nip46Item {
+  /** The request event's id; the reply's result for it carries the same id. */
+  id: string;
+  traceId: string;
+  /** The bunker pubkey the request is addressed to (its `p` tag). */
+  bunkerPubkey: string;
+  event: NostrEvent;
+}
+
+/**
+ * A micro-batch of NIP-46 requests for one shard from one relay-ingest process. The reply's results are
+ * `{id, ok: true, result: <signed kind-24133 response event>}`, or `ok: false` for a request that gets
+ * no response (content that cannot be decrypted); relay-ingest publishes the events.
+ */
+export interface Nip46JobData {
+  type: 'nip46';
+  /** Instance id of the relay-ingest process that publishes the responses. */
+  replyTo: string;
+  items: Nip46Item[];
+}
+
+/** Backpressure counts a job as `items.length` requests (a job without items counts as one). */
+export type JobData = RpcJobData | Nip46JobData;
+
+export type ItemResult =
+  | { id: string; ok: true; result: unknown }
+  | { id: string; ok: false; status: number; error: string };
+
+/** What a worker publishes on the reply channel, and stores as the job's return value. */
+export interface ReplyMessage {
+  jobId: string;
+  results: ItemResult[];
+}

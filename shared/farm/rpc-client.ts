@@ -1,0 +1,240 @@
+// The ingress side of the farm: puts requests on their shard's queue and waits for the answers.
+// - Requests for one shard that arrive in one event-loop turn go as ONE job (a micro-batch).
+// - Admission (per-shard item count) comes before the add; a full shard answers 503 at once.
+// - Answers come back on ONE pub/sub subscription per process (this instance's reply channel), matched by
+//   job id to the waiting calls. At the timeout the job's stored return value is read before giving up
+//   with 504, so a lost pub/sub message costs latency, not the answer.
+import { randomBytes } from 'node:crypto';
+import { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../logger.js';
+import { metrics } from '../metrics.js';
+import { createRedis } from '../redis.js';
+import type { ShardNames } from '../shard.js';
+import { Admission } from './admission.js';
+import type { ItemResult, ReplyMessage, RpcItem, RpcJobData } from './jobs.js';
+import { MicroBatcher } from './micro-batcher.js';
+
+export interface RpcClientOptions {
+  redisUrl: string;
+  names: ShardNames;
+  shardCount: number;
+  /** Items a shard may hold (QUEUE_LIMIT). */
+  queueLimit: number;
+  /** How long a call waits for its answer before 504 (RPC_TIMEOUT_MS). */
+  timeoutMs: number;
+  /** Unique per process: replies for this process are published on names.replyChannel(instanceId). */
+  instanceId: string;
+  logger: Logger;
+  /** Label of the backpressure metric and of the jobs' activity; default 'http'. */
+  door?: 'http' | 'nip46';
+  /** Most items in one job; default 256. */
+  maxBatch?: number;
+  /** 0 (default): a job carries what arrived in one event-loop turn; > 0: what arrived within this many ms. */
+  batchWindowMs?: number;
+  /** Jobs of one shard in flight from this process before new requests wait to join the next (group commit); default 1. */
+  maxInFlightPerShard?: number;
+  /** Longest a batch waits for its shard's job in flight, in ms; default 250 (only a stalled job lasts that long). */
+  batchHoldMaxMs?: number;
+  /** Attempts of a job whose processing throws (stalled re-runs are counted apart); default 3. */
+  jobAttempts?: number;
+  /** Finished jobs are kept this long so a late reader finds the result; default 60. */
+  keepFinishedSeconds?: number;
+}
+
+interface WaitingCall {
+  item: RpcItem;
+  resolve: (r: ItemResult) => void;
+}
+
+interface InFlightJob {
+  shard: number;
+  calls: WaitingCall[];
+  timer: NodeJS.Timeout;
+  /** Tells the batcher the shard's slot is free. */
+  settle: () => void;
+}
+
+const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
+
+export class RpcClient {
+  readonly door: 'http' | 'nip46';
+  private readonly opts: RpcClientOptions;
+  private readonly batcher: MicroBatcher<WaitingCall>;
+  private readonly jobs = new Map<string, InFlightJob>();
+  private readonly queues = new Map<number, Queue>();
+  private readonly jobIdBase: string;
+  private seq = 0;
+  private redis: Redis | undefined;
+  private subscriber: Redis | undefined;
+  private admission: Admission | undefined;
+  private state: 'new' | 'started' | 'closed' = 'new';
+
+  constructor(opts: RpcClientOptions) {
+    this.opts = opts;
+    this.door = opts.door ?? 'http';
+    this.batcher = new MicroBatcher((shard, calls) => this.send(shard, calls), {
+      maxBatch: opts.maxBatch ?? 256,
+      windowMs: opts.batchWindowMs ?? 0,
+      maxInFlight: opts.maxInFlightPerShard ?? 1,
+      holdMaxMs: opts.batchHoldMaxMs ?? 250,
+    });
+    // Job ids must be unique across restarts of one instance id and may not contain ':'.
+    this.jobIdBase = `${opts.instanceId.replace(/:/g, '_')}.${randomBytes(4).toString('hex')}`;
+  }
+
+  /** Connects and subscribes to this instance's reply channel; resolves once replies can arrive. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('RpcClient.start: already started');
+    this.redis = createRedis(this.opts.redisUrl);
+    this.subscriber = createRedis(this.opts.redisUrl, { enableAutoPipelining: false });
+    this.redis.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'rpc client redis error'));
+    this.subscriber.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'rpc client subscriber error'));
+    this.admission = new Admission(this.redis, this.opts.names, { limit: this.opts.queueLimit });
+    this.subscriber.on('message', (_channel: string, message: string) => this.handleReply(message));
+    await this.subscriber.subscribe(this.opts.names.replyChannel(this.opts.instanceId));
+    this.state = 'started';
+  }
+
+  /** Runs one request on its shard and resolves with its result; never rejects for farm conditions (503/504 are results). */
+  call(shard: number, item: RpcItem): Promise<ItemResult> {
+    if (this.state !== 'started') return Promise.resolve(fail(item.id, 503, 'shutting down'));
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.opts.shardCount) {
+      throw new RangeError(`RpcClient.call: shard ${shard} is outside 0..${this.opts.shardCount - 1}`);
+    }
+    return new Promise((resolve) => this.batcher.add(shard, { item, resolve }));
+  }
+
+  /** Calls waiting for an answer (queued or in flight). */
+  get waiting(): number {
+    let n = this.batcher.pending;
+    for (const j of this.jobs.values()) n += j.calls.length;
+    return n;
+  }
+
+  /** Answers every waiting call with 503 and disconnects. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasStarted = this.state === 'started';
+    this.state = 'closed';
+    this.batcher.flushAll();
+    for (const [jobId, job] of this.jobs) {
+      clearTimeout(job.timer);
+      this.jobs.delete(jobId);
+      job.settle();
+      for (const c of job.calls) c.resolve(fail(c.item.id, 503, 'shutting down'));
+    }
+    if (!wasStarted) return;
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+    await Promise.allSettled([this.subscriber?.quit(), this.redis?.quit()]);
+  }
+
+  /** A reply published by a worker. Protected so a test can drop replies and exercise the fallback read. */
+  protected handleReply(message: string): void {
+    let reply: ReplyMessage;
+    try {
+      reply = JSON.parse(message) as ReplyMessage;
+    } catch {
+      this.opts.logger.warn('rpc client: unreadable reply dropped');
+      return;
+    }
+    const job = this.jobs.get(reply.jobId);
+    if (!job || !Array.isArray(reply.results)) return; // late (already answered 504) or not ours
+    this.finish(reply.jobId, job, reply.results);
+  }
+
+  private queue(shard: number): Queue {
+    let q = this.queues.get(shard);
+    if (!q) {
+      q = new Queue(this.opts.names.queue(shard), {
+        connection: this.redis!,
+        prefix: this.opts.names.queuePrefix(shard),
+        skipVersionCheck: true,
+      });
+      q.on('error', (err) => this.opts.logger.warn({ err: err.message, shard }, 'rpc client queue error'));
+      this.queues.set(shard, q);
+    }
+    return q;
+  }
+
+  private async send(shard: number, calls: WaitingCall[]): Promise<void> {
+    if (this.state !== 'started') {
+      for (const c of calls) c.resolve(fail(c.item.id, 503, 'shutting down'));
+      return;
+    }
+    const jobId = `${this.jobIdBase}.${++this.seq}`;
+    const admission = this.admission!;
+    let admitted: boolean;
+    try {
+      admitted = await admission.admit(shard, jobId, calls.length);
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, shard, jobId }, 'admission failed');
+      for (const c of calls) c.resolve(fail(c.item.id, 503, 'queue unavailable'));
+      return;
+    }
+    if (!admitted) {
+      metrics.backpressureRejected.inc({ door: this.door }, calls.length);
+      for (const c of calls) c.resolve(fail(c.item.id, 503, 'shard overloaded'));
+      return;
+    }
+    // Registered before the add: a fast worker may reply before the add's own reply reaches us.
+    const timer = setTimeout(() => void this.timeOut(jobId), this.opts.timeoutMs);
+    let settle!: () => void;
+    const answered = new Promise<void>((resolve) => (settle = resolve));
+    const job: InFlightJob = { shard, calls, timer, settle };
+    this.jobs.set(jobId, job);
+    const data: RpcJobData = { type: 'rpc', replyTo: this.opts.instanceId, door: this.door, items: calls.map((c) => c.item) };
+    const keep = { age: this.opts.keepFinishedSeconds ?? 60 };
+    try {
+      await this.queue(shard).add('rpc', data, {
+        jobId,
+        attempts: this.opts.jobAttempts ?? 3,
+        removeOnComplete: keep,
+        removeOnFail: keep,
+      });
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, shard, jobId }, 'adding a job failed');
+      admission.release(shard, jobId).catch(() => undefined);
+      if (this.jobs.get(jobId) === job) {
+        clearTimeout(timer);
+        this.jobs.delete(jobId);
+        for (const c of calls) c.resolve(fail(c.item.id, 503, 'queue unavailable'));
+      }
+      settle();
+    }
+    await answered;
+  }
+
+  private async timeOut(jobId: string): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    let stored: ItemResult[] | undefined;
+    try {
+      const j = await Job.fromId<RpcJobData, ReplyMessage>(this.queue(job.shard), jobId);
+      if (j?.finishedOn && Array.isArray(j.returnvalue?.results)) stored = j.returnvalue.results;
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, jobId }, 'reading a job result failed');
+    }
+    if (this.jobs.get(jobId) !== job) return; // the reply arrived while we read
+    this.finish(jobId, job, stored ?? []);
+  }
+
+  /** Answers the calls of a job from `results`; a call without a result gets 504. */
+  private finish(jobId: string, job: InFlightJob, results: ItemResult[]): void {
+    clearTimeout(job.timer);
+    this.jobs.delete(jobId);
+    job.settle();
+    const byId = new Map(results.map((r) => [r.id, r]));
+    for (const c of job.calls) {
+      const r = byId.get(c.item.id);
+      if (r) {
+        c.resolve(r);
+      } else {
+        metrics.rpcTimeouts.inc();
+        this.opts.logger.warn({ traceId: c.item.traceId, jobId, shard: job.shard }, 'no answer in time');
+        c.resolve(fail(c.item.id, 504, 'no answer in time'));
+      }
+    }
+  }
+}

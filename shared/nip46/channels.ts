@@ -1,0 +1,34 @@
+// Redis names of the NIP-46 door, beside the shard names: the announcement channel relay-ingest listens
+// on, and the per-event claim that makes one job of a request seen on several relays or ingest replicas.
+import type { Redis } from 'ioredis';
+import type { NostrEvent } from '../nostr/types.js';
+
+/** A bunker began to exist (or changed relays); an optional event to publish once it is listened for. */
+export interface BunkerAnnouncement {
+  type: 'bunker_added';
+  bunkerPubkey: string;
+  /** The nostrconnect:// `connect` response, signed by the new bunker, and the client's relays. */
+  publish?: { event: NostrEvent; relays: string[] };
+}
+
+export function bunkerChannel(prefix: string): string {
+  return `${prefix}:nip46:bunkers`;
+}
+
+/** Claimed (SET NX with a TTL) by the first ingest to see a request event. */
+export function requestClaimKey(prefix: string, eventId: string): string {
+  return `${prefix}:nip46:seen:${eventId}`;
+}
+
+export async function announceBunker(redis: Redis, prefix: string, a: BunkerAnnouncement): Promise<void> {
+  await redis.publish(bunkerChannel(prefix), JSON.stringify(a));
+}
+
+export function parseAnnouncement(message: string): BunkerAnnouncement | undefined {
+  try {
+    const a = JSON.parse(message) as BunkerAnnouncement;
+    return a?.type === 'bunker_added' && typeof a.bunkerPubkey === 'string' ? a : undefined;
+  } catch {
+    return undefined;
+  }
+}

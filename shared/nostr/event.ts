@@ -1,0 +1,135 @@
+// NIP-01 events: validation of what a client asks us to sign, serialization, id, signing and verification.
+//
+// created_at: any integer second in 0..2^32-1 is accepted, including the far future. The signer signs what
+// the key's owner asks for; freshness windows are a relay's rule (and a policy's, if an authorization
+// wants one), and a back- or forward-dated event is legitimate for drafts and scheduled posts.
+import { createHash } from 'node:crypto';
+import type { NostrEvent, UnsignedEvent } from './types.js';
+import { fastSchnorr } from './schnorr.js';
+import { getPublicKeyHex } from './keys.js';
+import { bytesToHex, hexToBytes, isLowerHex } from './hex.js';
+
+export const EVENT_LIMITS = {
+  contentBytes: 256 * 1024,
+  tags: 2000,
+  stringsPerTag: 100,
+  tagStringBytes: 64 * 1024,
+  /** The signed event as JSON (id, pubkey, sig included), in UTF-8 bytes. */
+  eventBytes: 512 * 1024,
+  /** A JSON-string input may be longer than the event it encodes (escapes), but not without bound. */
+  jsonInputChars: 4 * 512 * 1024,
+  maxCreatedAt: 2 ** 32 - 1,
+  maxKind: 65535,
+} as const;
+
+export class EventValidationError extends Error {
+  override readonly name = 'EventValidationError';
+}
+
+function fail(message: string): never {
+  throw new EventValidationError(message);
+}
+
+function utf8Length(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
+
+/** Accepts an object or its JSON string; returns a fresh event holding only the four NIP-01 fields. */
+export function validateUnsignedEvent(input: unknown): UnsignedEvent {
+  let value = input;
+  if (typeof value === 'string') {
+    if (value.length > EVENT_LIMITS.jsonInputChars) fail('event: JSON is too large');
+    try {
+      value = JSON.parse(value);
+    } catch {
+      fail('event: not valid JSON');
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('event: must be an object');
+  const raw = value as Record<string, unknown>;
+
+  const { kind, content, tags, created_at } = raw;
+  if (!Number.isInteger(kind) || (kind as number) < 0 || (kind as number) > EVENT_LIMITS.maxKind) {
+    fail(`event.kind: must be an integer from 0 to ${EVENT_LIMITS.maxKind}`);
+  }
+  if (typeof content !== 'string') fail('event.content: must be a string');
+  if (utf8Length(content) > EVENT_LIMITS.contentBytes) fail(`event.content: longer than ${EVENT_LIMITS.contentBytes} bytes`);
+  if (!Number.isInteger(created_at) || (created_at as number) < 0 || (created_at as number) > EVENT_LIMITS.maxCreatedAt) {
+    fail('event.created_at: must be an integer number of seconds from 0 to 2^32-1');
+  }
+  const cleanTags = validateTags(tags);
+
+  const event: UnsignedEvent = { kind: kind as number, content, tags: cleanTags, created_at: created_at as number };
+  if (signedEventBytes(event) > EVENT_LIMITS.eventBytes) fail(`event: larger than ${EVENT_LIMITS.eventBytes} bytes when signed`);
+  return event;
+}
+
+function validateTags(tags: unknown): string[][] {
+  if (!Array.isArray(tags)) fail('event.tags: must be an array of arrays of strings');
+  if (tags.length > EVENT_LIMITS.tags) fail(`event.tags: more than ${EVENT_LIMITS.tags} tags`);
+  const clean: string[][] = [];
+  for (let i = 0; i < tags.length; i++) {
+    const tag: unknown = tags[i];
+    if (!Array.isArray(tag)) fail(`event.tags[${i}]: must be an array of strings`);
+    if (tag.length > EVENT_LIMITS.stringsPerTag) fail(`event.tags[${i}]: more than ${EVENT_LIMITS.stringsPerTag} strings`);
+    for (let j = 0; j < tag.length; j++) {
+      const item: unknown = tag[j];
+      if (typeof item !== 'string') fail(`event.tags[${i}][${j}]: must be a string`);
+      if (item.length > EVENT_LIMITS.tagStringBytes / 3 && utf8Length(item) > EVENT_LIMITS.tagStringBytes) {
+        fail(`event.tags[${i}][${j}]: longer than ${EVENT_LIMITS.tagStringBytes} bytes`);
+      }
+    }
+    clean.push([...(tag as string[])]);
+  }
+  return clean;
+}
+
+// id (64 hex) + pubkey (64 hex) + sig (128 hex) with their keys, quotes and commas.
+const SIGNED_FIELDS_OVERHEAD = ',"id":"","pubkey":"","sig":""'.length + 64 + 64 + 128;
+
+function signedEventBytes(event: UnsignedEvent): number {
+  const body = JSON.stringify({ created_at: event.created_at, kind: event.kind, tags: event.tags, content: event.content });
+  return utf8Length(body) + SIGNED_FIELDS_OVERHEAD;
+}
+
+/** The NIP-01 commitment: `[0, pubkey, created_at, kind, tags, content]` as compact JSON. */
+export function serializeEvent(event: UnsignedEvent & { pubkey: string }): string {
+  return JSON.stringify([0, event.pubkey, event.created_at, event.kind, event.tags, event.content]);
+}
+
+export function getEventHashBytes(event: UnsignedEvent & { pubkey: string }): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(serializeEvent(event), 'utf8').digest());
+}
+
+export function getEventHash(event: UnsignedEvent & { pubkey: string }): string {
+  return bytesToHex(getEventHashBytes(event));
+}
+
+/**
+ * Fills in pubkey, id and sig with the fast backend. pubkeyHex saves a point multiplication when the
+ * caller already knows it; a wrong one yields a signature that does not verify, which verifyEvent catches.
+ */
+export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex?: string): NostrEvent {
+  const pubkey = pubkeyHex ?? getPublicKeyHex(sk);
+  const event = { kind: unsigned.kind, content: unsigned.content, tags: unsigned.tags, created_at: unsigned.created_at, pubkey };
+  const hash = getEventHashBytes(event);
+  const sig = fastSchnorr.sign(hash, sk);
+  return { ...event, id: bytesToHex(hash), sig: bytesToHex(sig) };
+}
+
+/** True when the id is the hash of the event's content and the signature is valid for its pubkey. */
+export function verifyEvent(ev: NostrEvent): boolean {
+  if (typeof ev !== 'object' || ev === null) return false;
+  if (!isLowerHex(ev.id, 64) || !isLowerHex(ev.pubkey, 64) || !isLowerHex(ev.sig, 128)) return false;
+  if (!Number.isInteger(ev.kind) || !Number.isInteger(ev.created_at) || typeof ev.content !== 'string' || !Array.isArray(ev.tags)) {
+    return false;
+  }
+  let hash: Uint8Array;
+  try {
+    hash = getEventHashBytes(ev);
+  } catch {
+    return false;
+  }
+  if (bytesToHex(hash) !== ev.id) return false;
+  return fastSchnorr.verify(hexToBytes(ev.sig), hash, hexToBytes(ev.pubkey));
+}
