@@ -1,0 +1,117 @@
+import type { Queryable } from '../pool.js';
+import type { PolicyPermissions } from './policies.js';
+
+export interface AuthorizationRow {
+  id: string;
+  userId: string;
+  applicationName: string;
+  policySlug: string;
+  bunkerPubkey: string;
+  bunkerKeyId: string;
+  clientPubkey: string | null;
+  clientId: string | null;
+  redirectOrigin: string | null;
+  relays: string[];
+  expiresAt: Date | null;
+  createdAt: Date;
+  lastActivity: Date | null;
+  activityCount: number;
+  revokedAt: Date | null;
+}
+
+export interface NewAuthorization {
+  id: string;
+  userId: string;
+  applicationName: string;
+  policySlug: string;
+  bunkerPubkey: string;
+  bunkerKeyId: string;
+  secretHash: Buffer;
+  clientId?: string | null;
+  clientPubkey?: string | null;
+  redirectOrigin?: string | null;
+  relays: string[];
+  expiresAt?: Date | null;
+}
+
+/** What a request needs to act under an authorization: the grant, its policy and the user's key. */
+export interface ActingAuthorization {
+  id: string;
+  userId: string;
+  userPubkey: string;
+  userKeyId: string;
+  policySlug: string;
+  permissions: PolicyPermissions;
+  revokedAt: Date | null;
+  expiresAt: Date | null;
+  /** The token itself was revoked or rotated away (the authorization may still stand). */
+  tokenRevoked: boolean;
+}
+
+const COLUMNS = `a.id, a.user_id AS "userId", a.application_name AS "applicationName", a.policy_slug AS "policySlug",
+  a.bunker_pubkey AS "bunkerPubkey", a.bunker_key_id AS "bunkerKeyId", a.client_pubkey AS "clientPubkey",
+  a.client_id AS "clientId", a.redirect_origin AS "redirectOrigin", a.relays, a.expires_at AS "expiresAt",
+  a.created_at AS "createdAt", a.last_activity AS "lastActivity", a.activity_count AS "activityCount",
+  a.revoked_at AS "revokedAt"`;
+
+export async function insertAuthorization(db: Queryable, a: NewAuthorization): Promise<void> {
+  await db.query(
+    `INSERT INTO authorizations (id, user_id, application_name, policy_slug, bunker_pubkey, bunker_key_id, secret_hash,
+       client_id, client_pubkey, redirect_origin, relays, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    [a.id, a.userId, a.applicationName, a.policySlug, a.bunkerPubkey, a.bunkerKeyId, a.secretHash,
+      a.clientId ?? null, a.clientPubkey ?? null, a.redirectOrigin ?? null, a.relays, a.expiresAt ?? null],
+  );
+}
+
+export async function listUserAuthorizations(db: Queryable, userId: string): Promise<AuthorizationRow[]> {
+  const { rows } = await db.query<AuthorizationRow>(
+    `SELECT ${COLUMNS} FROM authorizations a WHERE a.user_id = $1 ORDER BY a.created_at DESC`,
+    [userId],
+  );
+  return rows;
+}
+
+/** Revokes one of the user's authorizations, by id or by bunker pubkey. Returns its id, or undefined if not theirs. */
+export async function revokeAuthorization(
+  db: Queryable,
+  userId: string,
+  by: { id: string } | { bunkerPubkey: string },
+): Promise<{ id: string; bunkerKeyId: string } | undefined> {
+  const [column, value] = 'id' in by ? ['id', by.id] : ['bunker_pubkey', by.bunkerPubkey];
+  const { rows } = await db.query<{ id: string; bunkerKeyId: string }>(
+    `UPDATE authorizations SET revoked_at = COALESCE(revoked_at, now())
+     WHERE user_id = $1 AND ${column} = $2 RETURNING id, bunker_key_id AS "bunkerKeyId"`,
+    [userId, value],
+  );
+  return rows[0];
+}
+
+const ACTING = `a.id, a.user_id AS "userId", u.pubkey AS "userPubkey", u.key_id AS "userKeyId",
+  a.policy_slug AS "policySlug", p.permissions, a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt",
+  t.revoked_at IS NOT NULL AS "tokenRevoked"`;
+
+/** The authorization behind an unexpired access token, revoked or not (the caller tells 401 from 403). */
+export async function findActingByAccessHash(db: Queryable, accessHash: Buffer): Promise<ActingAuthorization | undefined> {
+  const { rows } = await db.query<ActingAuthorization>(
+    `SELECT ${ACTING} FROM oauth_tokens t
+       JOIN authorizations a ON a.id = t.authorization_id
+       JOIN users u ON u.id = a.user_id
+       JOIN policies p ON p.slug = a.policy_slug
+     WHERE t.access_hash = $1 AND t.access_expires_at > now()`,
+    [accessHash],
+  );
+  return rows[0];
+}
+
+/** Adds counted activity to authorizations in one statement. */
+export async function addActivity(db: Queryable, counts: Map<string, { count: number; last: Date }>): Promise<void> {
+  if (counts.size === 0) return;
+  const ids = [...counts.keys()];
+  await db.query(
+    `UPDATE authorizations a SET activity_count = a.activity_count + c.n,
+       last_activity = GREATEST(COALESCE(a.last_activity, c.last), c.last)
+     FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS c(id, n, last) WHERE a.id = c.id`,
+    [ids, ids.map((id) => counts.get(id)!.count), ids.map((id) => counts.get(id)!.last)],
+  );
+}

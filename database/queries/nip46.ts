@@ -1,0 +1,100 @@
+// What the NIP-46 door needs from the authorizations table: the bunker pubkeys to listen for (with the
+// relays to listen on and the user whose shard serves them), one authorization in full for the worker,
+// and the first-client binding, done atomically so two clients racing with one secret cannot both win.
+import type { Queryable } from '../pool.js';
+import type { PolicyPermissions } from './policies.js';
+
+/** How relay-ingest routes a request for one bunker pubkey. */
+export interface BunkerRoute {
+  authorizationId: string;
+  bunkerPubkey: string;
+  userPubkey: string;
+  relays: string[];
+}
+
+/** Everything the worker checks and uses to answer a request to one bunker. */
+export interface Nip46Authorization {
+  id: string;
+  userId: string;
+  bunkerPubkey: string;
+  bunkerKeyId: string;
+  secretHash: Buffer;
+  clientPubkey: string | null;
+  relays: string[];
+  revokedAt: Date | null;
+  expiresAt: Date | null;
+  userPubkey: string;
+  userKeyId: string;
+  permissions: PolicyPermissions;
+}
+
+const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.pubkey AS "userPubkey", a.relays`;
+
+/**
+ * Bunkers to listen for: live authorizations, and those revoked or expired within `graceSeconds`, so a
+ * client still talking to a just-revoked bunker gets an error reply instead of silence.
+ */
+export async function listBunkerRoutes(db: Queryable, graceSeconds: number): Promise<BunkerRoute[]> {
+  const { rows } = await db.query<BunkerRoute>(
+    `SELECT ${ROUTE} FROM authorizations a JOIN users u ON u.id = a.user_id
+     WHERE (a.revoked_at IS NULL OR a.revoked_at > now() - make_interval(secs => $1))
+       AND (a.expires_at IS NULL OR a.expires_at > now() - make_interval(secs => $1))`,
+    [graceSeconds],
+  );
+  return rows;
+}
+
+export async function findBunkerRoute(db: Queryable, bunkerPubkey: string): Promise<BunkerRoute | undefined> {
+  const { rows } = await db.query<BunkerRoute>(
+    `SELECT ${ROUTE} FROM authorizations a JOIN users u ON u.id = a.user_id WHERE a.bunker_pubkey = $1`,
+    [bunkerPubkey],
+  );
+  return rows[0];
+}
+
+/** The authorizations behind several bunker pubkeys, fresh from the table (one query per job). */
+export async function findNip46Authorizations(db: Queryable, bunkerPubkeys: string[]): Promise<Nip46Authorization[]> {
+  if (bunkerPubkeys.length === 0) return [];
+  const { rows } = await db.query<Nip46Authorization>(
+    `SELECT a.id, a.user_id AS "userId", a.bunker_pubkey AS "bunkerPubkey", a.bunker_key_id AS "bunkerKeyId",
+       a.secret_hash AS "secretHash", a.client_pubkey AS "clientPubkey", a.relays, a.revoked_at AS "revokedAt",
+       a.expires_at AS "expiresAt", u.pubkey AS "userPubkey", u.key_id AS "userKeyId", p.permissions
+     FROM authorizations a JOIN users u ON u.id = a.user_id JOIN policies p ON p.slug = a.policy_slug
+     WHERE a.bunker_pubkey = ANY($1::char(64)[])`,
+    [bunkerPubkeys],
+  );
+  return rows;
+}
+
+/**
+ * Binds `clientPubkey` to a live authorization whose secret hash matches, unless another client holds it.
+ * True when the client is (now) the bound one.
+ */
+export async function bindNip46Client(db: Queryable, authorizationId: string, secretHash: Buffer, clientPubkey: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE authorizations SET client_pubkey = $3
+     WHERE id = $1 AND secret_hash = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+       AND (client_pubkey IS NULL OR client_pubkey = $3)`,
+    [authorizationId, secretHash, clientPubkey],
+  );
+  return rowCount === 1;
+}
+
+/** The bound client logged out: the authorization ends (its secret was used and cannot bind again). */
+export async function revokeNip46Authorization(db: Queryable, authorizationId: string, clientPubkey: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE authorizations SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND client_pubkey = $2`,
+    [authorizationId, clientPubkey],
+  );
+  return rowCount === 1;
+}
+
+/** Live authorizations of the user with this pubkey that have relays, for /.well-known/nostr.json. */
+export async function findUserBunkerRelays(db: Queryable, userPubkey: string): Promise<string[]> {
+  const { rows } = await db.query<{ relay: string }>(
+    `SELECT DISTINCT unnest(a.relays) AS relay FROM authorizations a JOIN users u ON u.id = a.user_id
+     WHERE u.pubkey = $1 AND a.revoked_at IS NULL`,
+    [userPubkey],
+  );
+  return rows.map((r) => r.relay);
+}
