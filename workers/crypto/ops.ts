@@ -1,0 +1,92 @@
+// The crypto a job needs, run synchronously on the thread that calls it (a piscina worker in production).
+// Each op succeeds or fails on its own: one bad ciphertext must not fail the other requests of a batch.
+import type { CryptoOp, CryptoResult } from './types.js';
+import { EventValidationError, finalizeEvent, validateUnsignedEvent } from '../../shared/nostr/event.js';
+import { fastSchnorr } from '../../shared/nostr/schnorr.js';
+import { InvalidKeyError, isValidPubkeyHex } from '../../shared/nostr/keys.js';
+import { hexToBytes, isLowerHex } from '../../shared/nostr/hex.js';
+import { getConversationKey, Nip44Error, nip44Decrypt, nip44Encrypt } from '../../shared/nostr/nip44.js';
+import { getSharedX, Nip04Error, nip04Decrypt, nip04Encrypt } from '../../shared/nostr/nip04.js';
+
+/** Errors whose messages are written for clients and never carry key material. */
+const CLIENT_FACING_ERRORS = [EventValidationError, InvalidKeyError, Nip44Error, Nip04Error];
+
+class OpError extends Error {}
+
+export function runCryptoOps(ops: CryptoOp[]): CryptoResult[] {
+  return ops.map(runOne);
+}
+
+function runOne(op: CryptoOp): CryptoResult {
+  try {
+    return runOp(op);
+  } catch (err) {
+    if (err instanceof OpError || CLIENT_FACING_ERRORS.some((type) => err instanceof type)) {
+      return { ok: false, error: (err as Error).message };
+    }
+    // Anything else came from a library or a bug; its text is not meant for clients.
+    return { ok: false, error: 'crypto operation failed' };
+  }
+}
+
+function runOp(op: CryptoOp): CryptoResult {
+  switch (op.op) {
+    case 'sign_event':
+      return { ok: true, value: signEvent(op.sk, op.pubkey, op.event) };
+    case 'nip44_encrypt': {
+      const { key, computed } = conversationKey(op.convKey, op.sk, op.peer, getConversationKey);
+      return withKey(nip44Encrypt(requireString(op.plaintext, 'plaintext'), key), key, computed);
+    }
+    case 'nip44_decrypt': {
+      const { key, computed } = conversationKey(op.convKey, op.sk, op.peer, getConversationKey);
+      return withKey(nip44Decrypt(requireString(op.ciphertext, 'ciphertext'), key), key, computed);
+    }
+    case 'nip04_encrypt': {
+      const { key, computed } = conversationKey(op.convKey, op.sk, op.peer, getSharedX);
+      return withKey(nip04Encrypt(key, requireString(op.plaintext, 'plaintext')), key, computed);
+    }
+    case 'nip04_decrypt': {
+      const { key, computed } = conversationKey(op.convKey, op.sk, op.peer, getSharedX);
+      return withKey(nip04Decrypt(key, requireString(op.ciphertext, 'ciphertext')), key, computed);
+    }
+    default:
+      throw new OpError('unknown crypto op');
+  }
+}
+
+function signEvent(sk: Uint8Array, pubkey: string, unsigned: unknown) {
+  if (!isLowerHex(pubkey, 64)) throw new OpError('invalid signer pubkey');
+  const event = finalizeEvent(validateUnsignedEvent(unsigned), sk, pubkey);
+  // Spec: a signature is checked before it leaves. This catches a pubkey that does not belong to sk
+  // (a stale cache entry) and any fault in the signer itself.
+  if (!fastSchnorr.verify(hexToBytes(event.sig), hexToBytes(event.id), hexToBytes(event.pubkey))) {
+    throw new OpError('signature check failed');
+  }
+  return event;
+}
+
+function conversationKey(
+  cached: Uint8Array | undefined,
+  sk: Uint8Array,
+  peer: string,
+  derive: (sk: Uint8Array, peer: string) => Uint8Array,
+): { key: Uint8Array; computed: boolean } {
+  // A cached key was derived from this peer after a full curve check; the format check is kept so a
+  // malformed job is still refused clearly. Deriving a fresh key checks the point itself.
+  if (cached !== undefined) {
+    if (!isLowerHex(peer, 64)) throw new OpError('invalid peer pubkey');
+    if (!(cached instanceof Uint8Array) || cached.length !== 32) throw new OpError('invalid cached conversation key');
+    return { key: cached, computed: false };
+  }
+  if (!isValidPubkeyHex(peer)) throw new OpError('invalid peer pubkey');
+  return { key: derive(sk, peer), computed: true };
+}
+
+function withKey(value: string, key: Uint8Array, computed: boolean): CryptoResult {
+  return computed ? { ok: true, value, convKey: key } : { ok: true, value };
+}
+
+function requireString(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw new OpError(`${what} must be a string`);
+  return value;
+}

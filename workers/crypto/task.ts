@@ -1,0 +1,16 @@
+// The piscina task module: one call runs the ops of one job on a pool thread.
+import type { CryptoOp, CryptoResult } from './types.js';
+import { runCryptoOps } from './ops.js';
+
+export default function cryptoTask(ops: CryptoOp[]): CryptoResult[] {
+  try {
+    return runCryptoOps(ops);
+  } finally {
+    // The ops arrived here as structured-clone copies; wipe this thread's copies of the secrets so they
+    // do not linger in the worker's heap until the next GC. The caller's originals are untouched.
+    for (const op of ops) {
+      op.sk?.fill(0);
+      if ('convKey' in op) op.convKey?.fill(0);
+    }
+  }
+}

@@ -1,0 +1,196 @@
+// The workers role: joins the shard membership, runs a BullMQ Worker for each shard it owns, keeps the
+// decrypted-key cache, and evicts from it the moment a revocation or key change is announced.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Config } from '../shared/config.js';
+import { Admission } from '../shared/farm/admission.js';
+import type { Logger } from '../shared/logger.js';
+import { metrics } from '../shared/metrics.js';
+import { createBullConnection, createRedis } from '../shared/redis.js';
+import { ShardNames } from '../shared/shard.js';
+import type { ActivitySink } from './activity.js';
+import type { CryptoRunner } from './crypto/types.js';
+import { KeyCache } from './key-cache.js';
+import type { KeyLoader } from './key-loader.js';
+import { createNip46Processor, type Nip46Store } from './nip46-processor.js';
+import { createRpcProcessor } from './rpc-processor.js';
+import { ShardLeases } from './shard-leases.js';
+import { ShardWorker } from './shard-worker.js';
+
+export type WorkersConfig = Pick<
+  Config,
+  'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'CACHE_MAX_BYTES' | 'LEASE_TTL_MS' | 'JOB_LOCK_MS' | 'CRYPTO_THREADS'
+>;
+
+export interface StartWorkersOptions {
+  config: WorkersConfig;
+  logger: Logger;
+  keyLoader: KeyLoader;
+  crypto: CryptoRunner;
+  activity: ActivitySink;
+  /** The authorizations table for NIP-46 jobs; without it this process runs no NIP-46 jobs. */
+  nip46Store?: Nip46Store;
+  redisUrl: string;
+  /** Unique per process; default host:pid:random. */
+  memberId?: string;
+  /** Jobs in flight per owned shard; default max(4, 2 x CRYPTO_THREADS). */
+  jobConcurrency?: number;
+  /** How often owned shards' admission counts are rebuilt; default 30 s. */
+  reconcileIntervalMs?: number;
+  /** Stalled-job check period; default 1 s. */
+  stalledIntervalMs?: number;
+}
+
+export interface Workers {
+  readonly memberId: string;
+  readonly cache: KeyCache;
+  readonly leases: ShardLeases;
+  ownedShards(): number[];
+  /** Closes every shard Worker (running jobs finish), gives the leases back, leaves the membership. */
+  stop(): Promise<void>;
+}
+
+/** An eviction announcement: `{"type":"key","keyId":"..."}` or `{"type":"all"}` (others are not for this cache). */
+function evictionOf(message: string): { type: 'key'; keyId: string } | { type: 'all' } | undefined {
+  try {
+    const m = JSON.parse(message) as { type?: unknown; keyId?: unknown };
+    if (m.type === 'all') return { type: 'all' };
+    if (m.type === 'key' && typeof m.keyId === 'string') return { type: 'key', keyId: m.keyId };
+  } catch {
+    // not JSON: ignored
+  }
+  return undefined;
+}
+
+export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> {
+  const { config, logger } = opts;
+  const names = new ShardNames(config.KEY_PREFIX);
+  const memberId = opts.memberId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const log = logger.child({ member: memberId });
+
+  const commands = createRedis(opts.redisUrl);
+  const bull = createBullConnection(opts.redisUrl);
+  const subscriber = createRedis(opts.redisUrl, { enableAutoPipelining: false });
+  for (const [name, conn] of [['commands', commands], ['bull', bull], ['subscriber', subscriber]] as const) {
+    conn.on('error', (err: Error) => log.warn({ connection: name, err: err.message }, 'workers redis error'));
+  }
+
+  const cache = new KeyCache(config.CACHE_MAX_BYTES);
+  const admission = new Admission(commands, names, { limit: config.QUEUE_LIMIT });
+  const processor = createRpcProcessor({
+    cache,
+    keyLoader: opts.keyLoader,
+    crypto: opts.crypto,
+    activity: opts.activity,
+    publisher: commands,
+    names,
+    logger: log,
+  });
+
+  const nip46Processor = opts.nip46Store
+    ? createNip46Processor({
+        store: opts.nip46Store,
+        cache,
+        keyLoader: opts.keyLoader,
+        crypto: opts.crypto,
+        activity: opts.activity,
+        publisher: commands,
+        names,
+        logger: log,
+      })
+    : undefined;
+
+  subscriber.on('message', (_channel: string, message: string) => {
+    const e = evictionOf(message);
+    if (e?.type === 'key') cache.evictKey(e.keyId);
+    else if (e?.type === 'all') cache.clear();
+  });
+  await subscriber.subscribe(names.evictChannel());
+
+  const running = new Map<number, ShardWorker>();
+  const concurrency = opts.jobConcurrency ?? Math.max(4, 2 * config.CRYPTO_THREADS);
+  const reportOwned = () => metrics.shardsOwned.set(running.size);
+
+  const reconcile = async (shard: number) => {
+    try {
+      const depth = await admission.reconcile(shard);
+      metrics.queueDepth.set({ shard: String(shard) }, depth);
+    } catch (err) {
+      log.warn({ shard, err: (err as Error).message }, 'reconciling the admission count failed');
+    }
+  };
+
+  const leases = new ShardLeases({
+    redis: commands,
+    names,
+    shardCount: config.SHARD_COUNT,
+    memberId,
+    ttlMs: config.LEASE_TTL_MS,
+    logger: log,
+    onAcquire: async (shard) => {
+      await reconcile(shard);
+      running.set(
+        shard,
+        new ShardWorker({
+          shard,
+          names,
+          connection: bull,
+          publisher: commands,
+          admission,
+          processor,
+          nip46Processor,
+          logger: log,
+          concurrency,
+          lockDurationMs: config.JOB_LOCK_MS,
+          stalledIntervalMs: opts.stalledIntervalMs ?? 1000,
+          maxStalledCount: 3,
+        }),
+      );
+      reportOwned();
+    },
+    onRelease: async (shard) => {
+      const worker = running.get(shard);
+      running.delete(shard);
+      reportOwned();
+      metrics.queueDepth.remove({ shard: String(shard) });
+      await worker?.close();
+    },
+  });
+  await leases.start();
+
+  const depthTimer = setInterval(() => {
+    for (const shard of running.keys()) {
+      admission.depth(shard).then(
+        (n) => running.has(shard) && metrics.queueDepth.set({ shard: String(shard) }, n),
+        () => undefined,
+      );
+    }
+  }, 1000);
+  const reconcileTimer = setInterval(() => {
+    for (const shard of running.keys()) void reconcile(shard);
+  }, opts.reconcileIntervalMs ?? 30_000);
+  depthTimer.unref();
+  reconcileTimer.unref();
+
+  log.info({ owned: leases.owned(), members: leases.members().length }, 'workers started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    memberId,
+    cache,
+    leases,
+    ownedShards: () => leases.owned(),
+    stop: () =>
+      (stopping ??= (async () => {
+        clearInterval(depthTimer);
+        clearInterval(reconcileTimer);
+        await leases.stop({ release: true });
+        await Promise.allSettled([...running.values()].map((w) => w.close()));
+        running.clear();
+        reportOwned();
+        cache.clear();
+        await Promise.allSettled([subscriber.quit(), commands.quit(), bull.quit()]);
+        log.info('workers stopped');
+      })()),
+  };
+}

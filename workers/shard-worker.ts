@@ -1,0 +1,91 @@
+// The BullMQ Worker of one owned shard. Several jobs run at once so the crypto pool stays busy; a job's
+// items go back to the shard's admission count when it completes or finally fails. A job held by a killed
+// worker is re-run by the stalled check once its lock (JOB_LOCK_MS) runs out.
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Admission } from '../shared/farm/admission.js';
+import type { JobData, ReplyMessage } from '../shared/farm/jobs.js';
+import type { Logger } from '../shared/logger.js';
+import type { ShardNames } from '../shared/shard.js';
+import type { Nip46Processor } from './nip46-processor.js';
+import { failedReply, publishReply, type RpcProcessor } from './rpc-processor.js';
+
+export interface ShardWorkerOptions {
+  shard: number;
+  names: ShardNames;
+  /** Shared by the shard Workers of a process; needs maxRetriesPerRequest: null (createBullConnection). */
+  connection: Redis;
+  /** Command connection for replies and admission. */
+  publisher: Redis;
+  admission: Admission;
+  processor: RpcProcessor;
+  /** Runs 'nip46' jobs; without it they fail as an unknown type. */
+  nip46Processor?: Nip46Processor;
+  logger: Logger;
+  /** Jobs of this shard in flight at once. */
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
+}
+
+export class ShardWorker {
+  readonly shard: number;
+  private readonly worker: Worker<JobData, ReplyMessage>;
+  private readonly opts: ShardWorkerOptions;
+
+  constructor(opts: ShardWorkerOptions) {
+    this.opts = opts;
+    this.shard = opts.shard;
+    const { names, shard, logger } = opts;
+    this.worker = new Worker<JobData, ReplyMessage>(names.queue(shard), (job) => this.process(job), {
+      connection: opts.connection,
+      prefix: names.queuePrefix(shard),
+      concurrency: opts.concurrency,
+      lockDuration: opts.lockDurationMs,
+      stalledInterval: opts.stalledIntervalMs,
+      maxStalledCount: opts.maxStalledCount,
+      // Waits for new jobs in short blocks so a close is quick.
+      drainDelay: 1,
+      skipVersionCheck: true,
+    });
+    this.worker.on('completed', (job) => this.release(job));
+    this.worker.on('failed', (job, err) => void this.onFailed(job, err));
+    this.worker.on('stalled', (jobId) => logger.warn({ shard, jobId }, 'stalled job will run again'));
+    this.worker.on('error', (err) => logger.warn({ shard, err: err.message }, 'shard worker error'));
+  }
+
+  /** Stops taking jobs and waits for the running ones. */
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
+
+  private async process(job: Job<JobData, ReplyMessage>): Promise<ReplyMessage> {
+    if (job.data?.type === 'nip46' && this.opts.nip46Processor && Array.isArray(job.data.items)) {
+      return this.opts.nip46Processor(job.id!, job.data);
+    }
+    if (job.data?.type !== 'rpc' || !Array.isArray(job.data.items)) throw new UnrecoverableError('unknown job type');
+    return this.opts.processor(job.id!, job.data);
+  }
+
+  private release(job: Job<JobData, ReplyMessage>): void {
+    this.opts.admission.release(this.shard, job.id!).catch((err: Error) =>
+      this.opts.logger.warn({ shard: this.shard, jobId: job.id, err: err.message }, 'releasing admitted items failed; reconcile will'),
+    );
+  }
+
+  private async onFailed(job: Job<JobData, ReplyMessage> | undefined, err: Error): Promise<void> {
+    if (!job) return;
+    const final = Boolean(job.finishedOn);
+    this.opts.logger.error(
+      { shard: this.shard, jobId: job.id, attempt: job.attemptsMade, final, err: err.message, traceIds: job.data?.items?.map((i) => i.traceId) },
+      'rpc job failed',
+    );
+    if (!final) return;
+    this.release(job);
+    if (job.data && Array.isArray(job.data.items)) {
+      const reply = failedReply(job.id!, job.data, 503, 'worker failed');
+      await publishReply(this.opts.publisher, this.opts.names, job.data.replyTo, reply).catch(() => undefined);
+    }
+  }
+}
