@@ -1,0 +1,50 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { registry } from '../../shared/metrics.js';
+import type { ApiContext } from '../context.js';
+
+const Healthy = Type.Object({ status: Type.String(), version: Type.String() });
+const CHECK_TIMEOUT_MS = 1000;
+
+async function check(name: string, probe: () => Promise<unknown>): Promise<[string, string | null]> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([probe(), timeout]);
+    return [name, null];
+  } catch (err) {
+    return [name, (err as Error).message || 'failed'];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraReadiness?: () => Promise<[string, string | null][]> }> = async (
+  app,
+  { ctx, extraReadiness },
+) => {
+  const healthy = async () => ({ status: 'healthy', version: ctx.version });
+  app.get('/health', { schema: { response: { 200: Healthy } } }, healthy);
+  app.get('/healthz/startup', { schema: { response: { 200: Healthy } } }, healthy);
+
+  app.get('/healthz/ready', async (_request, reply) => {
+    const results = await Promise.all([
+      check('postgres', () => ctx.db.query('SELECT 1')),
+      check('redis', () => ctx.redis.ping()),
+    ]);
+    if (extraReadiness) results.push(...(await extraReadiness()));
+    const failing = Object.fromEntries(results.filter(([, e]) => e !== null));
+    const checks = Object.fromEntries(results.map(([n, e]) => [n, e === null ? 'ok' : e]));
+    if (Object.keys(failing).length > 0) {
+      return reply.status(503).header('retry-after', '5').send({ status: 'unavailable', error: `not ready: ${Object.keys(failing).join(', ')}`, checks });
+    }
+    return { status: 'ready', version: ctx.version, checks };
+  });
+
+  app.get('/api/metrics', async (_request, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+};

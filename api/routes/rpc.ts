@@ -1,0 +1,63 @@
+// POST /api/nostr: the HTTP RPC door. Authenticate, check the policy here (a denial costs no queue
+// trip), then hand the call to the user's shard and wait for its answer.
+import { randomUUID } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { RpcMethod } from '../../shared/farm/jobs.js';
+import { metrics } from '../../shared/metrics.js';
+import { shardOf } from '../../shared/shard.js';
+import type { ApiContext } from '../context.js';
+import { HttpError, forbidden, unauthorized } from '../errors.js';
+import { bearerToken } from '../plugins/session.js';
+import { policyAllows } from '../services/policy.js';
+import { RPC_METHODS, parseRpcCall } from '../services/rpc-params.js';
+import { hashToken } from '../services/tokens.js';
+import { ErrorBody } from '../schemas.js';
+
+const RpcBody = Type.Object({
+  method: Type.Union(RPC_METHODS.map((m) => Type.Literal(m))),
+  params: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 8 })),
+  id: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Number()])),
+});
+
+export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  app.post('/api/nostr', {
+    schema: { body: RpcBody, response: { 200: Type.Object({ result: Type.Unknown() }), '4xx': ErrorBody, '5xx': ErrorBody } },
+    onResponse: async (request, reply) => {
+      const method = (request.body as { method?: string } | undefined)?.method ?? 'invalid';
+      const label = RPC_METHODS.includes(method as RpcMethod) ? method : 'invalid';
+      metrics.httpRpcRequests.inc({ method: label, status: reply.statusCode });
+      metrics.rpcDuration.observe({ door: 'http', method: label }, reply.elapsedTime / 1000);
+    },
+  }, async (request) => {
+    const token = bearerToken(request);
+    if (!token || token.length > 512) {
+      metrics.httpRpcAuthErrors.inc();
+      throw unauthorized('a bearer access token is required');
+    }
+    const acting = await ctx.acting.get(hashToken(token));
+    if (!acting || (acting.tokenRevoked && !acting.revokedAt)) {
+      metrics.httpRpcAuthErrors.inc();
+      throw unauthorized('invalid or expired access token');
+    }
+    if (acting.revokedAt) throw forbidden('authorization revoked');
+    if (acting.expiresAt && acting.expiresAt.getTime() <= Date.now()) throw forbidden('authorization expired');
+
+    const call = parseRpcCall(request.body.method, request.body.params ?? []);
+    if (!policyAllows(acting.permissions, call)) throw forbidden('Operation denied by policy');
+    if (call.method === 'ping') return { result: 'pong' };
+    if (call.method === 'get_public_key') return { result: acting.userPubkey };
+
+    const answer = await ctx.rpc.call(shardOf(acting.userPubkey, ctx.config.SHARD_COUNT), {
+      id: randomUUID(),
+      traceId: request.id,
+      authorizationId: acting.id,
+      keyId: acting.userKeyId,
+      pubkey: acting.userPubkey,
+      call,
+    });
+    if (answer.ok) return { result: answer.result };
+    const headers: Record<string, string> = answer.status === 503 ? { 'retry-after': '1' } : {};
+    throw new HttpError(answer.status, answer.error, headers);
+  });
+};

@@ -1,0 +1,9 @@
+// Schemas shared by several routes. Every route validates its input with a schema at the edge.
+import { Type } from '@sinclair/typebox';
+
+export const ErrorBody = Type.Object({ error: Type.String() });
+export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$' });
+export const Password = Type.String({ minLength: 1, maxLength: 1024 });
+export const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+export const Uuid = Type.String({ format: 'uuid', pattern: '^[0-9a-fA-F-]{36}$' });
+export const RelayUrl = Type.String({ maxLength: 512, pattern: '^wss?://[^\\s]+$' });

@@ -1,0 +1,99 @@
+// An authorization lets one app act for one user under one policy. It has a bunker key pair of its own
+// (sealed like every secret) and a connect secret stored only as a hash.
+import { randomUUID } from 'node:crypto';
+import { inTransaction } from '../../database/pool.js';
+import { insertAuthorization, revokeAuthorization } from '../../database/queries/authorizations.js';
+import { findPolicy, type Policy } from '../../database/queries/policies.js';
+import { publishEviction, type Eviction } from '../../shared/evictions.js';
+import { announceBunker, type BunkerAnnouncement } from '../../shared/nip46/channels.js';
+import { generateSecretKey } from '../../shared/nostr/keys.js';
+import type { ApiContext } from '../context.js';
+import { badRequest, notFound } from '../errors.js';
+import { hashToken, newToken } from './tokens.js';
+
+export interface CreateAuthorization {
+  userId: string;
+  applicationName: string;
+  policySlug?: string;
+  relays?: string[];
+  expiresAt?: Date | null;
+  clientId?: string;
+  redirectOrigin?: string;
+  clientPubkey?: string;
+  /**
+   * nostrconnect://: builds the `connect` response while the new bunker key is in memory; relay-ingest
+   * publishes it once it listens for the bunker.
+   */
+  connectResponse?: (bunkerSecretKey: Uint8Array, bunkerPubkey: string) => BunkerAnnouncement['publish'];
+}
+
+export interface CreatedAuthorization {
+  authorizationId: string;
+  bunkerPubkey: string;
+  bunkerUrl: string;
+  policy: Policy;
+}
+
+export function bunkerUrl(bunkerPubkey: string, relays: string[], secret?: string): string {
+  const params = relays.map((r) => `relay=${encodeURIComponent(r)}`);
+  if (secret !== undefined) params.push(`secret=${encodeURIComponent(secret)}`);
+  return `bunker://${bunkerPubkey}${params.length ? `?${params.join('&')}` : ''}`;
+}
+
+export async function loadPolicy(ctx: ApiContext, slug: string): Promise<Policy> {
+  const policy = await findPolicy(ctx.db, slug);
+  if (!policy) throw badRequest(`unknown policy: ${slug}`);
+  return policy;
+}
+
+export async function createAuthorization(ctx: ApiContext, input: CreateAuthorization): Promise<CreatedAuthorization> {
+  const policy = await loadPolicy(ctx, input.policySlug ?? 'full');
+  if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badRequest('expires_at is in the past');
+  const relays = input.relays?.length ? input.relays : ctx.config.BUNKER_RELAYS;
+  const authorizationId = randomUUID();
+  const secret = newToken('bunker-secret');
+  const bunkerSecretKey = generateSecretKey();
+  try {
+    const bunkerPubkey = await inTransaction(ctx.db, async (tx) => {
+      const key = await ctx.keyStore.create(tx, 'bunker', authorizationId, bunkerSecretKey);
+      await insertAuthorization(tx, {
+        id: authorizationId,
+        userId: input.userId,
+        applicationName: input.applicationName,
+        policySlug: policy.slug,
+        bunkerPubkey: key.pubkey,
+        bunkerKeyId: key.keyId,
+        secretHash: hashToken(secret),
+        clientId: input.clientId,
+        redirectOrigin: input.redirectOrigin,
+        clientPubkey: input.clientPubkey,
+        relays,
+        expiresAt: input.expiresAt ?? null,
+      });
+      return key.pubkey;
+    });
+    const publish = input.connectResponse?.(bunkerSecretKey, bunkerPubkey);
+    // relay-ingest starts listening for the bunker now; its periodic reload covers a lost announcement.
+    await announceBunker(ctx.redis, ctx.config.KEY_PREFIX, { type: 'bunker_added', bunkerPubkey, publish }).catch((err: Error) =>
+      ctx.logger.warn({ err: err.message, authorizationId }, 'announcing a new bunker failed'),
+    );
+    return { authorizationId, bunkerPubkey, bunkerUrl: bunkerUrl(bunkerPubkey, relays, secret), policy };
+  } finally {
+    bunkerSecretKey.fill(0);
+  }
+}
+
+/** Revokes in Postgres, then broadcasts, so every instance refuses from the moment this returns. */
+export async function revoke(ctx: ApiContext, userId: string, by: { id: string } | { bunkerPubkey: string }): Promise<string> {
+  const revoked = await revokeAuthorization(ctx.db, userId, by);
+  if (!revoked) throw notFound('no such authorization');
+  await evictEverywhere(ctx, { type: 'authorization', authorizationId: revoked.id });
+  await evictEverywhere(ctx, { type: 'key', keyId: revoked.bunkerKeyId });
+  return revoked.id;
+}
+
+/** Evicts here at once, then tells every other api and worker process. */
+export async function evictEverywhere(ctx: ApiContext, e: Eviction): Promise<void> {
+  ctx.acting.evict(e);
+  await publishEviction(ctx.redis, ctx.names.evictChannel(), e);
+}

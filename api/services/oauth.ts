@@ -1,0 +1,173 @@
+// OAuth 2.0 authorization code + PKCE (S256) for apps. A code works once and for 10 minutes; the token
+// exchange creates the app's authorization; refresh tokens rotate, and a replayed one kills its family.
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { inTransaction } from '../../database/pool.js';
+import { consumeCode, findRefreshForUpdate, insertCode, insertTokens, markRotated, revokeFamily } from '../../database/queries/oauth.js';
+import type { Policy } from '../../database/queries/policies.js';
+import { findPolicy } from '../../database/queries/policies.js';
+import type { Queryable } from '../../database/pool.js';
+import type { ApiContext } from '../context.js';
+import { OAuthError } from '../errors.js';
+import { bunkerUrl, createAuthorization, evictEverywhere, loadPolicy } from './authorizations.js';
+import { hashToken, newToken } from './tokens.js';
+
+export const CODE_TTL_MS = 10 * 60 * 1000;
+export const ACCESS_TTL_S = 24 * 3600;
+export const REFRESH_TTL_S = 90 * 24 * 3600;
+
+const invalidRequest = (msg: string) => new OAuthError(400, 'invalid_request', msg);
+const invalidGrant = (msg: string) => new OAuthError(400, 'invalid_grant', msg);
+
+/** https anywhere, or http on localhost / 127.0.0.1 / [::1]; no fragment. */
+export function checkRedirectUri(uri: string): URL {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw invalidRequest('redirect_uri is not a valid URL');
+  }
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (!(url.protocol === 'https:' || (url.protocol === 'http:' && loopback))) {
+    throw invalidRequest('redirect_uri must be https, or http on localhost');
+  }
+  if (url.hash) throw invalidRequest('redirect_uri must not have a fragment');
+  return url;
+}
+
+/** `policy:<slug>` (the slug alone is accepted too); no scope means full. */
+export function policySlugOfScope(scope: string | undefined): string {
+  if (!scope) return 'full';
+  const match = /^(?:policy:)?([a-z0-9_-]{1,64})$/.exec(scope.trim());
+  if (!match) throw new OAuthError(400, 'invalid_scope', 'scope must be policy:<slug>');
+  return match[1]!;
+}
+
+export function pkceChallengeOf(verifier: string): string {
+  return createHash('sha256').update(verifier).digest('base64url');
+}
+
+export interface AuthorizeInput {
+  userId: string;
+  clientId: string;
+  redirectUri: string;
+  scope?: string;
+  codeChallenge?: string;
+  codeChallengeMethod?: string;
+}
+
+export async function issueCode(ctx: ApiContext, input: AuthorizeInput): Promise<string> {
+  checkRedirectUri(input.redirectUri);
+  const slug = policySlugOfScope(input.scope);
+  if (!(await findPolicy(ctx.db, slug))) throw new OAuthError(400, 'invalid_scope', `unknown policy: ${slug}`);
+  if (input.codeChallenge !== undefined) {
+    if ((input.codeChallengeMethod ?? 'S256') !== 'S256') throw invalidRequest('code_challenge_method must be S256');
+    if (!/^[A-Za-z0-9_-]{43}$/.test(input.codeChallenge)) throw invalidRequest('code_challenge must be a base64url SHA-256');
+  }
+  const code = newToken('code');
+  await insertCode(ctx.db, hashToken(code), {
+    userId: input.userId,
+    clientId: input.clientId,
+    redirectUri: input.redirectUri,
+    policySlug: slug,
+    codeChallenge: input.codeChallenge ?? null,
+    codeChallengeMethod: input.codeChallenge !== undefined ? 'S256' : null,
+    expiresAt: new Date(Date.now() + CODE_TTL_MS),
+  });
+  return code;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  refresh_token: string;
+  scope: string;
+  bunker_url: string;
+  policy: Policy;
+}
+
+async function issueTokens(db: Queryable, authorizationId: string, familyId: string) {
+  const access = newToken('access');
+  const refresh = newToken('refresh');
+  const now = Date.now();
+  await insertTokens(db, {
+    accessHash: hashToken(access),
+    refreshHash: hashToken(refresh),
+    authorizationId,
+    familyId,
+    accessExpiresAt: new Date(now + ACCESS_TTL_S * 1000),
+    refreshExpiresAt: new Date(now + REFRESH_TTL_S * 1000),
+  });
+  return { access, refresh };
+}
+
+export async function exchangeCode(
+  ctx: ApiContext,
+  input: { code: string; clientId: string; redirectUri: string; codeVerifier?: string },
+): Promise<TokenResponse> {
+  const code = await consumeCode(ctx.db, hashToken(input.code));
+  if (!code) throw invalidGrant('the code is unknown, used or expired');
+  if (code.clientId !== input.clientId || code.redirectUri !== input.redirectUri) {
+    throw invalidGrant('client_id or redirect_uri does not match the code');
+  }
+  if (code.codeChallenge !== null) {
+    if (!input.codeVerifier) throw invalidGrant('code_verifier is required');
+    const expected = Buffer.from(code.codeChallenge);
+    const actual = Buffer.from(pkceChallengeOf(input.codeVerifier));
+    if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw invalidGrant('code_verifier does not match');
+  }
+  const created = await createAuthorization(ctx, {
+    userId: code.userId,
+    applicationName: code.clientId,
+    policySlug: code.policySlug,
+    clientId: code.clientId,
+    redirectOrigin: new URL(code.redirectUri).origin,
+  });
+  const { access, refresh } = await issueTokens(ctx.db, created.authorizationId, randomUUID());
+  return {
+    access_token: access,
+    token_type: 'Bearer',
+    expires_in: ACCESS_TTL_S,
+    refresh_token: refresh,
+    scope: `policy:${created.policy.slug}`,
+    bunker_url: created.bunkerUrl,
+    policy: created.policy,
+  };
+}
+
+export async function refreshTokens(ctx: ApiContext, refreshToken: string): Promise<TokenResponse> {
+  const refreshHash = hashToken(refreshToken);
+  const outcome = await inTransaction(ctx.db, async (tx) => {
+    const found = await findRefreshForUpdate(tx, refreshHash);
+    if (!found) return { error: 'unknown refresh token' } as const;
+    if (found.rotated) {
+      await revokeFamily(tx, found.familyId);
+      return { error: 'refresh token reused; every token of this grant is revoked', authorizationId: found.authorizationId } as const;
+    }
+    if (found.revoked || found.authorizationRevoked) return { error: 'refresh token revoked' } as const;
+    if (found.expired) return { error: 'refresh token expired' } as const;
+    await markRotated(tx, found.accessHash);
+    const tokens = await issueTokens(tx, found.authorizationId, found.familyId);
+    const { rows } = await tx.query<{ policy_slug: string; bunker_pubkey: string; relays: string[] }>(
+      'SELECT policy_slug, bunker_pubkey, relays FROM authorizations WHERE id = $1', [found.authorizationId],
+    );
+    return { tokens, authorizationId: found.authorizationId, auth: rows[0]! } as const;
+  });
+  if ('error' in outcome) {
+    if (outcome.authorizationId) await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
+    throw invalidGrant(outcome.error!);
+  }
+  // The rotated access token must stop at once, in every api process.
+  await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
+  const policy = await loadPolicy(ctx, outcome.auth.policy_slug);
+  return {
+    access_token: outcome.tokens.access,
+    token_type: 'Bearer',
+    expires_in: ACCESS_TTL_S,
+    refresh_token: outcome.tokens.refresh,
+    scope: `policy:${policy.slug}`,
+    // The connect secret is shown once, at the first exchange; it is stored only as a hash.
+    bunker_url: bunkerUrl(outcome.auth.bunker_pubkey, outcome.auth.relays),
+    policy,
+  };
+}
