@@ -1,0 +1,48 @@
+// The HTTP face of a relay-ingest-only process (`keyfarm relay-ingest`): probes and metrics, nothing else.
+// In `all` the api serves these and runs relay-ingest's readiness check itself.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { registry } from '../shared/metrics.js';
+
+export interface HealthServerOptions {
+  host: string;
+  port: number;
+  version: string;
+  /** [check, null when ok / reason] */
+  ready(): Promise<[string, string | null][]>;
+}
+
+export async function startHealthServer(opts: HealthServerOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const send = (status: number, body: unknown, type = 'application/json') => {
+      res.writeHead(status, { 'content-type': type, ...(status === 503 ? { 'retry-after': '5' } : {}) });
+      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+    };
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') return send(404, { error: 'not found' });
+    if (path === '/health' || path === '/healthz/startup') return send(200, { status: 'healthy', version: opts.version });
+    if (path === '/healthz/ready') {
+      void opts.ready().then((results) => {
+        const checks = Object.fromEntries(results.map(([n, e]) => [n, e ?? 'ok']));
+        const failing = results.filter(([, e]) => e !== null).map(([n]) => n);
+        if (failing.length) send(503, { status: 'unavailable', error: `not ready: ${failing.join(', ')}`, checks });
+        else send(200, { status: 'ready', version: opts.version, checks });
+      });
+      return;
+    }
+    if (path === '/api/metrics') {
+      void registry.metrics().then((text) => send(200, text, registry.contentType));
+      return;
+    }
+    send(404, { error: `no route GET ${path}` });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const { address, port } = server.address() as AddressInfo;
+  return {
+    url: `http://${address.includes(':') ? `[${address}]` : address}:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,237 @@
+// From a relay's EVENT to a shard job and back to a published response:
+// - checks size, shape, the bunker it is for, the id and the signature (fast backend); drops are counted;
+// - claims the event id in Redis (SET NX with a TTL), so one request seen on several relays, or at
+//   several relay-ingest replicas, becomes exactly one job; copies seen here add their relay to the
+//   places the response goes;
+// - routes to the shard of the bunker's USER and batches what arrives in one event-loop turn into one
+//   job (jobId from the first request's event id), after admission: a full shard drops and counts;
+// - takes the worker's reply on this instance's reply channel (or, if that message is lost, the job's
+//   stored return value) and publishes each response event to the relays.
+import { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import type { BunkerRoute } from '../database/queries/nip46.js';
+import { Admission } from '../shared/farm/admission.js';
+import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage } from '../shared/farm/jobs.js';
+import { MicroBatcher } from '../shared/farm/micro-batcher.js';
+import type { Logger } from '../shared/logger.js';
+import { metrics } from '../shared/metrics.js';
+import { requestClaimKey } from '../shared/nip46/channels.js';
+import { NIP46_KIND, bunkerPubkeyOf } from '../shared/nip46/protocol.js';
+import { verifyEvent } from '../shared/nostr/event.js';
+import type { NostrEvent } from '../shared/nostr/types.js';
+import { shardOf, type ShardNames } from '../shared/shard.js';
+import { ingestMetrics } from './metrics.js';
+
+export interface RequestRouterOptions {
+  /** Command connection (claims, admission, queues). */
+  redis: Redis;
+  names: ShardNames;
+  keyPrefix: string;
+  shardCount: number;
+  queueLimit: number;
+  instanceId: string;
+  logger: Logger;
+  route(bunkerPubkey: string): BunkerRoute | undefined;
+  publish(event: NostrEvent, relays: Iterable<string>): Promise<number>;
+  /** Requests older than this are not answered (their client gave up); also bounds the claim TTL. */
+  maxRequestAgeSeconds: number;
+  /** How long to wait for a worker's reply before reading the stored result. */
+  replyTimeoutMs: number;
+}
+
+interface PendingRequest {
+  item: Nip46Item;
+  route: BunkerRoute;
+  /** Relays this process saw the request on. */
+  seenOn: Set<string>;
+  receivedAt: number;
+}
+
+interface InFlightJob {
+  shard: number;
+  requests: PendingRequest[];
+  timer: NodeJS.Timeout;
+}
+
+export class RequestRouter {
+  private readonly batcher: MicroBatcher<PendingRequest>;
+  private readonly queues = new Map<number, Queue>();
+  private readonly inFlight = new Map<string, InFlightJob>();
+  /** Event ids this process has taken (or seen taken), with the relays they came from. */
+  private readonly seen = new LRUCache<string, Set<string>>({ max: 100_000 });
+  private readonly admission: Admission;
+  private closed = false;
+  private traceSeq = 0;
+
+  constructor(private readonly opts: RequestRouterOptions) {
+    this.admission = new Admission(opts.redis, opts.names, { limit: opts.queueLimit });
+    this.batcher = new MicroBatcher((shard, reqs) => void this.send(shard, reqs));
+  }
+
+  /** Requests queued or waiting for their response. */
+  get waiting(): number {
+    let n = this.batcher.pending;
+    for (const j of this.inFlight.values()) n += j.requests.length;
+    return n;
+  }
+
+  onEvent(relay: string, raw: unknown): void {
+    if (this.closed) return;
+    const event = raw as NostrEvent;
+    if (typeof event !== 'object' || event === null || event.kind !== NIP46_KIND || typeof event.id !== 'string' || !Array.isArray(event.tags)) {
+      return this.drop('malformed');
+    }
+    const copies = this.seen.get(event.id);
+    if (copies) {
+      copies.add(relay);
+      return this.drop('duplicate');
+    }
+    const bunker = bunkerPubkeyOf(event);
+    const route = bunker ? this.opts.route(bunker) : undefined;
+    if (!bunker || !route) return this.drop('unknown_bunker');
+    if (!verifyEvent(event)) return this.drop('forged');
+    const age = Math.floor(Date.now() / 1000) - event.created_at;
+    if (age > this.opts.maxRequestAgeSeconds) return this.drop('stale');
+    const seenOn = new Set([relay]);
+    this.seen.set(event.id, seenOn);
+    metrics.nip46Requests.inc();
+    void this.claim(event, bunker, route, seenOn);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.batcher.flushAll();
+    for (const job of this.inFlight.values()) clearTimeout(job.timer);
+    this.inFlight.clear();
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+
+  private drop(reason: string): void {
+    ingestMetrics.eventsDropped.inc({ reason });
+  }
+
+  private async claim(event: NostrEvent, bunker: string, route: BunkerRoute, seenOn: Set<string>): Promise<void> {
+    // A claim outlives the oldest request still answered, so a relay re-sending an old request cannot
+    // make a second job.
+    const ttl = this.opts.maxRequestAgeSeconds + 300;
+    let won: boolean;
+    try {
+      won = (await this.opts.redis.set(requestClaimKey(this.opts.keyPrefix, event.id), this.opts.instanceId, 'EX', ttl, 'NX')) === 'OK';
+    } catch (err) {
+      this.opts.logger.warn({ eventId: event.id, err: (err as Error).message }, 'claiming a nip46 request failed');
+      this.seen.delete(event.id);
+      return this.drop('redis_unavailable');
+    }
+    if (!won) return this.drop('duplicate');
+    const traceId = `n46-${this.opts.instanceId}-${++this.traceSeq}`;
+    const item: Nip46Item = { id: event.id, traceId, bunkerPubkey: bunker, event };
+    this.batcher.add(shardOf(route.userPubkey, this.opts.shardCount), { item, route, seenOn, receivedAt: Date.now() });
+  }
+
+  private queue(shard: number): Queue {
+    let q = this.queues.get(shard);
+    if (!q) {
+      q = new Queue(this.opts.names.queue(shard), {
+        connection: this.opts.redis,
+        prefix: this.opts.names.queuePrefix(shard),
+        skipVersionCheck: true,
+      });
+      q.on('error', (err) => this.opts.logger.warn({ err: err.message, shard }, 'nip46 queue error'));
+      this.queues.set(shard, q);
+    }
+    return q;
+  }
+
+  private async send(shard: number, requests: PendingRequest[]): Promise<void> {
+    if (this.closed) return;
+    // Claims are exclusive, so no other job can carry this first request: the id is unique, and a job
+    // somehow made twice for it is one BullMQ job.
+    const jobId = `n46.${requests[0]!.item.id}`;
+    const unclaim = () =>
+      Promise.allSettled(requests.map((r) => this.opts.redis.del(requestClaimKey(this.opts.keyPrefix, r.item.id)))).then(() => {
+        for (const r of requests) this.seen.delete(r.item.id);
+      });
+    let admitted: boolean;
+    try {
+      admitted = await this.admission.admit(shard, jobId, requests.length);
+    } catch (err) {
+      this.opts.logger.warn({ shard, jobId, err: (err as Error).message }, 'nip46 admission failed');
+      await unclaim();
+      return this.drop('redis_unavailable');
+    }
+    if (!admitted) {
+      metrics.nip46QueueDropped.inc(requests.length);
+      this.opts.logger.warn({ shard, requests: requests.length }, 'shard full: nip46 requests dropped');
+      return;
+    }
+    const timer = setTimeout(() => void this.timeOut(jobId), this.opts.replyTimeoutMs);
+    const job: InFlightJob = { shard, requests, timer };
+    this.inFlight.set(jobId, job);
+    const data: Nip46JobData = { type: 'nip46', replyTo: this.opts.instanceId, items: requests.map((r) => r.item) };
+    const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + 60 };
+    try {
+      await this.queue(shard).add('nip46', data, { jobId, attempts: 3, removeOnComplete: keep, removeOnFail: keep });
+    } catch (err) {
+      this.opts.logger.warn({ shard, jobId, err: (err as Error).message }, 'adding a nip46 job failed');
+      clearTimeout(timer);
+      this.inFlight.delete(jobId);
+      await this.admission.release(shard, jobId).catch(() => undefined);
+      await unclaim();
+      this.drop('queue_unavailable');
+    }
+  }
+
+  /** A message on this instance's reply channel (names.replyChannel(instanceId)). */
+  onReply(message: string): void {
+    let reply: ReplyMessage;
+    try {
+      reply = JSON.parse(message) as ReplyMessage;
+    } catch {
+      return;
+    }
+    const job = this.inFlight.get(reply.jobId);
+    if (!job || !Array.isArray(reply.results)) return;
+    this.finish(reply.jobId, job, reply.results);
+  }
+
+  private async timeOut(jobId: string): Promise<void> {
+    const job = this.inFlight.get(jobId);
+    if (!job) return;
+    let stored: ItemResult[] = [];
+    try {
+      const j = await Job.fromId<Nip46JobData, ReplyMessage>(this.queue(job.shard), jobId);
+      if (j?.finishedOn && Array.isArray(j.returnvalue?.results)) stored = j.returnvalue.results;
+    } catch (err) {
+      this.opts.logger.warn({ jobId, err: (err as Error).message }, 'reading a nip46 job result failed');
+    }
+    if (this.inFlight.get(jobId) !== job) return;
+    this.finish(jobId, job, stored);
+  }
+
+  private finish(jobId: string, job: InFlightJob, results: ItemResult[]): void {
+    clearTimeout(job.timer);
+    this.inFlight.delete(jobId);
+    const byId = new Map(results.map((r) => [r.id, r]));
+    for (const req of job.requests) {
+      const r = byId.get(req.item.id);
+      if (!r) {
+        ingestMetrics.noResponse.inc({ reason: 'no_reply' });
+        this.opts.logger.warn({ traceId: req.item.traceId, jobId }, 'no nip46 response in time');
+        continue;
+      }
+      if (!r.ok) {
+        ingestMetrics.noResponse.inc({ reason: 'dropped' });
+        continue;
+      }
+      const event = r.result as NostrEvent;
+      const relays = new Set([...req.seenOn, ...req.route.relays]);
+      metrics.rpcDuration.observe({ door: 'nip46', method: 'request' }, (Date.now() - req.receivedAt) / 1000);
+      void this.opts.publish(event, relays).then((accepted) => {
+        if (accepted === 0) this.opts.logger.warn({ traceId: req.item.traceId, relays: [...relays] }, 'no relay accepted a nip46 response');
+      });
+    }
+  }
+}
