@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// keyfarm <command>: one CLI for every process. `all` runs the roles in one process (laptops and tests).
+import { migrate } from '../database/migrate.js';
+import { startRoles, type RoleSet } from './roles.js';
+import { VERSION, fatal, prepareRuntime, type Runtime } from './runtime.js';
+
+const USAGE = `usage: keyfarm <command>
+  api        the HTTP API (accounts, OAuth, /api/nostr, health, metrics)
+  relay-ingest  NIP-46 over relays: requests to shard jobs, responses back to the relays
+  workers    shard workers (signing and encryption)
+  all        api, relay-ingest and workers in one process, migrating first (npm start)
+  migrate    apply database migrations and exit`;
+
+const ROLES: Record<string, RoleSet> = {
+  api: { api: true },
+  'relay-ingest': { relayIngest: true },
+  workers: { workers: true },
+  all: { api: true, relayIngest: true, workers: true },
+};
+
+function stopOnSignals(rt: Runtime, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    rt.logger.info({ signal }, 'shutting down');
+    await stop();
+    await rt.db.end().catch(() => undefined);
+    await rt.stopServices();
+    rt.logger.info('stopped');
+    rt.logger.flush();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void onSignal('SIGTERM'));
+  process.once('SIGINT', () => void onSignal('SIGINT'));
+}
+
+async function main(command: string | undefined): Promise<void> {
+  if (!command || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command !== 'migrate' && !ROLES[command]) fatal(`unknown command "${command}"\n${USAGE}`);
+  const rt = await prepareRuntime(command);
+  if (command === 'migrate' || command === 'all') {
+    const applied = await migrate(rt.db, rt.logger).catch((err: Error) => fatal(err.message));
+    rt.logger.info({ applied }, 'database migrated');
+    if (command === 'migrate') {
+      await rt.db.end();
+      await rt.stopServices();
+      return;
+    }
+  }
+  let running: { stop(): Promise<void> } | undefined;
+  stopOnSignals(rt, async () => running?.stop());
+  running = await startRoles(rt, ROLES[command]!);
+  rt.logger.info({ role: command, version: VERSION }, 'keyfarm started');
+}
+
+main(process.argv[2]).catch((err: Error) => fatal(err.message));

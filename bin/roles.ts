@@ -1,0 +1,75 @@
+// Starts the roles of one process over a prepared runtime; the CLI and in-process tests share it.
+import { startApi, type RunningApi } from '../api/index.js';
+import { KeyStore } from '../shared/custody/key-store.js';
+import { ActivityWriter } from '../workers/activity-writer.js';
+import { CoalescingCryptoRunner } from '../workers/crypto/coalescing-runner.js';
+import { CryptoPool } from '../workers/crypto/pool.js';
+import { startWorkers } from '../workers/index.js';
+import { PostgresKeyLoader } from '../workers/postgres-key-loader.js';
+import { PostgresNip46Store } from '../workers/postgres-nip46-store.js';
+import { startRelayIngest, type RelayIngest, type RelayIngestTuning } from '../relay-ingest/index.js';
+import { startHealthServer } from '../relay-ingest/health-server.js';
+import { VERSION, openKeyManager, type Runtime } from './runtime.js';
+
+export interface RoleSet {
+  api?: boolean;
+  workers?: boolean;
+  /** true, or tuning for tests (faster reconnects...). */
+  relayIngest?: boolean | Partial<RelayIngestTuning>;
+}
+
+export interface RunningRoles {
+  api?: RunningApi;
+  relayIngest?: RelayIngest;
+  /** Stops the roles (api first, so no new work arrives), then the pools. */
+  stop(): Promise<void>;
+}
+
+export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRoles> {
+  const keyManager = await openKeyManager(rt);
+  const stops: (() => Promise<void>)[] = [];
+  if (roles.workers) {
+    const crypto = new CoalescingCryptoRunner(new CryptoPool({ threads: rt.config.CRYPTO_THREADS }));
+    const activity = new ActivityWriter(rt.db, rt.logger);
+    activity.start();
+    const workers = await startWorkers({
+      config: rt.config,
+      logger: rt.logger,
+      redisUrl: rt.redisUrl,
+      keyLoader: new PostgresKeyLoader(rt.db, new KeyStore(keyManager)),
+      crypto,
+      activity,
+      nip46Store: new PostgresNip46Store(rt.db),
+    });
+    stops.push(async () => {
+      await workers.stop();
+      await activity.close();
+      await crypto.close();
+    });
+  }
+  let relayIngest: RelayIngest | undefined;
+  if (roles.relayIngest) {
+    const tuning = typeof roles.relayIngest === 'object' ? roles.relayIngest : undefined;
+    const ingest = await startRelayIngest({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, tuning });
+    relayIngest = ingest;
+    stops.unshift(() => ingest.stop());
+    // Alone, relay-ingest serves its own probes and metrics; beside the api, the api serves them.
+    if (!roles.api) {
+      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.PORT, version: VERSION, ready: ingest.readiness });
+      stops.unshift(() => health.close());
+    }
+  }
+  let api: RunningApi | undefined;
+  if (roles.api) {
+    api = await startApi({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, keyManager, version: VERSION });
+    stops.unshift(() => api!.close());
+  }
+  return {
+    api,
+    relayIngest,
+    async stop() {
+      for (const s of stops) await s().catch((err: Error) => rt.logger.error({ err: err.message }, 'error while stopping'));
+      await keyManager.close();
+    },
+  };
+}

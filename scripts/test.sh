@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `npm test`: the whole suite against embedded PostgreSQL and Redis whose data lives under .data/test
+# (wiped first). Unit and integration tests run one file at a time; the secret scan runs last and checks
+# every log in test-artifacts/logs/ for every secret the tests recorded. The output ends with node's
+# test runner summary; the exit status is the runner's.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/ensure-deps.sh
+
+TEST_DATA=.data/test
+ARTIFACTS=test-artifacts
+SERVICES_LOG=$ARTIFACTS/logs/suite--embedded-services.log
+SECRET_SCAN=dist/test/zz-secret-scan.test.js
+
+# Servers left by an interrupted run still hold the old data dir: stop them before wiping it.
+node dist/bin/services.js wipe --data-dir "$TEST_DATA" >/dev/null 2>&1 || true
+rm -rf "$TEST_DATA" "$ARTIFACTS"
+mkdir -p "$ARTIFACTS/logs" "$ARTIFACTS/secrets"
+
+stop_services() { node dist/bin/services.js stop --data-dir "$TEST_DATA" >>"$SERVICES_LOG" 2>&1 || true; }
+trap stop_services EXIT
+services_env=$(node dist/bin/services.js start --data-dir "$TEST_DATA" --no-fsync 2>>"$SERVICES_LOG") || {
+  echo "test.sh: the embedded services did not start; see $SERVICES_LOG:" >&2
+  tail -n 5 "$SERVICES_LOG" >&2
+  exit 1
+}
+eval "$services_env"
+export DATABASE_URL REDIS_URL
+export KEYFARM_TEST_SUITE=1
+
+# Compiled tests whose TypeScript source still exists (dist/ may keep files of deleted tests).
+files=()
+while IFS= read -r f; do
+  rel=${f#dist/}
+  if [ -f "${rel%.js}.ts" ]; then files+=("$f"); fi
+done < <(find dist/test/unit dist/test/integration -name '*.test.js' 2>/dev/null | LC_ALL=C sort)
+files+=("$SECRET_SCAN")
+
+# node's runner sorts the files it is given; the scan must still be the last one it runs.
+last=$(printf '%s\n' "${files[@]}" | LC_ALL=C sort | tail -n 1)
+if [ "$last" != "$SECRET_SCAN" ]; then
+  echo "test.sh: $last sorts after $SECRET_SCAN; the secret scan would not run last" >&2
+  exit 1
+fi
+
+set +e
+node --test --test-concurrency=1 --test-timeout=300000 \
+  --test-reporter=tap --test-reporter-destination=stdout \
+  --test-reporter=spec --test-reporter-destination="$ARTIFACTS/test-report.txt" \
+  "${files[@]}"
+status=$?
+set -e
+exit "$status"
