@@ -1,0 +1,209 @@
+// The farm's request path on the real Redis: RpcClient -> shard queue -> startWorkers -> reply.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { verifyEvent, type Event } from 'nostr-tools/pure';
+import { Admission } from '../../shared/farm/admission.js';
+import type { ItemResult, RpcItem, RpcJobData } from '../../shared/farm/jobs.js';
+import { RpcClient, type RpcClientOptions } from '../../shared/farm/rpc-client.js';
+import { registry } from '../../shared/metrics.js';
+import { ShardNames, shardOf } from '../../shared/shard.js';
+import { CryptoPool } from '../../workers/crypto/pool.js';
+import { startWorkers, type Workers } from '../../workers/index.js';
+import type { ActivityEntry } from '../../workers/activity.js';
+import {
+  FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, pubkeyOf, quietLogger, signItem, uniquePrefix, waitFor, workersConfig,
+} from './farm-fixtures.js';
+
+const logger = quietLogger();
+const prefixes: string[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c().catch(() => undefined);
+  for (const p of prefixes) await deleteByPrefix(p);
+});
+
+function farmPrefix(): { prefix: string; names: ShardNames } {
+  const prefix = uniquePrefix();
+  prefixes.push(prefix);
+  return { prefix, names: new ShardNames(prefix) };
+}
+
+async function client(names: ShardNames, opts: Partial<RpcClientOptions> = {}, Cls = RpcClient): Promise<RpcClient> {
+  const c = new Cls({
+    redisUrl: REDIS_URL, names, shardCount: 4, queueLimit: 4096, timeoutMs: 10_000, instanceId: `api-${names.prefix}-${closers.length}`, logger, ...opts,
+  });
+  await c.start();
+  closers.push(() => c.close());
+  return c;
+}
+
+async function workers(prefix: string, opts: Partial<Parameters<typeof startWorkers>[0]> = {}, cfg = {}): Promise<Workers> {
+  const w = await startWorkers({
+    config: workersConfig(prefix, cfg), logger, keyLoader: new FakeKeyLoader(), crypto: new FakeCrypto(), activity: noActivity, redisUrl: REDIS_URL, ...opts,
+  });
+  closers.push(() => w.stop());
+  return w;
+}
+
+async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return Number(v?.value ?? 0);
+}
+
+const statusOf = (r: ItemResult) => (r.ok ? 200 : r.status);
+
+test('round trip through the real crypto pool: sign, encrypt and decrypt, ping', async () => {
+  const { prefix, names } = farmPrefix();
+  const pool = new CryptoPool({ threads: 1 });
+  closers.push(() => pool.close());
+  const activity: ActivityEntry[] = [];
+  const loader = new FakeKeyLoader();
+  await workers(prefix, { crypto: pool, keyLoader: loader, activity: { record: (e) => activity.push(e) } });
+  const rpc = await client(names);
+  const user = 'key-1';
+  const shard = shardOf(pubkeyOf(user), 4);
+  const base = (call: RpcItem['call']): RpcItem => ({ ...signItem(user), id: `rt-${Math.random()}`, call });
+
+  const [signed, ping, encrypted] = await Promise.all([
+    rpc.call(shard, signItem(user, 'round trip')),
+    rpc.call(shard, base({ method: 'ping' })),
+    rpc.call(shard, base({ method: 'nip44_encrypt', peer: pubkeyOf('key-2'), plaintext: 'secret note' })),
+  ]);
+  assert.ok(signed.ok, JSON.stringify(signed));
+  const event = signed.result as Event;
+  assert.equal(event.pubkey, pubkeyOf(user));
+  assert.equal(event.content, 'round trip');
+  assert.ok(verifyEvent(event), 'a valid Schnorr signature by the user key');
+  assert.deepEqual(ping, { id: ping.id, ok: true, result: 'pong' });
+  assert.ok(encrypted.ok && typeof encrypted.result === 'string');
+
+  const decrypted = await rpc.call(shard, base({ method: 'nip44_decrypt', peer: pubkeyOf('key-2'), ciphertext: encrypted.result as string }));
+  assert.deepEqual(decrypted.ok && decrypted.result, 'secret note');
+  assert.equal(loader.loads, 1, 'the key was decrypted once and then served warm');
+  assert.deepEqual(activity.map((a) => a.method).sort(), ['nip44_decrypt', 'nip44_encrypt', 'ping', 'sign_event']);
+  assert.equal(activity.find((a) => a.method === 'sign_event')?.eventId, event.id);
+
+  const admission = new Admission(new Redis(REDIS_URL), names, { limit: 4096 });
+  await waitFor('the items to be released', async () => (await admission.depth(shard)) === 0);
+  await (admission as unknown as { redis: Redis }).redis.quit();
+});
+
+test('calls of one turn go as one job; with no worker they answer 504 at the timeout', async () => {
+  const { names } = farmPrefix();
+  const rpc = await client(names, { timeoutMs: 400 });
+  const timeoutsBefore = await metric('keyfarm_rpc_timeouts_total');
+  const started = Date.now();
+  const calls = Array.from({ length: 20 }, () => rpc.call(2, signItem()));
+  await nextTurn();
+  await nextTurn();
+  const queue = new Queue(names.queue(2), { connection: { url: REDIS_URL }, prefix: names.queuePrefix(2) });
+  closers.push(() => queue.close());
+  await waitFor('the job', async () => (await queue.getJobCountByTypes('waiting')) === 1);
+  const [job] = await queue.getJobs(['waiting']);
+  assert.equal((job!.data as RpcJobData).items.length, 20, 'one job carries the 20 calls');
+
+  const results = await Promise.all(calls);
+  const took = Date.now() - started;
+  assert.deepEqual(new Set(results.map((r) => (r.ok ? 'ok' : `${r.status} ${r.error}`))), new Set(['504 no answer in time']));
+  assert.ok(took >= 400 && took < 2000, `answered after ${took} ms`);
+  assert.equal(await metric('keyfarm_rpc_timeouts_total'), timeoutsBefore + 20);
+});
+
+async function fillPastLimit(limit: number) {
+  const { prefix, names } = farmPrefix();
+  const rpc = await client(names, { queueLimit: limit, timeoutMs: 30_000 });
+  const items = new Redis(REDIS_URL);
+  closers.push(() => items.quit());
+  const depth = async () => Number((await items.get(names.items(1))) ?? 0);
+  const rejectedBefore = await metric('keyfarm_backpressure_rejected_total', { door: 'http' });
+
+  // Turns of `batch` calls, each turn one job, until the shard is full: no worker is running.
+  const batch = Math.min(256, Math.max(2, Math.floor(limit / 3)));
+  const accepted: Promise<ItemResult>[] = [];
+  let admittedItems = 0;
+  while (admittedItems + batch <= limit) {
+    for (let i = 0; i < batch; i++) accepted.push(rpc.call(1, signItem()));
+    admittedItems += batch;
+    await waitFor('admission', async () => (await depth()) === admittedItems);
+  }
+  assert.ok((await depth()) <= limit);
+
+  // The next batch would pass the limit: all of it is refused at once, none is half-accepted.
+  const t0 = Date.now();
+  const refused = await Promise.all(Array.from({ length: batch }, () => rpc.call(1, signItem())));
+  assert.ok(Date.now() - t0 < 200, `503 came at once (${Date.now() - t0} ms)`);
+  assert.deepEqual(new Set(refused.map((r) => (r.ok ? 'ok' : `${r.status} ${r.error}`))), new Set(['503 shard overloaded']));
+  assert.equal(await metric('keyfarm_backpressure_rejected_total', { door: 'http' }), rejectedBefore + batch);
+
+  // What still fits is admitted, to exactly the limit and never past it.
+  const room = limit - admittedItems;
+  for (let i = 0; i < room; i++) accepted.push(rpc.call(1, signItem()));
+  if (room > 0) await waitFor('the last admission', async () => (await depth()) === limit);
+  const one = await rpc.call(1, signItem());
+  assert.equal(statusOf(one), 503);
+  assert.equal(await depth(), limit, 'the count is exactly the limit');
+  const queue = new Queue(names.queue(1), { connection: { url: REDIS_URL }, prefix: names.queuePrefix(1) });
+  closers.push(() => queue.close());
+  const waiting = await queue.getJobs(['waiting']);
+  assert.equal(waiting.reduce((n, j) => n + (j.data as RpcJobData).items.length, 0), limit, 'the queue holds exactly the limit');
+
+  // A worker drains the shard: every admitted call is answered and the count returns to zero.
+  await workers(prefix, {}, { QUEUE_LIMIT: limit });
+  const results = await Promise.all(accepted);
+  assert.equal(results.length, limit);
+  assert.ok(results.every((r) => r.ok), 'every admitted call was answered');
+  await waitFor('the count to drain', async () => (await depth()) === 0);
+}
+
+test('a full shard refuses with 503 at once; the item count never passes a small limit', () => fillPastLimit(10));
+
+test('the 4096-item limit holds and every admitted item is answered', () => fillPastLimit(4096));
+
+class LossyClient extends RpcClient {
+  dropped = 0;
+  protected override handleReply(): void {
+    this.dropped++;
+  }
+}
+
+test('a lost reply is recovered from the stored job result before the timeout answers', async () => {
+  const { prefix, names } = farmPrefix();
+  await workers(prefix);
+  const rpc = (await client(names, { timeoutMs: 600 }, LossyClient)) as LossyClient;
+  const started = Date.now();
+  const results = await Promise.all([rpc.call(0, signItem('key-3', 'a')), rpc.call(0, signItem('key-3', 'b'))]);
+  assert.ok(rpc.dropped >= 1, 'the pub/sub reply was dropped');
+  assert.ok(Date.now() - started >= 600, 'answered at the timeout, by the fallback read');
+  assert.deepEqual(results.map((r) => r.ok && (r.result as Event).content), ['a', 'b']);
+});
+
+test('reconcile rebuilds the count: orphaned admissions and unreleased finished jobs drop out', async () => {
+  const { names } = farmPrefix();
+  const redis = new Redis(REDIS_URL);
+  closers.push(() => redis.quit());
+  const admission = new Admission(redis, names, { limit: 100, orphanMs: 300 });
+  // An api died between admit and add.
+  assert.equal(await admission.admit(3, 'ghost.1', 7), true);
+  // A real job finished but its worker died before releasing.
+  const queue = new Queue(names.queue(3), { connection: { url: REDIS_URL }, prefix: names.queuePrefix(3) });
+  closers.push(() => queue.close());
+  assert.equal(await admission.admit(3, 'done.1', 5), true);
+  await queue.add('rpc', { type: 'rpc', replyTo: 'x', items: [] }, { jobId: 'done.1' });
+  await redis.hset(`${names.queuePrefix(3)}:${names.queue(3)}:done.1`, 'finishedOn', Date.now());
+  // A job still waiting keeps its items.
+  assert.equal(await admission.admit(3, 'live.1', 4), true);
+  await queue.add('rpc', { type: 'rpc', replyTo: 'x', items: [] }, { jobId: 'live.1' });
+  assert.equal(await admission.depth(3), 16);
+
+  assert.equal(await admission.reconcile(3), 11, 'the young orphan still counts: its add may be on the way');
+  await new Promise((r) => setTimeout(r, 350));
+  assert.equal(await admission.reconcile(3), 4);
+  assert.equal(await admission.depth(3), 4);
+  assert.equal(await admission.release(3, 'live.1'), 0);
+  assert.equal(await admission.release(3, 'live.1'), -1, 'a second release gives nothing back');
+  assert.equal(await admission.depth(3), 0);
+});

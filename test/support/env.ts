@@ -1,0 +1,97 @@
+// What a test file needs to run against the suite's PostgreSQL and Redis without meeting other test
+// files there: its own database, its own Redis key prefix, its own data dir. Migrations are the
+// caller's: `await migrate(pool)` from database/migrate.ts on a pool over `db.url`.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import pg from 'pg';
+import { recordSecret } from './logs.js';
+import { TEST_DATA_DIR } from './paths.js';
+
+export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** The suite's PostgreSQL server (scripts/test.sh exports the embedded one's URL). */
+export function databaseUrl(): string {
+  return process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
+}
+
+export function redisUrl(): string {
+  return process.env.REDIS_URL || DEFAULT_REDIS_URL;
+}
+
+function randomId(bytes = 6): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** Drops the database, closing whatever connections are still open on it. */
+  drop(): Promise<void>;
+}
+
+async function asAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: databaseUrl(), connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh, empty database `kf_t_<random>` on the server in DATABASE_URL. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `kf_t_${randomId()}`;
+  await asAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(databaseUrl());
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    drop: () => asAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+  };
+}
+
+/** A Redis KEY_PREFIX no other test file uses. */
+export function testKeyPrefix(): string {
+  return `kft_${randomId(4)}`;
+}
+
+/** A fresh directory .data/test/<random>/ for one Keyfarm process (or a group sharing a master key). */
+export function testDataDir(): string {
+  const dir = path.join(TEST_DATA_DIR, randomId());
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** A TCP port free on 127.0.0.1 right now, for a Keyfarm process's PORT. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/**
+ * Environment for a Keyfarm process under test: the suite's servers, a fresh KEY_PREFIX and DATA_DIR,
+ * debug logs, a recorded random ADMIN_PASSWORD. Pass `{ DATABASE_URL: db.url, PORT: ... }` as overrides.
+ */
+export function baseTestEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl(),
+    REDIS_URL: redisUrl(),
+    KEY_PREFIX: testKeyPrefix(),
+    DATA_DIR: testDataDir(),
+    LOG_LEVEL: 'debug',
+    HOST: '127.0.0.1',
+    ADMIN_PASSWORD: recordSecret(`admin-${randomId(12)}`),
+    ...overrides,
+  };
+}

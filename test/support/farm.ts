@@ -1,0 +1,39 @@
+// An in-process Keyfarm (api and/or workers) over a fresh database and Redis prefix, for integration tests.
+import { migrate } from '../../database/migrate.js';
+import { startRoles, type RoleSet } from '../../bin/roles.js';
+import { prepareRuntime, type Runtime } from '../../bin/runtime.js';
+import { parseConfig, type Config } from '../../shared/config.js';
+import { baseTestEnv, createTestDatabase } from './env.js';
+import { testLogger } from './logs.js';
+
+export interface TestFarm {
+  url: string;
+  config: Config;
+  rt: Runtime;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startTestFarm(
+  name: string,
+  overrides: Record<string, string> = {},
+  roles: RoleSet = { api: true, workers: true },
+): Promise<TestFarm> {
+  const database = await createTestDatabase();
+  const env: Record<string, string> = { ...baseTestEnv(), DATABASE_URL: database.url, PORT: '0', ...overrides };
+  const config = parseConfig(env);
+  const rt = await prepareRuntime('all', config, testLogger(name));
+  await migrate(rt.db, rt.logger);
+  const running = await startRoles(rt, roles);
+  return {
+    url: running.api?.url ?? '',
+    config,
+    rt,
+    env,
+    async stop() {
+      await running.stop();
+      await rt.db.end();
+      await database.drop().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadEnv, parseConfig } from '../../shared/config.js';
+import { KEYFARM_CLI } from '../support/paths.js';
+
+describe('settings', () => {
+  it('fills the documented defaults', () => {
+    const cfg = parseConfig({});
+    assert.equal(cfg.PORT, 3000);
+    assert.equal(cfg.HOST, '127.0.0.1');
+    assert.equal(cfg.SHARD_COUNT, 16);
+    assert.equal(cfg.QUEUE_LIMIT, 4096);
+    assert.deepEqual(cfg.BUNKER_RELAYS, []);
+    assert.equal(cfg.MASTER_KEY_PATH, path.join('.data', 'master.key'));
+    assert.equal(cfg.PUBLIC_URL, 'http://127.0.0.1:3000');
+    assert.equal(cfg.DATABASE_URL, undefined);
+  });
+
+  it('converts and lists values', () => {
+    const cfg = parseConfig({ PORT: '8080', SHARD_COUNT: '32', BUNKER_RELAYS: 'wss://a.example, ws://127.0.0.1:7777', PUBLIC_URL: 'https://kf.example/' });
+    assert.equal(cfg.PORT, 8080);
+    assert.equal(cfg.SHARD_COUNT, 32);
+    assert.deepEqual(cfg.BUNKER_RELAYS, ['wss://a.example', 'ws://127.0.0.1:7777']);
+    assert.equal(cfg.PUBLIC_URL, 'https://kf.example');
+  });
+
+  const bad: [Record<string, string>, string][] = [
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ SHARD_COUNT: '0' }, 'SHARD_COUNT'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    [{ REDIS_URL: 'http://x' }, 'REDIS_URL'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ BUNKER_RELAYS: 'https://not-a-relay' }, 'BUNKER_RELAYS'],
+    [{ GCP_KMS_KEY: 'my-key' }, 'GCP_KMS_KEY'],
+    [{ ADMIN_PASSWORD: 'short' }, 'ADMIN_PASSWORD'],
+    [{ ALLOWED_ORIGINS: 'example.com' }, 'ALLOWED_ORIGINS'],
+  ];
+  for (const [env, setting] of bad) {
+    it(`refuses a bad ${setting}, naming it`, () => {
+      assert.throws(() => parseConfig(env), (err: unknown) => err instanceof ConfigError && err.setting === setting && err.message.includes(setting));
+    });
+  }
+
+  it('reads .env under the environment (the environment wins)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kf-env-'));
+    const file = path.join(dir, '.env');
+    writeFileSync(file, 'PORT=4000\nSHARD_COUNT=8\n');
+    const merged = loadEnv({ PORT: '5000' }, file);
+    assert.equal(merged.PORT, '5000');
+    assert.equal(merged.SHARD_COUNT, '8');
+  });
+
+  it('stops the start with one line naming the setting', () => {
+    const res = spawnSync(process.execPath, [KEYFARM_CLI, 'api'], {
+      env: { PATH: process.env.PATH, SHARD_COUNT: 'many' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(res.status, 1);
+    const lines = res.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, res.stderr);
+    assert.match(lines[0]!, /SHARD_COUNT/);
+    assert.equal(res.stdout, '');
+  });
+
+  it('refuses an unknown command with usage', () => {
+    const res = spawnSync(process.execPath, [KEYFARM_CLI, 'fly'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(res.status, 1);
+    assert.match(res.stderr, /unknown command "fly"/);
+  });
+});

@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { v2 as toolsNip44 } from 'nostr-tools/nip44';
+import * as toolsNip04 from 'nostr-tools/nip04';
+import { verifyEvent as toolsVerifyEvent } from 'nostr-tools/pure';
+import { runCryptoOps } from '../../workers/crypto/ops.js';
+import type { CryptoOp, CryptoResult } from '../../workers/crypto/types.js';
+import type { NostrEvent } from '../../shared/nostr/types.js';
+import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
+import { bytesToHex } from '../../shared/nostr/hex.js';
+import { getConversationKey } from '../../shared/nostr/nip44.js';
+import { getSharedX } from '../../shared/nostr/nip04.js';
+
+const user = generateSecretKey();
+const userPub = getPublicKeyHex(user);
+const peer = generateSecretKey();
+const peerPub = getPublicKeyHex(peer);
+const EVENT = { kind: 1, content: 'signed in a batch', tags: [['t', 'keyfarm']], created_at: 1700000000 };
+
+function okValue(result: CryptoResult | undefined): { value: NostrEvent | string; convKey?: Uint8Array } {
+  assert.ok(result?.ok, `expected success, got ${JSON.stringify(result)}`);
+  return result as { ok: true; value: NostrEvent | string; convKey?: Uint8Array };
+}
+
+function errorOf(result: CryptoResult | undefined): string {
+  assert.ok(result && !result.ok, `expected failure, got ${JSON.stringify(result)}`);
+  return (result as { ok: false; error: string }).error;
+}
+
+test('a mixed batch: every op gets its own result and a failing op does not fail the others', () => {
+  const toPeer44 = toolsNip44.encrypt('from peer (44)', toolsNip44.utils.getConversationKey(peer, userPub));
+  const toPeer04 = toolsNip04.encrypt(peer, userPub, 'from peer (04)');
+  const ops: CryptoOp[] = [
+    { op: 'sign_event', sk: user, pubkey: userPub, event: EVENT },
+    { op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: 'not a payload' },
+    { op: 'nip44_encrypt', sk: user, peer: peerPub, plaintext: 'to peer (44)' },
+    { op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: toPeer44 },
+    { op: 'nip04_encrypt', sk: user, peer: peerPub, plaintext: 'to peer (04)' },
+    { op: 'nip04_decrypt', sk: user, peer: peerPub, ciphertext: toPeer04 },
+    { op: 'nip44_encrypt', sk: user, peer: 'f'.repeat(64), plaintext: 'x' },
+  ];
+  const results = runCryptoOps(ops);
+  assert.equal(results.length, ops.length);
+
+  const signed = okValue(results[0]).value as NostrEvent;
+  assert.equal(signed.pubkey, userPub);
+  assert.deepEqual({ kind: signed.kind, content: signed.content, tags: signed.tags, created_at: signed.created_at }, EVENT);
+  assert.ok(toolsVerifyEvent({ ...signed }));
+
+  assert.match(errorOf(results[1]), /invalid payload length|invalid base64/);
+
+  const enc44 = okValue(results[2]);
+  assert.equal(toolsNip44.decrypt(enc44.value as string, toolsNip44.utils.getConversationKey(peer, userPub)), 'to peer (44)');
+  assert.equal(bytesToHex(enc44.convKey as Uint8Array), bytesToHex(getConversationKey(user, peerPub)), 'computed key is returned for the cache');
+
+  assert.equal(okValue(results[3]).value, 'from peer (44)');
+
+  const enc04 = okValue(results[4]);
+  assert.equal(toolsNip04.decrypt(peer, userPub, enc04.value as string), 'to peer (04)');
+  assert.equal(bytesToHex(enc04.convKey as Uint8Array), bytesToHex(getSharedX(user, peerPub)));
+
+  assert.equal(okValue(results[5]).value, 'from peer (04)');
+  assert.equal(errorOf(results[6]), 'invalid peer pubkey');
+});
+
+test('a cached conversation key is used as given and not returned again', () => {
+  const convKey = getConversationKey(user, peerPub);
+  const sharedX = getSharedX(user, peerPub);
+  const [enc44, enc04] = runCryptoOps([
+    { op: 'nip44_encrypt', sk: user, peer: peerPub, plaintext: 'cached', convKey },
+    { op: 'nip04_encrypt', sk: user, peer: peerPub, plaintext: 'cached', convKey: sharedX },
+  ]);
+  assert.equal(okValue(enc44).convKey, undefined);
+  assert.equal(okValue(enc04).convKey, undefined);
+  assert.equal(toolsNip44.decrypt(okValue(enc44).value as string, convKey), 'cached');
+  // A wrong cached key is the caller's bug, but the MAC still refuses to decrypt with it.
+  const payload = okValue(enc44).value as string;
+  const [bad] = runCryptoOps([{ op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: payload, convKey: sharedX }]);
+  assert.equal(errorOf(bad), 'invalid MAC');
+});
+
+test('sign_event refuses a pubkey that is not the key\'s, an invalid event, and unknown ops, without leaking keys', () => {
+  const skHex = bytesToHex(user);
+  const results = runCryptoOps([
+    { op: 'sign_event', sk: user, pubkey: peerPub, event: EVENT },
+    { op: 'sign_event', sk: user, pubkey: 'nope', event: EVENT },
+    { op: 'sign_event', sk: user, pubkey: userPub, event: { ...EVENT, kind: -1 } },
+    { op: 'sign_event', sk: new Uint8Array(32), pubkey: userPub, event: EVENT },
+    { op: 'nip44_encrypt', sk: user, peer: peerPub, plaintext: '' },
+    { op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: 42 as unknown as string },
+    { op: 'nip44_encrypt', sk: user, peer: peerPub, plaintext: 'x', convKey: new Uint8Array(5) },
+    { op: 'rotate_keys', sk: user } as unknown as CryptoOp,
+  ]);
+  assert.equal(errorOf(results[0]), 'signature check failed');
+  assert.equal(errorOf(results[1]), 'invalid signer pubkey');
+  assert.match(errorOf(results[2]), /^event\.kind/);
+  assert.match(errorOf(results[3]), /out of range|crypto operation failed/);
+  assert.match(errorOf(results[4]), /invalid plaintext length/);
+  assert.equal(errorOf(results[5]), 'ciphertext must be a string');
+  assert.equal(errorOf(results[6]), 'invalid cached conversation key');
+  assert.equal(errorOf(results[7]), 'unknown crypto op');
+  for (const result of results) assert.ok(!JSON.stringify(result).includes(skHex));
+});
+
+test('an empty batch gives an empty result', () => {
+  assert.deepEqual(runCryptoOps([]), []);
+});

@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { fastSchnorr, referenceSchnorr, type SchnorrBackend } from '../../shared/nostr/schnorr.js';
+import { bytesToHex, hexToBytes } from '../../shared/nostr/hex.js';
+import { generateSecretKey } from '../../shared/nostr/keys.js';
+import { bip340Vectors } from './crypto-vectors/load.js';
+
+const BACKENDS: SchnorrBackend[] = [fastSchnorr, referenceSchnorr];
+const rows = bip340Vectors();
+
+for (const backend of BACKENDS) {
+  test(`BIP-340 vectors sign exactly with the given aux (${backend.name})`, () => {
+    const signing = rows.filter((row) => row.secretKey !== '');
+    assert.equal(signing.length, 4);
+    for (const row of signing) {
+      const sk = hexToBytes(row.secretKey);
+      assert.equal(bytesToHex(backend.getPublicKey(sk)), row.publicKey.toLowerCase(), `row ${row.index} pubkey`);
+      const sig = backend.sign(hexToBytes(row.message), sk, hexToBytes(row.auxRand));
+      assert.equal(bytesToHex(sig), row.signature.toLowerCase(), `row ${row.index} signature`);
+    }
+  });
+
+  test(`BIP-340 vectors verify as expected, failures included (${backend.name})`, () => {
+    assert.equal(rows.length, 15);
+    for (const row of rows) {
+      const ok = backend.verify(hexToBytes(row.signature), hexToBytes(row.message), hexToBytes(row.publicKey));
+      assert.equal(ok, row.valid, `row ${row.index} ${row.comment}`);
+    }
+  });
+
+  test(`verify returns false, never throws, on malformed input (${backend.name})`, () => {
+    const sk = generateSecretKey();
+    const msg = randomBytes(32);
+    const sig = backend.sign(msg, sk);
+    const pub = backend.getPublicKey(sk);
+    assert.equal(backend.verify(sig.subarray(0, 63), msg, pub), false);
+    assert.equal(backend.verify(sig, msg.subarray(0, 31), pub), false);
+    assert.equal(backend.verify(sig, msg, new Uint8Array(32).fill(0xff)), false);
+    assert.equal(backend.verify(sig, msg, new Uint8Array(33)), false);
+  });
+
+  test(`sign rejects an out-of-range secret key without echoing it (${backend.name})`, () => {
+    const msg = randomBytes(32);
+    const order = hexToBytes('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141');
+    for (const sk of [new Uint8Array(32), order, new Uint8Array(31).fill(1)]) {
+      assert.throws(() => backend.sign(msg, sk), (err: Error) => !err.message.includes(bytesToHex(sk)));
+      assert.throws(() => backend.getPublicKey(sk));
+    }
+  });
+}
+
+test('random aux by default: two signatures of one message differ and both verify', () => {
+  const sk = generateSecretKey();
+  const msg = randomBytes(32);
+  const pub = fastSchnorr.getPublicKey(sk);
+  const a = fastSchnorr.sign(msg, sk);
+  const b = fastSchnorr.sign(msg, sk);
+  assert.notEqual(bytesToHex(a), bytesToHex(b));
+  assert.ok(fastSchnorr.verify(a, msg, pub));
+  assert.ok(fastSchnorr.verify(b, msg, pub));
+});
+
+test('fast and reference backends agree on random keys (sign with one, verify with the other)', () => {
+  for (let i = 0; i < 16; i++) {
+    const sk = generateSecretKey();
+    const msg = randomBytes(32);
+    const aux = randomBytes(32);
+    const pub = fastSchnorr.getPublicKey(sk);
+    assert.equal(bytesToHex(referenceSchnorr.getPublicKey(sk)), bytesToHex(pub));
+    const fastSig = fastSchnorr.sign(msg, sk, aux);
+    const refSig = referenceSchnorr.sign(msg, sk, aux);
+    assert.equal(bytesToHex(fastSig), bytesToHex(refSig), 'same aux gives the same signature');
+    assert.ok(referenceSchnorr.verify(fastSchnorr.sign(msg, sk), msg, pub));
+    assert.ok(fastSchnorr.verify(referenceSchnorr.sign(msg, sk), msg, pub));
+    const tampered = Uint8Array.from(fastSig);
+    tampered[5] = (tampered[5] as number) ^ 1;
+    assert.equal(fastSchnorr.verify(tampered, msg, pub), false);
+    assert.equal(referenceSchnorr.verify(tampered, msg, pub), false);
+  }
+});

@@ -1,0 +1,129 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { KeyManagerUnavailableError, type KeyManager } from '../../shared/custody/key-manager.js';
+import { LocalKeyManager } from '../../shared/custody/local-key-manager.js';
+import { SecretDecryptionError, openSecret, ownerAad, rewrapSecret, sealSecret } from '../../shared/custody/envelope.js';
+
+/** Passes calls through to `inner` and keeps what sealSecret handed to wrap(), to look at afterwards. */
+function recording(inner: KeyManager) {
+  const passed: Uint8Array[] = [];
+  const copies: Buffer[] = [];
+  const km: KeyManager = {
+    kind: inner.kind,
+    kekId: inner.kekId,
+    wrap: async (dek) => {
+      passed.push(dek);
+      copies.push(Buffer.from(dek));
+      return inner.wrap(dek);
+    },
+    unwrap: (wrapped, kekId) => inner.unwrap(wrapped, kekId),
+    close: () => inner.close(),
+  };
+  return { km, passed, copies };
+}
+
+describe('envelope', () => {
+  let dir: string;
+  let local: LocalKeyManager;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'kf-custody-envelope-'));
+    local = await LocalKeyManager.open(path.join(dir, 'a.key'));
+  });
+  after(async () => {
+    await local.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('builds versioned owner AADs', () => {
+    assert.equal(ownerAad('user', '42'), 'keyfarm:v1:user:42');
+    assert.equal(ownerAad('bunker', 'ab12'), 'keyfarm:v1:bunker:ab12');
+    assert.throws(() => ownerAad('user', ''));
+  });
+
+  it('uses a fresh DEK, nonce and ciphertext for every seal, and zeroes the DEK afterwards', async () => {
+    const { km, passed, copies } = recording(local);
+    const secret = randomBytes(32);
+    const aad = ownerAad('user', '7');
+    const a = await sealSecret(km, secret, aad);
+    const b = await sealSecret(km, secret, aad);
+    assert.equal(copies.length, 2);
+    assert.equal(copies[0]!.length, 32);
+    assert.notDeepEqual(copies[0], copies[1]);
+    assert.notDeepEqual(a.nonce, b.nonce);
+    assert.notDeepEqual(a.ciphertext, b.ciphertext);
+    assert.notDeepEqual(a.wrappedDek, b.wrappedDek);
+    for (const dek of passed) assert.ok(dek.every((byte) => byte === 0), 'DEK buffer was not zeroed');
+    assert.deepEqual(Buffer.from(await openSecret(km, a, aad)), secret);
+    assert.deepEqual(Buffer.from(await openSecret(km, b, aad)), secret);
+  });
+
+  it('binds the row to its owner: a row copied onto another user does not open', async () => {
+    const secret = randomBytes(32);
+    const sealed = await sealSecret(local, secret, ownerAad('user', 'alice'));
+    await assert.rejects(openSecret(local, sealed, ownerAad('user', 'mallory')), SecretDecryptionError);
+    await assert.rejects(openSecret(local, sealed, ownerAad('bunker', 'alice')), (err: Error) => {
+      assert.ok(err instanceof SecretDecryptionError);
+      assert.equal(err.reason, 'decrypt');
+      assert.equal(err.message.includes(secret.toString('hex')), false);
+      return true;
+    });
+  });
+
+  it('reports a truncated ciphertext or short nonce as a decryption error', async () => {
+    const aad = ownerAad('user', 'x');
+    const sealed = await sealSecret(local, randomBytes(32), aad);
+    await assert.rejects(openSecret(local, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 10) }, aad), SecretDecryptionError);
+    await assert.rejects(openSecret(local, { ...sealed, nonce: sealed.nonce.subarray(0, 8) }, aad), SecretDecryptionError);
+  });
+
+  it('reports a row under an unknown KEK as an unwrap failure', async () => {
+    const aad = ownerAad('user', 'x');
+    const sealed = await sealSecret(local, randomBytes(32), aad);
+    await assert.rejects(openSecret(local, { ...sealed, kekId: 'local:ffffffffffffffff' }, aad), (err: Error) => {
+      assert.ok(err instanceof SecretDecryptionError);
+      assert.equal(err.reason, 'unwrap');
+      return true;
+    });
+  });
+
+  it('lets a KeyManager outage through as KeyManagerUnavailableError (the caller answers 503)', async () => {
+    const aad = ownerAad('user', 'x');
+    const sealed = await sealSecret(local, randomBytes(32), aad);
+    const down: KeyManager = {
+      kind: 'gcp',
+      kekId: local.kekId,
+      wrap: async () => { throw new KeyManagerUnavailableError('down'); },
+      unwrap: async () => { throw new KeyManagerUnavailableError('down'); },
+      close: async () => {},
+    };
+    await assert.rejects(openSecret(down, sealed, aad), KeyManagerUnavailableError);
+    await assert.rejects(sealSecret(down, randomBytes(32), aad), KeyManagerUnavailableError);
+  });
+
+  it('re-wraps a row from an old KEK to the current one without touching the ciphertext', async () => {
+    const next = await LocalKeyManager.open(path.join(dir, 'b.key'));
+    // During a rotation the KeyManager unwraps under the old KEK and wraps under the new one.
+    const rotating: KeyManager = {
+      kind: 'local',
+      kekId: next.kekId,
+      wrap: (dek) => next.wrap(dek),
+      unwrap: (wrapped, kekId) => (kekId === local.kekId ? local.unwrap(wrapped, kekId) : next.unwrap(wrapped, kekId)),
+      close: () => next.close(),
+    };
+    const secret = randomBytes(32);
+    const aad = ownerAad('bunker', 'b1');
+    const old = await sealSecret(local, secret, aad);
+    const moved = await rewrapSecret(rotating, old);
+    assert.equal(old.kekId, local.kekId);
+    assert.equal(moved.kekId, next.kekId);
+    assert.deepEqual(moved.ciphertext, old.ciphertext);
+    assert.deepEqual(moved.nonce, old.nonce);
+    assert.deepEqual(Buffer.from(await openSecret(next, moved, aad)), secret);
+    await assert.rejects(openSecret(local, moved, aad), SecretDecryptionError);
+    await next.close();
+  });
+});
