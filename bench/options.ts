@@ -1,0 +1,102 @@
+// Command-line options of `npm run bench -- [--runs N] ...`, with the defaults the brief asks for.
+export interface BenchOptions {
+  /** Load runs per scenario; medians are reported over these. */
+  runs: number;
+  users: number;
+  connections: number;
+  durationS: number;
+  warmupS: number;
+  /** wrk threads: one keeps the load generator's share of the two cores small. */
+  wrkThreads: number;
+  /** Users in the cold-key sample, measured one after another. */
+  coldUsers: number;
+  /** Signed responses checked with verifyEvent after each scenario's runs. */
+  verifySample: number;
+  rawSchnorrMs: number;
+  /** Parallel registrations while seeding (argon2id runs on libuv's pool). */
+  seedConcurrency: number;
+  scenarios: ScenarioName[];
+  /** CRYPTO_THREADS of each workers process in the split scenario. */
+  splitCryptoThreads: number;
+  splitWorkers: number;
+  /** Longest wait, before each timed phase, for other processes to leave the cores alone (0: no wait). */
+  quietWaitS: number;
+}
+
+export type ScenarioName = 'all-in-one' | 'split';
+
+const DEFAULTS: BenchOptions = {
+  runs: 3,
+  users: 1000,
+  connections: 64,
+  durationS: 20,
+  warmupS: 5,
+  wrkThreads: 1,
+  coldUsers: 50,
+  verifySample: 50,
+  rawSchnorrMs: 5000,
+  seedConcurrency: 4,
+  scenarios: ['all-in-one', 'split'],
+  splitCryptoThreads: 1,
+  splitWorkers: 2,
+  quietWaitS: 90,
+};
+
+const NUMERIC: Record<string, keyof BenchOptions> = {
+  '--runs': 'runs',
+  '--users': 'users',
+  '--connections': 'connections',
+  '--duration': 'durationS',
+  '--warmup': 'warmupS',
+  '--wrk-threads': 'wrkThreads',
+  '--cold-users': 'coldUsers',
+  '--verify-sample': 'verifySample',
+  '--raw-ms': 'rawSchnorrMs',
+  '--seed-concurrency': 'seedConcurrency',
+  '--split-crypto-threads': 'splitCryptoThreads',
+  '--split-workers': 'splitWorkers',
+  '--quiet-wait': 'quietWaitS',
+};
+
+export const USAGE = `usage: npm run bench -- [options]
+  --runs N                 load runs per scenario, medians reported (default ${DEFAULTS.runs})
+  --users N                users with an access token (default ${DEFAULTS.users})
+  --connections N          concurrent connections (default ${DEFAULTS.connections})
+  --duration S             seconds per load run (default ${DEFAULTS.durationS})
+  --warmup S               seconds of warm-up load (default ${DEFAULTS.warmupS})
+  --scenario NAME          all-in-one or split; repeatable (default both)
+  --wrk-threads N          wrk threads (default ${DEFAULTS.wrkThreads})
+  --cold-users N           users in the cold-key sample (default ${DEFAULTS.coldUsers})
+  --verify-sample N        responses verified per scenario (default ${DEFAULTS.verifySample})
+  --raw-ms MS              raw Schnorr measurement length (default ${DEFAULTS.rawSchnorrMs})
+  --seed-concurrency N     parallel registrations while seeding (default ${DEFAULTS.seedConcurrency})
+  --split-workers N        workers processes in the split scenario (default ${DEFAULTS.splitWorkers})
+  --split-crypto-threads N CRYPTO_THREADS per split workers process (default ${DEFAULTS.splitCryptoThreads})
+  --quiet-wait S           before each timed phase, wait up to S s for other processes to go idle (default ${DEFAULTS.quietWaitS}; 0 = no wait)`;
+
+export class UsageError extends Error {}
+
+export function parseOptions(argv: readonly string[]): BenchOptions {
+  const opts: BenchOptions = { ...DEFAULTS };
+  const scenarios: ScenarioName[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = argv[i + 1];
+    if (flag === '--scenario') {
+      if (value !== 'all-in-one' && value !== 'split') throw new UsageError(`--scenario must be all-in-one or split`);
+      scenarios.push(value);
+      i++;
+      continue;
+    }
+    const key = NUMERIC[flag];
+    if (key === undefined) throw new UsageError(`unknown option ${flag}`);
+    const n = Number(value);
+    const min = key === 'quietWaitS' ? 0 : 1;
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} needs an integer of at least ${min}`);
+    (opts as unknown as Record<string, number>)[key] = n;
+    i++;
+  }
+  if (scenarios.length > 0) opts.scenarios = scenarios;
+  if (opts.coldUsers > opts.users) throw new UsageError('--cold-users cannot exceed --users');
+  return opts;
+}

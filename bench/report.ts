@@ -1,0 +1,100 @@
+// The bench's answer: a table on stdout, and the whole record as JSON in bench/results/.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { RawSchnorrRate } from './raw-schnorr.js';
+import type { MachineInfo } from './machine-info.js';
+import type { QuietWait } from './quiet.js';
+import type { ScenarioResult } from './scenario.js';
+import type { SecretCheck } from './secret-check.js';
+import { round } from './stats.js';
+
+/** The bar for this machine, all-in-one. */
+export const BAR = { rps: 1000, p99Ms: 100 };
+
+export interface BenchReport {
+  startedAt: string;
+  finishedAt: string;
+  machine: MachineInfo;
+  settings: Record<string, unknown>;
+  setup: { users: number; seedSeconds: number };
+  /** otherCoresDuringRaw: CPU of other people's processes during the measurement, in cores. */
+  rawSchnorr: RawSchnorrRate & { durationMs: number; otherCoresDuringRaw: number; quietWait?: QuietWait };
+  scenarios: (ScenarioResult & { ratioToRawSchnorr: number })[];
+  bar: typeof BAR & { allInOneMet?: boolean };
+  secretCheck: SecretCheck;
+}
+
+export function withRatios(scenarios: ScenarioResult[], raw: RawSchnorrRate): BenchReport['scenarios'] {
+  return scenarios.map((s) => ({ ...s, ratioToRawSchnorr: round(s.median.rps / raw.totalOpsPerSec, 3) }));
+}
+
+export function printReport(r: BenchReport, out: (line: string) => void = console.log): void {
+  out('');
+  out(`Keyfarm sign_event bench: ${r.machine.cpuModel}, ${r.machine.cores} cores, node ${r.machine.node}`);
+  out(`${r.settings.users} users, ${r.settings.connections} connections, ${r.settings.durationS} s per run, medians of ${r.settings.runs} runs`);
+  out(`raw Schnorr, ${r.rawSchnorr.threads} threads: ${r.rawSchnorr.totalOpsPerSec} signatures/s (other processes meanwhile: ${r.rawSchnorr.otherCoresDuringRaw} cores)`);
+  const rows: Record<string, Record<string, string | number>> = {};
+  for (const s of r.scenarios) {
+    for (const run of s.runs) {
+      rows[`${s.name} run ${run.run}`] = {
+        'req/s': run.rps,
+        'p50 ms': run.latencyMs.p50,
+        'p95 ms': run.latencyMs.p95,
+        'p99 ms': run.latencyMs.p99,
+        'non-2xx': run.non2xx,
+        errors: run.errors.connect + run.errors.read + run.errors.write + run.errors.timeout,
+        'farm CPU ms/req': run.cpu.farmMsPerRequest,
+        'others, cores': run.cpu.cores.other ?? '',
+      };
+    }
+    rows[`${s.name} MEDIAN`] = {
+      'req/s': s.median.rps,
+      'p50 ms': s.median.p50Ms,
+      'p95 ms': s.median.p95Ms,
+      'p99 ms': s.median.p99Ms,
+      'non-2xx': s.median.non2xx,
+      errors: s.median.errors,
+      'farm CPU ms/req': s.median.farmMsPerRequest,
+      'others, cores': s.median.cpuCores.other ?? '',
+      'of raw': `${round(s.ratioToRawSchnorr * 100)}%`,
+    };
+  }
+  console.table(rows);
+  out('CPU cores busy during the load runs (median; machineBusy = whole machine, other = not ours):');
+  console.table(Object.fromEntries(r.scenarios.map((s) => [s.name, s.median.cpuCores])));
+  out('Of which the main thread (event loop) of each Keyfarm process, cores (median):');
+  console.table(Object.fromEntries(r.scenarios.map((s) => [s.name, s.median.mainThreadCores])));
+  out('Cold keys (first sign_event of a user not in the worker cache, sequential) vs warm:');
+  console.table(
+    Object.fromEntries(
+      r.scenarios.map((s) => [
+        s.name,
+        { users: s.coldKeys.users, 'cold p50 ms': s.coldKeys.coldMs.p50, 'cold p95 ms': s.coldKeys.coldMs.p95, 'warm p50 ms': s.coldKeys.warmMs.p50, 'warm p95 ms': s.coldKeys.warmMs.p95 },
+      ]),
+    ),
+  );
+  for (const s of r.scenarios) {
+    if (s.cacheFootprint) {
+      const f = s.cacheFootprint;
+      out(`Cache (${s.name}): ${f.keys} keys, ${f.bytes} bytes, ${f.bytesPerKey} bytes per cached key (${f.source})` +
+        (f.coldLoadMeanMs !== undefined ? `; mean cold key load in the worker ${f.coldLoadMeanMs} ms over ${f.coldLoads}` : ''));
+    }
+    out(`Farm's view (${s.name}): ${JSON.stringify({ ...s.farmView, source: undefined })}`);
+    out(`Signatures verified (${s.name}): ${s.verify.valid}/${s.verify.checked}` +
+      (Object.keys(s.verify.problems).length ? ` problems ${JSON.stringify(s.verify.problems)}` : ''));
+  }
+  out(`Secrets in farm logs: ${r.secretCheck.leaks.length} leaks (${r.secretCheck.secrets} secrets over ${r.secretCheck.logFiles} log files)`);
+  if (r.bar.allInOneMet !== undefined) {
+    out(`Bar (all-in-one >= ${BAR.rps} req/s with p99 <= ${BAR.p99Ms} ms): ${r.bar.allInOneMet ? 'MET' : 'MISSED'}`);
+  }
+}
+
+/** Writes bench/results/<timestamp>.json and latest.json; returns the timestamped path. */
+export function writeReport(r: BenchReport, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const json = `${JSON.stringify(r, null, 2)}\n`;
+  const file = path.join(dir, `${r.startedAt.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, json);
+  writeFileSync(path.join(dir, 'latest.json'), json);
+  return file;
+}

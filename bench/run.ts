@@ -1,0 +1,182 @@
+// `npm run bench`: sign_event throughput and latency of Keyfarm on this machine, all-in-one and split,
+// against the raw Schnorr rate of its cores. See the Benchmarks section of README.md.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { parseConfig } from '../shared/config.js';
+import { busiestOthers, processTable } from './cpu-time.js';
+import { waitForQuiet } from './quiet.js';
+import { startBenchServices, type BenchServices } from './bench-services.js';
+import { PROJECT_ROOT, startFarmProcess, type FarmProcess } from './farm-process.js';
+import { machineInfo } from './machine-info.js';
+import { USAGE, UsageError, parseOptions, type BenchOptions } from './options.js';
+import { measureRawSchnorrRate } from './raw-schnorr.js';
+import { BAR, printReport, withRatios, writeReport, type BenchReport } from './report.js';
+import { runScenario, scenarioProcesses, type ScenarioResult } from './scenario.js';
+import { forgetRecordedSecrets, scanLogsForSecrets } from './secret-check.js';
+import { seedUsers, writeTokenFile, type BenchUser } from './seed-users.js';
+import { round } from './stats.js';
+import { writeSignEventScript } from './wrk-load.js';
+
+const DATA_DIR = path.join(PROJECT_ROOT, '.data', 'bench');
+const LOG_DIR = path.join(DATA_DIR, 'logs');
+const TOKEN_FILE = path.join(DATA_DIR, 'tokens.txt');
+const WRK_SCRIPT = path.join(DATA_DIR, 'sign-event.lua');
+const RESULTS_DIR = path.join(PROJECT_ROOT, 'bench', 'results');
+
+const log = (message: string) => console.log(`[bench] ${message}`);
+
+const live = new Set<FarmProcess>();
+let services: BenchServices | undefined;
+
+async function cleanUp(): Promise<void> {
+  for (const p of live) await p.stop().catch(() => undefined);
+  live.clear();
+  await services?.stop().catch(() => undefined);
+  services = undefined;
+  rmSync(TOKEN_FILE, { force: true });
+  forgetRecordedSecrets();
+}
+
+function sharedEnv(s: BenchServices): Record<string, string> {
+  return {
+    DATABASE_URL: s.databaseUrl,
+    REDIS_URL: s.redisUrl,
+    KEY_PREFIX: 'bench',
+    DATA_DIR,
+    MASTER_KEY_PATH: path.join(DATA_DIR, 'master.key'),
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+  };
+}
+
+async function setUpUsers(env: Record<string, string>, opts: BenchOptions): Promise<BenchUser[]> {
+  const migrate = await startFarmProcess({ name: 'setup-migrate', role: 'migrate', env, logDir: LOG_DIR });
+  await migrate.stop();
+  const api = await startFarmProcess({ name: 'setup-api', role: 'api', env, logDir: LOG_DIR });
+  live.add(api);
+  try {
+    return await seedUsers(api.url!, opts.users, opts.seedConcurrency, (done) => log(`  ${done}/${opts.users} users`));
+  } finally {
+    await api.stop();
+    live.delete(api);
+  }
+}
+
+async function main(): Promise<void> {
+  let opts: BenchOptions;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`${err.message}\n${USAGE}`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+  if (!existsSync(path.join(PROJECT_ROOT, 'dist', 'bin', 'keyfarm.js'))) throw new Error('dist/bin/keyfarm.js is missing: build first (npm run build)');
+  const startedAt = new Date().toISOString();
+  const machine = machineInfo();
+  log(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, load average ${machine.loadAverageAtStart.join(' ')}`);
+
+  log(`starting embedded PostgreSQL and Redis under ${path.relative(PROJECT_ROOT, DATA_DIR)} (wiped)`);
+  services = await startBenchServices(DATA_DIR);
+  mkdirSync(LOG_DIR, { recursive: true });
+  const env = sharedEnv(services);
+  const config = parseConfig(env);
+
+  log(`creating ${opts.users} users (register + OAuth authorization + access token), ${opts.seedConcurrency} at a time`);
+  const seedStart = performance.now();
+  const users = await setUpUsers(env, opts);
+  const seedSeconds = round((performance.now() - seedStart) / 1000);
+  log(`  done in ${seedSeconds} s`);
+  writeTokenFile(TOKEN_FILE, users);
+  writeSignEventScript(WRK_SCRIPT, TOKEN_FILE);
+
+  log(`raw Schnorr rate, ${machine.cores} threads, ${opts.rawSchnorrMs} ms`);
+  const quietWait = opts.quietWaitS > 0 ? await waitForQuiet(new Set([process.pid]), opts.quietWaitS) : undefined;
+  const tableBefore = processTable();
+  const rawStart = performance.now();
+  const raw = await measureRawSchnorrRate({ threads: machine.cores, durationMs: opts.rawSchnorrMs });
+  const rawWallS = (performance.now() - rawStart) / 1000;
+  // Other people's processes competing with the measurement for the cores.
+  const competing = busiestOthers(tableBefore, processTable(), new Set([process.pid]), 1000);
+  const otherCoresDuringRaw = round(competing.reduce((t, o) => t + o.seconds, 0) / rawWallS, 2);
+  log(`  ${raw.totalOpsPerSec} signatures/s (${raw.perThreadOpsPerSec.join(' + ')}); other processes used ${otherCoresDuringRaw} cores meanwhile`);
+
+  const results: ScenarioResult[] = [];
+  for (const name of opts.scenarios) {
+    results.push(
+      await runScenario(name, {
+        opts,
+        env,
+        logDir: LOG_DIR,
+        users,
+        wrkScript: WRK_SCRIPT,
+        services,
+        leaseTtlMs: config.LEASE_TTL_MS,
+        log,
+        live,
+      }),
+    );
+  }
+
+  const secretCheck = scanLogsForSecrets(LOG_DIR);
+  const allInOne = results.find((s) => s.name === 'all-in-one');
+  const report: BenchReport = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
+    settings: {
+      runs: opts.runs,
+      users: opts.users,
+      connections: opts.connections,
+      durationS: opts.durationS,
+      warmupS: opts.warmupS,
+      wrkThreads: opts.wrkThreads,
+      quietWaitS: opts.quietWaitS,
+      coldUsers: opts.coldUsers,
+      verifySample: opts.verifySample,
+      load: 'wrk, one process, Lua script rotating the bearer token over all users; one sign_event (kind 1) per request',
+      farm: {
+        SHARD_COUNT: config.SHARD_COUNT,
+        CRYPTO_THREADS: config.CRYPTO_THREADS,
+        QUEUE_LIMIT: config.QUEUE_LIMIT,
+        RPC_TIMEOUT_MS: config.RPC_TIMEOUT_MS,
+        CACHE_MAX_BYTES: config.CACHE_MAX_BYTES,
+        DB_POOL_SIZE: config.DB_POOL_SIZE,
+        LOG_LEVEL: config.LOG_LEVEL,
+        keyManager: 'local (master key file)',
+        servers: 'embedded PostgreSQL and Redis, shared by every process',
+      },
+      scenarios: Object.fromEntries(opts.scenarios.map((n) => [n, scenarioProcesses(n, opts)])),
+    },
+    setup: { users: users.length, seedSeconds },
+    rawSchnorr: { ...raw, durationMs: opts.rawSchnorrMs, otherCoresDuringRaw, ...(quietWait ? { quietWait } : {}) },
+    scenarios: withRatios(results, raw),
+    bar: {
+      ...BAR,
+      ...(allInOne ? { allInOneMet: allInOne.median.rps >= BAR.rps && allInOne.median.p99Ms <= BAR.p99Ms } : {}),
+    },
+    secretCheck,
+  };
+  printReport(report);
+  const file = writeReport(report, RESULTS_DIR);
+  log(`results: ${path.relative(PROJECT_ROOT, file)} and bench/results/latest.json; farm logs in ${path.relative(PROJECT_ROOT, LOG_DIR)}`);
+  if (secretCheck.leaks.length > 0) {
+    console.error(`secrets found in farm logs:\n${secretCheck.leaks.join('\n')}`);
+    process.exitCode = 1;
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanUp());

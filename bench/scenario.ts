@@ -1,0 +1,320 @@
+// One deployment shape under load: start its processes over the shared servers, sample cold-key latency,
+// warm up, run the timed load N times with the CPU time of every process around each run, verify a
+// sample of signatures, stop.
+import path from 'node:path';
+import {
+  busiestOthers,
+  machineCpuSeconds,
+  mainThreadCpuSeconds,
+  processCpuSeconds,
+  processTable,
+  processTreeCpuSeconds,
+  selfCpuSeconds,
+  type ProcessTable,
+} from './cpu-time.js';
+import type { BenchServices } from './bench-services.js';
+import { cacheFootprint, farmBreakdown, fetchMetrics, type CacheFootprint, type FarmBreakdown } from './farm-metrics.js';
+import { startFarmProcess, type FarmProcess, type Role } from './farm-process.js';
+import type { BenchOptions, ScenarioName } from './options.js';
+import type { BenchUser } from './seed-users.js';
+import { measureColdKeys, verifySample, type ColdKeyLatency, type SampleCheck } from './sign-probe.js';
+import { median, round } from './stats.js';
+import { runWrk, type WrkResult } from './wrk-load.js';
+import { waitForQuiet, type QuietWait } from './quiet.js';
+
+export interface ProcessSpec {
+  name: string;
+  role: Role;
+  env: Record<string, string>;
+}
+
+export function scenarioProcesses(name: ScenarioName, opts: BenchOptions): ProcessSpec[] {
+  if (name === 'all-in-one') return [{ name: 'all', role: 'all', env: {} }];
+  return [
+    { name: 'api', role: 'api', env: {} },
+    ...Array.from({ length: opts.splitWorkers }, (_, i) => ({
+      name: `workers-${i + 1}`,
+      role: 'workers' as const,
+      env: { CRYPTO_THREADS: String(opts.splitCryptoThreads) },
+    })),
+  ];
+}
+
+export interface ScenarioContext {
+  opts: BenchOptions;
+  /** Settings every process gets (server URLs, key prefix, data dir, master key). */
+  env: Record<string, string>;
+  logDir: string;
+  users: readonly BenchUser[];
+  wrkScript: string;
+  services: BenchServices;
+  /** Lease TTL of the farm: shards settle among workers within about two of these. */
+  leaseTtlMs: number;
+  log(message: string): void;
+  /** Processes started and not yet stopped, so an interrupted bench can stop them. */
+  live: Set<FarmProcess>;
+}
+
+/**
+ * CPU seconds each party used during one load run, and the same as cores busy on average. Parties: each
+ * Keyfarm process, redis, postgres (with its backends), wrk, bench (this process), irq (interrupt and
+ * softirq time, where loopback networking lands), other (the rest of machineBusy: other people's work).
+ */
+export interface CpuUse {
+  seconds: Record<string, number>;
+  cores: Record<string, number>;
+  /** Each Keyfarm process's main thread (its event loop) alone, in cores: near 1.0 means it is the limit. */
+  mainThreadCores: Record<string, number>;
+  /** The busiest processes that are not ours, in cores. */
+  busiestOthers: { process: string; cores: number }[];
+  /** CPU of the Keyfarm processes per answered request. */
+  farmMsPerRequest: number;
+}
+
+export interface LoadRun extends WrkResult {
+  run: number;
+  /** How long the run waited for the machine to be quiet, and how busy others still were. */
+  quietWait: QuietWait;
+  cpu: CpuUse;
+}
+
+export interface ScenarioMedians {
+  rps: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+  cpuCores: Record<string, number>;
+  mainThreadCores: Record<string, number>;
+  farmMsPerRequest: number;
+}
+
+export interface ScenarioResult {
+  name: ScenarioName;
+  processes: { name: string; role: Role; env: Record<string, string>; notReady?: Record<string, string> }[];
+  coldKeys: ColdKeyLatency;
+  warmup: WarmUp;
+  cacheFootprint?: CacheFootprint;
+  runs: LoadRun[];
+  /** The farm's own view of the runs (all of them together). */
+  farmView: FarmBreakdown;
+  median: ScenarioMedians;
+  verify: SampleCheck;
+}
+
+interface CpuSnapshot {
+  wallS: number;
+  procs: Record<string, number | undefined>;
+  mainThreads: Record<string, number | undefined>;
+  bench: number;
+  benchChildren: number;
+  machineBusy: number;
+  machineIrq: number;
+  table: ProcessTable;
+}
+
+function ourPids(procs: readonly FarmProcess[], services: BenchServices): Set<number> {
+  const pids = new Set<number>([process.pid, ...procs.map((p) => p.pid)]);
+  if (services.redisPid) pids.add(services.redisPid);
+  if (services.postgresPid) pids.add(services.postgresPid);
+  return pids;
+}
+
+function snapshot(procs: readonly FarmProcess[], services: BenchServices): CpuSnapshot {
+  const self = selfCpuSeconds();
+  const values: Record<string, number | undefined> = {};
+  const mainThreads: Record<string, number | undefined> = {};
+  for (const p of procs) {
+    values[p.name] = processCpuSeconds(p.pid);
+    mainThreads[p.name] = mainThreadCpuSeconds(p.pid);
+  }
+  if (services.redisPid) values.redis = processCpuSeconds(services.redisPid);
+  if (services.postgresPid) values.postgres = processTreeCpuSeconds(services.postgresPid);
+  const machine = machineCpuSeconds();
+  return {
+    wallS: performance.now() / 1000,
+    procs: values,
+    mainThreads,
+    bench: self.self,
+    benchChildren: self.reapedChildren,
+    machineBusy: machine.busy,
+    machineIrq: machine.irq,
+    table: processTable(),
+  };
+}
+
+function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, farm: readonly FarmProcess[], ours: ReadonlySet<number>, requests: number): CpuUse {
+  const wall = after.wallS - before.wallS;
+  const seconds: Record<string, number> = {};
+  for (const [name, end] of Object.entries(after.procs)) {
+    const start = before.procs[name];
+    if (start !== undefined && end !== undefined) seconds[name] = end - start;
+  }
+  // wrk is the only child the bench reaps during a run
+  seconds.wrk = after.benchChildren - before.benchChildren;
+  seconds.bench = after.bench - before.bench;
+  const oursSeconds = Object.values(seconds).reduce((a, b) => a + b, 0);
+  seconds.irq = after.machineIrq - before.machineIrq;
+  seconds.machineBusy = after.machineBusy - before.machineBusy;
+  seconds.other = Math.max(0, seconds.machineBusy - oursSeconds - seconds.irq);
+  const farmSeconds = farm.reduce((sum, p) => sum + (seconds[p.name] ?? 0), 0);
+  const cores: Record<string, number> = {};
+  for (const [name, s] of Object.entries(seconds)) {
+    seconds[name] = round(s, 2);
+    cores[name] = round(s / wall, 2);
+  }
+  const mainThreadCores: Record<string, number> = {};
+  for (const [name, end] of Object.entries(after.mainThreads)) {
+    const start = before.mainThreads[name];
+    if (start !== undefined && end !== undefined) mainThreadCores[name] = round((end - start) / wall, 2);
+  }
+  const others = busiestOthers(before.table, after.table, ours).map((o) => ({ process: o.process, cores: round(o.seconds / wall, 2) }));
+  return { seconds, cores, mainThreadCores, busiestOthers: others, farmMsPerRequest: requests > 0 ? round((farmSeconds * 1000) / requests, 3) : Number.NaN };
+}
+
+function mediansOf(runs: readonly LoadRun[]): ScenarioMedians {
+  const m = (f: (r: LoadRun) => number) => median(runs.map(f));
+  const cpuCores: Record<string, number> = {};
+  for (const name of Object.keys(runs[0]?.cpu.cores ?? {})) cpuCores[name] = round(m((r) => r.cpu.cores[name] ?? 0), 2);
+  const mainThreadCores: Record<string, number> = {};
+  for (const name of Object.keys(runs[0]?.cpu.mainThreadCores ?? {})) mainThreadCores[name] = round(m((r) => r.cpu.mainThreadCores[name] ?? 0), 2);
+  return {
+    rps: round(m((r) => r.rps)),
+    p50Ms: round(m((r) => r.latencyMs.p50), 2),
+    p95Ms: round(m((r) => r.latencyMs.p95), 2),
+    p99Ms: round(m((r) => r.latencyMs.p99), 2),
+    non2xx: m((r) => r.non2xx),
+    errors: m((r) => r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout),
+    cpuCores,
+    mainThreadCores,
+    farmMsPerRequest: round(m((r) => r.cpu.farmMsPerRequest), 3),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface WarmUp {
+  rounds: number;
+  requests: number;
+  non2xx: number;
+  durationS: number;
+}
+
+const MAX_WARMUP_ROUNDS = 6;
+
+/**
+ * Load of `seconds` per round, each round starting where the last one stopped in the token list, until
+ * every user has been asked once (so every key is cached) or MAX_WARMUP_ROUNDS have run.
+ */
+async function warmUp(
+  users: number,
+  seconds: number,
+  runRound: (n: number, startAt: number) => Promise<WrkResult>,
+  log: (m: string) => void,
+): Promise<WarmUp> {
+  const total: WarmUp = { rounds: 0, requests: 0, non2xx: 0, durationS: 0 };
+  while (total.rounds < MAX_WARMUP_ROUNDS && (total.rounds === 0 || total.requests < users)) {
+    const r = await runRound(total.rounds + 1, total.requests);
+    total.rounds++;
+    total.requests += r.requests;
+    total.non2xx += r.non2xx;
+    total.durationS += r.durationS;
+  }
+  log(`  warm-up: ${total.requests} requests in ${total.rounds} round(s) of ${seconds} s, ${total.non2xx} non-2xx`);
+  if (total.requests < users) log(`  warning: warm-up reached ${total.requests} of ${users} users; some keys start cold`);
+  return total;
+}
+
+async function startAll(name: ScenarioName, ctx: ScenarioContext): Promise<FarmProcess[]> {
+  const started: FarmProcess[] = [];
+  for (const spec of scenarioProcesses(name, ctx.opts)) {
+    const proc = await startFarmProcess({
+      name: `${name}-${spec.name}`,
+      role: spec.role,
+      env: { ...ctx.env, ...spec.env },
+      logDir: ctx.logDir,
+    });
+    ctx.live.add(proc);
+    started.push(proc);
+    ctx.log(`  started ${spec.role} (${proc.name}, pid ${proc.pid})` + (proc.notReady ? `; /healthz/ready still fails ${JSON.stringify(proc.notReady)}` : ''));
+  }
+  return started;
+}
+
+export async function runScenario(name: ScenarioName, ctx: ScenarioContext): Promise<ScenarioResult> {
+  const { opts, users } = ctx;
+  ctx.log(`scenario ${name}`);
+  const procs = await startAll(name, ctx);
+  try {
+    const base = procs.find((p) => p.url)!.url!;
+    // Let the workers divide the shards among themselves before anything is timed.
+    await sleep(2 * ctx.leaseTtlMs);
+
+    const cohort = users.slice(users.length - opts.coldUsers);
+    const jit = users.slice(Math.max(0, users.length - opts.coldUsers - 20), users.length - opts.coldUsers);
+    const coldKeys = await measureColdKeys(base, cohort, jit);
+    ctx.log(`  cold key: first sign_event p50 ${coldKeys.coldMs.p50} ms, p95 ${coldKeys.coldMs.p95} ms; warm p50 ${coldKeys.warmMs.p50} ms (${coldKeys.users} users)`);
+
+    const wrkRun = (durationS: number, label: string, startAt = 0) =>
+      runWrk({
+        startAt,
+        url: base,
+        scriptFile: ctx.wrkScript,
+        connections: opts.connections,
+        threads: opts.wrkThreads,
+        durationS,
+        outputFile: path.join(ctx.logDir, `${name}-wrk-${label}.txt`),
+      });
+
+    const warmup = await warmUp(users.length, opts.warmupS, (n, startAt) => wrkRun(opts.warmupS, `warmup${n}`, startAt), ctx.log);
+    const metricsBefore = await fetchMetrics(base);
+    const footprint = cacheFootprint(metricsBefore);
+    const runsStart = performance.now();
+
+    const runs: LoadRun[] = [];
+    for (let run = 1; run <= opts.runs; run++) {
+      const quietWait = opts.quietWaitS > 0
+        ? await waitForQuiet(ourPids(procs, ctx.services), opts.quietWaitS)
+        : { waitedS: 0, otherCores: Number.NaN, quiet: false };
+      if (!quietWait.quiet && opts.quietWaitS > 0) ctx.log(`  other processes still use ${quietWait.otherCores} cores after ${quietWait.waitedS} s; running anyway`);
+      const before = snapshot(procs, ctx.services);
+      const result = await wrkRun(opts.durationS, `run${run}`);
+      const after = snapshot(procs, ctx.services);
+      const cpu = cpuBetween(before, after, procs, ourPids(procs, ctx.services), result.requests);
+      runs.push({ run, quietWait, ...result, cpu });
+      ctx.log(
+        `  run ${run}: ${result.rps} req/s, p50 ${result.latencyMs.p50} ms, p95 ${result.latencyMs.p95} ms, p99 ${result.latencyMs.p99} ms, ` +
+          `non-2xx ${result.non2xx}, cores ${JSON.stringify(cpu.cores)}, main threads ${JSON.stringify(cpu.mainThreadCores)}, busiest others ${JSON.stringify(cpu.busiestOthers)}`,
+      );
+    }
+
+    const httpProcess = procs.find((p) => p.url)!;
+    const farmView = farmBreakdown(httpProcess.name, metricsBefore, await fetchMetrics(base), (performance.now() - runsStart) / 1000);
+    ctx.log(`  farm view: ${JSON.stringify(farmView)}`);
+
+    const verify = await verifySample(base, users, opts.verifySample);
+    ctx.log(`  verified ${verify.valid}/${verify.checked} signatures`);
+    return {
+      name,
+      processes: scenarioProcesses(name, opts).map((s, i) => ({
+        name: s.name,
+        role: s.role,
+        env: s.env,
+        ...(procs[i]?.notReady ? { notReady: procs[i]!.notReady } : {}),
+      })),
+      coldKeys,
+      warmup,
+      ...(footprint ? { cacheFootprint: footprint } : {}),
+      runs,
+      farmView,
+      median: mediansOf(runs),
+      verify,
+    };
+  } finally {
+    for (const p of [...procs].reverse()) {
+      await p.stop();
+      ctx.live.delete(p);
+    }
+  }
+}
