@@ -1,55 +1,119 @@
 // KeyManager backed by a master key file (32 random bytes): the embedded default for a laptop or a
 // single machine. The file is created with mode 0600 on first start and must stay private afterwards.
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { link, mkdir, open, unlink } from 'node:fs/promises';
-import path from 'node:path';
+//
+// KEK rotation: the master key file is the active KEK (new DEKs are wrapped under it); the keyring
+// directory beside it (`<file>.keyring/*.key`) holds older or upcoming keys that still unwrap. A running
+// process notices a replaced master key file or a changed keyring within `watchIntervalMs`, and looks again
+// at once when asked to unwrap under a KEK it does not hold, so `keyfarm rotate-kek` can swap the active
+// key and re-wrap rows while every process keeps serving. Keys are only ever added while a process runs.
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { KeyManager } from './key-manager.js';
 import { UnknownKekError, WrappedDekRejectedError } from './errors.js';
 import { concatAndWipe } from './wipe.js';
+import {
+  createMasterKey,
+  kekIdOf,
+  keyFilesSignature,
+  keyringDirOf,
+  readKeyFile,
+  readKeyring,
+} from './local-key-manager-files.js';
 
-const KEY_BYTES = 32;
+export { MasterKeyFileError } from './local-key-manager-files.js';
+
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 
-/** The master key file is missing its guarantees (size, permissions, type); the message says how to fix it. */
-export class MasterKeyFileError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MasterKeyFileError';
+export interface LocalKeyManagerOptions {
+  /** How often to look for a replaced master key file or a changed keyring, in ms; 0: never. Default 1000. */
+  watchIntervalMs?: number;
+}
+
+/** The keys read from disk: the active one's id, and every key by id (the active one included). */
+interface Loaded {
+  activeId: string;
+  keys: Map<string, KeyObject>;
+}
+
+/** Reads the keyring and takes `active` (wiping every raw key); activeId is '' without an active key. */
+async function loadKeys(file: string, active: Buffer | undefined, opts: { skipBad: boolean }): Promise<Loaded> {
+  const ring = await readKeyring(keyringDirOf(file), opts);
+  try {
+    const keys = new Map<string, KeyObject>();
+    for (const raw of ring) keys.set(kekIdOf(raw), createSecretKey(raw));
+    if (!active) return { activeId: '', keys };
+    const activeId = kekIdOf(active);
+    keys.set(activeId, createSecretKey(active));
+    return { activeId, keys };
+  } finally {
+    for (const raw of ring) raw.fill(0);
+    active?.fill(0);
   }
 }
 
 export class LocalKeyManager implements KeyManager {
   readonly kind = 'local' as const;
-  #kek: KeyObject | undefined;
+  readonly keyringDir: string;
+  #activeId: string;
+  #keys: Map<string, KeyObject> | undefined;
+  #signature: string;
+  #reloading: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
-  private constructor(kek: KeyObject, readonly kekId: string, readonly path: string) {
-    this.#kek = kek;
-  }
-
-  /** Opens the master key file at `file`, creating it (and its directory, 0700) if it does not exist. */
-  static async open(file: string): Promise<LocalKeyManager> {
-    const raw = (await readMasterKey(file)) ?? (await createMasterKey(file));
-    try {
-      return new LocalKeyManager(createSecretKey(raw), kekIdOf(raw), file);
-    } finally {
-      raw.fill(0);
+  private constructor(loaded: Loaded, signature: string, readonly path: string, watchIntervalMs: number) {
+    this.#activeId = loaded.activeId;
+    this.#keys = loaded.keys;
+    this.#signature = signature;
+    this.keyringDir = keyringDirOf(path);
+    if (watchIntervalMs > 0) {
+      this.#timer = setInterval(() => void this.refresh(), watchIntervalMs);
+      this.#timer.unref();
     }
   }
 
+  /**
+   * Opens the master key file at `file`, creating it (and its directory, 0700) if it does not exist, and
+   * the keyring beside it. A bad file in either stops the open with a message naming it.
+   */
+  static async open(file: string, opts: LocalKeyManagerOptions = {}): Promise<LocalKeyManager> {
+    const signature = await keyFilesSignature(file);
+    const raw = (await readKeyFile(file)) ?? (await createMasterKey(file));
+    const loaded = await loadKeys(file, raw, { skipBad: false });
+    return new LocalKeyManager(loaded, signature, file, opts.watchIntervalMs ?? 1000);
+  }
+
+  /** The active KEK: new DEKs are wrapped under it. */
+  get kekId(): string {
+    return this.#activeId;
+  }
+
+  /** Every KEK id this manager unwraps under, the active one first. */
+  get knownKekIds(): string[] {
+    return [this.#activeId, ...[...(this.#keys?.keys() ?? [])].filter((id) => id !== this.#activeId)];
+  }
+
   async wrap(dek: Uint8Array): Promise<Uint8Array> {
-    const kek = this.#key();
+    // The key and its id are read together, in this tick: a reload cannot come between them.
+    const kekId = this.#activeId;
+    const kek = this.#key(kekId)!;
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', kek, nonce);
-    cipher.setAAD(Buffer.from(this.kekId, 'utf8'));
+    cipher.setAAD(Buffer.from(kekId, 'utf8'));
     return Buffer.concat([nonce, cipher.update(dek), cipher.final(), cipher.getAuthTag()]);
   }
 
   async unwrap(wrapped: Uint8Array, kekId: string): Promise<Uint8Array> {
-    const kek = this.#key();
-    if (kekId !== this.kekId) {
-      throw new UnknownKekError(kekId, `unknown KEK ${kekId}: the master key file ${this.path} is ${this.kekId}`);
+    let kek = this.#key(kekId);
+    if (!kek) {
+      // Perhaps rotation has just installed it: look at the files again before refusing.
+      await this.refresh();
+      kek = this.#key(kekId);
+    }
+    if (!kek) {
+      throw new UnknownKekError(
+        kekId,
+        `unknown KEK ${kekId}: the master key file ${this.path} is ${this.#activeId} and its keyring ${this.keyringDir} does not hold it`,
+      );
     }
     const buf = Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.byteLength);
     if (buf.length < NONCE_BYTES + TAG_BYTES) throw new WrappedDekRejectedError(kekId);
@@ -68,84 +132,39 @@ export class LocalKeyManager implements KeyManager {
     }
   }
 
+  /**
+   * Reads the master key file and the keyring again if either changed on disk: a new master key becomes
+   * the active KEK, new keyring keys become unwrappable, and no key already held is dropped. Unreadable
+   * or bad files leave things as they were (the next look tries again). Never throws.
+   */
+  async refresh(): Promise<void> {
+    this.#reloading ??= this.#reload().finally(() => {
+      this.#reloading = undefined;
+    });
+    return this.#reloading;
+  }
+
+  async #reload(): Promise<void> {
+    try {
+      const signature = await keyFilesSignature(this.path);
+      if (signature === this.#signature || !this.#keys) return;
+      const loaded = await loadKeys(this.path, await readKeyFile(this.path), { skipBad: true });
+      if (!this.#keys) return;
+      for (const [id, key] of loaded.keys) if (!this.#keys.has(id)) this.#keys.set(id, key);
+      if (loaded.activeId) this.#activeId = loaded.activeId;
+      this.#signature = signature;
+    } catch {
+      // A file mid-replacement or briefly unreadable: keep serving with what is held.
+    }
+  }
+
   async close(): Promise<void> {
-    this.#kek = undefined;
+    clearInterval(this.#timer);
+    this.#keys = undefined;
   }
 
-  #key(): KeyObject {
-    if (!this.#kek) throw new Error(`LocalKeyManager ${this.kekId} is closed`);
-    return this.#kek;
+  #key(kekId: string): KeyObject | undefined {
+    if (!this.#keys) throw new Error(`LocalKeyManager ${this.#activeId} is closed`);
+    return this.#keys.get(kekId);
   }
-}
-
-/** "local:" + 16 hex chars of a domain-separated SHA-256 of the key: identifies the key, reveals nothing of it. */
-function kekIdOf(key: Buffer): string {
-  const digest = createHash('sha256').update('keyfarm:local-kek-id:v1\0').update(key).digest('hex');
-  return `local:${digest.slice(0, 16)}`;
-}
-
-/** Reads and checks an existing master key file; undefined when there is none. */
-async function readMasterKey(file: string): Promise<Buffer | undefined> {
-  let handle;
-  try {
-    handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
-      throw new MasterKeyFileError(`master key file ${file} is a symbolic link; point MASTER_KEY_PATH at the file itself`);
-    }
-    throw err;
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new MasterKeyFileError(`master key file ${file} is not a regular file`);
-    if ((st.mode & 0o077) !== 0) {
-      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-      throw new MasterKeyFileError(
-        `master key file ${file} is accessible by group or others (mode ${mode}); run: chmod 600 ${file}`,
-      );
-    }
-    if (st.size !== KEY_BYTES) {
-      throw new MasterKeyFileError(`master key file ${file} holds ${st.size} bytes, expected exactly ${KEY_BYTES}`);
-    }
-    const key = Buffer.alloc(KEY_BYTES);
-    const { bytesRead } = await handle.read(key, 0, KEY_BYTES, 0);
-    if (bytesRead !== KEY_BYTES) {
-      key.fill(0);
-      throw new MasterKeyFileError(`master key file ${file} could not be read in full`);
-    }
-    return key;
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Creates the master key file. The key is written to a private temporary file and then hard-linked into
- * place, so the file appears complete or not at all; if another process won the race, its key is used.
- */
-async function createMasterKey(file: string): Promise<Buffer> {
-  const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const key = randomBytes(KEY_BYTES);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'wx', 0o600);
-  try {
-    await handle.writeFile(key);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await link(tmp, file);
-  } catch (err) {
-    key.fill(0);
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const existing = await readMasterKey(file);
-    if (!existing) throw new MasterKeyFileError(`master key file ${file} vanished while being created`);
-    return existing;
-  } finally {
-    await unlink(tmp);
-  }
-  return key;
 }
