@@ -92,8 +92,13 @@ function sumOver(samples: readonly Sample[], name: string): number | undefined {
 
 const ms = (seconds: number) => Math.round(seconds * 1e5) / 100;
 
-export function farmBreakdown(processName: string, before: readonly Sample[], after: readonly Sample[], wallS: number): FarmBreakdown {
-  const rpcLabels = { door: 'http', method: 'sign_event' };
+export function farmBreakdown(
+  processName: string,
+  before: readonly Sample[],
+  after: readonly Sample[],
+  wallS: number,
+  rpcLabels: { door: 'http' | 'nip46'; method: string } = { door: 'http', method: 'sign_event' },
+): FarmBreakdown {
   const rpcSum = delta(before, after, 'keyfarm_rpc_duration_seconds_sum', rpcLabels);
   const rpcCount = delta(before, after, 'keyfarm_rpc_duration_seconds_count', rpcLabels);
   const jobs = delta(before, after, 'keyfarm_job_items_count');
@@ -108,7 +113,7 @@ export function farmBreakdown(processName: string, before: readonly Sample[], af
   if (jobs && items !== undefined && jobSum !== undefined) {
     Object.assign(b, { jobs, meanItemsPerJob: Math.round((items / jobs) * 100) / 100, jobMeanMs: ms(jobSum / jobs) });
   }
-  const rejected = delta(before, after, 'keyfarm_backpressure_rejected_total', { door: 'http' });
+  const rejected = delta(before, after, 'keyfarm_backpressure_rejected_total', { door: rpcLabels.door });
   if (rejected !== undefined) b.backpressureRejected = rejected;
   const timeouts = delta(before, after, 'keyfarm_rpc_timeouts_total');
   if (timeouts !== undefined) b.rpcTimeouts = timeouts;

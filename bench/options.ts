@@ -21,9 +21,15 @@ export interface BenchOptions {
   splitWorkers: number;
   /** Longest wait, before each timed phase, for other processes to leave the cores alone (0: no wait). */
   quietWaitS: number;
+  /** Concurrent NIP-46 clients (one user and bunker each) in the nip46 scenario. */
+  nip46Clients: number;
 }
 
-export type ScenarioName = 'all-in-one' | 'split';
+/** Deployment shapes loaded with sign_event over HTTP. */
+export type HttpScenarioName = 'all-in-one' | 'split';
+/** nip46: the all-in-one farm answering bunker round trips through a local relay. */
+export type ScenarioName = HttpScenarioName | 'nip46';
+const SCENARIOS: readonly ScenarioName[] = ['all-in-one', 'split', 'nip46'];
 
 const DEFAULTS: BenchOptions = {
   runs: 3,
@@ -36,10 +42,11 @@ const DEFAULTS: BenchOptions = {
   verifySample: 50,
   rawSchnorrMs: 5000,
   seedConcurrency: 4,
-  scenarios: ['all-in-one', 'split'],
+  scenarios: [...SCENARIOS],
   splitCryptoThreads: 1,
   splitWorkers: 2,
   quietWaitS: 90,
+  nip46Clients: 32,
 };
 
 const NUMERIC: Record<string, keyof BenchOptions> = {
@@ -56,6 +63,7 @@ const NUMERIC: Record<string, keyof BenchOptions> = {
   '--split-crypto-threads': 'splitCryptoThreads',
   '--split-workers': 'splitWorkers',
   '--quiet-wait': 'quietWaitS',
+  '--nip46-clients': 'nip46Clients',
 };
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -64,7 +72,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --connections N          concurrent connections (default ${DEFAULTS.connections})
   --duration S             seconds per load run (default ${DEFAULTS.durationS})
   --warmup S               seconds of warm-up load (default ${DEFAULTS.warmupS})
-  --scenario NAME          all-in-one or split; repeatable (default both)
+  --scenario NAME          all-in-one, split or nip46; repeatable (default all three)
   --wrk-threads N          wrk threads (default ${DEFAULTS.wrkThreads})
   --cold-users N           users in the cold-key sample (default ${DEFAULTS.coldUsers})
   --verify-sample N        responses verified per scenario (default ${DEFAULTS.verifySample})
@@ -72,7 +80,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --seed-concurrency N     parallel registrations while seeding (default ${DEFAULTS.seedConcurrency})
   --split-workers N        workers processes in the split scenario (default ${DEFAULTS.splitWorkers})
   --split-crypto-threads N CRYPTO_THREADS per split workers process (default ${DEFAULTS.splitCryptoThreads})
-  --quiet-wait S           before each timed phase, wait up to S s for other processes to go idle (default ${DEFAULTS.quietWaitS}; 0 = no wait)`;
+  --quiet-wait S           before each timed phase, wait up to S s for other processes to go idle (default ${DEFAULTS.quietWaitS}; 0 = no wait)
+  --nip46-clients N        concurrent bunker clients in the nip46 scenario (default ${DEFAULTS.nip46Clients})`;
 
 export class UsageError extends Error {}
 
@@ -83,8 +92,9 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     const flag = argv[i]!;
     const value = argv[i + 1];
     if (flag === '--scenario') {
-      if (value !== 'all-in-one' && value !== 'split') throw new UsageError(`--scenario must be all-in-one or split`);
-      scenarios.push(value);
+      const name = SCENARIOS.find((n) => n === value);
+      if (name === undefined) throw new UsageError(`--scenario must be one of ${SCENARIOS.join(', ')}`);
+      scenarios.push(name);
       i++;
       continue;
     }

@@ -6,6 +6,7 @@ import type { MachineInfo } from './machine-info.js';
 import type { QuietWait } from './quiet.js';
 import type { ScenarioResult } from './scenario.js';
 import type { SecretCheck } from './secret-check.js';
+import { NIP46_BAR, type Nip46Result } from './nip46/nip46-scenario.js';
 import { round } from './stats.js';
 
 /** The bar for this machine, all-in-one. */
@@ -20,6 +21,7 @@ export interface BenchReport {
   /** otherCoresDuringRaw: CPU of other people's processes during the measurement, in cores. */
   rawSchnorr: RawSchnorrRate & { durationMs: number; otherCoresDuringRaw: number; quietWait?: QuietWait };
   scenarios: (ScenarioResult & { ratioToRawSchnorr: number })[];
+  nip46?: Nip46Result;
   bar: typeof BAR & { allInOneMet?: boolean };
   secretCheck: SecretCheck;
 }
@@ -83,10 +85,41 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
     out(`Signatures verified (${s.name}): ${s.verify.valid}/${s.verify.checked}` +
       (Object.keys(s.verify.problems).length ? ` problems ${JSON.stringify(s.verify.problems)}` : ''));
   }
+  if (r.nip46) printNip46(r.nip46, out);
   out(`Secrets in farm logs: ${r.secretCheck.leaks.length} leaks (${r.secretCheck.secrets} secrets over ${r.secretCheck.logFiles} log files)`);
   if (r.bar.allInOneMet !== undefined) {
     out(`Bar (all-in-one >= ${BAR.rps} req/s with p99 <= ${BAR.p99Ms} ms): ${r.bar.allInOneMet ? 'MET' : 'MISSED'}`);
   }
+}
+
+function printNip46(n: Nip46Result, out: (line: string) => void): void {
+  out(`NIP-46 round trips (sign_event), all-in-one, ${n.clients} clients through a local relay (${n.relay}):`);
+  const rows: Record<string, Record<string, string | number>> = {};
+  for (const run of n.runs) {
+    rows[`nip46 run ${run.run}`] = {
+      'rt/s': run.rtPerSec,
+      'p50 ms': run.latencyMs.p50,
+      'p95 ms': run.latencyMs.p95,
+      'p99 ms': run.latencyMs.p99,
+      errors: run.errors.replied + run.errors.failed,
+      'farm CPU ms/rt': run.cpu.farmMsPerRequest,
+      'relay, cores': run.cpu.cores.relay ?? '',
+      'others, cores': run.cpu.cores.other ?? '',
+    };
+  }
+  rows['nip46 MEDIAN'] = {
+    'rt/s': n.median.rtPerSec,
+    'p50 ms': n.median.p50Ms,
+    'p95 ms': n.median.p95Ms,
+    'p99 ms': n.median.p99Ms,
+    errors: n.median.errors,
+    'farm CPU ms/rt': n.median.farmMsPerRoundTrip,
+    'relay, cores': n.median.cpuCores.relay ?? '',
+    'others, cores': n.median.cpuCores.other ?? '',
+  };
+  console.table(rows);
+  out(`Signed events verified (nip46, nostr-tools): ${n.verify.valid}/${n.verify.checked}, by the right user ${n.verify.rightSigner}`);
+  out(`Bar (nip46 >= ${NIP46_BAR.rtPerSec} round trips/s with p99 <= ${NIP46_BAR.p99Ms} ms at ${NIP46_BAR.clients} clients): ${n.barMet ? 'MET' : 'MISSED'}`);
 }
 
 /** Writes bench/results/<timestamp>.json and latest.json; returns the timestamped path. */

@@ -12,6 +12,7 @@ import { USAGE, UsageError, parseOptions, type BenchOptions } from './options.js
 import { measureRawSchnorrRate } from './raw-schnorr.js';
 import { BAR, printReport, withRatios, writeReport, type BenchReport } from './report.js';
 import { runScenario, scenarioProcesses, type ScenarioResult } from './scenario.js';
+import { runNip46Scenario, type Nip46Result } from './nip46/nip46-scenario.js';
 import { forgetRecordedSecrets, scanLogsForSecrets } from './secret-check.js';
 import { seedUsers, writeTokenFile, type BenchUser } from './seed-users.js';
 import { round } from './stats.js';
@@ -84,11 +85,14 @@ async function main(): Promise<void> {
   const env = sharedEnv(services);
   const config = parseConfig(env);
 
-  log(`creating ${opts.users} users (register + OAuth authorization + access token), ${opts.seedConcurrency} at a time`);
   const seedStart = performance.now();
-  const users = await setUpUsers(env, opts);
+  let users: BenchUser[] = [];
+  if (opts.scenarios.some((n) => n !== 'nip46')) {
+    log(`creating ${opts.users} users (register + OAuth authorization + access token), ${opts.seedConcurrency} at a time`);
+    users = await setUpUsers(env, opts);
+    log(`  done in ${round((performance.now() - seedStart) / 1000)} s`);
+  }
   const seedSeconds = round((performance.now() - seedStart) / 1000);
-  log(`  done in ${seedSeconds} s`);
   writeTokenFile(TOKEN_FILE, users);
   writeSignEventScript(WRK_SCRIPT, TOKEN_FILE);
 
@@ -104,20 +108,11 @@ async function main(): Promise<void> {
   log(`  ${raw.totalOpsPerSec} signatures/s (${raw.perThreadOpsPerSec.join(' + ')}); other processes used ${otherCoresDuringRaw} cores meanwhile`);
 
   const results: ScenarioResult[] = [];
+  let nip46: Nip46Result | undefined;
   for (const name of opts.scenarios) {
-    results.push(
-      await runScenario(name, {
-        opts,
-        env,
-        logDir: LOG_DIR,
-        users,
-        wrkScript: WRK_SCRIPT,
-        services,
-        leaseTtlMs: config.LEASE_TTL_MS,
-        log,
-        live,
-      }),
-    );
+    const ctx = { opts, env, logDir: LOG_DIR, users, wrkScript: WRK_SCRIPT, services, leaseTtlMs: config.LEASE_TTL_MS, log, live };
+    if (name === 'nip46') nip46 = await runNip46Scenario(ctx);
+    else results.push(await runScenario(name, ctx));
   }
 
   const secretCheck = scanLogsForSecrets(LOG_DIR);
@@ -148,11 +143,15 @@ async function main(): Promise<void> {
         keyManager: 'local (master key file)',
         servers: 'embedded PostgreSQL and Redis, shared by every process',
       },
-      scenarios: Object.fromEntries(opts.scenarios.map((n) => [n, scenarioProcesses(n, opts)])),
+      scenarios: Object.fromEntries(
+        opts.scenarios.map((n) => [n, n === 'nip46' ? [{ name: 'all', role: 'all', env: { BUNKER_RELAYS: 'the bench relay' } }, { name: 'relay' }] : scenarioProcesses(n, opts)]),
+      ),
+      nip46Clients: opts.nip46Clients,
     },
     setup: { users: users.length, seedSeconds },
     rawSchnorr: { ...raw, durationMs: opts.rawSchnorrMs, otherCoresDuringRaw, ...(quietWait ? { quietWait } : {}) },
     scenarios: withRatios(results, raw),
+    ...(nip46 ? { nip46 } : {}),
     bar: {
       ...BAR,
       ...(allInOne ? { allInOneMet: allInOne.median.rps >= BAR.rps && allInOne.median.p99Ms <= BAR.p99Ms } : {}),

@@ -15,7 +15,7 @@ import {
 import type { BenchServices } from './bench-services.js';
 import { cacheFootprint, farmBreakdown, fetchMetrics, type CacheFootprint, type FarmBreakdown } from './farm-metrics.js';
 import { startFarmProcess, type FarmProcess, type Role } from './farm-process.js';
-import type { BenchOptions, ScenarioName } from './options.js';
+import type { BenchOptions, HttpScenarioName } from './options.js';
 import type { BenchUser } from './seed-users.js';
 import { measureColdKeys, verifySample, type ColdKeyLatency, type SampleCheck } from './sign-probe.js';
 import { median, round } from './stats.js';
@@ -28,7 +28,7 @@ export interface ProcessSpec {
   env: Record<string, string>;
 }
 
-export function scenarioProcesses(name: ScenarioName, opts: BenchOptions): ProcessSpec[] {
+export function scenarioProcesses(name: HttpScenarioName, opts: BenchOptions): ProcessSpec[] {
   if (name === 'all-in-one') return [{ name: 'all', role: 'all', env: {} }];
   return [
     { name: 'api', role: 'api', env: {} },
@@ -91,7 +91,7 @@ export interface ScenarioMedians {
 }
 
 export interface ScenarioResult {
-  name: ScenarioName;
+  name: HttpScenarioName;
   processes: { name: string; role: Role; env: Record<string, string>; notReady?: Record<string, string> }[];
   coldKeys: ColdKeyLatency;
   warmup: WarmUp;
@@ -103,7 +103,7 @@ export interface ScenarioResult {
   verify: SampleCheck;
 }
 
-interface CpuSnapshot {
+export interface CpuSnapshot {
   wallS: number;
   procs: Record<string, number | undefined>;
   mainThreads: Record<string, number | undefined>;
@@ -114,14 +114,17 @@ interface CpuSnapshot {
   table: ProcessTable;
 }
 
-function ourPids(procs: readonly FarmProcess[], services: BenchServices): Set<number> {
+/** A process whose CPU time is counted: a Keyfarm process, or the NIP-46 bench relay. */
+export type Measured = Pick<FarmProcess, 'name' | 'pid'>;
+
+export function ourPids(procs: readonly Measured[], services: BenchServices): Set<number> {
   const pids = new Set<number>([process.pid, ...procs.map((p) => p.pid)]);
   if (services.redisPid) pids.add(services.redisPid);
   if (services.postgresPid) pids.add(services.postgresPid);
   return pids;
 }
 
-function snapshot(procs: readonly FarmProcess[], services: BenchServices): CpuSnapshot {
+export function snapshot(procs: readonly Measured[], services: BenchServices): CpuSnapshot {
   const self = selfCpuSeconds();
   const values: Record<string, number | undefined> = {};
   const mainThreads: Record<string, number | undefined> = {};
@@ -144,7 +147,7 @@ function snapshot(procs: readonly FarmProcess[], services: BenchServices): CpuSn
   };
 }
 
-function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, farm: readonly FarmProcess[], ours: ReadonlySet<number>, requests: number): CpuUse {
+export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, farm: readonly Measured[], ours: ReadonlySet<number>, requests: number): CpuUse {
   const wall = after.wallS - before.wallS;
   const seconds: Record<string, number> = {};
   for (const [name, end] of Object.entries(after.procs)) {
@@ -226,7 +229,7 @@ async function warmUp(
   return total;
 }
 
-async function startAll(name: ScenarioName, ctx: ScenarioContext): Promise<FarmProcess[]> {
+async function startAll(name: HttpScenarioName, ctx: ScenarioContext): Promise<FarmProcess[]> {
   const started: FarmProcess[] = [];
   for (const spec of scenarioProcesses(name, ctx.opts)) {
     const proc = await startFarmProcess({
@@ -242,7 +245,7 @@ async function startAll(name: ScenarioName, ctx: ScenarioContext): Promise<FarmP
   return started;
 }
 
-export async function runScenario(name: ScenarioName, ctx: ScenarioContext): Promise<ScenarioResult> {
+export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext): Promise<ScenarioResult> {
   const { opts, users } = ctx;
   ctx.log(`scenario ${name}`);
   const procs = await startAll(name, ctx);
