@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // keyfarm <command>: one CLI for every process. `all` runs the roles in one process (laptops and tests).
 import { migrate } from '../database/migrate.js';
+import { runBackup } from './commands/backup.js';
+import { runRestore } from './commands/restore.js';
+import { runRotateKek } from './commands/rotate-kek.js';
 import { startRoles, type RoleSet } from './roles.js';
 import { VERSION, fatal, prepareRuntime, type Runtime } from './runtime.js';
 
@@ -9,7 +12,17 @@ const USAGE = `usage: keyfarm <command>
   relay-ingest  NIP-46 over relays: requests to shard jobs, responses back to the relays
   workers    shard workers (signing and encryption)
   all        api, relay-ingest and workers in one process, migrating first (npm start)
-  migrate    apply database migrations and exit`;
+  migrate    apply database migrations and exit
+  backup     pg_dump the database to a file (keyfarm backup --help)
+  restore    replace the database with a backup (keyfarm restore --help)
+  rotate-kek re-wrap every key under a new KEK while the farm runs (keyfarm rotate-kek --help)`;
+
+/** Operator commands: they run, print, and exit with their status. */
+const OPERATIONS: Record<string, (args: string[]) => Promise<number>> = {
+  backup: runBackup,
+  restore: runRestore,
+  'rotate-kek': runRotateKek,
+};
 
 const ROLES: Record<string, RoleSet> = {
   api: { api: true },
@@ -38,6 +51,11 @@ function stopOnSignals(rt: Runtime, stop: () => Promise<void>): void {
 async function main(command: string | undefined): Promise<void> {
   if (!command || command === '--help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const operation = OPERATIONS[command];
+  if (operation) {
+    process.exitCode = await operation(process.argv.slice(3));
     return;
   }
   if (command !== 'migrate' && !ROLES[command]) fatal(`unknown command "${command}"\n${USAGE}`);

@@ -26,13 +26,22 @@ export async function findKey(db: Queryable, id: string): Promise<KeyRow | undef
   return rows[0];
 }
 
-/** Keys whose DEK is not wrapped under `kekId`, oldest first (KEK rotation walks these). */
-export async function keysNotUnder(db: Queryable, kekId: string, limit: number): Promise<KeyRow[]> {
+/**
+ * KEK rotation's walk: up to `limit` keys whose DEK is not wrapped under `kekId`, after `afterId` in id
+ * order, locked until the transaction ends.
+ */
+export async function lockKeysNotUnder(db: Queryable, kekId: string, afterId: string | null, limit: number): Promise<KeyRow[]> {
   const { rows } = await db.query<KeyRow>(
-    `SELECT ${COLUMNS} FROM keys WHERE kek_id <> $1 ORDER BY created_at, id LIMIT $2`,
-    [kekId, limit],
+    `SELECT ${COLUMNS} FROM keys WHERE kek_id <> $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3 FOR UPDATE`,
+    [kekId, afterId, limit],
   );
   return rows;
+}
+
+/** How many keys each KEK wraps. */
+export async function countKeysByKek(db: Queryable): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ kekId: string; n: number }>('SELECT kek_id AS "kekId", count(*)::int AS n FROM keys GROUP BY kek_id');
+  return new Map(rows.map((r) => [r.kekId, r.n]));
 }
 
 export async function updateWrappedDek(db: Queryable, id: string, wrappedDek: Buffer, kekId: string, oldKekId: string): Promise<boolean> {

@@ -164,3 +164,15 @@ export async function keyFilesSignature(masterKeyPath: string): Promise<string> 
   );
   return parts.join('|');
 }
+
+/** The KEK ids the master key file and its keyring hold, creating nothing (for checks before a start). */
+export async function localKekIds(masterKeyPath: string): Promise<string[]> {
+  const active = await readKeyFile(masterKeyPath).catch(() => undefined);
+  const ring = await readKeyring(keyringDirOf(masterKeyPath), { skipBad: true });
+  const ids = [active, ...ring].filter((k): k is Buffer => k !== undefined).map((k) => {
+    const id = kekIdOf(k);
+    k.fill(0);
+    return id;
+  });
+  return [...new Set(ids)];
+}
