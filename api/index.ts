@@ -7,6 +7,7 @@ import { KeyStore } from '../shared/custody/key-store.js';
 import type { KeyManager } from '../shared/custody/key-manager.js';
 import { parseEviction } from '../shared/evictions.js';
 import { RpcClient } from '../shared/farm/rpc-client.js';
+import { watchShards } from '../shared/farm/shard-metrics.js';
 import type { Logger } from '../shared/logger.js';
 import { createRedis } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
@@ -72,6 +73,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   };
   const app = await buildApi(ctx);
   const address = await app.listen({ port: config.PORT, host: config.HOST });
+  const unwatchShards = watchShards(redis, names, config.SHARD_COUNT);
   logger.info({ address, instanceId }, 'api listening');
 
   return {
@@ -79,6 +81,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     url: address,
     instanceId,
     async close() {
+      unwatchShards();
       await app.close();
       await rpc.close();
       subscriber.disconnect();

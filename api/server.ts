@@ -12,7 +12,8 @@ import { authorizationRoutes } from './routes/authorizations.js';
 import { healthRoutes } from './routes/health.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { nip46Routes } from './routes/nip46.js';
-import { rpcRoutes } from './routes/rpc.js';
+import { RPC_ROUTE, rpcRoutes } from './routes/rpc.js';
+import { metrics } from '../shared/metrics.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -37,6 +38,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     reply.header('x-trace-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
+    // The RPC route counts itself (keyfarm_http_rpc_requests_total): one counter per request at most.
+    const route = request.routeOptions.url;
+    if (route !== RPC_ROUTE) metrics.httpRequests.inc({ route: route ?? 'unmatched', status: reply.statusCode });
     if (reply.statusCode >= 400 || ctx.logger.isLevelEnabled('debug')) {
       request.log.info({ method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: reply.elapsedTime }, 'request');
     }

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { watchDbPool } from '../shared/metrics.js';
 
 // bigint counts (activity_count) come back as numbers: they stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
@@ -6,8 +7,11 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
 export type Db = pg.Pool;
 export type Queryable = pg.Pool | pg.PoolClient;
 
+/** A pool counted in the keyfarm_db_pool_* gauges until it is ended. */
 export function createPool(url: string, max = 10): Db {
-  return new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000 });
+  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000 });
+  watchDbPool(pool);
+  return pool;
 }
 
 export async function inTransaction<T>(db: Db, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {

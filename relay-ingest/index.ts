@@ -100,7 +100,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     instanceId,
     logger: log,
     route: (pk) => directory.get(pk),
-    publish: (event, relays) => pool.publish(event, relays),
+    publish: (event, relays, traceId) => pool.publish(event, relays, traceId),
     maxRequestAgeSeconds: tuning.maxRequestAgeSeconds,
     replyTimeoutMs: Math.max(config.RPC_TIMEOUT_MS * 2, 5000),
   });

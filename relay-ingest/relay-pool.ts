@@ -88,9 +88,9 @@ export class RelayPool {
   }
 
   /** Publishes to each relay we know of among `urls`, retrying; resolves with how many accepted it. */
-  async publish(event: NostrEvent, urls: Iterable<string>): Promise<number> {
+  async publish(event: NostrEvent, urls: Iterable<string>, traceId?: string): Promise<number> {
     const targets = [...new Set(urls)].map((u) => this.members.get(u)).filter((m): m is Member => m !== undefined);
-    const results = await Promise.all(targets.map((m) => this.publishOne(m.conn, event)));
+    const results = await Promise.all(targets.map((m) => this.publishOne(m.conn, event, traceId)));
     return results.filter(Boolean).length;
   }
 
@@ -102,7 +102,7 @@ export class RelayPool {
     this.report();
   }
 
-  private async publishOne(conn: RelayConnection, event: NostrEvent): Promise<boolean> {
+  private async publishOne(conn: RelayConnection, event: NostrEvent, traceId: string | undefined): Promise<boolean> {
     const attempts = this.opts.publishAttempts ?? 4;
     const baseDelay = this.opts.publishRetryDelayMs ?? 250;
     let last = '';
@@ -123,7 +123,7 @@ export class RelayPool {
       if (PERMANENT.test(outcome.message)) break;
     }
     ingestMetrics.publish.inc({ outcome: 'failed' });
-    this.opts.logger.warn({ relay: conn.url, eventId: event.id, reason: last.slice(0, 200) }, 'publishing a nip46 response failed');
+    this.opts.logger.warn({ traceId, relay: conn.url, eventId: event.id, reason: last.slice(0, 200) }, 'publishing a nip46 response failed');
     return false;
   }
 

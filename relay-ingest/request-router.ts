@@ -33,7 +33,8 @@ export interface RequestRouterOptions {
   instanceId: string;
   logger: Logger;
   route(bunkerPubkey: string): BunkerRoute | undefined;
-  publish(event: NostrEvent, relays: Iterable<string>): Promise<number>;
+  /** Resolves with how many relays accepted the event; `traceId` goes into its log lines. */
+  publish(event: NostrEvent, relays: Iterable<string>, traceId?: string): Promise<number>;
   /** Requests older than this are not answered (their client gave up); also bounds the claim TTL. */
   maxRequestAgeSeconds: number;
   /** How long to wait for a worker's reply before reading the stored result. */
@@ -164,6 +165,7 @@ export class RequestRouter {
     }
     if (!admitted) {
       metrics.nip46QueueDropped.inc(requests.length);
+      metrics.backpressureRejected.inc({ door: 'nip46' }, requests.length);
       this.opts.logger.warn({ shard, requests: requests.length }, 'shard full: nip46 requests dropped');
       return;
     }
@@ -174,6 +176,9 @@ export class RequestRouter {
     const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + 60 };
     try {
       await this.queue(shard).add('nip46', data, { jobId, attempts: 3, removeOnComplete: keep, removeOnFail: keep });
+      if (this.opts.logger.isLevelEnabled('debug')) {
+        for (const r of requests) this.opts.logger.debug({ traceId: r.item.traceId, eventId: r.item.id, shard, jobId }, 'nip46 request queued');
+      }
     } catch (err) {
       this.opts.logger.warn({ shard, jobId, err: (err as Error).message }, 'adding a nip46 job failed');
       clearTimeout(timer);
@@ -228,9 +233,11 @@ export class RequestRouter {
       }
       const event = r.result as NostrEvent;
       const relays = new Set([...req.seenOn, ...req.route.relays]);
-      metrics.rpcDuration.observe({ door: 'nip46', method: 'request' }, (Date.now() - req.receivedAt) / 1000);
-      void this.opts.publish(event, relays).then((accepted) => {
-        if (accepted === 0) this.opts.logger.warn({ traceId: req.item.traceId, relays: [...relays] }, 'no relay accepted a nip46 response');
+      metrics.rpcDuration.observe({ door: 'nip46', method: r.method ?? 'other' }, (Date.now() - req.receivedAt) / 1000);
+      const traceId = req.item.traceId;
+      void this.opts.publish(event, relays, traceId).then((accepted) => {
+        if (accepted === 0) this.opts.logger.warn({ traceId, jobId, relays: [...relays] }, 'no relay accepted a nip46 response');
+        else this.opts.logger.debug({ traceId, jobId, eventId: event.id, accepted, relays: relays.size }, 'nip46 response published');
       });
     }
   }

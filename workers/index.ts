@@ -6,6 +6,7 @@ import type { Config } from '../shared/config.js';
 import { Admission } from '../shared/farm/admission.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
+import { watchShards } from '../shared/farm/shard-metrics.js';
 import { createBullConnection, createRedis } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import type { ActivitySink } from './activity.js';
@@ -113,8 +114,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
 
   const reconcile = async (shard: number) => {
     try {
-      const depth = await admission.reconcile(shard);
-      metrics.queueDepth.set({ shard: String(shard) }, depth);
+      await admission.reconcile(shard);
     } catch (err) {
       log.warn({ shard, err: (err as Error).message }, 'reconciling the admission count failed');
     }
@@ -152,24 +152,16 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
       const worker = running.get(shard);
       running.delete(shard);
       reportOwned();
-      metrics.queueDepth.remove({ shard: String(shard) });
       await worker?.close();
     },
   });
   await leases.start();
 
-  const depthTimer = setInterval(() => {
-    for (const shard of running.keys()) {
-      admission.depth(shard).then(
-        (n) => running.has(shard) && metrics.queueDepth.set({ shard: String(shard) }, n),
-        () => undefined,
-      );
-    }
-  }, 1000);
+  // Depth, oldest-job age and owner of every shard are read at scrape time.
+  const unwatchShards = watchShards(commands, names, config.SHARD_COUNT);
   const reconcileTimer = setInterval(() => {
     for (const shard of running.keys()) void reconcile(shard);
   }, opts.reconcileIntervalMs ?? 30_000);
-  depthTimer.unref();
   reconcileTimer.unref();
 
   log.info({ owned: leases.owned(), members: leases.members().length }, 'workers started');
@@ -182,8 +174,8 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     ownedShards: () => leases.owned(),
     stop: () =>
       (stopping ??= (async () => {
-        clearInterval(depthTimer);
         clearInterval(reconcileTimer);
+        unwatchShards();
         await leases.stop({ release: true });
         await Promise.allSettled([...running.values()].map((w) => w.close()));
         running.clear();

@@ -14,7 +14,7 @@ import { publishEviction } from '../shared/evictions.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
-import { NIP46_KIND, isNip04Payload, parseNip46Request, type Nip46Request, type Nip46Response } from '../shared/nip46/protocol.js';
+import { NIP46_KIND, NIP46_METHODS, isNip04Payload, parseNip46Request, type Nip46Request, type Nip46Response } from '../shared/nip46/protocol.js';
 import { EventValidationError, validateUnsignedEvent } from '../shared/nostr/event.js';
 import { isValidPubkeyHex } from '../shared/nostr/keys.js';
 import type { NostrEvent, UnsignedEvent } from '../shared/nostr/types.js';
@@ -83,6 +83,12 @@ interface JobTools {
 class RetryableError extends Error {}
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/** A request's method as a metric label: a known NIP-46 method, "other", or "invalid" when unreadable. */
+function methodLabel(method: string | undefined): string {
+  if (method === undefined) return 'invalid';
+  return (NIP46_METHODS as readonly string[]).includes(method) ? method : 'other';
+}
 
 function permits(p: PolicyPermissions, method: RpcMethod, kind?: number): boolean {
   switch (method) {
@@ -265,7 +271,9 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
         { traceId: w.item.traceId, jobId, requestEvent: w.item.id, method: w.request?.method, outcome, reason: w.drop ?? w.response?.error },
         'nip46 request done',
       );
-      return w.signed ? { id: w.item.id, ok: true, result: w.signed } : { id: w.item.id, ok: false, status: 400, error: w.drop ?? 'no response' };
+      return w.signed
+        ? { id: w.item.id, ok: true, result: w.signed, method: methodLabel(w.request?.method) }
+        : { id: w.item.id, ok: false, status: 400, error: w.drop ?? 'no response' };
     });
     const reply: ReplyMessage = { jobId, results };
     try {

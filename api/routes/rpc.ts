@@ -20,8 +20,10 @@ const RpcBody = Type.Object({
   id: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Number()])),
 });
 
+export const RPC_ROUTE = '/api/nostr';
+
 export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  app.post('/api/nostr', {
+  app.post(RPC_ROUTE, {
     schema: { body: RpcBody, response: { 200: Type.Object({ result: Type.Unknown() }), '4xx': ErrorBody, '5xx': ErrorBody } },
     onResponse: async (request, reply) => {
       const method = (request.body as { method?: string } | undefined)?.method ?? 'invalid';

@@ -67,7 +67,8 @@ export interface Nip46JobData {
 export type JobData = RpcJobData | Nip46JobData;
 
 export type ItemResult =
-  | { id: string; ok: true; result: unknown }
+  /** `method`: a NIP-46 request's method (a NIP46_METHODS name or "other"), for relay-ingest's latency metric. */
+  | { id: string; ok: true; result: unknown; method?: string }
   | { id: string; ok: false; status: number; error: string };
 
 /** What a worker publishes on the reply channel, and stores as the job's return value. */
