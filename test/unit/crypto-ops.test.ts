@@ -105,3 +105,47 @@ test('sign_event refuses a pubkey that is not the key\'s, an invalid event, and 
 test('an empty batch gives an empty result', () => {
   assert.deepEqual(runCryptoOps([]), []);
 });
+
+test('nip46_respond: runs the user op, encrypts the answer to the client and signs it with the bunker key', async () => {
+  const bunker = generateSecretKey();
+  const bunkerPub = getPublicKeyHex(bunker);
+  const seal = (scheme: 'nip44' | 'nip04', convKey?: Uint8Array) => ({ sk: bunker, pubkey: bunkerPub, peer: peerPub, scheme, createdAt: 1700000001, ...(convKey ? { convKey } : {}) });
+  const [signed, refused, failedOp, nip04, cached] = runCryptoOps([
+    { op: 'nip46_respond', id: 'r1', userOp: { op: 'sign_event', sk: user, pubkey: userPub, event: EVENT }, seal: seal('nip44') },
+    { op: 'nip46_respond', id: 'r2', answer: { result: '', error: 'Operation denied by policy' }, seal: seal('nip44') },
+    { op: 'nip46_respond', id: 'r3', userOp: { op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: 'not a payload' }, seal: seal('nip44') },
+    { op: 'nip46_respond', id: 'r4', answer: { result: 'pong' }, seal: seal('nip04') },
+    { op: 'nip46_respond', id: 'r5', answer: { result: 'ack' }, seal: seal('nip44', getConversationKey(bunker, peerPub)) },
+  ]);
+  const clientConv = toolsNip44.utils.getConversationKey(peer, bunkerPub);
+  const open = (r: CryptoResult | undefined, scheme: 'nip44' | 'nip04' = 'nip44') => {
+    const event = okValue(r).value as NostrEvent;
+    assert.ok(toolsVerifyEvent(event as never), 'the response event verifies with nostr-tools');
+    assert.equal(event.kind, 24133);
+    assert.equal(event.pubkey, bunkerPub);
+    assert.deepEqual(event.tags, [['p', peerPub]]);
+    const text = scheme === 'nip44' ? toolsNip44.decrypt(event.content, clientConv) : toolsNip04.decrypt(peer, bunkerPub, event.content);
+    return JSON.parse(text as string) as { id: string; result: string; error?: string };
+  };
+
+  const r1 = open(signed);
+  assert.equal(r1.id, 'r1');
+  const inner = JSON.parse(r1.result) as NostrEvent;
+  assert.ok(toolsVerifyEvent(inner as never));
+  assert.equal(inner.pubkey, userPub);
+  assert.equal(inner.content, EVENT.content);
+  assert.equal(((signed as { inner?: CryptoResult }).inner as { value: NostrEvent }).value.id, inner.id, 'the user op result comes back as inner');
+  assert.ok(okValue(signed).convKey, 'a conversation key it had to derive is returned for the cache');
+
+  assert.deepEqual(open(refused), { id: 'r2', result: '', error: 'Operation denied by policy' });
+  const r3 = open(failedOp);
+  assert.equal(r3.result, '');
+  assert.match(r3.error!, /invalid|payload|ciphertext/i);
+  assert.equal((failedOp as { inner?: CryptoResult }).inner?.ok, false);
+  assert.deepEqual(open(nip04, 'nip04'), { id: 'r4', result: 'pong' });
+  assert.deepEqual(open(cached), { id: 'r5', result: 'ack' });
+  assert.equal(okValue(cached).convKey, undefined, 'a cached conversation key is not returned again');
+
+  const bad = runCryptoOps([{ op: 'nip46_respond', id: 'r6', answer: { result: 'x' }, seal: { ...seal('nip44'), peer: 'zz' } }]);
+  assert.equal(errorOf(bad[0]), 'invalid peer pubkey');
+});

@@ -6,7 +6,7 @@ import { KeyManagerUnavailableError } from '../../shared/custody/key-manager.js'
 import type { ReplyMessage, RpcItem, RpcJobData } from '../../shared/farm/jobs.js';
 import { ShardNames } from '../../shared/shard.js';
 import type { ActivityEntry } from '../../workers/activity.js';
-import type { CryptoOp, CryptoResult, CryptoRunner } from '../../workers/crypto/types.js';
+import type { CryptoOp, CryptoResult, CryptoRunner, KeyOp } from '../../workers/crypto/types.js';
 import { KeyCache } from '../../workers/key-cache.js';
 import { createRpcProcessor } from '../../workers/rpc-processor.js';
 
@@ -24,7 +24,7 @@ class FakeCrypto implements CryptoRunner {
   seenSecrets: number[][] = [];
   async run(ops: CryptoOp[]): Promise<CryptoResult[]> {
     this.runs.push(ops);
-    this.seenSecrets.push(ops.map((o) => o.sk[0]!));
+    this.seenSecrets.push(ops.map((o) => (o as KeyOp).sk[0]!));
     return ops.map((o): CryptoResult => {
       if (o.op === 'sign_event') return { ok: true, value: { ...o.event, id: 'e'.repeat(64), pubkey: o.pubkey, sig: 'f'.repeat(128) } };
       if (o.op === 'nip44_decrypt' && o.ciphertext === 'bad') return { ok: false, error: 'invalid ciphertext' };
@@ -87,7 +87,7 @@ test('runs every op of a job in one crypto call and answers each item', async ()
     [['ping', undefined, undefined, 'http'], ['get_public_key', undefined, undefined, 'http'], ['sign_event', 1, 'e'.repeat(64), 'http'], ['nip44_encrypt', undefined, undefined, 'http']],
   );
   // The op buffers were copies, zeroed after the run; the cached key is intact.
-  assert.ok(crypto.runs[0]!.every((o) => o.sk.every((b) => b === 0)));
+  assert.ok(crypto.runs[0]!.every((o) => (o as KeyOp).sk.every((b) => b === 0)));
   assert.ok(cache.peekKey('key-1')!.secretKey.every((b) => b === 5));
   // The computed conversation key is cached and handed to the next op (as a copy).
   assert.ok(cache.getConvKey('key-1', PEER, 'nip44'));
@@ -140,6 +140,6 @@ test('a crypto pool failure fails the job (BullMQ retries it) and zeroes the cop
     keyLoader: { load: async () => ({ secretKey: new Uint8Array(32).fill(3), pubkey: PUB }) },
   });
   await assert.rejects(p('job-4', { type: 'rpc', replyTo: 'x', items: [item('z', { method: 'nip04_encrypt', peer: PEER, plaintext: 'm' })] }), /pool crashed/);
-  assert.ok(seen[0]!.sk.every((b) => b === 0));
+  assert.ok((seen[0] as KeyOp).sk.every((b) => b === 0));
   assert.equal(published.length, 0);
 });

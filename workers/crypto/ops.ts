@@ -1,6 +1,6 @@
 // The crypto a job needs, run synchronously on the thread that calls it (a piscina worker in production).
 // Each op succeeds or fails on its own: one bad ciphertext must not fail the other requests of a batch.
-import type { CryptoOp, CryptoResult } from './types.js';
+import type { CryptoOp, CryptoResult, KeyOp, Nip46RespondOp } from './types.js';
 import { EventValidationError, finalizeEvent, validateUnsignedEvent } from '../../shared/nostr/event.js';
 import { fastSchnorr } from '../../shared/nostr/schnorr.js';
 import { InvalidKeyError, isValidPubkeyHex } from '../../shared/nostr/keys.js';
@@ -49,9 +49,40 @@ function runOp(op: CryptoOp): CryptoResult {
       const { key, computed } = conversationKey(op.convKey, op.sk, op.peer, getSharedX);
       return withKey(nip04Decrypt(key, requireString(op.ciphertext, 'ciphertext')), key, computed);
     }
+    case 'nip46_respond':
+      return respond(op);
     default:
       throw new OpError('unknown crypto op');
   }
+}
+
+const NIP46_KIND = 24133;
+
+function respond(op: Nip46RespondOp): CryptoResult {
+  let inner: CryptoResult | undefined;
+  let response: { id: string; result: string; error?: string };
+  if (op.userOp !== undefined) {
+    if ((op.userOp as CryptoOp).op === 'nip46_respond') throw new OpError('unknown crypto op');
+    inner = runOne(op.userOp as KeyOp);
+    response = inner.ok
+      ? { id: op.id, result: typeof inner.value === 'string' ? inner.value : JSON.stringify(inner.value) }
+      : { id: op.id, result: '', error: inner.error };
+  } else {
+    response = { id: op.id, result: op.answer?.result ?? '', ...(op.answer?.error !== undefined ? { error: op.answer.error } : {}) };
+  }
+  const { seal } = op;
+  const plaintext = JSON.stringify(response);
+  let content: string;
+  let conv: { key: Uint8Array; computed: boolean };
+  if (seal.scheme === 'nip04') {
+    conv = conversationKey(seal.convKey, seal.sk, seal.peer, getSharedX);
+    content = nip04Encrypt(conv.key, plaintext);
+  } else {
+    conv = conversationKey(seal.convKey, seal.sk, seal.peer, getConversationKey);
+    content = nip44Encrypt(plaintext, conv.key);
+  }
+  const event = signEvent(seal.sk, seal.pubkey, { kind: NIP46_KIND, content, tags: [['p', seal.peer]], created_at: seal.createdAt });
+  return { ok: true, value: event, ...(conv.computed ? { convKey: conv.key } : {}), ...(inner ? { inner } : {}) };
 }
 
 function signEvent(sk: Uint8Array, pubkey: string, unsigned: unknown) {

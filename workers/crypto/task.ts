@@ -1,5 +1,5 @@
 // The piscina task module: one call runs the ops of one job on a pool thread.
-import type { CryptoOp, CryptoResult } from './types.js';
+import type { CryptoOp, CryptoResult, KeyOp } from './types.js';
 import { runCryptoOps } from './ops.js';
 
 export default function cryptoTask(ops: CryptoOp[]): CryptoResult[] {
@@ -8,9 +8,18 @@ export default function cryptoTask(ops: CryptoOp[]): CryptoResult[] {
   } finally {
     // The ops arrived here as structured-clone copies; wipe this thread's copies of the secrets so they
     // do not linger in the worker's heap until the next GC. The caller's originals are untouched.
-    for (const op of ops) {
-      op.sk?.fill(0);
-      if ('convKey' in op) op.convKey?.fill(0);
-    }
+    for (const op of ops) wipe(op);
   }
+}
+
+function wipe(op: CryptoOp | KeyOp | undefined): void {
+  if (!op) return;
+  if (op.op === 'nip46_respond') {
+    op.seal?.sk?.fill(0);
+    op.seal?.convKey?.fill(0);
+    wipe(op.userOp);
+    return;
+  }
+  op.sk?.fill(0);
+  if ('convKey' in op) op.convKey?.fill(0);
 }

@@ -1,0 +1,61 @@
+// The worker's cache of NIP-46 authorizations: what it keeps, what it reads again, what evicts it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Nip46Authorization } from '../../database/queries/nip46.js';
+import type { Nip46Store } from '../../workers/nip46-processor.js';
+import { CachedNip46Store } from '../../workers/nip46-authorization-cache.js';
+
+function auth(n: number, clientPubkey: string | null, revokedAt: Date | null = null): Nip46Authorization {
+  return {
+    id: `auth-${n}`, userId: 'u', bunkerPubkey: `bunker-${n}`, bunkerKeyId: `bk-${n}`, secretHash: Buffer.alloc(32),
+    clientPubkey, relays: [], revokedAt, expiresAt: null, userPubkey: 'p', userKeyId: 'uk',
+    permissions: { allowed_kinds: 'all', encrypt: true, decrypt: true },
+  };
+}
+
+class CountingStore implements Nip46Store {
+  reads: string[][] = [];
+  constructor(public rows: Map<string, Nip46Authorization>) {}
+  async findAuthorizations(pks: string[]) {
+    this.reads.push(pks);
+    return pks.flatMap((pk) => (this.rows.has(pk) ? [{ ...this.rows.get(pk)! }] : []));
+  }
+  async bindClient() {
+    return true;
+  }
+  async logout() {
+    return true;
+  }
+}
+
+test('bound authorizations are served from memory; unbound and revoked ones are read every time', async () => {
+  const inner = new CountingStore(new Map([['bunker-1', auth(1, 'client')], ['bunker-2', auth(2, null)], ['bunker-3', auth(3, 'c', new Date())]]));
+  const store = new CachedNip46Store(inner);
+  assert.equal((await store.findAuthorizations(['bunker-1', 'bunker-2', 'bunker-3', 'bunker-9'])).length, 3);
+  assert.deepEqual(inner.reads, [['bunker-1', 'bunker-2', 'bunker-3', 'bunker-9']]);
+  const again = await store.findAuthorizations(['bunker-1', 'bunker-2', 'bunker-3']);
+  assert.deepEqual(again.map((a) => a.id).sort(), ['auth-1', 'auth-2', 'auth-3']);
+  assert.deepEqual(inner.reads[1], ['bunker-2', 'bunker-3'], 'only the bound, live one is cached');
+  assert.equal(store.size, 1);
+});
+
+test('an eviction, a logout, a clear or the TTL makes the next job read the table again', async () => {
+  const inner = new CountingStore(new Map([['bunker-1', auth(1, 'client')]]));
+  const store = new CachedNip46Store(inner, { ttlMs: 50 });
+  const readsAfter = async () => {
+    await store.findAuthorizations(['bunker-1']);
+    return inner.reads.length;
+  };
+  assert.equal(await readsAfter(), 1);
+  assert.equal(await readsAfter(), 1);
+  store.evict('auth-1');
+  assert.equal(await readsAfter(), 2, 'after the revocation broadcast');
+  store.evict('auth-unknown');
+  assert.equal(await readsAfter(), 2);
+  await store.logout('auth-1', 'client');
+  assert.equal(await readsAfter(), 3, 'after a logout in this worker');
+  store.clear();
+  assert.equal(await readsAfter(), 4, 'after the eviction subscription reconnects');
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(await readsAfter(), 5, 'after the TTL');
+});
