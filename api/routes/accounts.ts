@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { findUserById } from '../../database/queries/users.js';
-import { metrics } from '../../shared/metrics.js';
 import { npubEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { HttpError, notFound } from '../errors.js';
-import { checkLogin, createSession, endSession, register } from '../services/accounts.js';
+import { notFound } from '../errors.js';
+import { endSession } from '../services/accounts.js';
+import { login, signUp } from '../services/login.js';
 import { clearSessionCookie, requireSession, sessionToken, setSessionCookie } from '../plugins/session.js';
 import { Email, ErrorBody, Password } from '../schemas.js';
 
@@ -20,9 +20,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
   app.post('/api/auth/register', {
     schema: { body: Registration, response: { 201: SessionBody, '4xx': ErrorBody } },
   }, async (request, reply) => {
-    const { userId, pubkey } = await register(ctx, request.body);
-    metrics.registrations.inc();
-    const token = await createSession(ctx, userId);
+    const { pubkey, token } = await signUp(ctx, request.body);
     setSessionCookie(ctx, reply, token);
     return reply.status(201).send({ pubkey, token });
   });
@@ -30,21 +28,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
   app.post('/api/auth/login', {
     schema: { body: Credentials, response: { 200: SessionBody, '4xx': ErrorBody } },
   }, async (request, reply) => {
-    const { email, password } = request.body;
-    const wait = await ctx.loginLimiter.retryAfter(email, request.ip);
-    if (wait > 0) {
-      metrics.loginFailures.inc({ reason: 'rate_limited' });
-      throw new HttpError(429, 'too many failed logins; try again later', { 'retry-after': String(wait) });
-    }
-    const user = await checkLogin(ctx, email, password);
-    if (!user) {
-      await ctx.loginLimiter.fail(email, request.ip);
-      metrics.loginFailures.inc({ reason: 'bad_credentials' });
-      throw new HttpError(401, 'wrong email or password');
-    }
-    await ctx.loginLimiter.succeed(email, request.ip);
-    metrics.logins.inc();
-    const token = await createSession(ctx, user.id);
+    const { user, token } = await login(ctx, request.body.email, request.body.password, request.ip);
     setSessionCookie(ctx, reply, token);
     return { pubkey: user.pubkey, token };
   });

@@ -45,6 +45,38 @@ export function parseNostrConnectUri(uri: string): NostrConnectUri {
   return { clientPubkey, relays, secret, name };
 }
 
+/** Creates the authorization a pasted nostrconnect:// URI asks for and queues the `connect` response to the client. */
+export async function connectNostrConnectUri(
+  ctx: ApiContext,
+  userId: string,
+  input: { uri: string; policySlug?: string; appName?: string },
+): Promise<{ authorizationId: string; bunkerPubkey: string; clientPubkey: string; relays: string[] }> {
+  const uri = parseNostrConnectUri(input.uri);
+  const created = await createAuthorization(ctx, {
+    userId,
+    applicationName: input.appName ?? uri.name ?? 'nostrconnect app',
+    policySlug: input.policySlug,
+    relays: uri.relays,
+    clientPubkey: uri.clientPubkey,
+    // The `connect` response: result = the client's secret, which is how the client knows it is us.
+    connectResponse: (bunkerSk, bunkerPubkey) => {
+      const convKey = getConversationKey(bunkerSk, uri.clientPubkey);
+      try {
+        const content = nip44Encrypt(JSON.stringify({ id: randomBytes(8).toString('hex'), result: uri.secret }), convKey);
+        const event = finalizeEvent(
+          { kind: NIP46_KIND, content, tags: [['p', uri.clientPubkey]], created_at: Math.floor(Date.now() / 1000) },
+          bunkerSk,
+          bunkerPubkey,
+        );
+        return { event, relays: uri.relays };
+      } finally {
+        convKey.fill(0);
+      }
+    },
+  });
+  return { authorizationId: created.authorizationId, bunkerPubkey: created.bunkerPubkey, clientPubkey: uri.clientPubkey, relays: uri.relays };
+}
+
 const NostrConnectBody = Type.Object({
   uri: Type.String({ minLength: 1, maxLength: 4096 }),
   policy_slug: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
@@ -76,34 +108,16 @@ export const nip46Routes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
       },
     },
   }, async (request, reply) => {
-    const uri = parseNostrConnectUri(request.body.uri);
-    const created = await createAuthorization(ctx, {
-      userId: request.userId!,
-      applicationName: request.body.app_name ?? uri.name ?? 'nostrconnect app',
+    const created = await connectNostrConnectUri(ctx, request.userId!, {
+      uri: request.body.uri,
       policySlug: request.body.policy_slug,
-      relays: uri.relays,
-      clientPubkey: uri.clientPubkey,
-      // The `connect` response: result = the client's secret, which is how the client knows it is us.
-      connectResponse: (bunkerSk, bunkerPubkey) => {
-        const convKey = getConversationKey(bunkerSk, uri.clientPubkey);
-        try {
-          const content = nip44Encrypt(JSON.stringify({ id: randomBytes(8).toString('hex'), result: uri.secret }), convKey);
-          const event = finalizeEvent(
-            { kind: NIP46_KIND, content, tags: [['p', uri.clientPubkey]], created_at: Math.floor(Date.now() / 1000) },
-            bunkerSk,
-            bunkerPubkey,
-          );
-          return { event, relays: uri.relays };
-        } finally {
-          convKey.fill(0);
-        }
-      },
+      appName: request.body.app_name,
     });
     return reply.status(201).send({
       authorization_id: created.authorizationId,
       bunker_pubkey: created.bunkerPubkey,
-      client_pubkey: uri.clientPubkey,
-      relays: uri.relays,
+      client_pubkey: created.clientPubkey,
+      relays: created.relays,
     });
   });
 
