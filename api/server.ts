@@ -6,8 +6,11 @@ import formbody from '@fastify/formbody';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ApiContext } from './context.js';
 import { installErrorHandler } from './errors.js';
+import { webPages } from './pages/index.js';
+import { installWebSecurity } from './plugins/web-security.js';
 import { runReadinessChecks } from '../shared/readiness.js';
 import { accountRoutes } from './routes/accounts.js';
+import { adminRoutes } from './routes/admin.js';
 import { authorizationRoutes } from './routes/authorizations.js';
 import { healthRoutes } from './routes/health.js';
 import { oauthRoutes } from './routes/oauth.js';
@@ -48,11 +51,14 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   installErrorHandler(app);
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
+  await installWebSecurity(app as unknown as FastifyInstance, ctx.config);
   await app.register(healthRoutes, { ctx, extraReadiness: runReadinessChecks });
   await app.register(accountRoutes, { ctx });
   await app.register(authorizationRoutes, { ctx });
   await app.register(oauthRoutes, { ctx });
   await app.register(rpcRoutes, { ctx });
   await app.register(nip46Routes, { ctx });
+  await app.register(webPages, { ctx });
+  await app.register(adminRoutes, { ctx });
   return app as unknown as FastifyInstance;
 }

@@ -28,6 +28,8 @@ export const ConfigSchema = Type.Object({
   GCP_KMS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
   PUBLIC_URL: Type.Optional(Url(['http', 'https'])),
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 8 })),
+  /** Bull Board at /admin/queues shows the shard queues but refuses every action (retry, clean, pause...). */
+  ADMIN_QUEUES_READ_ONLY: Type.Boolean({ default: true }),
   ALLOWED_ORIGINS: Type.String({ default: '' }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),

@@ -1,0 +1,37 @@
+// The browser side of the api: assets, log in / register, the account pages and the OAuth consent page.
+// Errors on these routes answer with an HTML page rather than JSON.
+import type { FastifyError, FastifyPluginAsync } from 'fastify';
+import type { ApiContext } from '../context.js';
+import { HttpError } from '../errors.js';
+import { accountPages } from './account-routes.js';
+import { assetRoutes } from './assets.js';
+import { authPages } from './auth-routes.js';
+import { consentPages } from './consent-routes.js';
+import { sendPage } from './layout.js';
+import { errorPage } from './views-auth.js';
+
+const CSRF_CODES = new Set(['FST_CSRF_MISSING_SECRET', 'FST_CSRF_INVALID_TOKEN']);
+
+function describeError(err: FastifyError): { status: number; title: string; message: string } {
+  if (CSRF_CODES.has(err.code)) {
+    return { status: 403, title: 'This form has expired', message: 'The form was old or did not come from this site. Go back, reload the page and try again.' };
+  }
+  if (err instanceof HttpError) return { status: err.statusCode, title: 'That did not work', message: err.message };
+  if (err.validation) return { status: 400, title: 'That did not work', message: 'Some fields are missing or too long.' };
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) return { status, title: 'That did not work', message: err.message };
+  return { status: 500, title: 'Something went wrong', message: 'Keyfarm could not do that just now. Please try again.' };
+}
+
+export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const { status, title, message } = describeError(err);
+    if (status >= 500) request.log.error({ err }, 'page error');
+    if (err instanceof HttpError) reply.headers(err.headers);
+    return sendPage(reply, errorPage(title, message), status);
+  });
+  await app.register(assetRoutes);
+  await app.register(authPages, { ctx });
+  await app.register(accountPages, { ctx });
+  await app.register(consentPages, { ctx });
+};

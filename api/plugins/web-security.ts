@@ -1,0 +1,90 @@
+// What a browser needs from the api: security headers with a strict CSP, CORS (open, without cookies, for the
+// routes apps call with a bearer token; limited to ALLOWED_ORIGINS for the routes that take the session
+// cookie), and CSRF tokens on every request a browser could forge: an unsafe method sent without a bearer
+// token and without a JSON body (a cross-site page can send JSON only after a CORS preflight we refuse).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import cors from '@fastify/cors';
+import csrf from '@fastify/csrf-protection';
+import helmet from '@fastify/helmet';
+import type { Config } from '../../shared/config.js';
+import { bearerToken } from './session.js';
+
+/** Routes that never read the session cookie: apps call them cross-origin with a bearer token or an OAuth code. */
+const OPEN_CORS_PATHS = new Set(['/api/oauth/token', '/api/nostr', '/api/policies', '/health', '/.well-known/nostr.json']);
+/** Unsafe routes that authenticate without the session cookie (the admin routes check the Origin instead). */
+const CSRF_EXEMPT_PATHS = new Set(['/api/oauth/token', '/api/nostr']);
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const CORS_HEADERS = ['authorization', 'content-type', 'x-trace-id'];
+const EXPOSED_HEADERS = ['x-trace-id', 'retry-after'];
+
+const isHttps = (config: Config) => config.PUBLIC_URL.startsWith('https://');
+const pathOf = (request: FastifyRequest) => request.url.split('?')[0]!;
+
+/** The pages' policy: our own scripts, styles and forms only; no framing. `formTargets` adds form-action origins. */
+export function pageCsp(config: Config, formTargets: string[] = []): string {
+  const directives = [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    // A form's redirect is checked against form-action too: the consent form ends at the app's redirect_uri.
+    `form-action 'self'${formTargets.map((o) => ` ${o}`).join('')}`,
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "object-src 'none'",
+  ];
+  if (isHttps(config)) directives.push('upgrade-insecure-requests');
+  return directives.join('; ');
+}
+
+/** The origin a browser on our own pages sends: as this request reached us, or PUBLIC_URL's. */
+export function isOwnOrigin(config: Config, request: FastifyRequest, origin: string): boolean {
+  return origin === `${request.protocol}://${request.host}` || origin === new URL(config.PUBLIC_URL).origin;
+}
+
+function needsCsrfToken(request: FastifyRequest): boolean {
+  if (SAFE_METHODS.has(request.method)) return false;
+  const path = pathOf(request);
+  if (CSRF_EXEMPT_PATHS.has(path) || path.startsWith('/admin/')) return false;
+  if (bearerToken(request)) return false;
+  return !(request.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
+}
+
+/** The token a form of this response must carry (its secret goes in an HttpOnly cookie on first use). */
+export function csrfToken(reply: FastifyReply): string {
+  return reply.generateCsrf();
+}
+
+export async function installWebSecurity(app: FastifyInstance, config: Config): Promise<void> {
+  const https = isHttps(config);
+  await app.register(helmet, {
+    contentSecurityPolicy: false, // set below, so a route can widen form-action
+    hsts: https ? { maxAge: 180 * 24 * 3600, includeSubDomains: false } : false,
+    frameguard: { action: 'deny' },
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('content-security-policy', pageCsp(config));
+  });
+
+  const credentialed = config.ALLOWED_ORIGINS;
+  await app.register(cors, {
+    delegator: (request, callback) => {
+      const path = pathOf(request);
+      const common = { methods: ['GET', 'POST'], exposedHeaders: EXPOSED_HEADERS, maxAge: 600 };
+      if (OPEN_CORS_PATHS.has(path)) callback(null, { ...common, origin: '*', credentials: false, allowedHeaders: CORS_HEADERS });
+      else if (path.startsWith('/api/') && credentialed.includes(request.headers.origin ?? '')) {
+        callback(null, { ...common, origin: credentialed, credentials: true, allowedHeaders: [...CORS_HEADERS, 'x-csrf-token'] });
+      } else callback(null, { origin: false });
+    },
+  });
+
+  await app.register(csrf, {
+    cookieKey: https ? '__Host-keyfarm_csrf' : 'keyfarm_csrf',
+    cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: https },
+  });
+  app.addHook('preValidation', (request, reply, done) => {
+    if (!needsCsrfToken(request)) return done();
+    app.csrfProtection(request, reply, done);
+  });
+}

@@ -1,0 +1,65 @@
+// /admin/queues: Bull Board over the shard queues, behind HTTP basic auth with ADMIN_PASSWORD (any user
+// name). Without ADMIN_PASSWORD the dashboard is off and says so. Browsers resend basic credentials on their
+// own, so an unsafe request must also come from our own pages (Origin), not from another site.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { createShardBoard } from '../../dashboards/bull-board.js';
+import type { ApiContext } from '../context.js';
+import { isOwnOrigin } from '../plugins/web-security.js';
+
+export const ADMIN_QUEUES_PATH = '/admin/queues';
+const REALM = 'Basic realm="Keyfarm operators", charset="UTF-8"';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Bull Board's UI: its own scripts, inline styles; no third-party fonts, no framing. */
+const BOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'";
+
+const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+
+/** The password of an `Authorization: Basic` header (the user name is ignored), or undefined. */
+export function basicPassword(header: string | undefined): string | undefined {
+  const match = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? undefined : decoded.slice(colon + 1);
+}
+
+/** Constant time whatever the lengths: both sides are hashed first. */
+export function passwordMatches(given: string | undefined, expected: string): boolean {
+  return given !== undefined && timingSafeEqual(digest(given), digest(expected));
+}
+
+export const adminRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  const password = ctx.config.ADMIN_PASSWORD;
+  if (!password) {
+    const off = async (_request: FastifyRequest, reply: FastifyReply) =>
+      reply.status(404).send({ error: 'the queue dashboard is off: set ADMIN_PASSWORD to turn it on' });
+    app.all(ADMIN_QUEUES_PATH, off);
+    app.all(`${ADMIN_QUEUES_PATH}/*`, off);
+    return;
+  }
+
+  const board = createShardBoard({
+    names: ctx.names,
+    shardCount: ctx.config.SHARD_COUNT,
+    connection: ctx.redis,
+    basePath: ADMIN_QUEUES_PATH,
+    readOnly: ctx.config.ADMIN_QUEUES_READ_ONLY,
+    links: [{ text: 'Prometheus metrics', url: '/api/metrics' }, { text: 'Readiness', url: '/healthz/ready' }],
+  });
+  app.addHook('onClose', async () => board.close());
+
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', async (request, reply) => {
+      if (!passwordMatches(basicPassword(request.headers.authorization), password)) {
+        return reply.status(401).header('www-authenticate', REALM).send({ error: 'the admin password is required' });
+      }
+      const origin = request.headers.origin;
+      if (!SAFE_METHODS.has(request.method) && origin !== undefined && !isOwnOrigin(ctx.config, request, origin)) {
+        return reply.status(403).send({ error: 'cross-site request refused' });
+      }
+      reply.header('content-security-policy', BOARD_CSP).header('cache-control', 'no-store');
+    });
+    await admin.register(board.plugin, { prefix: ADMIN_QUEUES_PATH });
+  });
+};

@@ -1,0 +1,52 @@
+// Bull Board over every shard queue of the farm. The api mounts it (api/routes/admin.ts) behind the admin
+// password; in read-only mode the board shows queues and jobs but refuses every action (retry, clean, ...).
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import { Queue } from 'bullmq';
+import type { FastifyPluginCallback } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { ShardNames } from '../shared/shard.js';
+
+export interface ShardBoardOptions {
+  names: ShardNames;
+  shardCount: number;
+  /** A command connection; the board's queues only read and (when writable) act on jobs. */
+  connection: Redis;
+  basePath: string;
+  readOnly: boolean;
+  links?: { text: string; url: string }[];
+}
+
+export interface ShardBoard {
+  plugin: FastifyPluginCallback;
+  queueNames: string[];
+  close(): Promise<void>;
+}
+
+export function createShardBoard(o: ShardBoardOptions): ShardBoard {
+  const queues = Array.from({ length: o.shardCount }, (_, shard) =>
+    new Queue(o.names.queue(shard), { connection: o.connection, prefix: o.names.queuePrefix(shard), skipVersionCheck: true }),
+  );
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(o.basePath);
+  createBullBoard({
+    queues: queues.map((q) => new BullMQAdapter(q, { readOnlyMode: o.readOnly })),
+    // @bull-board/fastify pins its own copy of @bull-board/api: same shape, separate type declarations.
+    serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
+    options: {
+      uiConfig: {
+        boardTitle: o.readOnly ? 'Keyfarm shards (read-only)' : 'Keyfarm shards',
+        miscLinks: o.links ?? [],
+        hideDocsLink: true,
+      },
+    },
+  });
+  return {
+    plugin: serverAdapter.registerPlugin() as FastifyPluginCallback,
+    queueNames: queues.map((q) => q.name),
+    async close() {
+      await Promise.all(queues.map((q) => q.close()));
+    },
+  };
+}
