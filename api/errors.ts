@@ -28,6 +28,28 @@ export const notFound = (msg: string) => new HttpError(404, msg);
 export const unavailable = (msg: string, retryAfterSeconds = 1) =>
   new HttpError(503, msg, { 'retry-after': String(retryAfterSeconds) });
 
+const PG_CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+const PG_DOWN_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection ended unexpectedly)/;
+const REDIS_DOWN_MESSAGE = /^(Stream isn't writeable|Connection is closed|Reached the max retries per request limit|LOADING )/;
+
+/**
+ * The dependency an error says is down, or undefined. Such a request gets 503 with Retry-After (the
+ * client may try again shortly), never a 500: PostgreSQL unreachable, restarting or out of connections
+ * (SQLSTATE classes 08 and 57P, 53300), Redis unreachable (the fail-fast connections refuse at once),
+ * the KeyManager unavailable.
+ */
+export function unavailableDependency(err: unknown): 'database' | 'redis' | 'key manager' | undefined {
+  if (!(err instanceof Error)) return undefined;
+  if (err.name === 'KeyManagerUnavailableError') return 'key manager';
+  if (err.name === 'MaxRetriesPerRequestError' || REDIS_DOWN_MESSAGE.test(err.message)) return 'redis';
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (PG_CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300')) {
+    return 'database';
+  }
+  if (PG_DOWN_MESSAGE.test(err.message)) return 'database';
+  return undefined;
+}
+
 /** Fastify's own client errors (bad JSON, wrong content type, too large) keep their 4xx status. */
 function clientStatus(err: FastifyError): number | undefined {
   if (err.validation) return 400;
@@ -47,6 +69,11 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (status !== undefined) {
       const message = err.validation ? `invalid request: ${err.message}` : err.message;
       return reply.status(status).send({ error: message });
+    }
+    const down = unavailableDependency(err);
+    if (down) {
+      request.log.warn({ err: err.message, dependency: down }, 'dependency unavailable');
+      return reply.status(503).header('retry-after', '2').send({ error: `${down} unavailable` });
     }
     request.log.error({ err }, 'unhandled error');
     return reply.status(500).send({ error: 'internal error' });

@@ -9,7 +9,7 @@ import { parseEviction } from '../shared/evictions.js';
 import { RpcClient } from '../shared/farm/rpc-client.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import type { Logger } from '../shared/logger.js';
-import { createRedis } from '../shared/redis.js';
+import { closeRedis, connectFailFast, createRedis } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import type { ApiContext } from './context.js';
 import { buildApi } from './server.js';
@@ -36,16 +36,19 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   const { config, logger } = deps;
   const instanceId = `api-${randomBytes(6).toString('hex')}`;
   const names = new ShardNames(config.KEY_PREFIX);
-  const redis = createRedis(deps.redisUrl);
+  // Request paths answer 503 at once while Redis is down (login limits, announcements, readiness).
+  const redis = await connectFailFast(deps.redisUrl, (err) => logger.warn({ err: err.message }, 'api redis error'));
   const subscriber = createRedis(deps.redisUrl);
+  subscriber.on('error', (err) => logger.warn({ err: err.message }, 'api eviction subscriber error'));
   const acting = new ActingCache(deps.db);
 
-  // A missed eviction must not leave a revoked token usable: when the link drops, forget everything.
+  // A missed eviction must not leave a revoked token usable: while the link is down nothing is cached.
   subscriber.on('message', (_channel: string, message: string) => {
     const e = parseEviction(message);
     if (e) acting.evict(e);
   });
-  subscriber.on('ready', () => acting.clear());
+  subscriber.on('ready', () => acting.setLinked(true));
+  subscriber.on('close', () => acting.setLinked(false));
   await subscriber.subscribe(names.evictChannel());
 
   const rpc = new RpcClient({
@@ -72,6 +75,11 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     version: deps.version,
   };
   const app = await buildApi(ctx);
+  // Once draining, every response ends its connection, so keep-alive clients go elsewhere.
+  let draining = false;
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
   const address = await app.listen({ port: config.PORT, host: config.HOST });
   const unwatchShards = watchShards(redis, names, config.SHARD_COUNT);
   logger.info({ address, instanceId }, 'api listening');
@@ -82,10 +90,19 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     instanceId,
     async close() {
       unwatchShards();
+      // /healthz/ready already says 503 (shared/readiness.ts); serve on while load balancers notice.
+      if (config.SHUTDOWN_DELAY_MS > 0) await new Promise((r) => setTimeout(r, config.SHUTDOWN_DELAY_MS));
+      draining = true;
+      // Stop listening and wait for in-flight requests, up to SHUTDOWN_HTTP_TIMEOUT_MS.
+      const cutoff = setTimeout(() => {
+        logger.warn({ timeoutMs: config.SHUTDOWN_HTTP_TIMEOUT_MS }, 'in-flight requests outlived the shutdown timeout; closing their connections');
+        app.server.closeAllConnections();
+      }, config.SHUTDOWN_HTTP_TIMEOUT_MS);
       await app.close();
+      clearTimeout(cutoff);
       await rpc.close();
       subscriber.disconnect();
-      await redis.quit().catch(() => redis.disconnect());
+      await closeRedis(redis);
     },
   };
 }

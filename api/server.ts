@@ -35,6 +35,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     },
     logController: new LogController({ requestIdLogLabel: 'traceId', disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // While closing, a request already on an open connection is still served (with Connection: close).
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onRequest', async (request, reply) => {

@@ -5,7 +5,8 @@ import { runBackup } from './commands/backup.js';
 import { runRestore } from './commands/restore.js';
 import { runRotateKek } from './commands/rotate-kek.js';
 import { startRoles, type RoleSet } from './roles.js';
-import { VERSION, fatal, prepareRuntime, type Runtime } from './runtime.js';
+import { VERSION, fatal, prepareRuntime } from './runtime.js';
+import { stopOnSignals } from './shutdown.js';
 
 const USAGE = `usage: keyfarm <command>
   api        the HTTP API (accounts, OAuth, /api/nostr, health, metrics)
@@ -30,23 +31,6 @@ const ROLES: Record<string, RoleSet> = {
   workers: { workers: true },
   all: { api: true, relayIngest: true, workers: true },
 };
-
-function stopOnSignals(rt: Runtime, stop: () => Promise<void>): void {
-  let stopping = false;
-  const onSignal = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    rt.logger.info({ signal }, 'shutting down');
-    await stop();
-    await rt.db.end().catch(() => undefined);
-    await rt.stopServices();
-    rt.logger.info('stopped');
-    rt.logger.flush();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void onSignal('SIGTERM'));
-  process.once('SIGINT', () => void onSignal('SIGINT'));
-}
 
 async function main(command: string | undefined): Promise<void> {
   if (!command || command === '--help' || command === '-h') {

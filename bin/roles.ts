@@ -9,6 +9,7 @@ import { PostgresKeyLoader } from '../workers/postgres-key-loader.js';
 import { PostgresNip46Store } from '../workers/postgres-nip46-store.js';
 import { startRelayIngest, type RelayIngest, type RelayIngestTuning } from '../relay-ingest/index.js';
 import { startHealthServer } from '../relay-ingest/health-server.js';
+import { probe, shutdownCheck } from '../shared/readiness.js';
 import { VERSION, openKeyManager, type Runtime } from './runtime.js';
 
 export interface RoleSet {
@@ -21,7 +22,11 @@ export interface RoleSet {
 export interface RunningRoles {
   api?: RunningApi;
   relayIngest?: RelayIngest;
-  /** Stops the roles (api first, so no new work arrives), then the pools. */
+  /**
+   * Stops the roles, api first so no new work arrives: in-flight HTTP requests are answered, NIP-46
+   * requests taken are answered, running jobs finish (each bounded by the SHUTDOWN_* settings); then the
+   * crypto pool and the KeyManager close.
+   */
   stop(): Promise<void>;
 }
 
@@ -42,7 +47,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       nip46Store: new PostgresNip46Store(rt.db),
     });
     stops.push(async () => {
-      await workers.stop();
+      await workers.stop(rt.config.SHUTDOWN_JOBS_TIMEOUT_MS);
       await activity.close();
       await crypto.close();
     });
@@ -52,10 +57,11 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     const tuning = typeof roles.relayIngest === 'object' ? roles.relayIngest : undefined;
     const ingest = await startRelayIngest({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, tuning });
     relayIngest = ingest;
-    stops.unshift(() => ingest.stop());
+    stops.unshift(() => ingest.stop(rt.config.SHUTDOWN_JOBS_TIMEOUT_MS));
     // Alone, relay-ingest serves its own probes and metrics; beside the api, the api serves them.
     if (!roles.api) {
-      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.PORT, version: VERSION, ready: ingest.readiness });
+      const ready = async () => [await probe('postgres', () => rt.db.query('SELECT 1')), ...(await ingest.readiness()), ...shutdownCheck()];
+      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.PORT, version: VERSION, ready });
       stops.unshift(() => health.close());
     }
   }

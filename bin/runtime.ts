@@ -37,17 +37,42 @@ export interface Runtime {
   stopServices(): Promise<void>;
 }
 
-const PG_RETRY_DELAYS_S = [1, 2, 4, 8];
+/** Waits before the 2nd, 3rd, ... attempt to reach PostgreSQL at start; then the start fails. */
+export const PG_RETRY_DELAYS_S = [1, 2, 4, 8];
 
-async function connectPostgres(db: Db, logger: Logger): Promise<void> {
+/**
+ * Pool limits that turn a database outage into fast errors (503 at the HTTP door) instead of requests
+ * that hang: a connection (or a free pooled one) within 3 s, any query answered within 15 s.
+ */
+const POOL_LIMITS = { connectionTimeoutMillis: 3000, query_timeout: 15_000 };
+
+/** host:port of a database URL, without its credentials. */
+function serverOf(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 5432}`;
+  } catch {
+    return 'DATABASE_URL';
+  }
+}
+
+/** pg's errors for an unreachable server may carry their reason only in a code or in nested errors. */
+function reasonOf(err: unknown): string {
+  const e = err as Error & { code?: string; errors?: Error[] };
+  return e.message || e.errors?.map((x) => x.message).join('; ') || e.code || String(err);
+}
+
+async function connectPostgres(db: Db, url: string, logger: Logger): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await db.query('SELECT 1');
       return;
     } catch (err) {
       const delay = PG_RETRY_DELAYS_S[attempt];
-      if (delay === undefined) fatal(`PostgreSQL is unreachable (${(err as Error).message}); giving up`);
-      logger.warn({ err: (err as Error).message, retryInSeconds: delay }, 'PostgreSQL unreachable; retrying');
+      if (delay === undefined) {
+        fatal(`PostgreSQL at ${serverOf(url)} is unreachable after ${attempt + 1} attempts (${reasonOf(err)}); giving up`);
+      }
+      logger.warn({ err: reasonOf(err), server: serverOf(url), retryInSeconds: delay }, 'PostgreSQL unreachable; retrying');
       await new Promise((r) => setTimeout(r, delay * 1000));
     }
   }
@@ -69,9 +94,9 @@ export async function prepareRuntime(role: string, config: Config = loadConfigOr
     redisUrl ??= embedded.redisUrl;
     stopServices = () => embedded.stop();
   }
-  const db = createPool(databaseUrl, config.DB_POOL_SIZE);
+  const db = createPool(databaseUrl, config.DB_POOL_SIZE, POOL_LIMITS);
   db.on('error', (err) => logger.warn({ err: err.message }, 'idle PostgreSQL client error'));
-  await connectPostgres(db, logger);
+  await connectPostgres(db, databaseUrl, logger);
   return { config, logger, databaseUrl, redisUrl, db, stopServices };
 }
 

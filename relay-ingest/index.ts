@@ -7,8 +7,8 @@ import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import type { Logger } from '../shared/logger.js';
 import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../shared/nip46/channels.js';
-import { addReadinessCheck } from '../shared/readiness.js';
-import { createRedis } from '../shared/redis.js';
+import { addReadinessCheck, probe } from '../shared/readiness.js';
+import { createRedis, isUp } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import { BunkerDirectory } from './bunker-directory.js';
 import { ingestMetrics } from './metrics.js';
@@ -56,11 +56,12 @@ export interface RelayIngest {
   readonly instanceId: string;
   readonly pool: RelayPool;
   readonly directory: BunkerDirectory;
-  /** [check, null when ok / reason]: at least one relay connected. */
+  /** [check, null when ok / reason]: at least one relay connected (first), Redis answering. */
   readiness(): Promise<[string, string | null][]>;
   /** Waits until the bunker list and subscriptions reflect every change announced so far. */
   settled(): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops taking requests, answers those taken (up to drainMs), closes the relays and connections. */
+  stop(drainMs?: number): Promise<void>;
 }
 
 export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<RelayIngest> {
@@ -165,7 +166,10 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const readiness = async (): Promise<[string, string | null][]> => {
     const connected = pool.connected().length;
     const known = pool.known().length;
-    return [['relays', connected > 0 ? null : known === 0 ? 'no relays configured (BUNKER_RELAYS)' : `no relay connected (0/${known})`]];
+    return [
+      ['relays', connected > 0 ? null : known === 0 ? 'no relays configured (BUNKER_RELAYS)' : `no relay connected (0/${known})`],
+      isUp(redis) ? await probe('redis', () => redis.ping()) : ['redis', `not connected (${redis.status})`],
+    ];
   };
   // Beside the api (`all`), no configured relay means the NIP-46 door is off, not that the process is unfit.
   const removeCheck = addReadinessCheck('relays', async () => (pool.known().length === 0 ? null : (await readiness())[0]![1]));
@@ -179,10 +183,12 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     directory,
     readiness,
     settled: () => updates,
-    stop: () =>
+    stop: (drainMs = 0) =>
       (stopping ??= (async () => {
         clearInterval(reloadTimer);
         removeCheck();
+        // Requests already taken from the relays are answered before the relays are closed.
+        if (drainMs > 0 && !(await router!.drain(drainMs))) log.warn({ drainMs }, 'nip46 requests still unanswered at shutdown');
         await router!.close();
         await pool.close();
         await updates;

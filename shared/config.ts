@@ -45,6 +45,12 @@ export const ConfigSchema = Type.Object({
   /** BullMQ job lock; a worker killed mid-job has its job re-run after about this long. */
   JOB_LOCK_MS: Int(5000, 1000, 600_000),
   DB_POOL_SIZE: Int(10, 1, 1000),
+  /** On SIGTERM, how long the api keeps serving with /healthz/ready at 503 so load balancers stop sending. */
+  SHUTDOWN_DELAY_MS: Int(0, 0, 120_000),
+  /** On SIGTERM, how long in-flight HTTP requests may take before their connections are closed. */
+  SHUTDOWN_HTTP_TIMEOUT_MS: Int(15_000, 0, 600_000),
+  /** On SIGTERM, how long running jobs may take; past it they are left to the stalled-job check elsewhere. */
+  SHUTDOWN_JOBS_TIMEOUT_MS: Int(10_000, 0, 600_000),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -1,10 +1,14 @@
-// Readiness checks a role adds to its process, beyond Postgres and Redis: relay-ingest's "at least one
-// relay connected". The api's /healthz/ready runs them when the roles share a process (`all`).
+// What /healthz/ready reports beyond Postgres and Redis: checks a role adds to its process (relay-ingest's
+// "at least one relay connected"; the api's /healthz/ready runs them when the roles share a process), and
+// "shutting down" from the moment SIGTERM arrives, so load balancers stop sending before the port closes.
 
 /** Resolves null when ready, or a short reason. */
 export type ReadinessCheck = () => Promise<string | null>;
 
+export type CheckResult = [name: string, failure: string | null];
+
 const checks = new Map<symbol, { name: string; check: ReadinessCheck }>();
+let shuttingDown = false;
 
 /** Adds a check; the returned function removes it (on stop). */
 export function addReadinessCheck(name: string, check: ReadinessCheck): () => void {
@@ -13,9 +17,37 @@ export function addReadinessCheck(name: string, check: ReadinessCheck): () => vo
   return () => void checks.delete(key);
 }
 
-export async function runReadinessChecks(): Promise<[string, string | null][]> {
-  return Promise.all(
-    [...checks.values()].map(async ({ name, check }): Promise<[string, string | null]> => {
+/** From now on this process reports not ready (graceful shutdown). */
+export function markShuttingDown(): void {
+  shuttingDown = true;
+}
+
+/** [['shutdown', 'shutting down']] once SIGTERM has arrived, else []. */
+export function shutdownCheck(): CheckResult[] {
+  return shuttingDown ? [['shutdown', 'shutting down']] : [];
+}
+
+const PROBE_TIMEOUT_MS = 1000;
+
+/** Runs one probe: [name, null] when it resolves within a second, else [name, reason]. */
+export async function probe(name: string, run: () => Promise<unknown>, timeoutMs = PROBE_TIMEOUT_MS): Promise<CheckResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);
+  });
+  try {
+    await Promise.race([run(), timeout]);
+    return [name, null];
+  } catch (err) {
+    return [name, (err as Error).message || 'failed'];
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function runReadinessChecks(): Promise<CheckResult[]> {
+  const results = await Promise.all(
+    [...checks.values()].map(async ({ name, check }): Promise<CheckResult> => {
       try {
         return [name, await check()];
       } catch (err) {
@@ -23,4 +55,5 @@ export async function runReadinessChecks(): Promise<[string, string | null][]> {
       }
     }),
   );
+  return [...results, ...shutdownCheck()];
 }

@@ -7,7 +7,7 @@ import { Admission } from '../shared/farm/admission.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
-import { createBullConnection, createRedis } from '../shared/redis.js';
+import { closeRedis, createBullConnection, createRedis } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import type { ActivitySink } from './activity.js';
 import type { CryptoRunner } from './crypto/types.js';
@@ -47,8 +47,11 @@ export interface Workers {
   readonly cache: KeyCache;
   readonly leases: ShardLeases;
   ownedShards(): number[];
-  /** Closes every shard Worker (running jobs finish), gives the leases back, leaves the membership. */
-  stop(): Promise<void>;
+  /**
+   * Closes every shard Worker (running jobs finish, for up to jobsTimeoutMs if given), gives the leases
+   * back, leaves the membership.
+   */
+  stop(jobsTimeoutMs?: number): Promise<void>;
 }
 
 /** An eviction announcement: `{"type":"key","keyId":"..."}` or `{"type":"all"}` (others are not for this cache). */
@@ -109,6 +112,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   await subscriber.subscribe(names.evictChannel());
 
   const running = new Map<number, ShardWorker>();
+  // Set by stop(jobsTimeoutMs): how long closing shard Workers may wait for their running jobs.
+  let stopDeadline: number | undefined;
+  const stopGraceMs = () => (stopDeadline === undefined ? undefined : Math.max(0, stopDeadline - Date.now()));
   const concurrency = opts.jobConcurrency ?? Math.max(4, 2 * config.CRYPTO_THREADS);
   const reportOwned = () => metrics.shardsOwned.set(running.size);
 
@@ -148,11 +154,11 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
       );
       reportOwned();
     },
-    onRelease: async (shard) => {
+    onRelease: async (shard, reason) => {
       const worker = running.get(shard);
       running.delete(shard);
       reportOwned();
-      await worker?.close();
+      await worker?.close(reason === 'stop' ? stopGraceMs() : undefined);
     },
   });
   await leases.start();
@@ -172,16 +178,17 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     cache,
     leases,
     ownedShards: () => leases.owned(),
-    stop: () =>
+    stop: (jobsTimeoutMs?: number) =>
       (stopping ??= (async () => {
+        if (jobsTimeoutMs !== undefined) stopDeadline = Date.now() + jobsTimeoutMs;
         clearInterval(reconcileTimer);
         unwatchShards();
         await leases.stop({ release: true });
-        await Promise.allSettled([...running.values()].map((w) => w.close()));
+        await Promise.allSettled([...running.values()].map((w) => w.close(stopGraceMs())));
         running.clear();
         reportOwned();
         cache.clear();
-        await Promise.allSettled([subscriber.quit(), commands.quit(), bull.quit()]);
+        await Promise.all([closeRedis(subscriber), closeRedis(commands), closeRedis(bull)]);
         log.info('workers stopped');
       })()),
   };

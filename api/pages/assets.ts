@@ -1,7 +1,8 @@
 // The pages' stylesheet and script, served from memory with a content hash in their URLs.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CLIENT_SCRIPT } from './client-script.js';
 
 const CSS = readFileSync(new URL('./assets/app.css', import.meta.url), 'utf8');
@@ -12,9 +13,14 @@ export const ASSET_URLS = {
   js: `/assets/app.js?v=${version(CLIENT_SCRIPT)}`,
 };
 
-export async function assetRoutes(app: FastifyInstance): Promise<void> {
-  const serve = (body: string, type: string) => async (_request: unknown, reply: import('fastify').FastifyReply) =>
-    reply.header('content-type', type).header('cache-control', 'public, max-age=86400').send(body);
-  app.get('/assets/app.css', serve(CSS, 'text/css; charset=utf-8'));
-  app.get('/assets/app.js', serve(CLIENT_SCRIPT, 'text/javascript; charset=utf-8'));
-}
+const ASSETS: [string, string, string][] = [
+  ['/assets/app.css', CSS, 'text/css; charset=utf-8'],
+  ['/assets/app.js', CLIENT_SCRIPT, 'text/javascript; charset=utf-8'],
+];
+
+export const assetRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const [url, body, type] of ASSETS) {
+    app.get(url, { schema: { querystring: Type.Object({ v: Type.Optional(Type.String({ maxLength: 32 })) }) } }, async (_request, reply) =>
+      reply.header('content-type', type).header('cache-control', 'public, max-age=86400').send(body));
+  }
+};

@@ -1,25 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { registry } from '../../shared/metrics.js';
+import { probe } from '../../shared/readiness.js';
 import type { ApiContext } from '../context.js';
 
 const Healthy = Type.Object({ status: Type.String(), version: Type.String() });
-const CHECK_TIMEOUT_MS = 1000;
-
-async function check(name: string, probe: () => Promise<unknown>): Promise<[string, string | null]> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([probe(), timeout]);
-    return [name, null];
-  } catch (err) {
-    return [name, (err as Error).message || 'failed'];
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraReadiness?: () => Promise<[string, string | null][]> }> = async (
   app,
@@ -31,8 +16,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraRea
 
   app.get('/healthz/ready', async (_request, reply) => {
     const results = await Promise.all([
-      check('postgres', () => ctx.db.query('SELECT 1')),
-      check('redis', () => ctx.redis.ping()),
+      probe('postgres', () => ctx.db.query('SELECT 1')),
+      probe('redis', () => ctx.redis.ping()),
     ]);
     if (extraReadiness) results.push(...(await extraReadiness()));
     const failing = Object.fromEntries(results.filter(([, e]) => e !== null));

@@ -4,12 +4,14 @@
 // - Answers come back on ONE pub/sub subscription per process (this instance's reply channel), matched by
 //   job id to the waiting calls. At the timeout the job's stored return value is read before giving up
 //   with 504, so a lost pub/sub message costs latency, not the answer.
+// - While Redis is unreachable a call answers 503 at once (a status check, no round trip): the command
+//   connection has no offline queue, so nothing waits for Redis to come back; it reconnects by itself.
 import { randomBytes } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { metrics } from '../metrics.js';
-import { createRedis } from '../redis.js';
+import { closeRedis, connectFailFast, createRedis, isUp } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { Admission } from './admission.js';
 import type { ItemResult, ReplyMessage, RpcItem, RpcJobData } from './jobs.js';
@@ -86,13 +88,14 @@ export class RpcClient {
   /** Connects and subscribes to this instance's reply channel; resolves once replies can arrive. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('RpcClient.start: already started');
-    this.redis = createRedis(this.opts.redisUrl);
+    this.redis = await connectFailFast(this.opts.redisUrl, (err) => this.opts.logger.warn({ err: err.message }, 'rpc client redis error'));
     this.subscriber = createRedis(this.opts.redisUrl, { enableAutoPipelining: false });
-    this.redis.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'rpc client redis error'));
     this.subscriber.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'rpc client subscriber error'));
     this.admission = new Admission(this.redis, this.opts.names, { limit: this.opts.queueLimit });
     this.subscriber.on('message', (_channel: string, message: string) => this.handleReply(message));
     await this.subscriber.subscribe(this.opts.names.replyChannel(this.opts.instanceId));
+    // Every shard's Queue is made now: one made later while Redis is down would wait for it to come back.
+    await Promise.all(Array.from({ length: this.opts.shardCount }, (_, shard) => this.queue(shard).waitUntilReady()));
     this.state = 'started';
   }
 
@@ -102,7 +105,13 @@ export class RpcClient {
     if (!Number.isInteger(shard) || shard < 0 || shard >= this.opts.shardCount) {
       throw new RangeError(`RpcClient.call: shard ${shard} is outside 0..${this.opts.shardCount - 1}`);
     }
+    if (!this.connected) return Promise.resolve(fail(item.id, 503, 'queue unavailable'));
     return new Promise((resolve) => this.batcher.add(shard, { item, resolve }));
+  }
+
+  /** Both Redis links (commands and replies) are up. */
+  get connected(): boolean {
+    return isUp(this.redis) && isUp(this.subscriber);
   }
 
   /** Calls waiting for an answer (queued or in flight). */
@@ -127,7 +136,7 @@ export class RpcClient {
     if (!wasStarted) return;
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
-    await Promise.allSettled([this.subscriber?.quit(), this.redis?.quit()]);
+    await Promise.all([closeRedis(this.subscriber), closeRedis(this.redis)]);
   }
 
   /** A reply published by a worker. Protected so a test can drop replies and exercise the fallback read. */
@@ -210,18 +219,20 @@ export class RpcClient {
     const job = this.jobs.get(jobId);
     if (!job) return;
     let stored: ItemResult[] | undefined;
+    let unreachable = false;
     try {
       const j = await Job.fromId<RpcJobData, ReplyMessage>(this.queue(job.shard), jobId);
       if (j?.finishedOn && Array.isArray(j.returnvalue?.results)) stored = j.returnvalue.results;
     } catch (err) {
+      unreachable = true;
       this.opts.logger.warn({ err: (err as Error).message, jobId }, 'reading a job result failed');
     }
     if (this.jobs.get(jobId) !== job) return; // the reply arrived while we read
-    this.finish(jobId, job, stored ?? []);
+    this.finish(jobId, job, stored ?? [], unreachable);
   }
 
-  /** Answers the calls of a job from `results`; a call without a result gets 504. */
-  private finish(jobId: string, job: InFlightJob, results: ItemResult[]): void {
+  /** Answers the calls of a job from `results`; a call without a result gets 504 (503 when Redis could not be read). */
+  private finish(jobId: string, job: InFlightJob, results: ItemResult[], unreachable = false): void {
     clearTimeout(job.timer);
     this.jobs.delete(jobId);
     job.settle();
@@ -230,6 +241,8 @@ export class RpcClient {
       const r = byId.get(c.item.id);
       if (r) {
         c.resolve(r);
+      } else if (unreachable) {
+        c.resolve(fail(c.item.id, 503, 'queue unavailable'));
       } else {
         metrics.rpcTimeouts.inc();
         this.opts.logger.warn({ traceId: c.item.traceId, jobId, shard: job.shard }, 'no answer in time');

@@ -1,0 +1,43 @@
+// Debian's Chromium driven by playwright-core, for the browser tests: one browser per test file, a fresh
+// profile (Playwright gives every launch its own temporary user-data-dir), nothing reaching the network
+// beyond 127.0.0.1, and screenshots kept in test-artifacts/screenshots/.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page } from 'playwright-core';
+import { ARTIFACTS_DIR } from '../support/paths.js';
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const SCREENSHOT_DIR = path.join(ARTIFACTS_DIR, 'screenshots');
+/** Generous: the suite shares 2 cores with other work. */
+export const UI_TIMEOUT_MS = 30_000;
+
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+export async function newContext(browser: Browser, options: BrowserContextOptions = {}): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, ...options });
+  context.setDefaultTimeout(UI_TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(UI_TIMEOUT_MS);
+  return context;
+}
+
+/** A full-page screenshot at test-artifacts/screenshots/<name>.png; `mask` hides secrets shown on the page. */
+export async function screenshot(page: Page, name: string, mask: Locator[] = []): Promise<void> {
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true, mask });
+}
