@@ -63,6 +63,10 @@ export class RequestRouter {
   private readonly seen = new LRUCache<string, Set<string>>({ max: 100_000 });
   private readonly admission: Admission;
   private closed = false;
+  /** False once draining: events are no longer taken, what was taken is still answered. */
+  private accepting = true;
+  private claiming = 0;
+  private readonly publishing = new Set<Promise<unknown>>();
   private traceSeq = 0;
 
   constructor(private readonly opts: RequestRouterOptions) {
@@ -78,7 +82,7 @@ export class RequestRouter {
   }
 
   onEvent(relay: string, raw: unknown): void {
-    if (this.closed) return;
+    if (this.closed || !this.accepting) return;
     const event = raw as NostrEvent;
     if (typeof event !== 'object' || event === null || event.kind !== NIP46_KIND || typeof event.id !== 'string' || !Array.isArray(event.tags)) {
       return this.drop('malformed');
@@ -97,7 +101,20 @@ export class RequestRouter {
     const seenOn = new Set([relay]);
     this.seen.set(event.id, seenOn);
     metrics.nip46Requests.inc();
-    void this.claim(event, bunker, route, seenOn);
+    this.claiming++;
+    void this.claim(event, bunker, route, seenOn).finally(() => this.claiming--);
+  }
+
+  /** Stops taking events and waits, up to timeoutMs, until every request taken is answered and published. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.accepting = false;
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      this.batcher.flushAll();
+      if (this.claiming === 0 && this.waiting === 0 && this.publishing.size === 0) return true;
+      if (Date.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   async close(): Promise<void> {
@@ -108,6 +125,12 @@ export class RequestRouter {
     this.inFlight.clear();
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.publishing.add(p);
+    void p.finally(() => this.publishing.delete(p)).catch(() => undefined);
+    return p;
   }
 
   private drop(reason: string): void {
@@ -235,7 +258,7 @@ export class RequestRouter {
       const relays = new Set([...req.seenOn, ...req.route.relays]);
       metrics.rpcDuration.observe({ door: 'nip46', method: r.method ?? 'other' }, (Date.now() - req.receivedAt) / 1000);
       const traceId = req.item.traceId;
-      void this.opts.publish(event, relays, traceId).then((accepted) => {
+      void this.track(this.opts.publish(event, relays, traceId)).then((accepted) => {
         if (accepted === 0) this.opts.logger.warn({ traceId, jobId, relays: [...relays] }, 'no relay accepted a nip46 response');
         else this.opts.logger.debug({ traceId, jobId, eventId: event.id, accepted, relays: relays.size }, 'nip46 response published');
       });
