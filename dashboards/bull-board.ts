@@ -36,7 +36,7 @@ export function createShardBoard(o: ShardBoardOptions): ShardBoard {
     serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
     options: {
       uiConfig: {
-        boardTitle: o.readOnly ? 'Keyfarm shards (read-only)' : 'Keyfarm shards',
+        boardTitle: o.readOnly ? 'Keyfarm · read-only' : 'Keyfarm',
         miscLinks: o.links ?? [],
         hideDocsLink: true,
       },

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: the whole suite against embedded PostgreSQL and Redis whose data lives under .data/test
-# (wiped first). Unit and integration tests run one file at a time; the secret scan runs last and checks
+# (wiped first). Unit, integration and browser (Chromium) tests run one file at a time; the secret scan runs last and checks
 # every log in test-artifacts/logs/ for every secret the tests recorded. The output ends with node's
 # test runner summary; the exit status is the runner's.
 set -euo pipefail
@@ -34,7 +34,7 @@ files=()
 while IFS= read -r f; do
   rel=${f#dist/}
   if [ -f "${rel%.js}.ts" ]; then files+=("$f"); fi
-done < <(find dist/test/unit dist/test/integration -name '*.test.js' 2>/dev/null | LC_ALL=C sort)
+done < <(find dist/test/unit dist/test/integration dist/test/browser -name '*.test.js' 2>/dev/null | LC_ALL=C sort)
 files+=("$SECRET_SCAN")
 
 # node's runner sorts the files it is given; the scan must still be the last one it runs.
