@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: the whole suite against embedded PostgreSQL and Redis whose data lives under .data/test
-# (wiped first). Unit, integration and browser (Chromium) tests run one file at a time; the secret scan runs last and checks
-# every log in test-artifacts/logs/ for every secret the tests recorded. The output ends with node's
-# test runner summary; the exit status is the runner's.
+# (wiped first). Unit, integration and browser (Chromium) tests run one file at a time; the secret scan
+# runs last and checks every log in test-artifacts/logs/ for every secret the tests recorded. The output
+# ends with node's test runner summary; the exit status is the runner's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
