@@ -229,13 +229,24 @@ export class RequestRouter {
     const job = this.inFlight.get(jobId);
     if (!job) return;
     let stored: ItemResult[] = [];
+    // A job taken is answered even when its worker comes late (restarting, Redis down a while): while it
+    // is still queued or running, or Redis cannot be read, keep waiting as long as its requests are fresh.
+    let pending = false;
     try {
       const j = await Job.fromId<Nip46JobData, ReplyMessage>(this.queue(job.shard), jobId);
       if (j?.finishedOn && Array.isArray(j.returnvalue?.results)) stored = j.returnvalue.results;
+      else pending = j !== undefined && !j.finishedOn;
     } catch (err) {
+      pending = true;
       this.opts.logger.warn({ jobId, err: (err as Error).message }, 'reading a nip46 job result failed');
     }
     if (this.inFlight.get(jobId) !== job) return;
+    const oldest = Math.min(...job.requests.map((r) => r.item.event.created_at));
+    if (pending && !this.closed && Date.now() / 1000 - oldest < this.opts.maxRequestAgeSeconds) {
+      this.opts.logger.info({ jobId, shard: job.shard }, 'nip46 job not answered yet; still waiting');
+      job.timer = setTimeout(() => void this.timeOut(jobId), this.opts.replyTimeoutMs);
+      return;
+    }
     this.finish(jobId, job, stored);
   }
 

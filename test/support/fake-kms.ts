@@ -37,6 +37,10 @@ export interface FakeKms {
   /** The next successful response carries a wrong CRC32C, as a corrupted response would. */
   corruptNextChecksum(): void;
   resetCalls(): void;
+  /** Stops serving, as an outage would (clients get connection refused); the keys are kept. */
+  stop(): Promise<void>;
+  /** Serves again on the same port with the same keys. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -163,14 +167,26 @@ export async function startFakeKms(): Promise<FakeKms> {
     };
   }
 
-  const server = new grpc.Server();
-  server.addService(loadServiceDefinition(), {
-    Encrypt: handler('encrypt', encrypt),
-    Decrypt: handler('decrypt', decrypt),
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-  });
+  const service = loadServiceDefinition();
+  let server: grpc.Server | undefined;
+  const listen = async (at: number): Promise<number> => {
+    const s = new grpc.Server();
+    s.addService(service, {
+      Encrypt: handler('encrypt', encrypt),
+      Decrypt: handler('decrypt', decrypt),
+    });
+    const bound = await new Promise<number>((resolve, reject) => {
+      s.bindAsync(`127.0.0.1:${at}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    server = s;
+    return bound;
+  };
+  // Clients may still hold channels open; a test server does not wait for them.
+  const stop = async () => {
+    server?.forceShutdown();
+    server = undefined;
+  };
+  const port = await listen(0);
 
   return {
     endpoint: `127.0.0.1:${port}`,
@@ -186,12 +202,13 @@ export async function startFakeKms(): Promise<FakeKms> {
     resetCalls() {
       calls.length = 0;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        // Clients may still hold channels open; a test server does not wait for them.
-        server.forceShutdown();
-        for (const key of keys.values()) key.fill(0);
-        resolve();
-      }),
+    stop,
+    async start() {
+      if (!server) await listen(port);
+    },
+    async close() {
+      await stop();
+      for (const key of keys.values()) key.fill(0);
+    },
   };
 }

@@ -40,6 +40,8 @@ export interface KeyfarmProcess {
   stop(timeoutMs?: number): Promise<ExitStatus>;
   /** Waits for a line of this process's output matching `pattern`; resolves with the line. */
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Everything this process has written so far (not an earlier run's output in the same file). */
+  output(): string;
 }
 
 const live = new Set<KeyfarmProcess>();
@@ -136,6 +138,7 @@ export async function spawnKeyfarm(role: string, env: Record<string, string>, op
       return exitedPromise;
     },
     hasExited: () => status !== undefined,
+    output,
     kill(signal = 'SIGTERM') {
       if (status === undefined) {
         child.ref();
