@@ -51,6 +51,12 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       await activity.close();
       await crypto.close();
     });
+    // Alone, workers serve probes and metrics on METRICS_PORT (PORT is the api's, and several workers may share a host).
+    if (!roles.api && !roles.relayIngest && rt.config.METRICS_PORT !== undefined) {
+      const ready = async () => [await probe('postgres', () => rt.db.query('SELECT 1')), ...(await workers.readiness()), ...shutdownCheck()];
+      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.METRICS_PORT, version: VERSION, ready });
+      stops.unshift(() => health.close());
+    }
   }
   let relayIngest: RelayIngest | undefined;
   if (roles.relayIngest) {

@@ -16,6 +16,8 @@ missing_packages() {
   command -v chromium >/dev/null 2>&1 || echo chromium
   command -v wrk >/dev/null 2>&1 || echo wrk
   command -v promtool >/dev/null 2>&1 || echo prometheus
+  # systemd-analyze verify checks the units in deploy/systemd; pg_dump/pg_restore come with postgresql.
+  command -v systemd-analyze >/dev/null 2>&1 || echo systemd
 }
 
 install_packages() {

@@ -14,6 +14,8 @@ const Url = (protocols: string[]) =>
 
 export const ConfigSchema = Type.Object({
   PORT: Int(3000, 0, 65535),
+  /** A workers-only process serves /health, /healthz/* and /api/metrics on this port when it is set. */
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   /** Unset: the embedded default starts a local PostgreSQL under DATA_DIR. */
   DATABASE_URL: Type.Optional(Url(['postgres', 'postgresql'])),

@@ -7,7 +7,8 @@ import { Admission } from '../shared/farm/admission.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
-import { closeRedis, createBullConnection, createRedis } from '../shared/redis.js';
+import { probe, type CheckResult } from '../shared/readiness.js';
+import { closeRedis, createBullConnection, createRedis, isUp } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import type { ActivitySink } from './activity.js';
 import type { CryptoRunner } from './crypto/types.js';
@@ -47,6 +48,8 @@ export interface Workers {
   readonly cache: KeyCache;
   readonly leases: ShardLeases;
   ownedShards(): number[];
+  /** [check, null when ok / reason]: Redis answering this process's commands. */
+  readiness(): Promise<CheckResult[]>;
   /**
    * Closes every shard Worker (running jobs finish, for up to jobsTimeoutMs if given), gives the leases
    * back, leaves the membership.
@@ -178,6 +181,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     cache,
     leases,
     ownedShards: () => leases.owned(),
+    readiness: async () => [isUp(commands) ? await probe('redis', () => commands.ping()) : ['redis', `not connected (${commands.status})`]],
     stop: (jobsTimeoutMs?: number) =>
       (stopping ??= (async () => {
         if (jobsTimeoutMs !== undefined) stopDeadline = Date.now() + jobsTimeoutMs;
