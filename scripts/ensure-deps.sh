@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a Debian 12 machine with Node 20 ready to run and test Keyfarm, doing only what is missing:
 #   - apt packages: redis-server, postgresql (the embedded servers), chromium (browser tests), wrk (benchmarks),
-#     prometheus (only its promtool is used: it checks and unit-tests the alert rules)
+#     prometheus (only its promtool is used: it checks and unit-tests the alert rules),
+#     systemd (only systemd-analyze: it verifies the units in deploy/systemd)
 #   - node_modules: `npm ci` when absent or older than package-lock.json
 #   - dist/: `npm run build` (tsc, then the .lua/.sql assets copied beside the JavaScript)
 # Safe to run any number of times. Installing packages needs root or sudo.
