@@ -29,6 +29,7 @@ export function createProgress(opts: ProgressOptions): ProgressReporter {
   let last = { done: 0, total: 0 };
   let lastDraw = 0;
   let lastTenth = -1;
+  let lastLine = '';
 
   const bar = ({ done, total }: typeof last) => {
     const filled = total === 0 ? BAR_WIDTH : Math.round((done / total) * BAR_WIDTH);
@@ -49,13 +50,15 @@ export function createProgress(opts: ProgressOptions): ProgressReporter {
       }
       const tenth = Math.floor(percent(done, total) / 10);
       if (tenth > lastTenth || now - lastDraw >= lineEveryMs) {
-        stream.write(line(last));
+        lastLine = line(last);
+        stream.write(lastLine);
         lastTenth = tenth;
         lastDraw = now;
       }
     },
     finish() {
-      stream.write(tty ? `${bar(last)}\n` : line(last));
+      if (tty) stream.write(`${bar(last)}\n`);
+      else if (line(last) !== lastLine) stream.write(line(last));
     },
   };
 }

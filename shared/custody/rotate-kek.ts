@@ -59,6 +59,13 @@ export interface RotateKekOptions {
   onProgress?(progress: RotationProgress): void;
 }
 
+/** "Name: message", with the cause's when there is one (the KEK that refused, and why). */
+function describeFailure(err: unknown): string {
+  const e = err as Error;
+  const cause = e.cause instanceof Error ? ` (${e.cause.name}: ${e.cause.message})` : '';
+  return `${e.name}: ${e.message}${cause}`;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function sum(counts: Map<string, number>, except?: string): number {
@@ -96,8 +103,7 @@ export async function rotateKek(opts: RotateKekOptions): Promise<RotationResult>
           } catch (err) {
             // An unreachable KMS fails the whole batch (rolled back) and the run: a rerun resumes.
             if (err instanceof KeyManagerUnavailableError || err instanceof RotationRefusedError) throw err;
-            const e = err as Error;
-            failed.set(row.id, { id: row.id, kekId: row.kekId, reason: `${e.name}: ${e.message}` });
+            failed.set(row.id, { id: row.id, kekId: row.kekId, reason: describeFailure(err) });
           }
         }
         return { moved, lastId: batch.at(-1)?.id ?? null, full: batch.length === batchSize };
