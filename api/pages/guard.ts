@@ -12,10 +12,12 @@ declare module 'fastify' {
   }
 }
 
+/** A path on this site, and nothing a browser could read as another host ("//host", "/\\host", "/\t/host"). */
+const LOCAL_PATH = /^\/(?![/\\])[^\s\\?#\x00-\x1f\x7f]*(?:[?#][^\s\x00-\x1f\x7f]*)?$/;
+
 /** A same-site path to return to after logging in; anything else becomes the account page. */
 export function safeNext(next: string | undefined): string {
-  if (!next || next.length > 4096 || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/account';
-  return next;
+  return next && next.length <= 4096 && LOCAL_PATH.test(next) ? next : '/account';
 }
 
 export function loginUrl(next: string): string {

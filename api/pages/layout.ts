@@ -28,6 +28,11 @@ const NAV: [string, string][] = [
   ['/account/password', 'Password'],
 ];
 
+/** A form's error, announced to screen readers. */
+export function errorBox(message: string | undefined): SafeHtml | '' {
+  return message ? html`<p class="error" role="alert" id="form-error">${message}</p>` : '';
+}
+
 export function csrfField(token: string): SafeHtml {
   return html`<input type="hidden" name="_csrf" value="${token}">`;
 }

@@ -3,13 +3,11 @@ import type { ActivityView } from '../../database/queries/activity.js';
 import type { AuthorizationRow } from '../../database/queries/authorizations.js';
 import type { Policy } from '../../database/queries/policies.js';
 import { html, raw, type SafeHtml } from './html.js';
-import { csrfField, type PageOptions, type SignedIn } from './layout.js';
+import { csrfField, errorBox, type PageOptions, type SignedIn } from './layout.js';
 import { kindName } from './policy-words.js';
 
 const when = (d: Date | null | undefined): SafeHtml | string =>
   d ? html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : 'never';
-
-const errorBox = (message: string | undefined) => (message ? html`<p class="error" role="alert" id="form-error">${message}</p>` : '');
 
 function policyOptions(policies: Policy[], selected: string): SafeHtml {
   return html`${policies.map((p) => html`<option value="${p.slug}"${p.slug === selected ? html` selected` : ''}>${p.display_name}: ${p.description}</option>`)}`;

@@ -1,7 +1,7 @@
 // Pages without a session (log in, register, errors) and the OAuth consent page.
 import type { Policy } from '../../database/queries/policies.js';
 import { html, type SafeHtml } from './html.js';
-import { csrfField, type PageOptions, type SignedIn } from './layout.js';
+import { csrfField, errorBox, type PageOptions, type SignedIn } from './layout.js';
 import { describePolicy } from './policy-words.js';
 
 export interface AuthForm {
@@ -13,50 +13,49 @@ export interface AuthForm {
   intro?: string;
 }
 
-function errorBox(message: string | undefined): SafeHtml | '' {
-  return message ? html`<p class="error" role="alert" id="form-error">${message}</p>` : '';
-}
-
-export function loginPage(f: AuthForm): PageOptions {
+/** The shared frame of the log-in and register forms: intro, error, CSRF token, `next`, email. */
+function authPage(f: AuthForm, o: { title: string; action: string; fields: SafeHtml; submit: string; footer: SafeHtml }): PageOptions {
   return {
-    title: 'Log in',
-    body: html`<h1>Log in</h1>
+    title: o.title,
+    body: html`<h1>${o.title}</h1>
       ${f.intro ? html`<p>${f.intro}</p>` : ''}
       ${errorBox(f.error)}
-      <form method="post" action="/login" class="card">
+      <form method="post" action="${o.action}" class="card">
         ${csrfField(f.csrf)}
         <input type="hidden" name="next" value="${f.next}">
         <label for="email">Email</label>
         <input id="email" name="email" type="email" autocomplete="username" required maxlength="254" value="${f.email ?? ''}">
-        <label for="password">Password</label>
-        <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">
-        <div class="actions"><button type="submit">Log in</button></div>
+        ${o.fields}
+        <div class="actions"><button type="submit">${o.submit}</button></div>
       </form>
-      <p>No account yet? <a href="/register?next=${encodeURIComponent(f.next)}" id="register-link">Create one</a>.</p>`,
+      ${o.footer}`,
   };
 }
 
+export function loginPage(f: AuthForm): PageOptions {
+  return authPage(f, {
+    title: 'Log in',
+    action: '/login',
+    submit: 'Log in',
+    fields: html`<label for="password">Password</label>
+        <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">`,
+    footer: html`<p>No account yet? <a href="/register?next=${encodeURIComponent(f.next)}" id="register-link">Create one</a>.</p>`,
+  });
+}
+
 export function registerPage(f: AuthForm): PageOptions {
-  return {
+  return authPage(f, {
     title: 'Create an account',
-    body: html`<h1>Create an account</h1>
-      ${f.intro ? html`<p>${f.intro}</p>` : ''}
-      ${errorBox(f.error)}
-      <form method="post" action="/register" class="card">
-        ${csrfField(f.csrf)}
-        <input type="hidden" name="next" value="${f.next}">
-        <label for="email">Email</label>
-        <input id="email" name="email" type="email" autocomplete="username" required maxlength="254" value="${f.email ?? ''}">
-        <label for="password">Password</label>
+    action: '/register',
+    submit: 'Create account',
+    fields: html`<label for="password">Password</label>
         <input id="password" name="password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024" aria-describedby="password-hint">
         <p class="hint" id="password-hint">At least 8 characters. Keyfarm makes a new Nostr key for you and keeps it encrypted.</p>
         <label for="nsec">Import an existing key (optional)</label>
         <input id="nsec" name="nsec" type="password" autocomplete="off" maxlength="200" aria-describedby="nsec-hint">
-        <p class="hint" id="nsec-hint">An nsec1… or 64 hex characters. Leave empty to get a new key.</p>
-        <div class="actions"><button type="submit">Create account</button></div>
-      </form>
-      <p>Already registered? <a href="/login?next=${encodeURIComponent(f.next)}">Log in</a>.</p>`,
-  };
+        <p class="hint" id="nsec-hint">An nsec1… or 64 hex characters. Leave empty to get a new key.</p>`,
+    footer: html`<p>Already registered? <a href="/login?next=${encodeURIComponent(f.next)}">Log in</a>.</p>`,
+  });
 }
 
 export function errorPage(title: string, message: string, user?: SignedIn): PageOptions {

@@ -60,6 +60,9 @@ describe('the user pages in the browser', () => {
     recordSecret(session.value);
     assert.equal(session.httpOnly, true);
     assert.equal(session.sameSite, 'Lax');
+    // Operators find their tools from any page.
+    assert.equal(await page.getByRole('link', { name: 'queue dashboard' }).getAttribute('href'), '/admin/queues');
+    assert.equal(await page.getByRole('link', { name: 'metrics', exact: true }).getAttribute('href'), '/api/metrics');
     await screenshot(page, 'account');
     await page.setViewportSize({ width: 390, height: 844 });
     await screenshot(page, 'account-phone');
