@@ -56,6 +56,8 @@ export interface RotateKekOptions {
    * to notice, and a row they sealed under the old one in that moment is caught by a last walk.
    */
   settleMs?: number;
+  /** How long to wait for another run's lock before refusing, in ms. Default 5000. */
+  lockWaitMs?: number;
   onProgress?(progress: RotationProgress): void;
 }
 
@@ -81,8 +83,13 @@ export async function rotateKek(opts: RotateKekOptions): Promise<RotationResult>
   const started = Date.now();
   const lock = await db.connect();
   try {
-    const { rows } = await lock.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [ROTATION_LOCK_ID]);
-    if (!rows[0]?.locked) throw new RotationRefusedError('another rotate-kek is running against this database');
+    // A run killed a moment ago may still hold the lock until its server session notices: wait a little.
+    for (let waited = 0; ; waited += 250) {
+      const { rows } = await lock.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [ROTATION_LOCK_ID]);
+      if (rows[0]?.locked) break;
+      if (waited >= (opts.lockWaitMs ?? 5000)) throw new RotationRefusedError('another rotate-kek is running against this database');
+      await sleep(250);
+    }
     const failed = new Map<string, FailedKey>();
     const progress: RotationProgress = { done: 0, total: sum(await countKeysByKek(db), target), rewrapped: 0, failed: 0 };
     opts.onProgress?.({ ...progress });
