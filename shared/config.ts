@@ -74,6 +74,7 @@ export class ConfigError extends Error {
 function describe(schema: TSchema): string {
   if (schema.pattern) return `must match ${schema.pattern}`;
   if (schema.type === 'integer') return `must be an integer from ${schema.minimum} to ${schema.maximum}`;
+  if (schema.type === 'boolean') return 'must be true or false';
   if (schema.anyOf) return `must be one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`;
   if (schema.minLength) return `must be at least ${schema.minLength} characters`;
   return 'has a bad value';

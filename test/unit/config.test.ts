@@ -39,6 +39,7 @@ describe('settings', () => {
     [{ GCP_KMS_KEY: 'my-key' }, 'GCP_KMS_KEY'],
     [{ ADMIN_PASSWORD: 'short' }, 'ADMIN_PASSWORD'],
     [{ ALLOWED_ORIGINS: 'example.com' }, 'ALLOWED_ORIGINS'],
+    [{ ADMIN_QUEUES_READ_ONLY: 'maybe' }, 'ADMIN_QUEUES_READ_ONLY'],
   ];
   for (const [env, setting] of bad) {
     it(`refuses a bad ${setting}, naming it`, () => {
