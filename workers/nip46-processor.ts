@@ -2,25 +2,26 @@
 // with its bunker key, check the authorization (revoked, expired, connect/secret binding) and the policy,
 // do the work with the USER's key, encrypt the response to the client in the request's own scheme
 // (NIP-44 v2, or NIP-04 for a NIP-04 request) and sign it with the bunker key. The crypto runs on the
-// pool in four batched rounds (decrypt, user ops, encrypt, sign), one call per round for the whole job.
+// pool in two batched rounds, one call per round for the whole job: decrypt the requests; then, for each,
+// the user operation, the response's encryption and its signature in one op (nip46_respond).
 //
 // Every request gets exactly one response, with `error` on every failure, except one whose content
 // cannot be decrypted: nothing meaningful can be encrypted back, so it is a counted drop.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Nip46Authorization } from '../database/queries/nip46.js';
-import type { PolicyPermissions } from '../database/queries/policies.js';
 import { publishEviction } from '../shared/evictions.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
+import { policyPermits } from '../shared/policy.js';
 import { NIP46_KIND, NIP46_METHODS, isNip04Payload, parseNip46Request, type Nip46Request, type Nip46Response } from '../shared/nip46/protocol.js';
 import { EventValidationError, validateUnsignedEvent } from '../shared/nostr/event.js';
 import { isValidPubkeyHex } from '../shared/nostr/keys.js';
 import type { NostrEvent, UnsignedEvent } from '../shared/nostr/types.js';
 import type { ShardNames } from '../shared/shard.js';
 import type { ActivitySink } from './activity.js';
-import type { CryptoOp, CryptoResult, CryptoRunner } from './crypto/types.js';
+import type { CryptoOp, CryptoResult, CryptoRunner, KeyOp } from './crypto/types.js';
 import type { CachedKey, ConvScheme, KeyCache } from './key-cache.js';
 import { isKeyNotFound, type KeyLoader } from './key-loader.js';
 import { publishReply } from './rpc-processor.js';
@@ -63,15 +64,15 @@ interface Work {
   response?: Nip46Response;
   drop?: string;
   /** The user-key operation the request needs, and how its result becomes the response. */
-  userOp?: { op: CryptoOp; method: RpcMethod; keyId: string; peer?: string };
-  encrypted?: string;
+  userOp?: { op: KeyOp; method: RpcMethod; keyId: string; peer?: string };
+  /** The signed response event. */
   signed?: NostrEvent;
 }
 
 type KeyOutcome = { ok: true; key: CachedKey } | { ok: false; error: string };
 
 /** A crypto op before the secret key is attached. */
-type OpWithoutKey = CryptoOp extends infer T ? (T extends CryptoOp ? Omit<T, 'sk' | 'convKey'> : never) : never;
+type OpWithoutKey = KeyOp extends infer T ? (T extends KeyOp ? Omit<T, 'sk' | 'convKey'> : never) : never;
 
 /** Per job: keys loaded once each, and secret copies that are zeroed when the job ends. */
 interface JobTools {
@@ -84,25 +85,13 @@ class RetryableError extends Error {}
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
+/** `{[name]: value}` when value is defined, else `{}` (optional fields stay absent, not undefined). */
+const optional = <K extends string, V>(name: K, value: V | undefined) => (value === undefined ? {} : ({ [name]: value } as Record<K, V>));
+
 /** A request's method as a metric label: a known NIP-46 method, "other", or "invalid" when unreadable. */
 function methodLabel(method: string | undefined): string {
   if (method === undefined) return 'invalid';
   return (NIP46_METHODS as readonly string[]).includes(method) ? method : 'other';
-}
-
-function permits(p: PolicyPermissions, method: RpcMethod, kind?: number): boolean {
-  switch (method) {
-    case 'sign_event':
-      return p.allowed_kinds === 'all' || (kind !== undefined && p.allowed_kinds.includes(kind));
-    case 'nip44_encrypt':
-    case 'nip04_encrypt':
-      return p.encrypt;
-    case 'nip44_decrypt':
-    case 'nip04_decrypt':
-      return p.decrypt;
-    default:
-      return true;
-  }
 }
 
 export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
@@ -206,53 +195,42 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
         await decide(w, { keyFor, copy });
       }
 
-      // Round 2: the user-key operations.
-      await round(
-        work.filter((w) => w.userOp && !w.response),
-        (w) => w.userOp!.op,
-        (w, r) => {
-          const { method, keyId, peer } = w.userOp!;
-          const id = w.request!.id;
-          if (!r.ok) {
-            w.response = { id, result: '', error: r.error };
-            return;
-          }
-          if (r.convKey && peer) cache.setConvKey(keyId, peer, method.startsWith('nip44') ? 'nip44' : 'nip04', r.convKey);
-          const signed = method === 'sign_event' ? (r.value as NostrEvent) : undefined;
-          w.response = { id, result: signed ? JSON.stringify(signed) : (r.value as string) };
-          activity.record({ authorizationId: w.auth!.id, method, kind: signed?.kind, eventId: signed?.id, door: 'nip46' });
-        },
-      );
-
-      // Round 3: encrypt each response to its client, in the scheme the request used.
-      await round(
-        work.filter((w) => w.response && !w.drop),
-        (w) => ({
-          op: w.scheme === 'nip04' ? 'nip04_encrypt' : 'nip44_encrypt',
-          sk: copy(w.bunkerKey!.secretKey),
-          peer: w.client,
-          plaintext: JSON.stringify(w.response),
-          convKey: cachedConv(w.auth!.bunkerKeyId, w.client, w.scheme),
-        }),
-        (w, r) => {
-          if (!r.ok) w.drop = `encrypting the response failed: ${r.error}`;
-          else w.encrypted = r.value as string;
-        },
-      );
-
-      // Round 4: sign the response events with the bunker keys.
+      // Round 2: each answer in one op: the user-key operation if any, then the response encrypted to
+      // its client in the request's scheme and signed with the bunker key.
       const createdAt = now();
       await round(
-        work.filter((w) => w.encrypted !== undefined && !w.drop),
+        work.filter((w) => !w.drop && (w.response || w.userOp)),
         (w) => ({
-          op: 'sign_event',
-          sk: copy(w.bunkerKey!.secretKey),
-          pubkey: w.auth!.bunkerPubkey,
-          event: { kind: NIP46_KIND, content: w.encrypted!, tags: [['p', w.client]], created_at: createdAt } satisfies UnsignedEvent,
+          op: 'nip46_respond',
+          id: w.response?.id ?? w.request!.id,
+          ...(w.response ? { answer: { result: w.response.result, ...(w.response.error !== undefined ? { error: w.response.error } : {}) } } : { userOp: w.userOp!.op }),
+          seal: {
+            sk: copy(w.bunkerKey!.secretKey),
+            pubkey: w.auth!.bunkerPubkey,
+            peer: w.client,
+            scheme: w.scheme,
+            createdAt,
+            ...optional('convKey', cachedConv(w.auth!.bunkerKeyId, w.client, w.scheme)),
+          },
         }),
         (w, r) => {
-          if (!r.ok) w.drop = `signing the response failed: ${r.error}`;
-          else w.signed = r.value as NostrEvent;
+          if (!r.ok) {
+            w.drop = `answering failed: ${r.error}`;
+            return;
+          }
+          if (r.convKey) cache.setConvKey(w.auth!.bunkerKeyId, w.client, w.scheme, r.convKey);
+          w.signed = r.value as NostrEvent;
+          const inner = r.inner;
+          if (!w.userOp || !inner) return;
+          const { method, keyId, peer } = w.userOp;
+          if (!inner.ok) {
+            w.response = { id: w.request!.id, result: '', error: inner.error };
+            return;
+          }
+          if (inner.convKey && peer) cache.setConvKey(keyId, peer, method.startsWith('nip44') ? 'nip44' : 'nip04', inner.convKey);
+          const userSigned = method === 'sign_event' ? (inner.value as NostrEvent) : undefined;
+          w.response = { id: w.request!.id, result: '' }; // what was sent is inside w.signed
+          activity.record({ authorizationId: w.auth!.id, method, kind: userSigned?.kind, eventId: userSigned?.id, door: 'nip46' });
         },
       );
     } catch (err) {
@@ -390,13 +368,13 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
       peer = p;
       op = method === 'nip44_encrypt' || method === 'nip04_encrypt' ? { op: method, peer, plaintext: text } : { op: method, peer, ciphertext: text };
     }
-    if (!permits(auth.permissions, method, kind)) return refuse('Operation denied by policy');
+    if (!policyPermits(auth.permissions, method, kind)) return refuse('Operation denied by policy');
     const k = await job.keyFor(auth.userKeyId, auth.userPubkey);
     if (!k.ok) return refuse(`user key unavailable: ${k.error}`);
     const sk = job.copy(k.key.secretKey);
     const convKey = peer ? cache.getConvKey(auth.userKeyId, peer, method.startsWith('nip44') ? 'nip44' : 'nip04') : undefined;
     w.userOp = {
-      op: { ...op, sk, ...(convKey ? { convKey: job.copy(convKey) } : {}) } as CryptoOp,
+      op: { ...op, sk, ...(convKey ? { convKey: job.copy(convKey) } : {}) } as KeyOp,
       method,
       keyId: auth.userKeyId,
       peer,
