@@ -111,7 +111,9 @@ describe('keyfarm rotate-kek', () => {
     await db?.drop().catch(() => undefined);
   });
 
-  it('re-wraps every key under the new KEK while the farm runs, resuming after a kill -9', async () => {
+  it('re-wraps every key under the new KEK while the farm runs, resuming after a kill -9', async (t) => {
+    const started = Date.now();
+    const phase = (name: string) => t.diagnostic(`${name} at ${((Date.now() - started) / 1000).toFixed(1)} s`);
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const farmEnv = { ...env, PORT: String(port) };
@@ -122,6 +124,7 @@ describe('keyfarm rotate-kek', () => {
     const oldKekId = oldKm.kekId;
     recordKey(readFileSync(masterKeyPath));
     const pubkeyOfKey = await seed(pool, new KeyStore(oldKm));
+    phase('seeded');
     await oldKm.close();
 
     // Warm users sign before, during and after; cold ones first sign mid-way and after the rotation,
@@ -130,6 +133,7 @@ describe('keyfarm rotate-kek', () => {
     const coldMid = await Promise.all(Array.from({ length: 2 }, () => appUser(base)));
     const coldAfter = await Promise.all(Array.from({ length: 2 }, () => appUser(base)));
     for (const u of warm) await signsAs(base, u, 'before');
+    phase('users registered');
 
     const newKeyFile = path.join(env.DATA_DIR!, 'next-master.key');
     const newKey = randomBytes(32);
@@ -156,6 +160,7 @@ describe('keyfarm rotate-kek', () => {
     const first = await spawnKeyfarm('rotate-kek', env, { name: 'rotate-first', args: rotateArgs });
     await first.waitForLog(/keys re-wrapped \((3|4|5|6)\d%\)/, 60_000);
     first.kill('SIGKILL');
+    phase('first run killed');
     assert.equal((await first.exited).signal, 'SIGKILL', 'the first run was killed, not finished');
     const midway = await countKeysByKek(pool);
     assert.ok((midway.get(oldKekId) ?? 0) > 0, `rows left under the old KEK after the kill: ${JSON.stringify([...midway])}`);
@@ -164,6 +169,7 @@ describe('keyfarm rotate-kek', () => {
 
     const second = await spawnKeyfarm('rotate-kek', env, { name: 'rotate-second', args: rotateArgs });
     assert.equal((await second.exited).code, 0, output(second));
+    phase('second run done');
     loading = false;
     await Promise.all([signLoop, registerLoop]);
     assert.deepEqual(failures, [], 'every request during the rotation succeeded');
@@ -187,6 +193,7 @@ describe('keyfarm rotate-kek', () => {
     // Run again: nothing to do, and it says so.
     const third = await spawnKeyfarm('rotate-kek', env, { name: 'rotate-third' });
     assert.equal((await third.exited).code, 0, output(third));
+    phase('third run done');
     await line(third, new RegExp(`^re-wrapped 0 keys, ${total} already current`));
 
     // The old KEK is no longer needed: without it, every key opens to the pubkey it had.
@@ -205,6 +212,7 @@ describe('keyfarm rotate-kek', () => {
     }
     assert.equal(rows.filter((r) => pubkeyOfKey.has(r.id)).length, SEEDED_USERS + SEEDED_AUTHORIZATIONS);
     await newKm.close();
+    phase('every key opened');
 
     // The running farm signs for keys it has not loaded yet, and after a restart with the new key alone.
     for (const u of coldAfter) await signsAs(base, u, 'after rotation, cold');
