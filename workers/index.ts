@@ -115,9 +115,10 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   await subscriber.subscribe(names.evictChannel());
 
   const running = new Map<number, ShardWorker>();
-  // Set by stop(jobsTimeoutMs): how long closing shard Workers may wait for their running jobs.
-  let stopDeadline: number | undefined;
-  const stopGraceMs = () => (stopDeadline === undefined ? undefined : Math.max(0, stopDeadline - Date.now()));
+  // Settles SHUTDOWN_JOBS_TIMEOUT_MS after stop(): no shard Worker closing (for the stop, or a hand-over
+  // still running then) waits for its running jobs any longer.
+  let jobsGraceOver!: () => void;
+  const jobsGraceExpired = new Promise<void>((resolve) => (jobsGraceOver = resolve));
   const concurrency = opts.jobConcurrency ?? Math.max(4, 2 * config.CRYPTO_THREADS);
   const reportOwned = () => metrics.shardsOwned.set(running.size);
 
@@ -157,11 +158,11 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
       );
       reportOwned();
     },
-    onRelease: async (shard, reason) => {
+    onRelease: async (shard) => {
       const worker = running.get(shard);
       running.delete(shard);
       reportOwned();
-      await worker?.close(reason === 'stop' ? stopGraceMs() : undefined);
+      await worker?.close(jobsGraceExpired);
     },
   });
   await leases.start();
@@ -184,11 +185,11 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     readiness: async () => [isUp(commands) ? await probe('redis', () => commands.ping()) : ['redis', `not connected (${commands.status})`]],
     stop: (jobsTimeoutMs?: number) =>
       (stopping ??= (async () => {
-        if (jobsTimeoutMs !== undefined) stopDeadline = Date.now() + jobsTimeoutMs;
+        if (jobsTimeoutMs !== undefined) setTimeout(jobsGraceOver, jobsTimeoutMs).unref();
         clearInterval(reconcileTimer);
         unwatchShards();
         await leases.stop({ release: true });
-        await Promise.allSettled([...running.values()].map((w) => w.close(stopGraceMs())));
+        await Promise.allSettled([...running.values()].map((w) => w.close(jobsGraceExpired)));
         running.clear();
         reportOwned();
         cache.clear();

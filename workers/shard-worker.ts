@@ -56,19 +56,14 @@ export class ShardWorker {
   }
 
   /**
-   * Stops taking jobs and waits for the running ones, up to graceMs if given: a job still running then is
-   * left to the stalled-job check, which runs it again on the shard's next owner once its lock runs out.
+   * Stops taking jobs and waits for the running ones, or until `giveUp` settles (the shutdown's jobs
+   * timeout): a job still running then is left to the stalled-job check, which runs it again on the
+   * shard's next owner once its lock runs out.
    */
-  async close(graceMs?: number): Promise<void> {
-    const closed = this.worker.close();
-    if (graceMs === undefined) return closed;
-    let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      closed.then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
-    ]);
-    clearTimeout(timer);
-    if (!finished) this.opts.logger.warn({ shard: this.shard, graceMs }, 'jobs still running at shutdown; leaving them to be run again elsewhere');
+  async close(giveUp?: Promise<unknown>): Promise<void> {
+    const closed = this.worker.close().then(() => true);
+    const finished = giveUp ? await Promise.race([closed, giveUp.then(() => false)]) : await closed;
+    if (!finished) this.opts.logger.warn({ shard: this.shard }, 'jobs still running at shutdown; leaving them to be run again elsewhere');
   }
 
   private async process(job: Job<JobData, ReplyMessage>): Promise<ReplyMessage> {
