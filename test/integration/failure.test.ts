@@ -231,7 +231,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
     await services.startRedis();
     // The workers come back only after relay-ingest's wait for the answer ran out once: a late answer
     // to an acknowledged request still goes out.
-    await ingest.waitForLog(/nip46 job not answered yet; still waiting/, 30_000);
+    await ingest.waitForLog(/nip46 job not answered yet; still waiting|no nip46 response in time/, 30_000);
     workers = await startWorkers();
     await waitFor('the api ready again', async () => (await ready(base)).status === 200, 30_000);
     await waitFor('signing again', async () => (await sign(a, 'after redis')).status === 200, 30_000);
