@@ -53,6 +53,8 @@ interface InFlightJob {
   shard: number;
   requests: PendingRequest[];
   timer: NodeJS.Timeout;
+  /** Lets the shard's next batch go (group commit). */
+  answered(): void;
 }
 
 export class RequestRouter {
@@ -71,7 +73,8 @@ export class RequestRouter {
 
   constructor(private readonly opts: RequestRouterOptions) {
     this.admission = new Admission(opts.redis, opts.names, { limit: opts.queueLimit });
-    this.batcher = new MicroBatcher((shard, reqs) => void this.send(shard, reqs));
+    // Group commit, as for HTTP calls: while a shard has a job out, its next requests gather into one job.
+    this.batcher = new MicroBatcher((shard, reqs) => this.send(shard, reqs), { maxInFlight: 1, holdMaxMs: 250 });
   }
 
   /** Requests queued or waiting for their response. */
@@ -121,7 +124,10 @@ export class RequestRouter {
     if (this.closed) return;
     this.closed = true;
     this.batcher.flushAll();
-    for (const job of this.inFlight.values()) clearTimeout(job.timer);
+    for (const job of this.inFlight.values()) {
+      clearTimeout(job.timer);
+      job.answered();
+    }
     this.inFlight.clear();
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
@@ -193,7 +199,9 @@ export class RequestRouter {
       return;
     }
     const timer = setTimeout(() => void this.timeOut(jobId), this.opts.replyTimeoutMs);
-    const job: InFlightJob = { shard, requests, timer };
+    let answered!: () => void;
+    const answer = new Promise<void>((resolve) => (answered = resolve));
+    const job: InFlightJob = { shard, requests, timer, answered };
     this.inFlight.set(jobId, job);
     const data: Nip46JobData = { type: 'nip46', replyTo: this.opts.instanceId, items: requests.map((r) => r.item) };
     const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + 60 };
@@ -209,7 +217,9 @@ export class RequestRouter {
       await this.admission.release(shard, jobId).catch(() => undefined);
       await unclaim();
       this.drop('queue_unavailable');
+      return;
     }
+    await answer;
   }
 
   /** A message on this instance's reply channel (names.replyChannel(instanceId)). */
@@ -253,6 +263,7 @@ export class RequestRouter {
   private finish(jobId: string, job: InFlightJob, results: ItemResult[]): void {
     clearTimeout(job.timer);
     this.inFlight.delete(jobId);
+    job.answered();
     const byId = new Map(results.map((r) => [r.id, r]));
     for (const req of job.requests) {
       const r = byId.get(req.item.id);

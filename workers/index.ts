@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../shared/config.js';
+import { parseEviction } from '../shared/evictions.js';
 import { Admission } from '../shared/farm/admission.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
@@ -11,6 +12,7 @@ import { probe, type CheckResult } from '../shared/readiness.js';
 import { closeRedis, createBullConnection, createRedis, isUp } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import type { ActivitySink } from './activity.js';
+import { CachedNip46Store } from './nip46-authorization-cache.js';
 import type { CryptoRunner } from './crypto/types.js';
 import { KeyCache } from './key-cache.js';
 import type { KeyLoader } from './key-loader.js';
@@ -57,18 +59,6 @@ export interface Workers {
   stop(jobsTimeoutMs?: number): Promise<void>;
 }
 
-/** An eviction announcement: `{"type":"key","keyId":"..."}` or `{"type":"all"}` (others are not for this cache). */
-function evictionOf(message: string): { type: 'key'; keyId: string } | { type: 'all' } | undefined {
-  try {
-    const m = JSON.parse(message) as { type?: unknown; keyId?: unknown };
-    if (m.type === 'all') return { type: 'all' };
-    if (m.type === 'key' && typeof m.keyId === 'string') return { type: 'key', keyId: m.keyId };
-  } catch {
-    // not JSON: ignored
-  }
-  return undefined;
-}
-
 export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> {
   const { config, logger } = opts;
   const names = new ShardNames(config.KEY_PREFIX);
@@ -94,9 +84,10 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     logger: log,
   });
 
-  const nip46Processor = opts.nip46Store
+  const nip46Store = opts.nip46Store ? new CachedNip46Store(opts.nip46Store) : undefined;
+  const nip46Processor = nip46Store
     ? createNip46Processor({
-        store: opts.nip46Store,
+        store: nip46Store,
         cache,
         keyLoader: opts.keyLoader,
         crypto: opts.crypto,
@@ -108,11 +99,17 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     : undefined;
 
   subscriber.on('message', (_channel: string, message: string) => {
-    const e = evictionOf(message);
-    if (e?.type === 'key') cache.evictKey(e.keyId);
-    else if (e?.type === 'all') cache.clear();
+    const e = parseEviction(message);
+    if (e?.type === 'key' && typeof e.keyId === 'string') cache.evictKey(e.keyId);
+    else if (e?.type === 'authorization' && typeof e.authorizationId === 'string') nip46Store?.evict(e.authorizationId);
+    else if (e?.type === 'all') {
+      cache.clear();
+      nip46Store?.clear();
+    }
   });
   await subscriber.subscribe(names.evictChannel());
+  // Announcements made while the subscription was down are lost: forget what they might have named.
+  subscriber.on('ready', () => nip46Store?.clear());
 
   const running = new Map<number, ShardWorker>();
   // Settles SHUTDOWN_JOBS_TIMEOUT_MS after stop(): no shard Worker closing (for the stop, or a hand-over
