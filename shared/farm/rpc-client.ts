@@ -6,6 +6,7 @@
 //   with 504, so a lost pub/sub message costs latency, not the answer.
 // - While Redis is unreachable a call answers 503 at once (a status check, no round trip): the command
 //   connection has no offline queue, so nothing waits for Redis to come back; it reconnects by itself.
+//   Calls in flight when the link drops are answered 503 at once too (their answer may never come).
 import { randomBytes } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -93,6 +94,7 @@ export class RpcClient {
     this.subscriber.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'rpc client subscriber error'));
     this.admission = new Admission(this.redis, this.opts.names, { limit: this.opts.queueLimit });
     this.subscriber.on('message', (_channel: string, message: string) => this.handleReply(message));
+    this.redis.on('close', () => this.failInFlight('queue unavailable'));
     await this.subscriber.subscribe(this.opts.names.replyChannel(this.opts.instanceId));
     // Every shard's Queue is made now: one made later while Redis is down would wait for it to come back.
     await Promise.all(Array.from({ length: this.opts.shardCount }, (_, shard) => this.queue(shard).waitUntilReady()));
@@ -127,16 +129,21 @@ export class RpcClient {
     const wasStarted = this.state === 'started';
     this.state = 'closed';
     this.batcher.flushAll();
-    for (const [jobId, job] of this.jobs) {
-      clearTimeout(job.timer);
-      this.jobs.delete(jobId);
-      job.settle();
-      for (const c of job.calls) c.resolve(fail(c.item.id, 503, 'shutting down'));
-    }
+    this.failInFlight('shutting down');
     if (!wasStarted) return;
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
     await Promise.all([closeRedis(this.subscriber), closeRedis(this.redis)]);
+  }
+
+  /** Answers every call whose job is out with 503 (a late reply is then ignored). */
+  private failInFlight(error: string): void {
+    for (const [jobId, job] of this.jobs) {
+      clearTimeout(job.timer);
+      this.jobs.delete(jobId);
+      job.settle();
+      for (const c of job.calls) c.resolve(fail(c.item.id, 503, error));
+    }
   }
 
   /** A reply published by a worker. Protected so a test can drop replies and exercise the fallback read. */
