@@ -232,9 +232,13 @@ describe('failure behaviour: real servers stopped and started under a running fa
     }
     const statuses = [...new Set(outcomes.map((o) => o.status))].sort();
     assert.deepEqual(statuses, [200, 503], `statuses seen: ${statuses}`);
-    for (const o of outcomes.filter((x) => x.status === 503)) assert.match(o.error, /queue unavailable/);
+    const refused = outcomes.filter((x) => x.status === 503);
+    for (const o of refused) assert.match(o.error, /queue unavailable/);
+    const slowestRefusal = Math.max(...refused.map((o) => o.ms));
+    assert.ok(slowestRefusal < FAST_MS, `slowest 503 took ${slowestRefusal.toFixed(0)} ms`);
+    // Signatures right after the restart may wait for the shards' leases to be taken again.
     const slowest = Math.max(...outcomes.map((o) => o.ms));
-    assert.ok(slowest < FAST_MS, `slowest answer ${slowest.toFixed(0)} ms`);
+    assert.ok(slowest < Number(env.RPC_TIMEOUT_MS), `slowest answer took ${slowest.toFixed(0)} ms`);
     await waitFor('api and relay-ingest ready again', async () => (await ready(base)).status === 200 && (await ready(ingestBase)).status === 200, 30_000);
     assert.equal(api.hasExited() || workers.hasExited() || ingest.hasExited(), false, 'the same processes');
   });
@@ -287,7 +291,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
     assert.deepEqual(decrypts.map((c) => c.code), [14, 14, 14, 14], 'four UNAVAILABLE attempts');
     [100, 200, 400].forEach((delay, i) => {
       const gap = decrypts[i + 1]!.at - decrypts[i]!.at;
-      assert.ok(gap >= delay - 5 && gap < delay * 4 + 250, `retry ${i + 1} after ${gap.toFixed(0)} ms, expected ${delay}`);
+      assert.ok(gap >= delay - 5 && gap < delay * 5 + 500, `retry ${i + 1} after ${gap.toFixed(0)} ms, expected ${delay}`);
     });
     assertSigned(await sign(d, 'kms back'), d, 'the fault passed');
 
@@ -330,7 +334,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
     assert.match(none.body.checks.relays, /no relay connected \(0\/2\)/);
 
     // Failed attempts to reach relay 1 come at growing intervals (exponential backoff with jitter: each
-    // wait is at least the whole previous base), never in a tight loop.
+    // wait is at least the whole previous base), never in a tight loop. 250 ms allows for scheduling lag.
     const failedAttempts = () => logLines(ingest, 'relay socket error').filter((l) => l.relay === r1.url && l.at >= downAt).map((l) => l.at);
     await waitFor('three failed attempts to reach relay 1', () => failedAttempts().length >= 3, 15_000);
     await r1.start();
@@ -342,6 +346,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
     const attempts = failedAttempts();
     assert.ok(attempts.length >= 3 && attempts.length < 20, `${attempts.length} failed attempts`);
     const gaps = attempts.slice(1).map((at, i) => at - attempts[i]!);
-    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i]! >= gaps[i - 1]! - 50, `backoff gaps ${gaps.join(', ')} ms`);
+    assert.ok(Math.min(...gaps) >= 100, `backoff gaps ${gaps.join(', ')} ms`);
+    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i]! >= gaps[i - 1]! - 250, `backoff gaps ${gaps.join(', ')} ms`);
   });
 });
