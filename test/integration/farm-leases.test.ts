@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { RpcClient } from '../../shared/farm/rpc-client.js';
 import { ShardNames } from '../../shared/shard.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
+import { rendezvousOwner } from '../../workers/shard-leases.js';
 import {
   FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, quietLogger, signItem, uniquePrefix, waitFor, workersConfig,
 } from './farm-fixtures.js';
@@ -68,6 +69,13 @@ async function leaseOwners(): Promise<(string | null)[]> {
   return Promise.all(Array.from({ length: SHARDS }, (_, s) => redis.get(names.lease(s))));
 }
 
+/** The shards rendezvous hashing gives `member` among `members`: what it owns once the division settles. */
+function shareOf(member: string, members: readonly string[]): number[] {
+  return Array.from({ length: SHARDS }, (_, s) => s).filter((s) => rendezvousOwner(members, s) === member);
+}
+
+const same = (a: readonly number[], b: readonly number[]) => JSON.stringify([...a].sort((x, y) => x - y)) === JSON.stringify(b);
+
 function assertPartition(owned: Record<string, number[]>): void {
   const all = Object.values(owned).flat().sort((a, b) => a - b);
   assert.deepEqual(all, Array.from({ length: SHARDS }, (_, i) => i), `every shard once: ${JSON.stringify(owned)}`);
@@ -78,12 +86,13 @@ test('three members divide the shards without overlap; a killed one hands its sh
   const b = await member('member-b');
   const c = await childMember('member-c', 1500);
 
-  // The division settles: each shard owned by exactly one member, matching the leases in Redis.
+  // The division settles on the rendezvous shares (the first two members hold everything until the
+  // third is seen): each shard owned by exactly one member, matching the leases in Redis.
+  const three = ['member-a', 'member-b', 'member-c'];
   await waitFor('the shards to be divided among three', async () => {
     const owners = await leaseOwners();
-    return a.leases.members().length === 3 && owners.every((o) => o !== null) &&
-      a.ownedShards().length + b.ownedShards().length + c.owned.length === SHARDS &&
-      owners.filter((o) => o === 'member-c').length === c.owned.length;
+    return same(a.ownedShards(), shareOf('member-a', three)) && same(b.ownedShards(), shareOf('member-b', three)) &&
+      same(c.owned, shareOf('member-c', three)) && owners.every((o, s) => o === rendezvousOwner(three, s));
   }, 15_000);
   assertPartition({ a: a.ownedShards(), b: b.ownedShards(), c: c.owned });
   const owners = await leaseOwners();
@@ -121,14 +130,16 @@ test('three members divide the shards without overlap; a killed one hands its sh
 
 test('a clean stop hands shards over at once, and a member that rejoins gets the same share back', async () => {
   const d = await member('member-d');
-  await waitFor('member-d to get a share', () => d.ownedShards().length > 0, 10_000);
-  const dShards = d.ownedShards();
+  // member-c was killed in the test above; once its membership has expired the live ones are these.
+  const dShards = shareOf('member-d', ['member-a', 'member-b', 'member-d']);
+  assert.ok(dShards.length > 0, 'member-d has a share (rendezvous over 3 members, 8 shards)');
+  await waitFor('member-d to get its share', () => same(d.ownedShards(), dShards), 10_000);
   const stoppedAt = Date.now();
   await d.stop();
   await waitFor('the others to take member-d shards', async () => (await leaseOwners()).every((o) => o !== null && o !== 'member-d'), 5_000);
   assert.ok(Date.now() - stoppedAt < TTL, 'released leases are taken at the next round, not after the TTL');
 
   const again = await member('member-d');
-  await waitFor('member-d to get its shards back', () => JSON.stringify(again.ownedShards()) === JSON.stringify(dShards), 10_000);
+  await waitFor('member-d to get its shards back', () => same(again.ownedShards(), dShards), 10_000);
   assert.deepEqual((await leaseOwners()).map((o, s) => (dShards.includes(s) ? o === 'member-d' : o !== 'member-d')), Array(SHARDS).fill(true));
 });

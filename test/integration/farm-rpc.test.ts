@@ -135,7 +135,9 @@ async function fillPastLimit(limit: number) {
   // The next batch would pass the limit: all of it is refused at once, none is half-accepted.
   const t0 = Date.now();
   const refused = await Promise.all(Array.from({ length: batch }, () => rpc.call(1, signItem())));
-  assert.ok(Date.now() - t0 < 200, `503 came at once (${Date.now() - t0} ms)`);
+  // "At once": one admission round trip, not a wait for a worker or the 30 s timeout; the bound is loose
+  // because a loaded 2-core machine can take half a second to turn 256 calls around.
+  assert.ok(Date.now() - t0 < 3000, `503 came at once (${Date.now() - t0} ms)`);
   assert.deepEqual(new Set(refused.map((r) => (r.ok ? 'ok' : `${r.status} ${r.error}`))), new Set(['503 shard overloaded']));
   assert.equal(await metric('keyfarm_backpressure_rejected_total', { door: 'http' }), rejectedBefore + batch);
 
