@@ -74,29 +74,10 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
 
   const cache = new KeyCache(config.CACHE_MAX_BYTES);
   const admission = new Admission(commands, names, { limit: config.QUEUE_LIMIT });
-  const processor = createRpcProcessor({
-    cache,
-    keyLoader: opts.keyLoader,
-    crypto: opts.crypto,
-    activity: opts.activity,
-    publisher: commands,
-    names,
-    logger: log,
-  });
-
+  const deps = { cache, keyLoader: opts.keyLoader, crypto: opts.crypto, activity: opts.activity, publisher: commands, names, logger: log };
+  const processor = createRpcProcessor(deps);
   const nip46Store = opts.nip46Store ? new CachedNip46Store(opts.nip46Store) : undefined;
-  const nip46Processor = nip46Store
-    ? createNip46Processor({
-        store: nip46Store,
-        cache,
-        keyLoader: opts.keyLoader,
-        crypto: opts.crypto,
-        activity: opts.activity,
-        publisher: commands,
-        names,
-        logger: log,
-      })
-    : undefined;
+  const nip46Processor = nip46Store ? createNip46Processor({ ...deps, store: nip46Store }) : undefined;
 
   subscriber.on('message', (_channel: string, message: string) => {
     const e = parseEviction(message);

@@ -24,7 +24,7 @@ import type { ActivitySink } from './activity.js';
 import type { CryptoOp, CryptoResult, CryptoRunner, KeyOp } from './crypto/types.js';
 import type { CachedKey, ConvScheme, KeyCache } from './key-cache.js';
 import { isKeyNotFound, type KeyLoader } from './key-loader.js';
-import { publishReply } from './rpc-processor.js';
+import { publishReply, type RpcProcessorDeps } from './rpc-processor.js';
 
 /** The authorizations table as the NIP-46 handler needs it (database/queries/nip46.ts in production). */
 export interface Nip46Store {
@@ -35,16 +35,9 @@ export interface Nip46Store {
   logout(authorizationId: string, clientPubkey: string): Promise<boolean>;
 }
 
-export interface Nip46ProcessorDeps {
+/** The RPC processor's needs (its publisher also announces logout evictions here), plus the store. */
+export interface Nip46ProcessorDeps extends RpcProcessorDeps {
   store: Nip46Store;
-  cache: KeyCache;
-  keyLoader: KeyLoader;
-  crypto: CryptoRunner;
-  activity: ActivitySink;
-  /** A command connection: replies and logout evictions are published with it. */
-  publisher: Redis;
-  names: ShardNames;
-  logger: Logger;
   /** Seconds since the epoch for response events; a parameter for tests. */
   now?: () => number;
 }
