@@ -80,8 +80,8 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   app.addHook('onSend', async (_request, reply) => {
     if (draining) reply.header('connection', 'close');
   });
-  const address = await app.listen({ port: config.PORT, host: config.HOST });
   const unwatchShards = watchShards(redis, names, config.SHARD_COUNT);
+  const address = await app.listen({ port: config.PORT, host: config.HOST });
   logger.info({ address, instanceId }, 'api listening');
 
   return {

@@ -108,6 +108,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     }
   };
 
+  // Depth, oldest-job age and owner of every shard are read at scrape time.
+  const unwatchShards = watchShards(commands, names, config.SHARD_COUNT);
+
   const leases = new ShardLeases({
     redis: commands,
     names,
@@ -145,8 +148,6 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   });
   await leases.start();
 
-  // Depth, oldest-job age and owner of every shard are read at scrape time.
-  const unwatchShards = watchShards(commands, names, config.SHARD_COUNT);
   const reconcileTimer = setInterval(() => {
     for (const shard of running.keys()) void reconcile(shard);
   }, opts.reconcileIntervalMs ?? 30_000);

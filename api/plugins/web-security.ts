@@ -63,19 +63,23 @@ export async function installWebSecurity(app: FastifyInstance, config: Config): 
     hsts: https ? { maxAge: 180 * 24 * 3600, includeSubDomains: false } : false,
     frameguard: { action: 'deny' },
   });
+  // Built once: these run on every request, /api/nostr's included.
+  const csp = pageCsp(config);
   app.addHook('onRequest', async (_request, reply) => {
-    reply.header('content-security-policy', pageCsp(config));
+    reply.header('content-security-policy', csp);
   });
 
   const credentialed = config.ALLOWED_ORIGINS;
+  const common = { methods: ['GET', 'POST'], exposedHeaders: EXPOSED_HEADERS, maxAge: 600 };
+  const open = { ...common, origin: '*', credentials: false, allowedHeaders: CORS_HEADERS };
+  const withCookies = { ...common, origin: credentialed, credentials: true, allowedHeaders: [...CORS_HEADERS, 'x-csrf-token'] };
+  const none = { origin: false };
   await app.register(cors, {
     delegator: (request, callback) => {
       const path = pathOf(request);
-      const common = { methods: ['GET', 'POST'], exposedHeaders: EXPOSED_HEADERS, maxAge: 600 };
-      if (OPEN_CORS_PATHS.has(path)) callback(null, { ...common, origin: '*', credentials: false, allowedHeaders: CORS_HEADERS });
-      else if (path.startsWith('/api/') && credentialed.includes(request.headers.origin ?? '')) {
-        callback(null, { ...common, origin: credentialed, credentials: true, allowedHeaders: [...CORS_HEADERS, 'x-csrf-token'] });
-      } else callback(null, { origin: false });
+      if (OPEN_CORS_PATHS.has(path)) callback(null, open);
+      else if (path.startsWith('/api/') && credentialed.includes(request.headers.origin ?? '')) callback(null, withCookies);
+      else callback(null, none);
     },
   });
 

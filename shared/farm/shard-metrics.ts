@@ -22,11 +22,20 @@ export interface ShardState {
   hasOwner: boolean;
 }
 
-/** Reads the state of every shard, one script call per shard (pipelined by the connection). */
-export function readShardStates(redis: Redis, names: ShardNames, shardCount: number): Promise<ShardState[]> {
+/**
+ * Defines the script on the connection. Done when a connection starts being watched, not at the first
+ * scrape: with auto-pipelining, a command defined while a pipeline of the same tick is open is missing
+ * from that pipeline, and ioredis then fails every callback of it (and crashes the process).
+ */
+function defineShardStateCommand(redis: Redis): ShardStateCommand {
   const r = redis as unknown as Record<string, ShardStateCommand | undefined>;
   if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 4, lua: LUA });
-  const command = (r[COMMAND] as ShardStateCommand).bind(redis);
+  return r[COMMAND] as ShardStateCommand;
+}
+
+/** Reads the state of every shard, one script call per shard (pipelined by the connection). */
+export function readShardStates(redis: Redis, names: ShardNames, shardCount: number): Promise<ShardState[]> {
+  const command = defineShardStateCommand(redis).bind(redis);
   const now = Date.now();
   return Promise.all(
     Array.from({ length: shardCount }, async (_, shard): Promise<ShardState> => {
@@ -76,6 +85,7 @@ export function watchShards(redis: Redis, names: ShardNames, shardCount: number)
     watched.set(names.prefix, entry);
   }
   const mine = entry;
+  defineShardStateCommand(redis);
   mine.connections.add(redis);
   return () => {
     if (!mine.connections.delete(redis) || mine.connections.size > 0) return;
