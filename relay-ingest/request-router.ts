@@ -7,11 +7,12 @@
 //   job (jobId from the first request's event id), after admission: a full shard drops and counts;
 // - takes the worker's reply on this instance's reply channel (or, if that message is lost, the job's
 //   stored return value) and publishes each response event to the relays.
-import { Job, Queue } from 'bullmq';
+import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { BunkerRoute } from '../database/queries/nip46.js';
 import { Admission } from '../shared/farm/admission.js';
+import { ShardQueues } from '../shared/farm/shard-queues.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage } from '../shared/farm/jobs.js';
 import { MicroBatcher } from '../shared/farm/micro-batcher.js';
 import type { Logger } from '../shared/logger.js';
@@ -59,7 +60,7 @@ interface InFlightJob {
 
 export class RequestRouter {
   private readonly batcher: MicroBatcher<PendingRequest>;
-  private readonly queues = new Map<number, Queue>();
+  private readonly queues: ShardQueues;
   private readonly inFlight = new Map<string, InFlightJob>();
   /** Event ids this process has taken (or seen taken), with the relays they came from. */
   private readonly seen = new LRUCache<string, Set<string>>({ max: 100_000 });
@@ -73,6 +74,7 @@ export class RequestRouter {
 
   constructor(private readonly opts: RequestRouterOptions) {
     this.admission = new Admission(opts.redis, opts.names, { limit: opts.queueLimit });
+    this.queues = new ShardQueues(opts.redis, opts.names, (err, shard) => opts.logger.warn({ err: err.message, shard }, 'nip46 queue error'));
     // Group commit, as for HTTP calls: while a shard has a job out, its next requests gather into one job.
     this.batcher = new MicroBatcher((shard, reqs) => this.send(shard, reqs), { maxInFlight: 1, holdMaxMs: 250 });
   }
@@ -129,8 +131,7 @@ export class RequestRouter {
       job.answered();
     }
     this.inFlight.clear();
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-    this.queues.clear();
+    await this.queues.close();
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -159,20 +160,6 @@ export class RequestRouter {
     const traceId = `n46-${this.opts.instanceId}-${++this.traceSeq}`;
     const item: Nip46Item = { id: event.id, traceId, bunkerPubkey: bunker, event };
     this.batcher.add(shardOf(route.userPubkey, this.opts.shardCount), { item, route, seenOn, receivedAt: Date.now() });
-  }
-
-  private queue(shard: number): Queue {
-    let q = this.queues.get(shard);
-    if (!q) {
-      q = new Queue(this.opts.names.queue(shard), {
-        connection: this.opts.redis,
-        prefix: this.opts.names.queuePrefix(shard),
-        skipVersionCheck: true,
-      });
-      q.on('error', (err) => this.opts.logger.warn({ err: err.message, shard }, 'nip46 queue error'));
-      this.queues.set(shard, q);
-    }
-    return q;
   }
 
   private async send(shard: number, requests: PendingRequest[]): Promise<void> {
@@ -206,7 +193,7 @@ export class RequestRouter {
     const data: Nip46JobData = { type: 'nip46', replyTo: this.opts.instanceId, items: requests.map((r) => r.item) };
     const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + 60 };
     try {
-      await this.queue(shard).add('nip46', data, { jobId, attempts: 3, removeOnComplete: keep, removeOnFail: keep });
+      await this.queues.get(shard).add('nip46', data, { jobId, attempts: 3, removeOnComplete: keep, removeOnFail: keep });
       if (this.opts.logger.isLevelEnabled('debug')) {
         for (const r of requests) this.opts.logger.debug({ traceId: r.item.traceId, eventId: r.item.id, shard, jobId }, 'nip46 request queued');
       }
@@ -243,7 +230,7 @@ export class RequestRouter {
     // is still queued or running, or Redis cannot be read, keep waiting as long as its requests are fresh.
     let pending = false;
     try {
-      const j = await Job.fromId<Nip46JobData, ReplyMessage>(this.queue(job.shard), jobId);
+      const j = await Job.fromId<Nip46JobData, ReplyMessage>(this.queues.get(job.shard), jobId);
       if (j?.finishedOn && Array.isArray(j.returnvalue?.results)) stored = j.returnvalue.results;
       else pending = j !== undefined && !j.finishedOn;
     } catch (err) {

@@ -8,13 +8,14 @@
 //   connection has no offline queue, so nothing waits for Redis to come back; it reconnects by itself.
 //   Calls in flight when the link drops are answered 503 at once too (their answer may never come).
 import { randomBytes } from 'node:crypto';
-import { Job, Queue } from 'bullmq';
+import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { metrics } from '../metrics.js';
 import { closeRedis, connectFailFast, createRedis, isUp } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { Admission } from './admission.js';
+import { ShardQueues } from './shard-queues.js';
 import type { ItemResult, ReplyMessage, RpcItem, RpcJobData } from './jobs.js';
 import { MicroBatcher } from './micro-batcher.js';
 
@@ -65,7 +66,7 @@ export class RpcClient {
   private readonly opts: RpcClientOptions;
   private readonly batcher: MicroBatcher<WaitingCall>;
   private readonly jobs = new Map<string, InFlightJob>();
-  private readonly queues = new Map<number, Queue>();
+  private queues: ShardQueues | undefined;
   private readonly jobIdBase: string;
   private seq = 0;
   private redis: Redis | undefined;
@@ -93,11 +94,12 @@ export class RpcClient {
     this.subscriber = createRedis(this.opts.redisUrl, { enableAutoPipelining: false });
     this.subscriber.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'rpc client subscriber error'));
     this.admission = new Admission(this.redis, this.opts.names, { limit: this.opts.queueLimit });
+    this.queues = new ShardQueues(this.redis, this.opts.names, (err, shard) => this.opts.logger.warn({ err: err.message, shard }, 'rpc client queue error'));
     this.subscriber.on('message', (_channel: string, message: string) => this.handleReply(message));
     this.redis.on('close', () => this.failInFlight('queue unavailable'));
     await this.subscriber.subscribe(this.opts.names.replyChannel(this.opts.instanceId));
     // Every shard's Queue is made now: one made later while Redis is down would wait for it to come back.
-    await Promise.all(Array.from({ length: this.opts.shardCount }, (_, shard) => this.queue(shard).waitUntilReady()));
+    await Promise.all(Array.from({ length: this.opts.shardCount }, (_, shard) => this.queues!.get(shard).waitUntilReady()));
     this.state = 'started';
   }
 
@@ -131,8 +133,7 @@ export class RpcClient {
     this.batcher.flushAll();
     this.failInFlight('shutting down');
     if (!wasStarted) return;
-    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-    this.queues.clear();
+    await this.queues?.close();
     await Promise.all([closeRedis(this.subscriber), closeRedis(this.redis)]);
   }
 
@@ -158,20 +159,6 @@ export class RpcClient {
     const job = this.jobs.get(reply.jobId);
     if (!job || !Array.isArray(reply.results)) return; // late (already answered 504) or not ours
     this.finish(reply.jobId, job, reply.results);
-  }
-
-  private queue(shard: number): Queue {
-    let q = this.queues.get(shard);
-    if (!q) {
-      q = new Queue(this.opts.names.queue(shard), {
-        connection: this.redis!,
-        prefix: this.opts.names.queuePrefix(shard),
-        skipVersionCheck: true,
-      });
-      q.on('error', (err) => this.opts.logger.warn({ err: err.message, shard }, 'rpc client queue error'));
-      this.queues.set(shard, q);
-    }
-    return q;
   }
 
   private async send(shard: number, calls: WaitingCall[]): Promise<void> {
@@ -203,7 +190,7 @@ export class RpcClient {
     const data: RpcJobData = { type: 'rpc', replyTo: this.opts.instanceId, door: this.door, items: calls.map((c) => c.item) };
     const keep = { age: this.opts.keepFinishedSeconds ?? 60 };
     try {
-      await this.queue(shard).add('rpc', data, {
+      await this.queues!.get(shard).add('rpc', data, {
         jobId,
         attempts: this.opts.jobAttempts ?? 3,
         removeOnComplete: keep,
@@ -228,7 +215,7 @@ export class RpcClient {
     let stored: ItemResult[] | undefined;
     let unreachable = false;
     try {
-      const j = await Job.fromId<RpcJobData, ReplyMessage>(this.queue(job.shard), jobId);
+      const j = await Job.fromId<RpcJobData, ReplyMessage>(this.queues!.get(job.shard), jobId);
       if (j?.finishedOn && Array.isArray(j.returnvalue?.results)) stored = j.returnvalue.results;
     } catch (err) {
       unreachable = true;
