@@ -13,10 +13,8 @@ import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/
 import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { migrate } from '../../database/migrate.js';
-import { createPool } from '../../database/pool.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, databaseUrl, freePort, testDataDir, testKeyPrefix, type TestDatabase } from '../support/env.js';
+import { baseTestEnv, createTestDatabase, databaseUrl, freePort, testDataDir, testKeyPrefix, type TestDatabase, migrateDatabase } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
@@ -62,9 +60,7 @@ describe('backup and restore drill', () => {
   before(async () => {
     relay = await startTestRelay();
     db = await createTestDatabase();
-    const pool = createPool(db.url);
-    await migrate(pool);
-    await pool.end();
+    await migrateDatabase(db.url);
   });
   after(async () => {
     for (const s of signers) await s.close().catch(() => undefined);

@@ -7,11 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { verifyEvent } from 'nostr-tools';
-import { migrate } from '../../database/migrate.js';
-import { createPool } from '../../database/pool.js';
 import { ShardNames, shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc, type Res } from '../support/client.js';
-import { baseTestEnv, freePort, redisUrl } from '../support/env.js';
+import { baseTestEnv, freePort, redisUrl, migrateDatabase } from '../support/env.js';
 import { startFakeKms, type FakeKms } from '../support/fake-kms.js';
 import { recordSecret } from '../support/logs.js';
 import { Nip46Probe } from '../support/nip46-probe.js';
@@ -94,9 +92,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
       startFakeKms(),
       Promise.all([startTestRelay(), startTestRelay()]),
     ]);
-    const pool = createPool(services.databaseUrl);
-    await migrate(pool);
-    await pool.end();
+    await migrateDatabase(services.databaseUrl);
     const [apiPort, ingestPort] = [await freePort(), await freePort()];
     base = `http://127.0.0.1:${apiPort}`;
     ingestBase = `http://127.0.0.1:${ingestPort}`;

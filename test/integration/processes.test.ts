@@ -4,11 +4,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { verifyEvent } from 'nostr-tools';
-import { migrate } from '../../database/migrate.js';
-import { createPool } from '../../database/pool.js';
 import { ShardNames, shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, freePort, redisUrl, type TestDatabase } from '../support/env.js';
+import { baseTestEnv, createTestDatabase, freePort, redisUrl, type TestDatabase, migrateDatabase } from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,9 +30,7 @@ describe('the farm as processes', () => {
   before(async () => {
     db = await createTestDatabase();
     env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: '8', LEASE_TTL_MS: '1500', JOB_LOCK_MS: '3000', RPC_TIMEOUT_MS: '20000' });
-    const pool = createPool(db.url);
-    await migrate(pool);
-    await pool.end();
+    await migrateDatabase(db.url);
   });
   after(async () => {
     await stopAllKeyfarms();

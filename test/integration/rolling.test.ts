@@ -10,10 +10,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { verifyEvent } from 'nostr-tools';
-import { migrate } from '../../database/migrate.js';
-import { createPool } from '../../database/pool.js';
 import { authorizeApp, registerUser } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, freePort, type TestDatabase } from '../support/env.js';
+import { baseTestEnv, createTestDatabase, freePort, type TestDatabase, migrateDatabase } from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { waitFor } from './farm-fixtures.js';
 
@@ -94,9 +92,7 @@ describe('rolling restart under steady load', () => {
 
   before(async () => {
     db = await createTestDatabase();
-    const pool = createPool(db.url);
-    await migrate(pool);
-    await pool.end();
+    await migrateDatabase(db.url);
     env = baseTestEnv({
       DATABASE_URL: db.url,
       SHARD_COUNT: '8',

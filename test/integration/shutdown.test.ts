@@ -10,12 +10,10 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { verifyEvent } from 'nostr-tools';
 import pg from 'pg';
-import { migrate } from '../../database/migrate.js';
-import { createPool } from '../../database/pool.js';
 import { ShardNames, shardOf } from '../../shared/shard.js';
 import { rendezvousOwner } from '../../workers/shard-leases.js';
 import { authorizeApp, call, registerUser, rpc, type Res } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, freePort, redisUrl, testKeyPrefix, type TestDatabase } from '../support/env.js';
+import { baseTestEnv, createTestDatabase, freePort, redisUrl, testKeyPrefix, type TestDatabase, migrateDatabase } from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { waitFor } from './farm-fixtures.js';
@@ -71,9 +69,7 @@ describe('graceful shutdown on SIGTERM', () => {
 
   before(async () => {
     [db, relay] = await Promise.all([createTestDatabase(), startTestRelay()]);
-    const pool = createPool(db.url);
-    await migrate(pool);
-    await pool.end();
+    await migrateDatabase(db.url);
     env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: '4', LEASE_TTL_MS: '1500', JOB_LOCK_MS: '2000', CRYPTO_THREADS: '1' });
   });
   beforeEach(isolate);

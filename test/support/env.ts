@@ -1,11 +1,13 @@
 // What a test file needs to run against the suite's PostgreSQL and Redis without meeting other test
-// files there: its own database, its own Redis key prefix, its own data dir. Migrations are the
-// caller's: `await migrate(pool)` from database/migrate.ts on a pool over `db.url`.
+// files there: its own database, its own Redis key prefix, its own data dir. `migrateDatabase(db.url)`
+// brings a database to the current schema.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
+import { migrate } from '../../database/migrate.js';
+import { createPool } from '../../database/pool.js';
 import { recordSecret } from './logs.js';
 import { TEST_DATA_DIR } from './paths.js';
 
@@ -53,6 +55,16 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     url: url.toString(),
     drop: () => asAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
   };
+}
+
+/** Applies every migration to the database at `url` over a pool of its own, then closes it. */
+export async function migrateDatabase(url: string): Promise<void> {
+  const pool = createPool(url);
+  try {
+    await migrate(pool);
+  } finally {
+    await pool.end();
+  }
 }
 
 /** A Redis KEY_PREFIX no other test file uses. */
