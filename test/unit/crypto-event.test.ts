@@ -10,7 +10,7 @@ import {
   validateUnsignedEvent,
   verifyEvent,
 } from '../../shared/nostr/event.js';
-import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
+import { generateSecretKey, getPublicKeyHex, InvalidKeyError } from '../../shared/nostr/keys.js';
 
 const GOOD = { kind: 1, content: 'hello "world"\n\u0001 ✓', tags: [['p', 'a'.repeat(64)], ['t', 'x'], []], created_at: 1700000000 };
 
@@ -93,8 +93,13 @@ test('verifyEvent rejects a changed field, a bad id, a bad sig and malformed eve
   assert.equal(verifyEvent(null as unknown as typeof signed), false);
 });
 
-test('a pubkey that does not belong to the key gives an event that fails verification', () => {
+test('a pubkey that does not belong to the key is refused, and never yields a valid event', () => {
   const sk = generateSecretKey();
-  const wrong = finalizeEvent(GOOD, sk, getPublicKeyHex(generateSecretKey()));
-  assert.equal(verifyEvent(wrong), false);
+  const pubkey = getPublicKeyHex(sk);
+  const other = getPublicKeyHex(generateSecretKey());
+  assert.throws(() => finalizeEvent(GOOD, sk, other), InvalidKeyError);
+  // Once the signer knows a key's parity, a wrong secret for it signs, but nothing that verifies.
+  assert.ok(verifyEvent(finalizeEvent(GOOD, sk, pubkey)));
+  assert.equal(verifyEvent(finalizeEvent(GOOD, generateSecretKey(), pubkey)), false);
+  assert.throws(() => finalizeEvent(GOOD, sk, 'NOT-HEX'), InvalidKeyError);
 });

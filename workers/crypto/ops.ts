@@ -86,7 +86,6 @@ function respond(op: Nip46RespondOp): CryptoResult {
 }
 
 function signEvent(sk: Uint8Array, pubkey: string, unsigned: unknown) {
-  if (!isLowerHex(pubkey, 64)) throw new OpError('invalid signer pubkey');
   const event = finalizeEvent(validateUnsignedEvent(unsigned), sk, pubkey);
   // Spec: a signature is checked before it leaves. This catches a pubkey that does not belong to sk
   // (a stale cache entry) and any fault in the signer itself.

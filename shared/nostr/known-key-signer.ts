@@ -1,0 +1,101 @@
+// BIP-340 signing for a signer that already knows its public key: one multiplication of G instead of two.
+//
+// libsecp256k1's sign derives the key pair from the secret on every call (a multiplication of G, about
+// half its cost in WASM) and then computes the nonce point (another). A worker signs with the same keys
+// over and over and has each public key at hand; all BIP-340 needs from the key pair beyond that is the
+// y parity of d·G, to sign with d or n − d. That parity is public data: it is learnt once per key and
+// thread, from a multiplication that also proves the secret belongs to the public key, and remembered.
+//
+// The rest is BIP-340 section "Default Signing" step by step: tagged hashes (node:crypto), the nonce
+// point k·G through libsecp256k1 (constant time), and s = k + e·d mod n. Scalars are BigInts here, as in
+// @noble/curves. Every signature is still verified with libsecp256k1 before it is used (ops.ts), and the
+// tests hold it byte for byte to the official BIP-340 vectors and to libsecp256k1's own sign.
+import { createHash, randomBytes } from 'node:crypto';
+import * as ecc from 'tiny-secp256k1';
+import { InvalidKeyError } from './keys.js';
+
+const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+
+/** sha256(tag) twice: the prefix of every hash under that BIP-340 tag. */
+function tagPrefix(tag: string): Buffer {
+  const h = createHash('sha256').update(tag).digest();
+  return Buffer.concat([h, h]);
+}
+
+const AUX_TAG = tagPrefix('BIP0340/aux');
+const NONCE_TAG = tagPrefix('BIP0340/nonce');
+const CHALLENGE_TAG = tagPrefix('BIP0340/challenge');
+
+function taggedHash(prefix: Buffer, ...parts: Uint8Array[]): Buffer {
+  const h = createHash('sha256').update(prefix);
+  for (const part of parts) h.update(part);
+  return h.digest();
+}
+
+const toScalar = (bytes: Uint8Array): bigint => BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`);
+const scalarBytes = (x: bigint): Buffer => Buffer.from(x.toString(16).padStart(64, '0'), 'hex');
+
+function requireBytes(bytes: Uint8Array, length: number, what: string): void {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== length) throw new TypeError(`${what} must be ${length} bytes`);
+}
+
+export class KnownKeySigner {
+  /** x-only public key (hex) -> d·G has an odd y. Insertion order is age: the oldest goes first when full. */
+  private readonly oddY = new Map<string, boolean>();
+
+  /** @param maxKeys public keys whose parity is remembered (about 150 bytes each). */
+  constructor(private readonly maxKeys = 50_000) {}
+
+  /** Keys whose parity is remembered. */
+  get size(): number {
+    return this.oddY.size;
+  }
+
+  /**
+   * A BIP-340 signature of msg32 by sk, whose x-only public key the caller says is pubX. A secret that
+   * does not belong to pubX is refused (InvalidKeyError) the first time this signer sees pubX; later a
+   * mismatch gives a signature that does not verify.
+   */
+  sign(msg32: Uint8Array, sk: Uint8Array, pubX: Uint8Array, aux32: Uint8Array = randomBytes(32)): Uint8Array {
+    requireBytes(msg32, 32, 'message');
+    requireBytes(sk, 32, 'secret key');
+    requireBytes(pubX, 32, 'public key');
+    requireBytes(aux32, 32, 'aux');
+    if (!ecc.isPrivate(sk)) throw new RangeError('secret key is out of range');
+    const d = this.isOddY(sk, pubX) ? ecc.privateNegate(sk) : Uint8Array.from(sk);
+    const t = taggedHash(AUX_TAG, aux32);
+    for (let i = 0; i < 32; i++) t[i] = (t[i] as number) ^ (d[i] as number);
+    const k0 = toScalar(taggedHash(NONCE_TAG, t, pubX, msg32)) % N;
+    t.fill(0);
+    if (k0 === 0n) {
+      d.fill(0);
+      throw new Error('nonce is zero'); // probability 2^-256; BIP-340 fails here too
+    }
+    const kBytes = scalarBytes(k0);
+    const R = ecc.pointFromScalar(kBytes, true)!;
+    kBytes.fill(0);
+    const k = R[0] === 3 ? N - k0 : k0;
+    const rx = R.subarray(1);
+    const e = toScalar(taggedHash(CHALLENGE_TAG, rx, pubX, msg32)) % N;
+    const s = (k + e * toScalar(d)) % N;
+    d.fill(0);
+    const sig = new Uint8Array(64);
+    sig.set(rx, 0);
+    sig.set(scalarBytes(s), 32);
+    return sig;
+  }
+
+  private isOddY(sk: Uint8Array, pubX: Uint8Array): boolean {
+    const id = Buffer.from(pubX.buffer, pubX.byteOffset, 32).toString('hex');
+    const known = this.oddY.get(id);
+    if (known !== undefined) return known;
+    const P = ecc.pointFromScalar(sk, true)!;
+    if (!Buffer.from(P.buffer, P.byteOffset + 1, 32).equals(Buffer.from(pubX.buffer, pubX.byteOffset, 32))) {
+      throw new InvalidKeyError('secret key does not match the signer pubkey');
+    }
+    if (this.oddY.size >= this.maxKeys) this.oddY.delete(this.oddY.keys().next().value!);
+    const odd = P[0] === 3;
+    this.oddY.set(id, odd);
+    return odd;
+  }
+}
