@@ -34,7 +34,10 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   const keyManager = await openKeyManager(rt);
   const stops: (() => Promise<void>)[] = [];
   if (roles.workers) {
-    const crypto = new CoalescingCryptoRunner(new CryptoPool({ threads: rt.config.CRYPTO_THREADS }));
+    // A turn's ops are spread over every thread: with few shards jobs are large, and one thread signing a
+    // whole turn while the other idles doubled latency (bench, SHARD_COUNT 4).
+    const threads = rt.config.CRYPTO_THREADS;
+    const crypto = new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads });
     const activity = new ActivityWriter(rt.db, rt.logger);
     activity.start();
     const workers = await startWorkers({

@@ -22,7 +22,11 @@ export const ConfigSchema = Type.Object({
   /** Unset: the embedded default starts a local Redis under DATA_DIR. */
   REDIS_URL: Type.Optional(Url(['redis', 'rediss'])),
   BUNKER_RELAYS: Type.String({ default: '' }),
-  SHARD_COUNT: Int(16, 1, 1024),
+  /**
+   * Shards: the unit the workers divide among themselves, and the batching domain (a job carries the
+   * requests of one shard). More shards than workers processes only shrinks the batches.
+   */
+  SHARD_COUNT: Int(4, 1, 1024),
   DATA_DIR: Type.String({ default: '.data', minLength: 1 }),
   MASTER_KEY_PATH: Type.Optional(Type.String({ minLength: 1 })),
   GCP_KMS_KEY: Type.Optional(Type.String({ pattern: '^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$' })),
