@@ -47,6 +47,12 @@ export const ConfigSchema = Type.Object({
   RPC_TIMEOUT_MS: Int(10_000, 100, 300_000),
   CACHE_MAX_BYTES: Int(64 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
   CRYPTO_THREADS: Int(Math.max(1, cpus().length), 1, 256),
+  /**
+   * Jobs of one shard a worker runs at once. Each api and relay-ingest process keeps at most one job per
+   * shard in flight (the next batch gathers meanwhile), so this needs to be about their number; more only
+   * adds idle fetches to Redis.
+   */
+  JOB_CONCURRENCY: Int(2, 1, 256),
   LEASE_TTL_MS: Int(3000, 500, 600_000),
   /** BullMQ job lock; a worker killed mid-job has its job re-run after about this long. */
   JOB_LOCK_MS: Int(5000, 1000, 600_000),

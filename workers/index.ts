@@ -23,7 +23,7 @@ import { ShardWorker } from './shard-worker.js';
 
 export type WorkersConfig = Pick<
   Config,
-  'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'CACHE_MAX_BYTES' | 'LEASE_TTL_MS' | 'JOB_LOCK_MS' | 'CRYPTO_THREADS'
+  'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'CACHE_MAX_BYTES' | 'LEASE_TTL_MS' | 'JOB_LOCK_MS' | 'CRYPTO_THREADS' | 'JOB_CONCURRENCY'
 >;
 
 export interface StartWorkersOptions {
@@ -37,8 +37,6 @@ export interface StartWorkersOptions {
   redisUrl: string;
   /** Unique per process; default host:pid:random. */
   memberId?: string;
-  /** Jobs in flight per owned shard; default max(4, 2 x CRYPTO_THREADS). */
-  jobConcurrency?: number;
   /** How often owned shards' admission counts are rebuilt; default 30 s. */
   reconcileIntervalMs?: number;
   /** Stalled-job check period; default 1 s. */
@@ -97,7 +95,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   // still running then) waits for its running jobs any longer.
   let jobsGraceOver!: () => void;
   const jobsGraceExpired = new Promise<void>((resolve) => (jobsGraceOver = resolve));
-  const concurrency = opts.jobConcurrency ?? Math.max(4, 2 * config.CRYPTO_THREADS);
+  const concurrency = config.JOB_CONCURRENCY;
   const reportOwned = () => metrics.shardsOwned.set(running.size);
 
   const reconcile = async (shard: number) => {

@@ -28,6 +28,7 @@ export function workersConfig(prefix: string, overrides: Partial<WorkersConfig> 
     LEASE_TTL_MS: 1000,
     JOB_LOCK_MS: 1000,
     CRYPTO_THREADS: 1,
+    JOB_CONCURRENCY: 2,
     ...overrides,
   };
 }
