@@ -9,6 +9,7 @@ import { PostgresKeyLoader } from '../workers/postgres-key-loader.js';
 import { PostgresNip46Store } from '../workers/postgres-nip46-store.js';
 import { startRelayIngest, type RelayIngest, type RelayIngestTuning } from '../relay-ingest/index.js';
 import { startHealthServer } from '../relay-ingest/health-server.js';
+import type { NostrEvent } from '../shared/nostr/types.js';
 import { probe, shutdownCheck } from '../shared/readiness.js';
 import { VERSION, openKeyManager, type Runtime } from './runtime.js';
 
@@ -33,11 +34,12 @@ export interface RunningRoles {
 export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRoles> {
   const keyManager = await openKeyManager(rt);
   const stops: (() => Promise<void>)[] = [];
-  if (roles.workers) {
-    // A turn's ops are spread over every thread: with few shards jobs are large, and one thread signing a
-    // whole turn while the other idles doubled latency (bench, SHARD_COUNT 4).
-    const threads = rt.config.CRYPTO_THREADS;
-    const crypto = new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads });
+  // One pool for the process's crypto: the workers' jobs and relay-ingest's signature checks. A turn's
+  // ops are spread over every thread: with few shards jobs are large, and one thread signing a whole turn
+  // while the other idled doubled latency (bench, SHARD_COUNT 4).
+  const threads = rt.config.CRYPTO_THREADS;
+  const crypto = roles.workers || roles.relayIngest ? new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads }) : undefined;
+  if (roles.workers && crypto) {
     const activity = new ActivityWriter(rt.db, rt.logger);
     activity.start();
     const workers = await startWorkers({
@@ -52,7 +54,6 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     stops.push(async () => {
       await workers.stop(rt.config.SHUTDOWN_JOBS_TIMEOUT_MS);
       await activity.close();
-      await crypto.close();
     });
     // Alone, workers serve probes and metrics on METRICS_PORT (PORT is the api's, and several workers may share a host).
     if (!roles.api && !roles.relayIngest && rt.config.METRICS_PORT !== undefined) {
@@ -64,7 +65,8 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   let relayIngest: RelayIngest | undefined;
   if (roles.relayIngest) {
     const tuning = typeof roles.relayIngest === 'object' ? roles.relayIngest : undefined;
-    const ingest = await startRelayIngest({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, tuning });
+    const verify = crypto && ((event: NostrEvent) => crypto.run([{ op: 'verify_event', event }]).then(([r]) => r?.ok === true));
+    const ingest = await startRelayIngest({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, tuning, verify });
     relayIngest = ingest;
     stops.unshift(() => ingest.stop(rt.config.SHUTDOWN_JOBS_TIMEOUT_MS));
     // Alone, relay-ingest serves its own probes and metrics; beside the api, the api serves them.
@@ -79,6 +81,8 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     api = await startApi({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, keyManager, version: VERSION });
     stops.unshift(() => api!.close());
   }
+  // Last: the roles before it may still be finishing work on the pool.
+  if (crypto) stops.push(() => crypto.close());
   return {
     api,
     relayIngest,

@@ -14,7 +14,7 @@ import { BunkerDirectory } from './bunker-directory.js';
 import { ingestMetrics } from './metrics.js';
 import type { RelayTuning } from './relay-connection.js';
 import { RelayPool } from './relay-pool.js';
-import { RequestRouter } from './request-router.js';
+import { RequestRouter, type EventVerifier } from './request-router.js';
 import { normalizeRelayUrl } from './subscription-plan.js';
 
 export type RelayIngestConfig = Pick<Config, 'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'BUNKER_RELAYS' | 'RPC_TIMEOUT_MS'>;
@@ -50,6 +50,8 @@ export interface StartRelayIngestOptions {
   /** Unique per process; default ingest-<random>. */
   instanceId?: string;
   tuning?: Partial<RelayIngestTuning>;
+  /** Checks received events' ids and signatures (the crypto pool); default: on the event loop. */
+  verify?: EventVerifier;
 }
 
 export interface RelayIngest {
@@ -104,6 +106,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     publish: (event, relays, traceId) => pool.publish(event, relays, traceId),
     maxRequestAgeSeconds: tuning.maxRequestAgeSeconds,
     replyTimeoutMs: Math.max(config.RPC_TIMEOUT_MS * 2, 5000),
+    verify: opts.verify,
   });
 
   const sync = () => {

@@ -1,5 +1,6 @@
 // From a relay's EVENT to a shard job and back to a published response:
-// - checks size, shape, the bunker it is for, the id and the signature (fast backend); drops are counted;
+// - checks size, shape, the bunker it is for, then the id and the signature (on the crypto pool when given
+//   one, off the event loop); drops are counted;
 // - claims the event id in Redis (SET NX with a TTL), so one request seen on several relays, or at
 //   several relay-ingest replicas, becomes exactly one job; copies seen here add their relay to the
 //   places the response goes;
@@ -40,7 +41,14 @@ export interface RequestRouterOptions {
   maxRequestAgeSeconds: number;
   /** How long to wait for a worker's reply before reading the stored result. */
   replyTimeoutMs: number;
+  /** Checks an event's id and signature; default: on this thread. */
+  verify?: EventVerifier;
 }
+
+/** True when the event's id is its hash and its signature is valid. */
+export type EventVerifier = (event: NostrEvent) => Promise<boolean>;
+
+const verifyHere: EventVerifier = (event) => Promise.resolve(verifyEvent(event));
 
 interface PendingRequest {
   item: Nip46Item;
@@ -100,14 +108,35 @@ export class RequestRouter {
     const bunker = bunkerPubkeyOf(event);
     const route = bunker ? this.opts.route(bunker) : undefined;
     if (!bunker || !route) return this.drop('unknown_bunker');
-    if (!verifyEvent(event)) return this.drop('forged');
+    this.claiming++;
+    void this.take(relay, event, bunker, route).finally(() => this.claiming--);
+  }
+
+  /**
+   * Verifies, then claims. An event counts as seen only once verified, so a forged copy carrying a real
+   * request's id cannot shadow it; copies verified at the same time meet at the second `seen` check.
+   */
+  private async take(relay: string, event: NostrEvent, bunker: string, route: BunkerRoute): Promise<void> {
+    let valid: boolean;
+    try {
+      valid = await (this.opts.verify ?? verifyHere)(event);
+    } catch (err) {
+      this.opts.logger.warn({ eventId: event.id, err: (err as Error).message }, 'verifying a nip46 request failed');
+      valid = false;
+    }
+    if (!valid) return this.drop('forged');
+    if (this.closed || !this.accepting) return;
+    const copies = this.seen.get(event.id);
+    if (copies) {
+      copies.add(relay);
+      return this.drop('duplicate');
+    }
     const age = Math.floor(Date.now() / 1000) - event.created_at;
     if (age > this.opts.maxRequestAgeSeconds) return this.drop('stale');
     const seenOn = new Set([relay]);
     this.seen.set(event.id, seenOn);
     metrics.nip46Requests.inc();
-    this.claiming++;
-    void this.claim(event, bunker, route, seenOn).finally(() => this.claiming--);
+    await this.claim(event, bunker, route, seenOn);
   }
 
   /** Stops taking events and waits, up to timeoutMs, until every request taken is answered and published. */

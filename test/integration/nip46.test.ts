@@ -375,6 +375,21 @@ describe('NIP-46 bunker over relays', () => {
     assert.equal((await c.answer('p9')).result, 'pong');
   });
 
+  it('a forged copy carrying a real request\'s id, seen first, does not shadow the real request', async () => {
+    const { bp } = await newBunker();
+    const c = rawClient(bp.pubkey);
+    await c.listen([relayA.url]);
+    await c.publish(c.request(c.nip44({ id: 'c1', method: 'connect', params: [bp.pubkey, bp.secret] })), [relayA.url]);
+    await c.answer('c1');
+    const forgedBefore = await counter(ingestMetrics.eventsDropped, { reason: 'forged' });
+    const real = c.request(c.nip44({ id: 'sh1', method: 'ping', params: [] }));
+    await relayA.inject({ ...real, sig: real.sig.replace(/^./, real.sig[0] === '0' ? '1' : '0') });
+    await c.publish(real, [relayA.url]);
+    assert.equal((await c.answer('sh1')).result, 'pong');
+    assert.equal(await counter(ingestMetrics.eventsDropped, { reason: 'forged' }), forgedBefore + 1);
+    assert.equal(c.answersTo('sh1').length, 1);
+  });
+
   it('retries a refused publish of a response', async () => {
     const { bp } = await newBunker();
     const c = rawClient(bp.pubkey);

@@ -4,7 +4,7 @@ import { v2 as toolsNip44 } from 'nostr-tools/nip44';
 import * as toolsNip04 from 'nostr-tools/nip04';
 import { verifyEvent as toolsVerifyEvent } from 'nostr-tools/pure';
 import { runCryptoOps } from '../../workers/crypto/ops.js';
-import type { CryptoOp, CryptoResult } from '../../workers/crypto/types.js';
+import type { CryptoOp, CryptoResult, KeyOp } from '../../workers/crypto/types.js';
 import type { NostrEvent } from '../../shared/nostr/types.js';
 import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
 import { bytesToHex } from '../../shared/nostr/hex.js';
@@ -149,4 +149,31 @@ test('nip46_respond: runs the user op, encrypts the answer to the client and sig
 
   const bad = runCryptoOps([{ op: 'nip46_respond', id: 'r6', answer: { result: 'x' }, seal: { ...seal('nip44'), peer: 'zz' } }]);
   assert.equal(errorOf(bad[0]), 'invalid peer pubkey');
+});
+
+test('verify_event: ok for a genuine event, an error for a changed signature, id or content', () => {
+  const [signed] = runCryptoOps([{ op: 'sign_event', sk: user, pubkey: userPub, event: EVENT }]);
+  const event = okValue(signed).value as NostrEvent;
+  const flip = (hex: string) => (hex[0] === '0' ? '1' : '0') + hex.slice(1);
+  const results = runCryptoOps([
+    { op: 'verify_event', event },
+    { op: 'verify_event', event: { ...event, sig: flip(event.sig) } },
+    { op: 'verify_event', event: { ...event, id: flip(event.id) } },
+    { op: 'verify_event', event: { ...event, content: `${event.content}!` } },
+    { op: 'verify_event', event: { ...event, pubkey: peerPub } },
+  ]);
+  assert.equal(okValue(results[0]).value, event.id);
+  for (const r of results.slice(1)) assert.equal(errorOf(r), 'invalid id or signature');
+});
+
+test('a nip46_respond whose user op is not a key op is refused', () => {
+  const [r] = runCryptoOps([
+    {
+      op: 'nip46_respond',
+      id: 'x',
+      userOp: { op: 'verify_event', event: {} } as unknown as KeyOp,
+      seal: { sk: user, pubkey: userPub, peer: peerPub, scheme: 'nip44', createdAt: 1 },
+    },
+  ]);
+  assert.equal(errorOf(r), 'unknown crypto op');
 });

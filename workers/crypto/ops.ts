@@ -1,7 +1,7 @@
 // The crypto a job needs, run synchronously on the thread that calls it (a piscina worker in production).
 // Each op succeeds or fails on its own: one bad ciphertext must not fail the other requests of a batch.
 import type { CryptoOp, CryptoResult, KeyOp, Nip46RespondOp } from './types.js';
-import { EventValidationError, finalizeEvent, validateUnsignedEvent } from '../../shared/nostr/event.js';
+import { EventValidationError, finalizeEvent, validateUnsignedEvent, verifyEvent } from '../../shared/nostr/event.js';
 import { fastSchnorr } from '../../shared/nostr/schnorr.js';
 import { InvalidKeyError, isValidPubkeyHex } from '../../shared/nostr/keys.js';
 import { hexToBytes, isLowerHex } from '../../shared/nostr/hex.js';
@@ -51,18 +51,22 @@ function runOp(op: CryptoOp): CryptoResult {
     }
     case 'nip46_respond':
       return respond(op);
+    case 'verify_event':
+      return verifyEvent(op.event) ? { ok: true, value: op.event.id } : { ok: false, error: 'invalid id or signature' };
     default:
       throw new OpError('unknown crypto op');
   }
 }
 
 const NIP46_KIND = 24133;
+/** What a NIP-46 request may ask of the user's key inside a nip46_respond. */
+const USER_OPS = new Set<CryptoOp['op']>(['sign_event', 'nip44_encrypt', 'nip44_decrypt', 'nip04_encrypt', 'nip04_decrypt']);
 
 function respond(op: Nip46RespondOp): CryptoResult {
   let inner: CryptoResult | undefined;
   let response: { id: string; result: string; error?: string };
   if (op.userOp !== undefined) {
-    if ((op.userOp as CryptoOp).op === 'nip46_respond') throw new OpError('unknown crypto op');
+    if (!USER_OPS.has((op.userOp as CryptoOp).op)) throw new OpError('unknown crypto op');
     inner = runOne(op.userOp as KeyOp);
     response = inner.ok
       ? { id: op.id, result: typeof inner.value === 'string' ? inner.value : JSON.stringify(inner.value) }

@@ -13,7 +13,7 @@ export default function cryptoTask(ops: CryptoOp[]): CryptoResult[] {
 }
 
 function wipe(op: CryptoOp | KeyOp | undefined): void {
-  if (!op) return;
+  if (!op || op.op === 'verify_event') return;
   if (op.op === 'nip46_respond') {
     op.seal?.sk?.fill(0);
     op.seal?.convKey?.fill(0);

@@ -1,4 +1,5 @@
-// The crypto work a worker hands to its piscina pool, batched: one task carries the ops of one job.
+// The crypto work a worker (or relay-ingest) hands to its piscina pool, batched: one task carries the ops of one
+// event-loop turn.
 // Secrets travel only between the worker's threads (postMessage), never to Redis or a log.
 import type { NostrEvent, UnsignedEvent } from '../../shared/nostr/types.js';
 
@@ -22,7 +23,13 @@ export interface Nip46RespondOp {
   seal: { sk: Uint8Array; pubkey: string; peer: string; scheme: 'nip44' | 'nip04'; convKey?: Uint8Array; createdAt: number };
 }
 
-export type CryptoOp = KeyOp | Nip46RespondOp;
+/** Checks a received event's id and signature (relay-ingest): ok when both hold. No key involved. */
+export interface VerifyEventOp {
+  op: 'verify_event';
+  event: NostrEvent;
+}
+
+export type CryptoOp = KeyOp | Nip46RespondOp | VerifyEventOp;
 
 export type CryptoResult =
   /**
