@@ -165,6 +165,16 @@ describe('NIP-46 bunker over relays', () => {
     return s;
   }
 
+  /** A new bunker and a raw client on relay A that has connected to it with the secret (NIP-44). */
+  async function connectedRawClient(): Promise<{ bp: BunkerPointer; c: RawClient }> {
+    const { bp } = await newBunker();
+    const c = rawClient(bp.pubkey);
+    await c.listen([relayA.url]);
+    await c.publish(c.request(c.nip44({ id: 'c1', method: 'connect', params: [bp.pubkey, bp.secret] })), [relayA.url]);
+    await c.answer('c1');
+    return { bp, c };
+  }
+
   function rawClient(bunkerPubkey: string): RawClient {
     const c = new RawClient(bunkerPubkey);
     raws.push(c);
@@ -335,11 +345,7 @@ describe('NIP-46 bunker over relays', () => {
   });
 
   it('survives garbage: error replies where a reply is possible, counted drops where not', async () => {
-    const { bp } = await newBunker();
-    const c = rawClient(bp.pubkey);
-    await c.listen([relayA.url]);
-    await c.publish(c.request(c.nip44({ id: 'c1', method: 'connect', params: [bp.pubkey, bp.secret] })), [relayA.url]);
-    await c.answer('c1');
+    const { bp, c } = await connectedRawClient();
 
     const droppedBefore = await counter(metrics.nip46Processed, { outcome: 'dropped' });
     const forgedBefore = await counter(ingestMetrics.eventsDropped, { reason: 'forged' });
@@ -376,11 +382,7 @@ describe('NIP-46 bunker over relays', () => {
   });
 
   it('a forged copy carrying a real request\'s id, seen first, does not shadow the real request', async () => {
-    const { bp } = await newBunker();
-    const c = rawClient(bp.pubkey);
-    await c.listen([relayA.url]);
-    await c.publish(c.request(c.nip44({ id: 'c1', method: 'connect', params: [bp.pubkey, bp.secret] })), [relayA.url]);
-    await c.answer('c1');
+    const { bp, c } = await connectedRawClient();
     const forgedBefore = await counter(ingestMetrics.eventsDropped, { reason: 'forged' });
     const real = c.request(c.nip44({ id: 'sh1', method: 'ping', params: [] }));
     await relayA.inject({ ...real, sig: real.sig.replace(/^./, real.sig[0] === '0' ? '1' : '0') });
