@@ -32,8 +32,22 @@ function taggedHash(prefix: Buffer, ...parts: Uint8Array[]): Buffer {
   return h.digest();
 }
 
-const toScalar = (bytes: Uint8Array): bigint => BigInt(`0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`);
-const scalarBytes = (x: bigint): Buffer => Buffer.from(x.toString(16).padStart(64, '0'), 'hex');
+// Byte by byte rather than through hex: a hex string of a secret or a nonce would stay in the heap, unwipeable,
+// until the GC takes it.
+function toScalar(bytes: Uint8Array): bigint {
+  let x = 0n;
+  for (const b of bytes) x = (x << 8n) | BigInt(b);
+  return x;
+}
+
+function scalarBytes(x: bigint): Uint8Array {
+  const out = new Uint8Array(32);
+  for (let i = 31; i >= 0; i--) {
+    out[i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+  return out;
+}
 
 function requireBytes(bytes: Uint8Array, length: number, what: string): void {
   if (!(bytes instanceof Uint8Array) || bytes.length !== length) throw new TypeError(`${what} must be ${length} bytes`);
