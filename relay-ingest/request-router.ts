@@ -100,11 +100,7 @@ export class RequestRouter {
     if (typeof event !== 'object' || event === null || event.kind !== NIP46_KIND || typeof event.id !== 'string' || !Array.isArray(event.tags)) {
       return this.drop('malformed');
     }
-    const copies = this.seen.get(event.id);
-    if (copies) {
-      copies.add(relay);
-      return this.drop('duplicate');
-    }
+    if (this.isKnownCopy(event.id, relay)) return this.drop('duplicate');
     const bunker = bunkerPubkeyOf(event);
     const route = bunker ? this.opts.route(bunker) : undefined;
     if (!bunker || !route) return this.drop('unknown_bunker');
@@ -126,11 +122,7 @@ export class RequestRouter {
     }
     if (!valid) return this.drop('forged');
     if (this.closed || !this.accepting) return;
-    const copies = this.seen.get(event.id);
-    if (copies) {
-      copies.add(relay);
-      return this.drop('duplicate');
-    }
+    if (this.isKnownCopy(event.id, relay)) return this.drop('duplicate');
     const age = Math.floor(Date.now() / 1000) - event.created_at;
     if (age > this.opts.maxRequestAgeSeconds) return this.drop('stale');
     const seenOn = new Set([relay]);
@@ -167,6 +159,13 @@ export class RequestRouter {
     this.publishing.add(p);
     void p.finally(() => this.publishing.delete(p)).catch(() => undefined);
     return p;
+  }
+
+  /** True when the event was taken already (here or, seen here, elsewhere); this relay joins its reply's targets. */
+  private isKnownCopy(eventId: string, relay: string): boolean {
+    const copies = this.seen.get(eventId);
+    copies?.add(relay);
+    return copies !== undefined;
   }
 
   private drop(reason: string): void {

@@ -13,6 +13,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';
 import { InvalidKeyError } from './keys.js';
+import { requireLength, requireSecretKey } from './schnorr.js';
 
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
@@ -49,10 +50,6 @@ function scalarBytes(x: bigint): Uint8Array {
   return out;
 }
 
-function requireBytes(bytes: Uint8Array, length: number, what: string): void {
-  if (!(bytes instanceof Uint8Array) || bytes.length !== length) throw new TypeError(`${what} must be ${length} bytes`);
-}
-
 export class KnownKeySigner {
   /** x-only public key (hex) -> d·G has an odd y. Insertion order is age: the oldest goes first when full. */
   private readonly oddY = new Map<string, boolean>();
@@ -71,11 +68,10 @@ export class KnownKeySigner {
    * mismatch gives a signature that does not verify.
    */
   sign(msg32: Uint8Array, sk: Uint8Array, pubX: Uint8Array, aux32: Uint8Array = randomBytes(32)): Uint8Array {
-    requireBytes(msg32, 32, 'message');
-    requireBytes(sk, 32, 'secret key');
-    requireBytes(pubX, 32, 'public key');
-    requireBytes(aux32, 32, 'aux');
-    if (!ecc.isPrivate(sk)) throw new RangeError('secret key is out of range');
+    requireLength(msg32, 32, 'message');
+    requireSecretKey(sk);
+    requireLength(pubX, 32, 'public key');
+    requireLength(aux32, 32, 'aux');
     const d = this.isOddY(sk, pubX) ? ecc.privateNegate(sk) : Uint8Array.from(sk);
     const t = taggedHash(AUX_TAG, aux32);
     for (let i = 0; i < 32; i++) t[i] = (t[i] as number) ^ (d[i] as number);

@@ -15,13 +15,14 @@ export interface SchnorrBackend {
   getPublicKey(sk: Uint8Array): Uint8Array;
 }
 
-function requireLength(bytes: Uint8Array, length: number, what: string): void {
+export function requireLength(bytes: Uint8Array, length: number, what: string): void {
   if (!(bytes instanceof Uint8Array) || bytes.length !== length) {
     throw new TypeError(`${what} must be ${length} bytes`);
   }
 }
 
-function requireSecretKey(sk: Uint8Array): void {
+/** A 32-byte secret in [1, n-1]; the error never describes the value. */
+export function requireSecretKey(sk: Uint8Array): void {
   requireLength(sk, 32, 'secret key');
   if (!ecc.isPrivate(sk)) throw new RangeError('secret key is out of range');
 }
