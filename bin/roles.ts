@@ -3,6 +3,7 @@ import { startApi, type RunningApi } from '../api/index.js';
 import { KeyStore } from '../shared/custody/key-store.js';
 import { ActivityWriter } from '../workers/activity-writer.js';
 import { CoalescingCryptoRunner } from '../workers/crypto/coalescing-runner.js';
+import { InlineCheapOpsRunner } from '../workers/crypto/inline-runner.js';
 import { CryptoPool } from '../workers/crypto/pool.js';
 import { startWorkers } from '../workers/index.js';
 import { PostgresKeyLoader } from '../workers/postgres-key-loader.js';
@@ -36,9 +37,13 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   const stops: (() => Promise<void>)[] = [];
   // One pool for the process's crypto: the workers' jobs and relay-ingest's signature checks. A turn's
   // ops are spread over every thread: with few shards jobs are large, and one thread signing a whole turn
-  // while the other idled doubled latency (bench, SHARD_COUNT 4).
+  // while the other idled doubled latency (bench, SHARD_COUNT 4). Symmetric work with a cached key stays
+  // on this thread (inline-runner.ts).
   const threads = rt.config.CRYPTO_THREADS;
-  const crypto = roles.workers || roles.relayIngest ? new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads }) : undefined;
+  const crypto =
+    roles.workers || roles.relayIngest
+      ? new InlineCheapOpsRunner(new CoalescingCryptoRunner(new CryptoPool({ threads, signatureCheckEvery: rt.config.SIGNATURE_CHECK_EVERY }), { parallelism: threads }))
+      : undefined;
   if (roles.workers && crypto) {
     const activity = new ActivityWriter(rt.db, rt.logger);
     activity.start();

@@ -4,13 +4,15 @@
 // half its cost in WASM) and then computes the nonce point (another). A worker signs with the same keys
 // over and over and has each public key at hand; all BIP-340 needs from the key pair beyond that is the
 // y parity of d·G, to sign with d or n − d. That parity is public data: it is learnt once per key and
-// thread, from a multiplication that also proves the secret belongs to the public key, and remembered.
+// thread, from a multiplication that also proves the secret belongs to the public key, and remembered
+// with a fingerprint of that secret (HMAC under a key of this signer's own), so every later call is held
+// to the same binding for a few microseconds: a secret that is not the public key's is always refused.
 //
 // The rest is BIP-340 section "Default Signing" step by step: tagged hashes (node:crypto), the nonce
 // point k·G through libsecp256k1 (constant time), and s = k + e·d mod n. Scalars are BigInts here, as in
-// @noble/curves. Every signature is still verified with libsecp256k1 before it is used (ops.ts), and the
-// tests hold it byte for byte to the official BIP-340 vectors and to libsecp256k1's own sign.
-import { createHash, randomBytes } from 'node:crypto';
+// @noble/curves. The tests hold it byte for byte to the official BIP-340 vectors and to libsecp256k1's own
+// sign; ops.ts verifies signatures with libsecp256k1 before they leave (SIGNATURE_CHECK_EVERY).
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';
 import { InvalidKeyError } from './keys.js';
 import { requireLength, requireSecretKey } from './schnorr.js';
@@ -51,21 +53,22 @@ function scalarBytes(x: bigint): Uint8Array {
 }
 
 export class KnownKeySigner {
-  /** x-only public key (hex) -> d·G has an odd y. Insertion order is age: the oldest goes first when full. */
-  private readonly oddY = new Map<string, boolean>();
+  /** x-only public key (hex) -> its secret's fingerprint and d·G's y parity. Insertion order is age: the oldest goes first when full. */
+  private readonly known = new Map<string, { fingerprint: Buffer; oddY: boolean }>();
+  /** Keys the fingerprints; never leaves this object, so a fingerprint says nothing outside it. */
+  private readonly fingerprintKey = randomBytes(32);
 
-  /** @param maxKeys public keys whose parity is remembered (about 150 bytes each). */
+  /** @param maxKeys public keys whose parity is remembered (about 200 bytes each). */
   constructor(private readonly maxKeys = 50_000) {}
 
   /** Keys whose parity is remembered. */
   get size(): number {
-    return this.oddY.size;
+    return this.known.size;
   }
 
   /**
    * A BIP-340 signature of msg32 by sk, whose x-only public key the caller says is pubX. A secret that
-   * does not belong to pubX is refused (InvalidKeyError) the first time this signer sees pubX; later a
-   * mismatch gives a signature that does not verify.
+   * does not belong to pubX is refused (InvalidKeyError).
    */
   sign(msg32: Uint8Array, sk: Uint8Array, pubX: Uint8Array, aux32: Uint8Array = randomBytes(32)): Uint8Array {
     requireLength(msg32, 32, 'message');
@@ -97,15 +100,18 @@ export class KnownKeySigner {
 
   private isOddY(sk: Uint8Array, pubX: Uint8Array): boolean {
     const id = Buffer.from(pubX.buffer, pubX.byteOffset, 32).toString('hex');
-    const known = this.oddY.get(id);
-    if (known !== undefined) return known;
+    const fingerprint = createHmac('sha256', this.fingerprintKey).update(sk).digest();
+    const known = this.known.get(id);
+    if (known && timingSafeEqual(known.fingerprint, fingerprint)) return known.oddY;
+    // First sight of this key, or another secret for it (d and n − d share an x-only public key).
     const P = ecc.pointFromScalar(sk, true)!;
     if (!Buffer.from(P.buffer, P.byteOffset + 1, 32).equals(Buffer.from(pubX.buffer, pubX.byteOffset, 32))) {
       throw new InvalidKeyError('secret key does not match the signer pubkey');
     }
-    if (this.oddY.size >= this.maxKeys) this.oddY.delete(this.oddY.keys().next().value!);
-    const odd = P[0] === 3;
-    this.oddY.set(id, odd);
-    return odd;
+    this.known.delete(id);
+    if (this.known.size >= this.maxKeys) this.known.delete(this.known.keys().next().value!);
+    const oddY = P[0] === 3;
+    this.known.set(id, { fingerprint, oddY });
+    return oddY;
   }
 }

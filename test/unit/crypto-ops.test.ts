@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { v2 as toolsNip44 } from 'nostr-tools/nip44';
 import * as toolsNip04 from 'nostr-tools/nip04';
 import { verifyEvent as toolsVerifyEvent } from 'nostr-tools/pure';
-import { runCryptoOps } from '../../workers/crypto/ops.js';
+import { runCryptoOps, setSignatureCheckEvery } from '../../workers/crypto/ops.js';
+import { fastSchnorr } from '../../shared/nostr/schnorr.js';
 import type { CryptoOp, CryptoResult, KeyOp } from '../../workers/crypto/types.js';
 import type { NostrEvent } from '../../shared/nostr/types.js';
 import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
@@ -91,8 +92,7 @@ test('sign_event refuses a pubkey that is not the key\'s, an invalid event, and 
     { op: 'nip44_encrypt', sk: user, peer: peerPub, plaintext: 'x', convKey: new Uint8Array(5) },
     { op: 'rotate_keys', sk: user } as unknown as CryptoOp,
   ]);
-  // Refused before signing when this thread has not signed for that pubkey yet, else by the check after.
-  assert.match(errorOf(results[0]), /^(secret key does not match the signer pubkey|signature check failed)$/);
+  assert.equal(errorOf(results[0]), 'secret key does not match the signer pubkey');
   assert.equal(errorOf(results[1]), 'invalid signer pubkey');
   assert.match(errorOf(results[2]), /^event\.kind/);
   assert.match(errorOf(results[3]), /out of range|crypto operation failed/);
@@ -176,4 +176,38 @@ test('a nip46_respond whose user op is not a key op is refused', () => {
     },
   ]);
   assert.equal(errorOf(r), 'unknown crypto op');
+});
+
+test('one signature in N is verified before it leaves, and one that fails the check is refused', () => {
+  const realVerify = fastSchnorr.verify;
+  let checks = 0;
+  let failNext = false;
+  fastSchnorr.verify = (sig, msg, pub) => {
+    checks++;
+    if (failNext) return false;
+    return realVerify(sig, msg, pub);
+  };
+  const sign = (n: number) => runCryptoOps(Array.from({ length: n }, (_, i) => ({ op: 'sign_event', sk: user, pubkey: userPub, event: { ...EVENT, content: `n${i}` } }) as CryptoOp));
+  try {
+    setSignatureCheckEvery(4);
+    const results = sign(8);
+    assert.equal(checks, 2, 'two of eight checked');
+    for (const r of results) assert.ok(toolsVerifyEvent(okValue(r).value as NostrEvent));
+    failNext = true;
+    const [a, b, c, d] = sign(4);
+    assert.equal(errorOf(d), 'signature check failed', 'the checked one is refused');
+    for (const r of [a, b, c]) okValue(r);
+    failNext = false;
+    checks = 0;
+    setSignatureCheckEvery(0);
+    sign(5);
+    assert.equal(checks, 0, '0 checks none');
+    setSignatureCheckEvery(1);
+    sign(3);
+    assert.equal(checks, 3, '1 checks every one');
+    for (const bad of [-1, 1.5, Number.NaN]) assert.throws(() => setSignatureCheckEvery(bad), RangeError);
+  } finally {
+    fastSchnorr.verify = realVerify;
+    setSignatureCheckEvery(1);
+  }
 });

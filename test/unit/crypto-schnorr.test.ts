@@ -121,9 +121,24 @@ test('KnownKeySigner refuses a secret that is not the public key’s, bad length
   assert.throws(() => signer.sign(msg, sk, pub.subarray(0, 31)), TypeError);
   assert.throws(() => signer.sign(msg, sk, pub, new Uint8Array(31)), TypeError);
   assert.throws(() => signer.sign(msg, new Uint8Array(32), pub), RangeError);
-  // A remembered key with a wrong secret: the signature does not verify (ops.ts checks every one).
+  // A remembered key with a wrong secret is refused too, every time.
   signer.sign(msg, sk, pub);
-  assert.equal(fastSchnorr.verify(signer.sign(msg, generateSecretKey(), pub), msg, pub), false);
+  for (let i = 0; i < 2; i++) assert.throws(() => signer.sign(msg, generateSecretKey(), pub), InvalidKeyError);
+  assert.ok(fastSchnorr.verify(signer.sign(msg, sk, pub), msg, pub), 'the right secret still signs');
+});
+
+test('KnownKeySigner signs with either secret of an x-only key (d and n − d), alternating', () => {
+  const signer = new KnownKeySigner();
+  const sk = generateSecretKey();
+  const negated = hexToBytes((secp256k1.Point.CURVE().n - BigInt('0x' + bytesToHex(sk))).toString(16).padStart(64, '0'));
+  const pub = fastSchnorr.getPublicKey(sk);
+  assert.equal(bytesToHex(fastSchnorr.getPublicKey(negated)), bytesToHex(pub));
+  for (const key of [sk, negated, sk, negated]) {
+    const msg = randomBytes(32);
+    const aux = randomBytes(32);
+    assert.equal(bytesToHex(signer.sign(msg, key, pub, aux)), bytesToHex(fastSchnorr.sign(msg, key, aux)));
+  }
+  assert.equal(signer.size, 1);
 });
 
 test('KnownKeySigner forgets the oldest key past its bound and still signs it correctly', () => {

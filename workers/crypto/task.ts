@@ -1,6 +1,10 @@
 // The piscina task module: one call runs the ops of one job on a pool thread.
+import { workerData } from 'piscina';
 import type { CryptoOp, CryptoResult, KeyOp } from './types.js';
-import { runCryptoOps } from './ops.js';
+import { runCryptoOps, setSignatureCheckEvery } from './ops.js';
+
+const settings = workerData as { signatureCheckEvery?: number } | undefined;
+if (settings?.signatureCheckEvery !== undefined) setSignatureCheckEvery(settings.signatureCheckEvery);
 
 export default function cryptoTask(ops: CryptoOp[]): CryptoResult[] {
   try {
