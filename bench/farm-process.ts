@@ -6,6 +6,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/support/env.js';
+import { NODE_OPTIONS } from '../bin/node-options.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = path.join(PROJECT_ROOT, 'dist', 'bin', 'keyfarm.js');
@@ -82,7 +83,12 @@ export async function startFarmProcess(opts: StartOptions): Promise<FarmProcess>
   const logFile = path.join(opts.logDir, `${opts.name}.log`);
   const hasHttp = opts.role === 'all' || opts.role === 'api';
   const port = hasHttp ? await freePort() : undefined;
-  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, ...(port ? { PORT: String(port), HOST: '127.0.0.1' } : {}) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_OPTIONS: [NODE_OPTIONS, process.env.NODE_OPTIONS].filter(Boolean).join(' '),
+    ...opts.env,
+    ...(port ? { PORT: String(port), HOST: '127.0.0.1' } : {}),
+  };
   const fd = openSync(logFile, 'a');
   const child = spawn(process.execPath, [CLI, opts.role], { cwd: PROJECT_ROOT, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { NODE_OPTIONS } from '../../bin/node-options.js';
 import { PROJECT_ROOT } from '../support/paths.js';
 import { cliCommands, probeRoutes, readDeploy, unknownSettings } from './deploy-helpers.js';
 
@@ -97,7 +98,7 @@ describe('deploy/Dockerfile', () => {
   });
 
   it('bakes in no secret and names only real settings', () => {
-    const env = runtime.filter((i) => i.op === 'ENV').flatMap((i) => [...i.args.matchAll(/(\w+)=/g)].map((m) => m[1]!));
+    const env = runtime.filter((i) => i.op === 'ENV').flatMap((i) => [...i.args.matchAll(/(?:^|\s)(\w+)=/g)].map((m) => m[1]!));
     assert.deepEqual(unknownSettings(env), []);
     for (const i of dockerfile.filter((x) => x.op === 'ENV' || x.op === 'ARG')) {
       assert.doesNotMatch(i.args, /PASSWORD|SECRET|TOKEN|DATABASE_URL|REDIS_URL|MASTER_KEY|_KEY=/, `${i.op} ${i.args}`);
@@ -109,5 +110,15 @@ describe('deploy/Dockerfile', () => {
     for (const pattern of ['.env', '*.key', '.data', 'node_modules', 'dist', '*.dump']) {
       assert.ok(ignored.includes(pattern), `the build context leaves out ${pattern}`);
     }
+  });
+
+  it('runs Node with the flags of bin/node-options.ts, as do the systemd units and npm start', () => {
+    const env = runtime.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+    assert.match(env, new RegExp(`\\bNODE_OPTIONS=${NODE_OPTIONS}(\\s|$)`));
+    for (const role of ['api', 'relay-ingest', 'workers']) {
+      assert.match(readDeploy(`systemd/keyfarm-${role}.service`), new RegExp(`^Environment=.*\\bNODE_OPTIONS=${NODE_OPTIONS}(\\s|$)`, 'm'), role);
+    }
+    const run = readFileSync(path.join(PROJECT_ROOT, 'scripts/run.sh'), 'utf8');
+    assert.ok(run.includes(`export NODE_OPTIONS="${NODE_OPTIONS}`), 'scripts/run.sh exports them');
   });
 });

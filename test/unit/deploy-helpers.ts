@@ -13,7 +13,7 @@ export const DEPLOY_DIR = path.join(PROJECT_ROOT, 'deploy');
 export const ROLES = ['api', 'relay-ingest', 'workers'] as const;
 
 /** Variables a deploy file may set that are not Keyfarm settings but mean something to the runtime. */
-const RUNTIME_VARIABLES = new Set(['NODE_ENV', 'GOOGLE_APPLICATION_CREDENTIALS']);
+const RUNTIME_VARIABLES = new Set(['NODE_ENV', 'NODE_OPTIONS', 'GOOGLE_APPLICATION_CREDENTIALS']);
 
 /** Commands the CLI lists in its usage (`keyfarm --help`). */
 export function cliCommands(): Set<string> {
