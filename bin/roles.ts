@@ -42,7 +42,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   const threads = rt.config.CRYPTO_THREADS;
   const crypto =
     roles.workers || roles.relayIngest
-      ? new InlineCheapOpsRunner(new CoalescingCryptoRunner(new CryptoPool({ threads, signatureCheckEvery: rt.config.SIGNATURE_CHECK_EVERY }), { parallelism: threads }))
+      ? new InlineCheapOpsRunner(new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads }))
       : undefined;
   if (roles.workers && crypto) {
     const activity = new ActivityWriter(rt.db, rt.logger);

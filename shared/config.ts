@@ -53,11 +53,6 @@ export const ConfigSchema = Type.Object({
    * adds idle fetches to Redis.
    */
   JOB_CONCURRENCY: Int(2, 1, 256),
-  /**
-   * Each crypto thread verifies one in this many of its own signatures before they leave (1: every one,
-   * 0: none). The signer refuses mismatched keys and uses a fresh nonce per signature on its own.
-   */
-  SIGNATURE_CHECK_EVERY: Int(16, 0, 1_000_000),
   LEASE_TTL_MS: Int(3000, 500, 600_000),
   /** BullMQ job lock; a worker killed mid-job has its job re-run after about this long. */
   JOB_LOCK_MS: Int(5000, 1000, 600_000),

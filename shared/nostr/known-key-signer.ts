@@ -11,7 +11,7 @@
 // The rest is BIP-340 section "Default Signing" step by step: tagged hashes (node:crypto), the nonce
 // point k·G through libsecp256k1 (constant time), and s = k + e·d mod n. Scalars are BigInts here, as in
 // @noble/curves. The tests hold it byte for byte to the official BIP-340 vectors and to libsecp256k1's own
-// sign; ops.ts verifies signatures with libsecp256k1 before they leave (SIGNATURE_CHECK_EVERY).
+// sign; ops.ts verifies with libsecp256k1 every signature returned to an app.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';
 import { InvalidKeyError } from './keys.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { v2 as toolsNip44 } from 'nostr-tools/nip44';
 import * as toolsNip04 from 'nostr-tools/nip04';
 import { verifyEvent as toolsVerifyEvent } from 'nostr-tools/pure';
-import { runCryptoOps, setSignatureCheckEvery } from '../../workers/crypto/ops.js';
+import { runCryptoOps } from '../../workers/crypto/ops.js';
 import { fastSchnorr } from '../../shared/nostr/schnorr.js';
 import type { CryptoOp, CryptoResult, KeyOp } from '../../workers/crypto/types.js';
 import type { NostrEvent } from '../../shared/nostr/types.js';
@@ -178,36 +178,26 @@ test('a nip46_respond whose user op is not a key op is refused', () => {
   assert.equal(errorOf(r), 'unknown crypto op');
 });
 
-test('one signature in N is verified before it leaves, and one that fails the check is refused', () => {
+test('every signature returned to an app is verified before it leaves; a NIP-46 envelope is left to the relays', () => {
   const realVerify = fastSchnorr.verify;
   let checks = 0;
-  let failNext = false;
+  let fail = false;
   fastSchnorr.verify = (sig, msg, pub) => {
     checks++;
-    if (failNext) return false;
-    return realVerify(sig, msg, pub);
+    return !fail && realVerify(sig, msg, pub);
   };
-  const sign = (n: number) => runCryptoOps(Array.from({ length: n }, (_, i) => ({ op: 'sign_event', sk: user, pubkey: userPub, event: { ...EVENT, content: `n${i}` } }) as CryptoOp));
+  const signOp = (content: string): KeyOp => ({ op: 'sign_event', sk: user, pubkey: userPub, event: { ...EVENT, content } });
+  const seal = { sk: peer, pubkey: peerPub, peer: userPub, scheme: 'nip44' as const, createdAt: 1700000000 };
   try {
-    setSignatureCheckEvery(4);
-    const results = sign(8);
-    assert.equal(checks, 2, 'two of eight checked');
+    const results = runCryptoOps([signOp('a'), signOp('b'), { op: 'nip46_respond', id: 'r1', userOp: signOp('c'), seal }, { op: 'nip46_respond', id: 'r2', answer: { result: 'pong' }, seal }]);
+    assert.equal(checks, 3, 'the three app signatures, not the two envelopes');
     for (const r of results) assert.ok(toolsVerifyEvent(okValue(r).value as NostrEvent));
-    failNext = true;
-    const [a, b, c, d] = sign(4);
-    assert.equal(errorOf(d), 'signature check failed', 'the checked one is refused');
-    for (const r of [a, b, c]) okValue(r);
-    failNext = false;
-    checks = 0;
-    setSignatureCheckEvery(0);
-    sign(5);
-    assert.equal(checks, 0, '0 checks none');
-    setSignatureCheckEvery(1);
-    sign(3);
-    assert.equal(checks, 3, '1 checks every one');
-    for (const bad of [-1, 1.5, Number.NaN]) assert.throws(() => setSignatureCheckEvery(bad), RangeError);
+    fail = true;
+    const [direct, wrapped] = runCryptoOps([signOp('d'), { op: 'nip46_respond', id: 'r3', userOp: signOp('e'), seal }]);
+    assert.equal(errorOf(direct), 'signature check failed');
+    const inner = (wrapped as { inner?: CryptoResult }).inner;
+    assert.equal(errorOf(inner), 'signature check failed', 'the app gets an error, not an unchecked signature');
   } finally {
     fastSchnorr.verify = realVerify;
-    setSignatureCheckEvery(1);
   }
 });

@@ -7,8 +7,6 @@ export interface CryptoPoolOptions {
   threads: number;
   /** Tasks (batches) allowed to wait for a free thread; beyond it run() rejects with CryptoPoolFullError. */
   maxQueue?: number;
-  /** Each thread verifies one in this many of its signatures before they leave; 1 all, 0 none (default 1). */
-  signatureCheckEvery?: number;
 }
 
 export interface CryptoPoolStats {
@@ -33,8 +31,6 @@ export class CryptoPool implements CryptoRunner {
 
   constructor(opts: CryptoPoolOptions) {
     if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new RangeError('threads must be a positive integer');
-    const signatureCheckEvery = opts.signatureCheckEvery ?? 1;
-    if (!Number.isInteger(signatureCheckEvery) || signatureCheckEvery < 0) throw new RangeError('signatureCheckEvery must be a non-negative integer');
     this.#threads = opts.threads;
     this.#pool = new Piscina({
       filename: new URL('./task.js', import.meta.url).href,
@@ -43,7 +39,6 @@ export class CryptoPool implements CryptoRunner {
       maxQueue: opts.maxQueue ?? Infinity,
       // The threads are the farm's signing capacity: keep them alive between bursts.
       idleTimeout: Infinity,
-      workerData: { signatureCheckEvery },
     });
   }
 

@@ -1,10 +1,6 @@
 // The piscina task module: one call runs the ops of one job on a pool thread.
-import { workerData } from 'piscina';
 import type { CryptoOp, CryptoResult, KeyOp } from './types.js';
-import { runCryptoOps, setSignatureCheckEvery } from './ops.js';
-
-const settings = workerData as { signatureCheckEvery?: number } | undefined;
-if (settings?.signatureCheckEvery !== undefined) setSignatureCheckEvery(settings.signatureCheckEvery);
+import { runCryptoOps } from './ops.js';
 
 export default function cryptoTask(ops: CryptoOp[]): CryptoResult[] {
   try {
