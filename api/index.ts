@@ -81,7 +81,10 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     if (draining) reply.header('connection', 'close');
   });
   const unwatchShards = watchShards(redis, names, config.SHARD_COUNT);
-  const address = await app.listen({ port: config.PORT, host: config.HOST });
+  // A burst of new connections (many apps at once, clients reconnecting after a deploy) waits in the
+  // kernel's accept queue; past Node's default of 511 the kernel drops them into SYN retries of 1, 3, 7 s.
+  // Linux caps this at net.core.somaxconn (4096 by default since 5.4).
+  const address = await app.listen({ port: config.PORT, host: config.HOST, backlog: 4096 });
   logger.info({ address, instanceId }, 'api listening');
 
   return {

@@ -18,6 +18,9 @@ export async function call<T = any>(base: string, method: string, path: string, 
     },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     redirect: 'manual',
+  }).catch((err: Error & { cause?: { code?: string; message?: string } }) => {
+    // undici says only "fetch failed"; the cause (refused, reset, connect timeout) is what helps.
+    throw new Error(`${method} ${path}: ${err.message} (${err.cause?.code ?? err.cause?.message ?? 'no cause'})`, { cause: err });
   });
   const text = await res.text();
   let parsed: any = text;
