@@ -20,7 +20,7 @@ export async function call<T = any>(base: string, method: string, path: string, 
     redirect: 'manual',
   }).catch((err: Error & { cause?: { code?: string; message?: string } }) => {
     // undici says only "fetch failed"; the cause (refused, reset, connect timeout) is what helps.
-    throw new Error(`${method} ${path}: ${err.message} (${err.cause?.code ?? err.cause?.message ?? 'no cause'})`, { cause: err });
+    throw new Error(`${method} ${path}: ${err.message} (${err.cause?.code ?? err.cause?.message ?? 'no cause'})`, { cause: err.cause ?? err });
   });
   const text = await res.text();
   let parsed: any = text;
