@@ -1,6 +1,8 @@
 // /admin/queues: Bull Board over the shard queues, behind HTTP basic auth with ADMIN_PASSWORD (any user
 // name). Without ADMIN_PASSWORD the dashboard is off and says so. Browsers resend basic credentials on their
-// own, so an unsafe request must also come from our own pages (Origin), not from another site.
+// own, so an unsafe request must also come from our own pages (Origin), not from another site. Wrong
+// passwords count like failed logins (LoginLimiter: per client address, and for the operators as one
+// account), so the password cannot be guessed at speed: past the limit, 429 until the window passes.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { createShardBoard } from '../../dashboards/bull-board.js';
@@ -10,6 +12,8 @@ import { isOwnOrigin } from '../plugins/web-security.js';
 export const ADMIN_QUEUES_PATH = '/admin/queues';
 const REALM = 'Basic realm="Keyfarm operators", charset="UTF-8"';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** The LoginLimiter account of the operators; no user's email can take this form (it has no @). */
+const OPERATORS = '(operators)';
 /** Bull Board's UI: its own scripts, inline styles; no third-party fonts, no framing. */
 const BOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'";
 
@@ -51,9 +55,17 @@ export const adminRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, 
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', async (request, reply) => {
-      if (!passwordMatches(basicPassword(request.headers.authorization), password)) {
-        return reply.status(401).header('www-authenticate', REALM).send({ error: 'the admin password is required' });
+      const given = basicPassword(request.headers.authorization);
+      const refuse = () => reply.status(401).header('www-authenticate', REALM).send({ error: 'the admin password is required' });
+      // A browser first asks without credentials: that is not a guess.
+      if (given === undefined) return refuse();
+      const wait = await ctx.loginLimiter.retryAfter(OPERATORS, request.ip);
+      if (wait > 0) return reply.status(429).header('retry-after', String(wait)).send({ error: 'too many wrong admin passwords: try again later' });
+      if (!passwordMatches(given, password)) {
+        await ctx.loginLimiter.fail(OPERATORS, request.ip);
+        return refuse();
       }
+      await ctx.loginLimiter.succeed(OPERATORS, request.ip);
       const origin = request.headers.origin;
       if (!SAFE_METHODS.has(request.method) && origin !== undefined && !isOwnOrigin(ctx.config, request, origin)) {
         return reply.status(403).send({ error: 'cross-site request refused' });

@@ -130,4 +130,20 @@ describe('Bull Board for operators', () => {
       await queue.close();
     }
   });
+
+  it('counts wrong admin passwords like failed logins: five, then 429 with Retry-After even for the right one', async () => {
+    const url = `${writable.url}/admin/queues/api/queues`;
+    const status = async (password?: string) => {
+      const res = await fetch(url, password === undefined ? {} : { headers: { authorization: basic(password) } });
+      return { status: res.status, retryAfter: res.headers.get('retry-after') };
+    };
+    assert.equal((await status(writable.env.ADMIN_PASSWORD!)).status, 200);
+    for (let i = 0; i < 3; i++) assert.equal((await status()).status, 401, 'no credentials: not counted');
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await status(`wrong guess ${i}`)).status);
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
+    const locked = await status(writable.env.ADMIN_PASSWORD!);
+    assert.equal(locked.status, 429);
+    assert.ok(Number(locked.retryAfter) > 0);
+  });
 });
