@@ -23,7 +23,7 @@ import { ShardWorker } from './shard-worker.js';
 
 export type WorkersConfig = Pick<
   Config,
-  'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'CACHE_MAX_BYTES' | 'LEASE_TTL_MS' | 'JOB_LOCK_MS' | 'CRYPTO_THREADS' | 'JOB_CONCURRENCY'
+  'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'CACHE_MAX_BYTES' | 'LEASE_TTL_MS' | 'JOB_LOCK_MS' | 'JOB_CONCURRENCY'
 >;
 
 export interface StartWorkersOptions {

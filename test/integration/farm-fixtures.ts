@@ -27,7 +27,6 @@ export function workersConfig(prefix: string, overrides: Partial<WorkersConfig> 
     CACHE_MAX_BYTES: 1 << 20,
     LEASE_TTL_MS: 1000,
     JOB_LOCK_MS: 1000,
-    CRYPTO_THREADS: 1,
     JOB_CONCURRENCY: 2,
     ...overrides,
   };
