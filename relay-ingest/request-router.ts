@@ -190,29 +190,32 @@ export class RequestRouter {
     this.batcher.add(shardOf(route.userPubkey, this.opts.shardCount), { item, route, seenOn, receivedAt: Date.now() });
   }
 
-  private async send(shard: number, requests: PendingRequest[]): Promise<void> {
+  private async send(shard: number, batch: PendingRequest[]): Promise<void> {
     if (this.closed) return;
     // Claims are exclusive, so no other job can carry this first request: the id is unique, and a job
     // somehow made twice for it is one BullMQ job.
-    const jobId = `n46.${requests[0]!.item.id}`;
-    const unclaim = () =>
+    const jobId = `n46.${batch[0]!.item.id}`;
+    const unclaim = (requests: PendingRequest[]) =>
       Promise.allSettled(requests.map((r) => this.opts.redis.del(requestClaimKey(this.opts.keyPrefix, r.item.id)))).then(() => {
         for (const r of requests) this.seen.delete(r.item.id);
       });
-    let admitted: boolean;
+    let admitted: number;
     try {
-      admitted = await this.admission.admit(shard, jobId, requests.length);
+      admitted = await this.admission.admit(shard, jobId, batch.length);
     } catch (err) {
       this.opts.logger.warn({ shard, jobId, err: (err as Error).message }, 'nip46 admission failed');
-      await unclaim();
+      await unclaim(batch);
       return this.drop('redis_unavailable');
     }
-    if (!admitted) {
-      metrics.nip46QueueDropped.inc(requests.length);
-      metrics.backpressureRejected.inc({ door: 'nip46' }, requests.length);
-      this.opts.logger.warn({ shard, requests: requests.length }, 'shard full: nip46 requests dropped');
-      return;
+    // The shard had room for the first `admitted` requests: they make the job, the rest are dropped.
+    const requests = batch.slice(0, admitted);
+    const dropped = batch.length - admitted;
+    if (dropped > 0) {
+      metrics.nip46QueueDropped.inc(dropped);
+      metrics.backpressureRejected.inc({ door: 'nip46' }, dropped);
+      this.opts.logger.warn({ shard, requests: dropped }, 'shard full: nip46 requests dropped');
     }
+    if (requests.length === 0) return;
     const timer = setTimeout(() => void this.timeOut(jobId), this.opts.replyTimeoutMs);
     let answered!: () => void;
     const answer = new Promise<void>((resolve) => (answered = resolve));
@@ -230,7 +233,7 @@ export class RequestRouter {
       clearTimeout(timer);
       this.inFlight.delete(jobId);
       await this.admission.release(shard, jobId).catch(() => undefined);
-      await unclaim();
+      await unclaim(requests);
       this.drop('queue_unavailable');
       return;
     }

@@ -4,7 +4,8 @@
 -- and reconcile can rebuild the count exactly, in one atomic step, from the jobs the ledger names.
 --
 -- ARGV[1] = 'admit'     ARGV[2] job id, ARGV[3] items, ARGV[4] limit
---           -> new count, or -1 refused (count + items > limit), or -2 job id already admitted
+--           -> how many of the items are admitted (the first ones: as many as fit, up to all),
+--              or -1 refused (the shard is full), or -2 job id already admitted
 -- ARGV[1] = 'release'   ARGV[2] job id            -> count left, or -1 if the job held nothing
 -- ARGV[1] = 'reconcile' ARGV[2] job key prefix (every key of the shard shares its hash tag),
 --           ARGV[3] orphan age ms: an entry whose job was never added is dropped after this long
@@ -20,9 +21,11 @@ end
 if op == 'admit' then
   local jobId, n, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
   local count = tonumber(redis.call('GET', countKey) or '0')
-  if count + n > limit then return -1 end
-  if redis.call('HSETNX', ledgerKey, jobId, n .. ':' .. nowMs()) == 0 then return -2 end
-  return redis.call('INCRBY', countKey, n)
+  local admitted = math.min(n, limit - count)
+  if admitted <= 0 then return -1 end
+  if redis.call('HSETNX', ledgerKey, jobId, admitted .. ':' .. nowMs()) == 0 then return -2 end
+  redis.call('INCRBY', countKey, admitted)
+  return admitted
 end
 
 if op == 'release' then

@@ -1,6 +1,7 @@
 // Backpressure per shard, counting items (requests), not jobs. An admission is recorded against the id of
 // the job that will carry the items, in one Lua step with the count, so:
-// - admit(n) refuses all n at once when count + n would pass the limit (nothing is half-accepted);
+// - admit(n) admits as many of the n as fit, the first ones, and refuses the rest at once: a request is
+//   refused only when the shard holds the limit, and the count never passes it;
 // - release is idempotent: only a job still in the ledger gives its items back;
 // - reconcile rebuilds the count exactly from the ledger and the state of the jobs it names, dropping
 //   entries whose job finished without a release (a worker died after completing) or was never added
@@ -39,12 +40,15 @@ export class Admission {
     return `${this.names.items(shard)}:ledger`;
   }
 
-  /** Admits `items` requests carried by job `jobId`; false means the shard is full and none was admitted. */
-  async admit(shard: number, jobId: string, items: number): Promise<boolean> {
+  /**
+   * Admits up to `items` requests, to be carried by job `jobId`: returns how many of them, the first ones,
+   * fit in the shard (0 when it is full). The job must carry exactly those; the rest are refused.
+   */
+  async admit(shard: number, jobId: string, items: number): Promise<number> {
     if (!Number.isInteger(items) || items < 1) throw new RangeError(`admit: items must be a positive integer, got ${items}`);
     const r = await this.command(this.names.items(shard), this.ledgerKey(shard), 'admit', jobId, items, this.limit);
     if (r === -2) throw new Error(`admit: job ${jobId} was already admitted on shard ${shard}`);
-    return r >= 0;
+    return Math.max(0, r);
   }
 
   /** Gives back the items of a job that completed, finally failed, or was never added. Returns the count left, or -1 if the job held nothing. */

@@ -161,26 +161,29 @@ export class RpcClient {
     this.finish(reply.jobId, job, reply.results);
   }
 
-  private async send(shard: number, calls: WaitingCall[]): Promise<void> {
+  private async send(shard: number, batch: WaitingCall[]): Promise<void> {
     if (this.state !== 'started') {
-      for (const c of calls) c.resolve(fail(c.item.id, 503, 'shutting down'));
+      for (const c of batch) c.resolve(fail(c.item.id, 503, 'shutting down'));
       return;
     }
     const jobId = `${this.jobIdBase}.${++this.seq}`;
     const admission = this.admission!;
-    let admitted: boolean;
+    let admitted: number;
     try {
-      admitted = await admission.admit(shard, jobId, calls.length);
+      admitted = await admission.admit(shard, jobId, batch.length);
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message, shard, jobId }, 'admission failed');
-      for (const c of calls) c.resolve(fail(c.item.id, 503, 'queue unavailable'));
+      for (const c of batch) c.resolve(fail(c.item.id, 503, 'queue unavailable'));
       return;
     }
-    if (!admitted) {
-      metrics.backpressureRejected.inc({ door: this.door }, calls.length);
-      for (const c of calls) c.resolve(fail(c.item.id, 503, 'shard overloaded'));
-      return;
+    // The shard had room for the first `admitted` calls: they make the job, the rest are refused now.
+    const calls = batch.slice(0, admitted);
+    const refused = batch.slice(admitted);
+    if (refused.length > 0) {
+      metrics.backpressureRejected.inc({ door: this.door }, refused.length);
+      for (const c of refused) c.resolve(fail(c.item.id, 503, 'shard overloaded'));
     }
+    if (calls.length === 0) return;
     // Registered before the add: a fast worker may reply before the add's own reply reaches us.
     const timer = setTimeout(() => void this.timeOut(jobId), this.opts.timeoutMs);
     let settle!: () => void;

@@ -132,19 +132,20 @@ async function fillPastLimit(limit: number) {
   }
   assert.ok((await depth()) <= limit);
 
-  // The next batch would pass the limit: all of it is refused at once, none is half-accepted.
+  // The next batch passes the limit: its first calls take what room is left (the shard then holds exactly
+  // the limit), and the rest are refused at once.
+  const room = limit - admittedItems;
   const t0 = Date.now();
-  const refused = await Promise.all(Array.from({ length: batch }, () => rpc.call(1, signItem())));
+  const overflow = Array.from({ length: batch }, () => rpc.call(1, signItem()));
+  accepted.push(...overflow.slice(0, room));
+  const refused = await Promise.all(overflow.slice(room));
   // "At once": one admission round trip, not a wait for a worker or the 30 s timeout; the bound is loose
   // because a loaded 2-core machine can take half a second to turn 256 calls around.
   assert.ok(Date.now() - t0 < 3000, `503 came at once (${Date.now() - t0} ms)`);
+  assert.equal(refused.length, batch - room);
   assert.deepEqual(new Set(refused.map((r) => (r.ok ? 'ok' : `${r.status} ${r.error}`))), new Set(['503 shard overloaded']));
-  assert.equal(await metric('keyfarm_backpressure_rejected_total', { door: 'http' }), rejectedBefore + batch);
-
-  // What still fits is admitted, to exactly the limit and never past it.
-  const room = limit - admittedItems;
-  for (let i = 0; i < room; i++) accepted.push(rpc.call(1, signItem()));
-  if (room > 0) await waitFor('the last admission', async () => (await depth()) === limit);
+  assert.equal(await metric('keyfarm_backpressure_rejected_total', { door: 'http' }), rejectedBefore + batch - room);
+  await waitFor('the shard to be full', async () => (await depth()) === limit);
   const one = await rpc.call(1, signItem());
   assert.equal(statusOf(one), 503);
   assert.equal(await depth(), limit, 'the count is exactly the limit');
@@ -183,21 +184,40 @@ test('a lost reply is recovered from the stored job result before the timeout an
   assert.deepEqual(results.map((r) => r.ok && (r.result as Event).content), ['a', 'b']);
 });
 
+test('admission takes the items that fit and refuses the rest; the count never passes the limit', async () => {
+  const { names } = farmPrefix();
+  const redis = new Redis(REDIS_URL);
+  closers.push(() => redis.quit());
+  const admission = new Admission(redis, names, { limit: 10 });
+  assert.equal(await admission.admit(0, 'a.1', 7), 7);
+  assert.equal(await admission.admit(0, 'a.2', 5), 3, 'three of five fit');
+  assert.equal(await admission.depth(0), 10);
+  assert.equal(await admission.admit(0, 'a.3', 1), 0, 'a full shard admits none');
+  assert.equal(await admission.depth(0), 10, 'a refusal changes nothing');
+  assert.equal(await admission.release(0, 'a.2'), 7, 'a job gives back what it was admitted, not what it asked for');
+  assert.equal(await admission.release(0, 'a.3'), -1, 'a refused job holds nothing');
+  await assert.rejects(admission.admit(0, 'a.1', 1), /already admitted/);
+  assert.equal(await admission.depth(0), 7, 'a second admission of one job changes nothing');
+  assert.equal(await admission.admit(0, 'a.4', 3), 3);
+  assert.equal(await admission.release(0, 'a.1'), 3);
+  assert.equal(await admission.release(0, 'a.4'), 0);
+});
+
 test('reconcile rebuilds the count: orphaned admissions and unreleased finished jobs drop out', async () => {
   const { names } = farmPrefix();
   const redis = new Redis(REDIS_URL);
   closers.push(() => redis.quit());
   const admission = new Admission(redis, names, { limit: 100, orphanMs: 300 });
   // An api died between admit and add.
-  assert.equal(await admission.admit(3, 'ghost.1', 7), true);
+  assert.equal(await admission.admit(3, 'ghost.1', 7), 7);
   // A real job finished but its worker died before releasing.
   const queue = new Queue(names.queue(3), { connection: { url: REDIS_URL }, prefix: names.queuePrefix(3) });
   closers.push(() => queue.close());
-  assert.equal(await admission.admit(3, 'done.1', 5), true);
+  assert.equal(await admission.admit(3, 'done.1', 5), 5);
   await queue.add('rpc', { type: 'rpc', replyTo: 'x', items: [] }, { jobId: 'done.1' });
   await redis.hset(`${names.queuePrefix(3)}:${names.queue(3)}:done.1`, 'finishedOn', Date.now());
   // A job still waiting keeps its items.
-  assert.equal(await admission.admit(3, 'live.1', 4), true);
+  assert.equal(await admission.admit(3, 'live.1', 4), 4);
   await queue.add('rpc', { type: 'rpc', replyTo: 'x', items: [] }, { jobId: 'live.1' });
   assert.equal(await admission.depth(3), 16);
 

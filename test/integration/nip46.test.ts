@@ -11,6 +11,7 @@ import { Relay, useWebSocketImplementation as useRelayWebSocket } from 'nostr-to
 import WebSocket from 'ws';
 import { startRelayIngest, type RelayIngest } from '../../relay-ingest/index.js';
 import { ingestMetrics } from '../../relay-ingest/metrics.js';
+import { Admission } from '../../shared/farm/admission.js';
 import { metrics } from '../../shared/metrics.js';
 import { requestClaimKey } from '../../shared/nip46/channels.js';
 import { createRedis } from '../../shared/redis.js';
@@ -300,6 +301,36 @@ describe('NIP-46 bunker over relays', () => {
       assert.ok(await redis.get(requestClaimKey(farm.config.KEY_PREFIX, ping.id)), 'the request was claimed');
     } finally {
       await second.stop();
+      await redis.quit();
+    }
+  });
+
+  it('drops and counts a request for a full shard, and answers again once the shard has room', async () => {
+    const { bp, c } = await connectedRawClient();
+    const redis = createRedis(farm.rt.redisUrl);
+    const names = new ShardNames(farm.config.KEY_PREFIX);
+    const shard = shardOf(user.pubkey, farm.config.SHARD_COUNT);
+    const admission = new Admission(redis, names, { limit: farm.config.QUEUE_LIMIT });
+    const filler = `test-fill.${bp.pubkey.slice(0, 8)}`;
+    try {
+      // Other callers' items, up to the limit: the shard is full.
+      const room = farm.config.QUEUE_LIMIT - (await admission.depth(shard));
+      assert.equal(await admission.admit(shard, filler, room), room);
+      const droppedBefore = await counter(metrics.nip46QueueDropped);
+      const rejectedBefore = await counter(metrics.backpressureRejected, { door: 'nip46' });
+      const refused = c.request(c.nip44({ id: 'full1', method: 'ping', params: [] }));
+      await c.publish(refused, [relayA.url]);
+      await waitFor(async () => (await counter(metrics.nip46QueueDropped)) === droppedBefore + 1, 5000, 'a counted drop');
+      assert.equal(await counter(metrics.backpressureRejected, { door: 'nip46' }), rejectedBefore + 1);
+      assert.equal(await admission.depth(shard), farm.config.QUEUE_LIMIT, 'the shard never holds more than the limit');
+
+      await admission.release(shard, filler);
+      await c.publish(c.request(c.nip44({ id: 'room1', method: 'ping', params: [] })), [relayA.url]);
+      assert.equal((await c.answer('room1')).result, 'pong');
+      await sleep(300);
+      assert.equal(c.answersTo('full1').length, 0, 'the dropped request was never run');
+    } finally {
+      await admission.release(shard, filler);
       await redis.quit();
     }
   });
