@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/ensure-deps.sh
-# A larger young generation: fewer scavenges and promotions under load (as in deploy/Dockerfile).
+# The young generation pinned at 16 MB semi-spaces (bin/node-options.ts, as in deploy/Dockerfile).
 export NODE_OPTIONS="--max-semi-space-size=16${NODE_OPTIONS:+ $NODE_OPTIONS}"
 exec node dist/bin/keyfarm.js all "$@"
