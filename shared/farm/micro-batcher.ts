@@ -14,6 +14,8 @@ export interface MicroBatcherOptions {
   maxInFlight?: number;
   /** Longest a batch waits for a slot, counted from the oldest batch in flight (default 25 ms). */
   holdMaxMs?: number;
+  /** The clock holds are measured on (default performance.now); a test may make it disagree with timers. */
+  now?: () => number;
 }
 
 /** Sends a batch; the promise settles when the batch has been answered (or refused). */
@@ -27,8 +29,11 @@ export class MicroBatcher<T> {
   private readonly windowMs: number;
   private readonly maxInFlight: number;
   private readonly holdMaxMs: number;
+  private readonly now: () => number;
   private scheduled = false;
   private holdTimer: NodeJS.Timeout | undefined;
+  /** When holdTimer fires, on this.now. */
+  private holdDue = 0;
 
   constructor(
     private readonly flush: FlushBatch<T>,
@@ -38,6 +43,7 @@ export class MicroBatcher<T> {
     this.windowMs = opts.windowMs ?? 0;
     this.maxInFlight = opts.maxInFlight ?? Number.POSITIVE_INFINITY;
     this.holdMaxMs = opts.holdMaxMs ?? 25;
+    this.now = opts.now ?? (() => performance.now());
   }
 
   add(shard: number, item: T): void {
@@ -73,30 +79,38 @@ export class MicroBatcher<T> {
   /** Sends the open batches whose shard has a free slot; the rest wait for an answer or the hold limit. */
   private flushReady(): void {
     this.scheduled = false;
-    let held = false;
+    let wait = Number.POSITIVE_INFINITY;
     for (const shard of [...this.open.keys()]) {
-      if (this.mayDispatch(shard)) this.dispatch(shard);
-      else held = true;
+      const remaining = this.holdRemaining(shard);
+      if (remaining <= 0) this.dispatch(shard);
+      else wait = Math.min(wait, remaining);
     }
-    if (held && !this.holdTimer) {
-      this.holdTimer = setTimeout(() => {
-        this.holdTimer = undefined;
-        this.flushReady();
-      }, this.holdMaxMs);
-    }
+    if (wait === Number.POSITIVE_INFINITY) return;
+    // Timers count from libuv's loop time (whole milliseconds, and stale while a turn runs), so one may fire
+    // before the clock says the hold is over: the delay is rounded up, and an early timer re-arms for what
+    // is left, never for a whole hold.
+    const due = this.now() + Math.ceil(wait) + 1;
+    if (this.holdTimer && this.holdDue <= due) return;
+    clearTimeout(this.holdTimer);
+    this.holdDue = due;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
+      this.flushReady();
+    }, Math.ceil(wait) + 1);
   }
 
-  private mayDispatch(shard: number): boolean {
+  /** Milliseconds before the shard may send its next batch: 0 with a free slot, else until the hold limit. */
+  private holdRemaining(shard: number): number {
     const starts = this.inFlight.get(shard);
-    if (!starts || starts.length < this.maxInFlight) return true;
-    return performance.now() - starts[0]! >= this.holdMaxMs;
+    if (!starts || starts.length < this.maxInFlight) return 0;
+    return starts[0]! + this.holdMaxMs - this.now();
   }
 
   private dispatch(shard: number): void {
     const batch = this.open.get(shard);
     if (!batch) return;
     this.open.delete(shard);
-    const started = performance.now();
+    const started = this.now();
     let starts = this.inFlight.get(shard);
     if (!starts) this.inFlight.set(shard, (starts = []));
     starts.push(started);
@@ -107,7 +121,7 @@ export class MicroBatcher<T> {
         if (i >= 0) list.splice(i, 1);
         if (list.length === 0) this.inFlight.delete(shard);
       }
-      if (this.open.has(shard) && this.mayDispatch(shard)) this.dispatch(shard);
+      if (this.open.has(shard) && this.holdRemaining(shard) <= 0) this.dispatch(shard);
     };
     try {
       Promise.resolve(this.flush(shard, batch)).then(settled, settled);

@@ -81,6 +81,22 @@ test('group commit: a batch is not held past holdMaxMs behind a stalled one', as
   assert.deepEqual(sent.map((s) => s.items), [[1], [2]]);
 });
 
+test('group commit: a timer firing early re-arms for what is left of the hold, not a whole hold', async () => {
+  // libuv timers count from the loop time, which can lag performance.now(): a hold timer may fire before
+  // the hold is over. A clock that falls 5 ms behind once batch 2 waits plays that timer firing early.
+  let lag = 0;
+  const { sent, flush } = gatedFlush();
+  const b = new MicroBatcher<number>(flush, { maxInFlight: 1, holdMaxMs: 40, now: () => performance.now() - lag });
+  b.add(0, 1);
+  await nextTurn();
+  lag = 5;
+  b.add(0, 2);
+  await nextTurn();
+  assert.deepEqual(sent.map((s) => s.items), [[1]], 'held while batch 1 is out');
+  await new Promise((r) => setTimeout(r, 70)); // a whole second hold would take it to about 80 ms
+  assert.deepEqual(sent.map((s) => s.items), [[1], [2]]);
+});
+
 test('group commit: a full batch leaves at once, and flushAll sends everything', async () => {
   const { sent, flush } = gatedFlush();
   const b = new MicroBatcher<number>(flush, { maxInFlight: 1, maxBatch: 3, holdMaxMs: 1000 });
