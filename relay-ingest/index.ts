@@ -10,7 +10,7 @@ import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../sh
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
 import { createRedis, isUp } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
-import { RelayRefusedError, checkUserRelayUrl, publicOnlyLookup, userRelayPolicy } from '../shared/user-relay-policy.js';
+import { RelayRefusedError, checkUserRelayUrl, publicOnlyLookup, userRelayPolicy, type Resolver } from '../shared/user-relay-policy.js';
 import { BunkerDirectory } from './bunker-directory.js';
 import { ingestMetrics } from './metrics.js';
 import type { ConnectGuard, RelayTuning } from './relay-connection.js';
@@ -54,6 +54,8 @@ export interface StartRelayIngestOptions {
   tuning?: Partial<RelayIngestTuning>;
   /** Checks received events' ids and signatures (the crypto pool); default: on the event loop. */
   verify?: EventVerifier;
+  /** Resolves user relays' host names before each connect; default: the system's (tests stand in a DNS server). */
+  userRelayResolver?: Resolver;
 }
 
 export interface RelayIngest {
@@ -85,7 +87,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const directory = new BunkerDirectory(opts.db, tuning.revokedGraceSeconds);
   await directory.reload();
 
-  const userRelayGuard = guardOf(config);
+  const userRelayGuard = guardOf(config, opts.userRelayResolver);
   let router: RequestRouter | undefined;
   const pool = new RelayPool({
     serviceRelays,
@@ -232,7 +234,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
 }
 
 /** The check every connect to a user relay passes (service relays are trusted and pass none). */
-function guardOf(config: RelayIngestConfig): ConnectGuard {
+function guardOf(config: RelayIngestConfig, resolve?: Resolver): ConnectGuard {
   const policy = userRelayPolicy(config);
   return {
     check(url) {
@@ -244,6 +246,6 @@ function guardOf(config: RelayIngestConfig): ConnectGuard {
         throw err;
       }
     },
-    lookup: policy.allowPrivate ? undefined : publicOnlyLookup(),
+    lookup: policy.allowPrivate ? undefined : publicOnlyLookup(resolve),
   };
 }
