@@ -12,6 +12,7 @@ import { generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools';
 import { BunkerSigner, createNostrConnectURI } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
 import WebSocket from 'ws';
+import { reserveCreation } from '../../api/services/user-relays.js';
 import { startHealthServer } from '../../relay-ingest/health-server.js';
 import { startRelayIngest, type RelayIngest } from '../../relay-ingest/index.js';
 import { announceBunker } from '../../shared/nip46/channels.js';
@@ -208,6 +209,36 @@ describe('user relays on a farm that allows public hosts only', () => {
     const { rows } = await farm.rt.db.query<{ n: number }>(
       `SELECT count(DISTINCT x)::int AS n FROM authorizations, unnest(relays) x WHERE revoked_at IS NULL AND x <> $1`, [service.url]);
     assert.equal(rows[0]!.n, 4, 'the farm holds exactly its cap of user relays');
+
+    // The same race made certain: replica A has checked the last slot and not yet committed when replica
+    // B checks. B must wait for A's commit and then be refused, not count the old state and pass too.
+    const winner = results.findIndex((res) => res.status === 201);
+    assert.equal((await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: results[winner]!.body.authorization_id }, racers[winner]!.session)).status, 200);
+    const [a, b] = [racers[(winner + 1) % 6]!, racers[(winner + 2) % 6]!];
+    const aBunker = created(await createBunker(base, a));
+    const userIdOf = async (u: User) => (await farm.rt.db.query<{ id: string }>('SELECT id FROM users WHERE pubkey = $1', [u.pubkey])).rows[0]!.id;
+    const [aId, bId] = [await userIdOf(a), await userIdOf(b)];
+    const [txA, txB] = [await farm.rt.db.connect(), await farm.rt.db.connect()];
+    try {
+      await txA.query('BEGIN');
+      await reserveCreation(txA, farm.config, aId, [r('replica-a')]);
+      await txB.query('BEGIN');
+      let bOutcome: string | undefined;
+      const bDone = reserveCreation(txB, farm.config, bId, [r('replica-b')]).then(
+        () => (bOutcome = 'passed'),
+        (err: { statusCode?: number }) => (bOutcome = `refused ${err.statusCode}`),
+      );
+      await sleep(300);
+      assert.equal(bOutcome, undefined, 'replica B waits while replica A holds the last slot');
+      await txA.query('UPDATE authorizations SET relays = $2 WHERE id = $1', [aBunker.id, [r('replica-a')]]);
+      await txA.query('COMMIT');
+      await bDone;
+      assert.equal(bOutcome, 'refused 503');
+    } finally {
+      await txB.query('ROLLBACK').catch(() => undefined);
+      txA.release();
+      txB.release();
+    }
   });
 
   it('caps live authorizations per user, also when created in parallel', async () => {
