@@ -165,7 +165,9 @@ export class RelayPool {
   }
 
   private report(): void {
-    ingestMetrics.relaysKnown.set(this.members.size);
-    ingestMetrics.relaysConnected.set(this.connected().length);
+    const { connected, configured } = this.serviceStatus();
+    ingestMetrics.relaysKnown.set(this.closed ? 0 : configured);
+    ingestMetrics.relaysConnected.set(connected);
+    ingestMetrics.userRelays.set(this.members.size - [...this.members.keys()].filter((u) => this.service.has(u)).length);
   }
 }
