@@ -7,6 +7,7 @@ import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import type { Logger } from '../shared/logger.js';
 import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../shared/nip46/channels.js';
+import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
 import { createRedis, isUp } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
@@ -16,7 +17,6 @@ import { ingestMetrics } from './metrics.js';
 import type { ConnectGuard, RelayTuning } from './relay-connection.js';
 import { RelayPool } from './relay-pool.js';
 import { RequestRouter, type EventVerifier } from './request-router.js';
-import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 
 export type RelayIngestConfig = Pick<
   Config,
