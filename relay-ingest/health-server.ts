@@ -3,13 +3,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { registry } from '../shared/metrics.js';
+import { checksBody, type CheckResult } from '../shared/readiness.js';
 
 export interface HealthServerOptions {
   host: string;
   port: number;
   version: string;
-  /** [check, null when ok / reason] */
-  ready(): Promise<[string, string | null][]>;
+  ready(): Promise<CheckResult[]>;
 }
 
 export async function startHealthServer(opts: HealthServerOptions): Promise<{ url: string; close(): Promise<void> }> {
@@ -23,7 +23,7 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<{ ur
     if (path === '/health' || path === '/healthz/startup') return send(200, { status: 'healthy', version: opts.version });
     if (path === '/healthz/ready') {
       void opts.ready().then((results) => {
-        const checks = Object.fromEntries(results.map(([n, e]) => [n, e ?? 'ok']));
+        const checks = checksBody(results);
         const failing = results.filter(([, e]) => e !== null).map(([n]) => n);
         if (failing.length) send(503, { status: 'unavailable', error: `not ready: ${failing.join(', ')}`, checks });
         else send(200, { status: 'ready', version: opts.version, checks });

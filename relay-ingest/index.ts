@@ -7,17 +7,21 @@ import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import type { Logger } from '../shared/logger.js';
 import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../shared/nip46/channels.js';
-import { addReadinessCheck, probe } from '../shared/readiness.js';
+import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
+import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
 import { createRedis, isUp } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
+import { RelayRefusedError, checkUserRelayUrl, publicOnlyLookup, userRelayPolicy, type Resolver } from '../shared/user-relay-policy.js';
 import { BunkerDirectory } from './bunker-directory.js';
 import { ingestMetrics } from './metrics.js';
-import type { RelayTuning } from './relay-connection.js';
+import type { ConnectGuard, RelayTuning } from './relay-connection.js';
 import { RelayPool } from './relay-pool.js';
 import { RequestRouter, type EventVerifier } from './request-router.js';
-import { normalizeRelayUrl } from './subscription-plan.js';
 
-export type RelayIngestConfig = Pick<Config, 'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'BUNKER_RELAYS' | 'RPC_TIMEOUT_MS'>;
+export type RelayIngestConfig = Pick<
+  Config,
+  'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'BUNKER_RELAYS' | 'RPC_TIMEOUT_MS' | 'USER_RELAYS_TOTAL' | 'USER_RELAYS_ALLOW_WS' | 'USER_RELAYS_ALLOW_PRIVATE' | 'USER_RELAYS_ALLOWLIST'
+>;
 
 export interface RelayIngestTuning {
   relay: Partial<RelayTuning>;
@@ -29,7 +33,6 @@ export interface RelayIngestTuning {
   maxRequestAgeSeconds: number;
   publishAttempts: number;
   publishRetryDelayMs: number;
-  maxExtraRelays: number;
 }
 
 export const DEFAULT_INGEST_TUNING: RelayIngestTuning = {
@@ -39,7 +42,6 @@ export const DEFAULT_INGEST_TUNING: RelayIngestTuning = {
   maxRequestAgeSeconds: 900,
   publishAttempts: 4,
   publishRetryDelayMs: 250,
-  maxExtraRelays: 64,
 };
 
 export interface StartRelayIngestOptions {
@@ -52,14 +54,16 @@ export interface StartRelayIngestOptions {
   tuning?: Partial<RelayIngestTuning>;
   /** Checks received events' ids and signatures (the crypto pool); default: on the event loop. */
   verify?: EventVerifier;
+  /** Resolves user relays' host names before each connect; default: the system's (tests stand in a DNS server). */
+  userRelayResolver?: Resolver;
 }
 
 export interface RelayIngest {
   readonly instanceId: string;
   readonly pool: RelayPool;
   readonly directory: BunkerDirectory;
-  /** [check, null when ok / reason]: at least one relay connected (first), Redis answering. */
-  readiness(): Promise<[string, string | null][]>;
+  /** [check, null when ok / reason, note]: at least one service relay connected (first), Redis answering. */
+  readiness(): Promise<CheckResult[]>;
   /** Waits until the bunker list and subscriptions reflect every change announced so far. */
   settled(): Promise<void>;
   /** Stops taking requests, answers those taken (up to drainMs), closes the relays and connections. */
@@ -83,12 +87,14 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const directory = new BunkerDirectory(opts.db, tuning.revokedGraceSeconds);
   await directory.reload();
 
+  const userRelayGuard = guardOf(config, opts.userRelayResolver);
   let router: RequestRouter | undefined;
   const pool = new RelayPool({
     serviceRelays,
     logger: log,
     tuning: tuning.relay,
-    maxExtraRelays: tuning.maxExtraRelays,
+    maxExtraRelays: config.USER_RELAYS_TOTAL,
+    userRelayGuard,
     publishAttempts: tuning.publishAttempts,
     publishRetryDelayMs: tuning.publishRetryDelayMs,
     onEvent: (relay, event) => router?.onEvent(relay, event),
@@ -109,9 +115,25 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     verify: opts.verify,
   });
 
+  const rules = { allowed: (url: string) => userRelayGuard.check(url) === null, maxUserRelays: config.USER_RELAYS_TOTAL };
+  let lastLeftOut = '';
+  let expiryTimer: NodeJS.Timeout | undefined;
   const sync = () => {
-    pool.sync(directory.plan(serviceRelays));
+    const { plan, refused, overCap } = directory.plan(serviceRelays, rules);
+    pool.sync(plan);
     ingestMetrics.bunkers.set(directory.size);
+    const leftOut = `${refused.length}/${overCap.length}`;
+    if (leftOut !== lastLeftOut && (refused.length || overCap.length)) {
+      log.warn({ refused: refused.length, overCap: overCap.length, maxUserRelays: config.USER_RELAYS_TOTAL }, 'user relays left out of the relay plan');
+    }
+    lastLeftOut = leftOut;
+    // An expiring authorization's relays leave the plan when it expires, not at the next reload.
+    clearTimeout(expiryTimer);
+    const next = directory.nextExpiry(serviceRelays);
+    if (next !== undefined) {
+      expiryTimer = setTimeout(() => void update('expiry', async () => sync()), Math.min(next - Date.now() + 10, 2 ** 31 - 1));
+      expiryTimer.unref();
+    }
   };
   sync();
 
@@ -166,16 +188,24 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const reloadTimer = setInterval(() => void reload(), tuning.reloadIntervalMs);
   reloadTimer.unref();
 
-  const readiness = async (): Promise<[string, string | null][]> => {
-    const connected = pool.connected().length;
-    const known = pool.known().length;
-    return [
-      ['relays', connected > 0 ? null : known === 0 ? 'no relays configured (BUNKER_RELAYS)' : `no relay connected (0/${known})`],
-      isUp(redis) ? await probe('redis', () => redis.ping()) : ['redis', `not connected (${redis.status})`],
-    ];
+  // Only the service relays count: a user's relay is theirs, and keeps no process ready.
+  const relaysCheck = (): CheckResult => {
+    const { connected, configured } = pool.serviceStatus();
+    if (configured === 0) return ['relays', 'no relays configured (BUNKER_RELAYS)'];
+    if (connected === 0) return ['relays', `no relay connected (0/${configured})`];
+    return ['relays', null, connected < configured ? `degraded: ${connected}/${configured} connected` : undefined];
   };
-  // Beside the api (`all`), no configured relay means the NIP-46 door is off, not that the process is unfit.
-  const removeCheck = addReadinessCheck('relays', async () => (pool.known().length === 0 ? null : (await readiness())[0]![1]));
+  const readiness = async (): Promise<CheckResult[]> => [
+    relaysCheck(),
+    isUp(redis) ? await probe('redis', () => redis.ping()) : ['redis', `not connected (${redis.status})`],
+  ];
+  // Beside the api (`all`), relays down leave HTTP signing working: the process stays ready and reports the
+  // relays as degraded. No configured relay means the NIP-46 door is off.
+  const removeCheck = addReadinessCheck('relays', async () => {
+    const { connected, configured } = pool.serviceStatus();
+    if (configured === 0 || connected === configured) return null;
+    return { degraded: `degraded: ${connected}/${configured} connected` };
+  });
 
   log.info({ relays: serviceRelays, bunkers: directory.size }, 'relay-ingest started');
 
@@ -189,6 +219,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     stop: (drainMs = 0) =>
       (stopping ??= (async () => {
         clearInterval(reloadTimer);
+        clearTimeout(expiryTimer);
         removeCheck();
         // Requests already taken from the relays are answered before the relays are closed.
         if (drainMs > 0 && !(await router!.drain(drainMs))) log.warn({ drainMs }, 'nip46 requests still unanswered at shutdown');
@@ -199,5 +230,22 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
         await redis.quit().catch(() => redis.disconnect());
         log.info('relay-ingest stopped');
       })()),
+  };
+}
+
+/** The check every connect to a user relay passes (service relays are trusted and pass none). */
+function guardOf(config: RelayIngestConfig, resolve?: Resolver): ConnectGuard {
+  const policy = userRelayPolicy(config);
+  return {
+    check(url) {
+      try {
+        checkUserRelayUrl(url, policy);
+        return null;
+      } catch (err) {
+        if (err instanceof RelayRefusedError) return err.message;
+        throw err;
+      }
+    },
+    lookup: policy.allowPrivate ? undefined : publicOnlyLookup(resolve),
   };
 }

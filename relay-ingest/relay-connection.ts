@@ -5,8 +5,10 @@
 // Written on `ws` directly rather than nostr-tools' Relay: that one reconnects on a fixed 10 s+ schedule
 // without jitter, resubscribes from the last event seen (+1 s, no window for clock skew or requests that
 // arrive out of order), and has no hook for dropping oversized messages before they are parsed.
+import type { LookupFunction } from 'node:net';
 import WebSocket from 'ws';
 import type { Logger } from '../shared/logger.js';
+import { relayForLog } from '../shared/nostr/relay-url.js';
 import type { NostrEvent } from '../shared/nostr/types.js';
 
 export interface RelayFilter {
@@ -54,6 +56,14 @@ export interface RelayConnectionHandlers {
   onConnectedChange?(relay: string, connected: boolean): void;
 }
 
+/** What stands between a user relay's URL and a socket (shared/user-relay-policy.ts); none for service relays. */
+export interface ConnectGuard {
+  /** Null when the URL may be connected to, else why not (checked before every attempt). */
+  check(url: string): string | null;
+  /** Resolves host names for the socket, refusing non-public addresses. */
+  lookup?: LookupFunction;
+}
+
 export interface PublishOutcome {
   ok: boolean;
   message: string;
@@ -81,6 +91,7 @@ export class RelayConnection {
     private readonly handlers: RelayConnectionHandlers,
     private readonly logger: Logger,
     private readonly tuning: RelayTuning = DEFAULT_RELAY_TUNING,
+    private readonly guard?: ConnectGuard,
   ) {}
 
   get connected(): boolean {
@@ -159,13 +170,24 @@ export class RelayConnection {
 
   private open(): void {
     if (this.closed) return;
+    const refused = this.guard?.check(this.url);
+    if (refused) {
+      // No retry: the URL itself is refused, and will be until the plan drops it.
+      this.logger.warn({ relay: relayForLog(this.url), reason: refused }, 'user relay refused: not connecting');
+      return;
+    }
     let ws: WebSocket;
     try {
       // maxPayload well above maxMessageChars: an oversized event is dropped and counted, not a reason
       // for ws to kill the connection (which a hostile sender could then do at will).
-      ws = new WebSocket(this.url, { handshakeTimeout: this.tuning.connectTimeoutMs, maxPayload: 16 * 1024 * 1024 });
+      const options: WebSocket.ClientOptions & { lookup?: LookupFunction } = {
+        handshakeTimeout: this.tuning.connectTimeoutMs,
+        maxPayload: 16 * 1024 * 1024,
+      };
+      if (this.guard?.lookup) options.lookup = this.guard.lookup;
+      ws = new WebSocket(this.url, options);
     } catch (err) {
-      this.logger.warn({ relay: this.url, err: (err as Error).message }, 'relay url refused');
+      this.logger.warn({ relay: relayForLog(this.url), err: (err as Error).message }, 'relay url refused');
       this.scheduleReconnect();
       return;
     }
@@ -175,7 +197,10 @@ export class RelayConnection {
       if (!isBinary) this.onMessage(data.toString());
     });
     ws.on('pong', () => (this.awaitingPong = false));
-    ws.on('error', (err) => this.logger.debug({ relay: this.url, err: err.message }, 'relay socket error'));
+    ws.on('error', (err) => {
+      if ((err as NodeJS.ErrnoException).code === 'ERELAYREFUSED') this.logger.warn({ relay: this.url, err: err.message }, 'user relay refused: not connecting');
+      else this.logger.debug({ relay: this.url, err: err.message }, 'relay socket error');
+    });
     ws.on('close', () => this.onClose(ws));
   }
 

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import { NIP46_KIND } from '../shared/nip46/protocol.js';
 import type { NostrEvent } from '../shared/nostr/types.js';
 import { ingestMetrics } from './metrics.js';
-import { DEFAULT_RELAY_TUNING, RelayConnection, type RelayTuning } from './relay-connection.js';
+import { DEFAULT_RELAY_TUNING, RelayConnection, type ConnectGuard, type RelayTuning } from './relay-connection.js';
 import { SubscriptionPlan } from './subscription-plan.js';
 
 export interface RelayPoolOptions {
@@ -16,6 +16,8 @@ export interface RelayPoolOptions {
   tuning?: Partial<RelayTuning>;
   /** Relays besides the service relays this process will connect to (authorizations' own relays). */
   maxExtraRelays?: number;
+  /** Checks every connect to a relay besides the service relays (users' relays); service relays are trusted. */
+  userRelayGuard?: ConnectGuard;
   /** Bunker pubkeys per subscription. */
   chunkSize?: number;
   /** Tries per relay for one response. */
@@ -76,6 +78,13 @@ export class RelayPool {
 
   connected(): string[] {
     return [...this.members.values()].filter((m) => m.conn.connected).map((m) => m.conn.url);
+  }
+
+  /** Service relays connected, of those configured: what readiness counts (a user's relay never does). */
+  serviceStatus(): { connected: number; configured: number } {
+    let connected = 0;
+    for (const url of this.service) if (this.members.get(url)?.conn.connected) connected++;
+    return { connected, configured: this.service.size };
   }
 
   known(): string[] {
@@ -139,6 +148,7 @@ export class RelayPool {
         },
         this.opts.logger,
         this.tuning,
+        this.service.has(url) ? undefined : this.opts.userRelayGuard,
       );
       m = { conn, plan: new SubscriptionPlan(this.opts.chunkSize) };
       this.members.set(url, m);
@@ -155,7 +165,9 @@ export class RelayPool {
   }
 
   private report(): void {
-    ingestMetrics.relaysKnown.set(this.members.size);
-    ingestMetrics.relaysConnected.set(this.connected().length);
+    const { connected, configured } = this.serviceStatus();
+    ingestMetrics.relaysKnown.set(this.closed ? 0 : configured);
+    ingestMetrics.relaysConnected.set(connected);
+    ingestMetrics.userRelays.set(this.members.size - [...this.members.keys()].filter((u) => this.service.has(u)).length);
   }
 }

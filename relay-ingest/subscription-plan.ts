@@ -38,16 +38,3 @@ export class SubscriptionPlan {
     return this.chunkOf.size;
   }
 }
-
-/** One spelling per relay: lower-case scheme and host, no trailing slash on an empty path. */
-export function normalizeRelayUrl(url: string): string | undefined {
-  try {
-    const u = new URL(url.trim());
-    if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return undefined;
-    u.hash = '';
-    const s = u.toString();
-    return u.pathname === '/' && !u.search ? s.replace(/\/$/, '') : s;
-  } catch {
-    return undefined;
-  }
-}

@@ -63,12 +63,28 @@ export const ConfigSchema = Type.Object({
   SHUTDOWN_HTTP_TIMEOUT_MS: Int(15_000, 0, 600_000),
   /** On SIGTERM, how long running jobs may take; past it they are left to the stalled-job check elsewhere. */
   SHUTDOWN_JOBS_TIMEOUT_MS: Int(10_000, 0, 600_000),
+  /** User relays (bunker links, nostrconnect://): relays besides BUNKER_RELAYS one authorization may name. */
+  USER_RELAYS_PER_AUTHORIZATION: Int(3, 0, 20),
+  /** Distinct user relays across one user's live authorizations. */
+  USER_RELAYS_PER_USER: Int(8, 0, 1000),
+  /** Distinct user relays across the farm's live authorizations: the extra relays relay-ingest connects to. */
+  USER_RELAYS_TOTAL: Int(64, 0, 100_000),
+  /** ws:// user relays as well as wss:// (development and tests only). */
+  USER_RELAYS_ALLOW_WS: Type.Boolean({ default: false }),
+  /** User relays on loopback, private and other non-public addresses (tests only: it opens the door to SSRF). */
+  USER_RELAYS_ALLOW_PRIVATE: Type.Boolean({ default: false }),
+  /** Comma-separated hosts user relays must be on; empty: any public host. */
+  USER_RELAYS_ALLOWLIST: Type.String({ default: '' }),
+  /** Live (unrevoked, unexpired) authorizations one user may hold. */
+  MAX_AUTHORIZATIONS_PER_USER: Int(50, 1, 100_000),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;
 
-export interface Config extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGINS'> {
+export interface Config extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGINS' | 'USER_RELAYS_ALLOWLIST'> {
   BUNKER_RELAYS: string[];
+  /** Lower-case hosts, brackets and trailing dots removed. */
+  USER_RELAYS_ALLOWLIST: string[];
   ALLOWED_ORIGINS: string[];
   MASTER_KEY_PATH: string;
   PUBLIC_URL: string;
@@ -120,10 +136,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const origins = list(cfg.ALLOWED_ORIGINS);
   const badOrigin = origins.find((o) => !/^https?:\/\/[^\s/]+$/.test(o));
   if (badOrigin !== undefined) throw new ConfigError('ALLOWED_ORIGINS', `not an origin: ${badOrigin}`);
+  const relayHosts = list(cfg.USER_RELAYS_ALLOWLIST).map((h) => h.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, ''));
+  const badHost = relayHosts.find((h) => !/^[a-z0-9.:-]+$/.test(h));
+  if (badHost !== undefined) throw new ConfigError('USER_RELAYS_ALLOWLIST', `not a host name: ${badHost}`);
   return {
     ...cfg,
     BUNKER_RELAYS: relays,
     ALLOWED_ORIGINS: origins,
+    USER_RELAYS_ALLOWLIST: relayHosts,
     MASTER_KEY_PATH: cfg.MASTER_KEY_PATH ?? path.join(cfg.DATA_DIR, 'master.key'),
     PUBLIC_URL: (cfg.PUBLIC_URL ?? `http://${cfg.HOST}:${cfg.PORT}`).replace(/\/+$/, ''),
   };

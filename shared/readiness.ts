@@ -1,11 +1,18 @@
 // What /healthz/ready reports beyond Postgres and Redis: checks a role adds to its process (relay-ingest's
-// "at least one relay connected"; the api's /healthz/ready runs them when the roles share a process), and
+// service relays, reported as degraded beside the api; the api's /healthz/ready runs them when the roles
+// share a process), and
 // "shutting down" from the moment SIGTERM arrives, so load balancers stop sending before the port closes.
 
-/** Resolves null when ready, or a short reason. */
-export type ReadinessCheck = () => Promise<string | null>;
+/** Resolves null when ready, a short reason when not, or `{ degraded }` when ready but something is down. */
+export type ReadinessCheck = () => Promise<string | null | { degraded: string }>;
 
-export type CheckResult = [name: string, failure: string | null];
+/** `note` is what the body shows for a passing check instead of 'ok' (e.g. 'degraded: 0/1 connected'). */
+export type CheckResult = [name: string, failure: string | null, note?: string];
+
+/** The `checks` object of a readiness body: each check's failure, note or 'ok'. */
+export function checksBody(results: CheckResult[]): Record<string, string> {
+  return Object.fromEntries(results.map(([name, failure, note]) => [name, failure ?? note ?? 'ok']));
+}
 
 const checks = new Map<symbol, { name: string; check: ReadinessCheck }>();
 let shuttingDown = false;
@@ -49,7 +56,8 @@ export async function runReadinessChecks(): Promise<CheckResult[]> {
   const results = await Promise.all(
     [...checks.values()].map(async ({ name, check }): Promise<CheckResult> => {
       try {
-        return [name, await check()];
+        const outcome = await check();
+        return outcome !== null && typeof outcome === 'object' ? [name, null, outcome.degraded] : [name, outcome];
       } catch (err) {
         return [name, (err as Error).message || 'failed'];
       }

@@ -1,12 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { registry } from '../../shared/metrics.js';
-import { probe } from '../../shared/readiness.js';
+import { checksBody, probe, type CheckResult } from '../../shared/readiness.js';
 import type { ApiContext } from '../context.js';
 
 const Healthy = Type.Object({ status: Type.String(), version: Type.String() });
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraReadiness?: () => Promise<[string, string | null][]> }> = async (
+export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraReadiness?: () => Promise<CheckResult[]> }> = async (
   app,
   { ctx, extraReadiness },
 ) => {
@@ -15,13 +15,13 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraRea
   app.get('/healthz/startup', { schema: { response: { 200: Healthy } } }, healthy);
 
   app.get('/healthz/ready', async (_request, reply) => {
-    const results = await Promise.all([
+    const results: CheckResult[] = await Promise.all([
       probe('postgres', () => ctx.db.query('SELECT 1')),
       probe('redis', () => ctx.redis.ping()),
     ]);
     if (extraReadiness) results.push(...(await extraReadiness()));
     const failing = Object.fromEntries(results.filter(([, e]) => e !== null));
-    const checks = Object.fromEntries(results.map(([n, e]) => [n, e === null ? 'ok' : e]));
+    const checks = checksBody(results);
     if (Object.keys(failing).length > 0) {
       return reply.status(503).header('retry-after', '5').send({ status: 'unavailable', error: `not ready: ${Object.keys(failing).join(', ')}`, checks });
     }

@@ -3,7 +3,6 @@
 import { randomBytes } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { findUserBunkerRelays } from '../../database/queries/nip46.js';
 import { NIP46_KIND } from '../../shared/nip46/protocol.js';
 import { finalizeEvent } from '../../shared/nostr/event.js';
 import { isValidPubkeyHex } from '../../shared/nostr/keys.js';
@@ -74,7 +73,7 @@ export async function connectNostrConnectUri(
       }
     },
   });
-  return { authorizationId: created.authorizationId, bunkerPubkey: created.bunkerPubkey, clientPubkey: uri.clientPubkey, relays: uri.relays };
+  return { authorizationId: created.authorizationId, bunkerPubkey: created.bunkerPubkey, clientPubkey: uri.clientPubkey, relays: created.relays };
 }
 
 const NostrConnectBody = Type.Object({
@@ -139,8 +138,8 @@ export const nip46Routes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
       const { rowCount } = await ctx.db.query('SELECT 1 FROM users WHERE pubkey = $1', [pubkey]);
       if (rowCount) {
         names[name] = pubkey;
-        const own = await findUserBunkerRelays(ctx.db, pubkey);
-        nip46[pubkey] = [...new Set([...relays, ...own])];
+        // The service's relays only: a user's own relays are theirs to share, not the farm's to publish.
+        nip46[pubkey] = relays;
       }
     }
     return { names, nip46 };

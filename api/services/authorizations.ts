@@ -10,6 +10,7 @@ import { generateSecretKey } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, notFound } from '../errors.js';
 import { hashToken, newToken } from './tokens.js';
+import { reserveCreation, vetRelays } from './user-relays.js';
 
 export interface CreateAuthorization {
   userId: string;
@@ -32,6 +33,7 @@ export interface CreatedAuthorization {
   bunkerPubkey: string;
   bunkerUrl: string;
   policy: Policy;
+  relays: string[];
 }
 
 export function bunkerUrl(bunkerPubkey: string, relays: string[], secret?: string): string {
@@ -49,13 +51,15 @@ export async function loadPolicy(ctx: ApiContext, slug: string): Promise<Policy>
 export async function createAuthorization(ctx: ApiContext, input: CreateAuthorization): Promise<CreatedAuthorization> {
   const policy = await loadPolicy(ctx, input.policySlug ?? 'full');
   if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badRequest('expires_at is in the past');
-  const relays = input.relays?.length ? input.relays : ctx.config.BUNKER_RELAYS;
+  const { relays, userRelays } = await vetRelays(ctx.config, input.relays);
   const authorizationId = randomUUID();
   const secret = newToken('bunker-secret');
   const bunkerSecretKey = generateSecretKey();
   try {
     const bunkerPubkey = await inTransaction(ctx.db, async (tx) => {
       const key = await ctx.keyStore.create(tx, 'bunker', authorizationId, bunkerSecretKey);
+      // Last before the insert: the limits' locks are held until commit.
+      await reserveCreation(tx, ctx.config, input.userId, userRelays);
       await insertAuthorization(tx, {
         id: authorizationId,
         userId: input.userId,
@@ -72,12 +76,14 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
       });
       return key.pubkey;
     });
-    const publish = input.connectResponse?.(bunkerSecretKey, bunkerPubkey);
+    const response = input.connectResponse?.(bunkerSecretKey, bunkerPubkey);
+    // Only to the relays that passed the checks, in their checked spelling.
+    const publish = response && { ...response, relays };
     // relay-ingest starts listening for the bunker now; its periodic reload covers a lost announcement.
     await announceBunker(ctx.redis, ctx.config.KEY_PREFIX, { type: 'bunker_added', bunkerPubkey, publish }).catch((err: Error) =>
       ctx.logger.warn({ err: err.message, authorizationId }, 'announcing a new bunker failed'),
     );
-    return { authorizationId, bunkerPubkey, bunkerUrl: bunkerUrl(bunkerPubkey, relays, secret), policy };
+    return { authorizationId, bunkerPubkey, bunkerUrl: bunkerUrl(bunkerPubkey, relays, secret), policy, relays };
   } finally {
     bunkerSecretKey.fill(0);
   }

@@ -115,3 +115,48 @@ export async function addActivity(db: Queryable, counts: Map<string, { count: nu
     [ids, ids.map((id) => counts.get(id)!.count), ids.map((id) => counts.get(id)!.last)],
   );
 }
+
+/** Advisory lock namespaces (first key of the two-key form) for the creation limits. */
+const USER_LOCK = 0x6b66_6175; // "kfau": one user's authorizations
+const RELAY_SLOTS_LOCK = 0x6b66_7273; // "kfrs": the farm's user-relay slots
+
+const LIVE = `a.revoked_at IS NULL AND (a.expires_at IS NULL OR a.expires_at > now())`;
+
+/** Serialises creations for one user until the transaction ends (the caller's `tx`). */
+export async function lockUserAuthorizations(tx: Queryable, userId: string): Promise<void> {
+  await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [USER_LOCK, userId]);
+}
+
+/** Serialises claims on the farm's user-relay slots until the transaction ends. Take after lockUserAuthorizations. */
+export async function lockRelaySlots(tx: Queryable): Promise<void> {
+  await tx.query('SELECT pg_advisory_xact_lock($1, 0)', [RELAY_SLOTS_LOCK]);
+}
+
+export async function countLiveAuthorizations(db: Queryable, userId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM authorizations a WHERE a.user_id = $1 AND ${LIVE}`, [userId]);
+  return rows[0]!.n;
+}
+
+/**
+ * The distinct relays of live authorizations that are not service relays (`serviceRelays`, in every
+ * spelling they may be stored in), among `candidates` when given; for one user when `userId` is given.
+ */
+export async function liveUserRelays(db: Queryable, serviceRelays: string[], opts: { userId?: string; among?: string[] } = {}): Promise<string[]> {
+  const { rows } = await db.query<{ relay: string }>(
+    `SELECT DISTINCT r.relay FROM authorizations a, unnest(a.relays) AS r(relay)
+     WHERE ${LIVE} AND r.relay <> ALL($1::text[])
+       AND ($2::uuid IS NULL OR a.user_id = $2) AND ($3::text[] IS NULL OR r.relay = ANY($3::text[]))`,
+    [serviceRelays, opts.userId ?? null, opts.among ?? null],
+  );
+  return rows.map((r) => r.relay);
+}
+
+/** How many distinct non-service relays live authorizations name (for one user when `userId` is given). */
+export async function countLiveUserRelays(db: Queryable, serviceRelays: string[], userId?: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(DISTINCT r.relay)::int AS n FROM authorizations a, unnest(a.relays) AS r(relay)
+     WHERE ${LIVE} AND r.relay <> ALL($1::text[]) AND ($2::uuid IS NULL OR a.user_id = $2)`,
+    [serviceRelays, userId ?? null],
+  );
+  return rows[0]!.n;
+}

@@ -10,6 +10,8 @@ export interface BunkerRoute {
   bunkerPubkey: string;
   userPubkey: string;
   relays: string[];
+  revokedAt: Date | null;
+  expiresAt: Date | null;
 }
 
 /** Everything the worker checks and uses to answer a request to one bunker. */
@@ -28,17 +30,20 @@ export interface Nip46Authorization {
   permissions: PolicyPermissions;
 }
 
-const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.pubkey AS "userPubkey", a.relays`;
+const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.pubkey AS "userPubkey", a.relays,
+  a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt"`;
 
 /**
  * Bunkers to listen for: live authorizations, and those revoked or expired within `graceSeconds`, so a
- * client still talking to a just-revoked bunker gets an error reply instead of silence.
+ * client still talking to a just-revoked bunker gets an error reply instead of silence. Oldest first: when
+ * user relays are over the farm's cap, the ones admitted first keep their slots.
  */
 export async function listBunkerRoutes(db: Queryable, graceSeconds: number): Promise<BunkerRoute[]> {
   const { rows } = await db.query<BunkerRoute>(
     `SELECT ${ROUTE} FROM authorizations a JOIN users u ON u.id = a.user_id
      WHERE (a.revoked_at IS NULL OR a.revoked_at > now() - make_interval(secs => $1))
-       AND (a.expires_at IS NULL OR a.expires_at > now() - make_interval(secs => $1))`,
+       AND (a.expires_at IS NULL OR a.expires_at > now() - make_interval(secs => $1))
+     ORDER BY a.created_at, a.id`,
     [graceSeconds],
   );
   return rows;
@@ -87,14 +92,4 @@ export async function revokeNip46Authorization(db: Queryable, authorizationId: s
     [authorizationId, clientPubkey],
   );
   return rowCount === 1;
-}
-
-/** Live authorizations of the user with this pubkey that have relays, for /.well-known/nostr.json. */
-export async function findUserBunkerRelays(db: Queryable, userPubkey: string): Promise<string[]> {
-  const { rows } = await db.query<{ relay: string }>(
-    `SELECT DISTINCT unnest(a.relays) AS relay FROM authorizations a JOIN users u ON u.id = a.user_id
-     WHERE u.pubkey = $1 AND a.revoked_at IS NULL`,
-    [userPubkey],
-  );
-  return rows.map((r) => r.relay);
 }

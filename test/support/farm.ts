@@ -1,6 +1,7 @@
 // An in-process Keyfarm (api and/or workers) over a fresh database and Redis prefix, for integration tests.
 import { migrate } from '../../database/migrate.js';
 import { startRoles, type RoleSet } from '../../bin/roles.js';
+import type { RelayIngest } from '../../relay-ingest/index.js';
 import { prepareRuntime, type Runtime } from '../../bin/runtime.js';
 import { parseConfig, type Config } from '../../shared/config.js';
 import { baseTestEnv, createTestDatabase } from './env.js';
@@ -11,6 +12,8 @@ export interface TestFarm {
   config: Config;
   rt: Runtime;
   env: Record<string, string>;
+  /** The farm's relay-ingest, when it runs one. */
+  relayIngest?: RelayIngest;
   stop(): Promise<void>;
 }
 
@@ -30,6 +33,7 @@ export async function startTestFarm(
     config,
     rt,
     env,
+    relayIngest: running.relayIngest,
     async stop() {
       await running.stop();
       await rt.db.end();

@@ -28,6 +28,26 @@ describe('settings', () => {
     assert.equal(cfg.PUBLIC_URL, 'https://kf.example');
   });
 
+  it('has safe user-relay defaults, lists allowed hosts, and refuses a bad one naming the setting', () => {
+    const cfg = parseConfig({});
+    assert.equal(cfg.USER_RELAYS_PER_AUTHORIZATION, 3);
+    assert.equal(cfg.USER_RELAYS_PER_USER, 8);
+    assert.equal(cfg.USER_RELAYS_TOTAL, 64);
+    assert.equal(cfg.MAX_AUTHORIZATIONS_PER_USER, 50);
+    assert.equal(cfg.USER_RELAYS_ALLOW_WS, false);
+    assert.equal(cfg.USER_RELAYS_ALLOW_PRIVATE, false);
+    assert.deepEqual(cfg.USER_RELAYS_ALLOWLIST, []);
+    assert.deepEqual(parseConfig({ USER_RELAYS_ALLOWLIST: 'Relay.Example.com., [2606:4700::1]' }).USER_RELAYS_ALLOWLIST, ['relay.example.com', '2606:4700::1']);
+    for (const [env, setting] of [
+      [{ USER_RELAYS_ALLOWLIST: 'wss://relay.example.com' }, 'USER_RELAYS_ALLOWLIST'],
+      [{ USER_RELAYS_TOTAL: '-1' }, 'USER_RELAYS_TOTAL'],
+      [{ MAX_AUTHORIZATIONS_PER_USER: '0' }, 'MAX_AUTHORIZATIONS_PER_USER'],
+      [{ USER_RELAYS_ALLOW_PRIVATE: 'yes please' }, 'USER_RELAYS_ALLOW_PRIVATE'],
+    ] as const) {
+      assert.throws(() => parseConfig(env), (err: unknown) => err instanceof ConfigError && err.setting === setting, setting);
+    }
+  });
+
   const bad: [Record<string, string>, string][] = [
     [{ PORT: 'eighty' }, 'PORT'],
     [{ PORT: '70000' }, 'PORT'],

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { RelayConnection } from '../../relay-ingest/relay-connection.js';
-import { SubscriptionPlan, normalizeRelayUrl } from '../../relay-ingest/subscription-plan.js';
+import { SubscriptionPlan } from '../../relay-ingest/subscription-plan.js';
+import { normalizeRelayUrl } from '../../shared/nostr/relay-url.js';
 import { isNip04Payload, parseNip46Request } from '../../shared/nip46/protocol.js';
 import { testLogger } from '../support/logs.js';
 
