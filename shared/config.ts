@@ -6,8 +6,12 @@ import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { RATE_PATTERN, parseSubnetList, trustProxyOption } from './net/client-address.js';
 
 const Int = (def: number, min: number, max: number) => Type.Integer({ default: def, minimum: min, maximum: max });
+
+const Rate = (def: string) => Type.String({ default: def, pattern: RATE_PATTERN });
+const RateOrOff = (def: string) => Type.String({ default: def, pattern: `^off$|${RATE_PATTERN}` });
 
 const Url = (protocols: string[]) =>
   Type.String({ minLength: 1, pattern: `^(${protocols.join('|')})://` });
@@ -63,6 +67,26 @@ export const ConfigSchema = Type.Object({
   SHUTDOWN_HTTP_TIMEOUT_MS: Int(15_000, 0, 600_000),
   /** On SIGTERM, how long running jobs may take; past it they are left to the stalled-job check elsewhere. */
   SHUTDOWN_JOBS_TIMEOUT_MS: Int(10_000, 0, 600_000),
+
+  // Throttling (docs/RUNBOOK.md, "Throttling"). Rates read `<count>/<window>`: 10/1h, 5/15m, 30/m.
+  /** Proxies allowed to name the client in X-Forwarded-For: a hop count, or addresses/CIDRs; empty trusts none. */
+  TRUST_PROXY: Type.String({ default: '', pattern: '^[0-9A-Fa-f:./, ]*$' }),
+  /** Failed password checks per account from one client address before it waits. */
+  LOGIN_LIMIT_ACCOUNT_IP: Rate('5/15m'),
+  /** Failed password checks per client address, over all accounts. */
+  LOGIN_LIMIT_IP: Rate('20/15m'),
+  /** Failed password checks per account from addresses its owner has not logged in from. */
+  LOGIN_LIMIT_ACCOUNT: Rate('20/1h'),
+  /** How long an address of a successful login counts as the owner's (exempt from LOGIN_LIMIT_ACCOUNT). */
+  LOGIN_KNOWN_ADDRESS_DAYS: Int(30, 1, 365),
+  /** Request limits per client address (per user on session routes); `off` turns one off. */
+  RATE_LIMIT_REGISTER: RateOrOff('10/1h'),
+  RATE_LIMIT_LOGIN: RateOrOff('30/1m'),
+  RATE_LIMIT_OAUTH_TOKEN: RateOrOff('60/1m'),
+  RATE_LIMIT_BUNKER_CREATE: RateOrOff('30/1h'),
+  RATE_LIMIT_NOSTRCONNECT: RateOrOff('30/1h'),
+  /** Clients (addresses/CIDRs) exempt from the request limits; never from the login-failure limits. */
+  RATE_LIMIT_ALLOWLIST: Type.String({ default: '' }),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;
@@ -94,6 +118,14 @@ function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+function checkSetting(setting: string, parse: () => unknown): void {
+  try {
+    parse();
+  } catch (err) {
+    throw new ConfigError(setting, (err as Error).message);
+  }
+}
+
 /** Reads `.env` (if any) under the environment: variables already set win. */
 export function loadEnv(env: NodeJS.ProcessEnv = process.env, dotenvPath = '.env'): Record<string, string | undefined> {
   const fromFile = existsSync(dotenvPath) ? parseDotenv(readFileSync(dotenvPath)) : {};
@@ -120,6 +152,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const origins = list(cfg.ALLOWED_ORIGINS);
   const badOrigin = origins.find((o) => !/^https?:\/\/[^\s/]+$/.test(o));
   if (badOrigin !== undefined) throw new ConfigError('ALLOWED_ORIGINS', `not an origin: ${badOrigin}`);
+  checkSetting('TRUST_PROXY', () => trustProxyOption(cfg.TRUST_PROXY));
+  checkSetting('RATE_LIMIT_ALLOWLIST', () => parseSubnetList(cfg.RATE_LIMIT_ALLOWLIST));
   return {
     ...cfg,
     BUNKER_RELAYS: relays,
