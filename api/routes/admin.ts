@@ -61,7 +61,11 @@ export const adminRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, 
       // A browser first asks without credentials: that is not a guess.
       if (given === undefined) return refuse();
       const attempt = await ctx.loginLimiter.attempt(OPERATORS, request.ip, { perAccount: false });
-      if (attempt.retryAfterSeconds > 0) throw tooManyAttempts('too many wrong admin passwords', attempt.retryAfterSeconds);
+      if (attempt.retryAfterSeconds > 0) {
+        // Bull Board's error handler, not ours, answers errors thrown here: reply directly.
+        const err = tooManyAttempts('too many wrong admin passwords', attempt.retryAfterSeconds);
+        return reply.status(429).headers(err.headers).send({ error: err.message });
+      }
       if (!passwordMatches(given, password)) return refuse();
       await attempt.succeed();
       const origin = request.headers.origin;
