@@ -34,6 +34,12 @@ export function passwordMatches(given: string | undefined, expected: string): bo
   return given !== undefined && timingSafeEqual(digest(given), digest(expected));
 }
 
+/** 429 with the wait; sent directly because Bull Board's error handler, not ours, answers errors thrown in its scope. */
+function tooMany(reply: FastifyReply, seconds: number) {
+  const err = tooManyAttempts('too many wrong admin passwords', seconds);
+  return reply.status(429).headers(err.headers).send({ error: err.message });
+}
+
 export const adminRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
   const password = ctx.config.ADMIN_PASSWORD;
   if (!password) {
@@ -60,14 +66,16 @@ export const adminRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, 
       const refuse = () => reply.status(401).header('www-authenticate', REALM).send({ error: 'the admin password is required' });
       // A browser first asks without credentials: that is not a guess.
       if (given === undefined) return refuse();
-      const attempt = await ctx.loginLimiter.attempt(OPERATORS, request.ip, { perAccount: false });
-      if (attempt.retryAfterSeconds > 0) {
-        // Bull Board's error handler, not ours, answers errors thrown here: reply directly.
-        const err = tooManyAttempts('too many wrong admin passwords', attempt.retryAfterSeconds);
-        return reply.status(429).headers(err.headers).send({ error: err.message });
+      // The password is compared first: it is cheap (no hash), and a browser sends many requests at once
+      // with it. A wrong one is counted (or refused) in one step; while this address must wait, even the
+      // right one gets 429, so the answers past the limit say nothing about the guesses.
+      const scope = { perAccount: false };
+      if (!passwordMatches(given, password)) {
+        const attempt = await ctx.loginLimiter.attempt(OPERATORS, request.ip, scope);
+        return attempt.retryAfterSeconds > 0 ? tooMany(reply, attempt.retryAfterSeconds) : refuse();
       }
-      if (!passwordMatches(given, password)) return refuse();
-      await attempt.succeed();
+      const wait = await ctx.loginLimiter.retryAfter(OPERATORS, request.ip, scope);
+      if (wait > 0) return tooMany(reply, wait);
       const origin = request.headers.origin;
       if (!SAFE_METHODS.has(request.method) && origin !== undefined && !isOwnOrigin(ctx.config, request, origin)) {
         return reply.status(403).send({ error: 'cross-site request refused' });

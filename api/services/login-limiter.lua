@@ -5,6 +5,7 @@
 -- ARGV: op, now ms, client, then
 --   attempt: limit, window ms for KEYS 1, 2 and 3 (a negative KEYS 3 limit: no account-wide count)
 --            -> {wait ms, 1 if KEYS 3 was counted}; wait 0 means counted and allowed
+--   peek:    the same arguments; tests the limits without counting -> {wait ms, 0}
 --   succeed: counted account (1/0), remember ms (0: do not remember), most clients remembered
 --   release: counted account (1/0)   (the check never ran: give the attempt back)
 local op, now, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -29,12 +30,12 @@ local function is_known()
   return until_ms ~= false and tonumber(until_ms) > now
 end
 
-if op == 'attempt' then
+if op == 'attempt' or op == 'peek' then
   local account_limit = tonumber(ARGV[8])
   local account_wide = account_limit >= 0 and not is_known()
   local wait = math.max(wait_for(KEYS[1], tonumber(ARGV[4])), wait_for(KEYS[2], tonumber(ARGV[6])))
   if account_wide then wait = math.max(wait, wait_for(KEYS[3], account_limit)) end
-  if wait > 0 then return {wait, 0} end
+  if wait > 0 or op == 'peek' then return {wait, 0} end
   count(KEYS[1], tonumber(ARGV[5]))
   count(KEYS[2], tonumber(ARGV[7]))
   if account_wide then count(KEYS[3], tonumber(ARGV[9])) end

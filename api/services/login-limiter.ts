@@ -79,14 +79,26 @@ export class LoginLimiter {
     return { client, keys: [`${p}:fail:ac:${acct}:${client}`, `${p}:fail:c:${client}`, `${p}:fail:a:${acct}`, `${p}:known:${acct}`] };
   }
 
-  async attempt(account: string, ip: string, opts: AttemptOptions): Promise<LoginAttempt> {
+  private test(op: 'attempt' | 'peek', account: string, ip: string, opts: AttemptOptions) {
     const { client, keys } = this.keys(account, ip);
     const { accountClient, client: perClient, account: perAccount } = this.limits;
-    const [waitMs, counted] = await this.command(
-      ...keys, 'attempt', Date.now(), client,
+    return this.command(
+      ...keys, op, Date.now(), client,
       accountClient.max, accountClient.windowMs, perClient.max, perClient.windowMs,
       opts.perAccount ? perAccount.max : -1, perAccount.windowMs,
     );
+  }
+
+  /** Seconds this client must wait before a check, without counting one (0: none). */
+  async retryAfter(account: string, ip: string, opts: AttemptOptions): Promise<number> {
+    const [waitMs] = await this.test('peek', account, ip, opts);
+    return waitMs > 0 ? Math.max(1, Math.ceil(waitMs / 1000)) : 0;
+  }
+
+  /** Counts a check about to run, unless this client must wait (then nothing is counted). */
+  async attempt(account: string, ip: string, opts: AttemptOptions): Promise<LoginAttempt> {
+    const { client, keys } = this.keys(account, ip);
+    const [waitMs, counted] = await this.test('attempt', account, ip, opts);
     const remember = opts.perAccount ? this.limits.knownAddressMs : 0;
     return {
       retryAfterSeconds: waitMs > 0 ? Math.max(1, Math.ceil(waitMs / 1000)) : 0,

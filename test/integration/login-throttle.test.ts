@@ -146,6 +146,10 @@ describe('lockout as a weapon (a loopback proxy: TRUST_PROXY=127.0.0.1)', () => 
     assert.ok(Number(locked.headers.get('retry-after')) > 0);
     assert.match(((await locked.json()) as { error: string }).error, /try again in \d+ minutes?/);
     assert.equal((await admin(freshIp(), farm.env.ADMIN_PASSWORD!)).status, 200, 'another operator gets in');
+
+    const racer = freshIp();
+    const parallel = await Promise.all(Array.from({ length: 20 }, (_, i) => admin(racer, `parallel guess ${i}`)));
+    assert.deepEqual(statusCounts(parallel.map((r) => r.status)), { 401: 5, 429: 15 }, 'parallel guesses are counted one by one');
   });
 
   it('shows the wait on the login page, with Retry-After', async () => {
