@@ -92,6 +92,8 @@ describe('request limits shared by two api instances', () => {
     const pageAgain = await postForm(a.url, '/login', { email: 'none-page@example.com', password: 'wrong password' }, ip);
     assert.equal(pageAgain.status, 429);
     assert.ok(Number(pageAgain.headers.get('retry-after')) > 0);
+    assert.match(pageAgain.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(pageAgain.body, /too many requests; try again in \d+ (seconds?|minutes?)/, 'the page says how long');
   });
 
   it('limits OAuth token requests per address over both instances', async () => {
