@@ -14,7 +14,7 @@ import { ShardNames } from '../shared/shard.js';
 import type { ApiContext } from './context.js';
 import { buildApi } from './server.js';
 import { ActingCache } from './services/acting-cache.js';
-import { LoginLimiter } from './services/login-limiter.js';
+import { LoginLimiter, loginLimits } from './services/login-limiter.js';
 
 export interface ApiDeps {
   config: Config;
@@ -70,7 +70,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     keyStore: new KeyStore(deps.keyManager),
     rpc,
     acting,
-    loginLimiter: new LoginLimiter(redis, config.KEY_PREFIX),
+    loginLimiter: new LoginLimiter(redis, config.KEY_PREFIX, loginLimits(config)),
     logger,
     version: deps.version,
   };

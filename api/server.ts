@@ -7,7 +7,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ApiContext } from './context.js';
 import { installErrorHandler } from './errors.js';
 import { webPages } from './pages/index.js';
+import { installRateLimits } from './plugins/rate-limits.js';
 import { installWebSecurity } from './plugins/web-security.js';
+import { trustProxyOption } from '../shared/net/client-address.js';
 import { runReadinessChecks } from '../shared/readiness.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes } from './routes/admin.js';
@@ -26,7 +28,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
-    trustProxy: true,
+    // X-Forwarded-For names the client only when TRUST_PROXY trusts the proxies that set it.
+    trustProxy: trustProxyOption(ctx.config.TRUST_PROXY),
     requestIdHeader: false,
     // x-trace-id is honoured when well formed, made otherwise, and carried into every log line.
     genReqId: (req) => {
@@ -54,6 +57,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
   await installWebSecurity(app as unknown as FastifyInstance, ctx.config);
+  await installRateLimits(app as unknown as FastifyInstance, ctx.config, ctx.redis);
   await app.register(healthRoutes, { ctx, extraReadiness: runReadinessChecks });
   await app.register(accountRoutes, { ctx });
   await app.register(authorizationRoutes, { ctx });

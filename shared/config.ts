@@ -6,8 +6,12 @@ import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { RATE_PATTERN, parseSubnetList, trustProxyOption } from './net/client-address.js';
 
 const Int = (def: number, min: number, max: number) => Type.Integer({ default: def, minimum: min, maximum: max });
+
+const Rate = (def: string) => Type.String({ default: def, pattern: RATE_PATTERN });
+const RateOrOff = (def: string) => Type.String({ default: def, pattern: `^off$|${RATE_PATTERN}` });
 
 const Url = (protocols: string[]) =>
   Type.String({ minLength: 1, pattern: `^(${protocols.join('|')})://` });
@@ -77,6 +81,26 @@ export const ConfigSchema = Type.Object({
   USER_RELAYS_ALLOWLIST: Type.String({ default: '' }),
   /** Live (unrevoked, unexpired) authorizations one user may hold. */
   MAX_AUTHORIZATIONS_PER_USER: Int(50, 1, 100_000),
+
+  // Throttling (docs/RUNBOOK.md, "Throttling"). Rates read `<count>/<window>`: 10/1h, 5/15m, 30/m.
+  /** Proxies allowed to name the client in X-Forwarded-For: a hop count, or addresses/CIDRs; empty trusts none. */
+  TRUST_PROXY: Type.String({ default: '', pattern: '^[0-9A-Fa-f:./, ]*$' }),
+  /** Failed password checks per account from one client address before it waits. */
+  LOGIN_LIMIT_ACCOUNT_IP: Rate('5/15m'),
+  /** Failed password checks per client address, over all accounts. */
+  LOGIN_LIMIT_IP: Rate('20/15m'),
+  /** Failed password checks per account from addresses its owner has not logged in from. */
+  LOGIN_LIMIT_ACCOUNT: Rate('20/1h'),
+  /** How long an address of a successful login counts as the owner's (exempt from LOGIN_LIMIT_ACCOUNT). */
+  LOGIN_KNOWN_ADDRESS_DAYS: Int(30, 1, 365),
+  /** Request limits per client address (per user on session routes); `off` turns one off. */
+  RATE_LIMIT_REGISTER: RateOrOff('10/1h'),
+  RATE_LIMIT_LOGIN: RateOrOff('30/1m'),
+  RATE_LIMIT_OAUTH_TOKEN: RateOrOff('60/1m'),
+  RATE_LIMIT_BUNKER_CREATE: RateOrOff('30/1h'),
+  RATE_LIMIT_NOSTRCONNECT: RateOrOff('30/1h'),
+  /** Clients (addresses/CIDRs) exempt from the request limits; never from the login-failure limits. */
+  RATE_LIMIT_ALLOWLIST: Type.String({ default: '' }),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;
@@ -110,6 +134,14 @@ function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+function checkSetting(setting: string, parse: () => unknown): void {
+  try {
+    parse();
+  } catch (err) {
+    throw new ConfigError(setting, (err as Error).message);
+  }
+}
+
 /** Reads `.env` (if any) under the environment: variables already set win. */
 export function loadEnv(env: NodeJS.ProcessEnv = process.env, dotenvPath = '.env'): Record<string, string | undefined> {
   const fromFile = existsSync(dotenvPath) ? parseDotenv(readFileSync(dotenvPath)) : {};
@@ -139,6 +171,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const relayHosts = list(cfg.USER_RELAYS_ALLOWLIST).map((h) => h.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, ''));
   const badHost = relayHosts.find((h) => !/^[a-z0-9.:-]+$/.test(h));
   if (badHost !== undefined) throw new ConfigError('USER_RELAYS_ALLOWLIST', `not a host name: ${badHost}`);
+  checkSetting('TRUST_PROXY', () => trustProxyOption(cfg.TRUST_PROXY));
+  checkSetting('RATE_LIMIT_ALLOWLIST', () => parseSubnetList(cfg.RATE_LIMIT_ALLOWLIST));
   return {
     ...cfg,
     BUNKER_RELAYS: relays,

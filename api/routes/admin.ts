@@ -1,13 +1,14 @@
 // /admin/queues: Bull Board over the shard queues, behind HTTP basic auth with ADMIN_PASSWORD (any user
 // name). Without ADMIN_PASSWORD the dashboard is off and says so. Browsers resend basic credentials on their
 // own, so an unsafe request must also come from our own pages (Origin), not from another site. Wrong
-// passwords count like failed logins (LoginLimiter: per client address, and for the operators as one
-// account), so the password cannot be guessed at speed: past the limit, 429 until the window passes.
+// passwords count like failed logins (LoginLimiter, per client address only: one address guessing does not
+// lock out the other operators), so the password cannot be guessed at speed: past the limit, 429.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { createShardBoard } from '../../dashboards/bull-board.js';
 import type { ApiContext } from '../context.js';
 import { isOwnOrigin } from '../plugins/web-security.js';
+import { tooManyAttempts } from '../services/login.js';
 
 export const ADMIN_QUEUES_PATH = '/admin/queues';
 const REALM = 'Basic realm="Keyfarm operators", charset="UTF-8"';
@@ -31,6 +32,12 @@ export function basicPassword(header: string | undefined): string | undefined {
 /** Constant time whatever the lengths: both sides are hashed first. */
 export function passwordMatches(given: string | undefined, expected: string): boolean {
   return given !== undefined && timingSafeEqual(digest(given), digest(expected));
+}
+
+/** 429 with the wait; sent directly because Bull Board's error handler, not ours, answers errors thrown in its scope. */
+function tooMany(reply: FastifyReply, seconds: number) {
+  const err = tooManyAttempts('too many wrong admin passwords', seconds);
+  return reply.status(429).headers(err.headers).send({ error: err.message });
 }
 
 export const adminRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
@@ -59,13 +66,16 @@ export const adminRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, 
       const refuse = () => reply.status(401).header('www-authenticate', REALM).send({ error: 'the admin password is required' });
       // A browser first asks without credentials: that is not a guess.
       if (given === undefined) return refuse();
-      const wait = await ctx.loginLimiter.retryAfter(OPERATORS, request.ip);
-      if (wait > 0) return reply.status(429).header('retry-after', String(wait)).send({ error: 'too many wrong admin passwords: try again later' });
+      // The password is compared first: it is cheap (no hash), and a browser sends many requests at once
+      // with it. A wrong one is counted (or refused) in one step; while this address must wait, even the
+      // right one gets 429, so the answers past the limit say nothing about the guesses.
+      const scope = { perAccount: false };
       if (!passwordMatches(given, password)) {
-        await ctx.loginLimiter.fail(OPERATORS, request.ip);
-        return refuse();
+        const attempt = await ctx.loginLimiter.attempt(OPERATORS, request.ip, scope);
+        return attempt.retryAfterSeconds > 0 ? tooMany(reply, attempt.retryAfterSeconds) : refuse();
       }
-      await ctx.loginLimiter.succeed(OPERATORS, request.ip);
+      const wait = await ctx.loginLimiter.retryAfter(OPERATORS, request.ip, scope);
+      if (wait > 0) return tooMany(reply, wait);
       const origin = request.headers.origin;
       if (!SAFE_METHODS.has(request.method) && origin !== undefined && !isOwnOrigin(ctx.config, request, origin)) {
         return reply.status(403).send({ error: 'cross-site request refused' });

@@ -1,21 +1,30 @@
 // Sign-up and log-in, shared by the JSON routes and the pages. Every password check counts toward the login
-// limit (per account and per client IP): logins, and the password re-entered before a key export or a change.
+// limits (LoginLimiter): logins, and the password re-entered before a key export or a change.
 import type { UserRow } from '../../database/queries/users.js';
 import { metrics } from '../../shared/metrics.js';
+import { waitText } from '../../shared/net/client-address.js';
 import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { checkLogin, createSession, register } from './accounts.js';
 
-/** The user when the pair is right; 429 while locked out, 401 on a wrong pair. */
+/** A 429 that says how long to wait, in its message and its Retry-After header. */
+export function tooManyAttempts(what: string, retryAfterSeconds: number): HttpError {
+  return new HttpError(429, `${what}; try again in ${waitText(retryAfterSeconds)}`, { 'retry-after': String(retryAfterSeconds) });
+}
+
+/** The user when the pair is right; 429 while this client must wait, 401 on a wrong pair. */
 export async function checkPasswordLimited(ctx: ApiContext, email: string, password: string, ip: string): Promise<UserRow> {
-  const wait = await ctx.loginLimiter.retryAfter(email, ip);
-  if (wait > 0) throw new HttpError(429, 'too many failed attempts; try again later', { 'retry-after': String(wait) });
-  const user = await checkLogin(ctx, email, password);
-  if (!user) {
-    await ctx.loginLimiter.fail(email, ip);
-    throw new HttpError(401, 'wrong email or password');
+  const attempt = await ctx.loginLimiter.attempt(email, ip, { perAccount: true });
+  if (attempt.retryAfterSeconds > 0) throw tooManyAttempts('too many failed attempts', attempt.retryAfterSeconds);
+  let user: UserRow | undefined;
+  try {
+    user = await checkLogin(ctx, email, password);
+  } catch (err) {
+    await attempt.release().catch(() => undefined);
+    throw err;
   }
-  await ctx.loginLimiter.succeed(email, ip);
+  if (!user) throw new HttpError(401, 'wrong email or password');
+  await attempt.succeed();
   return user;
 }
 

@@ -93,7 +93,7 @@ export function freePort(): Promise<number> {
 
 /**
  * Environment for a Keyfarm process under test: the suite's servers, a fresh KEY_PREFIX and DATA_DIR,
- * debug logs, a recorded random ADMIN_PASSWORD. Pass `{ DATABASE_URL: db.url, PORT: ... }` as overrides.
+ * debug logs, a recorded random ADMIN_PASSWORD, loopback exempt from the request limits. Pass `{ DATABASE_URL: db.url, PORT: ... }` as overrides.
  */
 export function baseTestEnv(overrides: Record<string, string> = {}): Record<string, string> {
   return {
@@ -104,6 +104,8 @@ export function baseTestEnv(overrides: Record<string, string> = {}): Record<stri
     LOG_LEVEL: 'debug',
     HOST: '127.0.0.1',
     ADMIN_PASSWORD: recordSecret(`admin-${randomId(12)}`),
+    // Test files register and log in many users from 127.0.0.1; the throttling tests set their own.
+    RATE_LIMIT_ALLOWLIST: '127.0.0.0/8,::1/128',
     ...overrides,
   };
 }

@@ -1,0 +1,163 @@
+// Request limits across replicas: two api instances on one Redis and one database share every count, so
+// a client spreading its requests over both still meets the limit; the allow-list exempts from the
+// request limits but not from the login-failure limits; Redis keys stay short.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { call, type Res } from '../support/client.js';
+import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { redisUrl } from '../support/env.js';
+import { recordSecret } from '../support/logs.js';
+
+const ALLOWED = '203.0.113.9';
+const LIMITS = {
+  TRUST_PROXY: '127.0.0.1', // the test plays the proxy: X-Forwarded-For names the client
+  RATE_LIMIT_ALLOWLIST: '203.0.113.0/24',
+  RATE_LIMIT_REGISTER: '4/1h',
+  RATE_LIMIT_LOGIN: '4/1m',
+  RATE_LIMIT_OAUTH_TOKEN: '4/1m',
+  RATE_LIMIT_BUNKER_CREATE: '3/1h',
+  RATE_LIMIT_NOSTRCONNECT: '3/1h',
+};
+
+let seq = 0;
+const freshIp = () => `198.19.${Math.floor(seq / 250)}.${(seq++ % 250) + 1}`;
+const from = (ip: string) => ({ 'x-forwarded-for': ip });
+
+function assertLimited(res: Res, what: string): void {
+  assert.equal(res.status, 429, `${what}: ${JSON.stringify(res.body)}`);
+  assert.ok(Number(res.headers.get('retry-after')) > 0, `${what}: Retry-After`);
+  const message = res.body.error_description ?? res.body.error;
+  assert.match(message, /too many requests; try again in \d+ (seconds?|minutes?)/, what);
+}
+
+describe('request limits shared by two api instances', () => {
+  let a: TestFarm;
+  let b: TestFarm;
+  /** Instance A, B, A, B…: every count must be shared to hold. */
+  const base = (i: number) => (i % 2 === 0 ? a.url : b.url);
+
+  before(async () => {
+    a = await startTestFarm('rate-limits-a', LIMITS, { api: true });
+    b = await startTestFarm('rate-limits-b', { ...LIMITS, DATABASE_URL: a.env.DATABASE_URL!, KEY_PREFIX: a.env.KEY_PREFIX!, DATA_DIR: a.env.DATA_DIR! }, { api: true });
+  });
+  after(async () => {
+    await b?.stop();
+    await a?.stop();
+  });
+
+  async function register(i: number, ip: string) {
+    const email = `rl-${randomBytes(6).toString('hex')}@example.com`;
+    const password = recordSecret(`pw-${randomBytes(12).toString('hex')}`);
+    const res = await call(base(i), 'POST', '/api/auth/register', { email, password }, undefined, from(ip));
+    if (res.status === 201) recordSecret(res.body.token);
+    return { res, email, password, session: res.body.token as string };
+  }
+
+  /** A page form posted as a browser would: GET for the CSRF token, then POST. */
+  async function postForm(baseUrl: string, path: string, fields: Record<string, string>, ip: string, cookie = '') {
+    const page = await fetch(baseUrl + path, { headers: { ...from(ip), cookie } });
+    const html = await page.text();
+    const csrf = page.headers.getSetCookie().map((c) => c.split(';')[0]!).find((c) => c.includes('csrf'));
+    const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+    assert.ok(csrf && token, `a form token on ${path}`);
+    const res = await fetch(baseUrl + path, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...from(ip), 'content-type': 'application/x-www-form-urlencoded', cookie: [cookie, csrf].filter(Boolean).join('; ') },
+      body: new URLSearchParams({ ...fields, _csrf: token }).toString(),
+    });
+    return { status: res.status, headers: res.headers, body: await res.text() };
+  }
+
+  it('limits registrations per address over both instances and both doors (JSON and page form)', async () => {
+    const ip = freshIp();
+    for (let i = 0; i < 3; i++) assert.equal((await register(i, ip)).res.status, 201);
+    const page = await postForm(b.url, '/register', { email: `rl-page-${seq}@example.com`, password: recordSecret(`pw-${randomBytes(12).toString('hex')}`) }, ip);
+    assert.equal(page.status, 303, 'the fourth, by the page form, is served');
+    assertLimited((await register(0, ip)).res, 'fifth on A');
+    assertLimited((await register(1, ip)).res, 'sixth on B');
+    assert.equal((await register(0, freshIp())).res.status, 201, 'another address is not limited');
+  });
+
+  it('limits login requests per address over both instances, the page form included', async () => {
+    const ip = freshIp();
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await call(base(i), 'POST', '/api/auth/login', { email: `none-${i}@example.com`, password: 'wrong password' }, undefined, from(ip))).status, 401);
+    }
+    const page = await postForm(a.url, '/login', { email: 'none-page@example.com', password: 'wrong password' }, ip);
+    assert.equal(page.status, 401);
+    assertLimited(await call(b.url, 'POST', '/api/auth/login', { email: 'none-5@example.com', password: 'wrong password' }, undefined, from(ip)), 'login on B');
+    const pageAgain = await postForm(a.url, '/login', { email: 'none-page@example.com', password: 'wrong password' }, ip);
+    assert.equal(pageAgain.status, 429);
+    assert.ok(Number(pageAgain.headers.get('retry-after')) > 0);
+    assert.match(pageAgain.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(pageAgain.body, /too many requests; try again in \d+ (seconds?|minutes?)/, 'the page says how long');
+  });
+
+  it('limits OAuth token requests per address over both instances', async () => {
+    const ip = freshIp();
+    const token = (i: number) => call(base(i), 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: `rt-${i}` }, undefined, from(ip));
+    for (let i = 0; i < 4; i++) assert.notEqual((await token(i)).status, 429);
+    assertLimited(await token(4), 'token on A');
+    assertLimited(await token(5), 'token on B');
+  });
+
+  it('limits bunker creation per user over both instances and both doors; another user is not held back', async () => {
+    const alice = await register(0, ALLOWED);
+    const bob = await register(1, ALLOWED);
+    const create = (i: number, session: string) => call(base(i), 'POST', '/api/user/bunker/create', { app_name: `rl app ${i}` }, session, from(freshIp()));
+    for (let i = 0; i < 2; i++) assert.equal((await create(i, alice.session)).status, 201);
+    const cookie = `keyfarm_session=${alice.session}`;
+    const page = await postForm(a.url, '/account/bunker', { app_name: 'rl page app', policy_slug: 'full' }, freshIp(), cookie);
+    assert.equal(page.status, 200, 'the third, by the page form, is served');
+    assertLimited(await create(1, alice.session), 'fourth on B');
+    assertLimited(await create(0, alice.session), 'fifth on A, from yet another address');
+    assert.equal((await create(1, bob.session)).status, 201);
+  });
+
+  it('limits nostrconnect requests per user over both instances', async () => {
+    const alice = await register(0, ALLOWED);
+    const bob = await register(1, ALLOWED);
+    const connect = (i: number, session: string) =>
+      call(base(i), 'POST', '/api/user/nostrconnect', { uri: 'nostrconnect://zz?relay=wss://relay.example' }, session, from(freshIp()));
+    for (let i = 0; i < 3; i++) assert.equal((await connect(i, alice.session)).status, 400);
+    assertLimited(await connect(3, alice.session), 'fourth on B');
+    assert.equal((await connect(0, bob.session)).status, 400, 'another user is served');
+  });
+
+  it('exempts allow-listed clients from the request limits but not from the login-failure limits', async () => {
+    const users = [];
+    for (let i = 0; i < 7; i++) {
+      const user = await register(i, ALLOWED);
+      assert.equal(user.res.status, 201, `registration ${i + 1} from the allow-list`);
+      users.push(user);
+    }
+    const target = users[0]!;
+    const statuses: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      statuses.push((await call(base(i), 'POST', '/api/auth/login', { email: target.email, password: `guess ${i}` }, undefined, from(ALLOWED))).status);
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429]);
+  });
+
+  it('keeps every Redis key short, whatever the client sent', async () => {
+    await call(a.url, 'POST', '/api/auth/register', { email: 'x@example.com', password: 'short' }, undefined, from('z'.repeat(6000)));
+    await call(b.url, 'POST', '/api/auth/login', { email: 'x@example.com', password: 'wrong password' }, undefined, from(`${'1'.repeat(6000)}`));
+    const redis = new Redis(redisUrl());
+    try {
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await redis.scan(cursor, 'MATCH', `${a.config.KEY_PREFIX}:*`, 'COUNT', 1000);
+        cursor = next;
+        keys.push(...batch);
+      } while (cursor !== '0');
+      assert.ok(keys.some((k) => k.includes(':ratelimit:')), 'request counts are in Redis');
+      for (const key of keys) assert.ok(key.length <= 120, `key of ${key.length} bytes: ${key.slice(0, 80)}…`);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
