@@ -20,8 +20,8 @@ export const SECRET_FIELDS = [
   'authorization', 'cookie', 'set-cookie', 'x-api-key',
   // envelope encryption: data keys, key-encryption keys, plaintexts
   'dek', 'kek', 'masterKey', 'master_key', 'plaintext',
-  // connection strings may hold a password
-  'DATABASE_URL', 'databaseUrl', 'connectionString',
+  // connection strings may hold a password (the embedded servers' always do)
+  'DATABASE_URL', 'databaseUrl', 'connectionString', 'REDIS_URL', 'redisUrl',
 ] as const;
 
 export const REDACTED = '[redacted]';
