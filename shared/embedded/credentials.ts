@@ -10,12 +10,6 @@ export type EmbeddedServerName = 'postgres' | 'redis';
 /** 32 random bytes, base64url: 43 characters that need no escaping in a URL, a config file or a shell. */
 const PASSWORD = /^[A-Za-z0-9_-]{43}$/;
 
-export interface ServerPassword {
-  password: string;
-  /** True when this call made the password (the server does not know it yet). */
-  created: boolean;
-}
-
 export function credentialsDir(dataDir: string): string {
   return path.join(path.resolve(dataDir), 'credentials');
 }
@@ -56,12 +50,12 @@ function readPasswordFile(file: string): string | undefined {
 }
 
 /** The password of an embedded server: the one kept under `dataDir`, or a new one written there. */
-export function ensurePassword(dataDir: string, server: EmbeddedServerName): ServerPassword {
+export function ensurePassword(dataDir: string, server: EmbeddedServerName): string {
   const dir = credentialsDir(dataDir);
   privateDir(dir);
   const file = passwordFile(dataDir, server);
   const existing = readPasswordFile(file);
-  if (existing !== undefined) return { password: existing, created: false };
+  if (existing !== undefined) return existing;
 
   // Written aside and linked into place: a concurrent start sees the whole file or none.
   const password = randomBytes(32).toString('base64url');
@@ -73,16 +67,11 @@ export function ensurePassword(dataDir: string, server: EmbeddedServerName): Ser
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const theirs = readPasswordFile(file);
     if (theirs === undefined) throw err;
-    return { password: theirs, created: false };
+    return theirs;
   } finally {
     unlinkSync(tmp);
   }
-  return { password, created: true };
-}
-
-/** The kept password, without making one; undefined when there is none. */
-export function readPassword(dataDir: string, server: EmbeddedServerName): string | undefined {
-  return readPasswordFile(passwordFile(dataDir, server));
+  return password;
 }
 
 export function removePassword(dataDir: string, server: EmbeddedServerName): void {

@@ -271,7 +271,7 @@ function urlFor(port: number, password: string): string {
 export async function startPostgres(opts: PostgresOptions): Promise<EmbeddedServer> {
   const durable = opts.durable ?? true;
   const paths = await prepareHome(opts.dataDir, opts.logger);
-  const { password } = ensurePassword(opts.dataDir, 'postgres');
+  const password = ensurePassword(opts.dataDir, 'postgres');
 
   const running = runningServer(paths);
   if (running) {

@@ -155,7 +155,7 @@ export async function startRedis(opts: ServerOptions): Promise<EmbeddedServer> {
   const p = paths(opts.dataDir);
   mkdirSync(path.dirname(p.dir), { recursive: true });
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-  const { password } = ensurePassword(opts.dataDir, 'redis');
+  const password = ensurePassword(opts.dataDir, 'redis');
 
   const existing = runningPid(p.pidFile);
   const existingPort = configuredPort(p.conf);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -203,7 +203,11 @@ describe('embedded servers require their generated passwords', () => {
     assert.equal(again.databaseUrl, services.databaseUrl, 'a second start reuses the running postgres and its password');
     assert.equal(again.redisUrl, services.redisUrl);
     await stopEmbeddedServices(dataDir, logger);
+    // Opened up meanwhile (a careless copy, a chmod -R): the next start makes them private again.
+    chmodSync(credentialsDir(dataDir), 0o755);
+    chmodSync(passwordFile(dataDir, 'redis'), 0o644);
     const restarted = await start(dataDir);
+    assertPrivateFiles(dataDir, restarted);
     assert.equal(restarted.databaseUrl, services.databaseUrl, 'a restart keeps the password');
     assert.equal(restarted.redisUrl, services.redisUrl);
     await assertLockedDown(restarted);

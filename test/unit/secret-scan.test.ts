@@ -61,8 +61,8 @@ test('reads recorded secrets back as JSON lines, skipping ones too short to scan
 test("reads the embedded servers' generated passwords from a data dir, and finds them in a log", () => {
   const dataDir = path.join(scratch, 'data');
   assert.deepEqual(readEmbeddedPasswords(dataDir), [], 'a data dir without servers holds no passwords');
-  const postgres = ensurePassword(dataDir, 'postgres').password;
-  const redis = ensurePassword(dataDir, 'redis').password;
+  const postgres = ensurePassword(dataDir, 'postgres');
+  const redis = ensurePassword(dataDir, 'redis');
   assert.deepEqual(readEmbeddedPasswords(dataDir).map((s) => [s.source, s.value]), [
     [path.join('credentials', 'postgres.password'), postgres],
     [path.join('credentials', 'redis.password'), redis],
