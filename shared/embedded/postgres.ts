@@ -192,8 +192,10 @@ async function setPasswordOffline(bins: PostgresBinaries, paths: ClusterPaths, p
     user: serverUser()?.name,
     input: `${alterPasswordSql(password)};\n`,
   });
-  if (result.code !== 0 || /^(?:\S+\s+)?(ERROR|FATAL|PANIC):/m.test(result.output)) {
-    throw new Error(`setting the embedded postgres password failed (exit ${result.code}): ${lastLines(result.output, 3)}`);
+  if (result.code !== 0 || /\b(?:ERROR|FATAL|PANIC):/.test(result.output)) {
+    // The STATEMENT line would repeat the verifier: the error lines say enough.
+    const errors = result.output.split('\n').filter((l) => /\b(?:ERROR|FATAL|PANIC):/.test(l)).join('\n');
+    throw new Error(`setting the embedded postgres password failed (exit ${result.code}): ${lastLines(errors || result.output, 3)}`);
   }
 }
 
