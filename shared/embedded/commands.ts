@@ -27,7 +27,10 @@ export function runCommand(file: string, args: string[], opts: RunOptions = {}):
     // cwd '/': a server user may not be allowed into the caller's working directory.
     const stdin = opts.input === undefined ? 'ignore' : 'pipe';
     const child = spawn(cmd, argv, { cwd: '/', detached: true, stdio: [stdin, 'pipe', 'pipe'], env: opts.env ?? process.env });
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    if (opts.input !== undefined) {
+      child.stdin?.on('error', () => undefined); // EPIPE when the command exits unread: its exit code tells
+      child.stdin?.end(opts.input);
+    }
     const chunks: Buffer[] = [];
     child.stdout?.on('data', (c: Buffer) => chunks.push(c));
     child.stderr?.on('data', (c: Buffer) => chunks.push(c));
