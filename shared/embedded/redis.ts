@@ -27,6 +27,7 @@ export interface ServerOptions {
 }
 
 const START_TIMEOUT_MS = 30_000;
+const SILENT_MS = 5000;
 const STOP_TIMEOUT_MS = 30_000;
 
 function paths(dataDir: string) {
@@ -83,24 +84,28 @@ export async function redisPing(port: number, timeoutMs = 1000, password?: strin
 }
 
 /**
- * A running server of this data dir: true when it takes the password. One started by an older Keyfarm
- * (no password: it answers PING without AUTH) is given the password at once.
+ * A running server of this data dir: 'ok' when it takes the password, 'refused' when it wants another
+ * one, 'silent' when nothing answers on its port. One started by an older Keyfarm (no password: it
+ * answers PING without AUTH) is given the password at once.
  */
-async function secureRunning(port: number, password: string, logger?: Logger): Promise<boolean> {
+async function secureRunning(port: number, password: string, logger?: Logger): Promise<'ok' | 'refused' | 'silent'> {
   let replies: string[] | undefined;
-  const answered = await waitFor(async () => {
+  // Silent for 5 s: not (or no longer) our server. Loading its append-only file (-LOADING): waited for as for a start.
+  const started = Date.now();
+  await waitFor(async () => {
     replies = await redisExchange(port, [['AUTH', password], ['PING']]);
-    return replies !== undefined && !replies[1]?.startsWith('-LOADING');
-  }, 5000, 200);
-  if (!answered || !replies) return false;
+    if (replies === undefined) return Date.now() - started > SILENT_MS;
+    return !replies[1]?.startsWith('-LOADING');
+  }, START_TIMEOUT_MS, 200);
+  if (!replies || replies[1]?.startsWith('-LOADING')) return 'silent';
   const [auth = '', ping = ''] = replies;
-  if (auth === '+OK' && ping === '+PONG') return true;
+  if (auth === '+OK' && ping === '+PONG') return 'ok';
   // AUTH refused yet PING answered: the server has no password at all.
-  if (!auth.startsWith('-ERR') || ping !== '+PONG') return false;
+  if (!auth.startsWith('-ERR') || ping !== '+PONG') return 'refused';
   const set = await redisExchange(port, [['CONFIG', 'SET', 'requirepass', password]]);
   if (set?.[0] !== '+OK') throw new Error(`embedded redis on port ${port} would not take a password: ${set?.[0] ?? 'no answer'}`);
   logger?.info({ port }, 'embedded redis had no password; it requires one now');
-  return redisPing(port, 1000, password);
+  return (await redisPing(port, 1000, password)) ? 'ok' : 'refused';
 }
 
 function writeConfig(p: ReturnType<typeof paths>, port: number, password: string): void {
@@ -160,12 +165,13 @@ export async function startRedis(opts: ServerOptions): Promise<EmbeddedServer> {
   const existing = runningPid(p.pidFile);
   const existingPort = configuredPort(p.conf);
   if (existing !== undefined && existingPort !== undefined) {
-    if (await secureRunning(existingPort, password, opts.logger)) {
+    const state = await secureRunning(existingPort, password, opts.logger);
+    if (state === 'ok') {
       writeConfig(p, existingPort, password);
       opts.logger?.info({ port: existingPort, serverPid: existing, dir: p.dir }, 'embedded redis already running; reusing it');
       return { url: urlFor(existingPort, password), port: existingPort, startedHere: false, stop: async () => {} };
     }
-    if (isProcessRunning(existing, 'redis-server')) {
+    if (state === 'refused') {
       // It knows another password (its file was deleted or replaced): restart it with the one kept now.
       opts.logger?.warn({ port: existingPort, serverPid: existing, dir: p.dir }, 'embedded redis refuses the kept password; restarting it to set it');
       await stopPid(existing);
