@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     else results.push(await runScenario(name, ctx));
   }
 
-  const secretCheck = scanLogsForSecrets(LOG_DIR);
+  const secretCheck = scanLogsForSecrets(LOG_DIR, DATA_DIR);
   const allInOne = results.find((s) => s.name === 'all-in-one');
   const report: BenchReport = {
     startedAt,

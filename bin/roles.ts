@@ -63,7 +63,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     // Alone, workers serve probes and metrics on METRICS_PORT (PORT is the api's, and several workers may share a host).
     if (!roles.api && !roles.relayIngest && rt.config.METRICS_PORT !== undefined) {
       const ready = async () => [await probe('postgres', () => rt.db.query('SELECT 1')), ...(await workers.readiness()), ...shutdownCheck()];
-      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.METRICS_PORT, version: VERSION, ready });
+      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.METRICS_PORT, version: VERSION, ready, metricsToken: rt.config.METRICS_TOKEN });
       stops.unshift(() => health.close());
     }
   }
@@ -77,7 +77,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     // Alone, relay-ingest serves its own probes and metrics; beside the api, the api serves them.
     if (!roles.api) {
       const ready = async () => [await probe('postgres', () => rt.db.query('SELECT 1')), ...(await ingest.readiness()), ...shutdownCheck()];
-      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.PORT, version: VERSION, ready });
+      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.PORT, version: VERSION, ready, metricsToken: rt.config.METRICS_TOKEN });
       stops.unshift(() => health.close());
     }
   }

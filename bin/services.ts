@@ -3,7 +3,9 @@
 //   node dist/bin/services.js start [--data-dir D] [--no-fsync]   prints DATABASE_URL=… and REDIS_URL=…
 //   node dist/bin/services.js stop  [--data-dir D]
 //   node dist/bin/services.js wipe  [--data-dir D]                stops them and deletes their data
-// stdout carries only the URL lines (eval "$(node dist/bin/services.js start)"); logs go to stderr.
+// stdout carries only the URL lines (eval "$(node dist/bin/services.js start)"); logs go to stderr. The URLs
+// carry the servers' generated passwords: keep stdout out of logs (capture it, eval it, or write it to a
+// private .env).
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadEnv } from '../shared/config.js';

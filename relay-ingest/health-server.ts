@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { registry } from '../shared/metrics.js';
+import { METRICS_UNAUTHORIZED, metricsAllowed } from '../shared/metrics-token.js';
 import { checksBody, type CheckResult } from '../shared/readiness.js';
 
 export interface HealthServerOptions {
@@ -10,12 +11,14 @@ export interface HealthServerOptions {
   port: number;
   version: string;
   ready(): Promise<CheckResult[]>;
+  /** METRICS_TOKEN: /api/metrics then needs it as a bearer token (the probes stay open). */
+  metricsToken?: string;
 }
 
 export async function startHealthServer(opts: HealthServerOptions): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
-    const send = (status: number, body: unknown, type = 'application/json') => {
-      res.writeHead(status, { 'content-type': type, ...(status === 503 ? { 'retry-after': '5' } : {}) });
+    const send = (status: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': type, ...(status === 503 ? { 'retry-after': '5' } : {}), ...headers });
       res.end(typeof body === 'string' ? body : JSON.stringify(body));
     };
     const path = (req.url ?? '/').split('?')[0];
@@ -31,6 +34,9 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<{ ur
       return;
     }
     if (path === '/api/metrics') {
+      if (!metricsAllowed(req.headers.authorization, opts.metricsToken)) {
+        return send(METRICS_UNAUTHORIZED.status, METRICS_UNAUTHORIZED.body, 'application/json', METRICS_UNAUTHORIZED.headers);
+      }
       void registry.metrics().then((text) => send(200, text, registry.contentType));
       return;
     }

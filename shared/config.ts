@@ -20,6 +20,11 @@ export const ConfigSchema = Type.Object({
   PORT: Int(3000, 0, 65535),
   /** A workers-only process serves /health, /healthz/* and /api/metrics on this port when it is set. */
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  /**
+   * Unset: /api/metrics is open. Set: it needs `Authorization: Bearer <token>` on every port that serves it
+   * (the probes stay open). 32+ characters of a bearer token's alphabet, e.g. `openssl rand -hex 32`.
+   */
+  METRICS_TOKEN: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._~+/-]{32,512}=*$' })),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   /** Unset: the embedded default starts a local PostgreSQL under DATA_DIR. */
   DATABASE_URL: Type.Optional(Url(['postgres', 'postgresql'])),

@@ -17,11 +17,11 @@ export const SECRET_FIELDS = [
   // a bunker URL carries its connect secret
   'bunker_url', 'bunkerUrl',
   // HTTP credentials
-  'authorization', 'cookie', 'set-cookie', 'x-api-key',
+  'authorization', 'cookie', 'set-cookie', 'x-api-key', 'METRICS_TOKEN', 'metricsToken',
   // envelope encryption: data keys, key-encryption keys, plaintexts
   'dek', 'kek', 'masterKey', 'master_key', 'plaintext',
-  // connection strings may hold a password
-  'DATABASE_URL', 'databaseUrl', 'connectionString',
+  // connection strings may hold a password (the embedded servers' always do)
+  'DATABASE_URL', 'databaseUrl', 'connectionString', 'REDIS_URL', 'redisUrl',
 ] as const;
 
 export const REDACTED = '[redacted]';

@@ -1,21 +1,25 @@
 // Runs last in the suite (node's runner sorts files: dist/test/zz-* comes after unit/ and integration/).
-// Every secret a test recorded must be absent from every log the suite wrote, in every obvious encoding.
+// Every secret a test recorded must be absent from every log the suite wrote, in every obvious encoding,
+// and so must the generated passwords of the suite's embedded PostgreSQL and Redis (read from .data/test).
 // scripts/test.sh sets KEYFARM_TEST_SUITE=1: then an empty scan means the recording broke, and fails.
 // Run alone, with nothing recorded yet, there is nothing to check and the test says so.
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { test } from 'node:test';
-import { LOG_DIR, PROJECT_ROOT, SECRETS_DIR } from './support/paths.js';
-import { describeLeak, listFiles, readRecordedSecrets, scanFiles } from './support/secret-scan.js';
+import { LOG_DIR, PROJECT_ROOT, SECRETS_DIR, TEST_DATA_DIR } from './support/paths.js';
+import { describeLeak, listFiles, readEmbeddedPasswords, readRecordedSecrets, scanFiles } from './support/secret-scan.js';
 
 const inSuite = process.env.KEYFARM_TEST_SUITE === '1';
 
 test('no secret a test made appears in any log of the suite', (t) => {
   const logs = listFiles(LOG_DIR);
-  const secrets = readRecordedSecrets(SECRETS_DIR);
+  const recorded = readRecordedSecrets(SECRETS_DIR);
+  const serverPasswords = readEmbeddedPasswords(TEST_DATA_DIR);
+  const secrets = [...recorded, ...serverPasswords];
   if (inSuite) {
     assert.ok(logs.length > 0, `the suite wrote no logs under ${LOG_DIR}: nothing was scanned`);
-    assert.ok(secrets.length > 0, `no test recorded a secret under ${SECRETS_DIR}: nothing was scanned for`);
+    assert.ok(recorded.length > 0, `no test recorded a secret under ${SECRETS_DIR}: nothing was scanned for`);
+    assert.equal(serverPasswords.length, 2, `the suite's embedded servers have no password files under ${TEST_DATA_DIR}/credentials`);
   } else if (logs.length === 0 || secrets.length === 0) {
     t.diagnostic('run alone with no logs or no recorded secrets: nothing to scan (the suite run requires both)');
   }

@@ -1,4 +1,5 @@
-// The shell every page shares: head, the signed-in navigation (with its log-out form), footer.
+// The shell every page shares: head, the signed-in navigation (with its log-out form), footer. It links
+// no operator tool (Bull Board, metrics): those are for operators, reached by their own URLs.
 import type { FastifyReply } from 'fastify';
 import { ASSET_URLS } from './assets.js';
 import { html, type SafeHtml } from './html.js';
@@ -66,10 +67,7 @@ export function layout(o: PageOptions): string {
 <main id="content">
 ${o.body}
 </main>
-<footer class="site">
-  ${o.user ? html`<p>Signed in as ${o.user.email}.</p>` : ''}
-  <p>Operators: <a href="/admin/queues">queue dashboard</a> · <a href="/api/metrics">metrics</a></p>
-</footer>
+${o.user ? html`<footer class="site"><p>Signed in as ${o.user.email}.</p></footer>` : ''}
 </body>
 </html>
 `.value;

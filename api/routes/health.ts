@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { registry } from '../../shared/metrics.js';
+import { METRICS_UNAUTHORIZED, metricsAllowed } from '../../shared/metrics-token.js';
 import { checksBody, probe, type CheckResult } from '../../shared/readiness.js';
 import type { ApiContext } from '../context.js';
 
@@ -28,8 +29,21 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraRea
     return { status: 'ready', version: ctx.version, checks };
   });
 
-  app.get('/api/metrics', async (_request, reply) => {
-    reply.header('content-type', registry.contentType);
-    return registry.metrics();
-  });
+  const metricsToken = ctx.config.METRICS_TOKEN;
+  app.get(
+    '/api/metrics',
+    {
+      schema: {
+        headers: Type.Object({ authorization: Type.Optional(Type.String({ maxLength: 1024 })) }),
+        // The Prometheus text format: a string with its own content type goes out as it is, unserialized.
+        response: { 200: Type.String(), 401: Type.Object({ error: Type.String() }) },
+      },
+    },
+    async (request, reply) => {
+      if (!metricsAllowed(request.headers.authorization, metricsToken)) {
+        return reply.status(METRICS_UNAUTHORIZED.status).headers(METRICS_UNAUTHORIZED.headers).send(METRICS_UNAUTHORIZED.body);
+      }
+      return reply.header('content-type', registry.contentType).send(await registry.metrics());
+    },
+  );
 };

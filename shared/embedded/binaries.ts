@@ -38,6 +38,8 @@ export interface PostgresBinaries {
   version: string;
   initdb: string;
   pgCtl: string;
+  /** The server itself, run in single-user mode to set the superuser's password before it listens. */
+  postgres: string;
 }
 
 const PG_ROOT = '/usr/lib/postgresql';
@@ -45,8 +47,9 @@ const PG_ROOT = '/usr/lib/postgresql';
 function binariesIn(dir: string, version: string): PostgresBinaries | undefined {
   const initdb = path.join(dir, 'initdb');
   const pgCtl = path.join(dir, 'pg_ctl');
-  return isExecutable(initdb) && isExecutable(pgCtl) && isExecutable(path.join(dir, 'postgres'))
-    ? { version, initdb, pgCtl }
+  const postgres = path.join(dir, 'postgres');
+  return isExecutable(initdb) && isExecutable(pgCtl) && isExecutable(postgres)
+    ? { version, initdb, pgCtl, postgres }
     : undefined;
 }
 

@@ -12,6 +12,8 @@ export interface RunOptions {
   /** Run as this system user (via runuser); only when the caller is root. */
   user?: string;
   env?: NodeJS.ProcessEnv;
+  /** Written to the command's stdin (then closed); without it stdin is empty. */
+  input?: string;
 }
 
 export function isRoot(): boolean {
@@ -23,10 +25,15 @@ export function runCommand(file: string, args: string[], opts: RunOptions = {}):
   const [cmd, argv] = opts.user ? ['runuser', ['-u', opts.user, '--', file, ...args]] : [file, args];
   return new Promise((resolve, reject) => {
     // cwd '/': a server user may not be allowed into the caller's working directory.
-    const child = spawn(cmd, argv, { cwd: '/', detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const stdin = opts.input === undefined ? 'ignore' : 'pipe';
+    const child = spawn(cmd, argv, { cwd: '/', detached: true, stdio: [stdin, 'pipe', 'pipe'], env: opts.env ?? process.env });
+    if (opts.input !== undefined) {
+      child.stdin?.on('error', () => undefined); // EPIPE when the command exits unread: its exit code tells
+      child.stdin?.end(opts.input);
+    }
     const chunks: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => chunks.push(c));
-    child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    child.stdout?.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr?.on('data', (c: Buffer) => chunks.push(c));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       resolve({ code: code ?? (signal ? 128 : 1), output: Buffer.concat(chunks).toString('utf8').trim() });

@@ -1,19 +1,24 @@
 // An embedded PostgreSQL: a cluster under <dataDir>/postgres (initdb'd on first start), listening on
-// 127.0.0.1 only (no Unix socket), trust auth on loopback, with a `keyfarm` database.
+// 127.0.0.1 only (no Unix socket), with a `keyfarm` database. Every login needs the superuser's password
+// (SCRAM-SHA-256), generated once and kept in <dataDir>/credentials/postgres.password; it is set again on
+// each start (the file is the truth), and a cluster made by an older Keyfarm with trust auth is switched
+// over on its next start, while running or not.
 //
 // PostgreSQL refuses to run as root. Run as root, the cluster belongs to the `postgres` system user and
 // every server command runs through runuser. That user must be able to reach the data dir; when a parent
 // directory shuts it out (a clone under /root, a 0700 temp dir), the cluster lives under /var/lib/keyfarm/
 // instead and <dataDir>/postgres is a symlink to it.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
 import { MissingBinaryError, findPostgres, type PostgresBinaries } from './binaries.js';
-import { isProcessRunning, isRoot, logTail, readPidFile, runCommand, runChecked, systemUser, waitFor } from './commands.js';
+import { isProcessRunning, isRoot, lastLines, logTail, readPidFile, runCommand, runChecked, systemUser, waitFor } from './commands.js';
+import { ensurePassword, removePassword } from './credentials.js';
 import { choosePort } from './ports.js';
 import type { EmbeddedServer, ServerOptions } from './redis.js';
+import { scramSha256Verifier } from './scram.js';
 
 export interface PostgresOptions extends ServerOptions {
   /** False: no fsync (test data that may be lost on a machine crash, in exchange for speed). Default true. */
@@ -25,12 +30,21 @@ const SUPERUSER = 'postgres';
 const SERVER_USER = 'postgres';
 const RELOCATED_ROOT = '/var/lib/keyfarm';
 const CONF_FILE = 'keyfarm.conf';
+/** Password logins from loopback only; no Unix socket is opened, so there is no `local` line. */
+const HBA = [
+  '# Written by Keyfarm on each start of its embedded PostgreSQL; edits are overwritten.',
+  '# Every login needs the password kept in <DATA_DIR>/credentials/postgres.password.',
+  'host all all 127.0.0.1/32 scram-sha-256',
+].join('\n');
+/** SQLSTATEs of a refused login: invalid_password, invalid_authorization_specification (no pg_hba.conf line). */
+const LOGIN_REFUSED = new Set(['28P01', '28000']);
 
 interface ClusterPaths {
   home: string;
   pgdata: string;
   log: string;
   conf: string;
+  hba: string;
 }
 
 function homeOf(dataDir: string): string {
@@ -39,7 +53,7 @@ function homeOf(dataDir: string): string {
 
 function clusterPaths(home: string): ClusterPaths {
   const pgdata = path.join(home, 'data');
-  return { home, pgdata, log: path.join(home, 'server.log'), conf: path.join(pgdata, CONF_FILE) };
+  return { home, pgdata, log: path.join(home, 'server.log'), conf: path.join(pgdata, CONF_FILE), hba: path.join(pgdata, 'pg_hba.conf') };
 }
 
 /** The system user the server runs as, or undefined for "the current user". */
@@ -130,7 +144,8 @@ function configuredPort(paths: ClusterPaths): number | undefined {
 }
 
 async function initCluster(bins: PostgresBinaries, paths: ClusterPaths, durable: boolean, logger?: Logger): Promise<void> {
-  const args = ['-D', paths.pgdata, '-U', SUPERUSER, '--auth=trust', '-E', 'UTF8', '--locale=C'];
+  // No login is let in until Keyfarm has set the password and written its own pg_hba.conf.
+  const args = ['-D', paths.pgdata, '-U', SUPERUSER, '--auth=reject', '-E', 'UTF8', '--locale=C'];
   if (!durable) args.push('--no-sync');
   await runChecked('initdb', bins.initdb, args, { user: serverUser()?.name });
   appendFileSync(path.join(paths.pgdata, 'postgresql.conf'), `\ninclude_if_exists = '${CONF_FILE}'\n`);
@@ -143,6 +158,7 @@ function writeConfig(paths: ClusterPaths, port: number, durable: boolean): void 
     "listen_addresses = '127.0.0.1'",
     `port = ${port}`,
     "unix_socket_directories = ''",
+    "password_encryption = 'scram-sha-256'",
     'max_connections = 200',
     ...(durable ? [] : ['fsync = off', 'synchronous_commit = off', 'full_page_writes = off']),
   ];
@@ -150,8 +166,89 @@ function writeConfig(paths: ClusterPaths, port: number, durable: boolean): void 
   giveToServerUser(paths.conf);
 }
 
-async function ensureDatabase(port: number): Promise<void> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, database: 'postgres', connectionTimeoutMillis: 5000 });
+function writeHba(paths: ClusterPaths): void {
+  writeFileSync(paths.hba, `${HBA}\n`, { mode: 0o600 });
+  giveToServerUser(paths.hba);
+}
+
+function hbaIsKeyfarms(paths: ClusterPaths): boolean {
+  try {
+    return readFileSync(paths.hba, 'utf8') === `${HBA}\n`;
+  } catch {
+    return false;
+  }
+}
+
+function alterPasswordSql(password: string): string {
+  return `ALTER ROLE ${SUPERUSER} PASSWORD '${scramSha256Verifier(password)}'`;
+}
+
+/**
+ * Sets the superuser's password in single-user mode (the cluster is stopped, nothing listens). Only the
+ * SCRAM verifier goes to the server, on stdin.
+ */
+async function setPasswordOffline(bins: PostgresBinaries, paths: ClusterPaths, password: string): Promise<void> {
+  const result = await runCommand(bins.postgres, ['--single', '-D', paths.pgdata, 'postgres'], {
+    user: serverUser()?.name,
+    input: `${alterPasswordSql(password)};\n`,
+  });
+  if (result.code !== 0 || /\b(?:ERROR|FATAL|PANIC):/.test(result.output)) {
+    // The STATEMENT line would repeat the verifier: the error lines say enough.
+    const errors = result.output.split('\n').filter((l) => /\b(?:ERROR|FATAL|PANIC):/.test(l)).join('\n');
+    throw new Error(`setting the embedded postgres password failed (exit ${result.code}): ${lastLines(errors || result.output, 3)}`);
+  }
+}
+
+function superuserClient(port: number, password: string, database = 'postgres'): pg.Client {
+  return new pg.Client({ host: '127.0.0.1', port, user: SUPERUSER, password, database, connectionTimeoutMillis: 5000 });
+}
+
+/** A connected superuser client, or 'refused' when the server turns the password down; retries while it starts up. */
+async function logIn(port: number, password: string, timeoutMs = 10_000): Promise<pg.Client | 'refused'> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = superuserClient(port, password);
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      if (LOGIN_REFUSED.has((err as { code?: string }).code ?? '')) return 'refused';
+      if (Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+/**
+ * A running server of this data dir: true when it takes the password. One started by an older Keyfarm
+ * (trust auth, which takes any password) is given the password and switched to SCRAM while it runs.
+ */
+async function secureRunning(paths: ClusterPaths, port: number, password: string, logger?: Logger): Promise<boolean> {
+  const client = await logIn(port, password);
+  if (client === 'refused') return false;
+  try {
+    if (hbaIsKeyfarms(paths)) return true;
+    await client.query(alterPasswordSql(password));
+    writeHba(paths);
+    await client.query('SELECT pg_reload_conf()');
+  } finally {
+    await client.end();
+  }
+  // The postmaster rereads pg_hba.conf on the signal pg_reload_conf() sends: wait until it refuses a wrong password.
+  const wrong = randomBytes(16).toString('hex');
+  const switched = await waitFor(async () => {
+    const attempt = await logIn(port, wrong, 1000).catch(() => undefined);
+    if (attempt instanceof pg.Client) await attempt.end();
+    return attempt === 'refused';
+  }, 10_000, 100);
+  if (!switched) throw new Error(`embedded postgres on port ${port} still lets logins in without the password after a reload of pg_hba.conf`);
+  logger?.info({ port, dir: paths.pgdata }, 'embedded postgres switched from trust to password (SCRAM) authentication');
+  return true;
+}
+
+async function ensureDatabase(port: number, password: string): Promise<void> {
+  const client = superuserClient(port, password);
   await client.connect();
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [EMBEDDED_DATABASE]);
@@ -169,24 +266,31 @@ async function pgCtlStop(bins: PostgresBinaries, paths: ClusterPaths): Promise<v
   await runChecked('pg_ctl stop', bins.pgCtl, ['stop', '-D', paths.pgdata, '-m', 'fast', '-w', '-t', '60', '-s'], { user: serverUser()?.name });
 }
 
-function urlFor(port: number): string {
-  return `postgres://${SUPERUSER}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`;
+function urlFor(port: number, password: string): string {
+  return `postgres://${SUPERUSER}:${password}@127.0.0.1:${port}/${EMBEDDED_DATABASE}`;
 }
 
 export async function startPostgres(opts: PostgresOptions): Promise<EmbeddedServer> {
   const durable = opts.durable ?? true;
   const paths = await prepareHome(opts.dataDir, opts.logger);
+  const password = ensurePassword(opts.dataDir, 'postgres');
 
   const running = runningServer(paths);
   if (running) {
-    await waitFor(async () => ensureDatabase(running.port).then(() => true, () => false), 10_000, 250);
-    await ensureDatabase(running.port);
-    opts.logger?.info({ port: running.port, serverPid: running.pid, dir: paths.pgdata }, 'embedded postgres already running; reusing it');
-    return { url: urlFor(running.port), port: running.port, startedHere: false, stop: async () => {} };
+    if (await secureRunning(paths, running.port, password, opts.logger)) {
+      await ensureDatabase(running.port, password);
+      opts.logger?.info({ port: running.port, serverPid: running.pid, dir: paths.pgdata }, 'embedded postgres already running; reusing it');
+      return { url: urlFor(running.port, password), port: running.port, startedHere: false, stop: async () => {} };
+    }
+    // It knows another password (its file was deleted or replaced): restart it with the one kept now.
+    opts.logger?.warn({ port: running.port, serverPid: running.pid, dir: paths.pgdata }, 'embedded postgres refuses the kept password; restarting it to set it');
+    await pgCtlStop(findPostgres(clusterVersion(paths)), paths);
   }
 
   const bins = findPostgres(clusterVersion(paths));
   if (clusterVersion(paths) === undefined) await initCluster(bins, paths, durable, opts.logger);
+  await setPasswordOffline(bins, paths, password);
+  writeHba(paths);
 
   const refused: number[] = [];
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -196,9 +300,9 @@ export async function startPostgres(opts: PostgresOptions): Promise<EmbeddedServ
       user: serverUser()?.name,
     });
     if (result.code === 0) {
-      await ensureDatabase(port);
+      await ensureDatabase(port, password);
       opts.logger?.info({ port, dir: paths.pgdata }, 'embedded postgres started');
-      return { url: urlFor(port), port, startedHere: true, stop: () => pgCtlStop(bins, paths) };
+      return { url: urlFor(port, password), port, startedHere: true, stop: () => pgCtlStop(bins, paths) };
     }
     const tail = logTail(paths.log, 3);
     if (!/could not bind|already in use/i.test(tail)) {
@@ -225,4 +329,5 @@ export async function removePostgresData(dataDir: string, logger?: Logger): Prom
   const home = homeOf(dataDir);
   if (isSymlink(home) && existsSync(home)) rmSync(realpathSync(home), { recursive: true, force: true });
   rmSync(home, { recursive: true, force: true });
+  removePassword(dataDir, 'postgres');
 }

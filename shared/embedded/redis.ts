@@ -1,5 +1,7 @@
 // An embedded Redis: data, config, pid file and log under <dataDir>/redis, loopback only, append-only file
-// fsynced every second so acknowledged jobs survive a restart.
+// fsynced every second so acknowledged jobs survive a restart. Every client must AUTH with the password
+// generated once and kept in <dataDir>/credentials/redis.password (`requirepass`); a server started by an
+// older Keyfarm without one is given it on the next start, while it runs.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -7,6 +9,7 @@ import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { findRedisServer } from './binaries.js';
 import { isProcessRunning, logTail, readPidFile, waitFor } from './commands.js';
+import { ensurePassword, removePassword } from './credentials.js';
 import { choosePort } from './ports.js';
 
 export interface EmbeddedServer {
@@ -24,6 +27,7 @@ export interface ServerOptions {
 }
 
 const START_TIMEOUT_MS = 30_000;
+const SILENT_MS = 5000;
 const STOP_TIMEOUT_MS = 30_000;
 
 function paths(dataDir: string) {
@@ -42,31 +46,76 @@ function runningPid(pidFile: string): number | undefined {
   return pid !== undefined && isProcessRunning(pid, 'redis-server') ? pid : undefined;
 }
 
-/** One PING over a raw socket: true on +PONG (a server still loading its AOF answers -LOADING). */
-export function redisPing(port: number, timeoutMs = 1000): Promise<boolean> {
+function resp(command: string[]): string {
+  return `*${command.length}\r\n${command.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('')}`;
+}
+
+/**
+ * Sends `commands` over a raw socket and resolves with their one-line replies (+OK, +PONG, -NOAUTH ...),
+ * or undefined when the server cannot be reached or does not answer them all in time.
+ */
+export function redisExchange(port: number, commands: string[][], timeoutMs = 1000): Promise<string[] | undefined> {
   return new Promise((resolve) => {
     const socket = connect({ port, host: '127.0.0.1' });
-    let reply = '';
-    const done = (ok: boolean) => {
+    let text = '';
+    const done = (replies: string[] | undefined) => {
       socket.destroy();
-      resolve(ok);
+      resolve(replies);
     };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.on('error', () => done(false));
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.setTimeout(timeoutMs, () => done(undefined));
+    socket.on('error', () => done(undefined));
+    socket.on('connect', () => socket.write(commands.map(resp).join('')));
     socket.on('data', (chunk) => {
-      reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+      text += chunk.toString('latin1');
+      const lines = text.split('\r\n');
+      if (lines.length > commands.length) done(lines.slice(0, commands.length));
     });
   });
 }
 
-function writeConfig(p: ReturnType<typeof paths>, port: number): void {
+/**
+ * PING, after AUTH when a password is given: true on +PONG (a server still loading its AOF answers
+ * -LOADING, one that wants a password -NOAUTH).
+ */
+export async function redisPing(port: number, timeoutMs = 1000, password?: string): Promise<boolean> {
+  const commands = password === undefined ? [['PING']] : [['AUTH', password], ['PING']];
+  const replies = await redisExchange(port, commands, timeoutMs);
+  return replies?.at(-1)?.startsWith('+PONG') ?? false;
+}
+
+/**
+ * A running server of this data dir: 'ok' when it takes the password, 'refused' when it wants another
+ * one, 'silent' when nothing answers on its port. One started by an older Keyfarm (no password: it
+ * answers PING without AUTH) is given the password at once.
+ */
+async function secureRunning(port: number, password: string, logger?: Logger): Promise<'ok' | 'refused' | 'silent'> {
+  let replies: string[] | undefined;
+  // Silent for 5 s: not (or no longer) our server. Loading its append-only file (-LOADING): waited for as for a start.
+  const started = Date.now();
+  await waitFor(async () => {
+    replies = await redisExchange(port, [['AUTH', password], ['PING']]);
+    if (replies === undefined) return Date.now() - started > SILENT_MS;
+    return !replies[1]?.startsWith('-LOADING');
+  }, START_TIMEOUT_MS, 200);
+  if (!replies || replies[1]?.startsWith('-LOADING')) return 'silent';
+  const [auth = '', ping = ''] = replies;
+  if (auth === '+OK' && ping === '+PONG') return 'ok';
+  // AUTH refused yet PING answered: the server has no password at all.
+  if (!auth.startsWith('-ERR') || ping !== '+PONG') return 'refused';
+  const set = await redisExchange(port, [['CONFIG', 'SET', 'requirepass', password]]);
+  if (set?.[0] !== '+OK') throw new Error(`embedded redis on port ${port} would not take a password: ${set?.[0] ?? 'no answer'}`);
+  logger?.info({ port }, 'embedded redis had no password; it requires one now');
+  return (await redisPing(port, 1000, password)) ? 'ok' : 'refused';
+}
+
+function writeConfig(p: ReturnType<typeof paths>, port: number, password: string): void {
   const lines = [
     '# Written by Keyfarm on each start of its embedded Redis; edits are overwritten.',
     'bind 127.0.0.1',
     `port ${port}`,
     'protected-mode yes',
+    // The password kept in <DATA_DIR>/credentials/redis.password; this file is private (0600) like it.
+    `requirepass ${password}`,
     `dir ${p.dir}`,
     'appendonly yes',
     'appendfsync everysec',
@@ -103,28 +152,42 @@ function spawnRedis(binary: string, conf: string): { pid: number; exited: () => 
   return { pid: child.pid, exited: () => exited };
 }
 
+function urlFor(port: number, password: string): string {
+  return `redis://:${password}@127.0.0.1:${port}`;
+}
+
 export async function startRedis(opts: ServerOptions): Promise<EmbeddedServer> {
   const p = paths(opts.dataDir);
   mkdirSync(path.dirname(p.dir), { recursive: true });
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+  const password = ensurePassword(opts.dataDir, 'redis');
 
   const existing = runningPid(p.pidFile);
   const existingPort = configuredPort(p.conf);
-  if (existing !== undefined && existingPort !== undefined && (await waitFor(() => redisPing(existingPort), 5000, 200))) {
-    opts.logger?.info({ port: existingPort, serverPid: existing, dir: p.dir }, 'embedded redis already running; reusing it');
-    return { url: `redis://127.0.0.1:${existingPort}`, port: existingPort, startedHere: false, stop: async () => {} };
+  if (existing !== undefined && existingPort !== undefined) {
+    const state = await secureRunning(existingPort, password, opts.logger);
+    if (state === 'ok') {
+      writeConfig(p, existingPort, password);
+      opts.logger?.info({ port: existingPort, serverPid: existing, dir: p.dir }, 'embedded redis already running; reusing it');
+      return { url: urlFor(existingPort, password), port: existingPort, startedHere: false, stop: async () => {} };
+    }
+    if (state === 'refused') {
+      // It knows another password (its file was deleted or replaced): restart it with the one kept now.
+      opts.logger?.warn({ port: existingPort, serverPid: existing, dir: p.dir }, 'embedded redis refuses the kept password; restarting it to set it');
+      await stopPid(existing);
+    }
   }
 
   const binary = findRedisServer();
   const refused: number[] = [];
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await choosePort(`${p.dir}#redis`, configuredPort(p.conf), refused);
-    writeConfig(p, port);
+    writeConfig(p, port, password);
     const child = spawnRedis(binary, p.conf);
-    const up = await waitFor(async () => child.exited() || (await redisPing(port)), START_TIMEOUT_MS, 100);
+    const up = await waitFor(async () => child.exited() || (await redisPing(port, 1000, password)), START_TIMEOUT_MS, 100);
     if (up && !child.exited()) {
       opts.logger?.info({ port, serverPid: child.pid, dir: p.dir }, 'embedded redis started');
-      return { url: `redis://127.0.0.1:${port}`, port, startedHere: true, stop: () => stopPid(child.pid) };
+      return { url: urlFor(port, password), port, startedHere: true, stop: () => stopPid(child.pid) };
     }
     const tail = logTail(p.log, 3);
     if (!child.exited()) await stopPid(child.pid);
@@ -147,4 +210,5 @@ export async function stopRedis(dataDir: string, logger?: Logger): Promise<boole
 export async function removeRedisData(dataDir: string, logger?: Logger): Promise<void> {
   await stopRedis(dataDir, logger);
   rmSync(paths(dataDir).dir, { recursive: true, force: true });
+  removePassword(dataDir, 'redis');
 }

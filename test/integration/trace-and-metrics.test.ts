@@ -1,7 +1,8 @@
 // Observability of a split farm (api, workers, relay-ingest as separate processes over real Redis,
 // PostgreSQL and a relay): one trace id from the HTTP request (x-trace-id) into the worker's log lines,
 // and from a NIP-46 request through relay-ingest, the job and the worker to the relay publish; the
-// metrics each process exports, including per-shard owner, depth and oldest-job age read at scrape time.
+// metrics each process exports, including per-shard owner, depth and oldest-job age read at scrape time,
+// behind METRICS_TOKEN on every port that serves them.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -55,8 +56,11 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
   return undefined;
 }
 
+/** METRICS_TOKEN of every process of this farm: a scrape must bring it. */
+const metricsToken = recordSecret(randomBytes(32).toString('hex'));
+
 async function scrape(base: string): Promise<string> {
-  const res = await fetch(`${base}/api/metrics`);
+  const res = await fetch(`${base}/api/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
   assert.equal(res.status, 200);
   return res.text();
 }
@@ -79,7 +83,7 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
   before(async () => {
     db = await createTestDatabase();
     relay = await startTestRelay();
-    env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: String(SHARDS), LEASE_TTL_MS: '1500', RPC_TIMEOUT_MS: '4000', BUNKER_RELAYS: relay.url });
+    env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: String(SHARDS), LEASE_TTL_MS: '1500', RPC_TIMEOUT_MS: '4000', BUNKER_RELAYS: relay.url, METRICS_TOKEN: metricsToken });
     await migrateDatabase(db.url);
     const [apiPort, metricsPort, ingestPort] = [await freePort(), await freePort(), await freePort()];
     apiBase = `http://127.0.0.1:${apiPort}`;
@@ -100,6 +104,31 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     await stopAllKeyfarms();
     await relay?.stop();
     await db?.drop().catch(() => undefined);
+  });
+
+  it('refuses /api/metrics without METRICS_TOKEN on the api, workers and relay-ingest ports; the probes stay open', async () => {
+    const bases = { api: apiBase, workers: workersBase, 'relay-ingest': ingestBase };
+    const attempts: Record<string, Record<string, string>> = {
+      'no header': {},
+      'a wrong token': { authorization: `Bearer ${randomBytes(32).toString('hex')}` },
+      'the token one character short': { authorization: `Bearer ${metricsToken.slice(0, -1)}` },
+      'the token as basic auth': { authorization: `Basic ${Buffer.from(`metrics:${metricsToken}`).toString('base64')}` },
+      'the token as a query parameter': {},
+    };
+    for (const [role, base] of Object.entries(bases)) {
+      for (const [what, headers] of Object.entries(attempts)) {
+        const url = what.includes('query') ? `${base}/api/metrics?token=${metricsToken}` : `${base}/api/metrics`;
+        const res = await fetch(url, { headers });
+        const body = await res.text();
+        assert.equal(res.status, 401, `${role}, ${what}: ${res.status}`);
+        assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer /, `${role}, ${what}`);
+        assert.doesNotMatch(body, /keyfarm_|# HELP/, `${role}, ${what}: metrics in a refusal`);
+        assert.ok(!body.includes(metricsToken), `${role}: the token in an error body`);
+      }
+      const allowed = await scrape(base);
+      assert.match(allowed, /^# HELP /m, `${role}: the scrape with the token gets the metrics`);
+      for (const probe of ['/health', '/healthz/startup']) assert.equal((await fetch(`${base}${probe}`)).status, 200, `${role} ${probe}`);
+    }
   });
 
   it('carries x-trace-id from the HTTP request into the api and worker log lines, and echoes it', async () => {

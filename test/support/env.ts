@@ -11,6 +11,11 @@ import { createPool } from '../../database/pool.js';
 import { recordSecret } from './logs.js';
 import { TEST_DATA_DIR } from './paths.js';
 
+/**
+ * For a server of your own on the standard ports. The embedded servers need a password, which the URLs
+ * scripts/test.sh exports carry; to run one test file against them:
+ * eval "$(node dist/bin/services.js start --data-dir .data/test --no-fsync)"; export DATABASE_URL REDIS_URL
+ */
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 

@@ -8,7 +8,7 @@ import { isProcessRunning, readPidFile, waitFor } from '../../shared/embedded/co
 import { startPostgres, stopPostgres } from '../../shared/embedded/postgres.js';
 import { redisPing, startRedis } from '../../shared/embedded/redis.js';
 import { testDataDir } from './env.js';
-import { testLogger } from './logs.js';
+import { recordSecret, testLogger } from './logs.js';
 
 export interface OwnServices {
   databaseUrl: string;
@@ -27,12 +27,19 @@ function portOf(url: string): number {
   return Number(new URL(url).port);
 }
 
+/** The generated password a URL of the embedded servers carries, recorded for the secret scan. */
+function recordedPassword(url: string): string {
+  return recordSecret(decodeURIComponent(new URL(url).password));
+}
+
 export async function startOwnServices(name: string): Promise<OwnServices> {
   const dataDir = testDataDir();
   const logger = testLogger(`${name}-services`);
   // Durable: a crash test must not be helped or hurt by skipped fsyncs.
   const services = await startEmbeddedServices({ dataDir, logger, durable: true });
   const redisPort = portOf(services.redisUrl);
+  const redisPassword = recordedPassword(services.redisUrl);
+  recordedPassword(services.databaseUrl);
   const pgPort = portOf(services.databaseUrl);
   const same = (url: string, port: number, what: string) => {
     if (portOf(url) !== port) throw new Error(`${what} came back on port ${portOf(url)}, not ${port}`);
@@ -50,7 +57,7 @@ export async function startOwnServices(name: string): Promise<OwnServices> {
       const pid = readPidFile(path.join(dataDir, 'redis', 'redis.pid'));
       if (pid === undefined) throw new Error('embedded redis has no pid file');
       process.kill(pid, 'SIGKILL');
-      const gone = await waitFor(async () => !isProcessRunning(pid, 'redis-server') && !(await redisPing(redisPort, 200)), 10_000, 50);
+      const gone = await waitFor(async () => !isProcessRunning(pid, 'redis-server') && !(await redisPing(redisPort, 200, redisPassword)), 10_000, 50);
       if (!gone) throw new Error('redis did not die');
     },
     async startRedis() {

@@ -70,6 +70,19 @@ export function readRecordedSecrets(dir: string): RecordedSecret[] {
   return secrets;
 }
 
+/**
+ * The generated passwords of the embedded servers of a data dir (`<dataDir>/credentials/*.password`,
+ * shared/embedded/credentials.ts): the suite's servers are started by scripts/test.sh, not by a test, so
+ * their passwords are read where they are kept rather than recorded.
+ */
+export function readEmbeddedPasswords(dataDir: string): RecordedSecret[] {
+  const dir = path.join(dataDir, 'credentials');
+  return listFiles(dir)
+    .filter((file) => file.endsWith('.password'))
+    .map((file) => ({ source: path.relative(dataDir, file), index: 1, value: readFileSync(file, 'utf8').trim() }))
+    .filter((secret) => secret.value.length >= MIN_SECRET_LENGTH);
+}
+
 /** Every regular file under `dir`, recursively, sorted; [] when `dir` does not exist. */
 export function listFiles(dir: string): string[] {
   let names: string[];

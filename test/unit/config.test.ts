@@ -67,6 +67,18 @@ describe('settings', () => {
     });
   }
 
+  it('takes a METRICS_TOKEN of 32+ token characters, and refuses others without echoing them', () => {
+    const good = 'a3f1'.repeat(16);
+    assert.equal(parseConfig({ METRICS_TOKEN: good }).METRICS_TOKEN, good);
+    assert.equal(parseConfig({}).METRICS_TOKEN, undefined, 'unset by default: /api/metrics stays open');
+    for (const value of ['too-short-token', `${'x'.repeat(40)} with spaces`, `${'y'.repeat(40)}"quote`, 'z'.repeat(513)]) {
+      assert.throws(
+        () => parseConfig({ METRICS_TOKEN: value }),
+        (err: unknown) => err instanceof ConfigError && err.setting === 'METRICS_TOKEN' && !err.message.includes(value),
+      );
+    }
+  });
+
   it('reads .env under the environment (the environment wins)', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'kf-env-'));
     const file = path.join(dir, '.env');

@@ -59,6 +59,16 @@ describe('deploy/compose.yaml', () => {
     assert.equal(services.workers.environment.METRICS_PORT, services.workers.environment.PORT);
   });
 
+  it('guards /api/metrics with METRICS_TOKEN and has Prometheus send that same token', () => {
+    for (const [name, s] of keyfarmServices) assert.match(s.environment.METRICS_TOKEN, /^\$\{METRICS_TOKEN:\?/, `${name}: METRICS_TOKEN is required`);
+    assert.deepEqual(compose.secrets.metrics_token, { environment: 'METRICS_TOKEN' });
+    assert.ok(services.prometheus.secrets.includes('metrics_token'), 'the token is mounted into Prometheus');
+    const configMount = (services.prometheus.volumes as string[]).find((v) => v.split(':')[1] === '/etc/prometheus/prometheus.yml')!;
+    const prometheus = parseYaml(readDeploy(path.relative(DEPLOY_DIR, hostPath(configMount)!)));
+    const job = prometheus.scrape_configs.find((j: any) => j.job_name === 'keyfarm');
+    assert.deepEqual(job.authorization, { type: 'Bearer', credentials_file: '/run/secrets/metrics_token' });
+  });
+
   it('scrapes every role on a real route and loads the alert rules and the dashboard from dashboards/', () => {
     const promVolumes: string[] = services.prometheus.volumes;
     const configMount = promVolumes.find((v) => v.split(':')[1] === '/etc/prometheus/prometheus.yml')!;

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { MissingBinaryError, removeEmbeddedServicesData, startEmbeddedServices, type EmbeddedServices } from '../../shared/embedded-services.js';
 import { findPostgres } from '../../shared/embedded/binaries.js';
-import { testLogger } from '../support/logs.js';
+import { recordSecret, testLogger } from '../support/logs.js';
 
 // A 0700 temp dir: run as root, the postgres user cannot enter it, so this also covers the relocated cluster.
 const dataDir = mkdtempSync(path.join(tmpdir(), 'kf-embedded-'));
@@ -49,8 +49,15 @@ async function withRedis<T>(url: string, fn: (r: Redis) => Promise<T>): Promise<
   }
 }
 
+/** Starts the servers and records the generated passwords their URLs carry, for the secret scan. */
+async function start(durable = false): Promise<EmbeddedServices> {
+  const started = await startEmbeddedServices({ dataDir, logger, durable });
+  for (const url of [started.databaseUrl, started.redisUrl]) recordSecret(decodeURIComponent(new URL(url).password));
+  return started;
+}
+
 before(async () => {
-  services = await startEmbeddedServices({ dataDir, logger, durable: false });
+  services = await start();
 });
 
 after(async () => {
@@ -98,7 +105,7 @@ test('data survives a stop and a start, on the same ports', async () => {
   assert.ok(!existsSync(path.join(dataDir, 'redis', 'redis.pid')), 'redis pid file left behind');
   assert.ok(!existsSync(path.join(dataDir, 'postgres', 'data', 'postmaster.pid')), 'postmaster.pid left behind');
 
-  services = await startEmbeddedServices({ dataDir, logger, durable: false });
+  services = await start();
   assert.equal(services.databaseUrl, first.databaseUrl);
   assert.equal(services.redisUrl, first.redisUrl);
   const rows = await withPg(services.databaseUrl, async (c) => (await c.query('SELECT name FROM survivors')).rows);

@@ -10,7 +10,8 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey } from 'nostr-tools/pure';
 import { nsecEncode } from 'nostr-tools/nip19';
 import { recordSecret, testLogFile, testLogger } from '../support/logs.js';
-import { describeLeak, listFiles, readRecordedSecrets, scanFiles, secretForms, type RecordedSecret } from '../support/secret-scan.js';
+import { ensurePassword } from '../../shared/embedded/credentials.js';
+import { describeLeak, listFiles, readEmbeddedPasswords, readRecordedSecrets, scanFiles, secretForms, type RecordedSecret } from '../support/secret-scan.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'kf-scan-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -55,6 +56,22 @@ test('reads recorded secrets back as JSON lines, skipping ones too short to scan
   mkdirSync(dir);
   writeFileSync(file, `${JSON.stringify('with "quotes"\nand a newline')}\n${JSON.stringify('short')}\n`);
   assert.deepEqual(readRecordedSecrets(dir), [{ source: 'a.test.txt', index: 1, value: 'with "quotes"\nand a newline' }]);
+});
+
+test("reads the embedded servers' generated passwords from a data dir, and finds them in a log", () => {
+  const dataDir = path.join(scratch, 'data');
+  assert.deepEqual(readEmbeddedPasswords(dataDir), [], 'a data dir without servers holds no passwords');
+  const postgres = ensurePassword(dataDir, 'postgres');
+  const redis = ensurePassword(dataDir, 'redis');
+  assert.deepEqual(readEmbeddedPasswords(dataDir).map((s) => [s.source, s.value]), [
+    [path.join('credentials', 'postgres.password'), postgres],
+    [path.join('credentials', 'redis.password'), redis],
+  ]);
+  const log = path.join(scratch, 'url.log');
+  writeFileSync(log, `{"msg":"connecting to redis://:${redis}@127.0.0.1:6379"}\n`);
+  assert.deepEqual(scanFiles([log], readEmbeddedPasswords(dataDir)).map((l) => describeLeak(l, scratch)), [
+    'url.log:1: secret #1 recorded in credentials/redis.password (as recorded form)',
+  ]);
 });
 
 test("the suite's logger writes secret fields to its file as [redacted]", () => {

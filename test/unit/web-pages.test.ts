@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseRelayLines } from '../../api/pages/account-routes.js';
 import { safeNext } from '../../api/pages/guard.js';
+import { layout } from '../../api/pages/layout.js';
 import { html, raw } from '../../api/pages/html.js';
 import { describePolicy } from '../../api/pages/policy-words.js';
 
@@ -38,5 +39,15 @@ describe('web pages', () => {
     assert.deepEqual(parseRelayLines(''), []);
     assert.throws(() => parseRelayLines('https://a.example'), /not a ws:\/\/ or wss:\/\/ relay/);
     assert.throws(() => parseRelayLines(Array.from({ length: 21 }, (_, i) => `wss://r${i}.example`).join('\n')), /at most 20/);
+  });
+
+  it('links no operator page (Bull Board, metrics) from a page a user sees, signed in or not', () => {
+    const body = html`<p>content</p>`;
+    for (const user of [undefined, { email: 'someone@example.com', csrf: 'form-token' }]) {
+      const page = layout({ title: 'Account', body, user, path: '/account' });
+      assert.ok(page.includes('<p>content</p>'));
+      assert.doesNotMatch(page, /href="[^"]*\/admin\b/i, 'a link to Bull Board');
+      assert.doesNotMatch(page, /href="[^"]*\/metrics\b/i, 'a link to the metrics');
+    }
   });
 });
