@@ -58,7 +58,7 @@ describe('the farm as processes', () => {
     await Promise.all([a.proc.stop(), b.proc.stop(), w.stop()]);
   });
 
-  it('loses no request when one of three workers is killed with SIGKILL under load', async (t) => {
+  it('answers every request, signed or 503 to retry, never a dropped connection, when one of three workers is killed with SIGKILL under load', async (t) => {
     const api = await startApi(env, 'api-kill');
     const workers = [await startWorkers(env, 'worker-1'), await startWorkers(env, 'worker-2'), await startWorkers(env, 'worker-3')];
     await sleep(2000); // let the three divide the shards
