@@ -8,6 +8,7 @@ import { ShardNames, shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { baseTestEnv, createTestDatabase, freePort, redisUrl, type TestDatabase, migrateDatabase } from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
+import { recordDatabaseKeys } from '../support/stored-keys.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const note = (content: string) => ({ kind: 1, content, tags: [], created_at: Math.floor(Date.now() / 1000) });
@@ -34,7 +35,12 @@ describe('the farm as processes', () => {
   });
   after(async () => {
     await stopAllKeyfarms();
-    await db?.drop().catch(() => undefined);
+    try {
+      // Every key the processes held (server-generated ones included) goes to the secret scan.
+      if (env) await recordDatabaseKeys(env);
+    } finally {
+      await db?.drop().catch(() => undefined);
+    }
   });
 
   it('a revocation through one api process is refused at once by another', async () => {

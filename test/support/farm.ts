@@ -2,15 +2,18 @@
 import { migrate } from '../../database/migrate.js';
 import { startRoles, type RoleSet } from '../../bin/roles.js';
 import { prepareRuntime, type Runtime } from '../../bin/runtime.js';
+import { createKeyManager } from '../../shared/custody/index.js';
 import { parseConfig, type Config } from '../../shared/config.js';
 import { baseTestEnv, createTestDatabase } from './env.js';
 import { testLogger } from './logs.js';
+import { recordStoredKeys } from './stored-keys.js';
 
 export interface TestFarm {
   url: string;
   config: Config;
   rt: Runtime;
   env: Record<string, string>;
+  /** Stops the roles, records every key its database holds for the secret scan, then drops the database. */
   stop(): Promise<void>;
 }
 
@@ -32,8 +35,17 @@ export async function startTestFarm(
     env,
     async stop() {
       await running.stop();
-      await rt.db.end();
-      await database.drop().catch(() => undefined);
+      try {
+        const keyManager = await createKeyManager(config);
+        try {
+          await recordStoredKeys(rt.db, keyManager);
+        } finally {
+          await keyManager.close();
+        }
+      } finally {
+        await rt.db.end();
+        await database.drop().catch(() => undefined);
+      }
     },
   };
 }
