@@ -1,6 +1,9 @@
 // Runs last in the suite (node's runner sorts files: dist/test/zz-* comes after unit/ and integration/).
 // Every secret a test recorded must be absent from every log the suite wrote, in every obvious encoding,
 // and so must the generated passwords of the suite's embedded PostgreSQL and Redis (read from .data/test).
+// Recorded secrets include every key the suite's farms held (server-generated bunker and user keys too):
+// test farms and the tests that run Keyfarm processes unseal and record them before dropping their
+// databases (test/support/stored-keys.ts).
 // scripts/test.sh sets KEYFARM_TEST_SUITE=1: then an empty scan means the recording broke, and fails.
 // Run alone, with nothing recorded yet, there is nothing to check and the test says so.
 import assert from 'node:assert/strict';

@@ -18,6 +18,7 @@ import { baseTestEnv, createTestDatabase, databaseUrl, freePort, testDataDir, te
 import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { recordDatabaseKeys } from '../support/stored-keys.js';
 
 useWebSocketImplementation(WebSocket);
 
@@ -162,5 +163,7 @@ describe('backup and restore drill', () => {
     assert.ok(verifyEvent(afterRestore));
     await again.close();
     await farmAfter.stop();
+    // Every key the farm held (its bunker keys too) goes to the secret scan.
+    await recordDatabaseKeys(env);
   });
 });

@@ -42,8 +42,6 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what =
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** A client key pair whose secret is recorded for the log scan. */
 function clientKey() {
   const sk = generateSecretKey();
@@ -255,15 +253,19 @@ describe('NIP-46 bunker over relays', () => {
 
   it('answers the same request seen on two relays once', async () => {
     const { bp } = await newBunker();
+    await waitFor(() => relayB.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))), 5000, 'subscription on relay B');
     const c = rawClient(bp.pubkey);
     await c.listen([relayA.url, relayB.url]);
+    const duplicatesBefore = await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' });
     const connect = c.request(c.nip44({ id: 'c1', method: 'connect', params: [bp.pubkey, bp.secret] }));
     await c.publish(connect, [relayA.url, relayB.url]);
     assert.equal((await c.answer('c1')).result, 'ack');
     const ping = c.request(c.nip44({ id: 'p1', method: 'ping', params: [] }));
     await c.publish(ping, [relayA.url, relayB.url]);
     assert.equal((await c.answer('p1')).result, 'pong');
-    await sleep(500);
+    // Each request reached relay-ingest twice (relays A and B): once the second copy of both is counted as a
+    // duplicate, no copy is left that could make a second answer.
+    await waitFor(async () => (await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' })) >= duplicatesBefore + 2, 5000, 'both second copies dropped');
     assert.equal(c.answersTo('p1').length, 1, 'one response event');
     assert.equal(relayA.published(bp.pubkey).filter((e) => e.tags.some((t) => t[1] === c.key.pk)).length, 2, 'two responses in all (connect, ping)');
   });
@@ -279,16 +281,21 @@ describe('NIP-46 bunker over relays', () => {
     const redis = createRedis(farm.rt.redisUrl);
     try {
       const { bp } = await newBunker();
-      await waitFor(() => relayA.stats.reqs.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))).length >= 2, 5000, 'both replicas subscribed');
+      for (const relay of [relayA, relayB]) {
+        await waitFor(() => relay.stats.reqs.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))).length >= 2, 5000, 'both replicas subscribed');
+      }
       const c = rawClient(bp.pubkey);
       await c.listen([relayA.url]);
+      const duplicatesBefore = await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' });
       const connect = c.request(c.nip44({ id: 'c1', method: 'connect', params: [bp.pubkey, bp.secret] }));
       await c.publish(connect, [relayA.url, relayB.url]);
       assert.equal((await c.answer('c1')).result, 'ack');
       const ping = c.request(c.nip44({ id: 'p2', method: 'ping', params: [] }));
       await c.publish(ping, [relayA.url, relayB.url]);
       assert.equal((await c.answer('p2')).result, 'pong');
-      await sleep(500);
+      // Two replicas on two relays see each request four times: one is taken, and once the other three of
+      // both requests are counted as duplicates, nothing is left that could make a second answer.
+      await waitFor(async () => (await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' })) >= duplicatesBefore + 6, 5000, 'every other copy dropped');
       assert.equal(c.answersTo('p2').length, 1);
 
       const names = new ShardNames(farm.config.KEY_PREFIX);
@@ -327,7 +334,8 @@ describe('NIP-46 bunker over relays', () => {
       await admission.release(shard, filler);
       await c.publish(c.request(c.nip44({ id: 'room1', method: 'ping', params: [] })), [relayA.url]);
       assert.equal((await c.answer('room1')).result, 'pong');
-      await sleep(300);
+      // Admission refused it before any job was made (the counted drop above) and its claim stays, so
+      // nothing can run it later; room1, sent after it, has been answered.
       assert.equal(c.answersTo('full1').length, 0, 'the dropped request was never run');
     } finally {
       await admission.release(shard, filler);
@@ -335,7 +343,7 @@ describe('NIP-46 bunker over relays', () => {
     }
   });
 
-  it('reconnects by itself after a relay restart and answers requests sent while it was away', async () => {
+  it('reconnects by itself after a relay restart: a request sent before it resubscribed is lost, the client\'s retry is answered', async () => {
     const { bp } = await newBunker({ relays: [relayB.url] }, relayB);
     const c = rawClient(bp.pubkey);
     const connect = c.request(c.nip44({ id: 'c1', method: 'connect', params: [bp.pubkey, bp.secret] }));
@@ -345,22 +353,37 @@ describe('NIP-46 bunker over relays', () => {
     c.close();
 
     await relayB.stop();
-    await sleep(700); // relay-ingest notices and backs off
     const ready = await call(base, 'GET', '/healthz/ready');
     assert.equal(ready.status, 200, 'still ready with one relay of two');
     const reqsBefore = relayB.stats.reqs.length;
+    const resubscribed = () => relayB.stats.reqs.slice(reqsBefore).find(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey)));
+    // The relay comes back; relay-ingest reconnects, but its subscription is held: it is not listening yet.
+    relayB.holdReqs([bp.pubkey]);
     await relayB.start();
-    // The request goes out at once, before relay-ingest is back: the relay keeps it, `since` fetches it.
+    await waitFor(() => resubscribed() !== undefined, 8000, 'relay-ingest reconnected and resubscribing');
     const c2 = rawClient(bp.pubkey);
     (c2 as unknown as { key: ReturnType<typeof clientKey> }).key = c.key;
     await c2.listen([relayB.url]);
-    const ping = c2.request(c2.nip44({ id: 'away', method: 'ping', params: [] }));
-    await c2.publish(ping, [relayB.url]);
-    assert.equal((await c2.answer('away', 8000)).result, 'pong');
-    // relay-ingest resubscribed by itself, reaching back past the request.
-    const resub = relayB.stats.reqs.slice(reqsBefore).find(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey)));
-    assert.ok(resub, 'resubscribed after the restart');
-    assert.ok(resub[1][0]!.since! <= ping.created_at - 60, 'the since window covers the time away');
+    const away = c2.request(c2.nip44({ id: 'away', method: 'ping', params: [] }));
+    await c2.publish(away, [relayB.url]);
+    relayB.releaseReqs();
+
+    // Like a NIP-46 client, retry a request that got no answer: the retry is answered.
+    let answered: { result: string } | undefined;
+    for (let attempt = 1; attempt <= 3 && !answered; attempt++) {
+      const id = `retry-${attempt}`;
+      await c2.publish(c2.request(c2.nip44({ id, method: 'ping', params: [] })), [relayB.url]);
+      answered = await c2.answer(id, 3000).catch(() => undefined);
+    }
+    assert.equal(answered?.result, 'pong', 'a retry after the reconnect is answered');
+    // A relay that follows NIP-01 keeps no ephemeral event, so nothing can bring the lost request back:
+    // relay-ingest is subscribed (the retry's answer shows it) and the relay holds no kind 24133.
+    assert.equal([...relayB.repo.events.values()].filter((e) => e.kind === 24133).length, 0, 'the relay stored no NIP-46 event');
+    assert.equal(c2.answersTo('away').length, 0, 'the request sent while relay-ingest was away is lost');
+    // relay-ingest resubscribed by itself, with a since window reaching back past the time away, for
+    // relays that do keep such events a while.
+    const resub = resubscribed()!;
+    assert.ok(resub[1][0]!.since! <= away.created_at - 60, 'the since window covers the time away');
   });
 
   it('answers NIP-04 requests in NIP-04', async () => {

@@ -13,6 +13,7 @@ import { verifyEvent } from 'nostr-tools';
 import { authorizeApp, registerUser } from '../support/client.js';
 import { baseTestEnv, createTestDatabase, freePort, type TestDatabase, migrateDatabase } from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
+import { recordDatabaseKeys } from '../support/stored-keys.js';
 import { waitFor } from './farm-fixtures.js';
 
 const CLIENTS = 6;
@@ -107,7 +108,12 @@ describe('rolling restart under steady load', () => {
   });
   after(async () => {
     await stopAllKeyfarms();
-    await db?.drop().catch(() => undefined);
+    try {
+      // Every key the processes held (server-generated ones included) goes to the secret scan.
+      if (env) await recordDatabaseKeys(env);
+    } finally {
+      await db?.drop().catch(() => undefined);
+    }
   });
 
   it('restarting api-1, api-2, workers-1 and workers-2 one at a time fails no request', async (t) => {

@@ -21,6 +21,7 @@ import { authorizeApp, registerUser, rpc } from '../support/client.js';
 import { baseTestEnv, createTestDatabase, freePort, type TestDatabase } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
+import { recordDatabaseKeys } from '../support/stored-keys.js';
 
 const SEEDED_USERS = 500;
 const SEEDED_AUTHORIZATIONS = 300;
@@ -108,7 +109,12 @@ describe('keyfarm rotate-kek', () => {
   after(async () => {
     await stopAllKeyfarms();
     await pool?.end();
-    await db?.drop().catch(() => undefined);
+    try {
+      // Every key the processes held, as the last rotation left them, goes to the secret scan.
+      if (env) await recordDatabaseKeys(env);
+    } finally {
+      await db?.drop().catch(() => undefined);
+    }
   });
 
   it('re-wraps every key under the new KEK while the farm runs, resuming after a kill -9', async (t) => {

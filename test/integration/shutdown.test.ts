@@ -16,6 +16,7 @@ import { authorizeApp, call, registerUser, rpc, type Res } from '../support/clie
 import { baseTestEnv, createTestDatabase, freePort, redisUrl, testKeyPrefix, type TestDatabase, migrateDatabase } from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { recordDatabaseKeys } from '../support/stored-keys.js';
 import { waitFor } from './farm-fixtures.js';
 
 const note = (content: string) => ({ kind: 1, content, tags: [], created_at: Math.floor(Date.now() / 1000) });
@@ -76,7 +77,12 @@ describe('graceful shutdown on SIGTERM', () => {
   after(async () => {
     await stopAllKeyfarms();
     await relay?.stop();
-    await db?.drop().catch(() => undefined);
+    try {
+      // Every key the processes held (server-generated ones included) goes to the secret scan.
+      if (env) await recordDatabaseKeys(env);
+    } finally {
+      await db?.drop().catch(() => undefined);
+    }
   });
 
   /** Each test its own Redis namespace, so a process another test left running cannot take its jobs. */
@@ -159,6 +165,9 @@ describe('graceful shutdown on SIGTERM', () => {
       workers.kill('SIGTERM');
       await workers.waitForLog(/shutting down/, 5000);
       await waitFor('the api port closed', () => refused(api.base), 10_000);
+      // Both are shutting down with nothing left to wait for but this job: one that did not wait for it would
+      // exit within a few ms. 500 ms is a wide margin for that on a loaded machine, and far below
+      // SHUTDOWN_JOBS_TIMEOUT_MS, the longest they may wait.
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(workers.hasExited() || api.proc.hasExited(), false, 'both wait for the running job');
       await lock.release();

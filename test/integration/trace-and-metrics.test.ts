@@ -18,6 +18,7 @@ import { baseTestEnv, createTestDatabase, freePort, type TestDatabase, migrateDa
 import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { recordDatabaseKeys } from '../support/stored-keys.js';
 
 useWebSocketImplementation(WebSocket);
 
@@ -103,7 +104,12 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     for (const p of pools) p.destroy();
     await stopAllKeyfarms();
     await relay?.stop();
-    await db?.drop().catch(() => undefined);
+    try {
+      // Every key the processes held (server-generated ones included) goes to the secret scan.
+      if (env) await recordDatabaseKeys(env);
+    } finally {
+      await db?.drop().catch(() => undefined);
+    }
   });
 
   it('refuses /api/metrics without METRICS_TOKEN on the api, workers and relay-ingest ports; the probes stay open', async () => {

@@ -3,9 +3,11 @@ import { migrate } from '../../database/migrate.js';
 import { startRoles, type RoleSet } from '../../bin/roles.js';
 import type { RelayIngest } from '../../relay-ingest/index.js';
 import { prepareRuntime, type Runtime } from '../../bin/runtime.js';
+import { createKeyManager } from '../../shared/custody/index.js';
 import { parseConfig, type Config } from '../../shared/config.js';
 import { baseTestEnv, createTestDatabase } from './env.js';
 import { testLogger } from './logs.js';
+import { recordStoredKeys } from './stored-keys.js';
 
 export interface TestFarm {
   url: string;
@@ -14,6 +16,7 @@ export interface TestFarm {
   env: Record<string, string>;
   /** The farm's relay-ingest, when it runs one. */
   relayIngest?: RelayIngest;
+  /** Stops the roles, records every key its database holds for the secret scan, then drops the database. */
   stop(): Promise<void>;
 }
 
@@ -36,8 +39,17 @@ export async function startTestFarm(
     relayIngest: running.relayIngest,
     async stop() {
       await running.stop();
-      await rt.db.end();
-      await database.drop().catch(() => undefined);
+      try {
+        const keyManager = await createKeyManager(config);
+        try {
+          await recordStoredKeys(rt.db, keyManager);
+        } finally {
+          await keyManager.close();
+        }
+      } finally {
+        await rt.db.end();
+        await database.drop().catch(() => undefined);
+      }
     },
   };
 }

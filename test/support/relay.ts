@@ -1,7 +1,9 @@
 // A real Nostr relay for tests: @nostr-relay/core wired to a `ws` server, over an in-memory repository.
-// Like the NIP-46 relays bunkers use, it keeps kind-24133 (ephemeral) events for a while, so a subscriber
-// that comes back with `since` gets the requests it missed. It can be stopped and started again on the
-// same port, and it injects faults: refused publishes, events that skip validation (forged, oversized).
+// Like relays that follow NIP-01, it does not store ephemeral events (kinds 20000-29999, NIP-46's 24133
+// among them): it sends them to the subscribers connected at that moment, and a subscriber that comes back
+// later, whatever its `since`, never sees them. `storeEphemeral` makes a relay that keeps them, for a test
+// that says why it needs one. It can be stopped and started again on the same port, and it injects
+// faults: refused publishes, events that skip validation (forged, oversized).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NostrRelay } from '@nostr-relay/core';
@@ -40,16 +42,27 @@ export interface TestRelayStats {
   reqs: [string, Filter[]][];
 }
 
+export interface TestRelayOptions {
+  /** Keep ephemeral events and serve them to later subscriptions, as no spec-following relay does. */
+  storeEphemeral?: boolean;
+}
+
+const isEphemeral = (kind: number) => kind >= 20000 && kind < 30000;
+
 export class TestRelay {
   readonly repo = new MemoryEventRepository();
   readonly stats: TestRelayStats = { publishedBy: new Map(), reqs: [] };
   /** Refuse (OK false, "error: ...") the next n EVENT messages from this pubkey. */
   refuseNext = new Map<string, number>();
+  /** While set, REQs naming these pubkeys in `#p` wait here: their subscriptions are not active yet. */
+  private held: { pubkeys: Set<string>; release: Promise<void>; open(): void } | undefined;
   private relay: NostrRelay | undefined;
   private http: Server | undefined;
   private wss: WebSocketServer | undefined;
   private sockets = new Set<WebSocket>();
   private port = 0;
+
+  constructor(private readonly options: TestRelayOptions = {}) {}
 
   get url(): string {
     return `ws://127.0.0.1:${this.port}`;
@@ -104,6 +117,21 @@ export class TestRelay {
     this.relay = undefined;
   }
 
+  /**
+   * Holds every REQ whose `#p` names one of `pubkeys` until releaseReqs(): the subscriber is connected but
+   * not yet subscribed, so events published meanwhile reach it only if the relay stores them.
+   */
+  holdReqs(pubkeys: string[]): void {
+    let open!: () => void;
+    const release = new Promise<void>((resolve) => (open = resolve));
+    this.held = { pubkeys: new Set(pubkeys), release, open };
+  }
+
+  releaseReqs(): void {
+    this.held?.open();
+    this.held = undefined;
+  }
+
   /** Sends an event to matching subscribers without any validation (forged, malformed or huge events). */
   async inject(event: Event): Promise<void> {
     await this.relay?.broadcast(event);
@@ -122,7 +150,12 @@ export class TestRelay {
   private plugin(): HandleMessagePlugin {
     return {
       handleMessage: async (ctx, message, next) => {
-        if (message[0] === 'REQ') this.stats.reqs.push([message[1] as string, message.slice(2) as Filter[]]);
+        if (message[0] === 'REQ') {
+          const filters = message.slice(2) as Filter[];
+          this.stats.reqs.push([message[1] as string, filters]);
+          const held = this.held;
+          if (held && filters.some((f) => f['#p']?.some((p) => held.pubkeys.has(p)))) await held.release;
+        }
         if (message[0] !== 'EVENT') return next();
         const event = message[1] as Event;
         const refuse = this.refuseNext.get(event.pubkey) ?? 0;
@@ -136,8 +169,7 @@ export class TestRelay {
           const list = this.stats.publishedBy.get(event.pubkey) ?? [];
           if (!list.some((e) => e.id === event.id)) list.push(event);
           this.stats.publishedBy.set(event.pubkey, list);
-          // Keep ephemeral NIP-46 events for subscribers that come back with `since`.
-          if (event.kind === 24133) this.repo.upsert(event);
+          if (this.options.storeEphemeral && isEphemeral(event.kind)) this.repo.upsert(event);
         }
         return result;
       },
@@ -153,6 +185,6 @@ const silentLogger = {
   error() {},
 };
 
-export async function startTestRelay(): Promise<TestRelay> {
-  return new TestRelay().start();
+export async function startTestRelay(options: TestRelayOptions = {}): Promise<TestRelay> {
+  return new TestRelay(options).start();
 }

@@ -1,0 +1,328 @@
+// Attacks on the HTTP doors, each performed against a real farm (real PostgreSQL and Redis) and shown to do
+// no harm: a code exchanged by another client or for another redirect_uri, expired grants, tokens and
+// sessions (rows aged in the database), sessions outliving a password change, password spraying from one
+// address, a weak export passphrase, a session token used as an RPC token and the reverse, and a revoke
+// while the revocation broadcast, or Redis itself, is down.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { nip19 } from 'nostr-tools';
+import { startApi, type RunningApi } from '../../api/index.js';
+import { hashToken } from '../../api/services/tokens.js';
+import { openKeyManager, VERSION } from '../../bin/runtime.js';
+import type { KeyManager } from '../../shared/custody/key-manager.js';
+import { authorizeApp, call, pkcePair, registerUser, rpc } from '../support/client.js';
+import { redisUrl } from '../support/env.js';
+import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { recordSecret, testLogger } from '../support/logs.js';
+import { startRedisProxy, type CuttableProxy } from '../support/tcp-proxy.js';
+import { waitFor } from './farm-fixtures.js';
+
+const PUBLIC_URL = 'https://keyfarm.example';
+const CSRF_COOKIE = '__Host-keyfarm_csrf';
+const REDIRECT_URI = 'http://127.0.0.1:9/callback';
+
+const cookiePair = (setCookie: string | null, name: string) => {
+  const match = new RegExp(`(?:^|,\\s*)(${name.replace(/[-$]/g, '\\$&')}=[^;]+)`).exec(setCookie ?? '');
+  return match?.[1];
+};
+const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
+describe('security of the HTTP doors: attacks that must do no harm', () => {
+  let farm: TestFarm;
+  let base: string;
+  /** Redis as the farm (api A and the workers) sees it, and as api B sees it. */
+  let proxyA: CuttableProxy;
+  let proxyB: CuttableProxy;
+  let apiB: RunningApi;
+  let keyManagerB: KeyManager;
+
+  before(async () => {
+    proxyA = await startRedisProxy(redisUrl());
+    proxyB = await startRedisProxy(redisUrl());
+    farm = await startTestFarm('security-http', { PUBLIC_URL, REDIS_URL: proxyA.urlFor(redisUrl()) });
+    base = farm.url;
+    // A second api instance over the same database and Redis (its own link to Redis), as in a deployment.
+    keyManagerB = await openKeyManager(farm.rt);
+    apiB = await startApi({
+      config: farm.config,
+      logger: testLogger('security-http-api-b'),
+      db: farm.rt.db,
+      redisUrl: proxyB.urlFor(redisUrl()),
+      keyManager: keyManagerB,
+      version: VERSION,
+    });
+  });
+
+  after(async () => {
+    proxyA?.restore();
+    proxyB?.restore();
+    await apiB?.close();
+    await keyManagerB?.close();
+    await farm?.stop();
+    await proxyA?.stop();
+    await proxyB?.stop();
+  });
+
+  /** Runs SQL on the farm's database (to age rows as time would). */
+  const sql = (text: string, params: unknown[]) => farm.rt.db.query(text, params);
+
+  /** An OAuth code issued to `client_id` for `redirect_uri`, and its PKCE verifier. */
+  async function codeFor(session: string, clientId: string, redirectUri = REDIRECT_URI) {
+    const { verifier, challenge } = pkcePair();
+    const res = await call(base, 'POST', '/api/oauth/authorize', {
+      client_id: clientId, redirect_uri: redirectUri, scope: 'policy:full', approved: true,
+      code_challenge: challenge, code_challenge_method: 'S256',
+    }, session);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return { code: recordSecret(res.body.code as string), verifier };
+  }
+
+  async function authorizationsOf(session: string): Promise<{ authorization_id: string; application_name: string; revoked_at: string | null }[]> {
+    const res = await call(base, 'GET', '/api/user/sessions', undefined, session);
+    assert.equal(res.status, 200);
+    return res.body;
+  }
+
+  /** A signed-in browser (session cookie + CSRF cookie) and the form token of `path`. */
+  async function browser(session: string, path: string) {
+    const cookie = `keyfarm_session=${session}`;
+    const res = await fetch(base + path, { headers: { cookie }, redirect: 'manual' });
+    const html = await res.text();
+    const csrf = cookiePair(res.headers.get('set-cookie'), CSRF_COOKIE);
+    const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+    assert.ok(csrf && token, `a form token on ${path}`);
+    const post = (fields: Record<string, string>) => fetch(base + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${cookie}; ${csrf}` },
+      body: form({ ...fields, _csrf: token }),
+      redirect: 'manual',
+    });
+    return { post };
+  }
+
+  describe('OAuth code binding', () => {
+    it('refuses a code exchanged under another client_id, and creates no grant', async () => {
+      const user = await registerUser(base);
+      const { code, verifier } = await codeFor(user.session, 'app-one');
+      const stolen = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'authorization_code', code, client_id: 'app-two', redirect_uri: REDIRECT_URI, code_verifier: verifier,
+      });
+      assert.equal(stolen.status, 400, JSON.stringify(stolen.body));
+      assert.equal(stolen.body.error, 'invalid_grant');
+      assert.equal(stolen.body.access_token, undefined);
+      assert.deepEqual(await authorizationsOf(user.session), [], 'no authorization was created');
+    });
+
+    it('refuses a code exchanged for another redirect_uri, and creates no grant', async () => {
+      const user = await registerUser(base);
+      const { code, verifier } = await codeFor(user.session, 'app-one');
+      const stolen = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'authorization_code', code, client_id: 'app-one', redirect_uri: 'http://127.0.0.1:9/elsewhere', code_verifier: verifier,
+      });
+      assert.equal(stolen.status, 400, JSON.stringify(stolen.body));
+      assert.equal(stolen.body.error, 'invalid_grant');
+      assert.deepEqual(await authorizationsOf(user.session), [], 'no authorization was created');
+      // The same flow with the client's own values is honoured (the refusal above is the binding, not the flow).
+      const own = await codeFor(user.session, 'app-one');
+      const exchanged = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'authorization_code', code: own.code, client_id: 'app-one', redirect_uri: REDIRECT_URI, code_verifier: own.verifier,
+      });
+      assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));
+      recordSecret(exchanged.body.access_token);
+      recordSecret(exchanged.body.refresh_token);
+    });
+  });
+
+  describe('expiry (rows aged in the database, before the token is first used)', () => {
+    it('refuses RPC under an authorization whose expires_at has passed (403)', async () => {
+      const user = await registerUser(base);
+      const app = await authorizeApp(base, user.session, 'full');
+      const [grant] = await authorizationsOf(user.session);
+      await sql(`UPDATE authorizations SET expires_at = now() - interval '1 second' WHERE id = $1`, [grant!.authorization_id]);
+      const res = await rpc(base, app.access_token, 'sign_event', [{ kind: 1, content: 'after expiry', tags: [], created_at: 1_700_000_000 }]);
+      assert.equal(res.status, 403, JSON.stringify(res.body));
+      assert.match(res.body.error, /authorization expired/);
+      assert.equal((await rpc(base, app.access_token, 'get_public_key')).status, 403);
+    });
+
+    it('refuses an access token past its expiry (401), while its refresh token still works', async () => {
+      const user = await registerUser(base);
+      const app = await authorizeApp(base, user.session, 'full');
+      await sql(`UPDATE oauth_tokens SET access_expires_at = now() - interval '1 second' WHERE access_hash = $1`, [hashToken(app.access_token)]);
+      const res = await rpc(base, app.access_token, 'ping');
+      assert.equal(res.status, 401, JSON.stringify(res.body));
+      const refreshed = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: app.refresh_token });
+      assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+      recordSecret(refreshed.body.access_token);
+      recordSecret(refreshed.body.refresh_token);
+      assert.equal((await rpc(base, refreshed.body.access_token, 'ping')).status, 200);
+    });
+
+    it('refuses a refresh token past its expiry (invalid_grant) and issues nothing', async () => {
+      const user = await registerUser(base);
+      const app = await authorizeApp(base, user.session, 'full');
+      await sql(`UPDATE oauth_tokens SET refresh_expires_at = now() - interval '1 second' WHERE refresh_hash = $1`, [hashToken(app.refresh_token)]);
+      const res = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: app.refresh_token });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error, 'invalid_grant');
+      assert.equal(res.body.access_token, undefined);
+      const { rows } = await sql('SELECT count(*)::int AS n FROM oauth_tokens t JOIN authorizations a ON a.id = t.authorization_id WHERE a.user_id = (SELECT user_id FROM sessions WHERE token_hash = $1)', [hashToken(user.session)]);
+      assert.equal(rows[0].n, 1, 'no new token pair');
+    });
+
+    it('refuses a session past its expiry (401) on the JSON routes and sends the browser to log in', async () => {
+      const user = await registerUser(base);
+      await sql(`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1`, [hashToken(user.session)]);
+      assert.equal((await call(base, 'GET', '/api/user/account', undefined, user.session)).status, 401);
+      assert.equal((await call(base, 'POST', '/api/user/bunker/create', { app_name: 'late' }, user.session)).status, 401);
+      const page = await fetch(`${base}/account`, { headers: { cookie: `keyfarm_session=${user.session}` }, redirect: 'manual' });
+      assert.equal(page.status, 303);
+      assert.match(page.headers.get('location') ?? '', /^\/login/);
+    });
+  });
+
+  it('ends every other session of the account when the password changes', async () => {
+    const user = await registerUser(base);
+    const other = await call(base, 'POST', '/api/auth/login', { email: user.email, password: user.password });
+    assert.equal(other.status, 200);
+    const otherSession = recordSecret(other.body.token as string);
+    assert.equal((await call(base, 'GET', '/api/user/account', undefined, otherSession)).status, 200);
+
+    const newPassword = recordSecret(`new-${user.password}`);
+    const page = await browser(user.session, '/account/password');
+    const changed = await page.post({ current_password: user.password, new_password: newPassword, confirm_password: newPassword });
+    assert.equal(changed.status, 200, await changed.text());
+
+    assert.equal((await call(base, 'GET', '/api/user/account', undefined, otherSession)).status, 401, 'the other session is over');
+    assert.equal((await call(base, 'GET', '/api/user/account', undefined, user.session)).status, 200, 'the session that changed it stays');
+    assert.equal((await call(base, 'POST', '/api/auth/login', { email: user.email, password: user.password })).status, 401);
+    const fresh = await call(base, 'POST', '/api/auth/login', { email: user.email, password: newPassword });
+    assert.equal(fresh.status, 200);
+    recordSecret(fresh.body.token);
+  });
+
+  it('stops password spraying: wrong passwords from one address over many accounts end in 429', async () => {
+    // Each account sees one wrong password only, so no per-account limit can be what stops this.
+    const sprayer = { 'x-forwarded-for': '203.0.113.77' };
+    const statuses: number[] = [];
+    const bound = 200;
+    for (let i = 0; i < bound; i++) {
+      const victim = await registerUser(base);
+      const res = await call(base, 'POST', '/api/auth/login', { email: victim.email, password: 'not the password' }, undefined, sprayer);
+      statuses.push(res.status);
+      if (res.status !== 401) break;
+    }
+    assert.equal(statuses.at(-1), 429, `no 429 within ${bound} accounts: ${statuses.join(',')}`);
+    assert.ok(statuses.slice(0, -1).every((s) => s === 401), statuses.join(','));
+    assert.ok(statuses.length > 1, 'the address was refused only after failures');
+
+    // The address stays refused, even with a right password; the account itself is not locked.
+    const next = await registerUser(base);
+    const refused = await call(base, 'POST', '/api/auth/login', { email: next.email, password: next.password }, undefined, sprayer);
+    assert.equal(refused.status, 429);
+    assert.ok(Number(refused.headers.get('retry-after')) > 0);
+    assert.equal(refused.body.token, undefined);
+    const elsewhere = await call(base, 'POST', '/api/auth/login', { email: next.email, password: next.password }, undefined, { 'x-forwarded-for': '198.51.100.8' });
+    assert.equal(elsewhere.status, 200);
+    recordSecret(elsewhere.body.token);
+  });
+
+  it('refuses a key export under a passphrase shorter than the minimum, with no key in the answer', async () => {
+    const user = await registerUser(base);
+    const page = await browser(user.session, '/account/export');
+    const weak = await page.post({ password: user.password, passphrase: 'seven77' });
+    const weakBody = await weak.text();
+    assert.equal(weak.status, 400, weakBody);
+    assert.doesNotMatch(weakBody, /nsec1|ncryptsec1/);
+    // At the minimum (8 characters) the export is given.
+    const ok = await page.post({ password: user.password, passphrase: 'eight888' });
+    const okBody = await ok.text();
+    assert.equal(ok.status, 200);
+    const nsec = /nsec1[02-9ac-hj-np-z]{58}/.exec(okBody)?.[0];
+    assert.ok(nsec, 'the export page shows the nsec');
+    recordSecret(nsec);
+    const decoded = nip19.decode(nsec);
+    assert.equal(decoded.type, 'nsec');
+  });
+
+  describe('a token for one door is refused at the other', () => {
+    it('refuses a session token as an RPC access token (401)', async () => {
+      const user = await registerUser(base);
+      await authorizeApp(base, user.session, 'full');
+      const res = await rpc(base, user.session, 'get_public_key');
+      assert.equal(res.status, 401, JSON.stringify(res.body));
+      assert.equal(res.body.result, undefined);
+    });
+
+    it('refuses an access or refresh token as a session, by bearer and by cookie (401)', async () => {
+      const user = await registerUser(base);
+      const app = await authorizeApp(base, user.session, 'full');
+      for (const token of [app.access_token, app.refresh_token]) {
+        assert.equal((await call(base, 'GET', '/api/user/account', undefined, token)).status, 401);
+        assert.equal((await call(base, 'POST', '/api/user/bunker/create', { app_name: 'by token' }, token)).status, 401);
+        const byCookie = await call(base, 'GET', '/api/user/account', undefined, undefined, { cookie: `keyfarm_session=${token}` });
+        assert.equal(byCookie.status, 401);
+      }
+      assert.equal((await authorizationsOf(user.session)).length, 1, 'nothing was created with the app token');
+    });
+  });
+
+  describe('revoke while the revocation broadcast or Redis is down', () => {
+    const ready = (url: string) => call(url, 'GET', '/healthz/ready').then((r) => r.status);
+
+    /** A user whose access token both api instances have just honoured (so both hold it in cache). */
+    async function grantUsedOnBoth() {
+      const user = await registerUser(base);
+      const app = await authorizeApp(base, user.session, 'full');
+      assert.equal((await rpc(base, app.access_token, 'ping')).status, 200);
+      assert.equal((await rpc(apiB.url, app.access_token, 'ping')).status, 200);
+      const [grant] = await authorizationsOf(user.session);
+      return { user, token: app.access_token, authorizationId: grant!.authorization_id };
+    }
+
+    async function restore(proxy: CuttableProxy, url: string) {
+      proxy.restore();
+      await waitFor(`${url} ready again`, async () => (await ready(url)) === 200, 15_000);
+    }
+
+    it('an instance that cannot hear the broadcast stops honouring a token revoked elsewhere', async () => {
+      const { user, token, authorizationId } = await grantUsedOnBoth();
+      proxyB.cut();
+      await waitFor('api B to see Redis gone', async () => (await ready(apiB.url)) === 503, 10_000);
+      try {
+        const revoked = await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: authorizationId }, user.session);
+        assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+        // B missed the eviction; it must not answer from its cache.
+        const onB = await rpc(apiB.url, token, 'ping');
+        assert.equal(onB.status, 403, `api B honoured a revoked token: ${JSON.stringify(onB.body)}`);
+        assert.equal((await rpc(base, token, 'ping')).status, 403);
+      } finally {
+        await restore(proxyB, apiB.url);
+      }
+      assert.equal((await rpc(apiB.url, token, 'ping')).status, 403, 'still refused once B hears broadcasts again');
+    });
+
+    it('a revoke with Redis down for every instance is saved, and no instance honours the token', async () => {
+      const { user, token, authorizationId } = await grantUsedOnBoth();
+      proxyA.cut();
+      proxyB.cut();
+      try {
+        await waitFor('both apis to see Redis gone', async () => (await ready(base)) === 503 && (await ready(apiB.url)) === 503, 10_000);
+        const revoked = await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: authorizationId }, user.session);
+        // The broadcast cannot be sent: either answer is honest, as long as the revoke itself holds.
+        assert.ok([200, 503].includes(revoked.status), `revoke answered ${revoked.status} ${JSON.stringify(revoked.body)}`);
+        const { rows } = await sql('SELECT revoked_at FROM authorizations WHERE id = $1', [authorizationId]);
+        assert.notEqual(rows[0].revoked_at, null, 'the revoke is saved');
+        assert.equal((await rpc(base, token, 'ping')).status, 403, 'api A honoured a revoked token');
+        assert.equal((await rpc(apiB.url, token, 'ping')).status, 403, 'api B honoured a revoked token');
+      } finally {
+        await restore(proxyA, base);
+        await restore(proxyB, apiB.url);
+      }
+      assert.equal((await rpc(base, token, 'ping')).status, 403);
+      assert.equal((await rpc(apiB.url, token, 'ping')).status, 403);
+      const [grant] = await authorizationsOf(user.session);
+      assert.notEqual(grant!.revoked_at, null);
+    });
+  });
+});

@@ -1,0 +1,129 @@
+// policyPermits, rule by rule: every method, the kinds of sign_event, the encrypt and decrypt rights
+// apart, kind 22242 (relay AUTH), and each built-in policy as the migration ships it, against a table
+// written out here by hand (not derived from the permissions under test).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import type { PolicyPermissions } from '../../database/queries/policies.js';
+import { policyAllows } from '../../api/services/policy.js';
+import type { RpcMethod } from '../../shared/farm/jobs.js';
+import { policyPermits } from '../../shared/policy.js';
+import { PROJECT_ROOT } from '../support/paths.js';
+
+const METHODS: RpcMethod[] = ['get_public_key', 'ping', 'sign_event', 'nip44_encrypt', 'nip04_encrypt', 'nip44_decrypt', 'nip04_decrypt'];
+const ENCRYPT: RpcMethod[] = ['nip44_encrypt', 'nip04_encrypt'];
+const DECRYPT: RpcMethod[] = ['nip44_decrypt', 'nip04_decrypt'];
+
+const NOTHING: PolicyPermissions = { allowed_kinds: [], encrypt: false, decrypt: false };
+const EVERYTHING: PolicyPermissions = { allowed_kinds: 'all', encrypt: true, decrypt: true };
+
+/** The built-in policies as the first migration inserts them. */
+function builtInPolicies(): Map<string, PolicyPermissions> {
+  const sql = readFileSync(path.join(PROJECT_ROOT, 'database', 'migrations', '0001_init.sql'), 'utf8');
+  const insert = sql.slice(sql.indexOf('INSERT INTO policies'));
+  const policies = new Map<string, PolicyPermissions>();
+  for (const m of insert.matchAll(/\(\s*'([a-z]+)',\s*'[^']*',\s*'[^']*',\s*'(\{[^']*\})'\)/g)) {
+    policies.set(m[1]!, JSON.parse(m[2]!) as PolicyPermissions);
+  }
+  return policies;
+}
+
+describe('policyPermits', () => {
+  it('always allows ping and get_public_key, even under a policy that allows nothing', () => {
+    for (const method of ['ping', 'get_public_key'] as const) {
+      assert.equal(policyPermits(NOTHING, method), true, method);
+      assert.equal(policyPermits(EVERYTHING, method), true, method);
+    }
+  });
+
+  it('denies every other method under a policy that allows nothing', () => {
+    for (const method of METHODS.filter((m) => m !== 'ping' && m !== 'get_public_key')) {
+      assert.equal(policyPermits(NOTHING, method, 1), false, method);
+    }
+  });
+
+  it('allows every method under a policy that allows everything', () => {
+    for (const method of METHODS) assert.equal(policyPermits(EVERYTHING, method, 1), true, method);
+  });
+
+  it('denies a method it does not know, whatever the policy', () => {
+    for (const method of ['connect', 'logout', 'sign_everything', '']) {
+      assert.equal(policyPermits(EVERYTHING, method as RpcMethod, 1), false, method);
+    }
+  });
+
+  it('signs only the listed kinds, and nothing when the kind is unknown', () => {
+    const p: PolicyPermissions = { allowed_kinds: [1, 7], encrypt: true, decrypt: true };
+    assert.equal(policyPermits(p, 'sign_event', 1), true);
+    assert.equal(policyPermits(p, 'sign_event', 7), true);
+    for (const kind of [0, 2, 4, 6, 8, 22242, 65535]) assert.equal(policyPermits(p, 'sign_event', kind), false, `kind ${kind}`);
+    assert.equal(policyPermits(p, 'sign_event'), false, 'no kind given');
+  });
+
+  it('signs any kind under allowed_kinds "all"', () => {
+    const p: PolicyPermissions = { allowed_kinds: 'all', encrypt: false, decrypt: false };
+    for (const kind of [0, 1, 4, 22242, 30023, 65535]) assert.equal(policyPermits(p, 'sign_event', kind), true, `kind ${kind}`);
+  });
+
+  it('grants encrypt and decrypt separately, for NIP-44 and NIP-04 alike', () => {
+    const encryptOnly: PolicyPermissions = { allowed_kinds: [], encrypt: true, decrypt: false };
+    const decryptOnly: PolicyPermissions = { allowed_kinds: [], encrypt: false, decrypt: true };
+    for (const m of ENCRYPT) {
+      assert.equal(policyPermits(encryptOnly, m), true, m);
+      assert.equal(policyPermits(decryptOnly, m), false, m);
+    }
+    for (const m of DECRYPT) {
+      assert.equal(policyPermits(encryptOnly, m), false, m);
+      assert.equal(policyPermits(decryptOnly, m), true, m);
+    }
+    // Neither right lets an event be signed.
+    assert.equal(policyPermits(encryptOnly, 'sign_event', 1), false);
+    assert.equal(policyPermits(decryptOnly, 'sign_event', 4), false);
+  });
+
+  it('policyAllows passes the event kind of a sign_event call', () => {
+    const p: PolicyPermissions = { allowed_kinds: [22242], encrypt: false, decrypt: false };
+    const event = (kind: number) => ({ kind, content: '', tags: [], created_at: 1 });
+    assert.equal(policyAllows(p, { method: 'sign_event', event: event(22242) }), true);
+    assert.equal(policyAllows(p, { method: 'sign_event', event: event(1) }), false);
+    assert.equal(policyAllows(p, { method: 'nip44_encrypt', peer: 'a'.repeat(64), plaintext: 'x' }), false);
+    assert.equal(policyAllows(p, { method: 'get_public_key' }), true);
+  });
+});
+
+describe('the built-in policies', () => {
+  const builtIn = builtInPolicies();
+  const permits = (slug: string, method: RpcMethod, kind?: number) => policyPermits(builtIn.get(slug)!, method, kind);
+
+  /** What each built-in policy must allow and deny, written out by hand. */
+  const expected: Record<string, { signs: number[]; refuses: number[]; encrypt: boolean; decrypt: boolean }> = {
+    social: { signs: [0, 1, 3, 5, 6, 7, 16, 1111, 9734, 10002, 22242, 30023], refuses: [4, 13, 14, 1059, 10050, 2, 9999], encrypt: false, decrypt: false },
+    readonly: { signs: [22242], refuses: [0, 1, 3, 4, 7, 14, 1059, 24242, 27235], encrypt: false, decrypt: false },
+    messaging: { signs: [4, 13, 14, 15, 1059, 10050, 22242], refuses: [0, 1, 3, 6, 7, 30023], encrypt: true, decrypt: true },
+    full: { signs: [0, 1, 4, 14, 1059, 22242, 30023, 65535], refuses: [], encrypt: true, decrypt: true },
+  };
+
+  it('are exactly social, readonly, messaging and full', () => {
+    assert.deepEqual([...builtIn.keys()].sort(), Object.keys(expected).sort());
+  });
+
+  for (const [slug, want] of Object.entries(expected)) {
+    it(`${slug}: signs what it should, refuses the rest, and has the right encrypt and decrypt rights`, () => {
+      for (const kind of want.signs) assert.equal(permits(slug, 'sign_event', kind), true, `${slug} signs kind ${kind}`);
+      for (const kind of want.refuses) assert.equal(permits(slug, 'sign_event', kind), false, `${slug} refuses kind ${kind}`);
+      for (const m of ENCRYPT) assert.equal(permits(slug, m), want.encrypt, `${slug} ${m}`);
+      for (const m of DECRYPT) assert.equal(permits(slug, m), want.decrypt, `${slug} ${m}`);
+      assert.equal(permits(slug, 'ping'), true);
+      assert.equal(permits(slug, 'get_public_key'), true);
+    });
+  }
+
+  it('every built-in policy lets a client authenticate to relays (kind 22242)', () => {
+    for (const slug of builtIn.keys()) assert.equal(permits(slug, 'sign_event', 22242), true, slug);
+  });
+
+  it('readonly signs nothing but relay AUTH and reads no messages', () => {
+    assert.deepEqual(builtIn.get('readonly'), { allowed_kinds: [22242], encrypt: false, decrypt: false });
+  });
+});
