@@ -1,8 +1,11 @@
 // Runs one RPC job (a micro-batch of requests for one shard): keys from the cache (cold ones loaded once),
 // all of the job's crypto in ONE call to the crypto pool, results published to the api process that waits
 // for them and returned (BullMQ stores the return value, which the api reads if the reply was lost).
+// Calls arrive sealed and results leave sealed (shared/farm/jobs.ts); they are open only in this memory.
 import type { Redis } from 'ioredis';
 import type { ItemResult, ReplyMessage, RpcItem, RpcJobData } from '../shared/farm/jobs.js';
+import type { PayloadSealer } from '../shared/farm/payload-seal.js';
+import { openRpcItem, sealResult } from '../shared/farm/rpc-sealing.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import type { ShardNames } from '../shared/shard.js';
@@ -23,6 +26,11 @@ export interface RpcProcessorDeps {
   logger: Logger;
 }
 
+export interface RpcJobDeps extends RpcProcessorDeps {
+  /** Opens the jobs' calls and seals their results: the farm payload key. */
+  sealer: PayloadSealer;
+}
+
 export type RpcProcessor = (jobId: string, data: RpcJobData) => Promise<ReplyMessage>;
 
 const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
@@ -40,8 +48,8 @@ export async function publishReply(publisher: Redis, names: ShardNames, replyTo:
   await publisher.publish(names.replyChannel(replyTo), JSON.stringify(reply));
 }
 
-export function createRpcProcessor(deps: RpcProcessorDeps): RpcProcessor {
-  const { cache, keyLoader, crypto, activity, logger } = deps;
+export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
+  const { cache, keyLoader, crypto, activity, logger, sealer } = deps;
   const load = (keyId: string) => keyLoader.load(keyId);
 
   async function keyFor(item: RpcItem): Promise<KeyOutcome> {
@@ -62,13 +70,23 @@ export function createRpcProcessor(deps: RpcProcessorDeps): RpcProcessor {
 
   return async function processRpcJob(jobId: string, data: RpcJobData): Promise<ReplyMessage> {
     const started = process.hrtime.bigint();
-    const items = data.items;
     const door = data.door ?? 'http';
-    const results: ItemResult[] = new Array(items.length);
+    const results: ItemResult[] = new Array(data.items.length);
+    // An item whose call does not open (altered, or moved from another job) is answered 500 alone.
+    const items: (RpcItem | undefined)[] = data.items.map((sealed, i) => {
+      try {
+        return openRpcItem(sealer, jobId, sealed);
+      } catch (err) {
+        logger.error({ traceId: sealed.traceId, jobId, err: (err as Error).message }, 'an rpc call could not be opened');
+        results[i] = fail(sealed.id, 500, 'call could not be opened');
+        return undefined;
+      }
+    });
 
     // Distinct keys of the job, each looked up once.
     const keyLookups = new Map<string, Promise<KeyOutcome>>();
     for (const item of items) {
+      if (!item) continue;
       if (item.call.method === 'ping' || item.call.method === 'get_public_key') continue;
       if (!keyLookups.has(item.keyId)) keyLookups.set(item.keyId, keyFor(item));
     }
@@ -89,6 +107,7 @@ export function createRpcProcessor(deps: RpcProcessorDeps): RpcProcessor {
       return cached ? copy(cached) : undefined;
     };
     items.forEach((item, i) => {
+      if (!item) return;
       const call = item.call;
       if (call.method === 'ping') {
         results[i] = { id: item.id, ok: true, result: 'pong' };
@@ -135,8 +154,10 @@ export function createRpcProcessor(deps: RpcProcessorDeps): RpcProcessor {
       }
     }
 
-    items.forEach((item, i) => {
-      const r = results[i] ?? (results[i] = fail(item.id, 500, 'no result'));
+    data.items.forEach((sealed, i) => {
+      const r = results[i] ?? (results[i] = fail(sealed.id, 500, 'no result'));
+      const item = items[i];
+      if (!item) return;
       if (r.ok) {
         const signed = item.call.method === 'sign_event' ? (r.result as NostrEvent) : undefined;
         activity.record({ authorizationId: item.authorizationId, method: item.call.method, kind: signed?.kind, eventId: signed?.id, door });
@@ -144,14 +165,14 @@ export function createRpcProcessor(deps: RpcProcessorDeps): RpcProcessor {
       logger.debug({ traceId: item.traceId, jobId, method: item.call.method, status: r.ok ? 200 : r.status }, 'rpc item done');
     });
 
-    const reply: ReplyMessage = { jobId, results };
+    const reply: ReplyMessage = { jobId, results: results.map((r) => sealResult(sealer, jobId, r)) };
     try {
       await publishReply(deps.publisher, deps.names, data.replyTo, reply);
     } catch (err) {
       // The api reads the stored return value when the reply does not come.
       logger.warn({ jobId, err: (err as Error).message }, 'publishing a reply failed');
     }
-    metrics.jobItems.observe(items.length);
+    metrics.jobItems.observe(data.items.length);
     metrics.jobDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return reply;
   };

@@ -7,6 +7,7 @@
 // - While Redis is unreachable a call answers 503 at once (a status check, no round trip): the command
 //   connection has no offline queue, so nothing waits for Redis to come back; it reconnects by itself.
 //   Calls in flight when the link drops are answered 503 at once too (their answer may never come).
+// - Each call is sealed into its job and each result opened here with the farm payload key (jobs.ts).
 import { randomBytes } from 'node:crypto';
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -18,6 +19,8 @@ import { Admission } from './admission.js';
 import { ShardQueues } from './shard-queues.js';
 import type { ItemResult, ReplyMessage, RpcItem, RpcJobData } from './jobs.js';
 import { MicroBatcher } from './micro-batcher.js';
+import type { PayloadSealer } from './payload-seal.js';
+import { openResult, sealRpcItem } from './rpc-sealing.js';
 
 export interface RpcClientOptions {
   redisUrl: string;
@@ -30,6 +33,8 @@ export interface RpcClientOptions {
   /** Unique per process: replies for this process are published on names.replyChannel(instanceId). */
   instanceId: string;
   logger: Logger;
+  /** Seals calls into jobs and opens their results: the farm payload key (loadPayloadSealer). */
+  sealer: PayloadSealer;
   /** Label of the backpressure metric and of the jobs' activity; default 'http'. */
   door?: 'http' | 'nip46';
   /** Most items in one job; default 256. */
@@ -190,7 +195,9 @@ export class RpcClient {
     const answered = new Promise<void>((resolve) => (settle = resolve));
     const job: InFlightJob = { shard, calls, timer, settle };
     this.jobs.set(jobId, job);
-    const data: RpcJobData = { type: 'rpc', replyTo: this.opts.instanceId, door: this.door, items: calls.map((c) => c.item) };
+    const sealer = this.opts.sealer;
+    const items = calls.map((c) => sealRpcItem(sealer, jobId, c.item));
+    const data: RpcJobData = { type: 'rpc', replyTo: this.opts.instanceId, door: this.door, items };
     const keep = { age: this.opts.keepFinishedSeconds ?? 60 };
     try {
       await this.queues!.get(shard).add('rpc', data, {
@@ -237,7 +244,7 @@ export class RpcClient {
     for (const c of job.calls) {
       const r = byId.get(c.item.id);
       if (r) {
-        c.resolve(r);
+        c.resolve(this.opened(jobId, c.item, r));
       } else if (unreachable) {
         c.resolve(fail(c.item.id, 503, 'queue unavailable'));
       } else {
@@ -245,6 +252,15 @@ export class RpcClient {
         this.opts.logger.warn({ traceId: c.item.traceId, jobId, shard: job.shard }, 'no answer in time');
         c.resolve(fail(c.item.id, 504, 'no answer in time'));
       }
+    }
+  }
+
+  private opened(jobId: string, item: RpcItem, r: ItemResult): ItemResult {
+    try {
+      return openResult(this.opts.sealer, jobId, r);
+    } catch (err) {
+      this.opts.logger.error({ traceId: item.traceId, jobId, err: (err as Error).message }, 'a result could not be opened');
+      return fail(item.id, 500, 'result could not be opened');
     }
   }
 }
