@@ -4,11 +4,21 @@
 // Board's view of the jobs are searched for the marker in clear, hex and base64, and it is not there.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { generateSecretKey, getPublicKey, nip04, nip44, verifyEvent } from 'nostr-tools';
+import { createPool } from '../../database/pool.js';
+import type { KeyManager } from '../../shared/custody/key-manager.js';
+import { LocalKeyManager } from '../../shared/custody/local-key-manager.js';
+import { installMasterKey } from '../../shared/custody/local-key-manager-install.js';
+import { rotateKek } from '../../shared/custody/rotate-kek.js';
+import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
 import { authorizeApp, registerUser, rpc } from '../support/client.js';
-import { redisUrl } from '../support/env.js';
+import { createTestDatabase, migrateDatabase, redisUrl, testDataDir } from '../support/env.js';
+import { recordSecret } from '../support/logs.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { dumpRedis, markersIn, type DumpedKey } from '../support/redis-dump.js';
 
@@ -99,6 +109,70 @@ describe('RPC content never sits readable in Redis', () => {
         assert.equal(item.call, '[sealed]');
       }
       for (const r of job.returnValue.results) assert.deepEqual({ ok: r.ok, result: r.result }, { ok: true, result: '[sealed]' });
+    }
+  });
+});
+
+/** `km`, whose wraps all wait until `n` of them are under way: n processes that all found no key yet. */
+function wrapsTogether(km: KeyManager, n: number): KeyManager {
+  const waiting: (() => void)[] = [];
+  return {
+    kind: km.kind,
+    get kekId() {
+      return km.kekId;
+    },
+    async wrap(dek) {
+      const wrapped = await km.wrap(dek);
+      await new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        if (waiting.length === n) for (const go of waiting) go();
+      });
+      return wrapped;
+    },
+    unwrap: (wrapped, kekId) => km.unwrap(wrapped, kekId),
+    close: () => km.close(),
+  };
+}
+
+describe('the farm payload key', () => {
+  it('is made once by processes starting together, opened alike by all, and re-wrapped by KEK rotation', async () => {
+    const db = await createTestDatabase();
+    await migrateDatabase(db.url);
+    const keyPath = path.join(testDataDir(), 'master.key');
+    const pools = Array.from({ length: 4 }, () => createPool(db.url, 2));
+    const kms: LocalKeyManager[] = [];
+    const openKm = async () => {
+      const km = await LocalKeyManager.open(keyPath, { watchIntervalMs: 0 });
+      recordSecret(readFileSync(keyPath).toString('hex'));
+      kms.push(km);
+      return km;
+    };
+    try {
+      const oldKm = await openKm();
+      // Four processes start at once on an empty table and each makes a key: one is stored and all use it.
+      const together = wrapsTogether(oldKm, pools.length);
+      const sealers = await Promise.all(pools.map((pool) => loadPayloadSealer(pool, together)));
+      const sealed = sealers[0]!.seal(MARKER, 'aad');
+      for (const sealer of sealers) assert.equal(sealer.open(sealed, 'aad'), MARKER);
+      const { rows } = await pools[0]!.query<{ kekId: string }>('SELECT kek_id AS "kekId" FROM payload_keys');
+      assert.deepEqual(rows, [{ kekId: oldKm.kekId }], 'one row, sealed under the KEK');
+      assert.equal(await loadPayloadSealer(pools[1]!, oldKm).then((s) => s.open(sealed, 'aad')), MARKER, 'a later start opens the same key');
+
+      // A new master key, the rotation, and the old KEK gone: the payload key still opens, to the same key.
+      await installMasterKey(keyPath, { generate: true });
+      const newKm = await openKm();
+      const rotation = await rotateKek({ db: pools[0]!, km: newKm });
+      assert.equal(rotation.payloadKeysRewrapped, 1);
+      assert.deepEqual(rotation.failed, []);
+      await rm(`${keyPath}.keyring`, { recursive: true });
+      const onlyNew = await openKm();
+      assert.deepEqual(onlyNew.knownKekIds, [newKm.kekId]);
+      assert.equal((await loadPayloadSealer(pools[2]!, onlyNew)).open(sealed, 'aad'), MARKER);
+      assert.equal((await rotateKek({ db: pools[0]!, km: onlyNew })).payloadKeysRewrapped, 0, 'a second run has nothing to move');
+    } finally {
+      for (const km of kms) await km.close();
+      for (const pool of pools) await pool.end();
+      await db.drop().catch(() => undefined);
     }
   });
 });
