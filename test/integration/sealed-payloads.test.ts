@@ -10,40 +10,71 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { generateSecretKey, getPublicKey, nip04, nip44, verifyEvent } from 'nostr-tools';
+import { BunkerSigner, parseBunkerInput } from 'nostr-tools/nip46';
+import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
+import WebSocket from 'ws';
 import { createPool } from '../../database/pool.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { LocalKeyManager } from '../../shared/custody/local-key-manager.js';
 import { installMasterKey } from '../../shared/custody/local-key-manager-install.js';
 import { rotateKek } from '../../shared/custody/rotate-kek.js';
 import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
-import { authorizeApp, registerUser, rpc } from '../support/client.js';
+import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { createTestDatabase, migrateDatabase, redisUrl, testDataDir } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { dumpRedis, markersIn, type DumpedKey } from '../support/redis-dump.js';
+import { startTestRelay, type TestRelay } from '../support/relay.js';
+
+useWebSocketImplementation(WebSocket);
 
 const MARKER = `kf-private-${randomBytes(8).toString('hex')}`;
 
 const basic = (password: string) => `Basic ${Buffer.from(`operator:${password}`).toString('base64')}`;
 
+/** A peer key pair for the encryption calls, its secret recorded for the log scan. */
+function peerKey() {
+  const sk = generateSecretKey();
+  recordSecret(Buffer.from(sk).toString('hex'));
+  return { sk, pk: getPublicKey(sk) };
+}
+
+interface Heard {
+  channel: string;
+  message: string;
+}
+
+/** Every message published on any channel under `prefix` from now on. */
+async function listenAll(prefix: string): Promise<{ heard: Heard[]; close(): void }> {
+  const heard: Heard[] = [];
+  const listener = new Redis(redisUrl());
+  listener.on('pmessage', (_pattern: string, channel: string, message: string) => heard.push({ channel, message }));
+  await listener.psubscribe(`${prefix}:*`);
+  return { heard, close: () => listener.disconnect() };
+}
+
+/** Where the marker shows, in any form, in the dumped keys and the heard messages. */
+function leaksOf(dump: DumpedKey[], heard: Heard[]): string[] {
+  return [
+    ...dump.flatMap((k) => markersIn(k.text, MARKER).map((form) => `${k.key} (${k.type}) holds ${form}`)),
+    ...heard.flatMap((m) => markersIn(m.message, MARKER).map((form) => `${m.channel} carried ${form}`)),
+  ];
+}
+
 describe('RPC content never sits readable in Redis', () => {
   let farm: TestFarm;
-  let listener: Redis;
-  let redis: Redis;
-  const heard: { channel: string; message: string }[] = [];
+  let listener: Awaited<ReturnType<typeof listenAll>>;
+  let heard: Heard[] = [];
   let dump: DumpedKey[] = [];
 
   before(async () => {
     farm = await startTestFarm('sealed-payloads');
-    redis = new Redis(redisUrl());
-    listener = new Redis(redisUrl());
-    listener.on('pmessage', (_pattern: string, channel: string, message: string) => heard.push({ channel, message }));
-    await listener.psubscribe(`${farm.config.KEY_PREFIX}:*`);
+    listener = await listenAll(farm.config.KEY_PREFIX);
+    heard = listener.heard;
 
     const user = await registerUser(farm.url);
     const { access_token: token } = await authorizeApp(farm.url, user.session, 'full');
-    const peerSk = generateSecretKey();
-    const peerPk = getPublicKey(peerSk);
+    const { sk: peerSk, pk: peerPk } = peerKey();
     const conv = nip44.v2.utils.getConversationKey(peerSk, user.pubkey);
     const ok = async (method: string, params: unknown[]) => {
       const res = await rpc(farm.url, token, method, params);
@@ -63,11 +94,11 @@ describe('RPC content never sits readable in Redis', () => {
     const signed = await ok('sign_event', [draft]);
     assert.ok(verifyEvent(signed) && signed.content === draft.content, 'the farm signed the draft as given');
 
-    dump = await dumpRedis(redis, farm.config.KEY_PREFIX);
+    const redis = new Redis(redisUrl());
+    dump = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
   });
   after(async () => {
-    listener?.disconnect();
-    redis?.disconnect();
+    listener?.close();
     await farm?.stop();
   });
 
@@ -79,15 +110,13 @@ describe('RPC content never sits readable in Redis', () => {
     assert.ok(jobs.length >= 1, `the dump holds the RPC jobs (${dump.length} keys: ${dump.map((k) => k.key).join(', ')})`);
     assert.ok(jobs.every((j) => j.text.includes('"returnvalue"')), 'and their stored results');
     assert.ok(dump.some((k) => k.type === 'stream'), 'and the queues\' events streams');
-    const leaks = dump.flatMap((k) => markersIn(k.text, MARKER).map((form) => `${k.key} (${k.type}) holds ${form}`));
-    assert.deepEqual(leaks, []);
+    assert.deepEqual(leaksOf(dump, []), []);
   });
 
   it('publishes no marker on the reply channels', () => {
     const replies = heard.filter((m) => m.channel.startsWith(`${farm.config.KEY_PREFIX}:reply:`));
     assert.ok(replies.length >= 1, `the listener heard the replies (${heard.length} messages)`);
-    const leaks = heard.flatMap((m) => markersIn(m.message, MARKER).map((form) => `${m.channel} carried ${form}`));
-    assert.deepEqual(leaks, []);
+    assert.deepEqual(leaksOf([], heard), []);
   });
 
   it('shows the jobs\' calls and results in Bull Board as [sealed]', async () => {
@@ -133,6 +162,49 @@ function wrapsTogether(km: KeyManager, n: number): KeyManager {
     close: () => km.close(),
   };
 }
+
+// The NIP-46 door needs no sealing: its jobs carry the client's encrypted request event and return the
+// encrypted response event. This holds it to that, with the same marker search over the same calls.
+describe('NIP-46 content never sits readable in Redis either', () => {
+  it('leaves no marker in Redis or on its channels after BunkerSigner calls carrying it', async () => {
+    const relay: TestRelay = await startTestRelay();
+    const farm = await startTestFarm('sealed-payloads-nip46', { BUNKER_RELAYS: relay.url }, { api: true, workers: true, relayIngest: true });
+    const listener = await listenAll(farm.config.KEY_PREFIX);
+    const pool = new SimplePool();
+    let signer: BunkerSigner | undefined;
+    try {
+      const user = await registerUser(farm.url);
+      const created = await call(farm.url, 'POST', '/api/user/bunker/create', { app_name: 'sealed test' }, user.session);
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const bp = (await parseBunkerInput(created.body.bunker_url))!;
+      recordSecret(bp.secret!);
+      const client = peerKey();
+      signer = BunkerSigner.fromBunker(client.sk, bp, { pool });
+      await signer.connect();
+
+      const peer = peerKey();
+      const conv = nip44.v2.utils.getConversationKey(peer.sk, user.pubkey);
+      const signed = await signer.signEvent({ kind: 1, content: `draft ${MARKER}`, tags: [['subject', MARKER]], created_at: Math.floor(Date.now() / 1000) });
+      assert.ok(verifyEvent(signed) && signed.content.includes(MARKER));
+      assert.equal(nip44.v2.decrypt(await signer.nip44Encrypt(peer.pk, `note 44 ${MARKER}`), conv), `note 44 ${MARKER}`);
+      assert.equal(await signer.nip44Decrypt(peer.pk, nip44.v2.encrypt(`reply 44 ${MARKER}`, conv)), `reply 44 ${MARKER}`);
+      assert.equal(await nip04.decrypt(peer.sk, user.pubkey, await signer.nip04Encrypt(peer.pk, `note 04 ${MARKER}`)), `note 04 ${MARKER}`);
+      assert.equal(await signer.nip04Decrypt(peer.pk, await nip04.encrypt(peer.sk, user.pubkey, `reply 04 ${MARKER}`)), `reply 04 ${MARKER}`);
+
+      const redis = new Redis(redisUrl());
+      const dump = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
+      assert.ok(dump.some((k) => k.type === 'hash' && k.text.includes('\\"type\\":\\"nip46\\"')), 'the dump holds the NIP-46 jobs');
+      assert.ok(listener.heard.some((m) => m.channel.includes(':reply:')), 'the listener heard the replies');
+      assert.deepEqual(leaksOf(dump, listener.heard), []);
+    } finally {
+      await signer?.close().catch(() => undefined);
+      pool.destroy();
+      listener.close();
+      await farm.stop();
+      await relay.stop();
+    }
+  });
+});
 
 describe('the farm payload key', () => {
   it('is made once by processes starting together, opened alike by all, and re-wrapped by KEK rotation', async () => {
