@@ -1,11 +1,11 @@
 // Runs one RPC job (a micro-batch of requests for one shard): keys from the cache (cold ones loaded once),
 // all of the job's crypto in ONE call to the crypto pool, results published to the api process that waits
 // for them and returned (BullMQ stores the return value, which the api reads if the reply was lost).
-// Calls arrive sealed and results leave sealed (shared/farm/jobs.ts); they are open only in this memory.
+// A job's calls arrive sealed and its results leave sealed (shared/farm/jobs.ts): open only in this memory.
 import type { Redis } from 'ioredis';
-import type { ItemResult, ReplyMessage, RpcItem, RpcJobData } from '../shared/farm/jobs.js';
+import type { ItemResult, ReplyMessage, RpcItem, RpcJobData, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { PayloadSealer } from '../shared/farm/payload-seal.js';
-import { openRpcItem, sealResult } from '../shared/farm/rpc-sealing.js';
+import { openRpcJob, sealReply } from '../shared/farm/rpc-sealing.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import type { ShardNames } from '../shared/shard.js';
@@ -31,7 +31,7 @@ export interface RpcJobDeps extends RpcProcessorDeps {
   sealer: PayloadSealer;
 }
 
-export type RpcProcessor = (jobId: string, data: RpcJobData) => Promise<ReplyMessage>;
+export type RpcProcessor = (jobId: string, data: RpcJobData) => Promise<SealedReplyMessage>;
 
 const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
 
@@ -44,7 +44,7 @@ export function failedReply(jobId: string, data: { items: { id: string }[] }, st
   return { jobId, results: data.items.map((item) => fail(item.id, status, error)) };
 }
 
-export async function publishReply(publisher: Redis, names: ShardNames, replyTo: string, reply: ReplyMessage): Promise<void> {
+export async function publishReply(publisher: Redis, names: ShardNames, replyTo: string, reply: ReplyMessage | SealedReplyMessage): Promise<void> {
   await publisher.publish(names.replyChannel(replyTo), JSON.stringify(reply));
 }
 
@@ -68,25 +68,33 @@ export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
     }
   }
 
-  return async function processRpcJob(jobId: string, data: RpcJobData): Promise<ReplyMessage> {
+  async function reply(jobId: string, replyTo: string, results: ItemResult[]): Promise<SealedReplyMessage> {
+    const sealed = sealReply(sealer, jobId, results);
+    try {
+      await publishReply(deps.publisher, deps.names, replyTo, sealed);
+    } catch (err) {
+      // The api reads the stored return value when the reply does not come.
+      logger.warn({ jobId, err: (err as Error).message }, 'publishing a reply failed');
+    }
+    return sealed;
+  }
+
+  return async function processRpcJob(jobId: string, data: RpcJobData): Promise<SealedReplyMessage> {
     const started = process.hrtime.bigint();
     const door = data.door ?? 'http';
-    const results: ItemResult[] = new Array(data.items.length);
-    // An item whose call does not open (altered, or moved from another job) is answered 500 alone.
-    const items: (RpcItem | undefined)[] = data.items.map((sealed, i) => {
-      try {
-        return openRpcItem(sealer, jobId, sealed);
-      } catch (err) {
-        logger.error({ traceId: sealed.traceId, jobId, err: (err as Error).message }, 'an rpc call could not be opened');
-        results[i] = fail(sealed.id, 500, 'call could not be opened');
-        return undefined;
-      }
-    });
+    let items: RpcItem[];
+    try {
+      items = openRpcJob(sealer, jobId, data);
+    } catch (err) {
+      // Altered in Redis, moved from another job, or sealed under another farm's key: nothing runs.
+      logger.error({ jobId, traceIds: data.items.map((i) => i.traceId), err: (err as Error).message }, 'the calls of an rpc job could not be opened');
+      return reply(jobId, data.replyTo, data.items.map((i) => fail(i.id, 500, 'calls could not be opened')));
+    }
+    const results: ItemResult[] = new Array(items.length);
 
     // Distinct keys of the job, each looked up once.
     const keyLookups = new Map<string, Promise<KeyOutcome>>();
     for (const item of items) {
-      if (!item) continue;
       if (item.call.method === 'ping' || item.call.method === 'get_public_key') continue;
       if (!keyLookups.has(item.keyId)) keyLookups.set(item.keyId, keyFor(item));
     }
@@ -107,7 +115,6 @@ export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
       return cached ? copy(cached) : undefined;
     };
     items.forEach((item, i) => {
-      if (!item) return;
       const call = item.call;
       if (call.method === 'ping') {
         results[i] = { id: item.id, ok: true, result: 'pong' };
@@ -154,10 +161,8 @@ export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
       }
     }
 
-    data.items.forEach((sealed, i) => {
-      const r = results[i] ?? (results[i] = fail(sealed.id, 500, 'no result'));
-      const item = items[i];
-      if (!item) return;
+    items.forEach((item, i) => {
+      const r = results[i] ?? (results[i] = fail(item.id, 500, 'no result'));
       if (r.ok) {
         const signed = item.call.method === 'sign_event' ? (r.result as NostrEvent) : undefined;
         activity.record({ authorizationId: item.authorizationId, method: item.call.method, kind: signed?.kind, eventId: signed?.id, door });
@@ -165,15 +170,9 @@ export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
       logger.debug({ traceId: item.traceId, jobId, method: item.call.method, status: r.ok ? 200 : r.status }, 'rpc item done');
     });
 
-    const reply: ReplyMessage = { jobId, results: results.map((r) => sealResult(sealer, jobId, r)) };
-    try {
-      await publishReply(deps.publisher, deps.names, data.replyTo, reply);
-    } catch (err) {
-      // The api reads the stored return value when the reply does not come.
-      logger.warn({ jobId, err: (err as Error).message }, 'publishing a reply failed');
-    }
-    metrics.jobItems.observe(data.items.length);
+    const sealed = await reply(jobId, data.replyTo, results);
+    metrics.jobItems.observe(items.length);
     metrics.jobDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return reply;
+    return sealed;
   };
 }

@@ -2,9 +2,11 @@
 // (keyId) and the worker that owns the shard loads and decrypts it.
 //
 // No private content goes in here in the clear either. An RPC job's calls (plaintexts, ciphertexts,
-// peers, events to sign) and its results (signed events, ciphertexts, decrypted text) are sealed per item
-// with the farm payload key (payload-seal.ts): AES-256-GCM, the AAD naming the job and the item. So Redis
-// (job hashes, return values, the events stream, reply pub/sub) and Bull Board never hold them readable.
+// peers, events to sign) and its results (signed events, ciphertexts, decrypted text) are sealed, once
+// per job each way, with the farm payload key (payload-seal.ts, rpc-sealing.ts): AES-256-GCM, the AAD
+// naming the job, the sealed list naming each item. So Redis (job hashes, return values, the events
+// stream, reply pub/sub) and Bull Board never hold them readable; what stays readable is metadata (ids,
+// trace ids, key ids, methods).
 // The payload key lives in PostgreSQL (table payload_keys) sealed under the KEK like a user's key, and in
 // the memory of each process that loaded it at start (payload-key.ts). NIP-46 jobs need no sealing: they
 // carry the client's request event and return the response event, both encrypted end to end.
@@ -39,11 +41,9 @@ export interface RpcItem {
   call: RpcCall;
 }
 
-/** One request inside a job: its metadata in the clear, its call sealed. */
-export interface SealedRpcItem extends Omit<RpcItem, 'call'> {
+/** One request inside a job: its metadata; its call is in the job's sealed `calls`. */
+export interface RpcJobItem extends Omit<RpcItem, 'call'> {
   method: RpcMethod;
-  /** The RpcCall, sealed with callAad(jobId, id). */
-  call: string;
 }
 
 /** A micro-batch of HTTP RPC requests for one shard from one api process. */
@@ -53,7 +53,9 @@ export interface RpcJobData {
   replyTo: string;
   /** Where the requests came in (activity and metrics); 'http' when absent. */
   door?: 'http' | 'nip46';
-  items: SealedRpcItem[];
+  items: RpcJobItem[];
+  /** Every item's `{id, call}` in item order, sealed for this job (rpc-sealing.ts). */
+  calls: string;
 }
 
 /** One NIP-46 request event as relay-ingest received it (content still encrypted: no secret in here). */
@@ -87,10 +89,16 @@ export type ItemResult =
   | { id: string; ok: false; status: number; error: string };
 
 /**
- * What a worker publishes on the reply channel, and stores as the job's return value. In the reply to an
- * RPC job an ok result's `result` is sealed with resultAad(jobId, id); errors carry no content.
+ * What a worker publishes on the reply channel, and stores as the job's return value: for a NIP-46 job,
+ * and for a job that failed for good (every item an error, which carries no content).
  */
 export interface ReplyMessage {
   jobId: string;
   results: ItemResult[];
+}
+
+/** The reply to an RPC job that ran: its ItemResult[] sealed for the job (rpc-sealing.ts). */
+export interface SealedReplyMessage {
+  jobId: string;
+  sealedResults: string;
 }

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { REDACTED, redactSealed } from '../../dashboards/bull-board.js';
 import { PayloadSealError, PayloadSealer, SEALED_PREFIX, isSealed } from '../../shared/farm/payload-seal.js';
-import { openResult, openRpcItem, sealResult, sealRpcItem } from '../../shared/farm/rpc-sealing.js';
+import { openReply, openRpcJob, sealReply, sealRpcJob } from '../../shared/farm/rpc-sealing.js';
 import type { RpcItem } from '../../shared/farm/jobs.js';
 
 const sealer = new PayloadSealer(randomBytes(32));
@@ -49,36 +49,40 @@ test('a wrong AAD or another key is refused', () => {
   assert.throws(() => new PayloadSealer(randomBytes(16)), RangeError);
 });
 
-test('RPC items and results: sealed per job and item, a swap between them is refused', () => {
+test('RPC jobs and replies: sealed per job, the calls bound to their items', () => {
   const item = (id: string, plaintext: string): RpcItem => ({
     id, traceId: `t-${id}`, authorizationId: 'auth', keyId: 'key', pubkey: 'a'.repeat(64),
     call: { method: 'nip44_encrypt', peer: 'b'.repeat(64), plaintext },
   });
-  const a = sealRpcItem(sealer, 'job-1', item('a', MARKER));
-  const b = sealRpcItem(sealer, 'job-1', item('b', 'other'));
-  assert.equal(a.method, 'nip44_encrypt', 'the method stays readable');
-  assert.equal(JSON.stringify(a).includes(MARKER), false);
-  assert.deepEqual(openRpcItem(sealer, 'job-1', a), item('a', MARKER));
-  assert.throws(() => openRpcItem(sealer, 'job-1', { ...b, call: a.call }), PayloadSealError, 'a call moved to another item');
-  assert.throws(() => openRpcItem(sealer, 'job-2', a), PayloadSealError, 'an item moved to another job');
-  assert.throws(() => openRpcItem(sealer, 'job-1', { ...a, method: 'sign_event' }), PayloadSealError, 'a relabelled method');
+  const items = [item('a', MARKER), item('b', 'other')];
+  const job = sealRpcJob(sealer, 'job-1', 'api-1', 'http', items);
+  assert.deepEqual(job.items.map((i) => [i.id, i.method]), [['a', 'nip44_encrypt'], ['b', 'nip44_encrypt']], 'ids and methods stay readable');
+  assert.equal(JSON.stringify(job).includes(MARKER), false);
+  assert.deepEqual(openRpcJob(sealer, 'job-1', job), items);
+  assert.throws(() => openRpcJob(sealer, 'job-2', job), PayloadSealError, 'calls moved to another job');
+  const other = sealRpcJob(sealer, 'job-1', 'api-1', 'http', [item('b', 'x'), item('a', 'y')]);
+  assert.throws(() => openRpcJob(sealer, 'job-1', { ...job, calls: other.calls }), PayloadSealError, 'calls of other items');
+  assert.throws(() => openRpcJob(sealer, 'job-1', { ...job, items: [job.items[1]!, job.items[0]!] }), PayloadSealError, 'items reordered');
+  assert.throws(() => openRpcJob(sealer, 'job-1', { ...job, items: job.items.slice(0, 1) }), PayloadSealError, 'an item dropped');
+  assert.throws(() => openRpcJob(sealer, 'job-1', { ...job, items: [{ ...job.items[0]!, method: 'nip44_decrypt' }, job.items[1]!] }), PayloadSealError, 'a relabelled method');
 
-  const ok = sealResult(sealer, 'job-1', { id: 'a', ok: true, result: MARKER });
-  assert.equal(JSON.stringify(ok).includes(MARKER), false);
-  assert.deepEqual(openResult(sealer, 'job-1', ok), { id: 'a', ok: true, result: MARKER });
-  assert.throws(() => openResult(sealer, 'job-1', { ...ok, id: 'b' }), PayloadSealError, 'a result moved to another item');
-  const err = { id: 'a', ok: false as const, status: 400, error: 'invalid ciphertext' };
-  assert.deepEqual(sealResult(sealer, 'job-1', err), err, 'errors carry no content and stay as they are');
+  const results = [{ id: 'a', ok: true as const, result: MARKER }, { id: 'b', ok: false as const, status: 400, error: 'invalid ciphertext' }];
+  const reply = sealReply(sealer, 'job-1', results);
+  assert.equal(JSON.stringify(reply).includes(MARKER), false);
+  assert.deepEqual(openReply(sealer, reply), results);
+  assert.throws(() => openReply(sealer, { ...reply, jobId: 'job-2' }), PayloadSealError, 'a reply moved to another job');
+  // An unsealed reply (a job that failed for good) is believed only for its errors.
+  assert.deepEqual(openReply(sealer, { jobId: 'job-1', results }), [results[1]]);
 });
 
 test('Bull Board redaction replaces every sealed string and keeps the rest', () => {
-  const sealed = sealRpcItem(sealer, 'job-1', {
+  const job = sealRpcJob(sealer, 'job-1', 'api-1', 'http', [{
     id: 'a', traceId: 't', authorizationId: 'auth', keyId: 'key', pubkey: 'a'.repeat(64),
     call: { method: 'sign_event', event: { kind: 1, content: MARKER, tags: [], created_at: 1 } },
-  });
-  const data = { type: 'rpc', replyTo: 'api-1', items: [sealed] };
-  assert.deepEqual(redactSealed(data), { type: 'rpc', replyTo: 'api-1', items: [{ ...sealed, call: REDACTED }] });
-  const reply = { jobId: 'job-1', results: [sealResult(sealer, 'job-1', { id: 'a', ok: true, result: { content: MARKER } })] };
-  assert.deepEqual(redactSealed(reply), { jobId: 'job-1', results: [{ id: 'a', ok: true, result: REDACTED }] });
+  }]);
+  assert.deepEqual(redactSealed(job), { ...job, calls: REDACTED });
+  const reply = sealReply(sealer, 'job-1', [{ id: 'a', ok: true, result: { content: MARKER } }]);
+  assert.deepEqual(redactSealed(reply), { jobId: 'job-1', sealedResults: REDACTED });
+  assert.deepEqual(redactSealed({ nested: [{ deep: reply.sealedResults }], n: 1 }), { nested: [{ deep: REDACTED }], n: 1 });
   assert.equal(redactSealed(null), null);
 });

@@ -4,9 +4,9 @@ import type { Redis } from 'ioredis';
 import { createLogger } from '../../shared/logger.js';
 import { KeyManagerUnavailableError } from '../../shared/custody/key-manager.js';
 import { randomBytes } from 'node:crypto';
-import type { ReplyMessage, RpcItem, RpcJobData } from '../../shared/farm/jobs.js';
+import type { ReplyMessage, RpcItem, RpcJobData, SealedReplyMessage } from '../../shared/farm/jobs.js';
 import { PayloadSealer } from '../../shared/farm/payload-seal.js';
-import { openResult, sealRpcItem } from '../../shared/farm/rpc-sealing.js';
+import { openReply, sealRpcJob } from '../../shared/farm/rpc-sealing.js';
 import { ShardNames } from '../../shared/shard.js';
 import type { ActivityEntry } from '../../workers/activity.js';
 import type { CryptoOp, CryptoResult, CryptoRunner, KeyOp } from '../../workers/crypto/types.js';
@@ -19,14 +19,10 @@ const logger = createLogger({ level: 'silent' });
 const sealer = new PayloadSealer(randomBytes(32));
 
 /** A job as the api makes it: every call sealed for this job. */
-const job = (jobId: string, items: RpcItem[], replyTo = 'api-1'): RpcJobData => ({
-  type: 'rpc',
-  replyTo,
-  items: items.map((i) => sealRpcItem(sealer, jobId, i)),
-});
+const job = (jobId: string, items: RpcItem[], replyTo = 'api-1'): RpcJobData => sealRpcJob(sealer, jobId, replyTo, 'http', items);
 
 /** The reply with its results opened, as the api reads it. */
-const opened = (reply: ReplyMessage): ReplyMessage => ({ ...reply, results: reply.results.map((r) => openResult(sealer, reply.jobId, r)) });
+const opened = (reply: SealedReplyMessage): ReplyMessage => ({ jobId: reply.jobId, results: openReply(sealer, reply) });
 
 class KeyNotFoundError extends Error {
   override name = 'KeyNotFoundError';
@@ -118,7 +114,7 @@ test('maps key errors to statuses without failing the other items', async () => 
     return { secretKey: new Uint8Array(32).fill(2), pubkey: PUB };
   });
   const sign: RpcItem['call'] = { method: 'sign_event', event: { kind: 1, content: '', tags: [], created_at: 1 } };
-  const reply = await processor('job-3', job('job-3', [item('a', sign, 'missing'), item('b', sign, 'kms-down'), item('c', sign, 'other'), item('d', sign, 'good')]));
+  const reply = opened(await processor('job-3', job('job-3', [item('a', sign, 'missing'), item('b', sign, 'kms-down'), item('c', sign, 'other'), item('d', sign, 'good')])));
   assert.deepEqual(reply.results.map((r) => (r.ok ? 200 : `${r.status} ${r.error}`)), [
     '404 key not found',
     '503 key manager unavailable',
@@ -154,17 +150,21 @@ test('a crypto pool failure fails the job (BullMQ retries it) and zeroes the cop
   assert.equal(published.length, 0);
 });
 
-test('a call sealed for another job, another item or under another key is refused alone, without crypto', async () => {
-  const { processor, crypto, activity } = setup(async () => ({ secretKey: new Uint8Array(32).fill(4), pubkey: PUB }));
+test('a job whose calls do not open (another job\'s, altered, another key) runs nothing and answers 500', async () => {
+  const { processor, crypto, activity, published } = setup(async () => ({ secretKey: new Uint8Array(32).fill(4), pubkey: PUB }));
   const sign = (content: string): RpcItem['call'] => ({ method: 'sign_event', event: { kind: 1, content, tags: [], created_at: 1 } });
-  const data = job('job-5', [item('ok', sign('mine')), item('moved', sign('x')), item('swapped', sign('y')), item('foreign', sign('z'))]);
-  // A blob lifted from another job, one from another item of this job, one sealed under another key.
-  data.items[1]!.call = job('job-other', [item('moved', sign('theirs'))]).items[0]!.call;
-  data.items[2]!.call = data.items[0]!.call;
-  data.items[3]!.call = sealRpcItem(new PayloadSealer(randomBytes(32)), 'job-5', item('foreign', sign('z'))).call;
-  const reply = opened(await processor('job-5', data));
-  assert.deepEqual(reply.results.map((r) => (r.ok ? 200 : `${r.status} ${r.error}`)), [200, '500 call could not be opened', '500 call could not be opened', '500 call could not be opened']);
-  assert.equal(reply.results[0]!.ok && (reply.results[0]!.result as { content: string }).content, 'mine');
-  assert.equal(crypto.runs[0]!.length, 1, 'only the item that opened reached the crypto pool');
-  assert.equal(activity.length, 1);
+  const items = [item('a', sign('mine')), item('b', sign('mine too'))];
+  const moved = { ...job('job-5', items), calls: job('job-other', items).calls };
+  const foreign = sealRpcJob(new PayloadSealer(randomBytes(32)), 'job-6', 'api-1', 'http', items);
+  const good = job('job-7', items);
+  const altered = { ...good, calls: good.calls.slice(0, -4) + (good.calls.endsWith('AAAA') ? 'BBBB' : 'AAAA') };
+  for (const [jobId, data] of [['job-5', moved], ['job-6', foreign], ['job-7', altered]] as const) {
+    const reply = opened(await processor(jobId, data));
+    assert.deepEqual(reply.results.map((r) => (r.ok ? 200 : `${r.status} ${r.error}`)), ['500 calls could not be opened', '500 calls could not be opened'], jobId);
+  }
+  assert.equal(crypto.runs.length, 0, 'nothing reached the crypto pool');
+  assert.equal(activity.length, 0);
+  assert.equal(published.length, 3, 'the api hears the failure at once instead of waiting for its timeout');
+  const ok = opened(await processor('job-7', good));
+  assert.deepEqual(ok.results.map((r) => r.ok && (r.result as { content: string }).content), ['mine', 'mine too']);
 });
