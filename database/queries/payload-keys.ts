@@ -34,9 +34,3 @@ export async function updatePayloadKeyWrappedDek(db: Queryable, id: string, wrap
   );
   return rowCount === 1;
 }
-
-/** How many payload keys each KEK wraps. */
-export async function countPayloadKeysByKek(db: Queryable): Promise<Map<string, number>> {
-  const { rows } = await db.query<{ kekId: string; n: number }>('SELECT kek_id AS "kekId", count(*)::int AS n FROM payload_keys GROUP BY kek_id');
-  return new Map(rows.map((r) => [r.kekId, r.n]));
-}

@@ -1,7 +1,7 @@
 // Sealing of request and result content on its way through Redis (job data, return values, replies):
 // AES-256-GCM under the farm payload key (shared/farm/payload-key.ts), a random 96-bit nonce per seal,
-// and an AAD chosen by the caller (rpc-sealing.ts names the job and the item), so a blob copied onto
-// another item or job fails to open.
+// and an AAD chosen by the caller (rpc-sealing.ts names the job), so a blob copied onto another job fails
+// to open.
 //
 // A sealed value is one string: SEALED_PREFIX, then base64 of nonce | ciphertext | tag.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';

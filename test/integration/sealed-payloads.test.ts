@@ -17,8 +17,10 @@ import { createPool } from '../../database/pool.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { LocalKeyManager } from '../../shared/custody/local-key-manager.js';
 import { installMasterKey } from '../../shared/custody/local-key-manager-install.js';
+import { openSecret } from '../../shared/custody/envelope.js';
+import { findPayloadKey } from '../../database/queries/payload-keys.js';
 import { rotateKek } from '../../shared/custody/rotate-kek.js';
-import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
+import { FARM_PAYLOAD_KEY_ID, loadPayloadSealer, payloadKeyAad } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { createTestDatabase, migrateDatabase, redisUrl, testDataDir } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
@@ -111,6 +113,21 @@ describe('RPC content never sits readable in Redis', () => {
     assert.ok(jobs.every((j) => j.text.includes('"returnvalue"')), 'and their stored results');
     assert.ok(dump.some((k) => k.type === 'stream'), 'and the queues\' events streams');
     assert.deepEqual(leaksOf(dump, []), []);
+  });
+
+  it('holds not the payload key itself, in any key or log', async () => {
+    const km = await LocalKeyManager.open(farm.config.MASTER_KEY_PATH, { watchIntervalMs: 0 });
+    try {
+      const row = (await findPayloadKey(farm.rt.db, FARM_PAYLOAD_KEY_ID))!;
+      const key = Buffer.from(await openSecret(km, row, payloadKeyAad(FARM_PAYLOAD_KEY_ID)));
+      // Recorded, the suite's log scan (test/zz-secret-scan.test.ts) looks for it in every log too.
+      const forms = [key.toString('hex'), key.toString('base64'), key.toString('base64url')].map(recordSecret);
+      const text = dump.map((k) => k.text).join('\n') + heard.map((m) => m.message).join('\n');
+      assert.deepEqual(forms.filter((f) => text.includes(f)), []);
+      key.fill(0);
+    } finally {
+      await km.close();
+    }
   });
 
   it('publishes no marker on the reply channels', () => {
