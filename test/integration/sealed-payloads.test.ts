@@ -2,6 +2,8 @@
 // plaintexts, decrypted texts and events carry a unique marker, every key under the farm's prefix (job
 // hashes, return values, events streams, everything), every message on its pub/sub channels and Bull
 // Board's view of the jobs are searched for the marker in clear, hex and base64, and it is not there.
+// The same holds for the NIP-46 door. The farm payload key that seals the RPC content: made once when
+// processes start together, and re-wrapped by KEK rotation.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -14,11 +16,11 @@ import { BunkerSigner, parseBunkerInput } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { createPool } from '../../database/pool.js';
+import { findPayloadKey } from '../../database/queries/payload-keys.js';
+import { openSecret } from '../../shared/custody/envelope.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { LocalKeyManager } from '../../shared/custody/local-key-manager.js';
 import { installMasterKey } from '../../shared/custody/local-key-manager-install.js';
-import { openSecret } from '../../shared/custody/envelope.js';
-import { findPayloadKey } from '../../database/queries/payload-keys.js';
 import { rotateKek } from '../../shared/custody/rotate-kek.js';
 import { FARM_PAYLOAD_KEY_ID, loadPayloadSealer, payloadKeyAad } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
