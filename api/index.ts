@@ -6,6 +6,7 @@ import type { Config } from '../shared/config.js';
 import { KeyStore } from '../shared/custody/key-store.js';
 import type { KeyManager } from '../shared/custody/key-manager.js';
 import { parseEviction } from '../shared/evictions.js';
+import type { PayloadSealer } from '../shared/farm/payload-seal.js';
 import { RpcClient } from '../shared/farm/rpc-client.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import type { Logger } from '../shared/logger.js';
@@ -22,6 +23,8 @@ export interface ApiDeps {
   db: Db;
   redisUrl: string;
   keyManager: KeyManager;
+  /** Seals RPC calls into jobs and opens their results: the farm payload key. */
+  payloadSealer: PayloadSealer;
   version: string;
 }
 
@@ -59,6 +62,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     timeoutMs: config.RPC_TIMEOUT_MS,
     instanceId,
     logger,
+    sealer: deps.payloadSealer,
   });
   await rpc.start();
 

@@ -1,6 +1,7 @@
 // Starts the roles of one process over a prepared runtime; the CLI and in-process tests share it.
 import { startApi, type RunningApi } from '../api/index.js';
 import { KeyStore } from '../shared/custody/key-store.js';
+import { loadPayloadSealer } from '../shared/farm/payload-key.js';
 import { ActivityWriter } from '../workers/activity-writer.js';
 import { CoalescingCryptoRunner } from '../workers/crypto/coalescing-runner.js';
 import { InlineCheapOpsRunner } from '../workers/crypto/inline-runner.js';
@@ -12,7 +13,7 @@ import { startRelayIngest, type RelayIngest, type RelayIngestTuning } from '../r
 import { startHealthServer } from '../relay-ingest/health-server.js';
 import type { NostrEvent } from '../shared/nostr/types.js';
 import { probe, shutdownCheck } from '../shared/readiness.js';
-import { VERSION, openKeyManager, type Runtime } from './runtime.js';
+import { VERSION, fatal, openKeyManager, type Runtime } from './runtime.js';
 
 export interface RoleSet {
   api?: boolean;
@@ -34,6 +35,10 @@ export interface RunningRoles {
 
 export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRoles> {
   const keyManager = await openKeyManager(rt);
+  // Every role opens the farm payload key: RPC content crosses Redis sealed under it (shared/farm/jobs.ts).
+  const payloadSealer = await loadPayloadSealer(rt.db, keyManager).catch((err: Error) =>
+    fatal(`payload key: ${err.message}${/payload_keys/.test(err.message) ? ' (run keyfarm migrate)' : ''}`),
+  );
   const stops: (() => Promise<void>)[] = [];
   // One pool for the process's crypto: the workers' jobs and relay-ingest's signature checks. A turn's
   // ops are spread over every thread: with few shards jobs are large, and one thread signing a whole turn
@@ -54,6 +59,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       keyLoader: new PostgresKeyLoader(rt.db, new KeyStore(keyManager)),
       crypto,
       activity,
+      sealer: payloadSealer,
       nip46Store: new PostgresNip46Store(rt.db),
     });
     stops.push(async () => {
@@ -83,7 +89,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   }
   let api: RunningApi | undefined;
   if (roles.api) {
-    api = await startApi({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, keyManager, version: VERSION });
+    api = await startApi({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, keyManager, payloadSealer, version: VERSION });
     stops.unshift(() => api!.close());
   }
   // Last: the roles before it may still be finishing work on the pool.

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import { Admission } from '../shared/farm/admission.js';
+import type { PayloadSealer } from '../shared/farm/payload-seal.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
@@ -32,6 +33,8 @@ export interface StartWorkersOptions {
   keyLoader: KeyLoader;
   crypto: CryptoRunner;
   activity: ActivitySink;
+  /** Opens RPC jobs' calls and seals their results: the farm payload key (loadPayloadSealer). */
+  sealer: PayloadSealer;
   /** The authorizations table for NIP-46 jobs; without it this process runs no NIP-46 jobs. */
   nip46Store?: Nip46Store;
   redisUrl: string;
@@ -73,7 +76,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   const cache = new KeyCache(config.CACHE_MAX_BYTES);
   const admission = new Admission(commands, names, { limit: config.QUEUE_LIMIT });
   const deps = { cache, keyLoader: opts.keyLoader, crypto: opts.crypto, activity: opts.activity, publisher: commands, names, logger: log };
-  const processor = createRpcProcessor(deps);
+  const processor = createRpcProcessor({ ...deps, sealer: opts.sealer });
   const nip46Store = opts.nip46Store ? new CachedNip46Store(opts.nip46Store) : undefined;
   const nip46Processor = nip46Store ? createNip46Processor({ ...deps, store: nip46Store }) : undefined;
 

@@ -1,8 +1,11 @@
 // Runs one RPC job (a micro-batch of requests for one shard): keys from the cache (cold ones loaded once),
 // all of the job's crypto in ONE call to the crypto pool, results published to the api process that waits
 // for them and returned (BullMQ stores the return value, which the api reads if the reply was lost).
+// A job's calls arrive sealed and its results leave sealed (shared/farm/jobs.ts): open only in this memory.
 import type { Redis } from 'ioredis';
-import type { ItemResult, ReplyMessage, RpcItem, RpcJobData } from '../shared/farm/jobs.js';
+import type { ItemResult, ReplyMessage, RpcItem, RpcJobData, SealedReplyMessage } from '../shared/farm/jobs.js';
+import type { PayloadSealer } from '../shared/farm/payload-seal.js';
+import { openRpcJob, sealReply } from '../shared/farm/rpc-sealing.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import type { ShardNames } from '../shared/shard.js';
@@ -23,7 +26,12 @@ export interface RpcProcessorDeps {
   logger: Logger;
 }
 
-export type RpcProcessor = (jobId: string, data: RpcJobData) => Promise<ReplyMessage>;
+export interface RpcJobDeps extends RpcProcessorDeps {
+  /** Opens the jobs' calls and seals their results: the farm payload key. */
+  sealer: PayloadSealer;
+}
+
+export type RpcProcessor = (jobId: string, data: RpcJobData) => Promise<SealedReplyMessage>;
 
 const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
 
@@ -36,12 +44,12 @@ export function failedReply(jobId: string, data: { items: { id: string }[] }, st
   return { jobId, results: data.items.map((item) => fail(item.id, status, error)) };
 }
 
-export async function publishReply(publisher: Redis, names: ShardNames, replyTo: string, reply: ReplyMessage): Promise<void> {
+export async function publishReply(publisher: Redis, names: ShardNames, replyTo: string, reply: ReplyMessage | SealedReplyMessage): Promise<void> {
   await publisher.publish(names.replyChannel(replyTo), JSON.stringify(reply));
 }
 
-export function createRpcProcessor(deps: RpcProcessorDeps): RpcProcessor {
-  const { cache, keyLoader, crypto, activity, logger } = deps;
+export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
+  const { cache, keyLoader, crypto, activity, logger, sealer } = deps;
   const load = (keyId: string) => keyLoader.load(keyId);
 
   async function keyFor(item: RpcItem): Promise<KeyOutcome> {
@@ -60,10 +68,28 @@ export function createRpcProcessor(deps: RpcProcessorDeps): RpcProcessor {
     }
   }
 
-  return async function processRpcJob(jobId: string, data: RpcJobData): Promise<ReplyMessage> {
+  async function reply(jobId: string, replyTo: string, results: ItemResult[]): Promise<SealedReplyMessage> {
+    const sealed = sealReply(sealer, jobId, results);
+    try {
+      await publishReply(deps.publisher, deps.names, replyTo, sealed);
+    } catch (err) {
+      // The api reads the stored return value when the reply does not come.
+      logger.warn({ jobId, err: (err as Error).message }, 'publishing a reply failed');
+    }
+    return sealed;
+  }
+
+  return async function processRpcJob(jobId: string, data: RpcJobData): Promise<SealedReplyMessage> {
     const started = process.hrtime.bigint();
-    const items = data.items;
     const door = data.door ?? 'http';
+    let items: RpcItem[];
+    try {
+      items = openRpcJob(sealer, jobId, data);
+    } catch (err) {
+      // Altered in Redis, moved from another job, or sealed under another farm's key: nothing runs.
+      logger.error({ jobId, traceIds: data.items.map((i) => i.traceId), err: (err as Error).message }, 'the calls of an rpc job could not be opened');
+      return reply(jobId, data.replyTo, data.items.map((i) => fail(i.id, 500, 'calls could not be opened')));
+    }
     const results: ItemResult[] = new Array(items.length);
 
     // Distinct keys of the job, each looked up once.
@@ -144,15 +170,9 @@ export function createRpcProcessor(deps: RpcProcessorDeps): RpcProcessor {
       logger.debug({ traceId: item.traceId, jobId, method: item.call.method, status: r.ok ? 200 : r.status }, 'rpc item done');
     });
 
-    const reply: ReplyMessage = { jobId, results };
-    try {
-      await publishReply(deps.publisher, deps.names, data.replyTo, reply);
-    } catch (err) {
-      // The api reads the stored return value when the reply does not come.
-      logger.warn({ jobId, err: (err as Error).message }, 'publishing a reply failed');
-    }
+    const sealed = await reply(jobId, data.replyTo, results);
     metrics.jobItems.observe(items.length);
     metrics.jobDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return reply;
+    return sealed;
   };
 }

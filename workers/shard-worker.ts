@@ -4,11 +4,14 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Admission } from '../shared/farm/admission.js';
-import type { JobData, ReplyMessage } from '../shared/farm/jobs.js';
+import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
 import type { Nip46Processor } from './nip46-processor.js';
 import { failedReply, publishReply, type RpcProcessor } from './rpc-processor.js';
+
+/** A NIP-46 job's reply, or an RPC job's (sealed). */
+type Reply = ReplyMessage | SealedReplyMessage;
 
 export interface ShardWorkerOptions {
   shard: number;
@@ -31,14 +34,14 @@ export interface ShardWorkerOptions {
 
 export class ShardWorker {
   readonly shard: number;
-  private readonly worker: Worker<JobData, ReplyMessage>;
+  private readonly worker: Worker<JobData, Reply>;
   private readonly opts: ShardWorkerOptions;
 
   constructor(opts: ShardWorkerOptions) {
     this.opts = opts;
     this.shard = opts.shard;
     const { names, shard, logger } = opts;
-    this.worker = new Worker<JobData, ReplyMessage>(names.queue(shard), (job) => this.process(job), {
+    this.worker = new Worker<JobData, Reply>(names.queue(shard), (job) => this.process(job), {
       connection: opts.connection,
       prefix: names.queuePrefix(shard),
       concurrency: opts.concurrency,
@@ -66,7 +69,7 @@ export class ShardWorker {
     if (!finished) this.opts.logger.warn({ shard: this.shard }, 'jobs still running at shutdown; leaving them to be run again elsewhere');
   }
 
-  private async process(job: Job<JobData, ReplyMessage>): Promise<ReplyMessage> {
+  private async process(job: Job<JobData, Reply>): Promise<Reply> {
     if (job.data?.type === 'nip46' && this.opts.nip46Processor && Array.isArray(job.data.items)) {
       return this.opts.nip46Processor(job.id!, job.data);
     }
@@ -74,13 +77,13 @@ export class ShardWorker {
     return this.opts.processor(job.id!, job.data);
   }
 
-  private release(job: Job<JobData, ReplyMessage>): void {
+  private release(job: Job<JobData, Reply>): void {
     this.opts.admission.release(this.shard, job.id!).catch((err: Error) =>
       this.opts.logger.warn({ shard: this.shard, jobId: job.id, err: err.message }, 'releasing admitted items failed; reconcile will'),
     );
   }
 
-  private async onFailed(job: Job<JobData, ReplyMessage> | undefined, err: Error): Promise<void> {
+  private async onFailed(job: Job<JobData, Reply> | undefined, err: Error): Promise<void> {
     if (!job) return;
     const final = Boolean(job.finishedOn);
     this.opts.logger.error(

@@ -1,4 +1,4 @@
-// keyfarm rotate-kek: moves every key row to the active KEK while the farm keeps running.
+// keyfarm rotate-kek: moves every key row, and the farm payload key, to the active KEK while the farm keeps running.
 //   local master key: --generate or --new-master-key FILE installs the new key first (the old one is kept
 //     in the keyring beside MASTER_KEY_PATH, so every running process still unwraps under it);
 //   Cloud KMS: run with GCP_KMS_KEY set to the new key (deploy that to the farm first).
@@ -32,9 +32,10 @@ function positiveInt(name: string, value: string | undefined, fallback: number, 
 
 function summary(result: RotationResult): string {
   const lines = [`re-wrapped ${result.rewrapped} keys, ${result.alreadyCurrent} already current`];
+  if (result.payloadKeysRewrapped > 0) lines.push(`re-wrapped the farm payload key (${result.payloadKeysRewrapped} row${result.payloadKeysRewrapped === 1 ? '' : 's'})`);
   if (result.failed.length > 0) {
     lines.push(`${result.failed.length} keys could not be re-wrapped and stay under their old KEK:`);
-    for (const f of result.failed.slice(0, MAX_FAILURES_SHOWN)) lines.push(`  key ${f.id} (KEK ${f.kekId}): ${f.reason}`);
+    for (const f of result.failed.slice(0, MAX_FAILURES_SHOWN)) lines.push(`  ${f.id.startsWith('payload_keys/') ? '' : 'key '}${f.id} (KEK ${f.kekId}): ${f.reason}`);
     if (result.failed.length > MAX_FAILURES_SHOWN) lines.push(`  … and ${result.failed.length - MAX_FAILURES_SHOWN} more`);
   }
   for (const [kek, n] of [...result.byKek].sort()) lines.push(`KEK ${kek}: ${n} keys${kek === result.kekId ? ' (active)' : ''}`);

@@ -1,5 +1,6 @@
-// KEK rotation: re-wraps the DEK of every key row not yet under the KeyManager's active KEK. Ciphertexts
-// stay as they are; only wrapped_dek and kek_id change, so the secret each row holds never changes.
+// KEK rotation: re-wraps the DEK of every key row, and of the farm payload key (payload_keys), not yet
+// under the KeyManager's active KEK. Ciphertexts stay as they are; only wrapped_dek and kek_id change, so
+// the secret each row holds never changes.
 //
 // The walk goes in id order, a batch per transaction (rows locked FOR UPDATE), and only ever selects rows
 // not under the target KEK: a rerun after a kill skips what is done, and a second walk from the start
@@ -7,6 +8,7 @@
 // row is either under the old KEK or the new one, and its kek_id says which.
 import { inTransaction, type Db } from '../../database/pool.js';
 import { countKeysByKek, lockKeysNotUnder, updateWrappedDek } from '../../database/queries/keys.js';
+import { lockPayloadKeysNotUnder, updatePayloadKeyWrappedDek } from '../../database/queries/payload-keys.js';
 import { rewrapSecret } from './envelope.js';
 import { KeyManagerUnavailableError, type KeyManager } from './key-manager.js';
 
@@ -27,6 +29,7 @@ export interface RotationProgress {
 }
 
 export interface FailedKey {
+  /** A key row's id, or `payload_keys/<id>` for a payload key. */
   id: string;
   kekId: string;
   /** Error name and message: KEK ids and reasons only, never key material. */
@@ -40,6 +43,8 @@ export interface RotationResult {
   /** Rows that were under the target KEK without this run touching them. */
   alreadyCurrent: number;
   failed: FailedKey[];
+  /** Payload key rows (payload_keys) this run re-wrapped. */
+  payloadKeysRewrapped: number;
   /** Rows per KEK when the run ended. */
   byKek: Map<string, number>;
 }
@@ -116,9 +121,34 @@ export async function rotateKek(opts: RotateKekOptions): Promise<RotationResult>
         return { moved, lastId: batch.at(-1)?.id ?? null, full: batch.length === batchSize };
       });
 
+    // The payload key is one row (or a few): all of them in one transaction, at the start of every walk.
+    let payloadKeysRewrapped = 0;
+    const rewrapPayloadKeys = () =>
+      inTransaction(db, async (tx) => {
+        let moved = 0;
+        for (const row of await lockPayloadKeysNotUnder(tx, target)) {
+          const id = `payload_keys/${row.id}`;
+          try {
+            const rewrapped = await rewrapSecret(km, row);
+            if (rewrapped.kekId !== target) {
+              throw new RotationRefusedError(`the active KEK changed from ${target} to ${rewrapped.kekId} during the run; run rotate-kek again`);
+            }
+            await updatePayloadKeyWrappedDek(tx, row.id, rewrapped.wrappedDek, rewrapped.kekId, row.kekId);
+            moved++;
+            failed.delete(id);
+          } catch (err) {
+            if (err instanceof KeyManagerUnavailableError || err instanceof RotationRefusedError) throw err;
+            failed.set(id, { id, kekId: row.kekId, reason: describeFailure(err) });
+          }
+        }
+        return moved;
+      });
+
     // Walks until one finds nothing left to move, and not before settleMs.
     for (;;) {
-      let walkMoved = 0;
+      const payloadMoved = await rewrapPayloadKeys();
+      payloadKeysRewrapped += payloadMoved;
+      let walkMoved = payloadMoved;
       for (let afterId: string | null = null; ; ) {
         const { moved, lastId, full } = await rewrapBatch(afterId);
         walkMoved += moved;
@@ -142,6 +172,7 @@ export async function rotateKek(opts: RotateKekOptions): Promise<RotationResult>
       rewrapped: progress.rewrapped,
       alreadyCurrent: (byKek.get(target) ?? 0) - progress.rewrapped,
       failed: [...failed.values()],
+      payloadKeysRewrapped,
       byKek,
     };
   } finally {

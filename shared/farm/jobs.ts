@@ -1,5 +1,15 @@
 // What travels through the shard queues. No secret ever goes in here: a job names the key it needs
 // (keyId) and the worker that owns the shard loads and decrypts it.
+//
+// No private content goes in here in the clear either. An RPC job's calls (plaintexts, ciphertexts,
+// peers, events to sign) and its results (signed events, ciphertexts, decrypted text) are sealed, once
+// per job each way, with the farm payload key (payload-seal.ts, rpc-sealing.ts): AES-256-GCM, the AAD
+// naming the job, the sealed list naming each item. So Redis (job hashes, return values, the events
+// stream, reply pub/sub) and Bull Board never hold them readable; what stays readable is metadata (ids,
+// trace ids, key ids, methods).
+// The payload key lives in PostgreSQL (table payload_keys) sealed under the KEK like a user's key, and in
+// the memory of each process that loaded it at start (payload-key.ts). NIP-46 jobs need no sealing: they
+// carry the client's request event and return the response event, both encrypted end to end.
 import type { NostrEvent, UnsignedEvent } from '../nostr/types.js';
 
 export type RpcMethod =
@@ -18,7 +28,7 @@ export type RpcCall =
   | { method: 'nip44_encrypt' | 'nip04_encrypt'; peer: string; plaintext: string }
   | { method: 'nip44_decrypt' | 'nip04_decrypt'; peer: string; ciphertext: string };
 
-/** One request inside a job. */
+/** One request, as the api hands it to the RpcClient (in process memory only). */
 export interface RpcItem {
   /** Unique per request; the api matches the reply to its waiting HTTP request with it. */
   id: string;
@@ -31,6 +41,11 @@ export interface RpcItem {
   call: RpcCall;
 }
 
+/** One request inside a job: its metadata; its call is in the job's sealed `calls`. */
+export interface RpcJobItem extends Omit<RpcItem, 'call'> {
+  method: RpcMethod;
+}
+
 /** A micro-batch of HTTP RPC requests for one shard from one api process. */
 export interface RpcJobData {
   type: 'rpc';
@@ -38,7 +53,9 @@ export interface RpcJobData {
   replyTo: string;
   /** Where the requests came in (activity and metrics); 'http' when absent. */
   door?: 'http' | 'nip46';
-  items: RpcItem[];
+  items: RpcJobItem[];
+  /** Every item's `{id, call}` in item order, sealed for this job (rpc-sealing.ts). */
+  calls: string;
 }
 
 /** One NIP-46 request event as relay-ingest received it (content still encrypted: no secret in here). */
@@ -71,8 +88,17 @@ export type ItemResult =
   | { id: string; ok: true; result: unknown; method?: string }
   | { id: string; ok: false; status: number; error: string };
 
-/** What a worker publishes on the reply channel, and stores as the job's return value. */
+/**
+ * What a worker publishes on the reply channel, and stores as the job's return value: for a NIP-46 job,
+ * and for a job that failed for good (every item an error, which carries no content).
+ */
 export interface ReplyMessage {
   jobId: string;
   results: ItemResult[];
+}
+
+/** The reply to an RPC job that ran: its ItemResult[] sealed for the job (rpc-sealing.ts). */
+export interface SealedReplyMessage {
+  jobId: string;
+  sealedResults: string;
 }

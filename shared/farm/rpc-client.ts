@@ -7,6 +7,7 @@
 // - While Redis is unreachable a call answers 503 at once (a status check, no round trip): the command
 //   connection has no offline queue, so nothing waits for Redis to come back; it reconnects by itself.
 //   Calls in flight when the link drops are answered 503 at once too (their answer may never come).
+// - A job's calls are sealed into it, and its results opened here, with the farm payload key (jobs.ts).
 import { randomBytes } from 'node:crypto';
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -16,8 +17,10 @@ import { closeRedis, connectFailFast, createRedis, isUp } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { Admission } from './admission.js';
 import { ShardQueues } from './shard-queues.js';
-import type { ItemResult, ReplyMessage, RpcItem, RpcJobData } from './jobs.js';
+import type { ItemResult, ReplyMessage, RpcJobData, RpcItem, SealedReplyMessage } from './jobs.js';
 import { MicroBatcher } from './micro-batcher.js';
+import type { PayloadSealer } from './payload-seal.js';
+import { openReply, sealRpcJob } from './rpc-sealing.js';
 
 export interface RpcClientOptions {
   redisUrl: string;
@@ -30,6 +33,8 @@ export interface RpcClientOptions {
   /** Unique per process: replies for this process are published on names.replyChannel(instanceId). */
   instanceId: string;
   logger: Logger;
+  /** Seals calls into jobs and opens their results: the farm payload key (loadPayloadSealer). */
+  sealer: PayloadSealer;
   /** Label of the backpressure metric and of the jobs' activity; default 'http'. */
   door?: 'http' | 'nip46';
   /** Most items in one job; default 256. */
@@ -149,16 +154,27 @@ export class RpcClient {
 
   /** A reply published by a worker. Protected so a test can drop replies and exercise the fallback read. */
   protected handleReply(message: string): void {
-    let reply: ReplyMessage;
+    let reply: Partial<SealedReplyMessage & ReplyMessage> | null;
     try {
-      reply = JSON.parse(message) as ReplyMessage;
+      reply = JSON.parse(message) as Partial<SealedReplyMessage & ReplyMessage> | null;
     } catch {
       this.opts.logger.warn('rpc client: unreadable reply dropped');
       return;
     }
-    const job = this.jobs.get(reply.jobId);
-    if (!job || !Array.isArray(reply.results)) return; // late (already answered 504) or not ours
-    this.finish(reply.jobId, job, reply.results);
+    const jobId = reply?.jobId;
+    const job = typeof jobId === 'string' ? this.jobs.get(jobId) : undefined;
+    if (!job || !jobId) return; // late (already answered 504) or not ours
+    this.finish(jobId, job, this.resultsOf(jobId, job, reply!));
+  }
+
+  /** The results a reply carries; when they do not open (altered, another key), a 500 for each call. */
+  private resultsOf(jobId: string, job: InFlightJob, reply: Partial<SealedReplyMessage & ReplyMessage>): ItemResult[] {
+    try {
+      return openReply(this.opts.sealer, reply);
+    } catch (err) {
+      this.opts.logger.error({ jobId, shard: job.shard, err: (err as Error).message }, 'a reply could not be opened');
+      return job.calls.map((c) => fail(c.item.id, 500, 'reply could not be opened'));
+    }
   }
 
   private async send(shard: number, batch: WaitingCall[]): Promise<void> {
@@ -190,7 +206,7 @@ export class RpcClient {
     const answered = new Promise<void>((resolve) => (settle = resolve));
     const job: InFlightJob = { shard, calls, timer, settle };
     this.jobs.set(jobId, job);
-    const data: RpcJobData = { type: 'rpc', replyTo: this.opts.instanceId, door: this.door, items: calls.map((c) => c.item) };
+    const data: RpcJobData = sealRpcJob(this.opts.sealer, jobId, this.opts.instanceId, this.door, calls.map((c) => c.item));
     const keep = { age: this.opts.keepFinishedSeconds ?? 60 };
     try {
       await this.queues!.get(shard).add('rpc', data, {
@@ -218,8 +234,8 @@ export class RpcClient {
     let stored: ItemResult[] | undefined;
     let unreachable = false;
     try {
-      const j = await Job.fromId<RpcJobData, ReplyMessage>(this.queues!.get(job.shard), jobId);
-      if (j?.finishedOn && Array.isArray(j.returnvalue?.results)) stored = j.returnvalue.results;
+      const j = await Job.fromId<RpcJobData, SealedReplyMessage | ReplyMessage>(this.queues!.get(job.shard), jobId);
+      if (j?.finishedOn && j.returnvalue) stored = this.resultsOf(jobId, job, j.returnvalue);
     } catch (err) {
       unreachable = true;
       this.opts.logger.warn({ err: (err as Error).message, jobId }, 'reading a job result failed');

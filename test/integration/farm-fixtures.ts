@@ -1,10 +1,11 @@
 // Shared by the farm integration tests: a fake key loader and crypto runner, worker settings, Redis
 // cleanup by prefix. Everything a test stores lives under its own KEY_PREFIX.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { getPublicKey } from 'nostr-tools/pure';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import type { RpcItem } from '../../shared/farm/jobs.js';
+import { PayloadSealer } from '../../shared/farm/payload-seal.js';
 import type { CryptoOp, CryptoResult, CryptoRunner } from '../../workers/crypto/types.js';
 import type { KeyLoader } from '../../workers/key-loader.js';
 import type { WorkersConfig } from '../../workers/index.js';
@@ -14,6 +15,9 @@ export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 export function uniquePrefix(): string {
   return `kft_farm_${randomBytes(4).toString('hex')}`;
 }
+
+/** One payload key for every farm test process (api side and workers side must share it, as in a farm). */
+export const testSealer = new PayloadSealer(createHash('sha256').update('keyfarm farm tests: payload key').digest());
 
 export function quietLogger(): Logger {
   return createLogger({ level: process.env.FARM_TEST_LOG_LEVEL ?? 'silent' });

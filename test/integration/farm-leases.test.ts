@@ -12,7 +12,7 @@ import { ShardNames } from '../../shared/shard.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import { rendezvousOwner } from '../../workers/shard-leases.js';
 import {
-  FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, quietLogger, signItem, uniquePrefix, waitFor, workersConfig,
+  FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, quietLogger, signItem, testSealer, uniquePrefix, waitFor, workersConfig,
 } from './farm-fixtures.js';
 
 const SHARDS = 8;
@@ -31,7 +31,7 @@ after(async () => {
 async function member(id: string): Promise<Workers> {
   const w = await startWorkers({
     config: workersConfig(prefix, { SHARD_COUNT: SHARDS, LEASE_TTL_MS: TTL }),
-    logger, keyLoader: new FakeKeyLoader(), crypto: new FakeCrypto(), activity: noActivity, redisUrl: REDIS_URL, memberId: id,
+    logger, keyLoader: new FakeKeyLoader(), crypto: new FakeCrypto(), activity: noActivity, sealer: testSealer, redisUrl: REDIS_URL, memberId: id,
   });
   closers.push(() => w.stop());
   return w;
@@ -102,7 +102,7 @@ test('three members divide the shards without overlap; a killed one hands its sh
   assert.ok(victimShards.length > 0, 'the child member owns shards (rendezvous over 3 members, 8 shards)');
 
   // Work on every shard; the child's crypto is slow, so it holds jobs when it dies.
-  const rpc = new RpcClient({ redisUrl: REDIS_URL, names, shardCount: SHARDS, queueLimit: 4096, timeoutMs: 25_000, instanceId: 'api-leases', logger });
+  const rpc = new RpcClient({ redisUrl: REDIS_URL, names, shardCount: SHARDS, queueLimit: 4096, timeoutMs: 25_000, instanceId: 'api-leases', logger, sealer: testSealer });
   await rpc.start();
   closers.push(() => rpc.close());
   const calls = Array.from({ length: SHARDS * 4 }, (_, i) => rpc.call(i % SHARDS, signItem(`key-${i}`, `m${i}`)));

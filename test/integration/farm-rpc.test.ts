@@ -14,7 +14,7 @@ import { CryptoPool } from '../../workers/crypto/pool.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import type { ActivityEntry } from '../../workers/activity.js';
 import {
-  FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, pubkeyOf, quietLogger, signItem, uniquePrefix, waitFor, workersConfig,
+  FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, pubkeyOf, quietLogger, signItem, testSealer, uniquePrefix, waitFor, workersConfig,
 } from './farm-fixtures.js';
 
 const logger = quietLogger();
@@ -33,7 +33,7 @@ function farmPrefix(): { prefix: string; names: ShardNames } {
 
 async function client(names: ShardNames, opts: Partial<RpcClientOptions> = {}, Cls = RpcClient): Promise<RpcClient> {
   const c = new Cls({
-    redisUrl: REDIS_URL, names, shardCount: 4, queueLimit: 4096, timeoutMs: 10_000, instanceId: `api-${names.prefix}-${closers.length}`, logger, ...opts,
+    redisUrl: REDIS_URL, names, shardCount: 4, queueLimit: 4096, timeoutMs: 10_000, instanceId: `api-${names.prefix}-${closers.length}`, logger, sealer: testSealer, ...opts,
   });
   await c.start();
   closers.push(() => c.close());
@@ -42,7 +42,7 @@ async function client(names: ShardNames, opts: Partial<RpcClientOptions> = {}, C
 
 async function workers(prefix: string, opts: Partial<Parameters<typeof startWorkers>[0]> = {}, cfg = {}): Promise<Workers> {
   const w = await startWorkers({
-    config: workersConfig(prefix, cfg), logger, keyLoader: new FakeKeyLoader(), crypto: new FakeCrypto(), activity: noActivity, redisUrl: REDIS_URL, ...opts,
+    config: workersConfig(prefix, cfg), logger, keyLoader: new FakeKeyLoader(), crypto: new FakeCrypto(), activity: noActivity, sealer: testSealer, redisUrl: REDIS_URL, ...opts,
   });
   closers.push(() => w.stop());
   return w;

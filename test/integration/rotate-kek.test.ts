@@ -189,6 +189,8 @@ describe('keyfarm rotate-kek', () => {
     assert.notEqual(newKekId, oldKekId);
     const byKek = await countKeysByKek(pool);
     assert.deepEqual([...byKek.keys()], [newKekId], 'no row is left under the old KEK');
+    const payloadKeys = await pool.query<{ kekId: string }>('SELECT kek_id AS "kekId" FROM payload_keys');
+    assert.deepEqual(payloadKeys.rows, [{ kekId: newKekId }], 'the farm payload key moved too');
     const total = byKek.get(newKekId)!;
     assert.ok(Number(final[1]) > 0 && Number(final[2]) > 0, final[0]);
     // Users registered after the run ended are not in its count: it must add up to its own final tally.
