@@ -16,6 +16,7 @@ import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret, testLogger } from '../support/logs.js';
 import { startRedisProxy, type CuttableProxy } from '../support/tcp-proxy.js';
 import { waitFor } from './farm-fixtures.js';
+import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
 
 const PUBLIC_URL = 'https://keyfarm.example';
 const CSRF_COOKIE = '__Host-keyfarm_csrf';
@@ -49,6 +50,7 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       db: farm.rt.db,
       redisUrl: proxyB.urlFor(redisUrl()),
       keyManager: keyManagerB,
+      payloadSealer: await loadPayloadSealer(farm.rt.db, keyManagerB),
       version: VERSION,
     });
   });

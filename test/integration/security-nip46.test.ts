@@ -17,6 +17,7 @@ import { Nip46Probe, type Nip46Answer } from '../support/nip46-probe.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { startRedisProxy, type CuttableProxy } from '../support/tcp-proxy.js';
 import { waitFor } from './farm-fixtures.js';
+import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
 
 const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 /** Requests older than this are stale for the relay-ingests of this file (the default is 900). */
@@ -173,6 +174,7 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
         db: farm.rt.db,
         redisUrl: farm.rt.redisUrl,
         keyManager,
+        payloadSealer: await loadPayloadSealer(farm.rt.db, keyManager),
         version: VERSION,
       });
     });
