@@ -63,6 +63,13 @@ export const ConfigSchema = Type.Object({
   SHUTDOWN_HTTP_TIMEOUT_MS: Int(15_000, 0, 600_000),
   /** On SIGTERM, how long running jobs may take; past it they are left to the stalled-job check elsewhere. */
   SHUTDOWN_JOBS_TIMEOUT_MS: Int(10_000, 0, 600_000),
+  /**
+   * NIP-46 requests per minute that one client key other than a bunker's bound client (a stranger, or a
+   * client before its connect) may send to that bunker; past it they are dropped before any queue.
+   */
+  NIP46_UNBOUND_CLIENT_PER_MINUTE: Int(10, 1, 100_000),
+  /** NIP-46 requests per minute one bunker takes from all client keys other than its bound client. */
+  NIP46_UNBOUND_BUNKER_PER_MINUTE: Int(60, 1, 1_000_000),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -10,6 +10,8 @@ export interface BunkerRoute {
   bunkerPubkey: string;
   userPubkey: string;
   relays: string[];
+  /** The bound client; requests from any other key are limited before they are queued. */
+  clientPubkey: string | null;
 }
 
 /** Everything the worker checks and uses to answer a request to one bunker. */
@@ -28,7 +30,8 @@ export interface Nip46Authorization {
   permissions: PolicyPermissions;
 }
 
-const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.pubkey AS "userPubkey", a.relays`;
+const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.pubkey AS "userPubkey", a.relays,
+  a.client_pubkey AS "clientPubkey"`;
 
 /**
  * Bunkers to listen for: live authorizations, and those revoked or expired within `graceSeconds`, so a
