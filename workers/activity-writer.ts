@@ -4,12 +4,12 @@
 // written when it is back. A row the database refuses for what it holds (its authorization was deleted,
 // a value out of range) is dropped alone, with a log line: the batch around it is written without it.
 // Every entry dropped unwritten is counted in keyfarm_activity_dropped_total{reason}.
-import { Counter, Gauge } from 'prom-client';
+import { Gauge } from 'prom-client';
 import { inTransaction, type Db } from '../database/pool.js';
 import { insertActivity, type ActivityRow } from '../database/queries/activity.js';
 import { addActivity } from '../database/queries/authorizations.js';
 import type { Logger } from '../shared/logger.js';
-import { registry } from '../shared/metrics.js';
+import { metrics, registry } from '../shared/metrics.js';
 import type { ActivityEntry, ActivitySink } from './activity.js';
 
 const MAX_BUFFER = 50_000;
@@ -19,12 +19,7 @@ const DROP_CHUNK = 5_000;
 /** Why entries were dropped: the buffer filled during an outage, the database refused them, or shutdown came first. */
 type DropReason = 'buffer_full' | 'refused' | 'shutdown';
 
-const dropped = new Counter({
-  name: 'keyfarm_activity_dropped_total',
-  help: 'Activity entries dropped unwritten: buffer_full (database unreachable too long), refused (the database rejected the row), shutdown',
-  labelNames: ['reason'],
-  registers: [registry],
-});
+const dropped = metrics.activityDropped;
 const pending = new Gauge({ name: 'keyfarm_activity_pending', help: 'Activity entries waiting to be written', registers: [registry] });
 
 /**
