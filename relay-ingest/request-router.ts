@@ -1,7 +1,7 @@
 // From a relay's EVENT to a shard job and back to a published response:
 // - checks size, shape, the bunker it is for, then the id and the signature (on the crypto pool when given
-//   one, off the event loop), then that it is dated inside the accepted window (not too old, not too far
-//   in the future); drops are counted;
+//   one, off the event loop); requests dated outside the accepted window (too old, or too far in the
+//   future) are dropped before the signature is checked; drops are counted;
 // - limits requests from client keys other than the bunker's bound client (unbound-client-limit.ts);
 // - claims the event id in Redis (SET NX with a TTL that outlives the window), so one request seen on
 //   several relays, or at several relay-ingest replicas, or again after a restart, becomes exactly one
@@ -125,6 +125,11 @@ export class RequestRouter {
     const bunker = bunkerPubkeyOf(event);
     const route = bunker ? this.opts.route(bunker) : undefined;
     if (!bunker || !route) return this.drop('unknown_bunker');
+    // The window is checked before the signature: a request dated outside it costs no verification.
+    if (!Number.isSafeInteger(event.created_at)) return this.drop('malformed');
+    const age = Math.floor(Date.now() / 1000) - event.created_at;
+    if (age > this.opts.maxRequestAgeSeconds) return this.drop('stale');
+    if (-age > this.opts.maxRequestFutureSeconds) return this.drop('future');
     this.claiming++;
     void this.take(relay, event, bunker, route).finally(() => this.claiming--);
   }
@@ -144,9 +149,6 @@ export class RequestRouter {
     if (!valid) return this.drop('forged');
     if (this.closed || !this.accepting) return;
     if (this.isKnownCopy(event.id, relay)) return this.drop('duplicate');
-    const age = Math.floor(Date.now() / 1000) - event.created_at;
-    if (age > this.opts.maxRequestAgeSeconds) return this.drop('stale');
-    if (-age > this.opts.maxRequestFutureSeconds) return this.drop('future');
     const seenOn = new Set([relay]);
     this.seen.set(event.id, seenOn);
     metrics.nip46Requests.inc();
