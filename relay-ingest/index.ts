@@ -20,7 +20,8 @@ import { RequestRouter, type EventVerifier } from './request-router.js';
 
 export type RelayIngestConfig = Pick<
   Config,
-  'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'BUNKER_RELAYS' | 'RPC_TIMEOUT_MS' | 'USER_RELAYS_TOTAL' | 'USER_RELAYS_ALLOW_WS' | 'USER_RELAYS_ALLOW_PRIVATE' | 'USER_RELAYS_ALLOWLIST'
+  | 'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'BUNKER_RELAYS' | 'RPC_TIMEOUT_MS' | 'USER_RELAYS_TOTAL' | 'USER_RELAYS_ALLOW_WS'
+  | 'USER_RELAYS_ALLOW_PRIVATE' | 'USER_RELAYS_ALLOWLIST' | 'NIP46_UNBOUND_CLIENT_PER_MINUTE' | 'NIP46_UNBOUND_BUNKER_PER_MINUTE'
 >;
 
 export interface RelayIngestTuning {
@@ -31,6 +32,8 @@ export interface RelayIngestTuning {
   reloadIntervalMs: number;
   /** Requests older than this are not answered. */
   maxRequestAgeSeconds: number;
+  /** Requests dated further ahead than this are not answered. */
+  maxRequestFutureSeconds: number;
   publishAttempts: number;
   publishRetryDelayMs: number;
 }
@@ -40,6 +43,7 @@ export const DEFAULT_INGEST_TUNING: RelayIngestTuning = {
   revokedGraceSeconds: 24 * 3600,
   reloadIntervalMs: 60_000,
   maxRequestAgeSeconds: 900,
+  maxRequestFutureSeconds: 120,
   publishAttempts: 4,
   publishRetryDelayMs: 250,
 };
@@ -111,6 +115,9 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     route: (pk) => directory.get(pk),
     publish: (event, relays, traceId) => pool.publish(event, relays, traceId),
     maxRequestAgeSeconds: tuning.maxRequestAgeSeconds,
+    maxRequestFutureSeconds: tuning.maxRequestFutureSeconds,
+    unboundPerClientPerMinute: config.NIP46_UNBOUND_CLIENT_PER_MINUTE,
+    unboundPerBunkerPerMinute: config.NIP46_UNBOUND_BUNKER_PER_MINUTE,
     replyTimeoutMs: Math.max(config.RPC_TIMEOUT_MS * 2, 5000),
     verify: opts.verify,
   });

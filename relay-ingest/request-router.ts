@@ -1,9 +1,11 @@
 // From a relay's EVENT to a shard job and back to a published response:
 // - checks size, shape, the bunker it is for, then the id and the signature (on the crypto pool when given
-//   one, off the event loop); drops are counted;
-// - claims the event id in Redis (SET NX with a TTL), so one request seen on several relays, or at
-//   several relay-ingest replicas, becomes exactly one job; copies seen here add their relay to the
-//   places the response goes;
+//   one, off the event loop); requests dated outside the accepted window (too old, or too far in the
+//   future) are dropped before the signature is checked; drops are counted;
+// - limits requests from client keys other than the bunker's bound client (unbound-client-limit.ts);
+// - claims the event id in Redis (SET NX with a TTL that outlives the window), so one request seen on
+//   several relays, or at several relay-ingest replicas, or again after a restart, becomes exactly one
+//   job; copies seen here add their relay to the places the response goes;
 // - routes to the shard of the bunker's USER and batches what arrives in one event-loop turn into one
 //   job (jobId from the first request's event id), after admission: a full shard drops and counts;
 // - takes the worker's reply on this instance's reply channel (or, if that message is lost, the job's
@@ -24,6 +26,7 @@ import { verifyEvent } from '../shared/nostr/event.js';
 import type { NostrEvent } from '../shared/nostr/types.js';
 import { shardOf, type ShardNames } from '../shared/shard.js';
 import { ingestMetrics } from './metrics.js';
+import { UnboundClientLimit, type UnboundVerdict } from './unbound-client-limit.js';
 
 export interface RequestRouterOptions {
   /** Command connection (claims, admission, queues). */
@@ -37,8 +40,17 @@ export interface RequestRouterOptions {
   route(bunkerPubkey: string): BunkerRoute | undefined;
   /** Resolves with how many relays accepted the event; `traceId` goes into its log lines. */
   publish(event: NostrEvent, relays: Iterable<string>, traceId?: string): Promise<number>;
-  /** Requests older than this are not answered (their client gave up); also bounds the claim TTL. */
+  /** Requests older than this are not answered (their client gave up). */
   maxRequestAgeSeconds: number;
+  /**
+   * Requests dated further ahead than this are not answered (clock skew is allowed for, a request
+   * dated ahead to outlive its claim is not). With the age, bounds the claim TTL.
+   */
+  maxRequestFutureSeconds: number;
+  /** Requests per minute from one client key other than the bound client, per bunker. */
+  unboundPerClientPerMinute: number;
+  /** Requests per minute to one bunker from all client keys other than its bound client. */
+  unboundPerBunkerPerMinute: number;
   /** How long to wait for a worker's reply before reading the stored result. */
   replyTimeoutMs: number;
   /** Checks an event's id and signature; default: on this thread. */
@@ -49,6 +61,9 @@ export interface RequestRouterOptions {
 export type EventVerifier = (event: NostrEvent) => Promise<boolean>;
 
 const verifyHere: EventVerifier = (event) => Promise.resolve(verifyEvent(event));
+
+/** Beyond the window, how long a claim is kept, for clocks of replicas and relays that disagree. */
+const CLAIM_MARGIN_SECONDS = 300;
 
 interface PendingRequest {
   item: Nip46Item;
@@ -73,6 +88,7 @@ export class RequestRouter {
   /** Event ids this process has taken (or seen taken), with the relays they came from. */
   private readonly seen = new LRUCache<string, Set<string>>({ max: 100_000 });
   private readonly admission: Admission;
+  private readonly unboundLimit: UnboundClientLimit;
   private closed = false;
   /** False once draining: events are no longer taken, what was taken is still answered. */
   private accepting = true;
@@ -82,6 +98,11 @@ export class RequestRouter {
 
   constructor(private readonly opts: RequestRouterOptions) {
     this.admission = new Admission(opts.redis, opts.names, { limit: opts.queueLimit });
+    this.unboundLimit = new UnboundClientLimit(opts.redis, {
+      keyPrefix: opts.keyPrefix,
+      perClient: opts.unboundPerClientPerMinute,
+      perBunker: opts.unboundPerBunkerPerMinute,
+    });
     this.queues = new ShardQueues(opts.redis, opts.names, (err, shard) => opts.logger.warn({ err: err.message, shard }, 'nip46 queue error'));
     // Group commit, as for HTTP calls: while a shard has a job out, its next requests gather into one job.
     this.batcher = new MicroBatcher((shard, reqs) => this.send(shard, reqs), { maxInFlight: 1, holdMaxMs: 250 });
@@ -104,6 +125,11 @@ export class RequestRouter {
     const bunker = bunkerPubkeyOf(event);
     const route = bunker ? this.opts.route(bunker) : undefined;
     if (!bunker || !route) return this.drop('unknown_bunker');
+    // The window is checked before the signature: a request dated outside it costs no verification.
+    if (!Number.isSafeInteger(event.created_at)) return this.drop('malformed');
+    const age = Math.floor(Date.now() / 1000) - event.created_at;
+    if (age > this.opts.maxRequestAgeSeconds) return this.drop('stale');
+    if (-age > this.opts.maxRequestFutureSeconds) return this.drop('future');
     this.claiming++;
     void this.take(relay, event, bunker, route).finally(() => this.claiming--);
   }
@@ -123,12 +149,27 @@ export class RequestRouter {
     if (!valid) return this.drop('forged');
     if (this.closed || !this.accepting) return;
     if (this.isKnownCopy(event.id, relay)) return this.drop('duplicate');
-    const age = Math.floor(Date.now() / 1000) - event.created_at;
-    if (age > this.opts.maxRequestAgeSeconds) return this.drop('stale');
     const seenOn = new Set([relay]);
     this.seen.set(event.id, seenOn);
     metrics.nip46Requests.inc();
+    if (event.pubkey !== route.clientPubkey && !(await this.withinUnboundLimit(event, bunker))) return;
     await this.claim(event, bunker, route, seenOn);
+  }
+
+  /** Counts a request from a client key that is not the bound client; false (dropped, counted) past a limit. */
+  private async withinUnboundLimit(event: NostrEvent, bunker: string): Promise<boolean> {
+    let verdict: UnboundVerdict;
+    try {
+      verdict = await this.unboundLimit.take(bunker, event.pubkey);
+    } catch (err) {
+      this.opts.logger.warn({ eventId: event.id, err: (err as Error).message }, 'counting an unbound nip46 request failed');
+      this.seen.delete(event.id);
+      this.drop('redis_unavailable');
+      return false;
+    }
+    if (verdict === 'ok') return true;
+    this.drop('rate_limited');
+    return false;
   }
 
   /** Stops taking events and waits, up to timeoutMs, until every request taken is answered and published. */
@@ -173,9 +214,10 @@ export class RequestRouter {
   }
 
   private async claim(event: NostrEvent, bunker: string, route: BunkerRoute, seenOn: Set<string>): Promise<void> {
-    // A claim outlives the oldest request still answered, so a relay re-sending an old request cannot
-    // make a second job.
-    const ttl = this.opts.maxRequestAgeSeconds + 300;
+    // A claim outlives every moment at which its request is still accepted (dated up to the future
+    // bound ahead, answered until the age bound after that), so a request sent again, by a relay or
+    // anyone, after a restart or once it left `seen`, cannot make a second job.
+    const ttl = this.opts.maxRequestFutureSeconds + this.opts.maxRequestAgeSeconds + CLAIM_MARGIN_SECONDS;
     let won: boolean;
     try {
       won = (await this.opts.redis.set(requestClaimKey(this.opts.keyPrefix, event.id), this.opts.instanceId, 'EX', ttl, 'NX')) === 'OK';

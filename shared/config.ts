@@ -106,6 +106,14 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_NOSTRCONNECT: RateOrOff('30/1h'),
   /** Clients (addresses/CIDRs) exempt from the request limits; never from the login-failure limits. */
   RATE_LIMIT_ALLOWLIST: Type.String({ default: '' }),
+
+  /**
+   * NIP-46 requests per minute that one client key other than a bunker's bound client (a stranger, or a
+   * client before its connect) may send to that bunker; past it they are dropped before any queue.
+   */
+  NIP46_UNBOUND_CLIENT_PER_MINUTE: Int(10, 1, 100_000),
+  /** NIP-46 requests per minute one bunker takes from all client keys other than its bound client. */
+  NIP46_UNBOUND_BUNKER_PER_MINUTE: Int(60, 1, 1_000_000),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

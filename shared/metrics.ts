@@ -71,6 +71,14 @@ export const metrics = {
   dbPoolIdle: new Gauge({ name: `${P}_db_pool_idle`, help: 'PostgreSQL pool clients connected and idle', registers: [registry], ...scraped }),
   dbPoolWaiting: new Gauge({ name: `${P}_db_pool_waiting`, help: 'Queries waiting for a PostgreSQL pool client', registers: [registry], ...scraped }),
   dbPoolMax: new Gauge({ name: `${P}_db_pool_max`, help: 'PostgreSQL pool size limit (DB_POOL_SIZE)', registers: [registry], ...scraped }),
+
+  /** Activity entries dropped unwritten, by reason: buffer_full, refused, shutdown (workers/activity-writer.ts). */
+  activityDropped: new Counter({
+    name: `${P}_activity_dropped_total`,
+    help: 'Activity entries dropped unwritten: buffer_full (database unreachable too long), refused (the database rejected the row), shutdown',
+    labelNames: ['reason'],
+    registers: [registry],
+  }),
 };
 
 /** What the pool metrics read of a pg.Pool. */

@@ -90,8 +90,10 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     }
   });
   await subscriber.subscribe(names.evictChannel());
-  // Announcements made while the subscription was down are lost: forget what they might have named.
-  subscriber.on('ready', () => nip46Store?.clear());
+  // Announcements made while the subscription is down are lost: cache nothing meanwhile, and forget
+  // whatever they might have named both when it drops and when it is back.
+  subscriber.on('close', () => nip46Store?.setLinked(false));
+  subscriber.on('ready', () => nip46Store?.setLinked(true));
 
   const running = new Map<number, ShardWorker>();
   // Settles SHUTDOWN_JOBS_TIMEOUT_MS after stop(): no shard Worker closing (for the stop, or a hand-over

@@ -15,6 +15,7 @@ import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } fro
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import { policyPermits } from '../shared/policy.js';
+import { announceBunker } from '../shared/nip46/channels.js';
 import { NIP46_KIND, NIP46_METHODS, isNip04Payload, parseNip46Request, type Nip46Request, type Nip46Response } from '../shared/nip46/protocol.js';
 import { EventValidationError, validateUnsignedEvent } from '../shared/nostr/event.js';
 import { isValidPubkeyHex } from '../shared/nostr/keys.js';
@@ -314,6 +315,10 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
     }
     if (!bound) return refuse('this bunker is already connected to another client');
     auth.clientPubkey = w.client;
+    // relay-ingest re-reads the bunker and stops limiting this client as an unbound one.
+    await announceBunker(deps.publisher, deps.names.prefix, { type: 'bunker_added', bunkerPubkey: auth.bunkerPubkey }).catch((err: Error) =>
+      logger.warn({ authorizationId: auth.id, err: err.message }, 'announcing a nip46 binding failed'),
+    );
     answer('ack');
   }
 

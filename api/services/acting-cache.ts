@@ -13,11 +13,23 @@ interface Entry {
   until: number;
 }
 
+/**
+ * A database read in flight. An eviction that lands while it runs may postdate what it read, so the
+ * read's result goes back to its caller but never into the cache.
+ */
+interface Load {
+  /** Everything was evicted (or the link changed) meanwhile. */
+  stale: boolean;
+  /** Authorizations evicted meanwhile. */
+  evicted: Set<string>;
+}
+
 /** After a failed lookup, stale entries are served without asking the database again for this long. */
 const DB_RETRY_MS = 1000;
 
 export class ActingCache {
   private readonly entries = new Map<string, Entry>();
+  private readonly loads = new Set<Load>();
   private linked = true;
   private dbFailedAt = -Infinity;
 
@@ -36,6 +48,8 @@ export class ActingCache {
     if (hit && hit.until > now) return hit.acting;
     const stale = hit && now - hit.until < this.maxStaleMs ? hit : undefined;
     if (stale && now - this.dbFailedAt < DB_RETRY_MS) return stale.acting;
+    const load: Load = { stale: false, evicted: new Set() };
+    this.loads.add(load);
     let acting: ActingAuthorization | undefined;
     try {
       acting = await findActingByAccessHash(this.db, accessHash);
@@ -43,28 +57,32 @@ export class ActingCache {
       this.dbFailedAt = Date.now();
       if (stale && this.entries.get(key) === stale) return stale.acting;
       throw err;
+    } finally {
+      this.loads.delete(load);
     }
-    if (!this.linked) return acting;
+    if (!this.linked || load.stale || (acting !== undefined && load.evicted.has(acting.id))) return acting;
     if (this.entries.size >= this.maxEntries) this.entries.clear();
     this.entries.set(key, { acting, until: now + this.ttlMs });
     return acting;
   }
 
   evict(e: Eviction): void {
-    if (e.type === 'all') return this.entries.clear();
+    if (e.type === 'all') return this.clear();
     if (e.type !== 'authorization') return;
+    for (const load of this.loads) load.evicted.add(e.authorizationId);
     for (const [key, entry] of this.entries) {
       if (entry.acting?.id === e.authorizationId) this.entries.delete(key);
     }
   }
 
   clear(): void {
+    for (const load of this.loads) load.stale = true;
     this.entries.clear();
   }
 
-  /** Whether evictions are being received; both ways, everything cached is dropped. */
+  /** Whether evictions are being received; both ways, everything cached (or being read) is dropped. */
   setLinked(linked: boolean): void {
     this.linked = linked;
-    this.entries.clear();
+    this.clear();
   }
 }

@@ -12,6 +12,8 @@ export interface BunkerRoute {
   relays: string[];
   revokedAt: Date | null;
   expiresAt: Date | null;
+  /** The bound client; requests from any other key are limited before they are queued. */
+  clientPubkey: string | null;
 }
 
 /** Everything the worker checks and uses to answer a request to one bunker. */
@@ -31,7 +33,7 @@ export interface Nip46Authorization {
 }
 
 const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.pubkey AS "userPubkey", a.relays,
-  a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt"`;
+  a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt", a.client_pubkey AS "clientPubkey"`;
 
 /**
  * Bunkers to listen for: live authorizations, and those revoked or expired within `graceSeconds`, so a

@@ -3,7 +3,10 @@
 import type { Redis } from 'ioredis';
 import type { NostrEvent } from '../nostr/types.js';
 
-/** A bunker began to exist (or changed relays); an optional event to publish once it is listened for. */
+/**
+ * A bunker began to exist (or changed relays, or bound its client): relay-ingest re-reads its route. An
+ * optional event to publish once it is listened for.
+ */
 export interface BunkerAnnouncement {
   type: 'bunker_added';
   bunkerPubkey: string;

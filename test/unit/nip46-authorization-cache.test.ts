@@ -59,3 +59,69 @@ test('an eviction, a logout, a clear or the TTL makes the next job read the tabl
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(await readsAfter(), 5, 'after the TTL');
 });
+
+/** A store whose reads return the rows as they were when the read began, and finish when released. */
+class GatedStore extends CountingStore {
+  private gates: (() => void)[] = [];
+  override async findAuthorizations(pks: string[]) {
+    const rows = await super.findAuthorizations(pks);
+    await new Promise<void>((resolve) => this.gates.push(resolve));
+    return rows;
+  }
+  async waitForReads(n: number) {
+    const end = Date.now() + 2000;
+    while (this.gates.length < n) {
+      if (Date.now() > end) throw new Error(`expected ${n} table read(s) in progress, found ${this.gates.length}`);
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  release() {
+    for (const open of this.gates.splice(0)) open();
+  }
+}
+
+test('a revocation announced while the authorization is being read is not undone by that read', async () => {
+  const inner = new GatedStore(new Map([['bunker-1', auth(1, 'client')], ['bunker-2', auth(2, 'client')]]));
+  const store = new CachedNip46Store(inner);
+  const reading = store.findAuthorizations(['bunker-1', 'bunker-2']);
+  await inner.waitForReads(1);
+  inner.rows.set('bunker-1', auth(1, 'client', new Date()));
+  store.evict('auth-1');
+  inner.release();
+  assert.equal((await reading).length, 2, 'the job that asked gets its read');
+  const next = store.findAuthorizations(['bunker-1', 'bunker-2']);
+  await inner.waitForReads(1);
+  inner.release();
+  const again = await next;
+  assert.deepEqual(inner.reads[1], ['bunker-1'], 'the revoked one is read again, the other was cached');
+  assert.ok(again.find((a) => a.id === 'auth-1')!.revokedAt instanceof Date, 'and seen revoked');
+});
+
+test('a clear or a dropped subscription during a read keeps that read out of the cache', async () => {
+  for (const interrupt of [(s: CachedNip46Store) => s.clear(), (s: CachedNip46Store) => (s.setLinked(false), s.setLinked(true))]) {
+    const inner = new GatedStore(new Map([['bunker-1', auth(1, 'client')]]));
+    const store = new CachedNip46Store(inner);
+    const reading = store.findAuthorizations(['bunker-1']);
+    await inner.waitForReads(1);
+    interrupt(store);
+    inner.release();
+    await reading;
+    assert.equal(store.size, 0, `nothing cached after ${interrupt.toString()}`);
+  }
+});
+
+test('while the eviction subscription is down nothing is cached, and what was cached is dropped', async () => {
+  const inner = new CountingStore(new Map([['bunker-1', auth(1, 'client')]]));
+  const store = new CachedNip46Store(inner);
+  await store.findAuthorizations(['bunker-1']);
+  assert.equal(store.size, 1);
+  store.setLinked(false);
+  assert.equal(store.size, 0, 'dropped when the subscription drops');
+  await store.findAuthorizations(['bunker-1']);
+  await store.findAuthorizations(['bunker-1']);
+  assert.equal(inner.reads.length, 3, 'every job reads the table while unlinked');
+  store.setLinked(true);
+  await store.findAuthorizations(['bunker-1']);
+  await store.findAuthorizations(['bunker-1']);
+  assert.equal(inner.reads.length, 4, 'cached again once linked');
+});

@@ -1,0 +1,264 @@
+// NIP-46 requests an attacker can send without any secret: ones dated outside the accepted window,
+// replays of a request already answered (after relay-ingest restarts), and floods from client keys that
+// are not a bunker's bound client. Real relay (@nostr-relay/core on ws), real farm on Redis and PostgreSQL;
+// relay-ingest is started here so it can be restarted and tuned to a short window.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { finalizeEvent, generateSecretKey, getPublicKey, nip44, type Event } from 'nostr-tools';
+import { parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
+import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
+import WebSocket from 'ws';
+import { startRelayIngest, type RelayIngest } from '../../relay-ingest/index.js';
+import { ingestMetrics } from '../../relay-ingest/metrics.js';
+import { UnboundClientLimit } from '../../relay-ingest/unbound-client-limit.js';
+import { requestClaimKey } from '../../shared/nip46/channels.js';
+import { createRedis } from '../../shared/redis.js';
+import { call, registerUser } from '../support/client.js';
+import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { recordSecret } from '../support/logs.js';
+import { startTestRelay, type TestRelay } from '../support/relay.js';
+
+useWebSocketImplementation(WebSocket);
+
+const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
+/** A short window, so requests just inside and just outside it can be sent (relays take ±10 minutes). */
+const MAX_AGE = 60;
+const MAX_FUTURE = 30;
+const PER_CLIENT = 10;
+const PER_BUNKER = 30;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const now = () => Math.floor(Date.now() / 1000);
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function dropped(reason: string): Promise<number> {
+  const m = await ingestMetrics.eventsDropped.get();
+  return m.values.filter((v) => v.labels.reason === reason).reduce((s, v) => s + v.value, 0);
+}
+
+/** A hand-made NIP-46 client on one relay: signs requests with any created_at, keeps every response. */
+class RawClient {
+  readonly sk = generateSecretKey();
+  readonly pk = getPublicKey(this.sk);
+  private readonly responses = new Map<string, { result: string; error?: string }[]>();
+  private relay: Relay | undefined;
+  private seq = 0;
+
+  constructor(readonly bunkerPubkey: string) {
+    recordSecret(bytesToHex(this.sk));
+  }
+
+  async listen(url: string): Promise<void> {
+    this.relay = await Relay.connect(url);
+    const conv = nip44.getConversationKey(this.sk, this.bunkerPubkey);
+    await new Promise<void>((resolve) => {
+      this.relay!.subscribe([{ kinds: [24133], authors: [this.bunkerPubkey], '#p': [this.pk] }], {
+        onevent: (e) => {
+          const r = JSON.parse(nip44.decrypt(e.content, conv)) as { id: string; result: string; error?: string };
+          const list = this.responses.get(r.id) ?? [];
+          list.push(r);
+          this.responses.set(r.id, list);
+        },
+        oneose: () => resolve(),
+      });
+    });
+  }
+
+  /** A signed request; its NIP-46 id is returned with it. */
+  request(method: string, params: string[] = [], createdAt = now()): { event: Event; rid: string } {
+    const rid = `${method}-${++this.seq}`;
+    const content = nip44.encrypt(JSON.stringify({ id: rid, method, params }), nip44.getConversationKey(this.sk, this.bunkerPubkey));
+    return { event: finalizeEvent({ kind: 24133, created_at: createdAt, tags: [['p', this.bunkerPubkey]], content }, this.sk), rid };
+  }
+
+  async send(method: string, params: string[] = [], createdAt = now()): Promise<string> {
+    const { event, rid } = this.request(method, params, createdAt);
+    await this.publish(event);
+    return rid;
+  }
+
+  async publish(event: Event): Promise<void> {
+    await this.relay!.publish(event);
+  }
+
+  answers(rid: string): { result: string; error?: string }[] {
+    return this.responses.get(rid) ?? [];
+  }
+
+  get answered(): number {
+    return this.responses.size;
+  }
+
+  async answer(rid: string, ms = 5000): Promise<{ result: string; error?: string }> {
+    await waitFor(() => this.answers(rid).length > 0, ms, `response to ${rid}`);
+    return this.answers(rid)[0]!;
+  }
+
+  close(): void {
+    this.relay?.close();
+  }
+}
+
+describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
+  let relay: TestRelay;
+  let farm: TestFarm;
+  let ingest: RelayIngest;
+  let user: Awaited<ReturnType<typeof registerUser>>;
+  const clients: RawClient[] = [];
+
+  const startIngest = () =>
+    startRelayIngest({
+      config: farm.config,
+      logger: farm.rt.logger,
+      db: farm.rt.db,
+      redisUrl: farm.rt.redisUrl,
+      tuning: { relay: FAST_RELAY, maxRequestAgeSeconds: MAX_AGE, maxRequestFutureSeconds: MAX_FUTURE },
+    });
+
+  before(async () => {
+    relay = await startTestRelay();
+    farm = await startTestFarm(
+      'nip46-abuse',
+      {
+        BUNKER_RELAYS: relay.url,
+        RPC_TIMEOUT_MS: '3000',
+        NIP46_UNBOUND_CLIENT_PER_MINUTE: String(PER_CLIENT),
+        NIP46_UNBOUND_BUNKER_PER_MINUTE: String(PER_BUNKER),
+      },
+      { api: true, workers: true },
+    );
+    ingest = await startIngest();
+    user = await registerUser(farm.url);
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await ingest?.stop();
+    await farm?.stop();
+    await relay?.stop();
+  });
+
+  const subscriptionsTo = (bunker: string) => relay.stats.reqs.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunker))).length;
+
+  async function newBunker(): Promise<BunkerPointer> {
+    const res = await call(farm.url, 'POST', '/api/user/bunker/create', { app_name: 'abuse test' }, user.session);
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const bp = (await parseBunkerInput(res.body.bunker_url))!;
+    recordSecret(bp.secret!);
+    await waitFor(() => subscriptionsTo(bp.pubkey) > 0, 5000, 'subscription to the new bunker');
+    return bp;
+  }
+
+  async function client(bunker: string): Promise<RawClient> {
+    const c = new RawClient(bunker);
+    clients.push(c);
+    await c.listen(relay.url);
+    return c;
+  }
+
+  /** A new bunker and its bound client (connected with the secret, and known as bound to relay-ingest). */
+  async function boundClient(): Promise<{ bp: BunkerPointer; c: RawClient }> {
+    const bp = await newBunker();
+    const c = await client(bp.pubkey);
+    assert.equal((await c.answer(await c.send('connect', [bp.pubkey, bp.secret!]))).result, 'ack');
+    await waitFor(() => ingest.directory.get(bp.pubkey)?.clientPubkey === c.pk, 5000, 'relay-ingest to learn the binding');
+    return { bp, c };
+  }
+
+  it('answers requests dated just inside the window on both sides, and none dated beyond either side', async () => {
+    const { c } = await boundClient();
+    const futureBefore = await dropped('future');
+    const staleBefore = await dropped('stale');
+    // Validly signed by the bound client: only their dates are wrong.
+    const farFuture = await c.send('ping', [], now() + MAX_FUTURE + 240);
+    const justPast = await c.send('ping', [], now() - MAX_AGE - 30);
+    const nearFuture = await c.send('ping', [], now() + MAX_FUTURE - 10);
+    const nearPast = await c.send('ping', [], now() - MAX_AGE + 15);
+    assert.equal((await c.answer(nearFuture)).result, 'pong');
+    assert.equal((await c.answer(nearPast)).result, 'pong');
+    await waitFor(async () => (await dropped('future')) === futureBefore + 1 && (await dropped('stale')) === staleBefore + 1, 5000, 'both drops counted');
+    await sleep(500);
+    assert.deepEqual(c.answers(farFuture), [], 'a request dated past the future bound is not answered');
+    assert.deepEqual(c.answers(justPast), [], 'a request older than the age bound is not answered');
+  });
+
+  it('does not answer a request again when relay-ingest restarts and the relay sends it again', async () => {
+    const { bp, c } = await boundClient();
+    const signed = c.request('sign_event', [JSON.stringify({ kind: 1, content: 'once only', tags: [], created_at: now() })]);
+    const ahead = c.request('ping', [], now() + MAX_FUTURE - 5);
+    await c.publish(signed.event);
+    await c.publish(ahead.event);
+    assert.ok((await c.answer(signed.rid)).result.includes('once only'));
+    assert.equal((await c.answer(ahead.rid)).result, 'pong');
+    const redis = createRedis(farm.rt.redisUrl);
+    const claimTtl = await redis.ttl(requestClaimKey(farm.config.KEY_PREFIX, ahead.event.id)).finally(() => redis.quit());
+    assert.ok(claimTtl >= MAX_AGE + MAX_FUTURE, `the claim (${claimTtl} s) outlives the window`);
+
+    // A new relay-ingest: nothing in memory, same Redis. It subscribes with a `since` that reaches back
+    // over both requests, so the relay sends them again.
+    const duplicatesBefore = await dropped('duplicate');
+    const subscribed = subscriptionsTo(bp.pubkey);
+    await ingest.stop();
+    ingest = await startIngest();
+    await waitFor(() => subscriptionsTo(bp.pubkey) > subscribed, 5000, 'the new relay-ingest to subscribe');
+    await waitFor(async () => (await dropped('duplicate')) >= duplicatesBefore + 2, 5000, 'the replays to be seen and dropped');
+    await sleep(500);
+    assert.equal(c.answers(signed.rid).length, 1, 'signed once');
+    assert.equal(c.answers(ahead.rid).length, 1, 'answered once');
+    // The new relay-ingest serves new requests as usual.
+    assert.equal((await c.answer(await c.send('ping'))).result, 'pong');
+  });
+
+  it('limits requests from client keys other than the bound client before they are queued; the bound client is not limited', async () => {
+    const { bp, c } = await boundClient(); // its connect, sent unbound, used 1 of the bunker's allowance
+    const limitedBefore = await dropped('rate_limited');
+    const stranger = await client(bp.pubkey);
+    const flood: string[] = [];
+    for (let i = 0; i < 50; i++) flood.push(await stranger.send('ping'));
+    // The bound client sends more than an unbound key may, at the same time, and every one is answered.
+    const own: string[] = [];
+    for (let i = 0; i < PER_CLIENT + 5; i++) own.push(await c.send('ping'));
+    for (const rid of own) assert.equal((await c.answer(rid)).result, 'pong');
+    await waitFor(async () => stranger.answered + (await dropped('rate_limited')) - limitedBefore >= 50, 5000, 'the flood to be handled');
+    await sleep(500);
+    assert.equal(stranger.answered, PER_CLIENT, `${PER_CLIENT} of the stranger's 50 requests reached a worker`);
+    assert.equal((await dropped('rate_limited')) - limitedBefore, 50 - PER_CLIENT, 'the rest were dropped and counted');
+    assert.match(stranger.answers(flood[0]!)[0]!.error ?? '', /not connected/);
+
+    // New keys cost nothing to make: the bunker's own allowance bounds them all together.
+    const crowd = await Promise.all([0, 1, 2, 3].map(() => client(bp.pubkey)));
+    for (const s of crowd) for (let i = 0; i < PER_CLIENT; i++) await s.send('ping');
+    const room = PER_BUNKER - 1 - PER_CLIENT;
+    await waitFor(async () => crowd.reduce((n, s) => n + s.answered, 0) + (await dropped('rate_limited')) - limitedBefore - (50 - PER_CLIENT) >= 40, 5000, 'the crowd to be handled');
+    await sleep(500);
+    assert.equal(crowd.reduce((n, s) => n + s.answered, 0), room, `the bunker took ${room} more unbound requests, no more`);
+    assert.equal((await c.answer(await c.send('ping'))).result, 'pong', 'the bound client is still answered');
+  });
+
+  it('counts unbound requests atomically across relay-ingest replicas', async () => {
+    const a = createRedis(farm.rt.redisUrl);
+    const b = createRedis(farm.rt.redisUrl);
+    try {
+      const opts = { keyPrefix: farm.config.KEY_PREFIX, perClient: PER_CLIENT, perBunker: PER_BUNKER };
+      const replicas = [new UnboundClientLimit(a, opts), new UnboundClientLimit(b, opts)];
+      const bunker = 'b'.repeat(64);
+      const clientKey = 'c'.repeat(64);
+      const verdicts = await Promise.all(Array.from({ length: 40 }, (_, i) => replicas[i % 2]!.take(bunker, clientKey)));
+      assert.equal(verdicts.filter((v) => v === 'ok').length, PER_CLIENT);
+      assert.equal(verdicts.filter((v) => v === 'client_limited').length, 40 - PER_CLIENT);
+      const ttl = await a.ttl(`${farm.config.KEY_PREFIX}:nip46:unbound:{${bunker}}:${clientKey}`);
+      assert.ok(ttl > 0 && ttl <= 60, 'a counter lives one window');
+    } finally {
+      await a.quit();
+      await b.quit();
+    }
+  });
+});
