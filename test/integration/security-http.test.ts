@@ -40,7 +40,8 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
   before(async () => {
     proxyA = await startRedisProxy(redisUrl());
     proxyB = await startRedisProxy(redisUrl());
-    farm = await startTestFarm('security-http', { PUBLIC_URL, REDIS_URL: proxyA.urlFor(redisUrl()) });
+    // The spraying test names its client in X-Forwarded-For: this farm trusts the loopback proxy (the test).
+    farm = await startTestFarm('security-http', { PUBLIC_URL, REDIS_URL: proxyA.urlFor(redisUrl()), TRUST_PROXY: '127.0.0.1' });
     base = farm.url;
     // A second api instance over the same database and Redis (its own link to Redis), as in a deployment.
     keyManagerB = await openKeyManager(farm.rt);
