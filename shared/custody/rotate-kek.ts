@@ -99,16 +99,22 @@ export async function rotateKek(opts: RotateKekOptions): Promise<RotationResult>
     const progress: RotationProgress = { done: 0, total: sum(await countKeysByKek(db), target), rewrapped: 0, failed: 0 };
     opts.onProgress?.({ ...progress });
 
+    /** The row's DEK wrapped under the target KEK; refuses if the active KEK moved on during the run. */
+    const rewrapUnder = async (row: Parameters<typeof rewrapSecret>[1]) => {
+      const rewrapped = await rewrapSecret(km, row);
+      if (rewrapped.kekId !== target) {
+        throw new RotationRefusedError(`the active KEK changed from ${target} to ${rewrapped.kekId} during the run; run rotate-kek again`);
+      }
+      return rewrapped;
+    };
+
     const rewrapBatch = (afterId: string | null) =>
       inTransaction(db, async (tx) => {
         const batch = await lockKeysNotUnder(tx, target, afterId, batchSize);
         let moved = 0;
         for (const row of batch) {
           try {
-            const rewrapped = await rewrapSecret(km, row);
-            if (rewrapped.kekId !== target) {
-              throw new RotationRefusedError(`the active KEK changed from ${target} to ${rewrapped.kekId} during the run; run rotate-kek again`);
-            }
+            const rewrapped = await rewrapUnder(row);
             await updateWrappedDek(tx, row.id, rewrapped.wrappedDek, rewrapped.kekId, row.kekId);
             moved++;
             failed.delete(row.id);
@@ -129,10 +135,7 @@ export async function rotateKek(opts: RotateKekOptions): Promise<RotationResult>
         for (const row of await lockPayloadKeysNotUnder(tx, target)) {
           const id = `payload_keys/${row.id}`;
           try {
-            const rewrapped = await rewrapSecret(km, row);
-            if (rewrapped.kekId !== target) {
-              throw new RotationRefusedError(`the active KEK changed from ${target} to ${rewrapped.kekId} during the run; run rotate-kek again`);
-            }
+            const rewrapped = await rewrapUnder(row);
             await updatePayloadKeyWrappedDek(tx, row.id, rewrapped.wrappedDek, rewrapped.kekId, row.kekId);
             moved++;
             failed.delete(id);
