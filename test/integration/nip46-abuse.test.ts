@@ -27,6 +27,13 @@ const MAX_AGE = 60;
 const MAX_FUTURE = 30;
 const PER_CLIENT = 10;
 const PER_BUNKER = 30;
+/**
+ * When a negative check runs, every request has already been accounted for (answered, or counted as
+ * dropped before any queue). The pause only gives an answer that must not exist a chance to show: a
+ * queued request is answered within tens of milliseconds on this farm (one job round trip), so half a
+ * second is ten times the longest of them.
+ */
+const LATE_ANSWER_MS = 500;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => Math.floor(Date.now() / 1000);
@@ -185,7 +192,7 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     assert.equal((await c.answer(nearFuture)).result, 'pong');
     assert.equal((await c.answer(nearPast)).result, 'pong');
     await waitFor(async () => (await dropped('future')) === futureBefore + 1 && (await dropped('stale')) === staleBefore + 1, 5000, 'both drops counted');
-    await sleep(500);
+    await sleep(LATE_ANSWER_MS);
     assert.deepEqual(c.answers(farFuture), [], 'a request dated past the future bound is not answered');
     assert.deepEqual(c.answers(justPast), [], 'a request older than the age bound is not answered');
   });
@@ -202,15 +209,18 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     const claimTtl = await redis.ttl(requestClaimKey(farm.config.KEY_PREFIX, ahead.event.id)).finally(() => redis.quit());
     assert.ok(claimTtl >= MAX_AGE + MAX_FUTURE, `the claim (${claimTtl} s) outlives the window`);
 
-    // A new relay-ingest: nothing in memory, same Redis. It subscribes with a `since` that reaches back
-    // over both requests, so the relay sends them again.
+    // A new relay-ingest: nothing in memory, same Redis. Relays do not store kind 24133, so the replay is
+    // an attacker (or a relay that passes events on) sending both requests again: inject() delivers them
+    // to the new subscription as a relay would, past the test relay's own cache of seen ids.
     const duplicatesBefore = await dropped('duplicate');
     const subscribed = subscriptionsTo(bp.pubkey);
     await ingest.stop();
     ingest = await startIngest();
     await waitFor(() => subscriptionsTo(bp.pubkey) > subscribed, 5000, 'the new relay-ingest to subscribe');
+    await relay.inject(signed.event);
+    await relay.inject(ahead.event);
     await waitFor(async () => (await dropped('duplicate')) >= duplicatesBefore + 2, 5000, 'the replays to be seen and dropped');
-    await sleep(500);
+    await sleep(LATE_ANSWER_MS);
     assert.equal(c.answers(signed.rid).length, 1, 'signed once');
     assert.equal(c.answers(ahead.rid).length, 1, 'answered once');
     // The new relay-ingest serves new requests as usual.
@@ -228,7 +238,7 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     for (let i = 0; i < PER_CLIENT + 5; i++) own.push(await c.send('ping'));
     for (const rid of own) assert.equal((await c.answer(rid)).result, 'pong');
     await waitFor(async () => stranger.answered + (await dropped('rate_limited')) - limitedBefore >= 50, 5000, 'the flood to be handled');
-    await sleep(500);
+    await sleep(LATE_ANSWER_MS);
     assert.equal(stranger.answered, PER_CLIENT, `${PER_CLIENT} of the stranger's 50 requests reached a worker`);
     assert.equal((await dropped('rate_limited')) - limitedBefore, 50 - PER_CLIENT, 'the rest were dropped and counted');
     assert.match(stranger.answers(flood[0]!)[0]!.error ?? '', /not connected/);
@@ -238,7 +248,7 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     for (const s of crowd) for (let i = 0; i < PER_CLIENT; i++) await s.send('ping');
     const room = PER_BUNKER - 1 - PER_CLIENT;
     await waitFor(async () => crowd.reduce((n, s) => n + s.answered, 0) + (await dropped('rate_limited')) - limitedBefore - (50 - PER_CLIENT) >= 40, 5000, 'the crowd to be handled');
-    await sleep(500);
+    await sleep(LATE_ANSWER_MS);
     assert.equal(crowd.reduce((n, s) => n + s.answered, 0), room, `the bunker took ${room} more unbound requests, no more`);
     assert.equal((await c.answer(await c.send('ping'))).result, 'pong', 'the bound client is still answered');
   });
