@@ -226,6 +226,16 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     // The handle it replaced no longer skips consent; prompt=consent always shows it.
     assert.equal((await browse(app.authorizationUrl({ authorizationHandle: first.body.authorization_handle }), user.session)).status, 200);
     assert.equal((await browse(app.authorizationUrl({ authorizationHandle: second.body.authorization_handle, extra: { prompt: 'consent' } }), user.session)).status, 200);
+
+    // A refresh answers with a new handle too; the one before it stops.
+    const refreshed = await call<KeycastTokens>(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: second.body.refresh_token });
+    assert.equal(refreshed.status, 200);
+    recordSecret(refreshed.body.access_token);
+    recordSecret(refreshed.body.refresh_token);
+    recordSecret(refreshed.body.authorization_handle);
+    assert.match(refreshed.body.authorization_handle, /^[0-9a-f]{64}$/);
+    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: second.body.authorization_handle }), user.session)).status, 200);
+    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: refreshed.body.authorization_handle }), user.session)).status, 302);
   });
 
   it('refuses a handle replayed by another app, another origin or another user, a broader scope and a revoked authorization', async () => {
@@ -354,6 +364,38 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       assert.equal((await call(base, 'POST', '/api/auth/login', { email: form2.email, password: form2.password })).status, 401);
     });
 
+    it('takes the register form with its CSRF token, keeps the email after an error, and refuses it without the token', async () => {
+      const key = appKey();
+      const app = new KeycastApp(base, 'byok-form');
+      const page = await browse(app.authorizationUrl({ byokPubkey: key.pubkey, verifier: key.verifier, extra: { state: 'form-st' } }));
+      const html = await page.text();
+      const csrfCookie = /^(keyfarm_csrf=[^;]+)/.exec(page.headers.get('set-cookie') ?? '')?.[1];
+      const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+      assert.ok(csrfCookie && token, 'a form token on the register page');
+      const fields = Object.fromEntries([...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&')]));
+      const post = (body: Record<string, string>, cookie = csrfCookie) => fetch(`${base}/api/oauth/register`, {
+        method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body: new URLSearchParams(body).toString(),
+      });
+      const email = `byok-form-${Date.now()}@example.com`;
+      const password = recordSecret(`byok-form-pw-${randomBytes(8).toString('hex')}`);
+
+      const forged = await post({ ...fields, _csrf: 'forged', email, password });
+      assert.equal(forged.status, 403, 'no registration without the form token');
+      const short = await post({ ...fields, email, password: 'short' });
+      assert.equal(short.status, 400);
+      const shortHtml = await short.text();
+      assert.ok(shortHtml.includes(`value="${email}"`), 'the email is kept');
+      assert.match(shortHtml, /at least 8 characters/);
+
+      const done = await post({ ...fields, email, password });
+      assert.equal(done.status, 303);
+      const location = done.headers.get('location')!;
+      assert.equal(new URL(location).searchParams.get('state'), 'form-st');
+      const tokens = await app.exchange(app.codeOf(location));
+      assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
+      assert.equal((await rpc(base, tokens.body.access_token, 'get_public_key')).body.result, key.pubkey);
+    });
+
     it('refuses a registration for a key already registered, or without PKCE', async () => {
       const owner = await registerUser(base);
       const app = new KeycastApp(base, 'byok-taken');
@@ -397,6 +439,20 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       assert.equal((await call(base, 'GET', `/api/oauth/poll?state=${state}`)).status, 202);
       assert.equal((await call(base, 'GET', `/api/oauth/poll?state=${'x'.repeat(1025)}`)).status, 400);
       assert.equal((await call(base, 'GET', '/api/oauth/poll')).status, 400);
+    });
+  });
+
+  describe('a client polling too often', () => {
+    let limited: TestFarm;
+    before(async () => {
+      limited = await startTestFarm('keycast-poll-limit', { RATE_LIMIT_OAUTH_POLL: '3/1m', RATE_LIMIT_ALLOWLIST: '' }, { api: true });
+    });
+    after(async () => limited?.stop());
+
+    it('gets 429 past RATE_LIMIT_OAUTH_POLL', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await call(limited.url, 'GET', `/api/oauth/poll?state=flood-${i}`)).status);
+      assert.deepEqual(statuses, [202, 202, 202, 429, 429]);
     });
   });
 });
