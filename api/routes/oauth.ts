@@ -125,7 +125,8 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
     } catch (err) {
       if (!isForm) throw err;
       const failure = formError(err, reply);
-      const page = await byokRegisterPage(ctx, reply, { ...body, byok_pubkey: body.pubkey, error: failure.message });
+      const { password: _password, _csrf, pubkey, ...shown } = body;
+      const page = await byokRegisterPage(ctx, reply, { ...shown, byok_pubkey: pubkey, error: failure.message });
       return sendPage(reply, page, failure.statusCode);
     }
     const target = withParams(redirect, { code, state: body.state });

@@ -273,6 +273,19 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     assert.equal(list.filter((a) => a.revoked_at === null).length, 1);
   });
 
+  it('shows consent again once a handle is past its 30 days', async () => {
+    const user = await registerUser(base);
+    const app = new KeycastApp(base, 'expiring-app');
+    app.authorizationUrl();
+    const tokens = await app.exchange(await approve(app, user.session));
+    const { rows } = await farm.rt.db.query<{ days: number }>(
+      `SELECT round(extract(epoch FROM handle_expires_at - now()) / 86400)::int AS days FROM authorizations WHERE client_id = 'expiring-app'`,
+    );
+    assert.equal(rows[0]!.days, 30);
+    await farm.rt.db.query(`UPDATE authorizations SET handle_expires_at = now() - interval '1 second' WHERE client_id = 'expiring-app'`);
+    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: tokens.body.authorization_handle }), user.session)).status, 200);
+  });
+
   it('re-consent updates the app\'s authorization to the policy granted now, with the same bunker key', async () => {
     const user = await registerUser(base);
     const app = new KeycastApp(base, 'reconsent-app');
