@@ -102,6 +102,8 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_REGISTER: RateOrOff('10/1h'),
   RATE_LIMIT_LOGIN: RateOrOff('30/1m'),
   RATE_LIMIT_OAUTH_TOKEN: RateOrOff('60/1m'),
+  /** GET /api/oauth/poll (apps polling for their code every few seconds). */
+  RATE_LIMIT_OAUTH_POLL: RateOrOff('60/1m'),
   RATE_LIMIT_BUNKER_CREATE: RateOrOff('30/1h'),
   RATE_LIMIT_NOSTRCONNECT: RateOrOff('30/1h'),
   /** Clients (addresses/CIDRs) exempt from the request limits; never from the login-failure limits. */

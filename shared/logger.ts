@@ -13,7 +13,7 @@ export const SECRET_FIELDS = [
   'convKey', 'conversationKey', 'conversation_key', 'sharedSecret', 'shared_secret',
   // tokens and OAuth
   'token', 'access_token', 'accessToken', 'refresh_token', 'refreshToken', 'id_token', 'session_token', 'sessionToken',
-  'code', 'code_verifier', 'codeVerifier', 'client_secret', 'clientSecret',
+  'code', 'code_verifier', 'codeVerifier', 'client_secret', 'clientSecret', 'authorization_handle', 'authorizationHandle',
   // a bunker URL carries its connect secret
   'bunker_url', 'bunkerUrl',
   // HTTP credentials

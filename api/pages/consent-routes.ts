@@ -10,8 +10,10 @@ import type { ApiContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 import { sessionUser } from '../plugins/session.js';
 import { csrfToken, pageCsp } from '../plugins/web-security.js';
-import { checkRedirectUri, policySlugOfScope } from '../services/oauth.js';
+import { BYOK_PUBKEY } from '../services/byok.js';
+import { checkRedirectUri, policySlugOfScope, silentReauthorization } from '../services/oauth.js';
 import { sendPage } from './layout.js';
+import { byokRegisterPage } from './views-byok.js';
 import { consentPage, errorPage, loginPage } from './views-auth.js';
 
 const Param = (max: number) => Type.Optional(Type.String({ maxLength: max }));
@@ -23,6 +25,11 @@ const AuthorizeQuery = Type.Object({
   code_challenge: Param(128),
   code_challenge_method: Param(16),
   state: Param(1024),
+  // Keycast's: skip consent with the handle of a past one unless prompt=consent; register for the app's own key.
+  prompt: Param(32),
+  authorization_handle: Param(128),
+  byok_pubkey: Param(128),
+  default_register: Param(8),
 });
 
 const oauthError = (code: string, description: string) => new OAuthError(400, code, description);
@@ -51,6 +58,7 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       const slug = policySlugOfScope(q.scope);
       policy = await findPolicy(ctx.db, slug);
       if (!policy) throw oauthError('invalid_scope', `unknown policy: ${slug}`);
+      if (q.byok_pubkey !== undefined && !BYOK_PUBKEY.test(q.byok_pubkey)) throw oauthError('invalid_request', 'byok_pubkey must be 64 lowercase hex characters');
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;
       redirect.searchParams.set('error', err.code);
@@ -59,11 +67,33 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       return reply.redirect(redirect.toString(), 302);
     }
 
+    // Bring your own key: a new account for the app's key, whoever is signed in here (as Keycast does).
+    if (q.byok_pubkey !== undefined) {
+      return sendPage(reply, await byokRegisterPage(ctx, reply, { ...q, client_id: q.client_id, redirect_uri: q.redirect_uri!, byok_pubkey: q.byok_pubkey }));
+    }
+
     const userId = await sessionUser(ctx, request);
     const user = userId ? await findUserById(ctx.db, userId) : undefined;
     if (!user) {
       const intro = `${q.client_id} wants to use your Nostr key. Log in, or create an account, to continue.`;
       return sendPage(reply, loginPage({ csrf: csrfToken(reply), next: request.url, intro }));
+    }
+
+    if (q.authorization_handle !== undefined && q.prompt !== 'consent') {
+      const code = await silentReauthorization(ctx, {
+        userId: user.id,
+        handle: q.authorization_handle,
+        clientId: q.client_id,
+        redirectUri: q.redirect_uri!,
+        codeChallenge: q.code_challenge,
+        codeChallengeMethod: 'S256',
+        state: q.state,
+      });
+      if (code !== undefined) {
+        redirect.searchParams.set('code', code);
+        if (q.state !== undefined) redirect.searchParams.set('state', q.state);
+        return reply.redirect(redirect.toString(), 302);
+      }
     }
 
     reply.header('content-security-policy', pageCsp(ctx.config, [redirect.origin]));

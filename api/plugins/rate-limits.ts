@@ -10,7 +10,7 @@ import type { Config } from '../../shared/config.js';
 import { clientKey, parseRate, parseSubnetList, subnetMatcher, waitText } from '../../shared/net/client-address.js';
 import { HttpError } from '../errors.js';
 
-type RateSetting = 'RATE_LIMIT_REGISTER' | 'RATE_LIMIT_LOGIN' | 'RATE_LIMIT_OAUTH_TOKEN' | 'RATE_LIMIT_BUNKER_CREATE' | 'RATE_LIMIT_NOSTRCONNECT';
+type RateSetting = 'RATE_LIMIT_REGISTER' | 'RATE_LIMIT_LOGIN' | 'RATE_LIMIT_OAUTH_TOKEN' | 'RATE_LIMIT_OAUTH_POLL' | 'RATE_LIMIT_BUNKER_CREATE' | 'RATE_LIMIT_NOSTRCONNECT';
 
 interface RouteLimit {
   setting: RateSetting;
@@ -22,6 +22,8 @@ interface RouteLimit {
 export const LIMITED_ROUTES: Readonly<Record<string, RouteLimit>> = {
   'POST /api/auth/register': { setting: 'RATE_LIMIT_REGISTER', per: 'client' },
   'POST /register': { setting: 'RATE_LIMIT_REGISTER', per: 'client' },
+  'POST /api/oauth/register': { setting: 'RATE_LIMIT_REGISTER', per: 'client' },
+  'GET /api/oauth/poll': { setting: 'RATE_LIMIT_OAUTH_POLL', per: 'client' },
   'POST /api/auth/login': { setting: 'RATE_LIMIT_LOGIN', per: 'client' },
   'POST /login': { setting: 'RATE_LIMIT_LOGIN', per: 'client' },
   'POST /api/oauth/token': { setting: 'RATE_LIMIT_OAUTH_TOKEN', per: 'client' },

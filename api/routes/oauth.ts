@@ -3,7 +3,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ApiContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 import { requireSession } from '../plugins/session.js';
-import { checkRedirectUri, exchangeCode, issueCode, refreshTokens } from '../services/oauth.js';
+import { registerByok } from '../services/byok.js';
+import { checkRedirectUri, exchangeCode, issueCode, pollCode, refreshTokens } from '../services/oauth.js';
+import { formError } from '../pages/forms.js';
+import { sendPage } from '../pages/layout.js';
+import { byokRegisterPage } from '../pages/views-byok.js';
 
 const Str = (max = 2048) => Type.String({ minLength: 1, maxLength: max });
 
@@ -19,7 +23,8 @@ const AuthorizeBody = Type.Object({
 
 const TokenBody = Type.Union([
   Type.Object({
-    grant_type: Type.Literal('authorization_code'),
+    // Optional, as Keycast has it: a body without one is an authorization_code grant.
+    grant_type: Type.Optional(Type.Literal('authorization_code')),
     code: Str(200),
     client_id: Str(200),
     redirect_uri: Str(),
@@ -42,6 +47,27 @@ const TokenResponseBody = Type.Object({
     description: Type.String(),
     permissions: Type.Unknown(),
   }),
+  authorization_handle: Type.String(),
+});
+
+const PollQuery = Type.Object({ state: Type.String({ minLength: 1, maxLength: 1024 }) });
+const PollResponse = {
+  200: Type.Object({ code: Type.String() }),
+  202: Type.Object({ status: Type.Literal('pending') }),
+};
+
+const RegisterBody = Type.Object({
+  email: Type.String({ maxLength: 254 }),
+  password: Type.String({ maxLength: 1024 }),
+  /** Keycast's name for the bring-your-own-key public key. */
+  pubkey: Type.String({ maxLength: 64 }),
+  client_id: Str(200),
+  redirect_uri: Str(),
+  scope: Type.Optional(Type.String({ maxLength: 200 })),
+  code_challenge: Type.Optional(Str(128)),
+  code_challenge_method: Type.Optional(Str(16)),
+  state: Type.Optional(Type.String({ maxLength: 1024 })),
+  _csrf: Type.Optional(Type.String({ maxLength: 512 })),
 });
 
 function withParams(uri: string, params: Record<string, string | undefined>): string {
@@ -71,10 +97,49 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
       scope: body.scope,
       codeChallenge: body.code_challenge,
       codeChallengeMethod: body.code_challenge_method,
+      state: body.state,
     });
     const target = withParams(body.redirect_uri, { code, state: body.state });
     if (isForm) return reply.redirect(target, 302);
     return { code, redirect_uri: target };
+  });
+
+  // Bring your own key: the register form GET /api/oauth/authorize shows for `byok_pubkey` posts here.
+  app.post('/api/oauth/register', { schema: { body: RegisterBody } }, async (request, reply) => {
+    const body = request.body;
+    const isForm = (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+    const redirect = checkRedirectUri(body.redirect_uri).toString();
+    let code: string;
+    try {
+      code = await registerByok(ctx, {
+        email: body.email,
+        password: body.password,
+        byokPubkey: body.pubkey,
+        clientId: body.client_id,
+        redirectUri: body.redirect_uri,
+        scope: body.scope,
+        codeChallenge: body.code_challenge,
+        codeChallengeMethod: body.code_challenge_method,
+        state: body.state,
+      });
+    } catch (err) {
+      if (!isForm) throw err;
+      const failure = formError(err, reply);
+      const { password: _password, _csrf, pubkey, ...shown } = body;
+      const page = await byokRegisterPage(ctx, reply, { ...shown, byok_pubkey: pubkey, error: failure.message });
+      return sendPage(reply, page, failure.statusCode);
+    }
+    const target = withParams(redirect, { code, state: body.state });
+    if (isForm) return reply.redirect(target, 303);
+    return { code, redirect_uri: target };
+  });
+
+  // For apps that poll instead of reading their callback (Keycast's answers: 200 with the code, or 202).
+  app.get('/api/oauth/poll', { schema: { querystring: PollQuery, response: PollResponse } }, async (request, reply) => {
+    reply.header('cache-control', 'no-store');
+    const code = await pollCode(ctx, request.query.state);
+    if (code === undefined) return reply.status(202).send({ status: 'pending' as const });
+    return { code };
   });
 
   app.post('/api/oauth/token', {

@@ -2,7 +2,9 @@
 // (sealed like every secret) and a connect secret stored only as a hash.
 import { randomUUID } from 'node:crypto';
 import { inTransaction } from '../../database/pool.js';
-import { insertAuthorization, revokeAuthorization } from '../../database/queries/authorizations.js';
+import {
+  findLiveAppAuthorization, insertAuthorization, lockUserAuthorizations, reauthorizeApp, revokeAuthorization,
+} from '../../database/queries/authorizations.js';
 import { findPolicy, type Policy } from '../../database/queries/policies.js';
 import { publishEviction, type Eviction } from '../../shared/evictions.js';
 import { announceBunker, type BunkerAnnouncement } from '../../shared/nip46/channels.js';
@@ -26,6 +28,11 @@ export interface CreateAuthorization {
    * publishes it once it listens for the bunker.
    */
   connectResponse?: (bunkerSecretKey: Uint8Array, bunkerPubkey: string) => BunkerAnnouncement['publish'];
+  /**
+   * OAuth: when the user already has a live authorization of this app (clientId and redirectOrigin), update
+   * it (policy, new connect secret, no bound client) instead of creating another with another bunker key.
+   */
+  reuseApp?: boolean;
 }
 
 export interface CreatedAuthorization {
@@ -34,6 +41,8 @@ export interface CreatedAuthorization {
   bunkerUrl: string;
   policy: Policy;
   relays: string[];
+  /** An existing authorization of the app was updated rather than a new one created. */
+  reused: boolean;
 }
 
 export function bunkerUrl(bunkerPubkey: string, relays: string[], secret?: string): string {
@@ -55,8 +64,18 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
   const authorizationId = randomUUID();
   const secret = newToken('bunker-secret');
   const bunkerSecretKey = generateSecretKey();
+  const { clientId, redirectOrigin } = input;
   try {
-    const bunkerPubkey = await inTransaction(ctx.db, async (tx) => {
+    const outcome = await inTransaction(ctx.db, async (tx) => {
+      if (input.reuseApp && clientId !== undefined && redirectOrigin !== undefined) {
+        // Under the user's creation lock, so two exchanges at once cannot both create one.
+        await lockUserAuthorizations(tx, input.userId);
+        const existing = await findLiveAppAuthorization(tx, input.userId, clientId, redirectOrigin);
+        if (existing) {
+          await reauthorizeApp(tx, existing.id, policy.slug, hashToken(secret));
+          return { authorizationId: existing.id, bunkerPubkey: existing.bunkerPubkey, relays: existing.relays, reused: true };
+        }
+      }
       const key = await ctx.keyStore.create(tx, 'bunker', authorizationId, bunkerSecretKey);
       // Last before the insert: the limits' locks are held until commit.
       await reserveCreation(tx, ctx.config, input.userId, userRelays);
@@ -68,22 +87,32 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
         bunkerPubkey: key.pubkey,
         bunkerKeyId: key.keyId,
         secretHash: hashToken(secret),
-        clientId: input.clientId,
-        redirectOrigin: input.redirectOrigin,
+        clientId,
+        redirectOrigin,
         clientPubkey: input.clientPubkey,
         relays,
         expiresAt: input.expiresAt ?? null,
       });
-      return key.pubkey;
+      return { authorizationId, bunkerPubkey: key.pubkey, relays, reused: false };
     });
-    const response = input.connectResponse?.(bunkerSecretKey, bunkerPubkey);
+    const { bunkerPubkey } = outcome;
+    // The policy, secret and bound client changed: every cache holding the old ones drops them.
+    if (outcome.reused) await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
+    const response = outcome.reused ? undefined : input.connectResponse?.(bunkerSecretKey, bunkerPubkey);
     // Only to the relays that passed the checks, in their checked spelling.
-    const publish = response && { ...response, relays };
+    const publish = response && { ...response, relays: outcome.relays };
     // relay-ingest starts listening for the bunker now; its periodic reload covers a lost announcement.
     await announceBunker(ctx.redis, ctx.config.KEY_PREFIX, { type: 'bunker_added', bunkerPubkey, publish }).catch((err: Error) =>
-      ctx.logger.warn({ err: err.message, authorizationId }, 'announcing a new bunker failed'),
+      ctx.logger.warn({ err: err.message, authorizationId: outcome.authorizationId }, 'announcing a new bunker failed'),
     );
-    return { authorizationId, bunkerPubkey, bunkerUrl: bunkerUrl(bunkerPubkey, relays, secret), policy, relays };
+    return {
+      authorizationId: outcome.authorizationId,
+      bunkerPubkey,
+      bunkerUrl: bunkerUrl(bunkerPubkey, outcome.relays, secret),
+      policy,
+      relays: outcome.relays,
+      reused: outcome.reused,
+    };
   } finally {
     bunkerSecretKey.fill(0);
   }

@@ -1,19 +1,29 @@
-// OAuth 2.0 authorization code + PKCE (S256) for apps. A code works once and for 10 minutes; the token
-// exchange creates the app's authorization; refresh tokens rotate, and a replayed one kills its family.
+// OAuth 2.0 authorization code + PKCE (S256) for apps, compatible with Keycast's. A code works once and for
+// 10 minutes; the token exchange creates the app's authorization, or updates the one the user already gave
+// that app; refresh tokens rotate, and a replayed one kills its family. Every token response carries an
+// authorization handle the app may send back to skip consent.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { findByHandle, setAuthorizationHandle } from '../../database/queries/authorizations.js';
 import { inTransaction } from '../../database/pool.js';
-import { consumeCode, findRefreshForUpdate, insertCode, insertTokens, markRotated, revokeFamily } from '../../database/queries/oauth.js';
+import {
+  consumeCode, findRefreshForUpdate, insertCode, insertTokens, markRotated, revokeFamily, takePolledCode, type OAuthCodeRow,
+} from '../../database/queries/oauth.js';
 import type { Policy } from '../../database/queries/policies.js';
 import { findPolicy } from '../../database/queries/policies.js';
 import type { Queryable } from '../../database/pool.js';
 import type { ApiContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 import { bunkerUrl, createAuthorization, evictEverywhere, loadPolicy } from './authorizations.js';
+import { createByokAccount } from './byok.js';
 import { hashToken, newToken } from './tokens.js';
 
 export const CODE_TTL_MS = 10 * 60 * 1000;
 export const ACCESS_TTL_S = 24 * 3600;
 export const REFRESH_TTL_S = 90 * 24 * 3600;
+/** Keycast's ceiling for silent re-authorization: a handle works for 30 days after the last consent. */
+export const HANDLE_TTL_MS = 30 * 24 * 3600 * 1000;
+/** The default policy when an app names none (Keycast's, and never full). */
+export const DEFAULT_POLICY = 'social';
 
 const invalidRequest = (msg: string) => new OAuthError(400, 'invalid_request', msg);
 const invalidGrant = (msg: string) => new OAuthError(400, 'invalid_grant', msg);
@@ -34,9 +44,9 @@ export function checkRedirectUri(uri: string): URL {
   return url;
 }
 
-/** `policy:<slug>` (the slug alone is accepted too); no scope means full. */
+/** `policy:<slug>` (the slug alone is accepted too); no scope means social. */
 export function policySlugOfScope(scope: string | undefined): string {
-  if (!scope) return 'full';
+  if (!scope?.trim()) return DEFAULT_POLICY;
   const match = /^(?:policy:)?([a-z0-9_-]{1,64})$/.exec(scope.trim());
   if (!match) throw new OAuthError(400, 'invalid_scope', 'scope must be policy:<slug>');
   return match[1]!;
@@ -51,18 +61,36 @@ export interface AuthorizeInput {
   clientId: string;
   redirectUri: string;
   scope?: string;
+  /** The policy to grant when already decided (a silent re-authorization); wins over `scope`. */
+  policySlug?: string;
   codeChallenge?: string;
   codeChallengeMethod?: string;
+  /** The app's OAuth state: with PKCE, the code can also be fetched by GET /api/oauth/poll?state=. */
+  state?: string;
 }
 
-export async function issueCode(ctx: ApiContext, input: AuthorizeInput): Promise<string> {
+/** A bring-your-own-key registration: no user yet; the code carries what the account will be made of. */
+export interface PendingRegistration {
+  byokPubkey: string;
+  email: string;
+  passwordHash: string;
+}
+
+export function checkPkce(codeChallenge: string | undefined, method: string | undefined): void {
+  if (codeChallenge === undefined) return;
+  if ((method ?? 'S256') !== 'S256') throw invalidRequest('code_challenge_method must be S256');
+  if (!/^[A-Za-z0-9_-]{43}$/.test(codeChallenge)) throw invalidRequest('code_challenge must be a base64url SHA-256');
+}
+
+export async function issueCode(
+  ctx: ApiContext,
+  input: Omit<AuthorizeInput, 'userId'> & ({ userId: string } | { userId: null; pending: PendingRegistration }),
+): Promise<string> {
   checkRedirectUri(input.redirectUri);
-  const slug = policySlugOfScope(input.scope);
+  const slug = input.policySlug ?? policySlugOfScope(input.scope);
   if (!(await findPolicy(ctx.db, slug))) throw new OAuthError(400, 'invalid_scope', `unknown policy: ${slug}`);
-  if (input.codeChallenge !== undefined) {
-    if ((input.codeChallengeMethod ?? 'S256') !== 'S256') throw invalidRequest('code_challenge_method must be S256');
-    if (!/^[A-Za-z0-9_-]{43}$/.test(input.codeChallenge)) throw invalidRequest('code_challenge must be a base64url SHA-256');
-  }
+  checkPkce(input.codeChallenge, input.codeChallengeMethod);
+  const pending = input.userId === null ? input.pending : undefined;
   const code = newToken('code');
   await insertCode(ctx.db, hashToken(code), {
     userId: input.userId,
@@ -72,8 +100,43 @@ export async function issueCode(ctx: ApiContext, input: AuthorizeInput): Promise
     codeChallenge: input.codeChallenge ?? null,
     codeChallengeMethod: input.codeChallenge !== undefined ? 'S256' : null,
     expiresAt: new Date(Date.now() + CODE_TTL_MS),
+    byokPubkey: pending?.byokPubkey ?? null,
+    pendingEmail: pending?.email ?? null,
+    pendingPasswordHash: pending?.passwordHash ?? null,
+    // Without PKCE a polled code would be usable by whoever guessed or saw the state.
+    pollStateHash: input.state && input.codeChallenge !== undefined ? hashToken(input.state) : null,
   });
   return code;
+}
+
+/**
+ * Keycast's silent re-authorization: a code for the authorization the handle names, under the policy the
+ * user granted it, when the handle is this user's for this app and redirect origin, and still lasts.
+ * Undefined otherwise (the caller shows consent).
+ */
+export async function silentReauthorization(
+  ctx: ApiContext,
+  input: Omit<AuthorizeInput, 'scope' | 'policySlug'> & { handle: string },
+): Promise<string | undefined> {
+  if (!/^[0-9a-f]{64}$/.test(input.handle)) return undefined;
+  const redirectOrigin = checkRedirectUri(input.redirectUri).origin;
+  const found = await findByHandle(ctx.db, hashToken(input.handle), { userId: input.userId, clientId: input.clientId, redirectOrigin });
+  if (!found) return undefined;
+  return issueCode(ctx, { ...input, policySlug: found.policySlug });
+}
+
+/**
+ * GET /api/oauth/poll: the code waiting for this state, once. The waiting code is ended and a fresh copy
+ * issued, so no code is ever kept in a readable form.
+ */
+export async function pollCode(ctx: ApiContext, state: string): Promise<string | undefined> {
+  return inTransaction(ctx.db, async (tx) => {
+    const waiting: OAuthCodeRow | undefined = await takePolledCode(tx, hashToken(state));
+    if (!waiting) return undefined;
+    const code = newToken('code');
+    await insertCode(tx, hashToken(code), { ...waiting, pollStateHash: null });
+    return code;
+  });
 }
 
 export interface TokenResponse {
@@ -84,6 +147,8 @@ export interface TokenResponse {
   scope: string;
   bunker_url: string;
   policy: Policy;
+  /** Sent back on GET /api/oauth/authorize, skips consent for this app (Keycast's silent re-authorization). */
+  authorization_handle: string;
 }
 
 async function issueTokens(db: Queryable, authorizationId: string, familyId: string) {
@@ -116,15 +181,21 @@ export async function exchangeCode(
     const actual = Buffer.from(pkceChallengeOf(input.codeVerifier));
     if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw invalidGrant('code_verifier does not match');
   }
+  // A bring-your-own-key registration becomes an account now, with the key the verifier carries.
+  const userId = code.userId ?? (await createByokAccount(ctx, code, input.codeVerifier));
   const created = await createAuthorization(ctx, {
-    userId: code.userId,
+    userId,
     applicationName: code.clientId,
     policySlug: code.policySlug,
     clientId: code.clientId,
     redirectOrigin: new URL(code.redirectUri).origin,
+    reuseApp: true,
   });
+  const handle = newToken('handle');
+  await setAuthorizationHandle(ctx.db, created.authorizationId, hashToken(handle), new Date(Date.now() + HANDLE_TTL_MS));
   const { access, refresh } = await issueTokens(ctx.db, created.authorizationId, randomUUID());
   return {
+    authorization_handle: handle,
     access_token: access,
     token_type: 'Bearer',
     expires_in: ACCESS_TTL_S,
@@ -148,10 +219,13 @@ export async function refreshTokens(ctx: ApiContext, refreshToken: string): Prom
     if (found.expired) return { error: 'refresh token expired' } as const;
     await markRotated(tx, found.accessHash);
     const tokens = await issueTokens(tx, found.authorizationId, found.familyId);
+    // A new handle each time (the old one stops); its expiry stays that of the last consent.
+    const handle = newToken('handle');
+    await setAuthorizationHandle(tx, found.authorizationId, hashToken(handle));
     const { rows } = await tx.query<{ policy_slug: string; bunker_pubkey: string; relays: string[] }>(
       'SELECT policy_slug, bunker_pubkey, relays FROM authorizations WHERE id = $1', [found.authorizationId],
     );
-    return { tokens, authorizationId: found.authorizationId, auth: rows[0]! } as const;
+    return { tokens, handle, authorizationId: found.authorizationId, auth: rows[0]! } as const;
   });
   if ('error' in outcome) {
     if (outcome.authorizationId) await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
@@ -169,5 +243,6 @@ export async function refreshTokens(ctx: ApiContext, refreshToken: string): Prom
     // The connect secret is shown once, at the first exchange; it is stored only as a hash.
     bunker_url: bunkerUrl(outcome.auth.bunker_pubkey, outcome.auth.relays),
     policy,
+    authorization_handle: outcome.handle,
   };
 }

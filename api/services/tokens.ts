@@ -1,19 +1,33 @@
-// Bearer secrets (sessions, OAuth codes, access and refresh tokens) are random, shown once and stored
-// only as SHA-256 hashes: a database leak yields no usable token.
-import { createHash, randomBytes } from 'node:crypto';
+// Bearer secrets (sessions, OAuth codes, access and refresh tokens, authorization handles) are random, shown
+// once and stored only as SHA-256 hashes: a database leak yields no usable token.
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 
-export type TokenKind = 'session' | 'code' | 'access' | 'refresh' | 'bunker-secret';
+export type TokenKind = 'session' | 'code' | 'access' | 'refresh' | 'bunker-secret' | 'handle';
 
-const PREFIX: Record<TokenKind, string> = {
+const PREFIX: Record<Exclude<TokenKind, 'code'>, string> = {
   session: 'kfs_',
-  code: 'kfc_',
   access: 'kfa_',
   refresh: 'kfr_',
   'bunker-secret': '',
+  handle: '',
 };
 
+const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** 43 characters of 62: over 256 bits. */
+const CODE_LENGTH = 43;
+
+/** Keycast's code format: letters and digits only (apps may check it). */
+function alphanumeric(length: number): string {
+  let out = '';
+  for (let i = 0; i < length; i++) out += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
+  return out;
+}
+
 export function newToken(kind: TokenKind): string {
-  return PREFIX[kind] + randomBytes(32).toString(kind === 'bunker-secret' ? 'hex' : 'base64url');
+  if (kind === 'code') return alphanumeric(CODE_LENGTH);
+  // Handles are Keycast's 64 hex characters.
+  const hex = kind === 'bunker-secret' || kind === 'handle';
+  return PREFIX[kind] + randomBytes(32).toString(hex ? 'hex' : 'base64url');
 }
 
 export function hashToken(token: string): Buffer {

@@ -160,3 +160,61 @@ export async function countLiveUserRelays(db: Queryable, serviceRelays: string[]
   );
   return rows[0]!.n;
 }
+
+/** A live authorization of one app (client_id and redirect origin) for one user. */
+export interface AppAuthorization {
+  id: string;
+  bunkerPubkey: string;
+  relays: string[];
+  policySlug: string;
+}
+
+/** The user's live authorization of this app, if any (call under lockUserAuthorizations). */
+export async function findLiveAppAuthorization(
+  db: Queryable,
+  userId: string,
+  clientId: string,
+  redirectOrigin: string,
+): Promise<AppAuthorization | undefined> {
+  const { rows } = await db.query<AppAuthorization>(
+    `SELECT a.id, a.bunker_pubkey AS "bunkerPubkey", a.relays, a.policy_slug AS "policySlug" FROM authorizations a
+     WHERE a.user_id = $1 AND a.client_id = $2 AND a.redirect_origin = $3 AND ${LIVE}
+     ORDER BY a.created_at DESC LIMIT 1`,
+    [userId, clientId, redirectOrigin],
+  );
+  return rows[0];
+}
+
+/**
+ * Re-authorizes an app on its existing authorization: the policy the user granted now, a new connect secret,
+ * and no bound client, so the app's new connection can bind (an older one of the same app stops).
+ */
+export async function reauthorizeApp(db: Queryable, id: string, policySlug: string, secretHash: Buffer): Promise<void> {
+  await db.query(
+    'UPDATE authorizations SET policy_slug = $2, secret_hash = $3, client_pubkey = NULL WHERE id = $1',
+    [id, policySlug, secretHash],
+  );
+}
+
+/** Sets the authorization's handle (its hash); the expiry stays unless a new one is given. */
+export async function setAuthorizationHandle(db: Queryable, id: string, handleHash: Buffer, expiresAt?: Date): Promise<void> {
+  await db.query(
+    'UPDATE authorizations SET handle_hash = $2, handle_expires_at = COALESCE($3, handle_expires_at) WHERE id = $1',
+    [id, handleHash, expiresAt ?? null],
+  );
+}
+
+/** The live authorization a handle names, only for this user, app and redirect origin, while the handle lasts. */
+export async function findByHandle(
+  db: Queryable,
+  handleHash: Buffer,
+  app: { userId: string; clientId: string; redirectOrigin: string },
+): Promise<AppAuthorization | undefined> {
+  const { rows } = await db.query<AppAuthorization>(
+    `SELECT a.id, a.bunker_pubkey AS "bunkerPubkey", a.relays, a.policy_slug AS "policySlug" FROM authorizations a
+     WHERE a.handle_hash = $1 AND a.user_id = $2 AND a.client_id = $3 AND a.redirect_origin = $4
+       AND a.handle_expires_at > now() AND ${LIVE}`,
+    [handleHash, app.userId, app.clientId, app.redirectOrigin],
+  );
+  return rows[0];
+}

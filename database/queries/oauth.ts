@@ -1,21 +1,47 @@
 import type { Queryable } from '../pool.js';
 
 export interface OAuthCodeRow {
-  userId: string;
+  /** Null for a bring-your-own-key registration: the account is made at token exchange. */
+  userId: string | null;
   clientId: string;
   redirectUri: string;
   policySlug: string;
   codeChallenge: string | null;
   codeChallengeMethod: string | null;
   expiresAt: Date;
+  byokPubkey?: string | null;
+  pendingEmail?: string | null;
+  pendingPasswordHash?: string | null;
+  pollStateHash?: Buffer | null;
 }
 
 export async function insertCode(db: Queryable, codeHash: Buffer, c: OAuthCodeRow): Promise<void> {
   await db.query(
     `INSERT INTO oauth_codes (code_hash, user_id, client_id, redirect_uri, policy_slug, code_challenge,
-       code_challenge_method, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [codeHash, c.userId, c.clientId, c.redirectUri, c.policySlug, c.codeChallenge, c.codeChallengeMethod, c.expiresAt],
+       code_challenge_method, expires_at, byok_pubkey, pending_email, pending_password_hash, poll_state_hash)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    [codeHash, c.userId, c.clientId, c.redirectUri, c.policySlug, c.codeChallenge, c.codeChallengeMethod, c.expiresAt,
+      c.byokPubkey ?? null, c.pendingEmail ?? null, c.pendingPasswordHash ?? null, c.pollStateHash ?? null],
   );
+}
+
+/**
+ * Ends the newest unused, unexpired code waiting for this poll state and returns it (the caller issues a
+ * fresh copy to the poller); undefined while none waits.
+ */
+export async function takePolledCode(db: Queryable, pollStateHash: Buffer): Promise<OAuthCodeRow | undefined> {
+  const { rows } = await db.query<OAuthCodeRow>(
+    `UPDATE oauth_codes SET used_at = now()
+     WHERE code_hash = (SELECT code_hash FROM oauth_codes
+       WHERE poll_state_hash = $1 AND used_at IS NULL AND expires_at > now()
+       ORDER BY created_at DESC LIMIT 1 FOR UPDATE SKIP LOCKED)
+       AND used_at IS NULL
+     RETURNING user_id AS "userId", client_id AS "clientId", redirect_uri AS "redirectUri", policy_slug AS "policySlug",
+       code_challenge AS "codeChallenge", code_challenge_method AS "codeChallengeMethod", expires_at AS "expiresAt",
+       byok_pubkey AS "byokPubkey", pending_email AS "pendingEmail", pending_password_hash AS "pendingPasswordHash"`,
+    [pollStateHash],
+  );
+  return rows[0];
 }
 
 /** Marks a code used and returns it, only if it was unused and unexpired: a code works once. */
@@ -24,7 +50,8 @@ export async function consumeCode(db: Queryable, codeHash: Buffer): Promise<OAut
     `UPDATE oauth_codes SET used_at = now()
      WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
      RETURNING user_id AS "userId", client_id AS "clientId", redirect_uri AS "redirectUri", policy_slug AS "policySlug",
-       code_challenge AS "codeChallenge", code_challenge_method AS "codeChallengeMethod", expires_at AS "expiresAt"`,
+       code_challenge AS "codeChallenge", code_challenge_method AS "codeChallengeMethod", expires_at AS "expiresAt",
+       byok_pubkey AS "byokPubkey", pending_email AS "pendingEmail", pending_password_hash AS "pendingPasswordHash"`,
     [codeHash],
   );
   return rows[0];

@@ -17,7 +17,7 @@ export interface Policy {
 export async function listPolicies(db: Queryable): Promise<Policy[]> {
   const { rows } = await db.query<Policy>(
     `SELECT slug, display_name, description, permissions FROM policies
-     ORDER BY array_position(ARRAY['social','readonly','messaging','full'], slug), slug`,
+     ORDER BY array_position(ARRAY['social','readonly','messaging','wallet','full'], slug), slug`,
   );
   return rows;
 }

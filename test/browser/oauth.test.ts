@@ -73,7 +73,8 @@ describe('OAuth in the browser', () => {
     assert.equal(await appPage.locator('#policy-name').textContent(), 'Social');
     const can = await appPage.locator('#can').textContent();
     assert.match(can ?? '', /short notes \(kind 1\)/);
-    assert.match(await appPage.locator('#cannot').textContent() ?? '', /read your private messages/);
+    assert.match(can ?? '', /read your private messages/, "Keycast's social reads private messages");
+    assert.match(await appPage.locator('#cannot').textContent() ?? '', /Sign any other kind of event/);
     await screenshot(appPage, 'oauth-consent');
     await appPage.click('#approve');
 

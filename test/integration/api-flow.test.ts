@@ -84,9 +84,9 @@ describe('HTTP API end to end', () => {
   });
 
   describe('authorizations', () => {
-    it('lists the four built-in policies', async () => {
+    it('lists the five built-in policies', async () => {
       const res = await call(base, 'GET', '/api/policies');
-      assert.deepEqual(res.body.map((p: { slug: string }) => p.slug), ['social', 'readonly', 'messaging', 'full']);
+      assert.deepEqual(res.body.map((p: { slug: string }) => p.slug), ['social', 'readonly', 'messaging', 'wallet', 'full']);
     });
 
     it('creates a bunker connection, lists it, and revokes it by bunker pubkey', async () => {
@@ -224,18 +224,21 @@ describe('HTTP API end to end', () => {
 
     it('denies by policy: kinds outside the policy, and encryption without the right', async () => {
       const user = await registerUser(base);
-      const { access_token: social } = await authorizeApp(base, user.session, 'social');
+      const { access_token: social } = await authorizeApp(base, user.session, 'social', 'social-app');
       const note = { kind: 1, content: 'ok', tags: [], created_at: 1700000000 };
       assert.equal((await rpc(base, social, 'sign_event', [note])).status, 200);
-      const dm = await rpc(base, social, 'sign_event', [{ ...note, kind: 4 }]);
-      assert.equal(dm.status, 403);
-      assert.deepEqual(dm.body, { error: 'Operation denied by policy' });
-      const peer = getPublicKey(generateSecretKey());
-      assert.equal((await rpc(base, social, 'nip44_encrypt', [peer, 'x'])).status, 403);
-      assert.equal((await rpc(base, social, 'nip04_decrypt', [peer, 'x?iv=y'])).status, 403);
-      const { access_token: readonly } = await authorizeApp(base, user.session, 'readonly');
+      const repost = await rpc(base, social, 'sign_event', [{ ...note, kind: 6 }]);
+      assert.equal(repost.status, 403);
+      assert.deepEqual(repost.body, { error: 'Operation denied by policy' });
+      const { access_token: readonly } = await authorizeApp(base, user.session, 'readonly', 'readonly-app');
       assert.equal((await rpc(base, readonly, 'sign_event', [note])).status, 403);
       assert.equal((await rpc(base, readonly, 'get_public_key')).status, 200);
+      const peer = getPublicKey(generateSecretKey());
+      assert.equal((await rpc(base, readonly, 'nip44_encrypt', [peer, 'x'])).status, 403);
+      const { access_token: wallet } = await authorizeApp(base, user.session, 'wallet', 'wallet-app');
+      assert.equal((await rpc(base, wallet, 'sign_event', [{ ...note, kind: 9734 }])).status, 200);
+      assert.equal((await rpc(base, wallet, 'sign_event', [note])).status, 403);
+      assert.equal((await rpc(base, wallet, 'nip04_decrypt', [peer, 'x?iv=y'])).status, 403);
     });
 
     it('refuses a revoked authorization with 403 from the moment revoke returns', async () => {

@@ -239,12 +239,12 @@ describe('NIP-46 bunker over relays', () => {
   });
 
   it('applies the policy to signing and to decryption', async () => {
-    const { bp } = await newBunker({ policy_slug: 'social' });
+    const { bp } = await newBunker({ policy_slug: 'wallet' });
     const signer = signerFor(bp);
     await within(5000, signer.connect(), 'connect');
-    const note = await within(5000, signer.signEvent({ kind: 1, content: 'allowed', tags: [], created_at: 1 }), 'kind 1');
-    assert.ok(verifyEvent(note));
-    await assert.rejects(within(5000, signer.signEvent({ kind: 4, content: 'dm', tags: [], created_at: 1 }), 'kind 4'), /denied by policy/);
+    const zap = await within(5000, signer.signEvent({ kind: 9734, content: 'allowed', tags: [], created_at: 1 }), 'kind 9734');
+    assert.ok(verifyEvent(zap));
+    await assert.rejects(within(5000, signer.signEvent({ kind: 1, content: 'note', tags: [], created_at: 1 }), 'kind 1'), /denied by policy/);
     const outside = clientKey();
     const ct = nip44.encrypt('private', nip44.getConversationKey(outside.sk, user.pubkey));
     await assert.rejects(within(5000, signer.nip44Decrypt(outside.pk, ct), 'decrypt'), /denied by policy/);

@@ -33,7 +33,7 @@ describe('migrations', () => {
     const { rows } = await pool.query('SELECT version, checksum FROM schema_migrations ORDER BY version');
     assert.deepEqual(rows.map((r) => r.checksum), loadMigrations().map((m) => m.checksum));
     const policies = await pool.query('SELECT slug FROM policies ORDER BY slug');
-    assert.deepEqual(policies.rows.map((r) => r.slug), ['full', 'messaging', 'readonly', 'social']);
+    assert.deepEqual(policies.rows.map((r) => r.slug), ['full', 'messaging', 'readonly', 'social', 'wallet']);
   });
 
   it('refuses to run when an applied migration was edited', async () => {

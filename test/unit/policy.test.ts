@@ -1,6 +1,7 @@
 // policyPermits, rule by rule: every method, the kinds of sign_event, the encrypt and decrypt rights
-// apart, kind 22242 (relay AUTH), and each built-in policy as the migration ships it, against a table
-// written out here by hand (not derived from the permissions under test).
+// apart, kind 22242 (relay AUTH), and each built-in policy as the migrations ship it (Keycast's social,
+// readonly, wallet and full, and Keyfarm's messaging), against a table written out here by hand (not
+// derived from the permissions under test).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,13 +19,17 @@ const DECRYPT: RpcMethod[] = ['nip44_decrypt', 'nip04_decrypt'];
 const NOTHING: PolicyPermissions = { allowed_kinds: [], encrypt: false, decrypt: false };
 const EVERYTHING: PolicyPermissions = { allowed_kinds: 'all', encrypt: true, decrypt: true };
 
-/** The built-in policies as the first migration inserts them. */
+/** The built-in policies as the migrations leave them: 0001 inserts them, 0003 (Keycast's) updates and adds. */
 function builtInPolicies(): Map<string, PolicyPermissions> {
-  const sql = readFileSync(path.join(PROJECT_ROOT, 'database', 'migrations', '0001_init.sql'), 'utf8');
-  const insert = sql.slice(sql.indexOf('INSERT INTO policies'));
+  const read = (file: string) => readFileSync(path.join(PROJECT_ROOT, 'database', 'migrations', file), 'utf8');
   const policies = new Map<string, PolicyPermissions>();
-  for (const m of insert.matchAll(/\(\s*'([a-z]+)',\s*'[^']*',\s*'[^']*',\s*'(\{[^']*\})'\)/g)) {
-    policies.set(m[1]!, JSON.parse(m[2]!) as PolicyPermissions);
+  for (const sql of [read('0001_init.sql'), read('0003_keycast.sql')]) {
+    for (const m of sql.matchAll(/\(\s*'([a-z]+)',\s*'[^']*',\s*'[^']*',\s*'(\{[^']*\})'\)/g)) {
+      policies.set(m[1]!, JSON.parse(m[2]!) as PolicyPermissions);
+    }
+    for (const m of sql.matchAll(/UPDATE policies SET[^;]*?permissions = '(\{[^']*\})'\s*WHERE slug = '([a-z]+)';/g)) {
+      policies.set(m[2]!, JSON.parse(m[1]!) as PolicyPermissions);
+    }
   }
   return policies;
 }
@@ -98,13 +103,17 @@ describe('the built-in policies', () => {
 
   /** What each built-in policy must allow and deny, written out by hand. */
   const expected: Record<string, { signs: number[]; refuses: number[]; encrypt: boolean; decrypt: boolean }> = {
-    social: { signs: [0, 1, 3, 5, 6, 7, 16, 1111, 9734, 10002, 22242, 30023], refuses: [4, 13, 14, 1059, 10050, 2, 9999], encrypt: false, decrypt: false },
-    readonly: { signs: [22242], refuses: [0, 1, 3, 4, 7, 14, 1059, 24242, 27235], encrypt: false, decrypt: false },
+    // Keycast's social: notes, profile, follows, reactions, private messages (4, 44, 1059), zap receipts, relay AUTH.
+    social: { signs: [0, 1, 3, 4, 7, 44, 1059, 9735, 22242], refuses: [5, 6, 13, 14, 16, 1111, 9734, 10002, 30023, 2, 9999], encrypt: true, decrypt: true },
+    // Keycast's readonly: reads private messages and authenticates to relays, nothing else.
+    readonly: { signs: [22242], refuses: [0, 1, 3, 4, 7, 14, 44, 1059, 9734, 24242, 27235], encrypt: false, decrypt: true },
     messaging: { signs: [4, 13, 14, 15, 1059, 10050, 22242], refuses: [0, 1, 3, 6, 7, 30023], encrypt: true, decrypt: true },
+    // Keycast's wallet signs zap requests; Keyfarm adds relay AUTH and no messages.
+    wallet: { signs: [9734, 22242], refuses: [0, 1, 3, 4, 7, 44, 1059, 9735, 23194, 23195], encrypt: false, decrypt: false },
     full: { signs: [0, 1, 4, 14, 1059, 22242, 30023, 65535], refuses: [], encrypt: true, decrypt: true },
   };
 
-  it('are exactly social, readonly, messaging and full', () => {
+  it('are exactly social, readonly, messaging, wallet and full', () => {
     assert.deepEqual([...builtIn.keys()].sort(), Object.keys(expected).sort());
   });
 
@@ -123,7 +132,7 @@ describe('the built-in policies', () => {
     for (const slug of builtIn.keys()) assert.equal(permits(slug, 'sign_event', 22242), true, slug);
   });
 
-  it('readonly signs nothing but relay AUTH and reads no messages', () => {
-    assert.deepEqual(builtIn.get('readonly'), { allowed_kinds: [22242], encrypt: false, decrypt: false });
+  it('readonly signs nothing but relay AUTH and only reads messages', () => {
+    assert.deepEqual(builtIn.get('readonly'), { allowed_kinds: [22242], encrypt: false, decrypt: true });
   });
 });
