@@ -22,6 +22,13 @@ const LoginForm = Type.Object({
   next: Next,
   _csrf: Csrf,
 });
+/** On the way back to an app's consent (a session that ended while it was open): say which app waits. */
+function returnIntro(next: string): string | undefined {
+  const url = new URL(next, 'http://local');
+  const app = url.pathname === '/api/oauth/authorize' ? url.searchParams.get('client_id') : null;
+  return app ? `Log in again to answer ${app.slice(0, 200)}, which asks to use your Nostr key.` : undefined;
+}
+
 /** A sign-up refusal in plain words, on the field it is about. */
 function registerMistake(err: HttpError): HttpError {
   if (err instanceof FieldError || err.statusCode === 429) return err;
@@ -48,7 +55,7 @@ export const authPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
   app.get('/login', { schema: { querystring: Type.Object({ next: Next }) } }, async (request, reply) => {
     const next = safeNext(request.query.next);
     if (await sessionUser(ctx, request)) return reply.redirect(next, 303);
-    return sendPage(reply, loginPage({ csrf: csrfToken(reply), next }));
+    return sendPage(reply, loginPage({ csrf: csrfToken(reply), next, intro: returnIntro(next) }));
   });
 
   app.post('/login', { schema: { body: LoginForm } }, async (request, reply) => {

@@ -138,6 +138,7 @@ describe('consent and forms in the browser', () => {
     await page.click('#approve');
     await page.waitForURL(/\/login\?next=/);
     assert.equal(new URL(new URL(page.url()).searchParams.get('next')!, farm.url).pathname, '/api/oauth/authorize');
+    await page.getByText('Log in again to answer Pixel Notes').waitFor();
     await screenshot(page, 'consent-session-ended');
     await page.fill('#email', user.email);
     await page.fill('#password', user.password);
