@@ -1,13 +1,17 @@
 // The consent page and the forms around it in a real browser: the decision fits a 390×844 phone, the user may
 // grant less than the app asked (never more, even from an edited form), a session that ended while consent
 // was open leads back through login, login and consent work with the keyboard alone, a lockout says how long
-// to wait, a bunker link always names a relay, and a bunker link's one-time page opens only for its session.
+// to wait, a bunker link always names a relay, and a bunker link's one-time page opens only for its session
+// (Redis holding it only sealed meanwhile).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { Redis } from 'ioredis';
 import { call, registerUser } from '../support/client.js';
+import { redisUrl } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
+import { dumpRedis, markerForms } from '../support/redis-dump.js';
 import { focusedId, launchBrowser, newContext, screenshot, UI_TIMEOUT_MS } from './browser.js';
 import { startThirdPartyApp, type ThirdPartyApp } from './third-party-app.js';
 
@@ -238,6 +242,10 @@ describe('consent and forms in the browser', () => {
     assert.equal(posted.status(), 303);
     const resultUrl = new URL(posted.headers()['location'] ?? '', farm.url).toString();
     assert.match(resultUrl, /\/account\/bunker\/created\?flash=[0-9a-f]{32}$/);
+    // While it waits, Redis holds the link only sealed.
+    const redis = new Redis(redisUrl());
+    const waiting = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
+    assert.ok(waiting.some((k) => k.key.includes(':flash:')), 'the one-time value is in Redis');
 
     // Another signed-in browser with the same address sees nothing.
     const { context: stranger } = await signedInContext();
@@ -250,7 +258,9 @@ describe('consent and forms in the browser', () => {
     // The session that created it sees the link, once.
     await page.goto(resultUrl);
     const link = new URL((await page.locator('#bunker-url').textContent()) ?? '');
-    recordSecret(link.searchParams.get('secret') ?? '');
+    const secret = recordSecret(link.searchParams.get('secret') ?? '');
+    const stored = waiting.map((k) => `${k.key} ${k.text}`).join('\n');
+    for (const form of markerForms(secret)) assert.ok(!stored.includes(form), `the bunker secret (as ${form}) was readable in Redis`);
     assert.deepEqual(link.searchParams.getAll('relay'), ['wss://relay.example.com']);
     await page.goto(resultUrl);
     await page.locator('#bunker-gone').waitFor();
