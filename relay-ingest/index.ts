@@ -7,6 +7,7 @@ import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import type { Logger } from '../shared/logger.js';
 import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../shared/nip46/channels.js';
+import { recordConnectResult } from '../shared/nip46/connect-result.js';
 import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
 import { createRedis, isUp } from '../shared/redis.js';
@@ -163,6 +164,8 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
       await pool.waitConnected(relays, 5000);
       const accepted = await pool.publish(a.publish.event, relays);
       log.info({ bunkerPubkey: a.bunkerPubkey, relays: relays.length, accepted }, 'published a nostrconnect response');
+      // For the page that created the link: whether the app could hear the answer.
+      await recordConnectResult(redis, config.KEY_PREFIX, a.bunkerPubkey, { accepted, relays: a.publish.relays.length });
     });
 
   const replyChannel = names.replyChannel(instanceId);

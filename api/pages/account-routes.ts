@@ -1,23 +1,29 @@
-// The signed-in user's pages. Every form posts back with its CSRF token and answers with a page or a redirect.
+// The signed-in user's pages. Every form posts back with its CSRF token and answers with a page or a redirect;
+// a mistake shows beside its field with what the user typed (never a password or key).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import QRCode from 'qrcode';
 import { recentUserActivity } from '../../database/queries/activity.js';
-import { listUserAuthorizations } from '../../database/queries/authorizations.js';
+import { countLiveAuthorizations, listUserAuthorizations } from '../../database/queries/authorizations.js';
 import { listPolicies } from '../../database/queries/policies.js';
+import { readConnectResult } from '../../shared/nip46/connect-result.js';
 import { npubEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { badRequest } from '../errors.js';
-import { connectNostrConnectUri } from '../routes/nip46.js';
+import { HttpError, badRequest, notFound } from '../errors.js';
+import { NO_RELAY_MESSAGE, requireSomeRelay } from '../routes/authorizations.js';
+import { connectNostrConnectUri, parseNostrConnectUri } from '../routes/nip46.js';
 import { Uuid } from '../schemas.js';
 import { createAuthorization, revoke } from '../services/authorizations.js';
 import { MIN_PASSPHRASE_LENGTH, exportUserKey } from '../services/key-export.js';
 import { changePassword } from '../services/password-change.js';
-import { formError } from './forms.js';
+import { putFlash, takeFlash } from './flash.js';
+import { FieldError, failedForm, formError } from './forms.js';
 import { requirePageUser, signedIn } from './guard.js';
 import { sendPage } from './layout.js';
 import {
-  accountPage, activityPage, appsPage, bunkerCreatedPage, bunkerFormPage, exportFormPage, exportResultPage, nostrConnectPage, passwordPage,
+  accountPage, activityPage, appsPage, bunkerCreatedPage, bunkerFormPage, bunkerGonePage, exportFormPage, exportResultPage,
+  nostrConnectPage, nostrConnectPreviewPage, nostrConnectResultPage, passwordPage, type DeliveryState,
 } from './views-account.js';
 
 const Csrf = Type.String({ maxLength: 512 });
@@ -25,6 +31,10 @@ const PolicySlug = Type.String({ minLength: 1, maxLength: 64 });
 const Secret = Type.String({ maxLength: 1024 });
 const MAX_RELAYS = 20;
 const RELAY = /^wss?:\/\/[^\s/?#]+\S*$/;
+/** How long the result page waits for relay-ingest's word before showing "sending" and refreshing. */
+const DELIVERY_WAIT_MS = 3_000;
+/** After this, no word from relay-ingest means it will not come. */
+const DELIVERY_GIVE_UP_MS = 30_000;
 
 /** One relay a line; empty means the service's relays. */
 export function parseRelayLines(text: string): string[] {
@@ -35,12 +45,26 @@ export function parseRelayLines(text: string): string[] {
   return relays;
 }
 
+/** Puts a refusal about relays or the policy on its field; other refusals (limits) stay on the whole form. */
+function authorizationMistake(err: HttpError): HttpError {
+  if (err instanceof FieldError) return err;
+  if (err.message.startsWith('unknown policy')) return new FieldError('policy_slug', 'Choose one of the permissions in the list.');
+  if (/relay/i.test(err.message) && err.statusCode === 400) {
+    return new FieldError('relays', err.message === NO_RELAY_MESSAGE ? err.message : `That relay cannot be used: ${err.message}.`);
+  }
+  return err;
+}
+
+const nostrConnectMistake = (err: HttpError): HttpError =>
+  err.message.startsWith('uri: ') ? new FieldError('uri', `That link cannot be used: ${err.message.slice(5)}.`) : authorizationMistake(err);
+
 export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.addHook('preHandler', requirePageUser(ctx));
 
   app.get('/account', async (request, reply) => {
     const user = request.user!;
-    return sendPage(reply, accountPage(signedIn(request, reply), { pubkey: user.pubkey, npub: npubEncode(user.pubkey), created: user.createdAt }));
+    const appCount = await countLiveAuthorizations(ctx.db, user.id);
+    return sendPage(reply, accountPage(signedIn(request, reply), { pubkey: user.pubkey, npub: npubEncode(user.pubkey), created: user.createdAt, appCount }));
   });
 
   app.get('/account/apps', { schema: { querystring: Type.Object({ notice: Type.Optional(Type.String({ maxLength: 32 })) }) } }, async (request, reply) => {
@@ -58,45 +82,91 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     return sendPage(reply, bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db), ctx.config.BUNKER_RELAYS));
   });
 
+  // POST-redirect-GET: a reload of the result cannot create a second bunker. The link, with its secret, goes
+  // to the result page through a sealed one-time flash, never through the URL.
   app.post('/account/bunker', {
     schema: { body: Type.Object({ app_name: Type.String({ maxLength: 200 }), policy_slug: PolicySlug, relays: Type.Optional(Type.String({ maxLength: 12_000 })), _csrf: Csrf }) },
   }, async (request, reply) => {
     const body = request.body;
     try {
       const appName = body.app_name.trim();
-      if (!appName) throw badRequest('give the app a name');
-      const created = await createAuthorization(ctx, {
-        userId: request.user!.id,
-        applicationName: appName,
-        policySlug: body.policy_slug,
-        relays: parseRelayLines(body.relays ?? ''),
-      });
-      const qr = await QRCode.toString(created.bunkerUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-      return sendPage(reply, bunkerCreatedPage(signedIn(request, reply), appName, created.bunkerUrl, qr));
+      if (!appName) throw new FieldError('app_name', 'Give the app a name, so you can tell it apart later.');
+      let relays: string[];
+      try {
+        relays = parseRelayLines(body.relays ?? '');
+      } catch (err) {
+        throw new FieldError('relays', `${(err as Error).message[0]!.toUpperCase()}${(err as Error).message.slice(1)}.`);
+      }
+      requireSomeRelay(ctx.config, relays);
+      const created = await createAuthorization(ctx, { userId: request.user!.id, applicationName: appName, policySlug: body.policy_slug, relays });
+      const flash = await putFlash(ctx, request.sessionToken!, { appName, bunkerUrl: created.bunkerUrl });
+      return reply.redirect(`/account/bunker/created?flash=${flash}`, 303);
     } catch (err) {
-      const failure = formError(err, reply);
-      const page = bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db), ctx.config.BUNKER_RELAYS, failure.message);
-      return sendPage(reply, page, failure.statusCode);
+      const failure = authorizationMistake(formError(err, reply));
+      const form = failedForm(failure, { app_name: body.app_name, policy_slug: body.policy_slug, relays: body.relays });
+      return sendPage(reply, bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db), ctx.config.BUNKER_RELAYS, form), failure.statusCode);
     }
   });
 
-  app.get('/account/nostrconnect', async (request, reply) => {
-    return sendPage(reply, nostrConnectPage(signedIn(request, reply), await listPolicies(ctx.db)));
+  app.get('/account/bunker/created', { schema: { querystring: Type.Object({ flash: Type.Optional(Type.String({ maxLength: 64 })) }) } }, async (request, reply) => {
+    const shown = await takeFlash<{ appName: string; bunkerUrl: string }>(ctx, request.sessionToken!, request.query.flash);
+    if (!shown) return sendPage(reply, bunkerGonePage(signedIn(request, reply)));
+    const qr = await QRCode.toString(shown.bunkerUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+    return sendPage(reply, bunkerCreatedPage(signedIn(request, reply), shown.appName, shown.bunkerUrl, qr));
+  });
+
+  app.get('/account/nostrconnect', async (request, reply) => sendPage(reply, nostrConnectPage(signedIn(request, reply))));
+
+  // A pasted link is shown before anything is created: who asks, for what, on which relays.
+  app.post('/account/nostrconnect/preview', { schema: { body: Type.Object({ uri: Type.String({ maxLength: 4096 }), _csrf: Csrf }) } }, async (request, reply) => {
+    const uri = request.body.uri.trim();
+    try {
+      const parsed = parseNostrConnectUri(uri);
+      const preview = { uri, name: parsed.name, perms: parsed.perms, relays: parsed.relays };
+      return sendPage(reply, nostrConnectPreviewPage(signedIn(request, reply), preview, await listPolicies(ctx.db)));
+    } catch (err) {
+      const failure = nostrConnectMistake(formError(err, reply));
+      return sendPage(reply, nostrConnectPage(signedIn(request, reply), failedForm(failure, { uri })), failure.statusCode);
+    }
   });
 
   app.post('/account/nostrconnect', {
     schema: { body: Type.Object({ uri: Type.String({ maxLength: 4096 }), app_name: Type.Optional(Type.String({ maxLength: 200 })), policy_slug: PolicySlug, _csrf: Csrf }) },
   }, async (request, reply) => {
     const body = request.body;
-    const policies = await listPolicies(ctx.db);
     try {
       const appName = body.app_name?.trim() || undefined;
-      await connectNostrConnectUri(ctx, request.user!.id, { uri: body.uri, policySlug: body.policy_slug, appName });
-      return sendPage(reply, nostrConnectPage(signedIn(request, reply), policies, { connected: appName ?? 'The app' }));
+      const created = await connectNostrConnectUri(ctx, request.user!.id, { uri: body.uri, policySlug: body.policy_slug, appName });
+      return reply.redirect(`/account/nostrconnect/result?authorization=${created.authorizationId}`, 303);
     } catch (err) {
-      const failure = formError(err, reply);
-      return sendPage(reply, nostrConnectPage(signedIn(request, reply), policies, { error: failure.message }), failure.statusCode);
+      const failure = nostrConnectMistake(formError(err, reply));
+      const values = { uri: body.uri, app_name: body.app_name, policy_slug: body.policy_slug };
+      let parsed;
+      try {
+        parsed = parseNostrConnectUri(body.uri);
+      } catch {
+        return sendPage(reply, nostrConnectPage(signedIn(request, reply), failedForm(failure, values)), failure.statusCode);
+      }
+      const preview = { uri: body.uri, name: parsed.name, perms: parsed.perms, relays: parsed.relays };
+      const page = nostrConnectPreviewPage(signedIn(request, reply), preview, await listPolicies(ctx.db), failedForm(failure, values));
+      return sendPage(reply, page, failure.statusCode);
     }
+  });
+
+  // Whether the `connect` answer reached the app's relays, as relay-ingest recorded it.
+  app.get('/account/nostrconnect/result', { schema: { querystring: Type.Object({ authorization: Uuid }) } }, async (request, reply) => {
+    const authorization = (await listUserAuthorizations(ctx.db, request.user!.id)).find((a) => a.id === request.query.authorization && a.clientPubkey);
+    if (!authorization) throw notFound('No such connection.');
+    const deadline = Date.now() + DELIVERY_WAIT_MS;
+    let result = await readConnectResult(ctx.redis, ctx.config.KEY_PREFIX, authorization.bunkerPubkey);
+    while (!result && Date.now() < deadline) {
+      await sleep(200);
+      result = await readConnectResult(ctx.redis, ctx.config.KEY_PREFIX, authorization.bunkerPubkey);
+    }
+    let delivery: DeliveryState;
+    if (result) delivery = result.accepted > 0 ? { state: 'delivered', accepted: result.accepted, relays: result.relays } : { state: 'failed', relays: result.relays };
+    else delivery = Date.now() - authorization.createdAt.getTime() < DELIVERY_GIVE_UP_MS ? { state: 'pending' } : { state: 'unknown' };
+    return sendPage(reply, nostrConnectResultPage(signedIn(request, reply), authorization.applicationName, delivery));
   });
 
   app.get('/account/activity', async (request, reply) => {
@@ -105,14 +175,22 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
 
   app.get('/account/export', async (request, reply) => sendPage(reply, exportFormPage(signedIn(request, reply), MIN_PASSPHRASE_LENGTH)));
 
-  app.post('/account/export', { schema: { body: Type.Object({ password: Secret, passphrase: Secret, _csrf: Csrf }) } }, async (request, reply) => {
+  app.post('/account/export', {
+    schema: { body: Type.Object({ password: Secret, passphrase: Type.Optional(Secret), confirm_passphrase: Type.Optional(Secret), _csrf: Csrf }) },
+  }, async (request, reply) => {
+    const body = request.body;
     try {
-      const keys = await exportUserKey(ctx, { userId: request.user!.id, password: request.body.password, passphrase: request.body.passphrase, ip: request.ip });
+      const passphrase = body.passphrase || undefined;
+      if (passphrase !== undefined && passphrase.length < MIN_PASSPHRASE_LENGTH) {
+        throw new FieldError('passphrase', `Use at least ${MIN_PASSPHRASE_LENGTH} characters for the passphrase, or leave it empty.`);
+      }
+      if ((passphrase ?? '') !== (body.confirm_passphrase ?? '')) throw new FieldError('confirm_passphrase', "The two passphrases don't match.");
+      const keys = await exportUserKey(ctx, { userId: request.user!.id, password: body.password, passphrase, ip: request.ip });
       return sendPage(reply, exportResultPage(signedIn(request, reply), keys));
     } catch (err) {
-      const failure = formError(err, reply);
-      const message = failure.statusCode === 401 ? 'That is not your password.' : failure.message;
-      return sendPage(reply, exportFormPage(signedIn(request, reply), MIN_PASSPHRASE_LENGTH, message), failure.statusCode);
+      let failure = formError(err, reply);
+      if (failure.statusCode === 401) failure = new FieldError('password', 'That is not your password.', 401);
+      return sendPage(reply, exportFormPage(signedIn(request, reply), MIN_PASSPHRASE_LENGTH, failedForm(failure, {})), failure.statusCode);
     }
   });
 
@@ -123,7 +201,8 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
   }, async (request, reply) => {
     const body = request.body;
     try {
-      if (body.new_password !== body.confirm_password) throw badRequest('the two new passwords differ');
+      if (body.new_password.length < 8) throw new FieldError('new_password', 'Use at least 8 characters for the new password.');
+      if (body.new_password !== body.confirm_password) throw new FieldError('confirm_password', "The two passwords don't match.");
       await changePassword(ctx, {
         user: request.user!,
         currentPassword: body.current_password,
@@ -133,9 +212,11 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       });
       return sendPage(reply, passwordPage(signedIn(request, reply), { changed: true }));
     } catch (err) {
-      const failure = formError(err, reply);
-      const message = failure.statusCode === 401 ? 'The current password is wrong.' : failure.message;
-      return sendPage(reply, passwordPage(signedIn(request, reply), { error: message }), failure.statusCode);
+      let failure = formError(err, reply);
+      if (failure.statusCode === 401) failure = new FieldError('current_password', 'The current password is wrong.', 401);
+      else if (failure.message.startsWith('the new password is the same')) failure = new FieldError('new_password', 'The new password is the same as the current one: choose another.');
+      else if (failure.message.startsWith('password must be')) failure = new FieldError('new_password', 'Use at least 8 characters for the new password.');
+      return sendPage(reply, passwordPage(signedIn(request, reply), { form: failedForm(failure, {}) }), failure.statusCode);
     }
   });
 };

@@ -1,4 +1,5 @@
-// The pages' only script (served as /assets/app.js): copy buttons and confirmations. Pages work without it.
+// The pages' only script (served as /assets/app.js): copy buttons, confirmations, a chosen option's words,
+// showing a hidden secret. Pages work without it.
 export const CLIENT_SCRIPT = `'use strict';
 document.addEventListener('click', async function (event) {
   var button = event.target.closest && event.target.closest('[data-copy]');
@@ -19,5 +20,12 @@ document.addEventListener('click', async function (event) {
 document.addEventListener('submit', function (event) {
   var message = event.target.getAttribute('data-confirm');
   if (message && !window.confirm(message)) event.preventDefault();
+});
+document.addEventListener('change', function (event) {
+  var select = event.target;
+  var id = select.getAttribute && select.getAttribute('data-describe');
+  if (!id || !select.selectedOptions || !select.selectedOptions[0]) return;
+  var target = document.getElementById(id);
+  if (target) target.textContent = select.selectedOptions[0].getAttribute('data-words') || '';
 });
 `;

@@ -1,18 +1,21 @@
 // GET /api/oauth/authorize in the browser: a bad client_id or redirect_uri is refused on the spot (never
 // redirected to); other bad parameters go back to the app as an OAuth error; then login or register if there
-// is no session, then the consent page. The consent form posts to POST /api/oauth/authorize (api/routes/oauth.ts).
-import { Type } from '@sinclair/typebox';
+// is no session, then the consent page. The consent form posts to POST /oauth/consent: a session that ended
+// meanwhile leads to the login page and back to this consent, and the user may grant a narrower policy.
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { findPolicy } from '../../database/queries/policies.js';
+import { findPolicy, listPolicies } from '../../database/queries/policies.js';
 import { findUserById } from '../../database/queries/users.js';
 import { npubEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { OAuthError } from '../errors.js';
+import { OAuthError, badRequest } from '../errors.js';
 import { sessionUser } from '../plugins/session.js';
 import { csrfToken, pageCsp } from '../plugins/web-security.js';
 import { BYOK_PUBKEY } from '../services/byok.js';
-import { checkRedirectUri, policySlugOfScope, silentReauthorization } from '../services/oauth.js';
+import { checkRedirectUri, issueCode, policySlugOfScope, silentReauthorization } from '../services/oauth.js';
+import { loginUrl } from './guard.js';
 import { sendPage } from './layout.js';
+import { grantablePolicies, isNarrowerOrEqual } from './policy-choice.js';
 import { byokRegisterPage } from './views-byok.js';
 import { consentPage, errorPage, loginPage } from './views-auth.js';
 
@@ -32,7 +35,42 @@ const AuthorizeQuery = Type.Object({
   default_register: Param(8),
 });
 
+const ConsentForm = Type.Object({
+  _csrf: Type.String({ maxLength: 512 }),
+  client_id: Type.String({ minLength: 1, maxLength: 200 }),
+  redirect_uri: Type.String({ minLength: 1, maxLength: 2048 }),
+  /** What the app asked for; `scope` is what the user grants, never wider. */
+  requested_scope: Type.String({ maxLength: 200 }),
+  scope: Type.String({ maxLength: 200 }),
+  code_challenge: Type.String({ maxLength: 128 }),
+  code_challenge_method: Type.String({ maxLength: 16 }),
+  state: Param(1024),
+  approved: Type.Union([Type.Literal('true'), Type.Literal('false')]),
+});
+type ConsentForm = Static<typeof ConsentForm>;
+
 const oauthError = (code: string, description: string) => new OAuthError(400, code, description);
+const INVALID_LINK = 'This sign-in link is not valid';
+
+/** The authorize URL the consent form came from, to return to it after logging in again. */
+function authorizePath(f: ConsentForm): string {
+  const params = new URLSearchParams({
+    response_type: 'code',
+    client_id: f.client_id,
+    redirect_uri: f.redirect_uri,
+    scope: f.requested_scope,
+    code_challenge: f.code_challenge,
+    code_challenge_method: f.code_challenge_method,
+  });
+  if (f.state !== undefined) params.set('state', f.state);
+  return `/api/oauth/authorize?${params.toString()}`;
+}
+
+function withParams(url: URL, params: Record<string, string | undefined>): string {
+  const target = new URL(url);
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) target.searchParams.set(k, v);
+  return target.toString();
+}
 
 export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.get('/api/oauth/authorize', { schema: { querystring: AuthorizeQuery } }, async (request, reply) => {
@@ -46,7 +84,7 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       redirect = checkRedirectUri(q.redirect_uri ?? '');
     } catch (err) {
       const message = err instanceof OAuthError ? err.description : 'the request is not valid';
-      return sendPage(reply, errorPage('This sign-in link is not valid', `The app sent a link Keyfarm cannot use (${message}). Nothing was shared.`), 400);
+      return sendPage(reply, errorPage(INVALID_LINK, `The app sent a link Keyfarm cannot use (${message}). Nothing was shared.`), 400);
     }
 
     let policy;
@@ -106,7 +144,40 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       codeChallengeMethod: 'S256',
       state: q.state,
       policy,
+      choices: grantablePolicies(policy, await listPolicies(ctx.db)),
+      email: user.email,
       npub: npubEncode(user.pubkey),
-    }, { email: user.email, csrf: csrfToken(reply) }));
+    }, csrfToken(reply)));
+  });
+
+  app.post('/oauth/consent', { schema: { body: ConsentForm } }, async (request, reply) => {
+    const form = request.body;
+    let redirect: URL;
+    try {
+      redirect = checkRedirectUri(form.redirect_uri);
+    } catch {
+      return sendPage(reply, errorPage(INVALID_LINK, 'The app sent a link Keyfarm cannot use. Nothing was shared.'), 400);
+    }
+    // Denying needs no session: nothing is shared.
+    if (form.approved !== 'true') return reply.redirect(withParams(redirect, { error: 'access_denied', state: form.state }), 303);
+
+    const userId = await sessionUser(ctx, request);
+    if (!userId) return reply.redirect(loginUrl(authorizePath(form)), 303);
+
+    const requested = await findPolicy(ctx.db, policySlugOfScope(form.requested_scope));
+    const chosen = await findPolicy(ctx.db, policySlugOfScope(form.scope));
+    if (!requested || !chosen) throw badRequest('That permission does not exist. Go back to the app and start again.');
+    if (!isNarrowerOrEqual(chosen.permissions, requested.permissions)) {
+      throw badRequest(`You can give the app only what it asked for (${requested.display_name}) or less.`);
+    }
+    const code = await issueCode(ctx, {
+      userId,
+      clientId: form.client_id,
+      redirectUri: form.redirect_uri,
+      scope: `policy:${chosen.slug}`,
+      codeChallenge: form.code_challenge,
+      codeChallengeMethod: form.code_challenge_method,
+    });
+    return reply.redirect(withParams(redirect, { code, state: form.state }), 303);
   });
 };

@@ -17,6 +17,8 @@ export interface PageOptions {
   user?: SignedIn;
   /** Path of the page, to mark its navigation link. */
   path?: string;
+  /** Reload the page after this many seconds (a status that is still changing; no script needed). */
+  refreshSeconds?: number;
 }
 
 const NAV: [string, string][] = [
@@ -54,6 +56,7 @@ export function layout(o: PageOptions): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+${o.refreshSeconds ? html`<meta http-equiv="refresh" content="${o.refreshSeconds}">` : ''}
 <title>${o.title} · Keyfarm</title>
 <link rel="stylesheet" href="${ASSET_URLS.css}">
 <script src="${ASSET_URLS.js}" defer></script>

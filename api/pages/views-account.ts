@@ -2,8 +2,9 @@
 import type { ActivityView } from '../../database/queries/activity.js';
 import type { AuthorizationRow } from '../../database/queries/authorizations.js';
 import type { Policy } from '../../database/queries/policies.js';
+import { emptyForm, fieldAttrs, fieldError, formErrorBox, type FormState } from './forms.js';
 import { html, raw, type SafeHtml } from './html.js';
-import { csrfField, errorBox, type PageOptions, type SignedIn } from './layout.js';
+import { csrfField, type PageOptions, type SignedIn } from './layout.js';
 import { kindName } from './policy-words.js';
 
 const when = (d: Date | null | undefined): SafeHtml | string =>
@@ -20,16 +21,25 @@ function copyable(id: string, value: string, label: string, secret = false): Saf
     <span role="status" aria-live="polite" id="${id}-status" class="muted small"></span></div>`;
 }
 
-export function accountPage(user: SignedIn, a: { pubkey: string; npub: string; created: Date }): PageOptions {
+export function accountPage(user: SignedIn, a: { pubkey: string; npub: string; created: Date; appCount: number }): PageOptions {
+  const firstSteps = html`<section class="card welcome" id="first-steps" aria-labelledby="first-steps-title">
+        <h2 id="first-steps-title">Welcome to Keyfarm</h2>
+        <p>Keyfarm keeps your Nostr key safe on the server and signs for the apps you allow, so the key never has to be pasted into an app.</p>
+        <ol>
+          <li><strong>Connect an app.</strong> Choose “Log in with Keyfarm” in the app, or <a href="/account/bunker">create a bunker link</a>, or <a href="/account/nostrconnect">paste the app’s nostrconnect:// link</a>.</li>
+          <li><strong>Back up your key.</strong> <a href="/account/export">Export it</a> and keep it somewhere safe and offline, in case you ever leave Keyfarm.</li>
+        </ol>
+      </section>`;
   return {
     title: 'Your account',
     user,
     path: '/account',
     body: html`<h1>Your account</h1>
+      ${a.appCount === 0 ? firstSteps : ''}
       <div class="card">
         <dl class="facts">
           <dt>Email</dt><dd>${user.email}</dd>
-          <dt>Public key (npub)</dt><dd><code class="value" id="npub">${a.npub}</code></dd>
+          <dt>Public key (npub)</dt><dd>${copyable('npub', a.npub, 'npub')}</dd>
           <dt>Public key (hex)</dt><dd><code class="value" id="pubkey">${a.pubkey}</code></dd>
           <dt>Member since</dt><dd>${when(a.created)}</dd>
         </dl>
@@ -78,23 +88,30 @@ export function appsPage(user: SignedIn, apps: AuthorizationRow[], policies: Map
   };
 }
 
-export function bunkerFormPage(user: SignedIn, policies: Policy[], relays: string[], error?: string): PageOptions {
+export function bunkerFormPage(user: SignedIn, policies: Policy[], serviceRelays: string[], form: FormState = emptyForm()): PageOptions {
+  const v = form.values;
+  const relaysHint = serviceRelays.length
+    ? 'One wss:// address a line. Leave empty for the service’s relays.'
+    : 'One wss:// address a line. This Keyfarm has no relays of its own: enter at least one.';
   return {
     title: 'New bunker connection',
     user,
     path: '/account/bunker',
     body: html`<h1>New bunker connection</h1>
       <p>A bunker link lets a Nostr client sign with your key over Nostr relays (NIP-46), under the permission you choose.</p>
-      ${errorBox(error)}
-      <form method="post" action="/account/bunker" class="card">
+      ${formErrorBox(form)}
+      <form method="post" action="/account/bunker" class="card" novalidate>
         ${csrfField(user.csrf)}
         <label for="app_name">App name</label>
-        <input id="app_name" name="app_name" type="text" required maxlength="200" placeholder="e.g. My phone client">
+        <input id="app_name" name="app_name" type="text" required maxlength="200" placeholder="e.g. My phone client" value="${v.app_name ?? ''}"${fieldAttrs(form, 'app_name')}>
+        ${fieldError(form, 'app_name')}
         <label for="policy_slug">Permission</label>
-        <select id="policy_slug" name="policy_slug">${policyOptions(policies, 'social')}</select>
+        <select id="policy_slug" name="policy_slug"${fieldAttrs(form, 'policy_slug')}>${policyOptions(policies, v.policy_slug ?? 'social')}</select>
+        ${fieldError(form, 'policy_slug')}
         <label for="relays">Relays</label>
-        <textarea id="relays" name="relays" aria-describedby="relays-hint">${relays.join('\n')}</textarea>
-        <p class="hint" id="relays-hint">One wss:// address a line. Leave empty for the service's relays.</p>
+        <textarea id="relays" name="relays"${serviceRelays.length ? '' : html` required`}${fieldAttrs(form, 'relays', 'relays-hint')}>${v.relays ?? serviceRelays.join('\n')}</textarea>
+        ${fieldError(form, 'relays')}
+        <p class="hint" id="relays-hint">${relaysHint}</p>
         <div class="actions"><button type="submit">Create bunker link</button></div>
       </form>`,
   };
@@ -106,7 +123,7 @@ export function bunkerCreatedPage(user: SignedIn, appName: string, url: string, 
     user,
     path: '/account/bunker',
     body: html`<h1>Bunker link for ${appName}</h1>
-      <p>Paste this link into your Nostr client, or scan the code. It holds a one-time secret: it is shown only now.</p>
+      <p>Paste this link into your Nostr client, or scan the code. It holds a one-time secret: it is shown only now, and not again if you reload.</p>
       <div class="card">
         ${copyable('bunker-url', url, 'link', true)}
         <figure class="qr" id="bunker-qr" aria-label="QR code of the bunker link">${raw(qrSvg)}</figure>
@@ -115,25 +132,112 @@ export function bunkerCreatedPage(user: SignedIn, appName: string, url: string, 
   };
 }
 
-export function nostrConnectPage(user: SignedIn, policies: Policy[], result?: { error?: string; connected?: string }): PageOptions {
+/** After the one showing: the link's secret is not kept, so it cannot be shown again. */
+export function bunkerGonePage(user: SignedIn): PageOptions {
+  return {
+    title: 'Bunker link',
+    user,
+    path: '/account/bunker',
+    body: html`<h1>This bunker link was shown once</h1>
+      <p class="notice" role="status" id="bunker-gone">For your safety the link with its secret is shown only once. Your bunker connection
+        is under <a href="/account/apps">Connected apps</a>; if you did not copy the link, revoke it there and
+        <a href="/account/bunker">create a new one</a>.</p>`,
+  };
+}
+
+/** A NIP-46 permission of a nostrconnect:// link (perms=) in plain words. */
+export function permWords(perm: string): string {
+  const [method, param] = perm.split(':', 2) as [string, string | undefined];
+  const kind = param !== undefined && /^\d{1,6}$/.test(param) ? Number(param) : undefined;
+  switch (method) {
+    case 'sign_event': return kind !== undefined ? `Sign ${kindName(kind)}` : 'Sign events of any kind';
+    case 'nip04_encrypt': return 'Encrypt messages (NIP-04)';
+    case 'nip04_decrypt': return 'Decrypt and read messages (NIP-04)';
+    case 'nip44_encrypt': return 'Encrypt messages (NIP-44)';
+    case 'nip44_decrypt': return 'Decrypt and read messages (NIP-44)';
+    case 'get_public_key': return 'See your public key';
+    case 'ping': return 'Check that the connection works';
+    default: return `Something Keyfarm does not know: ${perm}`;
+  }
+}
+
+export function nostrConnectPage(user: SignedIn, form: FormState = emptyForm()): PageOptions {
   return {
     title: 'Nostr Connect',
     user,
     path: '/account/nostrconnect',
     body: html`<h1>Connect with a nostrconnect:// link</h1>
-      <p>Some Nostr clients show a <code>nostrconnect://</code> link or QR code. Paste it here and the client connects to your key.</p>
-      ${errorBox(result?.error)}
-      ${result?.connected ? html`<p class="notice" role="status" id="connected">${result.connected} is connected. <a href="/account/apps">See your apps</a>.</p>` : ''}
-      <form method="post" action="/account/nostrconnect" class="card">
+      <p>Some Nostr clients show a <code>nostrconnect://</code> link or QR code. Paste it here: you see what the app asks for before anything is connected.</p>
+      ${formErrorBox(form)}
+      <form method="post" action="/account/nostrconnect/preview" class="card" novalidate>
         ${csrfField(user.csrf)}
         <label for="uri">nostrconnect:// link</label>
-        <textarea id="uri" name="uri" required maxlength="4096" spellcheck="false" autocapitalize="off"></textarea>
-        <label for="app_name">App name (optional)</label>
-        <input id="app_name" name="app_name" type="text" maxlength="200">
-        <label for="policy_slug">Permission</label>
-        <select id="policy_slug" name="policy_slug">${policyOptions(policies, 'social')}</select>
-        <div class="actions"><button type="submit">Connect</button></div>
+        <textarea id="uri" name="uri" required maxlength="4096" spellcheck="false" autocapitalize="off"${fieldAttrs(form, 'uri')}>${form.values.uri ?? ''}</textarea>
+        ${fieldError(form, 'uri')}
+        <div class="actions"><button type="submit">Preview</button></div>
       </form>`,
+  };
+}
+
+export interface NostrConnectPreview {
+  uri: string;
+  name?: string;
+  perms: string[];
+  relays: string[];
+}
+
+export function nostrConnectPreviewPage(user: SignedIn, p: NostrConnectPreview, policies: Policy[], form: FormState = emptyForm()): PageOptions {
+  const v = form.values;
+  return {
+    title: 'Connect this app?',
+    user,
+    path: '/account/nostrconnect',
+    body: html`<h1>Connect <span id="preview-name">${p.name ?? 'this app'}</span>?</h1>
+      ${formErrorBox(form)}
+      <form method="post" action="/account/nostrconnect" class="card" novalidate>
+        ${csrfField(user.csrf)}
+        <input type="hidden" name="uri" value="${p.uri}">
+        <h2>It asks to</h2>
+        ${p.perms.length
+          ? html`<ul class="perms" id="preview-perms">${p.perms.map((perm) => html`<li>${permWords(perm)}</li>`)}</ul>`
+          : html`<p id="preview-perms">The link does not say (no perms=): the permission you pick below decides.</p>`}
+        <h2>It listens on these relays</h2>
+        <ul class="perms" id="preview-relays">${p.relays.map((r) => html`<li><code>${r}</code></li>`)}</ul>
+        <label for="app_name">Name it</label>
+        <input id="app_name" name="app_name" type="text" maxlength="200" value="${v.app_name ?? p.name ?? ''}"${fieldAttrs(form, 'app_name')}>
+        ${fieldError(form, 'app_name')}
+        <label for="policy_slug">Permission you give it</label>
+        <select id="policy_slug" name="policy_slug"${fieldAttrs(form, 'policy_slug', 'policy-hint')}>${policyOptions(policies, v.policy_slug ?? 'social')}</select>
+        ${fieldError(form, 'policy_slug')}
+        <p class="hint" id="policy-hint">The app can do only what this permission allows, whatever it asks for.</p>
+        <div class="actions"><button type="submit" id="confirm-connect">Connect</button><a class="button secondary" href="/account/nostrconnect">Cancel</a></div>
+      </form>`,
+  };
+}
+
+export type DeliveryState = { state: 'delivered'; accepted: number; relays: number } | { state: 'failed'; relays: number } | { state: 'pending' } | { state: 'unknown' };
+
+export function nostrConnectResultPage(user: SignedIn, appName: string, delivery: DeliveryState): PageOptions {
+  const status = (() => {
+    switch (delivery.state) {
+      case 'delivered':
+        return html`<p class="notice" role="status" id="delivery" data-state="delivered">${appName} is connected: ${delivery.accepted} of ${delivery.relays} relays took Keyfarm’s answer. The app should show that it is connected.</p>`;
+      case 'failed':
+        return html`<p class="error" role="alert" id="delivery" data-state="failed">${appName} is set up, but none of its ${delivery.relays} relays took Keyfarm’s answer, so the app may still be waiting. Check the app’s relays, then revoke this connection and paste a fresh link.</p>`;
+      case 'pending':
+        return html`<p class="notice" role="status" id="delivery" data-state="pending">${appName} is set up. Keyfarm is sending its answer to the app’s relays… This page refreshes by itself.</p>`;
+      default:
+        return html`<p class="error" role="alert" id="delivery" data-state="unknown">${appName} is set up, but Keyfarm could not confirm that its answer reached a relay. If the app still waits, revoke this connection and try again.</p>`;
+    }
+  })();
+  return {
+    title: 'Nostr Connect',
+    user,
+    path: '/account/nostrconnect',
+    refreshSeconds: delivery.state === 'pending' ? 2 : undefined,
+    body: html`<h1>Nostr Connect</h1>
+      ${status}
+      <p><a href="/account/apps">See your connected apps</a></p>`,
   };
 }
 
@@ -154,61 +258,74 @@ export function activityPage(user: SignedIn, rows: ActivityView[]): PageOptions 
   };
 }
 
-export function exportFormPage(user: SignedIn, minPassphrase: number, error?: string): PageOptions {
+export function exportFormPage(user: SignedIn, minPassphrase: number, form: FormState = emptyForm()): PageOptions {
   return {
     title: 'Export your key',
     user,
     path: '/account/export',
     body: html`<h1>Export your secret key</h1>
-      <p>Anyone with your secret key can post as you, forever. Export it only to move it to a signer you trust, and keep it private.</p>
-      ${errorBox(error)}
-      <form method="post" action="/account/export" class="card">
+      <p>Anyone with your secret key can post as you, forever. Export it only to back it up or move it to a signer you trust, and keep it private.</p>
+      ${formErrorBox(form)}
+      <form method="post" action="/account/export" class="card" novalidate>
         ${csrfField(user.csrf)}
         <label for="password">Your Keyfarm password</label>
-        <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">
-        <label for="passphrase">A passphrase for the encrypted copy (ncryptsec)</label>
-        <input id="passphrase" name="passphrase" type="password" autocomplete="new-password" required minlength="${minPassphrase}" maxlength="1024" aria-describedby="passphrase-hint">
-        <p class="hint" id="passphrase-hint">At least ${minPassphrase} characters. The ncryptsec (NIP-49) can be opened only with it.</p>
+        <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"${fieldAttrs(form, 'password')}>
+        ${fieldError(form, 'password')}
+        <label for="passphrase">A passphrase for an encrypted copy (optional)</label>
+        <input id="passphrase" name="passphrase" type="password" autocomplete="new-password" minlength="${minPassphrase}" maxlength="1024"${fieldAttrs(form, 'passphrase', 'passphrase-hint')}>
+        ${fieldError(form, 'passphrase')}
+        <p class="hint" id="passphrase-hint">At least ${minPassphrase} characters. You also get an ncryptsec (NIP-49), which opens only with it. Leave both empty for the nsec alone.</p>
+        <label for="confirm_passphrase">The passphrase again</label>
+        <input id="confirm_passphrase" name="confirm_passphrase" type="password" autocomplete="new-password" maxlength="1024"${fieldAttrs(form, 'confirm_passphrase')}>
+        ${fieldError(form, 'confirm_passphrase')}
         <div class="actions"><button type="submit">Show my key</button></div>
       </form>`,
   };
 }
 
-export function exportResultPage(user: SignedIn, keys: { nsec: string; ncryptsec: string }): PageOptions {
+export function exportResultPage(user: SignedIn, keys: { nsec: string; ncryptsec?: string }): PageOptions {
   return {
     title: 'Your secret key',
     user,
     path: '/account/export',
     body: html`<h1>Your secret key</h1>
       <p class="error" role="alert">Do not share these. Close this page when you are done; it is not kept.</p>
-      <div class="card">
+      ${keys.ncryptsec ? html`<div class="card">
         <h2>Encrypted (ncryptsec, NIP-49)</h2>
         <p class="muted small">Safer to store: it needs your passphrase.</p>
         ${copyable('ncryptsec', keys.ncryptsec, 'ncryptsec', true)}
-      </div>
+      </div>` : ''}
       <div class="card">
         <h2>Plain (nsec)</h2>
-        ${copyable('nsec', keys.nsec, 'nsec', true)}
+        <p class="muted small">Hidden until you ask: anyone who sees it can use your key.</p>
+        <details id="nsec-reveal">
+          <summary id="reveal-nsec">Show the nsec</summary>
+          ${copyable('nsec', keys.nsec, 'nsec', true)}
+        </details>
       </div>`,
   };
 }
 
-export function passwordPage(user: SignedIn, result?: { error?: string; changed?: boolean }): PageOptions {
+export function passwordPage(user: SignedIn, result: { form?: FormState; changed?: boolean } = {}): PageOptions {
+  const form = result.form ?? emptyForm();
   return {
     title: 'Change password',
     user,
     path: '/account/password',
     body: html`<h1>Change your password</h1>
-      ${errorBox(result?.error)}
-      ${result?.changed ? html`<p class="notice" role="status" id="changed">Your password is changed. Other sessions were logged out.</p>` : ''}
-      <form method="post" action="/account/password" class="card">
+      ${formErrorBox(form)}
+      ${result.changed ? html`<p class="notice" role="status" id="changed">Your password is changed. Other sessions were logged out.</p>` : ''}
+      <form method="post" action="/account/password" class="card" novalidate>
         ${csrfField(user.csrf)}
         <label for="current_password">Current password</label>
-        <input id="current_password" name="current_password" type="password" autocomplete="current-password" required maxlength="1024">
+        <input id="current_password" name="current_password" type="password" autocomplete="current-password" required maxlength="1024"${fieldAttrs(form, 'current_password')}>
+        ${fieldError(form, 'current_password')}
         <label for="new_password">New password</label>
-        <input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024">
+        <input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"${fieldAttrs(form, 'new_password')}>
+        ${fieldError(form, 'new_password')}
         <label for="confirm_password">New password again</label>
-        <input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024">
+        <input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"${fieldAttrs(form, 'confirm_password')}>
+        ${fieldError(form, 'confirm_password')}
         <div class="actions"><button type="submit">Change password</button></div>
       </form>`,
   };

@@ -15,12 +15,16 @@ import { createAuthorization } from '../services/authorizations.js';
 import { ErrorBody } from '../schemas.js';
 
 const MAX_URI_RELAYS = 8;
+const MAX_URI_PERMS = 32;
+const MAX_PERM_LENGTH = 64;
 
 export interface NostrConnectUri {
   clientPubkey: string;
   relays: string[];
   secret: string;
   name?: string;
+  /** What the app asks for (`perms=`, e.g. sign_event:1,nip44_encrypt), shown to the user before connecting. */
+  perms: string[];
 }
 
 /** nostrconnect://<client pubkey>?relay=<url>&relay=...&secret=<secret>[&name=...&perms=...] */
@@ -41,7 +45,10 @@ export function parseNostrConnectUri(uri: string): NostrConnectUri {
   const secret = url.searchParams.get('secret');
   if (!secret || secret.length > 256) throw badRequest('uri: a secret is required');
   const name = url.searchParams.get('name')?.slice(0, 200) || undefined;
-  return { clientPubkey, relays, secret, name };
+  const perms = [...new Set((url.searchParams.get('perms') ?? '').split(',').map((p) => p.trim()).filter(Boolean))];
+  if (perms.length > MAX_URI_PERMS) throw badRequest(`uri: at most ${MAX_URI_PERMS} perms`);
+  if (perms.some((p) => p.length > MAX_PERM_LENGTH)) throw badRequest(`uri: a perm is longer than ${MAX_PERM_LENGTH} characters`);
+  return { clientPubkey, relays, secret, name, perms };
 }
 
 /** Creates the authorization a pasted nostrconnect:// URI asks for and queues the `connect` response to the client. */

@@ -1,6 +1,6 @@
 // Key export, at the user's explicit request after re-entering the password: the nsec, and a NIP-49
-// ncryptsec under a passphrase of the user's choosing. The one place the api decrypts a user's key; the
-// secret goes only into the page the user asked for, never into a log.
+// ncryptsec under a passphrase of the user's choosing (or the nsec alone, without one). The one place the
+// api decrypts a user's key; the secret goes only into the page the user asked for, never into a log.
 import { randomBytes, scrypt } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { encodeBytes } from 'nostr-tools/nip19';
@@ -41,20 +41,22 @@ export async function encryptNcryptsec(secretKey: Uint8Array, passphrase: string
 
 export interface KeyExport {
   nsec: string;
-  ncryptsec: string;
+  /** Only when a passphrase was given. */
+  ncryptsec?: string;
 }
 
 export async function exportUserKey(
   ctx: ApiContext,
-  input: { userId: string; password: string; passphrase: string; ip: string },
+  input: { userId: string; password: string; passphrase?: string; ip: string },
 ): Promise<KeyExport> {
-  if (input.passphrase.length < MIN_PASSPHRASE_LENGTH) throw badRequest(`the passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters`);
+  if (input.passphrase !== undefined && input.passphrase.length < MIN_PASSPHRASE_LENGTH) throw badRequest(`the passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters`);
   const user = await findUserById(ctx.db, input.userId);
   if (!user) throw notFound('no such account');
   await checkPasswordLimited(ctx, user.email, input.password, input.ip);
   const { secretKey } = await ctx.keyStore.open(ctx.db, user.keyId);
   try {
-    return { nsec: nsecEncode(secretKey), ncryptsec: await encryptNcryptsec(secretKey, input.passphrase) };
+    const nsec = nsecEncode(secretKey);
+    return input.passphrase === undefined ? { nsec } : { nsec, ncryptsec: await encryptNcryptsec(secretKey, input.passphrase) };
   } finally {
     secretKey.fill(0);
   }

@@ -41,3 +41,8 @@ export async function screenshot(page: Page, name: string, mask: Locator[] = [])
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true, mask });
 }
+
+/** The id of the element that has the keyboard focus. */
+export async function focusedId(page: Page): Promise<string> {
+  return (await page.evaluate('document.activeElement ? document.activeElement.id : ""')) as string;
+}

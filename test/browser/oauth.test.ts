@@ -63,6 +63,7 @@ describe('OAuth in the browser', () => {
     const password = recordSecret(`browser-pw-${Date.now()}-oauth`);
     await appPage.fill('#email', email);
     await appPage.fill('#password', password);
+    await appPage.fill('#confirm_password', password);
     await screenshot(appPage, 'oauth-register');
     await appPage.click('button[type=submit]');
 

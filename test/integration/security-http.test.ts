@@ -233,12 +233,12 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
   it('refuses a key export under a passphrase shorter than the minimum, with no key in the answer', async () => {
     const user = await registerUser(base);
     const page = await browser(user.session, '/account/export');
-    const weak = await page.post({ password: user.password, passphrase: 'seven77' });
+    const weak = await page.post({ password: user.password, passphrase: 'seven77', confirm_passphrase: 'seven77' });
     const weakBody = await weak.text();
     assert.equal(weak.status, 400, weakBody);
     assert.doesNotMatch(weakBody, /nsec1|ncryptsec1/);
     // At the minimum (8 characters) the export is given.
-    const ok = await page.post({ password: user.password, passphrase: 'eight888' });
+    const ok = await page.post({ password: user.password, passphrase: 'eight888', confirm_passphrase: 'eight888' });
     const okBody = await ok.text();
     assert.equal(ok.status, 200);
     const nsec = /nsec1[02-9ac-hj-np-z]{58}/.exec(okBody)?.[0];

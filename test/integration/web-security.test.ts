@@ -235,7 +235,7 @@ describe('web security', () => {
   it('counts a key export password like a login: five failures, then 429 for the export and for logins', async () => {
     const { user, cookie, token } = await browserSession('/account/export');
     const tryExport = (password: string) => fetch(`${base}/account/export`, {
-      method: 'POST', headers: formHeaders(cookie), body: form({ password, passphrase: 'long enough passphrase', _csrf: token }),
+      method: 'POST', headers: formHeaders(cookie), body: form({ password, passphrase: 'long enough passphrase', confirm_passphrase: 'long enough passphrase', _csrf: token }),
     });
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push((await tryExport('a wrong password')).status);

@@ -98,7 +98,7 @@ export function freePort(): Promise<number> {
 
 /**
  * Environment for a Keyfarm process under test: the suite's servers, a fresh KEY_PREFIX and DATA_DIR,
- * debug logs, a recorded random ADMIN_PASSWORD, loopback exempt from the request limits. Pass `{ DATABASE_URL: db.url, PORT: ... }` as overrides.
+ * debug logs, a recorded random ADMIN_PASSWORD, loopback exempt from the request limits, a placeholder service relay. Pass `{ DATABASE_URL: db.url, PORT: ... }` as overrides.
  */
 export function baseTestEnv(overrides: Record<string, string> = {}): Record<string, string> {
   return {
@@ -111,6 +111,8 @@ export function baseTestEnv(overrides: Record<string, string> = {}): Record<stri
     ADMIN_PASSWORD: recordSecret(`admin-${randomId(12)}`),
     // Test files register and log in many users from 127.0.0.1; the throttling tests set their own.
     RATE_LIMIT_ALLOWLIST: '127.0.0.0/8,::1/128',
+    // A bunker link must name a relay; farms that run relay-ingest name their test relays instead.
+    BUNKER_RELAYS: 'ws://127.0.0.1:9',
     ...overrides,
   };
 }

@@ -6,6 +6,10 @@ import { safeNext } from '../../api/pages/guard.js';
 import { layout } from '../../api/pages/layout.js';
 import { html, raw } from '../../api/pages/html.js';
 import { describePolicy } from '../../api/pages/policy-words.js';
+import { grantablePolicies, isNarrowerOrEqual } from '../../api/pages/policy-choice.js';
+import { permWords } from '../../api/pages/views-account.js';
+import { parseNostrConnectUri } from '../../api/routes/nip46.js';
+import type { Policy } from '../../database/queries/policies.js';
 
 describe('web pages', () => {
   it('escapes every interpolated value unless it is marked as markup', () => {
@@ -49,5 +53,40 @@ describe('web pages', () => {
       assert.doesNotMatch(page, /href="[^"]*\/admin\b/i, 'a link to Bull Board');
       assert.doesNotMatch(page, /href="[^"]*\/metrics\b/i, 'a link to the metrics');
     }
+  });
+
+  it('orders policies by what they permit: a narrower one permits nothing the wider one does not', () => {
+    const policy = (slug: string, permissions: Policy['permissions']): Policy => ({ slug, display_name: slug, description: slug, permissions });
+    const full = policy('full', { allowed_kinds: 'all', encrypt: true, decrypt: true });
+    const social = policy('social', { allowed_kinds: [0, 1, 3, 7, 22242], encrypt: true, decrypt: true });
+    const notes = policy('notes', { allowed_kinds: [1], encrypt: false, decrypt: false });
+    const readonly = policy('readonly', { allowed_kinds: [22242], encrypt: false, decrypt: true });
+    const zaps = policy('zaps', { allowed_kinds: [9734], encrypt: false, decrypt: false });
+    assert.ok(isNarrowerOrEqual(social.permissions, full.permissions));
+    assert.ok(isNarrowerOrEqual(readonly.permissions, social.permissions));
+    assert.ok(isNarrowerOrEqual(social.permissions, social.permissions));
+    assert.ok(!isNarrowerOrEqual(full.permissions, social.permissions), 'all kinds is wider than a list');
+    assert.ok(!isNarrowerOrEqual(zaps.permissions, social.permissions), 'a kind the wider one lacks');
+    assert.ok(!isNarrowerOrEqual(readonly.permissions, notes.permissions), 'decrypt the wider one lacks');
+    // A permission field the order does not know: only the same value counts.
+    const withLimit = { ...notes.permissions, max_per_day: 10 } as unknown as Policy['permissions'];
+    assert.ok(!isNarrowerOrEqual(withLimit, social.permissions));
+    const all = [readonly, zaps, full, notes, social];
+    assert.deepEqual(grantablePolicies(full, all).map((p) => p.slug), ['full', 'social', 'readonly', 'notes', 'zaps']);
+    assert.deepEqual(grantablePolicies(social, all).map((p) => p.slug), ['social', 'readonly', 'notes']);
+    assert.deepEqual(grantablePolicies(zaps, all).map((p) => p.slug), ['zaps']);
+  });
+
+  it('reads the perms of a nostrconnect:// link, bounded, and says them in plain words', () => {
+    const pk = 'a'.repeat(64);
+    const uri = (perms: string) => `nostrconnect://${pk}?relay=wss%3A%2F%2Fr.example&secret=s3cret&perms=${encodeURIComponent(perms)}`;
+    assert.deepEqual(parseNostrConnectUri(uri('sign_event:1, nip44_encrypt,,sign_event:1')).perms, ['sign_event:1', 'nip44_encrypt']);
+    assert.deepEqual(parseNostrConnectUri(`nostrconnect://${pk}?relay=wss%3A%2F%2Fr.example&secret=s`).perms, []);
+    assert.throws(() => parseNostrConnectUri(uri(Array.from({ length: 33 }, (_, i) => `sign_event:${i}`).join(','))), /at most 32 perms/);
+    assert.throws(() => parseNostrConnectUri(uri(`x${'y'.repeat(64)}`)), /longer than 64/);
+    assert.equal(permWords('sign_event:1'), 'Sign short notes (kind 1)');
+    assert.equal(permWords('sign_event'), 'Sign events of any kind');
+    assert.equal(permWords('nip04_decrypt'), 'Decrypt and read messages (NIP-04)');
+    assert.equal(permWords('<b>odd</b>'), 'Something Keyfarm does not know: <b>odd</b>');
   });
 });
