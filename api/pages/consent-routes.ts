@@ -11,6 +11,7 @@ import { OAuthError } from '../errors.js';
 import { sessionUser } from '../plugins/session.js';
 import { csrfToken, pageCsp } from '../plugins/web-security.js';
 import { checkRedirectUri, policySlugOfScope } from '../services/oauth.js';
+import { safeNext } from './guard.js';
 import { sendPage } from './layout.js';
 import { consentPage, errorPage, loginPage } from './views-auth.js';
 
@@ -63,7 +64,7 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     const user = userId ? await findUserById(ctx.db, userId) : undefined;
     if (!user) {
       const intro = `${q.client_id} wants to use your Nostr key. Log in, or create an account, to continue.`;
-      return sendPage(reply, loginPage({ csrf: csrfToken(reply), next: request.url, intro }));
+      return sendPage(reply, loginPage({ csrf: csrfToken(reply), next: safeNext(request.url), intro }));
     }
 
     reply.header('content-security-policy', pageCsp(ctx.config, [redirect.origin]));

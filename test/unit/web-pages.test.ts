@@ -20,6 +20,10 @@ describe('web pages', () => {
     for (const bad of ['//evil.example', '/\\evil.example', '/\t/evil.example', '/\n/evil.example', 'https://evil.example', 'account', '', undefined, `/${'a'.repeat(5000)}`]) {
       assert.equal(safeNext(bad), '/account', JSON.stringify(bad));
     }
+    // Percent-encoded as the URL parser writes it, so it always fits a Location header.
+    assert.equal(safeNext('/\u0100?q=\u00e9#\u2014'), '/%C4%80?q=%C3%A9#%E2%80%94');
+    assert.equal(safeNext('/a\ud800'), '/a%EF%BF%BD');
+    for (const bad of ['/.//evil.example', '/./\\evil.example', `/${'\u0100'.repeat(1000)}`]) assert.equal(safeNext(bad), '/account', JSON.stringify(bad));
   });
 
   it('puts a policy in plain words, what it allows and what it does not', () => {
