@@ -1,6 +1,6 @@
 // Bad input gets a clear 4xx with a JSON error (an HTML page on the pages), never a 5xx, and the farm keeps
 // serving. Every route Fastify registers is fuzzed from its own schema plus hostile values (FUZZ_RUNS inputs,
-// 3,000 by default; `npm run fuzz` runs 100,000), then a few hand-made cases hit the RPC params and limits.
+// 2,500 by default; `npm run fuzz` runs 100,000), then a few hand-made cases hit the RPC params and limits.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { verifyEvent } from 'nostr-tools/pure';
@@ -10,7 +10,7 @@ import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { THIRD_PARTY_PREFIX, routesWithoutSchema, watchRoutes, type FuzzRoute } from '../support/fuzz/route-table.js';
 import { formatReport, runFuzz } from '../support/fuzz/runner.js';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 3000);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 2500);
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
 
 function assertClientError(res: { status: number; body: unknown }, what: string) {

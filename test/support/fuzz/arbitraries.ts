@@ -12,6 +12,25 @@ const ODD_STRINGS = [
   'javascript:alert(1)', '//evil.example', '/\\evil.example', 'https://evil.example;sandbox', 'nsec1', 'npub1', '0'.repeat(64), 'f'.repeat(64),
   'F'.repeat(64), 'policy:full', 'full', 'Bearer x', 'wss://127.0.0.1:9/', 'ws://[::1]:1/', 'nostrconnect://', '00000000-0000-0000-0000-000000000000',
 ];
+const PEER = 'a'.repeat(63) + 'b';
+/** Values that get past a field's first check, by field name, so inputs reach the code behind it. */
+const HINTS: Record<string, unknown[]> = {
+  redirect_uri: ['https://app.example/cb', 'http://127.0.0.1:9/cb', 'https://app.example:8443/cb?x=%C4%80'],
+  client_id: ['Fuzz App', 'a'],
+  scope: ['policy:full', 'policy:readonly', 'full'],
+  policy_slug: ['full', 'readonly', 'social'],
+  code_challenge: ['E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'],
+  code_challenge_method: ['S256'],
+  response_type: ['code'],
+  approved: [true, false, 'true'],
+  grant_type: ['authorization_code', 'refresh_token'],
+  next: ['/account', '/%C4%80', '/api/oauth/authorize?client_id=x'],
+  uri: [`nostrconnect://${PEER}?relay=wss%3A%2F%2Frelay.example&secret=s3cr3t`, `nostrconnect://${PEER}?relay=ws://127.0.0.1:9&secret=x&name=%C4%80`],
+  relays: [['wss://relay.example'], 'wss://relay.example\nwss://b.example'],
+  params: [[], [{ kind: 1, content: 'fuzz', tags: [['t', 'x']], created_at: 1700000000 }], [PEER, 'hello'], [PEER, 'not a ciphertext']],
+  method: ['ping', 'get_public_key', 'sign_event', 'nip44_encrypt', 'nip04_decrypt'],
+  expires_at: [4102444800, '2099-01-01T00:00:00Z', null],
+};
 const BAD_PERCENT = ['%', '%%', '%zz', '%C0%80', '%ED%A0%80', '%FF%FE', '%E2%82', '%00', '%0D%0A', '%2F%2E%2E', '+%2B+', '%u0100', '%C4%80'];
 
 const deep = (depth: number, leaf: unknown, asObject: boolean): unknown => {
@@ -74,7 +93,7 @@ const stringFor = (schema: Schema): fc.Arbitrary<string> => {
 /** Values the schema accepts (or nearly: at its limits), each part sometimes replaced by a hostile one. */
 export function fromSchema(schema: Schema | undefined, depth = 0): fc.Arbitrary<unknown> {
   const valid = validFor(schema ?? {}, depth);
-  return fc.oneof({ weight: 4, arbitrary: valid }, { weight: 1, arbitrary: hostileValue });
+  return fc.oneof({ weight: 6, arbitrary: valid }, { weight: 1, arbitrary: hostileValue });
 }
 
 function validFor(schema: Schema, depth: number): fc.Arbitrary<unknown> {
@@ -96,7 +115,10 @@ function validFor(schema: Schema, depth: number): fc.Arbitrary<unknown> {
     case 'object': {
       const properties = (schema.properties as Record<string, Schema> | undefined) ?? {};
       const required = (schema.required as string[] | undefined) ?? [];
-      const model = Object.fromEntries(Object.entries(properties).map(([k, s]) => [k, fromSchema(s, depth + 1)]));
+      const model = Object.fromEntries(Object.entries(properties).map(([k, s]) => {
+        const hint = HINTS[k];
+        return [k, hint ? fc.oneof(fromSchema(s, depth + 1), fc.constantFrom(...hint)) : fromSchema(s, depth + 1)];
+      }));
       const extra = fc.array(fc.tuple(fc.oneof(fc.constantFrom(...HOSTILE_KEYS), fc.string({ maxLength: 8 })), hostileValue), { maxLength: 2 });
       const twist = fc.oneof(
         { weight: 8, arbitrary: fc.constant({ drop: undefined, extra: false }) },
@@ -162,7 +184,10 @@ export interface FuzzInput {
 }
 
 const CONTENT_TYPES: Record<Encoding, fc.Arbitrary<string | undefined>> = {
-  json: fc.constantFrom('application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON', 'application/json; charset=utf-16', 'application/json;;'),
+  json: fc.oneof(
+    { weight: 6, arbitrary: fc.constant('application/json') },
+    { weight: 1, arbitrary: fc.constantFrom('application/json; charset=utf-8', 'APPLICATION/JSON', 'application/json; charset=utf-16', 'application/json;;') },
+  ),
   form: fc.constantFrom('application/x-www-form-urlencoded', 'application/x-www-form-urlencoded; charset=latin1'),
   none: fc.constant(undefined),
   other: fc.oneof(
@@ -191,6 +216,10 @@ const hostileHeaders = fc.record({
 /** Hostile text in a path segment (for `:param` routes and unknown paths). */
 const pathSegment = fc.oneof(oddString.map(percentEncode), fc.constantFrom(...BAD_PERCENT), fc.constantFrom('..', '.', '%2e%2e', 'x'.repeat(3000)));
 
+/** `arbitrary`'s value one time in `every`, else undefined. */
+const sometimes = <T>(arbitrary: fc.Arbitrary<T>, every: number): fc.Arbitrary<T | undefined> =>
+  fc.oneof({ weight: every - 1, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary });
+
 /** One request to `route`, valid-looking or not. */
 export function requestFor(route: FuzzRoute): fc.Arbitrary<FuzzInput> {
   const hasBody = route.method !== 'GET' && route.method !== 'OPTIONS';
@@ -209,18 +238,21 @@ export function requestFor(route: FuzzRoute): fc.Arbitrary<FuzzInput> {
   const bodyValue = route.schema.body ? fromSchema(route.schema.body as Schema) : hostileValue;
   return fc.record({
     path,
-    query: fc.tuple(queryValue, fc.option(rawForm, { freq: 4 })).map(([v, raw]) => formOf(v ?? {}, raw ?? undefined)),
+    query: fc.tuple(queryValue, sometimes(rawForm, 4)).map(([v, raw]) => formOf(v ?? {}, raw)),
     encoding,
     body: bodyValue,
-    rawBody: fc.option(fc.oneof(fc.constantFrom(...RAW_JSON), rawForm, oddString), { freq: 6 }),
+    rawBody: sometimes(fc.oneof(fc.constantFrom(...RAW_JSON), rawForm, oddString), 6),
     contentTypeSeed: fc.nat(),
-    headers: fc.option(hostileHeaders, { freq: 3 }),
-    credential: fc.constantFrom('none' as const, 'session' as const, 'access' as const, 'session-bearer' as const),
+    headers: sometimes(hostileHeaders, 3),
+    credential: fc.oneof(
+      { weight: 1, arbitrary: fc.constant('none' as const) },
+      { weight: 2, arbitrary: fc.constantFrom('session' as const, 'access' as const, 'session-bearer' as const) },
+    ),
     realCsrf: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
   }).chain((r) => CONTENT_TYPES[r.encoding].map((contentType): FuzzInput => {
     let payload: string | undefined;
     if (r.encoding === 'json') payload = r.rawBody ?? JSON.stringify(r.body) ?? 'null';
-    else if (r.encoding === 'form' || r.encoding === 'other') payload = formOf(r.body, r.rawBody ?? undefined);
+    else if (r.encoding === 'form' || r.encoding === 'other') payload = formOf(r.body, r.rawBody);
     return {
       method: route.method,
       path: r.path,

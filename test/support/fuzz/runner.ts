@@ -59,6 +59,7 @@ const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const OWN_CSP = new Set(['default-src', 'script-src', 'style-src', 'img-src', 'connect-src', 'form-action', 'frame-ancestors', 'base-uri',
   'object-src', 'upgrade-insecure-requests']);
 const BOARD_PREFIX = '/admin/queues';
+const RENEW_EVERY_MS = 3000;
 
 const header = (answer: Answer, name: string) => {
   const v = answer.headers[name];
@@ -177,16 +178,28 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
   process.on('uncaughtException', onCrash);
   process.on('unhandledRejection', onCrash);
 
-  let creds = await signIn(target.app, target.access);
-  // A fuzzed logout ends the session the later inputs ride on: sign in afresh (once, however many noticed).
+  const creds = await signIn(target.app, target.access);
+  // The logout routes get a session of their own, so a fuzzed logout does not end the one every other
+  // route rides on. After one that worked, that session is made afresh, at most every few seconds (each
+  // costs a password hash); in between, logouts meet an ended session, which is worth fuzzing too.
+  let logoutCreds = await signIn(target.app, target.access);
   let renewing: Promise<void> | undefined;
-  const renew = () => (renewing ??= signIn(target.app, target.access).then((c) => { creds = c; renewing = undefined; }));
+  let renewedAt = performance.now();
+  const renew = () => {
+    if (renewing || performance.now() - renewedAt < RENEW_EVERY_MS) return;
+    renewing = signIn(target.app, target.access).then((c) => {
+      logoutCreds = c;
+      renewedAt = performance.now();
+      renewing = undefined;
+    });
+    return renewing;
+  };
 
   const started = performance.now();
   const stats: RouteStats[] = [];
   const httpEvery = Math.max(1, Math.round(1 / (options.httpShare ?? 0.05)));
-  const send = async (input: FuzzInput, viaHttp: boolean): Promise<Answer> => {
-    const request = requestOf(input, creds);
+  const send = async (input: FuzzInput, viaHttp: boolean, using: Credentials): Promise<Answer> => {
+    const request = requestOf(input, using);
     if (viaHttp) return rawHttp(target.url, request);
     const res = await target.app.inject({ method: request.method as 'GET', url: request.target, headers: request.headers, payload: request.payload });
     return { status: res.statusCode, headers: res.headers, body: res.body };
@@ -195,10 +208,11 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
   const fuzzRoute = async (route: FuzzRoute) => {
     const row: RouteStats = { route: `${route.method} ${route.url}`, inputs: 0, viaHttp: 0, s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0, notReady: 0 };
     stats.push(row);
+    const isLogout = /logout/.test(route.url);
     const property = fc.asyncProperty(requestFor(route), async (input) => {
-      const usedSession = creds.session;
+      const using = isLogout ? logoutCreds : creds;
       const viaHttp = row.inputs % httpEvery === httpEvery - 1;
-      const answer = await send(input, viaHttp);
+      const answer = await send(input, viaHttp, using);
       row.inputs++;
       if (viaHttp) row.viaHttp++;
       const klass = Math.floor(answer.status / 100);
@@ -207,7 +221,7 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
       else if (klass === 4) row.s4xx++;
       else if (isReadinessVerdict(input, answer)) row.notReady++;
       else if (klass === 5) row.s5xx++;
-      if (answer.status < 400 && /logout/.test(route.url) && input.credential !== 'none' && usedSession === creds.session) await renew();
+      if (isLogout && answer.status < 400 && input.credential !== 'none' && using === logoutCreds) await renew();
       const problem = problemWith(input, answer, target.allowedOrigins);
       if (!problem) return true;
       const what = `${row.route} <- ${viaHttp ? 'HTTP' : 'inject'} ${input.credential} ${input.method} ${requestOf(input, creds).target.slice(0, 300)} ${input.contentType ?? ''} ${input.payload?.slice(0, 300) ?? ''}: ${problem}`;
