@@ -13,7 +13,7 @@ import { sessionUser } from '../plugins/session.js';
 import { csrfToken, pageCsp } from '../plugins/web-security.js';
 import { BYOK_PUBKEY } from '../services/byok.js';
 import { checkRedirectUri, issueCode, policySlugOfScope, silentReauthorization } from '../services/oauth.js';
-import { loginUrl } from './guard.js';
+import { loginUrl, safeNext } from './guard.js';
 import { sendPage } from './layout.js';
 import { grantablePolicies, isNarrowerOrEqual } from './policy-choice.js';
 import { byokRegisterPage } from './views-byok.js';
@@ -114,7 +114,7 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     const user = userId ? await findUserById(ctx.db, userId) : undefined;
     if (!user) {
       const intro = `${q.client_id} wants to use your Nostr key. Log in, or create an account, to continue.`;
-      return sendPage(reply, loginPage({ csrf: csrfToken(reply), next: request.url, intro }));
+      return sendPage(reply, loginPage({ csrf: csrfToken(reply), next: safeNext(request.url), intro }));
     }
 
     if (q.authorization_handle !== undefined && q.prompt !== 'consent') {

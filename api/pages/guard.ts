@@ -15,13 +15,31 @@ declare module 'fastify' {
 /** A path on this site, and nothing a browser could read as another host ("//host", "/\\host", "/\t/host"). */
 const LOCAL_PATH = /^\/(?![/\\])[^\s\\?#\x00-\x1f\x7f]*(?:[?#][^\s\x00-\x1f\x7f]*)?$/;
 
-/** A same-site path to return to after logging in; anything else becomes the account page. */
+const MAX_NEXT = 4096;
+const BASE = 'http://keyfarm.invalid';
+/** What a Location header may hold: printable ASCII, nothing else. */
+const HEADER_SAFE = /^[\x21-\x7e]+$/;
+
+/**
+ * A same-site path to return to after logging in, percent-encoded as the URL parser writes it (so it is
+ * always a valid Location header); anything else becomes the account page.
+ */
 export function safeNext(next: string | undefined): string {
-  return next && next.length <= 4096 && LOCAL_PATH.test(next) ? next : '/account';
+  if (!next || next.length > MAX_NEXT || !LOCAL_PATH.test(next)) return '/account';
+  let url: URL;
+  try {
+    url = new URL(next, BASE);
+  } catch {
+    return '/account';
+  }
+  if (url.origin !== BASE) return '/account';
+  // Checked again once normalised: "/.//host" comes out as "//host".
+  const path = url.pathname + url.search + url.hash;
+  return path.length <= MAX_NEXT && HEADER_SAFE.test(path) && LOCAL_PATH.test(path) ? path : '/account';
 }
 
 export function loginUrl(next: string): string {
-  return `/login?next=${encodeURIComponent(next)}`;
+  return `/login?next=${encodeURIComponent(safeNext(next))}`;
 }
 
 export function requirePageUser(ctx: ApiContext): preHandlerAsyncHookHandler {

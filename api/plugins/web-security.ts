@@ -7,6 +7,7 @@ import cors from '@fastify/cors';
 import csrf from '@fastify/csrf-protection';
 import helmet from '@fastify/helmet';
 import type { Config } from '../../shared/config.js';
+import { isWellFormedOrigin } from '../safe-origin.js';
 import { bearerToken } from './session.js';
 
 /** Routes that never read the session cookie: apps call them cross-origin with a bearer token or an OAuth code. */
@@ -20,8 +21,12 @@ const EXPOSED_HEADERS = ['x-trace-id', 'retry-after'];
 const isHttps = (config: Config) => config.PUBLIC_URL.startsWith('https://');
 const pathOf = (request: FastifyRequest) => request.url.split('?')[0]!;
 
-/** The pages' policy: our own scripts, styles and forms only; no framing. `formTargets` adds form-action origins. */
+/**
+ * The pages' policy: our own scripts, styles and forms only; no framing. `formTargets` adds form-action
+ * origins; one that is not a well-formed origin is left out, so it can never add a directive of its own.
+ */
 export function pageCsp(config: Config, formTargets: string[] = []): string {
+  const targets = formTargets.filter(isWellFormedOrigin);
   const directives = [
     "default-src 'none'",
     "script-src 'self'",
@@ -29,7 +34,7 @@ export function pageCsp(config: Config, formTargets: string[] = []): string {
     "img-src 'self' data:",
     "connect-src 'self'",
     // A form's redirect is checked against form-action too: the consent form ends at the app's redirect_uri.
-    `form-action 'self'${formTargets.map((o) => ` ${o}`).join('')}`,
+    `form-action 'self'${targets.map((o) => ` ${o}`).join('')}`,
     "frame-ancestors 'none'",
     "base-uri 'none'",
     "object-src 'none'",

@@ -13,6 +13,7 @@ import { findPolicy } from '../../database/queries/policies.js';
 import type { Queryable } from '../../database/pool.js';
 import type { ApiContext } from '../context.js';
 import { OAuthError } from '../errors.js';
+import { isWellFormedOrigin } from '../safe-origin.js';
 import { bunkerUrl, createAuthorization, evictEverywhere, loadPolicy } from './authorizations.js';
 import { createByokAccount } from './byok.js';
 import { hashToken, newToken } from './tokens.js';
@@ -28,7 +29,10 @@ export const DEFAULT_POLICY = 'social';
 const invalidRequest = (msg: string) => new OAuthError(400, 'invalid_request', msg);
 const invalidGrant = (msg: string) => new OAuthError(400, 'invalid_grant', msg);
 
-/** https anywhere, or http on localhost / 127.0.0.1 / [::1]; no fragment. */
+/**
+ * https anywhere, or http on localhost / 127.0.0.1 / [::1]; no fragment, no user info, and a host a
+ * header can carry (the origin goes into the consent page's CSP, the whole URL into a Location).
+ */
 export function checkRedirectUri(uri: string): URL {
   let url: URL;
   try {
@@ -41,6 +45,8 @@ export function checkRedirectUri(uri: string): URL {
     throw invalidRequest('redirect_uri must be https, or http on localhost');
   }
   if (url.hash) throw invalidRequest('redirect_uri must not have a fragment');
+  if (url.username || url.password) throw invalidRequest('redirect_uri must not carry a user name or password');
+  if (!isWellFormedOrigin(url.origin)) throw invalidRequest('redirect_uri must have a plain host name (letters, digits, dots and hyphens) or an IP address');
   return url;
 }
 

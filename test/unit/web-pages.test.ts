@@ -10,6 +10,7 @@ import { grantablePolicies, isNarrowerOrEqual } from '../../api/pages/policy-cho
 import { permWords } from '../../api/pages/views-account.js';
 import { parseNostrConnectUri } from '../../api/routes/nip46.js';
 import type { Policy } from '../../database/queries/policies.js';
+import { isWellFormedOrigin } from '../../api/safe-origin.js';
 
 describe('web pages', () => {
   it('escapes every interpolated value unless it is marked as markup', () => {
@@ -24,6 +25,20 @@ describe('web pages', () => {
     for (const ok of ['/account', '/api/oauth/authorize?client_id=a%20b&state=x\\y', '/account/apps#top']) assert.equal(safeNext(ok), ok);
     for (const bad of ['//evil.example', '/\\evil.example', '/\t/evil.example', '/\n/evil.example', 'https://evil.example', 'account', '', undefined, `/${'a'.repeat(5000)}`]) {
       assert.equal(safeNext(bad), '/account', JSON.stringify(bad));
+    }
+    // Percent-encoded as the URL parser writes it, so it always fits a Location header.
+    assert.equal(safeNext('/\u0100?q=\u00e9#\u2014'), '/%C4%80?q=%C3%A9#%E2%80%94');
+    assert.equal(safeNext('/a\ud800'), '/a%EF%BF%BD');
+    for (const bad of ['/.//evil.example', '/./\\evil.example', `/${'\u0100'.repeat(1000)}`]) assert.equal(safeNext(bad), '/account', JSON.stringify(bad));
+  });
+
+  it('lets only a plain http(s) origin into a header', () => {
+    for (const ok of ['https://app.example', 'http://127.0.0.1:9', 'http://[::1]:8080', 'https://xn--bcher-kva.example', 'https://a-b.c.example:65535']) {
+      assert.equal(isWellFormedOrigin(ok), true, ok);
+    }
+    for (const bad of ['https://evil.example;sandbox', 'https://a,b', 'https://a"b', "https://a'b", 'https://a_b.example', 'https://*.example',
+      'https://app.example/', 'https://APP.example', 'ftp://app.example', 'https://app.example:0', 'https://-a.example', 'null', '']) {
+      assert.equal(isWellFormedOrigin(bad), false, bad);
     }
   });
 
