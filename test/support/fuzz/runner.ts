@@ -69,6 +69,8 @@ const header = (answer: Answer, name: string) => {
 /** Pages may answer an error with HTML; everything else answers {"error": "..."}. */
 function mayAnswerHtml(path: string, method: string): boolean {
   if (path === '/api/oauth/authorize') return method === 'GET';
+  // The bring-your-own-key register form posts here and gets its page back, with the mistake beside its field.
+  if (path === '/api/oauth/register') return method === 'POST';
   return !/^\/(?:api\/|health|\.well-known\/|admin\/)/.test(path);
 }
 
