@@ -12,7 +12,7 @@ import { OAuthError, badRequest } from '../errors.js';
 import { sessionUser } from '../plugins/session.js';
 import { csrfToken, pageCsp } from '../plugins/web-security.js';
 import { BYOK_PUBKEY } from '../services/byok.js';
-import { checkRedirectUri, issueCode, policySlugOfScope, silentReauthorization } from '../services/oauth.js';
+import { checkRedirectUri, issueCode, policySlugOfScope, silentReauthorization, withParams } from '../services/oauth.js';
 import { loginUrl, safeNext } from './guard.js';
 import { sendPage } from './layout.js';
 import { grantablePolicies, isNarrowerOrEqual } from './policy-choice.js';
@@ -64,12 +64,6 @@ function authorizePath(f: ConsentForm): string {
   });
   if (f.state !== undefined) params.set('state', f.state);
   return `/api/oauth/authorize?${params.toString()}`;
-}
-
-function withParams(url: URL, params: Record<string, string | undefined>): string {
-  const target = new URL(url);
-  for (const [k, v] of Object.entries(params)) if (v !== undefined) target.searchParams.set(k, v);
-  return target.toString();
 }
 
 export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {

@@ -4,7 +4,7 @@ import type { ApiContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 import { requireSession } from '../plugins/session.js';
 import { registerByok } from '../services/byok.js';
-import { checkRedirectUri, exchangeCode, issueCode, pollCode, refreshTokens } from '../services/oauth.js';
+import { checkRedirectUri, exchangeCode, issueCode, pollCode, refreshTokens, withParams } from '../services/oauth.js';
 import { formError } from '../pages/forms.js';
 import { sendPage } from '../pages/layout.js';
 import { byokRegisterPage } from '../pages/views-byok.js';
@@ -69,12 +69,6 @@ const RegisterBody = Type.Object({
   state: Type.Optional(Type.String({ maxLength: 1024 })),
   _csrf: Type.Optional(Type.String({ maxLength: 512 })),
 });
-
-function withParams(uri: string, params: Record<string, string | undefined>): string {
-  const url = new URL(uri);
-  for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
-  return url.toString();
-}
 
 export const oauthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.post('/api/oauth/authorize', {

@@ -29,6 +29,13 @@ export const DEFAULT_POLICY = 'social';
 const invalidRequest = (msg: string) => new OAuthError(400, 'invalid_request', msg);
 const invalidGrant = (msg: string) => new OAuthError(400, 'invalid_grant', msg);
 
+/** The redirect URI with the given query parameters set (undefined ones left out). */
+export function withParams(uri: string | URL, params: Record<string, string | undefined>): string {
+  const url = new URL(uri);
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v);
+  return url.toString();
+}
+
 /**
  * https anywhere, or http on localhost / 127.0.0.1 / [::1]; no fragment, no user info, and a host a
  * header can carry (the origin goes into the consent page's CSP, the whole URL into a Location).
