@@ -1,0 +1,40 @@
+// The security-critical modules under mutation testing, each with the tests that cover it. Only these
+// tests run for a mutant of the module (scripts/mutation/run-tests.mjs), which is what keeps a run short.
+// `range` limits mutation to the lines that hold the security checks of a file that is mostly plumbing.
+// `pattern` narrows a test file to the cases that exercise the module (node --test-name-pattern; a suite
+// whose name matches runs whole).
+
+/** @typedef {{ file: string, pattern?: string }} TestFile */
+/** @typedef {{ name: string, source: string, range?: string, kind: 'unit' | 'integration', tests: TestFile[] }} MutationModule */
+
+const unit = (name) => ({ file: `dist/test/unit/${name}.test.js` });
+const integration = (name, pattern) => ({ file: `dist/test/integration/${name}.test.js`, pattern });
+
+/** @type {MutationModule[]} */
+export const MODULES = [
+  { name: 'policy', source: 'shared/policy.ts', kind: 'unit', tests: [unit('policy')] },
+  { name: 'custody-envelope', source: 'shared/custody/envelope.ts', kind: 'unit', tests: [unit('custody-envelope'), unit('custody-local-keyring')] },
+  { name: 'payload-seal', source: 'shared/farm/payload-seal.ts', kind: 'unit', tests: [unit('farm-payload-seal')] },
+  { name: 'acting-cache', source: 'api/services/acting-cache.ts', kind: 'unit', tests: [unit('acting-cache')] },
+  { name: 'nip46-authorization-cache', source: 'workers/nip46-authorization-cache.ts', kind: 'unit', tests: [unit('nip46-authorization-cache')] },
+  { name: 'key-cache', source: 'workers/key-cache.ts', kind: 'unit', tests: [unit('farm-key-cache')] },
+  { name: 'tokens', source: 'api/services/tokens.ts', kind: 'integration', tests: [integration('security-http', 'RPC access token|as a session'), integration('api-flow', '^accounts$|^OAuth$')] },
+  { name: 'oauth', source: 'api/services/oauth.ts', kind: 'integration', tests: [integration('security-http', 'another client_id|another redirect_uri|access token past|refresh token past'), integration('api-flow', '^OAuth$'), integration('web-security', 'oauth/authorize')] },
+  { name: 'sessions', source: 'database/queries/sessions.ts', kind: 'integration', tests: [integration('security-http', 'session past|other session|as a session|RPC access token'), integration('api-flow', 'logs out')] },
+  { name: 'authorizations', source: 'database/queries/authorizations.ts', kind: 'integration', tests: [integration('security-http', 'expires_at|access token past|refresh token past|RPC access token|revoke'), integration('api-flow', '^authorizations$|^RPC$|^OAuth$')] },
+  { name: 'session-plugin', source: 'api/plugins/session.ts', kind: 'integration', tests: [integration('security-http', 'session past|other session|as a session'), integration('api-flow', '^accounts$'), integration('web-security')] },
+  { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [integration('security-http', 'key export'), integration('web-security', 'key export')] },
+  { name: 'login-limiter', source: 'api/services/login-limiter.ts', kind: 'integration', tests: [integration('login-throttle')] },
+  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', kind: 'integration', tests: [integration('rate-limits')] },
+  // onEvent .. claim: the window, duplicate, unbound-limit and claim checks (the rest batches and publishes).
+  { name: 'request-router', source: 'relay-ingest/request-router.ts', range: '117-232', kind: 'integration', tests: [integration('nip46-abuse', 'inside the window|limits requests'), integration('security-nip46', 'stale|replayed')] },
+  { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', kind: 'integration', tests: [integration('nip46-abuse', 'unbound|limits requests')] },
+];
+
+/** Modules named on the command line (all when none), or an error naming the unknown ones. */
+export function selectModules(names) {
+  if (names.length === 0) return MODULES;
+  const unknown = names.filter((n) => !MODULES.some((m) => m.name === n));
+  if (unknown.length > 0) throw new Error(`unknown mutation module(s): ${unknown.join(', ')}; known: ${MODULES.map((m) => m.name).join(', ')}`);
+  return MODULES.filter((m) => names.includes(m.name));
+}
