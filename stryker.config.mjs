@@ -14,7 +14,7 @@ export default {
   commandRunner: { command: 'node scripts/mutation/run-tests.mjs' },
   // Built once per run in the sandbox: the mutant schemata carry every mutant in one build.
   buildCommand: 'npm run --silent build',
-  mutate: modules.map((m) => (m.range ? `${m.source}:${m.range}` : m.source)),
+  mutate: modules.flatMap((m) => (m.ranges ? m.ranges.map((r) => `${m.source}:${r}`) : [m.source])),
   // The command runner reports no per-test coverage: every mutant runs its module's tests.
   coverageAnalysis: 'off',
   // Integration tests share one PostgreSQL and Redis: one at a time. Unit tests may run two at once.

@@ -12,11 +12,17 @@ const survivors = [];
 for (const report of process.argv.slice(2).filter((p) => existsSync(p))) {
   const { files } = JSON.parse(readFileSync(report, 'utf8'));
   for (const [path, { mutants }] of Object.entries(files)) {
-    const module = MODULES.find((m) => path.endsWith(m.source))?.name ?? path;
-    const detected = mutants.filter((m) => DETECTED.has(m.status)).length;
-    const undetected = mutants.filter((m) => UNDETECTED.has(m.status));
+    const module = MODULES.find((m) => path.endsWith(m.source));
+    // A report of a whole file (an earlier run) still counts only the module's ranges.
+    const inRanges = (m) => !module?.ranges || module.ranges.some((r) => {
+      const [from, to] = r.split('-').map(Number);
+      return m.location.start.line >= from && m.location.start.line <= to;
+    });
+    const counted = mutants.filter(inRanges);
+    const detected = counted.filter((m) => DETECTED.has(m.status)).length;
+    const undetected = counted.filter((m) => UNDETECTED.has(m.status));
     const total = detected + undetected.length;
-    rows.push({ module, path, total, detected, survived: undetected.length, score: total === 0 ? 100 : (100 * detected) / total });
+    rows.push({ module: module?.name ?? path, path, total, detected, survived: undetected.length, score: total === 0 ? 100 : (100 * detected) / total });
     for (const m of undetected) {
       survivors.push(`${path}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName} -> ${JSON.stringify(m.replacement ?? '')} (${m.status})`);
     }
