@@ -26,8 +26,8 @@ export const MODULES = [
   { name: 'sessions', source: 'database/queries/sessions.ts', kind: 'integration', tests: [integration('security-http', 'session past|other session|as a session|RPC access token'), integration('api-flow', 'logs out')] },
   // Revocation and the access-token lookup (expiry); the rest is listing and relay bookkeeping.
   { name: 'authorizations', source: 'database/queries/authorizations.ts', ranges: ['76-106'], kind: 'integration', tests: [integration('api-flow', '^authorizations$|^RPC$|^OAuth$'), integration('security-http', 'expires_at|access token past|refresh token past|RPC access token|revoke')] },
-  { name: 'session-plugin', source: 'api/plugins/session.ts', kind: 'integration', tests: [integration('web-security'), integration('api-flow', '^accounts$'), integration('security-http', 'session past|other session|as a session')] },
-  { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [integration('web-security', 'key export'), integration('security-http', 'key export')] },
+  { name: 'session-plugin', source: 'api/plugins/session.ts', kind: 'integration', tests: [unit('session-credentials'), integration('web-security'), integration('api-flow', '^accounts$'), integration('security-http', 'session past|other session|as a session')] },
+  { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [unit('key-export-ncryptsec'), integration('web-security', 'key export'), integration('security-http', 'key export')] },
   { name: 'login-limiter', source: 'api/services/login-limiter.ts', kind: 'integration', tests: [integration('login-throttle')] },
   { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', kind: 'integration', tests: [integration('rate-limits')] },
   // onEvent .. claim: the window, duplicate, unbound-limit and claim checks (the rest batches and publishes).
