@@ -3,7 +3,7 @@
 // `ranges` limit mutation to the lines that hold the security checks of a file that is mostly plumbing.
 // Tests run in the order given and stop at the first failure: the fastest that can kill a mutant go first.
 // `pattern` narrows a test file to the cases that exercise the module (node --test-name-pattern; a suite
-// whose name matches runs whole).
+// whose name matches runs whole, so a pattern must not match a file's outer describe).
 
 /** @typedef {{ file: string, pattern?: string }} TestFile */
 /** @typedef {{ name: string, source: string, ranges?: string[], kind: 'unit' | 'integration', tests: TestFile[] }} MutationModule */
@@ -30,9 +30,9 @@ export const MODULES = [
   { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [unit('key-export-ncryptsec'), integration('web-security', 'key export'), integration('security-http', 'key export')] },
   { name: 'login-limiter', source: 'api/services/login-limiter.ts', kind: 'integration', tests: [integration('login-throttle')] },
   { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', kind: 'integration', tests: [integration('rate-limits')] },
-  // onEvent .. claim: the window, duplicate, unbound-limit and claim checks (the rest batches and publishes).
-  { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['117-232'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|limits requests')] },
-  { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', kind: 'integration', tests: [integration('nip46-abuse', 'unbound|limits requests')] },
+  // The request window (onEvent) and the claim (claim); the rest parses, batches and publishes.
+  { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['129-132', '216-229'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|limits requests from client keys')] },
+  { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', kind: 'integration', tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')] },
 ];
 
 /** Modules named on the command line (all when none), or an error naming the unknown ones. */
