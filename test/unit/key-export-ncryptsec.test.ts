@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { decrypt } from 'nostr-tools/nip49';
 import { bech32 } from '@scure/base';
 import { NCRYPTSEC_LOG_N, encryptNcryptsec } from '../../api/services/key-export.js';
+import { recordSecret } from '../support/logs.js';
 
 // A low scrypt cost keeps the test fast; the exported default is checked apart.
 const LOG_N = 4;
@@ -13,8 +14,9 @@ const LOG_N = 4;
 describe('key export ncryptsec (NIP-49)', () => {
   it('opens under nostr-tools with the passphrase (NFKC), and not with another', async () => {
     const secret = new Uint8Array(randomBytes(32));
+    recordSecret(Buffer.from(secret).toString('hex'));
     // U+212B ANGSTROM SIGN normalises (NFKC) to U+00C5, as NIP-49 requires of both sides.
-    const ncryptsec = await encryptNcryptsec(secret, 'pass\u212Bphrase', LOG_N);
+    const ncryptsec = recordSecret(await encryptNcryptsec(secret, 'pass\u212Bphrase', LOG_N));
     assert.match(ncryptsec, /^ncryptsec1/);
     assert.deepEqual(decrypt(ncryptsec, 'pass\u00C5phrase'), secret);
     assert.throws(() => decrypt(ncryptsec, 'another passphrase'));
