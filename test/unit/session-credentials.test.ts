@@ -2,9 +2,10 @@
 // else the session cookie; and the cap on what is looked up at all.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../../api/context.js';
-import { SESSION_COOKIE, bearerToken, sessionToken, sessionUser } from '../../api/plugins/session.js';
+import { SESSION_COOKIE, bearerToken, clearSessionCookie, sessionToken, sessionUser, setSessionCookie } from '../../api/plugins/session.js';
+import { SESSION_TTL_MS } from '../../api/services/accounts.js';
 
 function request(authorization?: string, cookie?: string): FastifyRequest {
   return { headers: authorization === undefined ? {} : { authorization }, cookies: cookie === undefined ? {} : { [SESSION_COOKIE]: cookie } } as unknown as FastifyRequest;
@@ -39,5 +40,27 @@ describe('session credentials', () => {
       assert.equal(req.userId, undefined);
       assert.equal(req.sessionToken, undefined);
     }
+  });
+});
+
+describe('session cookie', () => {
+  function reply() {
+    const calls: unknown[][] = [];
+    const r = { setCookie: (...args: unknown[]) => calls.push(['set', ...args]), clearCookie: (...args: unknown[]) => calls.push(['clear', ...args]) };
+    return { r: r as unknown as FastifyReply, calls };
+  }
+
+  it('is HttpOnly, SameSite=Lax, site-wide, lives as long as the session, and Secure behind https', () => {
+    for (const [url, secure] of [['https://keys.example', true], ['http://127.0.0.1:3000', false]] as const) {
+      const { r, calls } = reply();
+      setSessionCookie({ config: { PUBLIC_URL: url } } as unknown as ApiContext, r, 'kfs_token');
+      assert.deepEqual(calls, [['set', SESSION_COOKIE, 'kfs_token', { path: '/', httpOnly: true, sameSite: 'lax', secure, maxAge: Math.floor(SESSION_TTL_MS / 1000) }]]);
+    }
+  });
+
+  it('is cleared on the path it was set on', () => {
+    const { r, calls } = reply();
+    clearSessionCookie(r);
+    assert.deepEqual(calls, [['clear', SESSION_COOKIE, { path: '/' }]]);
   });
 });
