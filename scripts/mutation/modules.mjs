@@ -20,9 +20,9 @@ export const MODULES = [
   { name: 'nip46-authorization-cache', source: 'workers/nip46-authorization-cache.ts', kind: 'unit', tests: [unit('nip46-authorization-cache')] },
   // Eviction: evictKey, clear, a load that an eviction overtook, the byte budget, and wiping on removal.
   { name: 'key-cache', source: 'workers/key-cache.ts', ranges: ['120-144', '173-198'], kind: 'unit', tests: [unit('farm-key-cache')] },
-  { name: 'tokens', source: 'api/services/tokens.ts', kind: 'integration', tests: [unit('tokens'), integration('security-http', 'RPC access token|as a session'), integration('api-flow', '^accounts$|^OAuth$')] },
+  { name: 'tokens', source: 'api/services/tokens.ts', kind: 'integration', tests: [unit('tokens'), integration('security-http', 'RPC access token|as a session|prefixed tokens'), integration('api-flow', '^accounts$|^OAuth$')] },
   // The redirect, scope and PKCE checks, the code exchange and refresh rotation (not the response objects).
-  { name: 'oauth', source: 'api/services/oauth.ts', ranges: ['22-125', '138-159'], kind: 'integration', tests: [unit('oauth-checks'), integration('web-security', 'oauth/authorize'), integration('api-flow', '^OAuth$'), integration('security-http', 'another client_id|another redirect_uri|access token past|refresh token past')] },
+  { name: 'oauth', source: 'api/services/oauth.ts', ranges: ['22-125', '138-159'], kind: 'integration', tests: [unit('oauth-checks'), integration('security-http', 'OAuth code binding|access token past|refresh token past'), integration('web-security', 'oauth/authorize'), integration('api-flow', '^OAuth$')] },
   { name: 'sessions', source: 'database/queries/sessions.ts', kind: 'integration', tests: [integration('security-http', 'session past|other session|as a session|RPC access token'), integration('api-flow', 'logs out')] },
   // Revocation and the access-token lookup (expiry); the rest is listing and relay bookkeeping.
   { name: 'authorizations', source: 'database/queries/authorizations.ts', ranges: ['76-106'], kind: 'integration', tests: [integration('api-flow', '^authorizations$|^RPC$|^OAuth$'), integration('security-http', 'expires_at|access token past|refresh token past|RPC access token|revoke')] },
