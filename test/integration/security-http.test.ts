@@ -134,6 +134,64 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       recordSecret(exchanged.body.access_token);
       recordSecret(exchanged.body.refresh_token);
     });
+
+    it('refuses bad scope and PKCE input at authorize, and a bad verifier or refresh token with invalid_grant, never a 500', async () => {
+      const user = await registerUser(base);
+      const authorize = (extra: Record<string, unknown>) => call(base, 'POST', '/api/oauth/authorize', {
+        client_id: 'app-one', redirect_uri: REDIRECT_URI, scope: 'policy:full', approved: true, ...extra,
+      }, user.session);
+      const refusals: [Record<string, unknown>, string][] = [
+        [{ scope: 'policy:no-such-policy' }, 'invalid_scope'],
+        [{ code_challenge: pkcePair().challenge, code_challenge_method: 'plain' }, 'invalid_request'],
+        [{ code_challenge: 'short' }, 'invalid_request'],
+        [{ code_challenge: `${pkcePair().challenge}x` }, 'invalid_request'],
+        [{ code_challenge: `!${pkcePair().challenge.slice(1)}` }, 'invalid_request'],
+      ];
+      for (const [extra, error] of refusals) {
+        const res = await authorize(extra);
+        assert.equal(res.status, 400, `${JSON.stringify(extra)}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.error, error, JSON.stringify(extra));
+        assert.equal(res.body.code, undefined);
+      }
+      // A challenge without a method is S256.
+      const defaulted = await authorize({ code_challenge: pkcePair().challenge });
+      assert.equal(defaulted.status, 200, JSON.stringify(defaulted.body));
+      recordSecret(defaulted.body.code);
+
+      const exchange = async (extra: Record<string, unknown>) => {
+        const { code } = await codeFor(user.session, 'app-one');
+        return call(base, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code, client_id: 'app-one', redirect_uri: REDIRECT_URI, ...extra });
+      };
+      for (const extra of [{}, { code_verifier: 'v'.repeat(60) }]) {
+        const res = await exchange(extra);
+        assert.equal(res.status, 400, `${JSON.stringify(extra)}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.error, 'invalid_grant');
+        assert.equal(res.body.access_token, undefined);
+      }
+      const unknown = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: `kfr_${'A'.repeat(43)}` });
+      assert.equal(unknown.status, 400, JSON.stringify(unknown.body));
+      assert.equal(unknown.body.error, 'invalid_grant');
+      assert.deepEqual(await authorizationsOf(user.session), [], 'no authorization was created');
+    });
+
+    it('issues prefixed tokens that live 24 hours (access) and 90 days (refresh)', async () => {
+      const user = await registerUser(base);
+      const { code, verifier } = await codeFor(user.session, 'app-one');
+      assert.match(code, /^kfc_/);
+      const res = await call(base, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code, client_id: 'app-one', redirect_uri: REDIRECT_URI, code_verifier: verifier });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const access = recordSecret(res.body.access_token as string);
+      const refresh = recordSecret(res.body.refresh_token as string);
+      assert.match(access, /^kfa_/);
+      assert.match(refresh, /^kfr_/);
+      const { rows } = await sql(
+        `SELECT extract(epoch FROM access_expires_at - now())::float AS access, extract(epoch FROM refresh_expires_at - now())::float AS refresh
+           FROM oauth_tokens WHERE access_hash = $1`, [hashToken(access)],
+      );
+      const left = rows[0] as { access: number; refresh: number };
+      assert.ok(Math.abs(left.access - 24 * 3600) < 120, `access token lives ${left.access} s`);
+      assert.ok(Math.abs(left.refresh - 90 * 24 * 3600) < 120, `refresh token lives ${left.refresh} s`);
+    });
   });
 
   describe('expiry (rows aged in the database, before the token is first used)', () => {

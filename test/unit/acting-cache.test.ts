@@ -121,3 +121,131 @@ test('while the broadcast link is down nothing is cached', async () => {
   await cache.get(token);
   assert.equal(table.reads, 3);
 });
+
+/** A table that fails every read while `down` is set, as PostgreSQL does when it is unreachable. */
+class FlakyTable extends GatedTable {
+  down = false;
+  readonly flaky = {
+    query: async (sql: string, params: unknown[]) => {
+      if (this.down) {
+        this.reads++;
+        throw new Error('connect ECONNREFUSED');
+      }
+      return (this.db as unknown as { query: (s: string, p: unknown[]) => Promise<unknown> }).query(sql, params);
+    },
+  } as unknown as Db;
+}
+
+const otherToken = Buffer.alloc(32, 8);
+
+test('an entry is served until its TTL, then read again', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.db, 1000);
+  await cache.get(token);
+  t.mock.timers.tick(999);
+  await cache.get(token);
+  assert.equal(table.reads, 1, 'fresh until the TTL');
+  t.mock.timers.tick(1);
+  await cache.get(token);
+  assert.equal(table.reads, 2, 'read again at the TTL');
+});
+
+test('while PostgreSQL is down a token that worked keeps working up to maxStaleMs, and no longer', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new FlakyTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.flaky, 1000, 100, 60_000);
+  await cache.get(token);
+  table.down = true;
+  t.mock.timers.tick(1000);
+  assert.equal((await cache.get(token))?.id, 'auth-1', 'stale entry served when the read fails');
+  assert.equal(table.reads, 2);
+  // Within a second of a failure the database is not asked again for a stale entry.
+  t.mock.timers.tick(999);
+  assert.equal((await cache.get(token))?.id, 'auth-1');
+  assert.equal(table.reads, 2, 'no read within DB_RETRY_MS of a failure');
+  t.mock.timers.tick(1);
+  assert.equal((await cache.get(token))?.id, 'auth-1');
+  assert.equal(table.reads, 3, 'asked again once DB_RETRY_MS has passed');
+  // Past maxStaleMs (counted from the end of the TTL) the failure is the caller's.
+  t.mock.timers.tick(60_000 - 1000 - 1);
+  assert.equal((await cache.get(token))?.id, 'auth-1', 'just inside maxStaleMs');
+  t.mock.timers.tick(1);
+  await assert.rejects(cache.get(token), /ECONNREFUSED/, 'at maxStaleMs past the TTL');
+});
+
+test('a token never read before gets the database error, not a cached answer', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new FlakyTable();
+  const cache = new ActingCache(table.flaky);
+  table.down = true;
+  await assert.rejects(cache.get(token), /ECONNREFUSED/);
+  await assert.rejects(cache.get(token), /ECONNREFUSED/, 'a failure caches nothing');
+  assert.equal(table.reads, 2);
+});
+
+test('a stale entry evicted while the failing read ran is not served', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new FlakyTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.flaky, 1000);
+  await cache.get(token);
+  t.mock.timers.tick(1000);
+  table.down = true;
+  // The read that will fail is held; the revocation's eviction lands meanwhile.
+  const failing = (table.flaky as unknown as { query: unknown }).query;
+  (table.flaky as unknown as { query: unknown }).query = async (sql: string, params: unknown[]) => {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    cache.evict({ type: 'authorization', authorizationId: 'auth-1' });
+    return (failing as (s: string, p: unknown[]) => Promise<unknown>)(sql, params);
+  };
+  await assert.rejects(cache.get(token), /ECONNREFUSED/, 'the evicted entry is not served stale');
+});
+
+test('evicting one authorization keeps the others; a key eviction keeps everything', async () => {
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  table.rows.set(otherToken.toString('base64'), acting('auth-2'));
+  const unknown = Buffer.alloc(32, 9);
+  const cache = new ActingCache(table.db);
+  assert.equal((await cache.get(token))?.id, 'auth-1');
+  assert.equal((await cache.get(otherToken))?.id, 'auth-2');
+  assert.equal(await cache.get(unknown), undefined);
+  assert.equal(table.reads, 3);
+  cache.evict({ type: 'key', keyId: 'k' });
+  cache.evict({ type: 'authorization', authorizationId: 'auth-2' });
+  await cache.get(token);
+  await cache.get(unknown);
+  assert.equal(table.reads, 3, 'auth-1 and the unknown token are still cached');
+  await cache.get(otherToken);
+  assert.equal(table.reads, 4, 'auth-2 was read again');
+});
+
+test('a full cache starts over rather than grow past maxEntries', async () => {
+  const table = new GatedTable();
+  const tokens = [1, 2, 3].map((n) => Buffer.alloc(32, n));
+  tokens.forEach((t, i) => table.rows.set(t.toString('base64'), acting(`auth-${i}`)));
+  const cache = new ActingCache(table.db, 30_000, 2);
+  await cache.get(tokens[0]!);
+  await cache.get(tokens[1]!);
+  await cache.get(tokens[1]!);
+  assert.equal(table.reads, 2, 'two entries fit');
+  await cache.get(tokens[2]!);
+  await cache.get(tokens[0]!);
+  assert.equal(table.reads, 4, 'the third emptied the cache');
+});
+
+test('by default a token is served stale for 15 minutes past its 30-second TTL while PostgreSQL is down', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new FlakyTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.flaky);
+  await cache.get(token);
+  table.down = true;
+  t.mock.timers.tick(30_000 + 15 * 60_000 - 1);
+  assert.equal((await cache.get(token))?.id, 'auth-1');
+  t.mock.timers.tick(1);
+  await assert.rejects(cache.get(token), /ECONNREFUSED/);
+});

@@ -41,7 +41,7 @@ describe('envelope', () => {
   it('builds versioned owner AADs', () => {
     assert.equal(ownerAad('user', '42'), 'keyfarm:v1:user:42');
     assert.equal(ownerAad('bunker', 'ab12'), 'keyfarm:v1:bunker:ab12');
-    assert.throws(() => ownerAad('user', ''));
+    assert.throws(() => ownerAad('user', ''), /^Error: ownerAad: ownerId is empty$/);
   });
 
   it('uses a fresh DEK, nonce and ciphertext for every seal, and zeroes the DEK afterwards', async () => {
@@ -76,8 +76,56 @@ describe('envelope', () => {
   it('reports a truncated ciphertext or short nonce as a decryption error', async () => {
     const aad = ownerAad('user', 'x');
     const sealed = await sealSecret(local, randomBytes(32), aad);
-    await assert.rejects(openSecret(local, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 10) }, aad), SecretDecryptionError);
-    await assert.rejects(openSecret(local, { ...sealed, nonce: sealed.nonce.subarray(0, 8) }, aad), SecretDecryptionError);
+    const asDecrypt = (err: Error) => err instanceof SecretDecryptionError && err.reason === 'decrypt';
+    await assert.rejects(openSecret(local, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 10) }, aad), asDecrypt);
+    await assert.rejects(openSecret(local, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 15) }, aad), asDecrypt);
+    await assert.rejects(openSecret(local, { ...sealed, nonce: sealed.nonce.subarray(0, 8) }, aad), asDecrypt);
+  });
+
+  it('opens a sealed empty secret (a ciphertext that is the tag alone)', async () => {
+    const aad = ownerAad('user', 'x');
+    const sealed = await sealSecret(local, new Uint8Array(0), aad);
+    assert.equal(sealed.ciphertext.length, 16);
+    assert.equal((await openSecret(local, sealed, aad)).length, 0);
+  });
+
+  it('keeps the cause of a failed authentication and of a failed unwrap', async () => {
+    const sealed = await sealSecret(local, randomBytes(32), ownerAad('user', 'a'));
+    await assert.rejects(openSecret(local, sealed, ownerAad('user', 'b')), (err: Error) => err.cause instanceof Error);
+    await assert.rejects(openSecret(local, { ...sealed, kekId: 'local:ffffffffffffffff' }, ownerAad('user', 'a')), (err: Error) => err.cause instanceof Error);
+  });
+
+  it('zeroes the unwrapped DEK after opening and after re-wrapping', async () => {
+    const unwrapped: Uint8Array[] = [];
+    const km: KeyManager = {
+      kind: local.kind,
+      kekId: local.kekId,
+      wrap: (dek) => local.wrap(dek),
+      unwrap: async (wrapped, kekId) => {
+        const dek = await local.unwrap(wrapped, kekId);
+        unwrapped.push(dek);
+        return dek;
+      },
+      close: async () => {},
+    };
+    const aad = ownerAad('user', 'z');
+    const sealed = await sealSecret(local, randomBytes(32), aad);
+    await openSecret(km, sealed, aad);
+    await assert.rejects(openSecret(km, sealed, ownerAad('user', 'other')), SecretDecryptionError);
+    await rewrapSecret(km, sealed);
+    assert.equal(unwrapped.length, 3);
+    for (const dek of unwrapped) assert.ok(dek.length === 32 && dek.every((b) => b === 0), 'the DEK was left in memory');
+  });
+
+  it('refuses, and zeroes, an unwrapped DEK of the wrong length', async () => {
+    const aad = ownerAad('user', 'w');
+    const sealed = await sealSecret(local, randomBytes(32), aad);
+    for (const length of [16, 31, 33]) {
+      const handed = new Uint8Array(length).fill(0xaa);
+      const km: KeyManager = { kind: local.kind, kekId: local.kekId, wrap: (d) => local.wrap(d), unwrap: async () => handed, close: async () => {} };
+      await assert.rejects(openSecret(km, sealed, aad), (err: Error) => err instanceof SecretDecryptionError && err.reason === 'unwrap', `a ${length}-byte DEK`);
+      assert.ok(handed.every((b) => b === 0), `the ${length}-byte DEK was not zeroed`);
+    }
   });
 
   it('reports a row under an unknown KEK as an unwrap failure', async () => {

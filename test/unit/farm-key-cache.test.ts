@@ -120,3 +120,37 @@ test('a secret loaded as a view on a larger buffer is copied out intact, and the
   assert.ok(view.every((b) => b === 0), 'the loader buffer is wiped');
   assert.equal(cache.peekKey(keyId(9)), key);
 });
+
+test('an eviction with no load running does not stop the next load from being cached', async () => {
+  const cache = new KeyCache(1 << 20);
+  const calls: string[] = [];
+  cache.evictKey(keyId(1));
+  await cache.getKey(keyId(1), loader(calls));
+  await cache.getKey(keyId(1), loader(calls));
+  assert.deepEqual(calls, [keyId(1)]);
+});
+
+test('an entry that fills the budget exactly is kept', async () => {
+  const probe = new KeyCache(1 << 20);
+  await probe.getKey(keyId(1), loader());
+  const cache = new KeyCache(probe.bytes);
+  await cache.getKey(keyId(1), loader());
+  assert.ok(cache.peekKey(keyId(1)), 'evicted although within budget');
+  assert.equal(cache.bytes, cache.maxBytes);
+});
+
+test('evicting a key drops every conversation key of it, also after one was replaced', () => {
+  const cache = new KeyCache(1 << 20);
+  const a = new Uint8Array(32).fill(1);
+  const b = new Uint8Array(32).fill(2);
+  cache.setConvKey(keyId(1), 'peer-a', 'nip44', a);
+  cache.setConvKey(keyId(1), 'peer-b', 'nip44', b);
+  cache.setConvKey(keyId(1), 'peer-a', 'nip44', new Uint8Array(32).fill(3));
+  cache.setConvKey(keyId(2), 'peer-a', 'nip44', new Uint8Array(32).fill(4));
+  cache.evictKey(keyId(1));
+  assert.equal(cache.getConvKey(keyId(1), 'peer-a', 'nip44'), undefined);
+  assert.equal(cache.getConvKey(keyId(1), 'peer-b', 'nip44'), undefined, 'a conversation key outlived its key');
+  assert.ok(b.every((x) => x === 0), 'and was not zeroed');
+  assert.ok(cache.getConvKey(keyId(2), 'peer-a', 'nip44'), 'another key keeps its own');
+  assert.deepEqual(cache.size, { keys: 0, convKeys: 1 });
+});

@@ -46,7 +46,18 @@ test('a wrong AAD or another key is refused', () => {
   assert.throws(() => sealer.open(sealed, 'keyfarm:v1:rpc-call:job-1:item-2'), PayloadSealError);
   assert.throws(() => sealer.open(sealed, 'keyfarm:v1:rpc-call:job-2:item-1'), PayloadSealError);
   assert.throws(() => new PayloadSealer(randomBytes(32)).open(sealed, 'keyfarm:v1:rpc-call:job-1:item-1'), PayloadSealError);
-  assert.throws(() => new PayloadSealer(randomBytes(16)), RangeError);
+  assert.throws(() => new PayloadSealer(randomBytes(16)), /^RangeError: PayloadSealer: the key must be 32 bytes$/);
+});
+
+test('each refusal says why, as a PayloadSealError; undefined seals as null', () => {
+  const refused = (fn: () => unknown, message: RegExp) =>
+    assert.throws(fn, (err: Error) => err instanceof PayloadSealError && err.name === 'PayloadSealError' && message.test(err.message));
+  refused(() => sealer.open('plain', 'aad'), /^not a sealed value$/);
+  // Shorter than nonce and tag is malformed; nonce and tag with an empty body is checked like any seal.
+  refused(() => sealer.open(SEALED_PREFIX + randomBytes(27).toString('base64'), 'aad'), /^sealed value is too short$/);
+  refused(() => sealer.open(SEALED_PREFIX + randomBytes(28).toString('base64'), 'aad'), /^sealed value failed authentication/);
+  refused(() => sealer.open(sealer.seal(1, 'a'), 'b'), /^sealed value failed authentication \(altered, another item, or another key\)$/);
+  assert.equal(sealer.open(sealer.seal(undefined, 'aad'), 'aad'), null);
 });
 
 test('RPC jobs and replies: sealed per job, the calls bound to their items', () => {

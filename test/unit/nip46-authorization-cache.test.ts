@@ -125,3 +125,22 @@ test('while the eviction subscription is down nothing is cached, and what was ca
   await store.findAuthorizations(['bunker-1']);
   assert.equal(inner.reads.length, 4, 'cached again once linked');
 });
+
+test('binding goes to the table and its answer comes back unchanged', async () => {
+  const outcomes: boolean[] = [];
+  const inner = new CountingStore(new Map());
+  inner.bindClient = async () => outcomes.length % 2 === 0;
+  const store = new CachedNip46Store(inner);
+  outcomes.push(await store.bindClient('auth-1', Buffer.alloc(32), 'client'));
+  outcomes.push(await store.bindClient('auth-1', Buffer.alloc(32), 'client'));
+  assert.deepEqual(outcomes, [true, false]);
+});
+
+test('holds at most 100 000 authorizations by default', async () => {
+  const n = 100_001;
+  const rows = new Map<string, Nip46Authorization>();
+  for (let i = 0; i < n; i++) rows.set(`bunker-${i}`, auth(i, 'client'));
+  const store = new CachedNip46Store(new CountingStore(rows));
+  await store.findAuthorizations([...rows.keys()]);
+  assert.equal(store.size, 100_000);
+});
