@@ -21,8 +21,9 @@ export const MODULES = [
   // Eviction: evictKey, clear, a load that an eviction overtook, the byte budget, and wiping on removal.
   { name: 'key-cache', source: 'workers/key-cache.ts', ranges: ['120-144', '173-198'], kind: 'unit', tests: [unit('farm-key-cache')] },
   { name: 'tokens', source: 'api/services/tokens.ts', kind: 'integration', tests: [unit('tokens'), integration('security-http', 'RPC access token|as a session|prefixed tokens'), integration('api-flow', '^accounts$|^OAuth$')] },
-  // The redirect, scope and PKCE checks, the code exchange and refresh rotation (not the response objects).
-  { name: 'oauth', source: 'api/services/oauth.ts', ranges: ['22-125', '138-159'], kind: 'integration', tests: [unit('oauth-checks'), integration('security-http', 'OAuth code binding|access token past|refresh token past'), integration('web-security', 'oauth/authorize'), integration('api-flow', '^OAuth$')] },
+  // The redirect, scope and PKCE checks, code issue, silent re-authorization and poll, the code exchange and
+  // refresh rotation (not the response objects).
+  { name: 'oauth', source: 'api/services/oauth.ts', ranges: ['33-153', '182-249'], kind: 'integration', tests: [unit('oauth-checks'), integration('security-http', 'OAuth code binding|access token past|refresh token past'), integration('web-security', 'oauth/authorize'), integration('api-flow', '^OAuth$'), integration('keycast')] },
   { name: 'sessions', source: 'database/queries/sessions.ts', kind: 'integration', tests: [integration('security-http', 'session past|other session|as a session|RPC access token'), integration('api-flow', 'logs out')] },
   // Revocation and the access-token lookup (expiry); the rest is listing and relay bookkeeping.
   { name: 'authorizations', source: 'database/queries/authorizations.ts', ranges: ['76-106'], kind: 'integration', tests: [integration('api-flow', '^authorizations$|^RPC$|^OAuth$'), integration('security-http', 'expires_at|access token past|refresh token past|RPC access token|revoke')] },
