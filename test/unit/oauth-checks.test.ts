@@ -36,9 +36,9 @@ describe('checkRedirectUri', () => {
 });
 
 describe('policySlugOfScope', () => {
-  it('reads policy:<slug> or the slug alone; no scope is full', () => {
-    assert.equal(policySlugOfScope(undefined), 'full');
-    assert.equal(policySlugOfScope(''), 'full');
+  it('reads policy:<slug> or the slug alone; no scope is social (Keycast\'s default), never full', () => {
+    assert.equal(policySlugOfScope(undefined), 'social');
+    assert.equal(policySlugOfScope(''), 'social');
     assert.equal(policySlugOfScope('policy:readonly'), 'readonly');
     assert.equal(policySlugOfScope('messaging'), 'messaging');
     assert.equal(policySlugOfScope('  policy:my_policy-2  '), 'my_policy-2');

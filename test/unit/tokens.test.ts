@@ -6,8 +6,15 @@ import { describe, it } from 'node:test';
 import { hashToken, newToken } from '../../api/services/tokens.js';
 
 describe('tokens', () => {
-  it('gives each kind its prefix and 32 random bytes (base64url; hex for bunker secrets)', () => {
-    const forms = { session: /^kfs_[A-Za-z0-9_-]{43}$/, code: /^kfc_[A-Za-z0-9_-]{43}$/, access: /^kfa_[A-Za-z0-9_-]{43}$/, refresh: /^kfr_[A-Za-z0-9_-]{43}$/, 'bunker-secret': /^[0-9a-f]{64}$/ } as const;
+  it('gives each kind its prefix and 32 random bytes (base64url; hex for bunker secrets and handles; codes alphanumeric, as Keycast)', () => {
+    const forms = {
+      session: /^kfs_[A-Za-z0-9_-]{43}$/,
+      code: /^[A-Za-z0-9]{43}$/,
+      access: /^kfa_[A-Za-z0-9_-]{43}$/,
+      refresh: /^kfr_[A-Za-z0-9_-]{43}$/,
+      'bunker-secret': /^[0-9a-f]{64}$/,
+      handle: /^[0-9a-f]{64}$/,
+    } as const;
     for (const [kind, form] of Object.entries(forms)) {
       const a = newToken(kind as keyof typeof forms);
       assert.match(a, form, kind);
