@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { OAuthError } from '../errors.js';
 import { requireSession } from '../plugins/session.js';
@@ -70,6 +71,11 @@ const RegisterBody = Type.Object({
   _csrf: Type.Optional(Type.String({ maxLength: 512 })),
 });
 
+/** A browser form post (answered with a redirect or a page) rather than a JSON call. */
+function isFormPost(request: FastifyRequest): boolean {
+  return (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+}
+
 export const oauthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.post('/api/oauth/authorize', {
     preHandler: requireSession(ctx),
@@ -78,7 +84,7 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
     const body = request.body;
     const redirect = checkRedirectUri(body.redirect_uri).toString();
     // A browser form gets a redirect; a JSON caller gets the code in the body.
-    const isForm = (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+    const isForm = isFormPost(request);
     if (body.approved !== true && body.approved !== 'true') {
       const target = withParams(redirect, { error: 'access_denied', state: body.state });
       if (isForm) return reply.redirect(target, 302);
@@ -101,7 +107,7 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
   // Bring your own key: the register form GET /api/oauth/authorize shows for `byok_pubkey` posts here.
   app.post('/api/oauth/register', { schema: { body: RegisterBody } }, async (request, reply) => {
     const body = request.body;
-    const isForm = (request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded');
+    const isForm = isFormPost(request);
     const redirect = checkRedirectUri(body.redirect_uri).toString();
     let code: string;
     try {
