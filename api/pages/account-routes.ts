@@ -13,7 +13,7 @@ import type { ApiContext } from '../context.js';
 import { HttpError, badRequest, notFound } from '../errors.js';
 import { NO_RELAY_MESSAGE, requireSomeRelay } from '../routes/authorizations.js';
 import { connectNostrConnectUri, parseNostrConnectUri } from '../routes/nip46.js';
-import { Uuid } from '../schemas.js';
+import { PolicySlug, Uuid } from '../schemas.js';
 import { createAuthorization, revoke } from '../services/authorizations.js';
 import { MIN_PASSPHRASE_LENGTH, exportUserKey } from '../services/key-export.js';
 import { changePassword } from '../services/password-change.js';
@@ -27,7 +27,6 @@ import {
 } from './views-account.js';
 
 const Csrf = Type.String({ maxLength: 512 });
-const PolicySlug = Type.String({ minLength: 1, maxLength: 64 });
 const Secret = Type.String({ maxLength: 1024 });
 const MAX_RELAYS = 20;
 const RELAY = /^wss?:\/\/[^\s/?#]+\S*$/;

@@ -6,7 +6,7 @@ import type { ApiContext } from '../context.js';
 import { badRequest } from '../errors.js';
 import { requireSession } from '../plugins/session.js';
 import { createAuthorization, revoke } from '../services/authorizations.js';
-import { ErrorBody, Hex64, RelayUrl, Uuid } from '../schemas.js';
+import { ErrorBody, Hex64, PolicySlug, RelayUrl, Uuid } from '../schemas.js';
 
 const PolicySchema = Type.Object({
   slug: Type.String(),
@@ -21,7 +21,7 @@ const PolicySchema = Type.Object({
 
 const CreateBunker = Type.Object({
   app_name: Type.String({ minLength: 1, maxLength: 200 }),
-  policy_slug: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  policy_slug: Type.Optional(PolicySlug),
   relays: Type.Optional(Type.Array(RelayUrl, { maxItems: 20 })),
   expires_at: Type.Optional(Type.Union([Type.String({ format: 'date-time', maxLength: 64 }), Type.Integer({ minimum: 0 }), Type.Null()])),
 }, { additionalProperties: false });

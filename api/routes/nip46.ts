@@ -12,7 +12,7 @@ import type { ApiContext } from '../context.js';
 import { badRequest } from '../errors.js';
 import { requireSession } from '../plugins/session.js';
 import { createAuthorization } from '../services/authorizations.js';
-import { ErrorBody } from '../schemas.js';
+import { ErrorBody, PolicySlug } from '../schemas.js';
 
 const MAX_URI_RELAYS = 8;
 const MAX_URI_PERMS = 32;
@@ -85,7 +85,7 @@ export async function connectNostrConnectUri(
 
 const NostrConnectBody = Type.Object({
   uri: Type.String({ minLength: 1, maxLength: 4096 }),
-  policy_slug: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  policy_slug: Type.Optional(PolicySlug),
   app_name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
 }, { additionalProperties: false });
 
