@@ -1,5 +1,5 @@
 // `npm run bench`: sign_event throughput and latency of Keyfarm on this machine, all-in-one and split,
-// against the raw Schnorr rate of its cores. See the Benchmarks section of README.md.
+// against the raw Schnorr rate of its cores. See docs/BENCHMARKS.md.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../shared/config.js';
