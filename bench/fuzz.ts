@@ -1,8 +1,7 @@
 // `npm run fuzz`: the fuzz suite's property run at benchmark size (FUZZ_RUNS, 100,000 by default) against an
 // in-process farm on embedded PostgreSQL and Redis of its own. Prints a table per route and writes
-// bench/results/fuzz-latest.json (and a timestamped copy); exits 1 on any 5xx, bad answer or crash, or if
+// bench/results/fuzz-latest.json and a history line (bench/history.ts); exits 1 on any 5xx, bad answer or crash, or if
 // the farm cannot sign a real event afterwards.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { verifyEvent } from 'nostr-tools/pure';
@@ -17,6 +16,7 @@ import { THIRD_PARTY_PREFIX, routesWithoutSchema, watchRoutes } from '../test/su
 import { formatReport, runFuzz } from '../test/support/fuzz/runner.js';
 import { startBenchServices } from './bench-services.js';
 import { PROJECT_ROOT } from './farm-process.js';
+import { fuzzHistoryLine, recordFileName, recordRun } from './history.js';
 import { machineInfo } from './machine-info.js';
 
 const DATA_DIR = path.join(PROJECT_ROOT, '.data', 'fuzz');
@@ -67,11 +67,8 @@ async function main(): Promise<number> {
     log(`a real sign_event afterwards: ${signsAfterwards ? 'signed and verified' : `FAILED (${signed.status})`}`);
 
     const record = { kind: 'fuzz', at: new Date().toISOString(), machine: machineInfo(), concurrency: CONCURRENCY, signsAfterwards, ...report };
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    const json = `${JSON.stringify(record, null, 2)}\n`;
-    writeFileSync(path.join(RESULTS_DIR, `fuzz-${record.at.replace(/[:.]/g, '-')}.json`), json);
-    writeFileSync(path.join(RESULTS_DIR, 'fuzz-latest.json'), json);
-    log('wrote bench/results/fuzz-latest.json');
+    const file = recordRun(RESULTS_DIR, record, recordFileName(record.at, 'fuzz-'), 'fuzz-latest.json', [fuzzHistoryLine(record)]);
+    log(`wrote ${path.relative(PROJECT_ROOT, file)}, bench/results/fuzz-latest.json and a line in bench/results/history.jsonl`);
     return report.fiveXx === 0 && report.problems.length === 0 && report.crashes.length === 0 && signsAfterwards ? 0 : 1;
   } finally {
     await running.stop();

@@ -1,6 +1,5 @@
-// The bench's answer: a table on stdout, and the whole record as JSON in bench/results/.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+// The bench's answer: a table on stdout, and the record in bench/results/ (history.ts says what is kept).
+import { benchHistoryLines, recordFileName, recordRun } from './history.js';
 import type { RawSchnorrRate } from './raw-schnorr.js';
 import type { MachineInfo } from './machine-info.js';
 import type { QuietWait } from './quiet.js';
@@ -122,12 +121,7 @@ function printNip46(n: Nip46Result, out: (line: string) => void): void {
   out(`Bar (nip46 >= ${NIP46_BAR.rtPerSec} round trips/s with p99 <= ${NIP46_BAR.p99Ms} ms at ${NIP46_BAR.clients} clients): ${n.barMet ? 'MET' : 'MISSED'}`);
 }
 
-/** Writes bench/results/<timestamp>.json and latest.json; returns the timestamped path. */
+/** Writes runs/<timestamp>.json (not committed), latest.json and the run's history.jsonl lines; returns the first. */
 export function writeReport(r: BenchReport, dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  const json = `${JSON.stringify(r, null, 2)}\n`;
-  const file = path.join(dir, `${r.startedAt.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, json);
-  writeFileSync(path.join(dir, 'latest.json'), json);
-  return file;
+  return recordRun(dir, r, recordFileName(r.startedAt), 'latest.json', benchHistoryLines(r));
 }

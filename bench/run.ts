@@ -1,5 +1,5 @@
 // `npm run bench`: sign_event throughput and latency of Keyfarm on this machine, all-in-one and split,
-// against the raw Schnorr rate of its cores. See the Benchmarks section of README.md.
+// against the raw Schnorr rate of its cores. See docs/BENCHMARKS.md.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseConfig } from '../shared/config.js';
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
   };
   printReport(report);
   const file = writeReport(report, RESULTS_DIR);
-  log(`results: ${path.relative(PROJECT_ROOT, file)} and bench/results/latest.json; farm logs in ${path.relative(PROJECT_ROOT, LOG_DIR)}`);
+  log(`results: ${path.relative(PROJECT_ROOT, file)}, bench/results/latest.json and a line per scenario in bench/results/history.jsonl; farm logs in ${path.relative(PROJECT_ROOT, LOG_DIR)}`);
   if (secretCheck.leaks.length > 0) {
     console.error(`secrets found in farm logs:\n${secretCheck.leaks.join('\n')}`);
     process.exitCode = 1;

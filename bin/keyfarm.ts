@@ -8,7 +8,7 @@ import { startRoles, type RoleSet } from './roles.js';
 import { VERSION, fatal, prepareRuntime } from './runtime.js';
 import { stopOnSignals } from './shutdown.js';
 
-const USAGE = `usage: keyfarm <command>
+const USAGE = `usage: keyfarm <command>   (keyfarm --version prints the version)
   api        the HTTP API (accounts, OAuth, /api/nostr, health, metrics)
   relay-ingest  NIP-46 over relays: requests to shard jobs, responses back to the relays
   workers    shard workers (signing and encryption)
@@ -35,6 +35,10 @@ const ROLES: Record<string, RoleSet> = {
 async function main(command: string | undefined): Promise<void> {
   if (!command || command === '--help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(`${VERSION}\n`);
     return;
   }
   const operation = OPERATIONS[command];

@@ -41,9 +41,9 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   );
   const stops: (() => Promise<void>)[] = [];
   // One pool for the process's crypto: the workers' jobs and relay-ingest's signature checks. A turn's
-  // ops are spread over every thread: with few shards jobs are large, and one thread signing a whole turn
-  // while the other idled doubled latency (bench, SHARD_COUNT 4). Symmetric work with a cached key stays
-  // on this thread (inline-runner.ts).
+  // ops are spread over every thread: with few shards jobs are large, and one thread must not sign a
+  // whole turn while the others idle. Symmetric work with a cached key stays on this thread
+  // (inline-runner.ts).
   const threads = rt.config.CRYPTO_THREADS;
   const crypto =
     roles.workers || roles.relayIngest

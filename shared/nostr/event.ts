@@ -111,8 +111,8 @@ const knownKeySigner = new KnownKeySigner();
 
 /**
  * Fills in pubkey, id and sig with the fast backend. With pubkeyHex (the signer's key, already known)
- * signing costs one point multiplication instead of two (KnownKeySigner); a secret that does not belong
- * to it is refused with InvalidKeyError, or, once the key is known, gives a signature that does not verify.
+ * signing costs one point multiplication instead of two (KnownKeySigner). A secret that does not belong
+ * to that key is refused with InvalidKeyError, on the first call and on every later one.
  */
 export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex?: string): NostrEvent {
   if (pubkeyHex !== undefined && !isLowerHex(pubkeyHex, 64)) throw new InvalidKeyError('invalid signer pubkey');

@@ -1,9 +1,9 @@
 // Jobs that reach the crypto step in one event-loop turn share pool tasks: posting a task costs the main
 // thread a structured clone, a wake-up of a pool thread and a reply message, and at hundreds of small
 // jobs a second that overhead is worth sharing. With `parallelism` > 1 a turn's ops are cut into that
-// many tasks so one large task does not keep a single thread busy while the others sit idle. Measured
-// on 2 cores under load, the default of 1 did better: turns come often enough to keep every thread fed,
-// and a job split over two tasks waits for the slower of two queues.
+// many tasks so one large task does not keep a single thread busy while the others sit idle (the farm
+// passes its thread count, bin/roles.ts). A job split over several tasks waits for the slowest of them,
+// so small turns are not split below `minOpsPerTask`.
 import type { CryptoOp, CryptoResult, CryptoRunner } from './types.js';
 
 interface Waiting {

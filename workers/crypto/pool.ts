@@ -1,5 +1,5 @@
 // The worker process's crypto pool: piscina threads running task.ts. Batching many ops into one task
-// amortizes the per-task message passing (see the report in bench/ for the numbers).
+// amortizes the per-task message passing (docs/BENCHMARKS.md).
 import { Piscina } from 'piscina';
 import type { CryptoOp, CryptoResult, CryptoRunner } from './types.js';
 
