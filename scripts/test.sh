@@ -12,6 +12,7 @@ TEST_DATA=.data/test
 ARTIFACTS=test-artifacts
 SERVICES_LOG=$ARTIFACTS/logs/suite--embedded-services.log
 SECRET_SCAN=dist/test/zz-secret-scan.test.js
+COVERAGE_CHECK=dist/test/zz-coverage.test.js
 
 # Servers left by an interrupted run still hold the old data dir: stop them before wiping it.
 node dist/bin/services.js wipe --data-dir "$TEST_DATA" >/dev/null 2>&1 || true
@@ -35,7 +36,7 @@ while IFS= read -r f; do
   rel=${f#dist/}
   if [ -f "${rel%.js}.ts" ]; then files+=("$f"); fi
 done < <(find dist/test/unit dist/test/integration dist/test/browser -name '*.test.js' 2>/dev/null | LC_ALL=C sort)
-files+=("$SECRET_SCAN")
+files+=("$COVERAGE_CHECK" "$SECRET_SCAN")
 
 # node's runner sorts the files it is given; the scan must still be the last one it runs.
 last=$(printf '%s\n' "${files[@]}" | LC_ALL=C sort | tail -n 1)
@@ -43,6 +44,10 @@ if [ "$last" != "$SECRET_SCAN" ]; then
   echo "test.sh: $last sorts after $SECRET_SCAN; the secret scan would not run last" >&2
   exit 1
 fi
+
+# Every node process of the run (test files, the Keyfarm processes they start, worker threads) writes its
+# V8 coverage here; test/zz-coverage.test.ts merges it and checks the floor.
+export NODE_V8_COVERAGE="$PWD/$ARTIFACTS/coverage/raw"
 
 set +e
 node --test --test-concurrency=1 --test-timeout=300000 \
