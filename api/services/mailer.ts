@@ -64,7 +64,7 @@ export function createMailer(config: Config, logger: Logger): Mailer {
       }
       const sending = send(message)
         .catch((err: Error & { code?: string; responseCode?: number }) => {
-          logger.warn({ mail: message.kind, code: err.code, responseCode: err.responseCode }, 'mail not sent');
+          logger.warn({ mail: message.kind, smtpError: err.code, responseCode: err.responseCode }, 'mail not sent');
         })
         .finally(() => inFlight.delete(sending));
       inFlight.add(sending);

@@ -370,3 +370,41 @@ describe('email without SMTP_URL: the outbox folder', () => {
     assert.equal(mailTo(outboxOf(farm.config.DATA_DIR), user.email).filter((m) => m.subject.startsWith('Reset')).length, 0);
   });
 });
+
+describe('email when the mail server refuses Keyfarm', () => {
+  let sink: SmtpSink;
+  let farm: TestFarm;
+
+  before(async () => {
+    sink = await startSmtpSink();
+    const url = new URL(sink.url);
+    url.password = recordSecret('a-wrong-smtp-password');
+    farm = await startTestFarm('email-refused', { SMTP_URL: url.toString() }, { api: true });
+  });
+  after(async () => {
+    await farm?.stop();
+    await sink?.stop();
+  });
+
+  it('answers as usual, logs the failure by its SMTP code only (no link, token or address), and sends nothing', async () => {
+    const logFile = testLogFile('email-refused');
+    // The log file is appended to across runs: read only what this run wrote.
+    const logStart = statSync(logFile).size;
+    const readLog = () => readFileSync(logFile).subarray(logStart).toString('utf8');
+    const user = await registerUser(farm.url);
+    const res = await call(farm.url, 'POST', '/api/auth/forgot-password', { email: user.email });
+    assert.deepEqual([res.status, res.body.success], [200, true]);
+    const deadline = Date.now() + 10_000;
+    let failures: string[] = [];
+    while (failures.length < 2 && Date.now() < deadline) {
+      failures = readLog().split('\n').filter((l) => l.includes('"mail not sent"'));
+      await sleep(50);
+    }
+    assert.equal(failures.length, 2, 'the confirmation and the reset mail both failed');
+    for (const line of failures) assert.match(line, /"smtpError":"EAUTH"/);
+    const log = readLog();
+    assert.doesNotMatch(log, /kf[vp]_|token=|a-wrong-smtp-password/);
+    assert.ok(!log.includes(user.email), 'the address is not logged');
+    assert.equal(mailTo(sink.dir, user.email).length, 0);
+  });
+});
