@@ -7,6 +7,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
 import type { ActingCache } from './services/acting-cache.js';
 import type { LoginLimiter } from './services/login-limiter.js';
+import type { Mailer } from './services/mailer.js';
 
 /** What the api's routes share; built once per process by startApi. */
 export interface ApiContext {
@@ -18,6 +19,7 @@ export interface ApiContext {
   rpc: RpcClient;
   acting: ActingCache;
   loginLimiter: LoginLimiter;
+  mailer: Mailer;
   logger: Logger;
   version: string;
 }

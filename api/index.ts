@@ -16,6 +16,7 @@ import type { ApiContext } from './context.js';
 import { buildApi } from './server.js';
 import { ActingCache } from './services/acting-cache.js';
 import { LoginLimiter, loginLimits } from './services/login-limiter.js';
+import { createMailer } from './services/mailer.js';
 
 export interface ApiDeps {
   config: Config;
@@ -75,6 +76,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     rpc,
     acting,
     loginLimiter: new LoginLimiter(redis, config.KEY_PREFIX, loginLimits(config)),
+    mailer: createMailer(config, logger),
     logger,
     version: deps.version,
   };
@@ -90,6 +92,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   // Linux caps this at net.core.somaxconn (4096 by default since 5.4).
   const address = await app.listen({ port: config.PORT, host: config.HOST, backlog: 4096 });
   logger.info({ address, instanceId }, 'api listening');
+  if (ctx.mailer.outbox) logger.info({ outbox: ctx.mailer.outbox }, 'SMTP_URL unset: mail is written to the outbox folder, not sent');
 
   return {
     app,
@@ -108,6 +111,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
       await app.close();
       clearTimeout(cutoff);
       await rpc.close();
+      await ctx.mailer.close();
       subscriber.disconnect();
       await closeRedis(redis);
     },

@@ -14,6 +14,7 @@ import { runReadinessChecks } from '../shared/readiness.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes } from './routes/admin.js';
 import { authorizationRoutes } from './routes/authorizations.js';
+import { emailRoutes } from './routes/email.js';
 import { healthRoutes } from './routes/health.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { nip46Routes } from './routes/nip46.js';
@@ -60,6 +61,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   await installRateLimits(app as unknown as FastifyInstance, ctx.config, ctx.redis);
   await app.register(healthRoutes, { ctx, extraReadiness: runReadinessChecks });
   await app.register(accountRoutes, { ctx });
+  await app.register(emailRoutes, { ctx });
   await app.register(authorizationRoutes, { ctx });
   await app.register(oauthRoutes, { ctx });
   await app.register(rpcRoutes, { ctx });

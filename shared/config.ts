@@ -109,6 +109,21 @@ export const ConfigSchema = Type.Object({
   /** Clients (addresses/CIDRs) exempt from the request limits; never from the login-failure limits. */
   RATE_LIMIT_ALLOWLIST: Type.String({ default: '' }),
 
+  // Email (docs/RUNBOOK.md, "Email"): verification and password reset links, built on PUBLIC_URL.
+  /**
+   * smtp:// (STARTTLS when the server offers it; `?requireTLS=true` insists) or smtps://, user and password
+   * in the URL. Unset: each message is written to <DATA_DIR>/outbox/ (files 0600) instead of being sent.
+   */
+  SMTP_URL: Type.Optional(Url(['smtp', 'smtps'])),
+  /** The From of every message, `Name <address>` or an address; unset: `Keyfarm <keyfarm@<PUBLIC_URL's host>>`. */
+  SMTP_FROM: Type.Optional(Type.String({ maxLength: 320, pattern: '^[^\\r\\n]*[^\\s@]@[^\\s@]+[^\\r\\n]*$' })),
+  /** How long a verification link works. A password reset link works one hour. */
+  EMAIL_VERIFICATION_TTL_HOURS: Int(24, 1, 720),
+  /** Mails one address receives per window (any kind); past it requests get the same answer but no mail. */
+  EMAIL_LIMIT_PER_ADDRESS: Rate('5/1h'),
+  /** Requests that send mail (forgot password, resend verification, email change) per client address or user. */
+  RATE_LIMIT_EMAIL: RateOrOff('10/1h'),
+
   /**
    * NIP-46 requests per minute that one client key other than a bunker's bound client (a stranger, or a
    * client before its connect) may send to that bunker; past it they are dropped before any queue.
@@ -120,13 +135,14 @@ export const ConfigSchema = Type.Object({
 
 export type RawConfig = Static<typeof ConfigSchema>;
 
-export interface Config extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGINS' | 'USER_RELAYS_ALLOWLIST'> {
+export interface Config extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGINS' | 'USER_RELAYS_ALLOWLIST' | 'SMTP_FROM'> {
   BUNKER_RELAYS: string[];
   /** Lower-case hosts, brackets and trailing dots removed. */
   USER_RELAYS_ALLOWLIST: string[];
   ALLOWED_ORIGINS: string[];
   MASTER_KEY_PATH: string;
   PUBLIC_URL: string;
+  SMTP_FROM: string;
 }
 
 export class ConfigError extends Error {
@@ -188,12 +204,17 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (badHost !== undefined) throw new ConfigError('USER_RELAYS_ALLOWLIST', `not a host name: ${badHost}`);
   checkSetting('TRUST_PROXY', () => trustProxyOption(cfg.TRUST_PROXY));
   checkSetting('RATE_LIMIT_ALLOWLIST', () => parseSubnetList(cfg.RATE_LIMIT_ALLOWLIST));
+  checkSetting('SMTP_URL', () => {
+    if (cfg.SMTP_URL !== undefined && !new URL(cfg.SMTP_URL).hostname) throw new Error('names no host');
+  });
+  const publicUrl = (cfg.PUBLIC_URL ?? `http://${cfg.HOST}:${cfg.PORT}`).replace(/\/+$/, '');
   return {
     ...cfg,
     BUNKER_RELAYS: relays,
     ALLOWED_ORIGINS: origins,
     USER_RELAYS_ALLOWLIST: relayHosts,
     MASTER_KEY_PATH: cfg.MASTER_KEY_PATH ?? path.join(cfg.DATA_DIR, 'master.key'),
-    PUBLIC_URL: (cfg.PUBLIC_URL ?? `http://${cfg.HOST}:${cfg.PORT}`).replace(/\/+$/, ''),
+    PUBLIC_URL: publicUrl,
+    SMTP_FROM: cfg.SMTP_FROM ?? `Keyfarm <keyfarm@${new URL(publicUrl).hostname.replace(/^\[|\]$/g, '') || 'localhost'}>`,
   };
 }

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Value } from '@sinclair/typebox/value';
 import QRCode from 'qrcode';
 import { recentUserActivity } from '../../database/queries/activity.js';
 import { countLiveAuthorizations, listUserAuthorizations } from '../../database/queries/authorizations.js';
@@ -10,13 +11,15 @@ import { listPolicies } from '../../database/queries/policies.js';
 import { readConnectResult } from '../../shared/nip46/connect-result.js';
 import { npubEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { HttpError, badRequest, notFound } from '../errors.js';
+import { HttpError, badRequest, forbidden, notFound } from '../errors.js';
 import { NO_RELAY_MESSAGE, requireSomeRelay } from '../routes/authorizations.js';
 import { connectNostrConnectUri, parseNostrConnectUri } from '../routes/nip46.js';
 import { PolicySlug, Uuid } from '../schemas.js';
 import { createAuthorization, revoke } from '../services/authorizations.js';
-import { MIN_PASSPHRASE_LENGTH, exportUserKey } from '../services/key-export.js';
+import { EMAIL_NOT_VERIFIED, MIN_PASSPHRASE_LENGTH, exportUserKey } from '../services/key-export.js';
+import { changeEmail, resendVerificationForUser } from '../services/email-verification.js';
 import { changePassword } from '../services/password-change.js';
+import { Email } from '../schemas.js';
 import { putFlash, takeFlash } from './flash.js';
 import { FieldError, failedForm, formError } from './forms.js';
 import { requirePageUser, signedIn } from './guard.js';
@@ -25,6 +28,7 @@ import {
   accountPage, activityPage, appsPage, bunkerCreatedPage, bunkerFormPage, bunkerGonePage, exportFormPage, exportResultPage,
   nostrConnectPage, nostrConnectPreviewPage, nostrConnectResultPage, passwordPage, type DeliveryState,
 } from './views-account.js';
+import { changeEmailPage, verifyBanner } from './views-email.js';
 
 const Csrf = Type.String({ maxLength: 512 });
 const Secret = Type.String({ maxLength: 1024 });
@@ -57,13 +61,41 @@ function authorizationMistake(err: HttpError): HttpError {
 const nostrConnectMistake = (err: HttpError): HttpError =>
   err.message.startsWith('uri: ') ? new FieldError('uri', `That link cannot be used: ${err.message.slice(5)}.`) : authorizationMistake(err);
 
+const ACCOUNT_NOTICES = new Map([['email-changed', 'Your email address is changed. Confirm it with the link we mailed to it.']]);
+
 export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.addHook('preHandler', requirePageUser(ctx));
 
-  app.get('/account', async (request, reply) => {
+  app.get('/account', { schema: { querystring: Type.Object({ notice: Type.Optional(Type.String({ maxLength: 32 })) }) } }, async (request, reply) => {
     const user = request.user!;
     const appCount = await countLiveAuthorizations(ctx.db, user.id);
-    return sendPage(reply, accountPage(signedIn(request, reply), { pubkey: user.pubkey, npub: npubEncode(user.pubkey), created: user.createdAt, appCount }));
+    const me = signedIn(request, reply);
+    const notice = ACCOUNT_NOTICES.get(request.query.notice ?? '');
+    const banner = user.emailVerifiedAt ? undefined : verifyBanner(me, ctx.mailer.outbox, request.query.notice === 'verification-sent');
+    const emailVerified = user.emailVerifiedAt !== null;
+    return sendPage(reply, accountPage(me, { pubkey: user.pubkey, npub: npubEncode(user.pubkey), created: user.createdAt, appCount, emailVerified, banner, notice }));
+  });
+
+  app.post('/account/verify-email', { schema: { body: Type.Object({ _csrf: Csrf }) } }, async (request, reply) => {
+    await resendVerificationForUser(ctx, request.user!.id);
+    return reply.redirect('/account?notice=verification-sent', 303);
+  });
+
+  app.get('/account/email', async (request, reply) => sendPage(reply, changeEmailPage(signedIn(request, reply))));
+
+  app.post('/account/email', { schema: { body: Type.Object({ email: Type.String({ maxLength: 254 }), password: Secret, _csrf: Csrf }) } }, async (request, reply) => {
+    const email = request.body.email.trim();
+    try {
+      if (!Value.Check(Email, email)) throw new FieldError('email', 'Enter an email address, like name@example.com.');
+      await changeEmail(ctx, { user: request.user!, password: request.body.password, newEmail: email, ip: request.ip });
+      return reply.redirect('/account?notice=email-changed', 303);
+    } catch (err) {
+      let failure = formError(err, reply);
+      if (failure.statusCode === 401) failure = new FieldError('password', 'That is not your password.', 401);
+      else if (failure.statusCode === 409) failure = new FieldError('email', 'Another account has this address.', 409);
+      else if (failure.message.startsWith('that is already')) failure = new FieldError('email', 'That is already your address.');
+      return sendPage(reply, changeEmailPage(signedIn(request, reply), failedForm(failure, { email })), failure.statusCode);
+    }
   });
 
   app.get('/account/apps', { schema: { querystring: Type.Object({ notice: Type.Optional(Type.String({ maxLength: 32 })) }) } }, async (request, reply) => {
@@ -172,7 +204,11 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     return sendPage(reply, activityPage(signedIn(request, reply), await recentUserActivity(ctx.db, request.user!.id, 50)));
   });
 
-  app.get('/account/export', async (request, reply) => sendPage(reply, exportFormPage(signedIn(request, reply), MIN_PASSPHRASE_LENGTH)));
+  app.get('/account/export', async (request, reply) => {
+    // Said before the password is typed: the export needs a confirmed address.
+    const form = request.user!.emailVerifiedAt ? undefined : failedForm(forbidden(EMAIL_NOT_VERIFIED), {});
+    return sendPage(reply, exportFormPage(signedIn(request, reply), MIN_PASSPHRASE_LENGTH, form));
+  });
 
   app.post('/account/export', {
     schema: { body: Type.Object({ password: Secret, passphrase: Type.Optional(Secret), confirm_passphrase: Type.Optional(Secret), _csrf: Csrf }) },

@@ -21,7 +21,10 @@ function copyable(id: string, value: string, label: string, secret = false): Saf
     <span role="status" aria-live="polite" id="${id}-status" class="muted small"></span></div>`;
 }
 
-export function accountPage(user: SignedIn, a: { pubkey: string; npub: string; created: Date; appCount: number }): PageOptions {
+export function accountPage(
+  user: SignedIn,
+  a: { pubkey: string; npub: string; created: Date; appCount: number; emailVerified: boolean; banner?: SafeHtml; notice?: string },
+): PageOptions {
   const firstSteps = html`<section class="card welcome" id="first-steps" aria-labelledby="first-steps-title">
         <h2 id="first-steps-title">Welcome to Keyfarm</h2>
         <p>Keyfarm keeps your Nostr key safe on the server and signs for the apps you allow, so the key never has to be pasted into an app.</p>
@@ -35,10 +38,13 @@ export function accountPage(user: SignedIn, a: { pubkey: string; npub: string; c
     user,
     path: '/account',
     body: html`<h1>Your account</h1>
+      ${a.notice ? html`<p class="notice" role="status" id="account-notice">${a.notice}</p>` : ''}
+      ${a.banner ?? ''}
       ${a.appCount === 0 ? firstSteps : ''}
       <div class="card">
         <dl class="facts">
-          <dt>Email</dt><dd>${user.email}</dd>
+          <dt>Email</dt><dd><span id="account-email">${user.email}</span>
+            <span class="badge" id="email-status">${a.emailVerified ? 'confirmed' : 'not confirmed'}</span> <a href="/account/email" class="small">Change</a></dd>
           <dt>Public key (npub)</dt><dd>${copyable('npub', a.npub, 'npub')}</dd>
           <dt>Public key (hex)</dt><dd><code class="value" id="pubkey">${a.pubkey}</code></dd>
           <dt>Member since</dt><dd>${when(a.created)}</dd>
@@ -49,7 +55,7 @@ export function accountPage(user: SignedIn, a: { pubkey: string; npub: string; c
         <li><a href="/account/apps">See and revoke the apps</a> that sign for you.</li>
         <li><a href="/account/bunker">Create a bunker connection</a> for a Nostr client, or <a href="/account/nostrconnect">paste a nostrconnect:// link</a>.</li>
         <li><a href="/account/activity">See recent signing activity</a>.</li>
-        <li><a href="/account/export">Export your secret key</a> or <a href="/account/password">change your password</a>.</li>
+        <li><a href="/account/export">Export your secret key</a>, <a href="/account/password">change your password</a> or <a href="/account/email">your email address</a>.</li>
       </ul>`,
   };
 }

@@ -43,7 +43,8 @@ export function loginPage(f: AuthForm): PageOptions {
     fields: (form) => html`<label for="password">Password</label>
         <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024"${fieldAttrs(form, 'password')}>
         ${fieldError(form, 'password')}`,
-    footer: html`<p>No account yet? <a href="/register?next=${encodeURIComponent(f.next)}" id="register-link">Create one</a>.</p>`,
+    footer: html`<p><a href="/forgot-password" id="forgot-link">Forgot your password?</a></p>
+      <p>No account yet? <a href="/register?next=${encodeURIComponent(f.next)}" id="register-link">Create one</a>.</p>`,
   });
 }
 

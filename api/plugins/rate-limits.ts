@@ -10,7 +10,7 @@ import type { Config } from '../../shared/config.js';
 import { clientKey, parseRate, parseSubnetList, subnetMatcher, waitText } from '../../shared/net/client-address.js';
 import { HttpError } from '../errors.js';
 
-type RateSetting = 'RATE_LIMIT_REGISTER' | 'RATE_LIMIT_LOGIN' | 'RATE_LIMIT_OAUTH_TOKEN' | 'RATE_LIMIT_OAUTH_POLL' | 'RATE_LIMIT_BUNKER_CREATE' | 'RATE_LIMIT_NOSTRCONNECT';
+type RateSetting = 'RATE_LIMIT_REGISTER' | 'RATE_LIMIT_LOGIN' | 'RATE_LIMIT_OAUTH_TOKEN' | 'RATE_LIMIT_OAUTH_POLL' | 'RATE_LIMIT_BUNKER_CREATE' | 'RATE_LIMIT_NOSTRCONNECT' | 'RATE_LIMIT_EMAIL';
 
 interface RouteLimit {
   setting: RateSetting;
@@ -31,6 +31,13 @@ export const LIMITED_ROUTES: Readonly<Record<string, RouteLimit>> = {
   'POST /account/bunker': { setting: 'RATE_LIMIT_BUNKER_CREATE', per: 'user' },
   'POST /api/user/nostrconnect': { setting: 'RATE_LIMIT_NOSTRCONNECT', per: 'user' },
   'POST /account/nostrconnect': { setting: 'RATE_LIMIT_NOSTRCONNECT', per: 'user' },
+  // Requests that send mail; each address mailed is limited as well (services/email-tokens.ts).
+  'POST /api/auth/forgot-password': { setting: 'RATE_LIMIT_EMAIL', per: 'client' },
+  'POST /forgot-password': { setting: 'RATE_LIMIT_EMAIL', per: 'client' },
+  'POST /api/auth/resend-verification': { setting: 'RATE_LIMIT_EMAIL', per: 'client' },
+  'POST /account/verify-email': { setting: 'RATE_LIMIT_EMAIL', per: 'user' },
+  'POST /api/user/change-email': { setting: 'RATE_LIMIT_EMAIL', per: 'user' },
+  'POST /account/email': { setting: 'RATE_LIMIT_EMAIL', per: 'user' },
 };
 
 const LUA = readFileSync(new URL('./rate-limits.lua', import.meta.url), 'utf8');
@@ -38,11 +45,21 @@ const COMMAND = 'keyfarmRequestLimit';
 type CountCommand = (key: string, windowMs: number) => Promise<[number, number]>;
 type StoreCallback = (err: Error | null, result?: { current: number; ttl: number }) => void;
 
-/** @fastify/rate-limit's store interface over our Lua counter; one store for every route (keys carry the group). */
-function redisStore(redis: Redis, prefix: string) {
+function countCommand(redis: Redis): CountCommand {
   const r = redis as unknown as Record<string, CountCommand | undefined>;
   if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
-  const count = (r[COMMAND] as CountCommand).bind(redis);
+  return (r[COMMAND] as CountCommand).bind(redis);
+}
+
+/** Counts one event under `key` in a fixed window (one Lua step); returns the count in this window. */
+export async function countInWindow(redis: Redis, key: string, windowMs: number): Promise<number> {
+  const [current] = await countCommand(redis)(key, windowMs);
+  return current;
+}
+
+/** @fastify/rate-limit's store interface over our Lua counter; one store for every route (keys carry the group). */
+function redisStore(redis: Redis, prefix: string) {
+  const count = countCommand(redis);
   return class RequestLimitStore {
     incr(key: string, done: StoreCallback, timeWindow: number): void {
       count(`${prefix}${key}`, timeWindow).then(([current, ttl]) => done(null, { current, ttl }), (err: Error) => done(err));

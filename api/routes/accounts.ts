@@ -44,10 +44,16 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asy
 
   app.get('/api/user/account', {
     preHandler: requireSession(ctx),
-    schema: { response: { 200: Type.Object({ email: Type.String(), pubkey: Type.String(), npub: Type.String() }), '4xx': ErrorBody } },
+    schema: {
+      response: {
+        200: Type.Object({ email: Type.String(), email_verified: Type.Boolean(), pubkey: Type.String(), public_key: Type.String(), npub: Type.String() }),
+        '4xx': ErrorBody,
+      },
+    },
   }, async (request) => {
     const user = await findUserById(ctx.db, request.userId!);
     if (!user) throw notFound('no such account');
-    return { email: user.email, pubkey: user.pubkey, npub: npubEncode(user.pubkey) };
+    // public_key and email_verified: Keycast's names for the same account status.
+    return { email: user.email, email_verified: user.emailVerifiedAt !== null, pubkey: user.pubkey, public_key: user.pubkey, npub: npubEncode(user.pubkey) };
   });
 };

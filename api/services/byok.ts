@@ -13,6 +13,7 @@ import { HttpError, OAuthError, badRequest } from '../errors.js';
 import { Email } from '../schemas.js';
 import { hashPassword, validatePassword } from './accounts.js';
 import { checkRedirectUri, issueCode } from './oauth.js';
+import { sendVerification } from './email-verification.js';
 
 export const BYOK_PUBKEY = /^[0-9a-f]{64}$/;
 
@@ -83,6 +84,7 @@ export async function createByokAccount(ctx: ApiContext, code: OAuthCodeRow, ver
       const { keyId } = await ctx.keyStore.create(tx, 'user', userId, secretKey);
       await setUserKey(tx, userId, keyId);
     });
+    await sendVerification(ctx, { id: userId, email });
     return userId;
   } catch (err) {
     if (isUniqueViolation(err, 'users_email_lower')) throw invalidGrant('email already registered');

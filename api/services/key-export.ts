@@ -7,7 +7,7 @@ import { encodeBytes } from 'nostr-tools/nip19';
 import { findUserById } from '../../database/queries/users.js';
 import { nsecEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { badRequest, notFound } from '../errors.js';
+import { badRequest, forbidden, notFound } from '../errors.js';
 import { checkPasswordLimited } from './login.js';
 
 /** scrypt cost of the ncryptsec (N = 2^16, as in NIP-49's examples): about 64 MiB and half a second. */
@@ -15,6 +15,7 @@ export const NCRYPTSEC_LOG_N = 16;
 /** NIP-49 key security byte: 0x02, "the client does not track this". */
 const KEY_SECURITY_UNKNOWN = 0x02;
 export const MIN_PASSPHRASE_LENGTH = 8;
+export const EMAIL_NOT_VERIFIED = 'confirm your email address before exporting your key: open the link we mailed you, or ask for a new one on your account page';
 
 function scryptAsync(password: string, salt: Uint8Array, logN: number): Promise<Buffer> {
   const N = 2 ** logN;
@@ -52,6 +53,9 @@ export async function exportUserKey(
   if (input.passphrase !== undefined && input.passphrase.length < MIN_PASSPHRASE_LENGTH) throw badRequest(`the passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters`);
   const user = await findUserById(ctx.db, input.userId);
   if (!user) throw notFound('no such account');
+  // As Keycast: the key leaves only for an account whose address is confirmed (the way back in if the
+  // password is lost), checked before the password so no attempt is counted.
+  if (!user.emailVerifiedAt) throw forbidden(EMAIL_NOT_VERIFIED);
   await checkPasswordLimited(ctx, user.email, input.password, input.ip);
   const { secretKey } = await ctx.keyStore.open(ctx.db, user.keyId);
   try {

@@ -6,6 +6,7 @@ import { waitText } from '../../shared/net/client-address.js';
 import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { checkLogin, createSession, register } from './accounts.js';
+import { sendVerification } from './email-verification.js';
 
 /** A 429 that says how long to wait, in its message and its Retry-After header. */
 export function tooManyAttempts(what: string, retryAfterSeconds: number): HttpError {
@@ -41,12 +42,13 @@ export async function login(ctx: ApiContext, email: string, password: string, ip
   return { user, token: await createSession(ctx, user.id) };
 }
 
-/** A registration and its first session (counted in the registration metric). */
+/** A registration, its confirmation mail and its first session (counted in the registration metric). */
 export async function signUp(
   ctx: ApiContext,
   input: { email: string; password: string; nsec?: string },
 ): Promise<{ userId: string; pubkey: string; token: string }> {
   const { userId, pubkey } = await register(ctx, input);
   metrics.registrations.inc();
+  await sendVerification(ctx, { id: userId, email: input.email });
   return { userId, pubkey, token: await createSession(ctx, userId) };
 }

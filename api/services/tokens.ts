@@ -1,13 +1,15 @@
-// Bearer secrets (sessions, OAuth codes, access and refresh tokens, authorization handles) are random, shown
-// once and stored only as SHA-256 hashes: a database leak yields no usable token.
+// Bearer secrets (sessions, OAuth codes, access and refresh tokens, authorization handles, mailed links) are
+// random, shown once and stored only as SHA-256 hashes: a database leak yields no usable token.
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 
-export type TokenKind = 'session' | 'code' | 'access' | 'refresh' | 'bunker-secret' | 'handle';
+export type TokenKind = 'session' | 'code' | 'access' | 'refresh' | 'bunker-secret' | 'handle' | 'email-verify' | 'password-reset';
 
 const PREFIX: Record<Exclude<TokenKind, 'code'>, string> = {
   session: 'kfs_',
   access: 'kfa_',
   refresh: 'kfr_',
+  'email-verify': 'kfv_',
+  'password-reset': 'kfp_',
   'bunker-secret': '',
   handle: '',
 };

@@ -7,11 +7,13 @@ export interface UserRow {
   pubkey: string;
   keyId: string;
   createdAt: Date;
+  /** When the current address was confirmed; null while it is not. */
+  emailVerifiedAt: Date | null;
 }
 
-const COLUMNS = `id, email, password_hash AS "passwordHash", pubkey, key_id AS "keyId", created_at AS "createdAt"`;
+const COLUMNS = `id, email, password_hash AS "passwordHash", pubkey, key_id AS "keyId", created_at AS "createdAt", email_verified_at AS "emailVerifiedAt"`;
 
-export async function insertUser(db: Queryable, u: Omit<UserRow, 'createdAt' | 'keyId'>): Promise<void> {
+export async function insertUser(db: Queryable, u: Omit<UserRow, 'createdAt' | 'keyId' | 'emailVerifiedAt'>): Promise<void> {
   await db.query('INSERT INTO users (id, email, password_hash, pubkey) VALUES ($1, $2, $3, $4)', [
     u.id, u.email, u.passwordHash, u.pubkey,
   ]);
@@ -33,4 +35,18 @@ export async function findUserByEmail(db: Queryable, email: string): Promise<Use
 export async function findUserById(db: Queryable, id: string): Promise<UserRow | undefined> {
   const { rows } = await db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id]);
   return rows[0];
+}
+
+/** Marks the address confirmed, only while it is still the account's address (case aside). */
+export async function markEmailVerified(db: Queryable, userId: string, email: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    'UPDATE users SET email_verified_at = now(), updated_at = now() WHERE id = $1 AND lower(email) = lower($2) AND email_verified_at IS NULL',
+    [userId, email],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** A new address, not yet confirmed. */
+export async function setUserEmail(db: Queryable, userId: string, email: string): Promise<void> {
+  await db.query('UPDATE users SET email = $2, email_verified_at = NULL, updated_at = now() WHERE id = $1', [userId, email]);
 }

@@ -11,6 +11,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { call } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
+import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
 import { focusedId, launchBrowser, newContext, screenshot } from './browser.js';
 
 describe('the user pages in the browser', () => {
@@ -182,6 +183,14 @@ describe('the user pages in the browser', () => {
   });
 
   it('exports the key after the password: the nsec hidden until revealed, and an ncryptsec when a passphrase is given twice', async () => {
+    // The export needs a confirmed address: the link from the mail (the outbox, with no SMTP_URL) confirms it.
+    await visit('/account/export');
+    assert.match((await page.locator('#form-error').textContent()) ?? '', /confirm your email address/i);
+    const [mail] = await waitForMail(outboxOf(farm.config.DATA_DIR), email);
+    const { link } = linkIn(mail!, '/verify-email');
+    const url = new URL(link);
+    await visit(`${url.pathname}${url.search}`);
+    await page.locator('#email-verified').waitFor();
     await visit('/account/export');
     await screenshot(page, 'export-form');
     const passphrase = recordSecret(`export-passphrase-${Date.now()}`);

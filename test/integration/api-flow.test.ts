@@ -30,7 +30,9 @@ describe('HTTP API end to end', () => {
       const cookie = login.headers.get('set-cookie') ?? '';
       assert.match(cookie, /keyfarm_session=.*HttpOnly/i);
       const byBearer = await call(base, 'GET', '/api/user/account', undefined, login.body.token);
-      assert.deepEqual(byBearer.body, { email: user.email, pubkey: user.pubkey, npub: nip19.npubEncode(user.pubkey) });
+      assert.deepEqual(byBearer.body, {
+        email: user.email, email_verified: false, pubkey: user.pubkey, public_key: user.pubkey, npub: nip19.npubEncode(user.pubkey),
+      });
       const byCookie = await call(base, 'GET', '/api/user/account', undefined, undefined, { cookie: cookie.split(';')[0]! });
       assert.equal(byCookie.status, 200);
       assert.equal(byCookie.body.pubkey, user.pubkey);

@@ -14,6 +14,7 @@ import { authorizeApp, call, pkcePair, registerUser, rpc } from '../support/clie
 import { redisUrl } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret, testLogger } from '../support/logs.js';
+import { confirmEmail } from '../support/mail.js';
 import { startRedisProxy, type CuttableProxy } from '../support/tcp-proxy.js';
 import { waitFor } from './farm-fixtures.js';
 import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
@@ -290,6 +291,7 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
 
   it('refuses a key export under a passphrase shorter than the minimum, with no key in the answer', async () => {
     const user = await registerUser(base);
+    await confirmEmail(base, farm.config.DATA_DIR, user.email);
     const page = await browser(user.session, '/account/export');
     const weak = await page.post({ password: user.password, passphrase: 'seven77', confirm_passphrase: 'seven77' });
     const weakBody = await weak.text();

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { call, pkcePair, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
+import { confirmEmail } from '../support/mail.js';
 
 const PUBLIC_URL = 'https://keyfarm.example';
 const APP_ORIGIN = 'https://app.example';
@@ -234,6 +235,7 @@ describe('web security', () => {
 
   it('counts a key export password like a login: five failures, then 429 for the export and for logins', async () => {
     const { user, cookie, token } = await browserSession('/account/export');
+    await confirmEmail(base, farm.config.DATA_DIR, user.email);
     const tryExport = (password: string) => fetch(`${base}/account/export`, {
       method: 'POST', headers: formHeaders(cookie), body: form({ password, passphrase: 'long enough passphrase', confirm_passphrase: 'long enough passphrase', _csrf: token }),
     });

@@ -28,6 +28,30 @@ describe('settings', () => {
     assert.equal(cfg.PUBLIC_URL, 'https://kf.example');
   });
 
+  it('reads the email settings: outbox by default, a sender from PUBLIC_URL, and refuses a bad SMTP_URL naming it but not its password', () => {
+    const cfg = parseConfig({ PUBLIC_URL: 'https://kf.example' });
+    assert.equal(cfg.SMTP_URL, undefined);
+    assert.equal(cfg.SMTP_FROM, 'Keyfarm <keyfarm@kf.example>');
+    assert.equal(cfg.EMAIL_VERIFICATION_TTL_HOURS, 24);
+    assert.equal(cfg.EMAIL_LIMIT_PER_ADDRESS, '5/1h');
+    assert.equal(cfg.RATE_LIMIT_EMAIL, '10/1h');
+    assert.equal(parseConfig({ SMTP_URL: 'smtps://u:p@mail.example:465', SMTP_FROM: 'Ops <ops@kf.example>' }).SMTP_FROM, 'Ops <ops@kf.example>');
+    for (const [setting, value] of [
+      ['SMTP_URL', 'https://user:hunter2-secret@mail.example'],
+      ['SMTP_URL', 'smtp://user:hunter2-secret@'],
+      ['SMTP_FROM', 'no address here'],
+      ['SMTP_FROM', 'a@b.example\r\nBcc: victim@example.com'],
+      ['EMAIL_LIMIT_PER_ADDRESS', 'often'],
+      ['EMAIL_VERIFICATION_TTL_HOURS', '0'],
+    ] as const) {
+      assert.throws(() => parseConfig({ [setting]: value }), (err: Error) => {
+        assert.ok(err instanceof ConfigError && err.setting === setting, `${setting}=${value}: ${err.message}`);
+        assert.doesNotMatch(err.message, /hunter2/);
+        return true;
+      });
+    }
+  });
+
   it('has safe user-relay defaults, lists allowed hosts, and refuses a bad one naming the setting', () => {
     const cfg = parseConfig({});
     assert.equal(cfg.USER_RELAYS_PER_AUTHORIZATION, 3);
