@@ -1,11 +1,12 @@
 // The api's Fastify app: plugins and routes over an ApiContext. Building it does no I/O.
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ApiContext } from './context.js';
 import { installErrorHandler } from './errors.js';
+import { installOpenApi } from './openapi.js';
 import { webPages } from './pages/index.js';
 import { installRateLimits } from './plugins/rate-limits.js';
 import { installWebSecurity } from './plugins/web-security.js';
@@ -23,7 +24,12 @@ import { metrics } from '../shared/metrics.js';
 export const BODY_LIMIT = 1024 * 1024;
 const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
+export interface BuildHooks {
+  /** Sees every route as it is registered (the OpenAPI test compares them with the document). */
+  onRoute?: (route: RouteOptions) => void;
+}
+
+export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise<FastifyInstance> {
   // pino's Logger is a FastifyBaseLogger; the cast only widens the instance's logger type.
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
@@ -53,7 +59,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
       request.log.info({ method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: reply.elapsedTime }, 'request');
     }
   });
+  if (hooks.onRoute) app.addHook('onRoute', hooks.onRoute);
   installErrorHandler(app);
+  await installOpenApi(app as unknown as FastifyInstance, ctx.version);
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
   await installWebSecurity(app as unknown as FastifyInstance, ctx.config);

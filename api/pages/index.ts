@@ -1,4 +1,5 @@
-// The browser side of the api: assets, log in / register, the account pages and the OAuth consent page.
+// The browser side of the api: assets, log in / register, the account pages, the OAuth consent page and
+// the API reference.
 // Errors on these routes answer with an HTML page rather than JSON.
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from '../context.js';
@@ -7,6 +8,7 @@ import { accountPages } from './account-routes.js';
 import { assetRoutes } from './assets.js';
 import { authPages } from './auth-routes.js';
 import { consentPages } from './consent-routes.js';
+import { docsPages } from './docs-routes.js';
 import { sendPage } from './layout.js';
 import { errorPage } from './views-auth.js';
 
@@ -34,4 +36,5 @@ export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { c
   await app.register(authPages, { ctx });
   await app.register(accountPages, { ctx });
   await app.register(consentPages, { ctx });
+  await app.register(docsPages);
 };
