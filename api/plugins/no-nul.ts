@@ -1,6 +1,8 @@
 // PostgreSQL text cannot hold NUL (U+0000): a value carrying one would fail deep inside a query (SQLSTATE
-// 22021), perhaps after other writes. So it is refused at the door, in every query parameter, route
-// parameter and body field (JSON or form), before validation and before any handler runs.
+// 22021), perhaps after other writes. So it is refused at the door, in every body field (JSON or form) and
+// route parameter, before validation and before any handler runs. Query strings are left to their schemas:
+// none reaches a text column (a hostile `next` is turned into /account, not refused), and a NUL that still
+// reached PostgreSQL would be a 400 by the error handlers.
 import type { FastifyInstance } from 'fastify';
 import { REFUSED_CHARACTER_MESSAGE, badRequest } from '../errors.js';
 
@@ -25,6 +27,6 @@ export function containsNul(value: unknown): boolean {
 export function installNulGuard(app: FastifyInstance, exempt: ReadonlySet<string>): void {
   app.addHook('preValidation', async (request) => {
     if (exempt.has(request.routeOptions.url ?? '')) return;
-    if (containsNul(request.query) || containsNul(request.params) || containsNul(request.body)) throw badRequest(REFUSED_CHARACTER_MESSAGE);
+    if (containsNul(request.params) || containsNul(request.body)) throw badRequest(REFUSED_CHARACTER_MESSAGE);
   });
 }

@@ -77,6 +77,9 @@ describe('OpenAPI document', () => {
   it('is a valid OpenAPI 3.1 document', async () => {
     assert.equal(doc.openapi, '3.1.0');
     assert.equal(doc.info.version, VERSION);
+    // Tools on other origins may read it (no cookie is involved).
+    const cross = await fetch(`${api.url}/api/openapi.json`, { headers: { origin: 'https://editor.example' } });
+    assert.equal(cross.headers.get('access-control-allow-origin'), '*');
     // validate() dereferences in place: give it a copy.
     await SwaggerParser.validate(structuredClone(doc) as never);
   });
