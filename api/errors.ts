@@ -1,6 +1,9 @@
 // Every error body is {"error": "<message>"} (OAuth: {"error", "error_description"}); never a stack trace,
 // never a 500 for bad input.
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { ReplyError } from 'ioredis';
+import pg from 'pg';
+import { KeyManagerUnavailableError } from '../shared/custody/key-manager.js';
 
 export class HttpError extends Error {
   constructor(
@@ -28,27 +31,64 @@ export const notFound = (msg: string) => new HttpError(404, msg);
 export const unavailable = (msg: string, retryAfterSeconds = 1) =>
   new HttpError(503, msg, { 'retry-after': String(retryAfterSeconds) });
 
-const PG_CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
-const PG_DOWN_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection ended unexpectedly)/;
-const REDIS_DOWN_MESSAGE = /^(Stream isn't writeable|Connection is closed|Reached the max retries per request limit|LOADING )/;
+export type Dependency = 'database' | 'redis' | 'key manager';
+
+/** Node's system error codes for a peer that cannot be reached (pg passes them through on connect). */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+/** SQLSTATE 22021: a text value PostgreSQL cannot store (NUL, bad UTF-8). */
+const SQLSTATE_BAD_CHARACTER = '22021';
 
 /**
- * The dependency an error says is down, or undefined. Such a request gets 503 with Retry-After (the
- * client may try again shortly), never a 500: PostgreSQL unreachable, restarting or out of connections
- * (SQLSTATE classes 08 and 57P, 53300), Redis unreachable (the fail-fast connections refuse at once),
- * the KeyManager unavailable.
+ * The server is there but cannot serve: connection exceptions (class 08), shutting down or restarting
+ * (57P01-57P05), too many connections (53300).
  */
-export function unavailableDependency(err: unknown): 'database' | 'redis' | 'key manager' | undefined {
+function isUnavailableSqlState(code: string): boolean {
+  return code.startsWith('08') || code.startsWith('57P') || code === '53300';
+}
+
+/** A Redis error reply's code is its first word (`LOADING Redis is loading the dataset in memory`). */
+const redisReplyCode = (err: Error) => err.message.split(' ', 1)[0];
+
+/**
+ * The dependency an error says is down, or undefined, from the error's class and code. Such a request
+ * gets 503 with Retry-After (the client may try again shortly), never a 500.
+ */
+export function unavailableDependency(err: unknown): Dependency | undefined {
   if (!(err instanceof Error)) return undefined;
-  if (err.name === 'KeyManagerUnavailableError') return 'key manager';
-  if (err.name === 'MaxRetriesPerRequestError' || REDIS_DOWN_MESSAGE.test(err.message)) return 'redis';
+  if (err instanceof KeyManagerUnavailableError) return 'key manager';
+  // ioredis does not export this class; its name is set by the class itself.
+  if (err.name === 'MaxRetriesPerRequestError') return 'redis';
+  if (err instanceof ReplyError && redisReplyCode(err) === 'LOADING') return 'redis';
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (PG_CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300')) {
-    return 'database';
-  }
-  if (PG_DOWN_MESSAGE.test(err.message)) return 'database';
+  if (err instanceof pg.DatabaseError) return typeof code === 'string' && isUnavailableSqlState(code) ? 'database' : undefined;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'database';
   return undefined;
 }
+
+/**
+ * What the handler asks when an error carries no class or code that says what failed: pg and ioredis
+ * raise a plain Error when a connection breaks or cannot be made in time. Then the connections' state
+ * tells whether a dependency is down.
+ */
+export interface DependencyState {
+  redisUp(): boolean;
+  databaseUp(): Promise<boolean>;
+}
+
+export async function dependencyDown(err: unknown, state: DependencyState | undefined): Promise<Dependency | undefined> {
+  const known = unavailableDependency(err);
+  if (known || !state || err instanceof pg.DatabaseError) return known;
+  if (!state.redisUp()) return 'redis';
+  if (!(await state.databaseUp())) return 'database';
+  return undefined;
+}
+
+/** PostgreSQL refused a character in a value the client sent (a NUL that got past the door): bad input. */
+export function isRefusedCharacter(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && err.code === SQLSTATE_BAD_CHARACTER;
+}
+
+export const REFUSED_CHARACTER_MESSAGE = 'text must not contain NUL characters';
 
 /** Fastify's own client errors (bad JSON, wrong content type, too large) keep their 4xx status. */
 function clientStatus(err: FastifyError): number | undefined {
@@ -57,8 +97,8 @@ function clientStatus(err: FastifyError): number | undefined {
   return status !== undefined && status >= 400 && status < 500 ? status : undefined;
 }
 
-export function installErrorHandler(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, request, reply) => {
+export function installErrorHandler(app: FastifyInstance, state?: DependencyState): void {
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
     if (err instanceof OAuthError) {
       return reply.status(err.statusCode).send({ error: err.code, error_description: err.description });
     }
@@ -70,7 +110,8 @@ export function installErrorHandler(app: FastifyInstance): void {
       const message = err.validation ? `invalid request: ${err.message}` : err.message;
       return reply.status(status).send({ error: message });
     }
-    const down = unavailableDependency(err);
+    if (isRefusedCharacter(err)) return reply.status(400).send({ error: REFUSED_CHARACTER_MESSAGE });
+    const down = await dependencyDown(err, state);
     if (down) {
       request.log.warn({ err: err.message, dependency: down }, 'dependency unavailable');
       return reply.status(503).header('retry-after', '2').send({ error: `${down} unavailable` });

@@ -13,7 +13,7 @@ import type { Logger } from '../shared/logger.js';
 import { closeRedis, connectFailFast, createRedis } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import type { ApiContext } from './context.js';
-import { buildApi } from './server.js';
+import { buildApi, type BuildHooks } from './server.js';
 import { ActingCache } from './services/acting-cache.js';
 import { LoginLimiter, loginLimits } from './services/login-limiter.js';
 import { createMailer } from './services/mailer.js';
@@ -27,6 +27,7 @@ export interface ApiDeps {
   /** Seals RPC calls into jobs and opens their results: the farm payload key. */
   payloadSealer: PayloadSealer;
   version: string;
+  hooks?: BuildHooks;
 }
 
 export interface RunningApi {
@@ -80,7 +81,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     logger,
     version: deps.version,
   };
-  const app = await buildApi(ctx);
+  const app = await buildApi(ctx, deps.hooks);
   // Once draining, every response ends its connection, so keep-alive clients go elsewhere.
   let draining = false;
   app.addHook('onSend', async (_request, reply) => {

@@ -1,5 +1,5 @@
 // Schemas shared by several routes. Every route validates its input with a schema at the edge.
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 
 export const ErrorBody = Type.Object({ error: Type.String() });
 export const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$' });

@@ -1,16 +1,20 @@
 // The api's Fastify app: plugins and routes over an ApiContext. Building it does no I/O.
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ApiContext } from './context.js';
-import { installErrorHandler } from './errors.js';
+import { installErrorHandler, type DependencyState } from './errors.js';
+import { installOpenApi } from './openapi.js';
 import { webPages } from './pages/index.js';
+import { installNulGuard } from './plugins/no-nul.js';
 import { installRateLimits } from './plugins/rate-limits.js';
 import { installWebSecurity } from './plugins/web-security.js';
 import { trustProxyOption } from '../shared/net/client-address.js';
-import { runReadinessChecks } from '../shared/readiness.js';
+import { probe, runReadinessChecks } from '../shared/readiness.js';
+import { isUp } from '../shared/redis.js';
+import type { Db } from '../database/pool.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes } from './routes/admin.js';
 import { authorizationRoutes } from './routes/authorizations.js';
@@ -24,7 +28,23 @@ import { metrics } from '../shared/metrics.js';
 export const BODY_LIMIT = 1024 * 1024;
 const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
+/** Whether PostgreSQL answers, asked at most once a second however many requests fail at once. */
+function databaseProbe(db: Db): () => Promise<boolean> {
+  let last: { at: number; up: Promise<boolean> } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at > 1000) {
+      last = { at: Date.now(), up: probe('postgres', () => db.query('SELECT 1')).then(([, failure]) => failure === null) };
+    }
+    return last.up;
+  };
+}
+
+export interface BuildHooks {
+  /** Sees every route as it is registered (the OpenAPI test compares them with the document). */
+  onRoute?: (route: RouteOptions) => void;
+}
+
+export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise<FastifyInstance> {
   // pino's Logger is a FastifyBaseLogger; the cast only widens the instance's logger type.
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
@@ -54,10 +74,14 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
       request.log.info({ method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: reply.elapsedTime }, 'request');
     }
   });
-  installErrorHandler(app);
+  if (hooks.onRoute) app.addHook('onRoute', hooks.onRoute);
+  const dependencies: DependencyState = { redisUp: () => isUp(ctx.redis), databaseUp: databaseProbe(ctx.db) };
+  installErrorHandler(app as unknown as FastifyInstance, dependencies);
+  await installOpenApi(app as unknown as FastifyInstance, ctx.version);
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: BODY_LIMIT });
   await installWebSecurity(app as unknown as FastifyInstance, ctx.config);
+  installNulGuard(app as unknown as FastifyInstance, new Set([RPC_ROUTE]));
   await installRateLimits(app as unknown as FastifyInstance, ctx.config, ctx.redis);
   await app.register(healthRoutes, { ctx, extraReadiness: runReadinessChecks });
   await app.register(accountRoutes, { ctx });

@@ -16,7 +16,8 @@ const USAGE = `usage: keyfarm <command>   (keyfarm --version prints the version)
   migrate    apply database migrations and exit
   backup     pg_dump the database to a file (keyfarm backup --help)
   restore    replace the database with a backup (keyfarm restore --help)
-  rotate-kek re-wrap every key under a new KEK while the farm runs (keyfarm rotate-kek --help)`;
+  rotate-kek re-wrap every key under a new KEK while the farm runs (keyfarm rotate-kek --help)
+  --version  print the version and exit`;
 
 /** Operator commands: they run, print, and exit with their status. */
 const OPERATIONS: Record<string, (args: string[]) => Promise<number>> = {

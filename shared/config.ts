@@ -4,8 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Type, type Static, type TSchema } from 'typebox';
+import { Value } from 'typebox/value';
 import { RATE_PATTERN, parseSubnetList, trustProxyOption } from './net/client-address.js';
 
 const Int = (def: number, min: number, max: number) => Type.Integer({ default: def, minimum: min, maximum: max });
@@ -152,11 +152,22 @@ export class ConfigError extends Error {
   }
 }
 
-function describe(schema: TSchema): string {
+/** The JSON Schema keywords a setting's schema may carry, as describe reads them. */
+interface SettingKeywords {
+  pattern?: string;
+  type?: string;
+  minimum?: number;
+  maximum?: number;
+  anyOf?: { const?: unknown }[];
+  minLength?: number;
+}
+
+function describe(setting: TSchema): string {
+  const schema = setting as SettingKeywords;
   if (schema.pattern) return `must match ${schema.pattern}`;
   if (schema.type === 'integer') return `must be an integer from ${schema.minimum} to ${schema.maximum}`;
   if (schema.type === 'boolean') return 'must be true or false';
-  if (schema.anyOf) return `must be one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`;
+  if (schema.anyOf) return `must be one of ${schema.anyOf.map((s) => s.const).join(', ')}`;
   if (schema.minLength) return `must be at least ${schema.minLength} characters`;
   return 'has a bad value';
 }
@@ -186,9 +197,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     if (value !== undefined && value !== '') raw[key] = value;
   }
   const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw)) as Record<string, unknown>;
-  const first = Value.Errors(ConfigSchema, converted).First();
+  const [first] = Value.Errors(ConfigSchema, converted);
   if (first) {
-    const setting = first.path.replace(/^\//, '') || 'environment';
+    const setting = first.instancePath.replace(/^\//, '') || 'environment';
     const schema = (ConfigSchema.properties as Record<string, TSchema>)[setting];
     throw new ConfigError(setting, schema ? describe(schema) : first.message);
   }

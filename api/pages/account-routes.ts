@@ -1,9 +1,9 @@
 // The signed-in user's pages. Every form posts back with its CSRF token and answers with a page or a redirect;
 // a mistake shows beside its field with what the user typed (never a password or key).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Value } from 'typebox/value';
 import QRCode from 'qrcode';
 import { recentUserActivity } from '../../database/queries/activity.js';
 import { countLiveAuthorizations, listUserAuthorizations } from '../../database/queries/authorizations.js';

@@ -1,7 +1,7 @@
 // The pages' stylesheet and script, served from memory with a content hash in their URLs.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CLIENT_SCRIPT } from './client-script.js';
 

@@ -1,7 +1,7 @@
 // Log in, register and log out in the browser. Forms post back here; a login returns to `next`.
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Value } from 'typebox/value';
 import type { ApiContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { clearSessionCookie, sessionToken, sessionUser, setSessionCookie } from '../plugins/session.js';

@@ -2,7 +2,7 @@
 // redirected to); other bad parameters go back to the app as an OAuth error; then login or register if there
 // is no session, then the consent page. The consent form posts to POST /oauth/consent: a session that ended
 // meanwhile leads to the login page and back to this consent, and the user may grant a narrower policy.
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { findPolicy, listPolicies } from '../../database/queries/policies.js';
 import { findUserById } from '../../database/queries/users.js';

@@ -1,8 +1,8 @@
 // The pages a mailed link opens, and the form that asks for a reset link. None needs a session. A link's
 // token travels in the query string, which the request log leaves out.
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Value } from 'typebox/value';
 import type { ApiContext } from '../context.js';
 import { clearSessionCookie, sessionUser } from '../plugins/session.js';
 import { csrfToken } from '../plugins/web-security.js';

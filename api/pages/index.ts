@@ -1,12 +1,14 @@
-// The browser side of the api: assets, log in / register, mailed links, the account pages and the OAuth consent page.
+// The browser side of the api: assets, log in / register, mailed links, the account pages, the OAuth
+// consent page and the API reference.
 // Errors on these routes answer with an HTML page rather than JSON.
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from '../context.js';
-import { HttpError } from '../errors.js';
+import { HttpError, REFUSED_CHARACTER_MESSAGE, isRefusedCharacter } from '../errors.js';
 import { accountPages } from './account-routes.js';
 import { assetRoutes } from './assets.js';
 import { authPages } from './auth-routes.js';
 import { consentPages } from './consent-routes.js';
+import { docsPages } from './docs-routes.js';
 import { emailPages } from './email-routes.js';
 import { sendPage } from './layout.js';
 import { errorPage } from './views-auth.js';
@@ -19,6 +21,7 @@ function describeError(err: FastifyError): { status: number; title: string; mess
   }
   if (err instanceof HttpError) return { status: err.statusCode, title: 'That did not work', message: err.message };
   if (err.validation) return { status: 400, title: 'That did not work', message: 'Some fields are missing or too long.' };
+  if (isRefusedCharacter(err)) return { status: 400, title: 'That did not work', message: REFUSED_CHARACTER_MESSAGE };
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) return { status, title: 'That did not work', message: err.message };
   return { status: 500, title: 'Something went wrong', message: 'Keyfarm could not do that just now. Please try again.' };
@@ -36,4 +39,5 @@ export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { c
   await app.register(emailPages, { ctx });
   await app.register(accountPages, { ctx });
   await app.register(consentPages, { ctx });
+  await app.register(docsPages);
 };

@@ -10,8 +10,8 @@ import type { Config } from '../../shared/config.js';
 import { isWellFormedOrigin } from '../safe-origin.js';
 import { bearerToken } from './session.js';
 
-/** Routes that never read the session cookie: apps call them cross-origin with a bearer token or an OAuth code. */
-const OPEN_CORS_PATHS = new Set(['/api/oauth/token', '/api/nostr', '/api/policies', '/health', '/.well-known/nostr.json']);
+/** Routes that never read the session cookie: apps call them cross-origin with a bearer token or an OAuth code (or read the API description). */
+const OPEN_CORS_PATHS = new Set(['/api/oauth/token', '/api/nostr', '/api/policies', '/api/openapi.json', '/health', '/.well-known/nostr.json']);
 /** Unsafe routes that authenticate without the session cookie (the admin routes check the Origin instead). */
 const CSRF_EXEMPT_PATHS = new Set(['/api/oauth/token', '/api/nostr']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);

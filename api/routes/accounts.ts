@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { findUserById } from '../../database/queries/users.js';
 import { npubEncode } from '../../shared/nostr/keys.js';

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { listUserAuthorizations } from '../../database/queries/authorizations.js';
 import { listPolicies } from '../../database/queries/policies.js';

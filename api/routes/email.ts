@@ -1,6 +1,6 @@
 // Email verification and password reset over JSON, in Keycast's shapes (docs/KEYCAST.md): verify-email,
 // resend-verification, forgot-password, reset-password; and a signed-in user's change of address.
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { findUserById } from '../../database/queries/users.js';
 import type { ApiContext } from '../context.js';

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { registry } from '../../shared/metrics.js';
 import { METRICS_UNAUTHORIZED, metricsAllowed } from '../../shared/metrics-token.js';

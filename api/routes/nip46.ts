@@ -1,7 +1,7 @@
 // The NIP-46 door's HTTP side: a user pastes an app's nostrconnect:// URI (the app waits on its relays),
 // and NIP-05 style discovery of the bunker service at /.well-known/nostr.json.
 import { randomBytes } from 'node:crypto';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { NIP46_KIND } from '../../shared/nip46/protocol.js';
 import { finalizeEvent } from '../../shared/nostr/event.js';

@@ -1,7 +1,7 @@
 // POST /api/nostr: the HTTP RPC door. Authenticate, check the policy here (a denial costs no queue
 // trip), then hand the call to the user's shard and wait for its answer.
 import { randomUUID } from 'node:crypto';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RpcMethod } from '../../shared/farm/jobs.js';
 import { metrics } from '../../shared/metrics.js';

@@ -3,7 +3,7 @@
 // password) for that public key; the code carries the registration, and the account is made at token
 // exchange, with the verifier's key, only if that key is the one `byok_pubkey` named.
 import { randomUUID } from 'node:crypto';
-import { Value } from '@sinclair/typebox/value';
+import { Value } from 'typebox/value';
 import { inTransaction, isUniqueViolation, type Queryable } from '../../database/pool.js';
 import type { OAuthCodeRow } from '../../database/queries/oauth.js';
 import { findUserByEmail, insertUser, setUserKey } from '../../database/queries/users.js';

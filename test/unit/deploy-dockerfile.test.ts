@@ -8,6 +8,9 @@ import { NODE_OPTIONS } from '../../bin/node-options.js';
 import { PROJECT_ROOT } from '../support/paths.js';
 import { cliCommands, probeRoutes, readDeploy, unknownSettings } from './deploy-helpers.js';
 
+/** The Node LTS major the image ships (and .ci/run tests) on. */
+const NODE_LTS_MAJOR = 24;
+
 interface Instruction {
   op: string;
   args: string;
@@ -73,6 +76,17 @@ describe('deploy/Dockerfile', () => {
       assert.ok(copied.includes(dir), `${dir}/ is copied into the build`);
     }
     for (const src of copied) assert.ok(existsSync(path.join(PROJECT_ROOT, src)), `COPY source ${src} exists`);
+  });
+
+  it('builds every stage on the current Node LTS, the one the suite also runs under', () => {
+    const arg = dockerfile.find((i) => i.op === 'ARG' && i.args.startsWith('NODE_IMAGE='));
+    assert.equal(arg?.args, `NODE_IMAGE=node:${NODE_LTS_MAJOR}-bookworm-slim`);
+    for (const stage of stages) assert.match(stage.args, /^\$\{NODE_IMAGE\}(\s|$)/, `FROM ${stage.args}`);
+    const lts = readFileSync(path.join(PROJECT_ROOT, 'scripts/node-lts.sh'), 'utf8');
+    assert.match(lts, new RegExp(`NODE_LTS_VERSION:-${NODE_LTS_MAJOR}\\.\\d+\\.\\d+\\}`), 'scripts/node-lts.sh fetches the same major');
+    const { engines } = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+    assert.ok(engines.node.split('||').some((range) => new RegExp(`^\\^${NODE_LTS_MAJOR}\\.`).test(range.trim())), `engines ${engines.node} accepts Node ${NODE_LTS_MAJOR}`);
+    assert.match(readFileSync(path.join(PROJECT_ROOT, '.ci/run'), 'utf8'), /node-lts\.sh/, '.ci/run runs the suite under it');
   });
 
   it('runs as a non-root user', () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { TSchema } from '@sinclair/typebox';
+import type { TSchema } from 'typebox';
 import { ConfigSchema, parseConfig } from '../../shared/config.js';
 import { PROJECT_ROOT } from '../support/paths.js';
 
@@ -40,7 +40,7 @@ describe('settings are documented', () => {
     assert.deepEqual(names.filter((n) => !NAMES.includes(n)), [], '.env.example names only real settings');
     for (const entry of entries) {
       const [name, value] = [...entry][0]!;
-      const def = SETTINGS[name]!.default as unknown;
+      const def = (SETTINGS[name] as { default?: unknown }).default;
       const expected = def === undefined || MACHINE_DEFAULTS.has(name) ? '' : String(def);
       assert.equal(value, expected, `${name}: the default`);
     }
