@@ -331,12 +331,16 @@ describe('NIP-46 bunker over relays', () => {
       assert.equal(await counter(metrics.backpressureRejected, { door: 'nip46' }), rejectedBefore + 1);
       assert.equal(await admission.depth(shard), farm.config.QUEUE_LIMIT, 'the shard never holds more than the limit');
 
+      // Admission refused it before any job was made (the counted drop above), and gave its claim back.
+      await waitFor(async () => (await redis.exists(requestClaimKey(farm.config.KEY_PREFIX, refused.id))) === 0, 5000, 'the claim given back');
+
       await admission.release(shard, filler);
       await c.publish(c.request(c.nip44({ id: 'room1', method: 'ping', params: [] })), [relayA.url]);
       assert.equal((await c.answer('room1')).result, 'pong');
-      // Admission refused it before any job was made (the counted drop above) and its claim stays, so
-      // nothing can run it later; room1, sent after it, has been answered.
       assert.equal(c.answersTo('full1').length, 0, 'the dropped request was never run');
+      // A copy of the refused request seen later (another relay, a resend) is taken and answered.
+      await c.publish(refused, [relayB.url]);
+      assert.equal((await c.answer('full1')).result, 'pong');
     } finally {
       await admission.release(shard, filler);
       await redis.quit();
