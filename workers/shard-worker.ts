@@ -8,7 +8,9 @@ import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/j
 import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
 import type { Nip46Processor } from './nip46-processor.js';
-import { failedReply, publishReply, type RpcProcessor } from './rpc-processor.js';
+import { publishReply } from '../shared/farm/replies.js';
+import type { RpcProcessor } from './rpc-processor.js';
+import { failedReply } from './shard-job.js';
 
 /** A NIP-46 job's reply, or an RPC job's (sealed). */
 type Reply = ReplyMessage | SealedReplyMessage;

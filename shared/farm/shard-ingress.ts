@@ -222,6 +222,9 @@ export class ShardIngress<E extends IngressEntry> {
     try {
       const data = this.policy.jobData(jobId, entries);
       await this.queues.get(shard).add(data.type, data, { jobId, attempts: JOB_ATTEMPTS, removeOnComplete: keep, removeOnFail: keep });
+      if (this.opts.logger.isLevelEnabled('debug')) {
+        for (const e of entries) this.opts.logger.debug({ traceId: e.item.traceId, itemId: e.item.id, door: this.door, shard, jobId }, 'request queued');
+      }
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door }, 'adding a job failed');
       this.admission.release(shard, jobId).catch(() => undefined);

@@ -179,7 +179,7 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     const traceId = done.traceId!;
     assert.match(traceId, /^n46-/);
     const ingestLines = () => logLines(ingest).filter((l) => l.traceId === traceId);
-    const queued = await waitFor('the queued line', () => ingestLines().find((l) => l.msg === 'nip46 request queued'));
+    const queued = await waitFor('the queued line', () => ingestLines().find((l) => l.msg === 'request queued'));
     const published = await waitFor('the publish line', () => ingestLines().find((l) => l.msg === 'nip46 response published'));
     assert.equal(queued.jobId, done.jobId, 'the job relay-ingest queued is the one the worker ran');
     assert.equal(published.jobId, done.jobId);
