@@ -52,7 +52,6 @@ export class ShardWorker {
       maxStalledCount: opts.maxStalledCount,
       // Waits for new jobs in short blocks so a close is quick.
       drainDelay: 1,
-      skipVersionCheck: true,
     });
     this.worker.on('completed', (job) => this.release(job));
     this.worker.on('failed', (job, err) => void this.onFailed(job, err));

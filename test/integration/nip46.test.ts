@@ -300,7 +300,7 @@ describe('NIP-46 bunker over relays', () => {
 
       const names = new ShardNames(farm.config.KEY_PREFIX);
       const shard = shardOf(user.pubkey, farm.config.SHARD_COUNT);
-      const queue = new Queue(names.queue(shard), { connection: redis, prefix: names.queuePrefix(shard), skipVersionCheck: true });
+      const queue = new Queue(names.queue(shard), { connection: redis, prefix: names.queuePrefix(shard) });
       const jobs = await queue.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
       await queue.close();
       const carrying = jobs.filter((j) => j.data?.type === 'nip46' && j.data.items.some((i: { id: string }) => i.id === ping.id));
@@ -418,6 +418,9 @@ describe('NIP-46 bunker over relays', () => {
     assert.match((await c.answer('s1')).error ?? '', /sign_event/);
     await c.publish(c.request(c.nip44({ id: 'n1', method: 'nip44_encrypt', params: ['zz', 'x'] })), [relayA.url]);
     assert.match((await c.answer('n1')).error ?? '', /peer pubkey/);
+    // Checked as on the HTTP door: NIP-44 v2 has no payload for an empty message.
+    await c.publish(c.request(c.nip44({ id: 'e1', method: 'nip44_encrypt', params: [bp.pubkey, ''] })), [relayA.url]);
+    assert.equal((await c.answer('e1')).error, 'nip44_encrypt: plaintext must not be empty');
 
     // No reply possible: garbage content, wrong key, JSON without an id.
     await c.publish(c.request('this is not a ciphertext'), [relayA.url]);
