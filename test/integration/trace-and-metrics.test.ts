@@ -147,8 +147,11 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     const workerLine = await waitFor('the worker log line', () => logLines(workers).find((l) => l.traceId === traceId));
     assert.equal(workerLine.msg, 'rpc item done');
     assert.equal(workerLine.method, 'sign_event');
-    const apiLine = await waitFor('the api log line', () => logLines(api).find((l) => l.traceId === traceId));
-    assert.equal(apiLine.msg, 'request');
+    const apiLines = () => logLines(api).filter((l) => l.traceId === traceId);
+    await waitFor('the api log line', () => apiLines().find((l) => l.msg === 'request'));
+    const queued = await waitFor('the queued line', () => apiLines().find((l) => l.msg === 'request queued'));
+    assert.equal(queued.door, 'http');
+    assert.equal(queued.jobId, workerLine.jobId, 'the job the api queued is the one the worker ran');
 
     // Without the header one is made, echoed, and carried the same way.
     const plain = await rpc(apiBase, token, 'sign_event', [note('untraced')]);
