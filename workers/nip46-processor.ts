@@ -72,7 +72,7 @@ function methodLabel(method: string | undefined): string {
 }
 
 export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
-  const { store, cache, activity, logger } = deps;
+  const { store, activity, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
 
   return async function processNip46Job(jobId: string, data: Nip46JobData): Promise<ReplyMessage> {
