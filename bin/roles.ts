@@ -10,7 +10,7 @@ import { startWorkers } from '../workers/index.js';
 import { PostgresKeyLoader } from '../workers/postgres-key-loader.js';
 import { PostgresNip46Store } from '../workers/postgres-nip46-store.js';
 import { startRelayIngest, type RelayIngest, type RelayIngestTuning } from '../relay-ingest/index.js';
-import { startHealthServer } from '../relay-ingest/health-server.js';
+import { startHealthServer } from './health-server.js';
 import type { NostrEvent } from '../shared/nostr/types.js';
 import { probe, shutdownCheck } from '../shared/readiness.js';
 import { VERSION, fatal, openKeyManager, type Runtime } from './runtime.js';

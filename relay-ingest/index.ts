@@ -107,6 +107,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   });
   router = new RequestRouter({
     redis,
+    subscriber,
     names,
     keyPrefix: config.KEY_PREFIX,
     shardCount: config.SHARD_COUNT,
@@ -122,6 +123,8 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     replyTimeoutMs: Math.max(config.RPC_TIMEOUT_MS * 2, 5000),
     verify: opts.verify,
   });
+  // Before the relays are listened to: a request taken earlier would find no pipeline to take it.
+  await router.start();
 
   const rules = { allowed: (url: string) => userRelayGuard.check(url) === null, maxUserRelays: config.USER_RELAYS_TOTAL };
   let lastLeftOut = '';
@@ -168,11 +171,9 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
       await recordConnectResult(redis, config.KEY_PREFIX, a.bunkerPubkey, { accepted, relays: a.publish.relays.length });
     });
 
-  const replyChannel = names.replyChannel(instanceId);
   const announceChannel = bunkerChannel(config.KEY_PREFIX);
   const evictChannel = names.evictChannel();
   subscriber.on('message', (channel: string, message: string) => {
-    if (channel === replyChannel) return router!.onReply(message);
     if (channel === announceChannel) {
       const a = parseAnnouncement(message);
       if (a) void onAnnouncement(a);
@@ -192,7 +193,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   subscriber.on('ready', () => {
     if (subscribedOnce) void reload();
   });
-  await subscriber.subscribe(replyChannel, announceChannel, evictChannel);
+  await subscriber.subscribe(announceChannel, evictChannel);
   subscribedOnce = true;
 
   const reloadTimer = setInterval(() => void reload(), tuning.reloadIntervalMs);

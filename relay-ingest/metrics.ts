@@ -6,7 +6,7 @@ import { registry } from '../shared/metrics.js';
 const P = 'keyfarm';
 
 export const ingestMetrics = {
-  /** Events not turned into a job, by reason: oversized, forged, malformed, unknown_bunker, duplicate, stale, future, rate_limited. */
+  /** Events not turned into a job, by reason: oversized, forged, malformed, unknown_bunker, duplicate, stale, future, rate_limited, redis_unavailable, queue_unavailable. */
   eventsDropped: new Counter({ name: `${P}_nip46_events_dropped_total`, help: 'NIP-46 events received but not queued', labelNames: ['reason'], registers: [registry] }),
   /** Requests whose job produced no response event (content that could not be decrypted...). */
   noResponse: new Counter({ name: `${P}_nip46_no_response_total`, help: 'NIP-46 requests that got no response', labelNames: ['reason'], registers: [registry] }),

@@ -6,18 +6,13 @@
 // - claims the event id in Redis (SET NX with a TTL that outlives the window), so one request seen on
 //   several relays, or at several relay-ingest replicas, or again after a restart, becomes exactly one
 //   job; copies seen here add their relay to the places the response goes;
-// - routes to the shard of the bunker's USER and batches what arrives in one event-loop turn into one
-//   job (jobId from the first request's event id), after admission: a full shard drops and counts;
-// - takes the worker's reply on this instance's reply channel (or, if that message is lost, the job's
-//   stored return value) and publishes each response event to the relays.
-import { Job } from 'bullmq';
+// - hands the request to the shard pipeline (shared/farm/shard-ingress.ts) on the shard of the bunker's
+//   USER, with this door's policy (nip46Policy below), and publishes each response event to the relays.
 import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { BunkerRoute } from '../database/queries/nip46.js';
-import { Admission } from '../shared/farm/admission.js';
-import { ShardQueues } from '../shared/farm/shard-queues.js';
-import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage } from '../shared/farm/jobs.js';
-import { MicroBatcher } from '../shared/farm/micro-batcher.js';
+import type { ItemResult, Nip46Item, ReplyMessage } from '../shared/farm/jobs.js';
+import { ShardIngress, type DoorPolicy, type Refusal } from '../shared/farm/shard-ingress.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import { requestClaimKey } from '../shared/nip46/channels.js';
@@ -31,6 +26,8 @@ import { UnboundClientLimit, type UnboundVerdict } from './unbound-client-limit.
 export interface RequestRouterOptions {
   /** Command connection (claims, admission, queues). */
   redis: Redis;
+  /** The connection this instance's reply channel is subscribed on. */
+  subscriber: Redis;
   names: ShardNames;
   keyPrefix: string;
   shardCount: number;
@@ -51,7 +48,7 @@ export interface RequestRouterOptions {
   unboundPerClientPerMinute: number;
   /** Requests per minute to one bunker from all client keys other than its bound client. */
   unboundPerBunkerPerMinute: number;
-  /** How long to wait for a worker's reply before reading the stored result. */
+  /** How long to wait for a worker's reply before reading the stored result (and again, while it runs). */
   replyTimeoutMs: number;
   /** Checks an event's id and signature; default: on this thread. */
   verify?: EventVerifier;
@@ -73,21 +70,10 @@ interface PendingRequest {
   receivedAt: number;
 }
 
-interface InFlightJob {
-  shard: number;
-  requests: PendingRequest[];
-  timer: NodeJS.Timeout;
-  /** Lets the shard's next batch go (group commit). */
-  answered(): void;
-}
-
 export class RequestRouter {
-  private readonly batcher: MicroBatcher<PendingRequest>;
-  private readonly queues: ShardQueues;
-  private readonly inFlight = new Map<string, InFlightJob>();
+  private readonly ingress: ShardIngress<PendingRequest>;
   /** Event ids this process has taken (or seen taken), with the relays they came from. */
   private readonly seen = new LRUCache<string, Set<string>>({ max: 100_000 });
-  private readonly admission: Admission;
   private readonly unboundLimit: UnboundClientLimit;
   private closed = false;
   /** False once draining: events are no longer taken, what was taken is still answered. */
@@ -97,22 +83,32 @@ export class RequestRouter {
   private traceSeq = 0;
 
   constructor(private readonly opts: RequestRouterOptions) {
-    this.admission = new Admission(opts.redis, opts.names, { limit: opts.queueLimit });
     this.unboundLimit = new UnboundClientLimit(opts.redis, {
       keyPrefix: opts.keyPrefix,
       perClient: opts.unboundPerClientPerMinute,
       perBunker: opts.unboundPerBunkerPerMinute,
     });
-    this.queues = new ShardQueues(opts.redis, opts.names, (err, shard) => opts.logger.warn({ err: err.message, shard }, 'nip46 queue error'));
-    // Group commit, as for HTTP calls: while a shard has a job out, its next requests gather into one job.
-    this.batcher = new MicroBatcher((shard, reqs) => this.send(shard, reqs), { maxInFlight: 1, holdMaxMs: 250 });
+    this.ingress = new ShardIngress({
+      redis: opts.redis,
+      subscriber: opts.subscriber,
+      names: opts.names,
+      shardCount: opts.shardCount,
+      queueLimit: opts.queueLimit,
+      instanceId: opts.instanceId,
+      replyTimeoutMs: opts.replyTimeoutMs,
+      logger: opts.logger,
+      policy: this.policy(),
+    });
+  }
+
+  /** Subscribes to this instance's reply channel; resolves once replies can arrive. */
+  start(): Promise<void> {
+    return this.ingress.start();
   }
 
   /** Requests queued or waiting for their response. */
   get waiting(): number {
-    let n = this.batcher.pending;
-    for (const j of this.inFlight.values()) n += j.requests.length;
-    return n;
+    return this.ingress.waiting;
   }
 
   onEvent(relay: string, raw: unknown): void {
@@ -177,7 +173,7 @@ export class RequestRouter {
     this.accepting = false;
     const end = Date.now() + timeoutMs;
     for (;;) {
-      this.batcher.flushAll();
+      this.ingress.flush();
       if (this.claiming === 0 && this.waiting === 0 && this.publishing.size === 0) return true;
       if (Date.now() >= end) return false;
       await new Promise((r) => setTimeout(r, 20));
@@ -187,13 +183,7 @@ export class RequestRouter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.batcher.flushAll();
-    for (const job of this.inFlight.values()) {
-      clearTimeout(job.timer);
-      job.answered();
-    }
-    this.inFlight.clear();
-    await this.queues.close();
+    await this.ingress.close();
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -209,8 +199,8 @@ export class RequestRouter {
     return copies !== undefined;
   }
 
-  private drop(reason: string): void {
-    ingestMetrics.eventsDropped.inc({ reason });
+  private drop(reason: string, count = 1): void {
+    ingestMetrics.eventsDropped.inc({ reason }, count);
   }
 
   private async claim(event: NostrEvent, bunker: string, route: BunkerRoute, seenOn: Set<string>): Promise<void> {
@@ -229,121 +219,60 @@ export class RequestRouter {
     if (!won) return this.drop('duplicate');
     const traceId = `n46-${this.opts.instanceId}-${++this.traceSeq}`;
     const item: Nip46Item = { id: event.id, traceId, bunkerPubkey: bunker, event };
-    this.batcher.add(shardOf(route.userPubkey, this.opts.shardCount), { item, route, seenOn, receivedAt: Date.now() });
+    this.ingress.submit(shardOf(route.userPubkey, this.opts.shardCount), { item, route, seenOn, receivedAt: Date.now() });
   }
 
-  private async send(shard: number, batch: PendingRequest[]): Promise<void> {
-    if (this.closed) return;
-    // Claims are exclusive, so no other job can carry this first request: the id is unique, and a job
-    // somehow made twice for it is one BullMQ job.
-    const jobId = `n46.${batch[0]!.item.id}`;
-    const unclaim = (requests: PendingRequest[]) =>
-      Promise.allSettled(requests.map((r) => this.opts.redis.del(requestClaimKey(this.opts.keyPrefix, r.item.id)))).then(() => {
-        for (const r of requests) this.seen.delete(r.item.id);
-      });
-    let admitted: number;
-    try {
-      admitted = await this.admission.admit(shard, jobId, batch.length);
-    } catch (err) {
-      this.opts.logger.warn({ shard, jobId, err: (err as Error).message }, 'nip46 admission failed');
-      await unclaim(batch);
-      return this.drop('redis_unavailable');
+  /**
+   * This door's side of the shard pipeline. A request not taken (shard full, Redis unreachable, closing)
+   * is dropped, counted, and its claim given back, so a copy arriving later (another relay, a resend)
+   * can still be taken. A job not answered by the timeout is waited for again while it is queued or
+   * running and its oldest request is still within the accepted age: the claim means no other job will
+   * ever run these requests.
+   */
+  private policy(): DoorPolicy<PendingRequest> {
+    return {
+      door: 'nip46',
+      // Claims are exclusive, so no other job can carry this first request: the id is unique, and a job
+      // somehow made twice for it is one BullMQ job.
+      jobId: (batch) => `n46.${batch[0]!.item.id}`,
+      jobData: (_jobId, requests) => ({ type: 'nip46', replyTo: this.opts.instanceId, items: requests.map((r) => r.item) }),
+      results: (_jobId, reply) => {
+        const results = (reply as Partial<ReplyMessage> | null)?.results;
+        if (!Array.isArray(results)) throw new Error('reply without results');
+        return results;
+      },
+      answer: (req, result, jobId) => this.answer(req, result, jobId),
+      refuse: (requests, why) => this.refuse(requests, why),
+      lateJob: {
+        kind: 'wait',
+        while: (requests) => Date.now() / 1000 - Math.min(...requests.map((r) => r.item.event.created_at)) < this.opts.maxRequestAgeSeconds,
+      },
+    };
+  }
+
+  private async refuse(requests: readonly PendingRequest[], why: Refusal): Promise<void> {
+    if (why === 'shard overloaded') {
+      metrics.nip46QueueDropped.inc(requests.length);
+    } else if (why === 'queue unavailable') {
+      this.drop('queue_unavailable', requests.length);
     }
-    // The shard had room for the first `admitted` requests: they make the job, the rest are dropped.
-    const requests = batch.slice(0, admitted);
-    const dropped = batch.length - admitted;
-    if (dropped > 0) {
-      metrics.nip46QueueDropped.inc(dropped);
-      metrics.backpressureRejected.inc({ door: 'nip46' }, dropped);
-      this.opts.logger.warn({ shard, requests: dropped }, 'shard full: nip46 requests dropped');
-    }
-    if (requests.length === 0) return;
-    const timer = setTimeout(() => void this.timeOut(jobId), this.opts.replyTimeoutMs);
-    let answered!: () => void;
-    const answer = new Promise<void>((resolve) => (answered = resolve));
-    const job: InFlightJob = { shard, requests, timer, answered };
-    this.inFlight.set(jobId, job);
-    const data: Nip46JobData = { type: 'nip46', replyTo: this.opts.instanceId, items: requests.map((r) => r.item) };
-    const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + 60 };
-    try {
-      await this.queues.get(shard).add('nip46', data, { jobId, attempts: 3, removeOnComplete: keep, removeOnFail: keep });
-      if (this.opts.logger.isLevelEnabled('debug')) {
-        for (const r of requests) this.opts.logger.debug({ traceId: r.item.traceId, eventId: r.item.id, shard, jobId }, 'nip46 request queued');
-      }
-    } catch (err) {
-      this.opts.logger.warn({ shard, jobId, err: (err as Error).message }, 'adding a nip46 job failed');
-      clearTimeout(timer);
-      this.inFlight.delete(jobId);
-      await this.admission.release(shard, jobId).catch(() => undefined);
-      await unclaim(requests);
-      this.drop('queue_unavailable');
+    await Promise.allSettled(requests.map((r) => this.opts.redis.del(requestClaimKey(this.opts.keyPrefix, r.item.id))));
+    for (const r of requests) this.seen.delete(r.item.id);
+  }
+
+  /** Publishes a request's response event; a request without one is counted. */
+  private answer(req: PendingRequest, r: ItemResult, jobId: string): void {
+    if (!r.ok) {
+      ingestMetrics.noResponse.inc({ reason: r.status === 504 ? 'no_reply' : 'dropped' });
       return;
     }
-    await answer;
-  }
-
-  /** A message on this instance's reply channel (names.replyChannel(instanceId)). */
-  onReply(message: string): void {
-    let reply: ReplyMessage;
-    try {
-      reply = JSON.parse(message) as ReplyMessage;
-    } catch {
-      return;
-    }
-    const job = this.inFlight.get(reply.jobId);
-    if (!job || !Array.isArray(reply.results)) return;
-    this.finish(reply.jobId, job, reply.results);
-  }
-
-  private async timeOut(jobId: string): Promise<void> {
-    const job = this.inFlight.get(jobId);
-    if (!job) return;
-    let stored: ItemResult[] = [];
-    // A job taken is answered even when its worker comes late (restarting, Redis down a while): while it
-    // is still queued or running, or Redis cannot be read, keep waiting as long as its requests are fresh.
-    let pending = false;
-    try {
-      const j = await Job.fromId<Nip46JobData, ReplyMessage>(this.queues.get(job.shard), jobId);
-      if (j?.finishedOn && Array.isArray(j.returnvalue?.results)) stored = j.returnvalue.results;
-      else pending = j !== undefined && !j.finishedOn;
-    } catch (err) {
-      pending = true;
-      this.opts.logger.warn({ jobId, err: (err as Error).message }, 'reading a nip46 job result failed');
-    }
-    if (this.inFlight.get(jobId) !== job) return;
-    const oldest = Math.min(...job.requests.map((r) => r.item.event.created_at));
-    if (pending && !this.closed && Date.now() / 1000 - oldest < this.opts.maxRequestAgeSeconds) {
-      this.opts.logger.info({ jobId, shard: job.shard }, 'nip46 job not answered yet; still waiting');
-      job.timer = setTimeout(() => void this.timeOut(jobId), this.opts.replyTimeoutMs);
-      return;
-    }
-    this.finish(jobId, job, stored);
-  }
-
-  private finish(jobId: string, job: InFlightJob, results: ItemResult[]): void {
-    clearTimeout(job.timer);
-    this.inFlight.delete(jobId);
-    job.answered();
-    const byId = new Map(results.map((r) => [r.id, r]));
-    for (const req of job.requests) {
-      const r = byId.get(req.item.id);
-      if (!r) {
-        ingestMetrics.noResponse.inc({ reason: 'no_reply' });
-        this.opts.logger.warn({ traceId: req.item.traceId, jobId }, 'no nip46 response in time');
-        continue;
-      }
-      if (!r.ok) {
-        ingestMetrics.noResponse.inc({ reason: 'dropped' });
-        continue;
-      }
-      const event = r.result as NostrEvent;
-      const relays = new Set([...req.seenOn, ...req.route.relays]);
-      metrics.rpcDuration.observe({ door: 'nip46', method: r.method ?? 'other' }, (Date.now() - req.receivedAt) / 1000);
-      const traceId = req.item.traceId;
-      void this.track(this.opts.publish(event, relays, traceId)).then((accepted) => {
-        if (accepted === 0) this.opts.logger.warn({ traceId, jobId, relays: [...relays] }, 'no relay accepted a nip46 response');
-        else this.opts.logger.debug({ traceId, jobId, eventId: event.id, accepted, relays: relays.size }, 'nip46 response published');
-      });
-    }
+    const event = r.result as NostrEvent;
+    const relays = new Set([...req.seenOn, ...req.route.relays]);
+    metrics.rpcDuration.observe({ door: 'nip46', method: r.method ?? 'other' }, (Date.now() - req.receivedAt) / 1000);
+    const traceId = req.item.traceId;
+    void this.track(this.opts.publish(event, relays, traceId)).then((accepted) => {
+      if (accepted === 0) this.opts.logger.warn({ traceId, jobId, relays: [...relays] }, 'no relay accepted a nip46 response');
+      else this.opts.logger.debug({ traceId, jobId, eventId: event.id, accepted, relays: relays.size }, 'nip46 response published');
+    });
   }
 }

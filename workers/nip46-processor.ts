@@ -3,29 +3,25 @@
 // do the work with the USER's key, encrypt the response to the client in the request's own scheme
 // (NIP-44 v2, or NIP-04 for a NIP-04 request) and sign it with the bunker key. The crypto runs on the
 // pool in two batched rounds, one call per round for the whole job: decrypt the requests; then, for each,
-// the user operation, the response's encryption and its signature in one op (nip46_respond).
+// the user operation, the response's encryption and its signature in one op (nip46_respond). Key loads,
+// secret copies, the reply and the metrics are the job skeleton's (shard-job.ts); parameters are checked
+// as on the HTTP door (shared/farm/rpc-params.ts).
 //
 // Every request gets exactly one response, with `error` on every failure, except one whose content
 // cannot be decrypted: nothing meaningful can be encrypted back, so it is a counted drop.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Nip46Authorization } from '../database/queries/nip46.js';
 import { publishEviction } from '../shared/evictions.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } from '../shared/farm/jobs.js';
-import type { Logger } from '../shared/logger.js';
+import { RpcParamsError, parseRpcCall } from '../shared/farm/rpc-params.js';
 import { metrics } from '../shared/metrics.js';
 import { policyPermits } from '../shared/policy.js';
 import { announceBunker } from '../shared/nip46/channels.js';
-import { NIP46_KIND, NIP46_METHODS, isNip04Payload, parseNip46Request, type Nip46Request, type Nip46Response } from '../shared/nip46/protocol.js';
-import { EventValidationError, validateUnsignedEvent } from '../shared/nostr/event.js';
-import { isValidPubkeyHex } from '../shared/nostr/keys.js';
-import type { NostrEvent, UnsignedEvent } from '../shared/nostr/types.js';
-import type { ShardNames } from '../shared/shard.js';
-import type { ActivitySink } from './activity.js';
-import type { CryptoOp, CryptoResult, CryptoRunner, KeyOp } from './crypto/types.js';
-import type { CachedKey, ConvScheme, KeyCache } from './key-cache.js';
-import { isKeyNotFound, type KeyLoader } from './key-loader.js';
-import { publishReply, type RpcProcessorDeps } from './rpc-processor.js';
+import { NIP46_METHODS, isNip04Payload, parseNip46Request, type Nip46Request, type Nip46Response } from '../shared/nip46/protocol.js';
+import type { NostrEvent } from '../shared/nostr/types.js';
+import type { CryptoOp, CryptoResult, KeyOp } from './crypto/types.js';
+import type { CachedKey, ConvScheme } from './key-cache.js';
+import { runShardJob, schemeOf, type JobScope, type KeyCall, type ShardJobDeps } from './shard-job.js';
 
 /** The authorizations table as the NIP-46 handler needs it (database/queries/nip46.ts in production). */
 export interface Nip46Store {
@@ -36,16 +32,14 @@ export interface Nip46Store {
   logout(authorizationId: string, clientPubkey: string): Promise<boolean>;
 }
 
-/** The RPC processor's needs (its publisher also announces logout evictions here), plus the store. */
-export interface Nip46ProcessorDeps extends RpcProcessorDeps {
+/** The job skeleton's needs (its publisher also announces bindings and logouts), plus the store. */
+export interface Nip46ProcessorDeps extends ShardJobDeps {
   store: Nip46Store;
   /** Seconds since the epoch for response events; a parameter for tests. */
   now?: () => number;
 }
 
 export type Nip46Processor = (jobId: string, data: Nip46JobData) => Promise<ReplyMessage>;
-
-const MAX_TEXT = 512 * 1024;
 
 /** What one request has become so far; `response` or `drop` is set once it is decided. */
 interface Work {
@@ -63,18 +57,7 @@ interface Work {
   signed?: NostrEvent;
 }
 
-type KeyOutcome = { ok: true; key: CachedKey } | { ok: false; error: string };
-
-/** A crypto op before the secret key is attached. */
-type OpWithoutKey = KeyOp extends infer T ? (T extends KeyOp ? Omit<T, 'sk' | 'convKey'> : never) : never;
-
-/** Per job: keys loaded once each, and secret copies that are zeroed when the job ends. */
-interface JobTools {
-  keyFor(keyId: string, pubkey: string): Promise<KeyOutcome>;
-  copy(b: Uint8Array): Uint8Array;
-}
-
-/** Transient failures (database, KeyManager) fail the job so BullMQ runs it again; nothing was published yet. */
+/** Database failures (authorizations, binding, logout) fail the job so BullMQ runs it again; nothing was published yet. */
 class RetryableError extends Error {}
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -89,184 +72,139 @@ function methodLabel(method: string | undefined): string {
 }
 
 export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
-  const { store, cache, crypto, activity, logger } = deps;
+  const { store, activity, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-  const load = (keyId: string) => deps.keyLoader.load(keyId);
-
-  async function keyOf(keyId: string, pubkey: string): Promise<KeyOutcome> {
-    try {
-      const key = await cache.getKey(keyId, load);
-      if (key.pubkey !== pubkey) {
-        logger.error({ keyId }, 'decrypted key does not match the expected pubkey');
-        return { ok: false, error: 'key integrity check failed' };
-      }
-      return { ok: true, key };
-    } catch (err) {
-      if (isKeyNotFound(err)) return { ok: false, error: 'key not found' };
-      throw new RetryableError(`loading key ${keyId} failed: ${(err as Error).message}`);
-    }
-  }
-
-  /** Loads each distinct key once for the whole job. */
-  function keyLoads() {
-    const loads = new Map<string, Promise<KeyOutcome>>();
-    return (keyId: string, pubkey: string) => {
-      let p = loads.get(keyId);
-      if (!p) loads.set(keyId, (p = keyOf(keyId, pubkey)));
-      return p;
-    };
-  }
 
   return async function processNip46Job(jobId: string, data: Nip46JobData): Promise<ReplyMessage> {
-    const started = process.hrtime.bigint();
-    const copies: Uint8Array[] = [];
-    const copy = (b: Uint8Array) => {
-      const c = new Uint8Array(b);
-      copies.push(c);
-      return c;
-    };
-    const cachedConv = (keyId: string, peer: string, scheme: ConvScheme) => {
-      const k = cache.getConvKey(keyId, peer, scheme);
-      return k ? copy(k) : undefined;
-    };
+    try {
+      return await runShardJob(deps, { jobId, replyTo: data.replyTo, items: data.items.length }, (job) => plan(job, data), (results) => ({ jobId, results }));
+    } catch (err) {
+      if (err instanceof RetryableError) logger.warn({ jobId, err: err.message }, 'nip46 job will be retried');
+      throw err;
+    }
+  };
+
+  async function plan(job: JobScope, data: Nip46JobData): Promise<ItemResult[]> {
     const work: Work[] = data.items.map((item) => ({
       item,
       client: item.event.pubkey,
       scheme: isNip04Payload(item.event.content) ? 'nip04' : 'nip44',
     }));
-
+    let auths: Nip46Authorization[];
     try {
-      let auths: Nip46Authorization[];
-      try {
-        auths = await store.findAuthorizations([...new Set(data.items.map((i) => i.bunkerPubkey))]);
-      } catch (err) {
-        throw new RetryableError(`loading authorizations failed: ${(err as Error).message}`);
-      }
-      const byBunker = new Map(auths.map((a) => [a.bunkerPubkey, a]));
-      const keyFor = keyLoads();
-
-      // Bunker keys: without one nothing can be decrypted or signed, so the request is dropped.
-      for (const w of work) {
-        w.auth = byBunker.get(w.item.bunkerPubkey);
-        if (!w.auth) {
-          w.drop = 'unknown bunker';
-          continue;
-        }
-        const k = await keyFor(w.auth.bunkerKeyId, w.auth.bunkerPubkey);
-        if (k.ok) w.bunkerKey = k.key;
-        else w.drop = `bunker key unavailable: ${k.error}`;
-      }
-
-      // Round 1: decrypt the requests.
-      await round(
-        work.filter((w) => !w.drop),
-        (w) => {
-          const keyId = w.auth!.bunkerKeyId;
-          return {
-            op: w.scheme === 'nip04' ? 'nip04_decrypt' : 'nip44_decrypt',
-            sk: copy(w.bunkerKey!.secretKey),
-            peer: w.client,
-            ciphertext: w.item.event.content,
-            convKey: cachedConv(keyId, w.client, w.scheme),
-          };
-        },
-        (w, r) => {
-          if (!r.ok) {
-            w.drop = 'undecryptable';
-            return;
-          }
-          if (r.convKey) cache.setConvKey(w.auth!.bunkerKeyId, w.client, w.scheme, r.convKey);
-          const parsed = parseNip46Request(r.value as string);
-          if (parsed.ok) w.request = parsed.request;
-          else if (parsed.id !== undefined) w.response = { id: parsed.id, result: '', error: parsed.error };
-          else w.drop = 'unreadable request';
-        },
-      );
-
-      // Decide each request: answered at once, or a user-key operation for round 2.
-      for (const w of work) {
-        if (w.drop || w.response || !w.request) continue;
-        await decide(w, { keyFor, copy });
-      }
-
-      // Round 2: each answer in one op: the user-key operation if any, then the response encrypted to
-      // its client in the request's scheme and signed with the bunker key.
-      const createdAt = now();
-      await round(
-        work.filter((w) => !w.drop && (w.response || w.userOp)),
-        (w) => ({
-          op: 'nip46_respond',
-          id: w.response?.id ?? w.request!.id,
-          ...(w.response ? { answer: { result: w.response.result, ...(w.response.error !== undefined ? { error: w.response.error } : {}) } } : { userOp: w.userOp!.op }),
-          seal: {
-            sk: copy(w.bunkerKey!.secretKey),
-            pubkey: w.auth!.bunkerPubkey,
-            peer: w.client,
-            scheme: w.scheme,
-            createdAt,
-            ...optional('convKey', cachedConv(w.auth!.bunkerKeyId, w.client, w.scheme)),
-          },
-        }),
-        (w, r) => {
-          if (!r.ok) {
-            w.drop = `answering failed: ${r.error}`;
-            return;
-          }
-          if (r.convKey) cache.setConvKey(w.auth!.bunkerKeyId, w.client, w.scheme, r.convKey);
-          w.signed = r.value as NostrEvent;
-          const inner = r.inner;
-          if (!w.userOp || !inner) return;
-          const { method, keyId, peer } = w.userOp;
-          if (!inner.ok) {
-            w.response = { id: w.request!.id, result: '', error: inner.error };
-            return;
-          }
-          if (inner.convKey && peer) cache.setConvKey(keyId, peer, method.startsWith('nip44') ? 'nip44' : 'nip04', inner.convKey);
-          const userSigned = method === 'sign_event' ? (inner.value as NostrEvent) : undefined;
-          w.response = { id: w.request!.id, result: '' }; // what was sent is inside w.signed
-          activity.record({ authorizationId: w.auth!.id, method, kind: userSigned?.kind, eventId: userSigned?.id, door: 'nip46' });
-        },
-      );
+      auths = await store.findAuthorizations([...new Set(data.items.map((i) => i.bunkerPubkey))]);
     } catch (err) {
-      if (err instanceof RetryableError) {
-        logger.warn({ jobId, err: err.message }, 'nip46 job will be retried');
+      throw new RetryableError(`loading authorizations failed: ${(err as Error).message}`);
+    }
+    const byBunker = new Map(auths.map((a) => [a.bunkerPubkey, a]));
+
+    // Bunker keys: without one nothing can be decrypted or signed, so the request is dropped.
+    for (const w of work) {
+      w.auth = byBunker.get(w.item.bunkerPubkey);
+      if (w.auth) void job.key(w.auth.bunkerKeyId, w.auth.bunkerPubkey); // every distinct key starts loading at once
+    }
+    for (const w of work) {
+      if (!w.auth) {
+        w.drop = 'unknown bunker';
+        continue;
       }
-      throw err;
-    } finally {
-      for (const c of copies) c.fill(0);
+      const k = await job.key(w.auth.bunkerKeyId, w.auth.bunkerPubkey);
+      if (k.ok) w.bunkerKey = k.key;
+      else w.drop = `bunker key unavailable: ${k.error}`;
     }
 
-    const results: ItemResult[] = work.map((w) => {
+    // Round 1: decrypt the requests.
+    await round(
+      job,
+      work.filter((w) => !w.drop),
+      (w) => ({
+        op: w.scheme === 'nip04' ? 'nip04_decrypt' : 'nip44_decrypt',
+        sk: job.secret(w.bunkerKey!.secretKey),
+        peer: w.client,
+        ciphertext: w.item.event.content,
+        ...optional('convKey', job.convKey(w.auth!.bunkerKeyId, w.client, w.scheme)),
+      }),
+      (w, r) => {
+        if (!r.ok) {
+          w.drop = 'undecryptable';
+          return;
+        }
+        job.rememberConvKey(w.auth!.bunkerKeyId, w.client, w.scheme, r.convKey);
+        const parsed = parseNip46Request(r.value as string);
+        if (parsed.ok) w.request = parsed.request;
+        else if (parsed.id !== undefined) w.response = { id: parsed.id, result: '', error: parsed.error };
+        else w.drop = 'unreadable request';
+      },
+    );
+
+    // Decide each request: answered at once, or a user-key operation for round 2.
+    for (const w of work) {
+      if (w.drop || w.response || !w.request) continue;
+      await decide(w, job);
+    }
+
+    // Round 2: each answer in one op: the user-key operation if any, then the response encrypted to
+    // its client in the request's scheme and signed with the bunker key.
+    const createdAt = now();
+    await round(
+      job,
+      work.filter((w) => !w.drop && (w.response || w.userOp)),
+      (w) => ({
+        op: 'nip46_respond',
+        id: w.response?.id ?? w.request!.id,
+        ...(w.response ? { answer: { result: w.response.result, ...optional('error', w.response.error) } } : { userOp: w.userOp!.op }),
+        seal: {
+          sk: job.secret(w.bunkerKey!.secretKey),
+          pubkey: w.auth!.bunkerPubkey,
+          peer: w.client,
+          scheme: w.scheme,
+          createdAt,
+          ...optional('convKey', job.convKey(w.auth!.bunkerKeyId, w.client, w.scheme)),
+        },
+      }),
+      (w, r) => {
+        if (!r.ok) {
+          w.drop = `answering failed: ${r.error}`;
+          return;
+        }
+        job.rememberConvKey(w.auth!.bunkerKeyId, w.client, w.scheme, r.convKey);
+        w.signed = r.value as NostrEvent;
+        const inner = r.inner;
+        if (!w.userOp || !inner) return;
+        const { method, keyId, peer } = w.userOp;
+        if (!inner.ok) {
+          w.response = { id: w.request!.id, result: '', error: inner.error };
+          return;
+        }
+        if (peer) job.rememberConvKey(keyId, peer, schemeOf(method), inner.convKey);
+        const userSigned = method === 'sign_event' ? (inner.value as NostrEvent) : undefined;
+        w.response = { id: w.request!.id, result: '' }; // what was sent is inside w.signed
+        activity.record({ authorizationId: w.auth!.id, method, kind: userSigned?.kind, eventId: userSigned?.id, door: 'nip46' });
+      },
+    );
+
+    return work.map((w): ItemResult => {
       const outcome = w.signed ? (w.response?.error === undefined ? 'ok' : 'error') : 'dropped';
       metrics.nip46Processed.inc({ outcome });
       logger.debug(
-        { traceId: w.item.traceId, jobId, requestEvent: w.item.id, method: w.request?.method, outcome, reason: w.drop ?? w.response?.error },
+        { traceId: w.item.traceId, jobId: job.jobId, requestEvent: w.item.id, method: w.request?.method, outcome, reason: w.drop ?? w.response?.error },
         'nip46 request done',
       );
       return w.signed
         ? { id: w.item.id, ok: true, result: w.signed, method: methodLabel(w.request?.method) }
         : { id: w.item.id, ok: false, status: 400, error: w.drop ?? 'no response' };
     });
-    const reply: ReplyMessage = { jobId, results };
-    try {
-      await publishReply(deps.publisher, deps.names, data.replyTo, reply);
-    } catch (err) {
-      logger.warn({ jobId, err: (err as Error).message }, 'publishing a nip46 reply failed');
-    }
-    metrics.jobItems.observe(data.items.length);
-    metrics.jobDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return reply;
-  };
+  }
 
   /** One batched crypto call for `ws`; `apply` sees each request's own result. */
-  async function round(ws: Work[], opOf: (w: Work) => CryptoOp, apply: (w: Work, r: CryptoResult) => void): Promise<void> {
+  async function round(job: JobScope, ws: Work[], opOf: (w: Work) => CryptoOp, apply: (w: Work, r: CryptoResult) => void): Promise<void> {
     if (ws.length === 0) return;
-    const out = await crypto.run(ws.map(opOf));
+    const out = await job.run(ws.map(opOf));
     ws.forEach((w, i) => apply(w, out[i] ?? { ok: false, error: 'no result' }));
   }
 
   /** Applies the authorization and the method to a decrypted request. */
-  async function decide(w: Work, job: JobTools): Promise<void> {
+  async function decide(w: Work, job: JobScope): Promise<void> {
     const auth = w.auth!;
     const req = w.request!;
     const answer = (result: string) => (w.response = { id: req.id, result });
@@ -338,44 +276,18 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
     answer('ack');
   }
 
-  async function userOperation(
-    w: Work,
-    method: Exclude<RpcMethod, 'ping' | 'get_public_key'>,
-    job: JobTools,
-    refuse: (e: string) => void,
-  ): Promise<void> {
+  async function userOperation(w: Work, method: KeyCall['method'], job: JobScope, refuse: (e: string) => void): Promise<void> {
     const auth = w.auth!;
-    const params = w.request!.params;
-    let op: OpWithoutKey;
-    let kind: number | undefined;
-    let peer: string | undefined;
-    if (method === 'sign_event') {
-      let event: UnsignedEvent;
-      try {
-        event = validateUnsignedEvent(params[0]);
-      } catch (err) {
-        if (err instanceof EventValidationError) return refuse(`sign_event: ${err.message}`);
-        throw err;
-      }
-      kind = event.kind;
-      op = { op: 'sign_event', pubkey: auth.userPubkey, event };
-    } else {
-      const [p, text] = params;
-      if (!isValidPubkeyHex(p)) return refuse(`${method}: params[0] must be a peer pubkey (64 hex)`);
-      if (typeof text !== 'string' || text.length > MAX_TEXT) return refuse(`${method}: params[1] must be a string`);
-      peer = p;
-      op = method === 'nip44_encrypt' || method === 'nip04_encrypt' ? { op: method, peer, plaintext: text } : { op: method, peer, ciphertext: text };
+    let call: KeyCall;
+    try {
+      call = parseRpcCall(method, w.request!.params) as KeyCall;
+    } catch (err) {
+      if (err instanceof RpcParamsError) return refuse(err.message);
+      throw err;
     }
-    if (!policyPermits(auth.permissions, method, kind)) return refuse('Operation denied by policy');
-    const k = await job.keyFor(auth.userKeyId, auth.userPubkey);
+    if (!policyPermits(auth.permissions, method, call.method === 'sign_event' ? call.event.kind : undefined)) return refuse('Operation denied by policy');
+    const k = await job.key(auth.userKeyId, auth.userPubkey);
     if (!k.ok) return refuse(`user key unavailable: ${k.error}`);
-    const sk = job.copy(k.key.secretKey);
-    const convKey = peer ? cache.getConvKey(auth.userKeyId, peer, method.startsWith('nip44') ? 'nip44' : 'nip04') : undefined;
-    w.userOp = {
-      op: { ...op, sk, ...(convKey ? { convKey: job.copy(convKey) } : {}) } as KeyOp,
-      method,
-      keyId: auth.userKeyId,
-      peer,
-    };
+    w.userOp = { op: job.keyOp(call, auth.userKeyId, k.key), method, keyId: auth.userKeyId, peer: 'peer' in call ? call.peer : undefined };
   }
 }

@@ -1,6 +1,7 @@
 // The BullMQ Worker of one owned shard. Several jobs run at once so the crypto pool stays busy; a job's
 // items go back to the shard's admission count when it completes or finally fails. A job held by a killed
 // worker is re-run by the stalled check once its lock (JOB_LOCK_MS) runs out.
+import { setTimeout as delay } from 'node:timers/promises';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Admission } from '../shared/farm/admission.js';
@@ -8,7 +9,9 @@ import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/j
 import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
 import type { Nip46Processor } from './nip46-processor.js';
-import { failedReply, publishReply, type RpcProcessor } from './rpc-processor.js';
+import { publishReply } from '../shared/farm/replies.js';
+import type { RpcProcessor } from './rpc-processor.js';
+import { failedReply } from './shard-job.js';
 
 /** A NIP-46 job's reply, or an RPC job's (sealed). */
 type Reply = ReplyMessage | SealedReplyMessage;
@@ -32,6 +35,9 @@ export interface ShardWorkerOptions {
   maxStalledCount: number;
 }
 
+/** Longest a close waits for the Worker's start-up checks. */
+const READY_WAIT_MS = 1000;
+
 export class ShardWorker {
   readonly shard: number;
   private readonly worker: Worker<JobData, Reply>;
@@ -50,7 +56,6 @@ export class ShardWorker {
       maxStalledCount: opts.maxStalledCount,
       // Waits for new jobs in short blocks so a close is quick.
       drainDelay: 1,
-      skipVersionCheck: true,
     });
     this.worker.on('completed', (job) => this.release(job));
     this.worker.on('failed', (job, err) => void this.onFailed(job, err));
@@ -64,6 +69,9 @@ export class ShardWorker {
    * shard's next owner once its lock runs out.
    */
   async close(giveUp?: Promise<unknown>): Promise<void> {
+    // A Worker closed while BullMQ still checks its connections (INFO, at start) leaves that check's
+    // rejection unhandled: let the check finish first, for a moment at most.
+    await Promise.race([this.worker.waitUntilReady().catch(() => undefined), delay(READY_WAIT_MS)]);
     const closed = this.worker.close().then(() => true);
     const finished = giveUp ? await Promise.race([closed, giveUp.then(() => false)]) : await closed;
     if (!finished) this.opts.logger.warn({ shard: this.shard }, 'jobs still running at shutdown; leaving them to be run again elsewhere');

@@ -3,14 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RpcMethod } from '../../shared/farm/jobs.js';
+import type { RpcCall, RpcMethod } from '../../shared/farm/jobs.js';
+import { RPC_METHODS, RpcParamsError, parseRpcCall } from '../../shared/farm/rpc-params.js';
 import { metrics } from '../../shared/metrics.js';
 import { shardOf } from '../../shared/shard.js';
 import type { ApiContext } from '../context.js';
-import { HttpError, forbidden, unauthorized } from '../errors.js';
+import { HttpError, badRequest, forbidden, unauthorized } from '../errors.js';
 import { bearerToken } from '../plugins/session.js';
 import { policyAllows } from '../services/policy.js';
-import { RPC_METHODS, parseRpcCall } from '../services/rpc-params.js';
 import { hashToken } from '../services/tokens.js';
 import { ErrorBody } from '../schemas.js';
 
@@ -45,7 +45,13 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
     if (acting.revokedAt) throw forbidden('authorization revoked');
     if (acting.expiresAt && acting.expiresAt.getTime() <= Date.now()) throw forbidden('authorization expired');
 
-    const call = parseRpcCall(request.body.method, request.body.params ?? []);
+    let call: RpcCall;
+    try {
+      call = parseRpcCall(request.body.method, request.body.params ?? []);
+    } catch (err) {
+      if (err instanceof RpcParamsError) throw badRequest(err.message);
+      throw err;
+    }
     if (!policyAllows(acting.permissions, call)) throw forbidden('Operation denied by policy');
     if (call.method === 'ping') return { result: 'pong' };
     if (call.method === 'get_public_key') return { result: acting.userPubkey };

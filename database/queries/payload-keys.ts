@@ -1,4 +1,4 @@
-import type { SealedSecret } from '../../shared/custody/envelope.js';
+import type { SealedSecret } from './sealed-secret.js';
 import type { Queryable } from '../pool.js';
 
 export interface PayloadKeyRow extends SealedSecret {

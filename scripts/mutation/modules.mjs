@@ -32,7 +32,7 @@ export const MODULES = [
   { name: 'login-limiter', source: 'api/services/login-limiter.ts', kind: 'integration', tests: [integration('login-throttle')] },
   { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', kind: 'integration', tests: [integration('rate-limits')] },
   // The request window (onEvent) and the claim (claim); the rest parses, batches and publishes.
-  { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['129-132', '216-229'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|limits requests from client keys')] },
+  { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['125-128', '206-219'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|limits requests from client keys')] },
   { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', kind: 'integration', tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')] },
 ];
 

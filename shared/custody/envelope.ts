@@ -5,18 +5,11 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { KeyManagerUnavailableError, type KeyManager } from './key-manager.js';
 import { SecretDecryptionError } from './errors.js';
 import { concatAndWipe } from './wipe.js';
+import type { SealedSecret } from '../../database/queries/sealed-secret.js';
 
 export { SecretDecryptionError };
 
-export interface SealedSecret {
-  /** AES-256-GCM ciphertext followed by its 16-byte tag. */
-  ciphertext: Buffer;
-  /** 12-byte GCM nonce. */
-  nonce: Buffer;
-  wrappedDek: Buffer;
-  /** The KEK the DEK is wrapped under. */
-  kekId: string;
-}
+export type { SealedSecret };
 
 const DEK_BYTES = 32;
 const NONCE_BYTES = 12;

@@ -8,7 +8,9 @@
 --              or -1 refused (the shard is full), or -2 job id already admitted
 -- ARGV[1] = 'release'   ARGV[2] job id            -> count left, or -1 if the job held nothing
 -- ARGV[1] = 'reconcile' ARGV[2] job key prefix (every key of the shard shares its hash tag),
---           ARGV[3] orphan age ms: an entry whose job was never added is dropped after this long
+--           ARGV[3] orphan age ms: an entry whose job was never added is dropped after this long,
+--           ARGV[4] the job hash field every job has, ARGV[5] the one set when it finished
+--           (BullMQ's layout: shared/farm/bullmq-layout.ts)
 --           -> the rebuilt count
 local countKey, ledgerKey = KEYS[1], KEYS[2]
 local op = ARGV[1]
@@ -42,7 +44,7 @@ if op == 'release' then
 end
 
 if op == 'reconcile' then
-  local jobKeyPrefix, orphanMs = ARGV[2], tonumber(ARGV[3])
+  local jobKeyPrefix, orphanMs, createdField, finishedField = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
   local now = nowMs()
   local entries = redis.call('HGETALL', ledgerKey)
   local total = 0
@@ -52,7 +54,7 @@ if op == 'reconcile' then
     n, at = tonumber(n), tonumber(at)
     local live = false
     if n then
-      local job = redis.call('HMGET', jobKeyPrefix .. jobId, 'timestamp', 'finishedOn')
+      local job = redis.call('HMGET', jobKeyPrefix .. jobId, createdField, finishedField)
       if job[1] then
         -- The job exists: it holds its items until it completes or finally fails.
         live = not job[2]

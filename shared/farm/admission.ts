@@ -9,11 +9,17 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { ShardNames } from '../shard.js';
+import { JOB_CREATED_FIELD, JOB_FINISHED_FIELD, jobKeyPrefix } from './bullmq-layout.js';
 
 const LUA = readFileSync(new URL('./admission.lua', import.meta.url), 'utf8');
 const COMMAND = 'keyfarmAdmission';
 
 type AdmissionCommand = (countKey: string, ledgerKey: string, ...args: (string | number)[]) => Promise<number>;
+
+/** The admission ledger of a shard: job id -> "<items>:<admitted at ms>" for every job holding items. */
+export function admissionLedgerKey(names: ShardNames, shard: number): string {
+  return `${names.items(shard)}:ledger`;
+}
 
 export interface AdmissionOptions {
   /** Items a shard may hold waiting or running (QUEUE_LIMIT). */
@@ -35,9 +41,8 @@ export class Admission {
     this.command = (r[COMMAND] as AdmissionCommand).bind(redis);
   }
 
-  /** The ledger of a shard: job id -> "<items>:<admitted at ms>". */
   ledgerKey(shard: number): string {
-    return `${this.names.items(shard)}:ledger`;
+    return admissionLedgerKey(this.names, shard);
   }
 
   /**
@@ -58,8 +63,9 @@ export class Admission {
 
   /** Rebuilds the count of a shard from its ledger; called by the shard's owner on acquiring it and periodically. */
   reconcile(shard: number): Promise<number> {
-    const jobKeyPrefix = `${this.names.queuePrefix(shard)}:${this.names.queue(shard)}:`;
-    return this.command(this.names.items(shard), this.ledgerKey(shard), 'reconcile', jobKeyPrefix, this.orphanMs);
+    return this.command(
+      this.names.items(shard), this.ledgerKey(shard), 'reconcile', jobKeyPrefix(this.names, shard), this.orphanMs, JOB_CREATED_FIELD, JOB_FINISHED_FIELD,
+    );
   }
 
   /** Items waiting or running in a shard. */

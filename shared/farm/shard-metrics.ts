@@ -1,23 +1,24 @@
 // Per-shard gauges read from Redis at scrape time, for every shard whether or not this process owns it
-// (an unowned shard is the one whose queue grows): items waiting or running, the age of the oldest job,
-// and whether a worker holds the shard's lease. Processes of one farm read the same state, so dashboards
-// take max by (shard).
+// (an unowned shard is the one whose queue grows): items waiting or running, the age of the oldest job
+// (from the admission ledger: Keyfarm's own keys, not BullMQ's), and whether a worker holds the shard's
+// lease. Processes of one farm read the same state, so dashboards take max by (shard).
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { withDeadline } from '../deadline.js';
 import { addScrapeHook, metrics } from '../metrics.js';
 import type { ShardNames } from '../shard.js';
+import { admissionLedgerKey } from './admission.js';
 
 const LUA = readFileSync(new URL('./shard-metrics.lua', import.meta.url), 'utf8');
 const COMMAND = 'keyfarmShardMetrics';
 
-type ShardStateCommand = (items: string, wait: string, active: string, lease: string, jobPrefix: string) => Promise<[number, number, number]>;
+type ShardStateCommand = (items: string, ledger: string, lease: string) => Promise<[number, number, number]>;
 
 export interface ShardState {
   shard: number;
   /** Items waiting or running (the admission count). */
   items: number;
-  /** Seconds since the oldest job waiting or running was added; 0 when there is none. */
+  /** Seconds since the oldest job waiting or running was admitted; 0 when there is none. */
   oldestJobAgeSeconds: number;
   hasOwner: boolean;
 }
@@ -29,7 +30,7 @@ export interface ShardState {
  */
 function defineShardStateCommand(redis: Redis): ShardStateCommand {
   const r = redis as unknown as Record<string, ShardStateCommand | undefined>;
-  if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 4, lua: LUA });
+  if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 3, lua: LUA });
   return r[COMMAND] as ShardStateCommand;
 }
 
@@ -39,8 +40,7 @@ export function readShardStates(redis: Redis, names: ShardNames, shardCount: num
   const now = Date.now();
   return Promise.all(
     Array.from({ length: shardCount }, async (_, shard): Promise<ShardState> => {
-      const queueKey = `${names.queuePrefix(shard)}:${names.queue(shard)}`;
-      const [items, oldest, owned] = await command(names.items(shard), `${queueKey}:wait`, `${queueKey}:active`, names.lease(shard), `${queueKey}:`);
+      const [items, oldest, owned] = await command(names.items(shard), admissionLedgerKey(names, shard), names.lease(shard));
       return { shard, items: Number(items), oldestJobAgeSeconds: oldest > 0 ? Math.max(0, now - oldest) / 1000 : 0, hasOwner: owned === 1 };
     }),
   );

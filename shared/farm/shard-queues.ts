@@ -16,7 +16,7 @@ export class ShardQueues {
   get(shard: number): Queue {
     let q = this.queues.get(shard);
     if (!q) {
-      q = new Queue(this.names.queue(shard), { connection: this.connection, prefix: this.names.queuePrefix(shard), skipVersionCheck: true });
+      q = new Queue(this.names.queue(shard), { connection: this.connection, prefix: this.names.queuePrefix(shard) });
       q.on('error', (err) => this.onError(err, shard));
       this.queues.set(shard, q);
     }

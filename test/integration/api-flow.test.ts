@@ -276,6 +276,8 @@ describe('HTTP API end to end', () => {
       assert.equal((await rpc(base, token, 'sign_event', [{ kind: -1, content: '', tags: [], created_at: 1 }])).status, 400);
       assert.equal((await rpc(base, token, 'sign_event', [])).status, 400);
       assert.equal((await rpc(base, token, 'nip44_encrypt', ['zz', 'x'])).status, 400);
+      const empty = await rpc(base, token, 'nip44_encrypt', [user.pubkey, '']);
+      assert.deepEqual([empty.status, (empty.body as { error?: string }).error], [400, 'nip44_encrypt: plaintext must not be empty']);
       assert.equal((await rpc(base, token, 'no_such_method')).status, 400);
     });
   });

@@ -300,7 +300,7 @@ describe('NIP-46 bunker over relays', () => {
 
       const names = new ShardNames(farm.config.KEY_PREFIX);
       const shard = shardOf(user.pubkey, farm.config.SHARD_COUNT);
-      const queue = new Queue(names.queue(shard), { connection: redis, prefix: names.queuePrefix(shard), skipVersionCheck: true });
+      const queue = new Queue(names.queue(shard), { connection: redis, prefix: names.queuePrefix(shard) });
       const jobs = await queue.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
       await queue.close();
       const carrying = jobs.filter((j) => j.data?.type === 'nip46' && j.data.items.some((i: { id: string }) => i.id === ping.id));
@@ -331,12 +331,16 @@ describe('NIP-46 bunker over relays', () => {
       assert.equal(await counter(metrics.backpressureRejected, { door: 'nip46' }), rejectedBefore + 1);
       assert.equal(await admission.depth(shard), farm.config.QUEUE_LIMIT, 'the shard never holds more than the limit');
 
+      // Admission refused it before any job was made (the counted drop above), and gave its claim back.
+      await waitFor(async () => (await redis.exists(requestClaimKey(farm.config.KEY_PREFIX, refused.id))) === 0, 5000, 'the claim given back');
+
       await admission.release(shard, filler);
       await c.publish(c.request(c.nip44({ id: 'room1', method: 'ping', params: [] })), [relayA.url]);
       assert.equal((await c.answer('room1')).result, 'pong');
-      // Admission refused it before any job was made (the counted drop above) and its claim stays, so
-      // nothing can run it later; room1, sent after it, has been answered.
       assert.equal(c.answersTo('full1').length, 0, 'the dropped request was never run');
+      // A copy of the refused request seen later (another relay, a resend) is taken and answered.
+      await c.publish(refused, [relayB.url]);
+      assert.equal((await c.answer('full1')).result, 'pong');
     } finally {
       await admission.release(shard, filler);
       await redis.quit();
@@ -414,6 +418,9 @@ describe('NIP-46 bunker over relays', () => {
     assert.match((await c.answer('s1')).error ?? '', /sign_event/);
     await c.publish(c.request(c.nip44({ id: 'n1', method: 'nip44_encrypt', params: ['zz', 'x'] })), [relayA.url]);
     assert.match((await c.answer('n1')).error ?? '', /peer pubkey/);
+    // Checked as on the HTTP door: NIP-44 v2 has no payload for an empty message.
+    await c.publish(c.request(c.nip44({ id: 'e1', method: 'nip44_encrypt', params: [bp.pubkey, ''] })), [relayA.url]);
+    assert.equal((await c.answer('e1')).error, 'nip44_encrypt: plaintext must not be empty');
 
     // No reply possible: garbage content, wrong key, JSON without an id.
     await c.publish(c.request('this is not a ciphertext'), [relayA.url]);

@@ -147,8 +147,11 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     const workerLine = await waitFor('the worker log line', () => logLines(workers).find((l) => l.traceId === traceId));
     assert.equal(workerLine.msg, 'rpc item done');
     assert.equal(workerLine.method, 'sign_event');
-    const apiLine = await waitFor('the api log line', () => logLines(api).find((l) => l.traceId === traceId));
-    assert.equal(apiLine.msg, 'request');
+    const apiLines = () => logLines(api).filter((l) => l.traceId === traceId);
+    await waitFor('the api log line', () => apiLines().find((l) => l.msg === 'request'));
+    const queued = await waitFor('the queued line', () => apiLines().find((l) => l.msg === 'request queued'));
+    assert.equal(queued.door, 'http');
+    assert.equal(queued.jobId, workerLine.jobId, 'the job the api queued is the one the worker ran');
 
     // Without the header one is made, echoed, and carried the same way.
     const plain = await rpc(apiBase, token, 'sign_event', [note('untraced')]);
@@ -179,7 +182,7 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     const traceId = done.traceId!;
     assert.match(traceId, /^n46-/);
     const ingestLines = () => logLines(ingest).filter((l) => l.traceId === traceId);
-    const queued = await waitFor('the queued line', () => ingestLines().find((l) => l.msg === 'nip46 request queued'));
+    const queued = await waitFor('the queued line', () => ingestLines().find((l) => l.msg === 'request queued'));
     const published = await waitFor('the publish line', () => ingestLines().find((l) => l.msg === 'nip46 response published'));
     assert.equal(queued.jobId, done.jobId, 'the job relay-ingest queued is the one the worker ran');
     assert.equal(published.jobId, done.jobId);

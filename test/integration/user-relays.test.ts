@@ -13,7 +13,7 @@ import { BunkerSigner, createNostrConnectURI } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { reserveCreation } from '../../api/services/user-relays.js';
-import { startHealthServer } from '../../relay-ingest/health-server.js';
+import { startHealthServer } from '../../bin/health-server.js';
 import { startRelayIngest, type RelayIngest } from '../../relay-ingest/index.js';
 import { announceBunker } from '../../shared/nip46/channels.js';
 import { createRedis } from '../../shared/redis.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { verifyEvent as toolsVerifyEvent } from 'nostr-tools/pure';
-import { CryptoPool, CryptoPoolFullError } from '../../workers/crypto/pool.js';
+import { CryptoPool } from '../../workers/crypto/pool.js';
 import type { CryptoOp } from '../../workers/crypto/types.js';
 import type { NostrEvent } from '../../shared/nostr/types.js';
 import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
@@ -48,21 +48,3 @@ test('CryptoPool rejects a thread count that is not a positive integer', () => {
   assert.throws(() => new CryptoPool({ threads: 1.5 }), RangeError);
 });
 
-test('CryptoPool with a full queue rejects at once with CryptoPoolFullError', async () => {
-  const pool = new CryptoPool({ threads: 1, maxQueue: 1 });
-  try {
-    const sk = generateSecretKey();
-    const pubkey = getPublicKeyHex(sk);
-    const ops: CryptoOp[] = Array.from({ length: 10 }, (_, n) => ({
-      op: 'sign_event' as const, sk, pubkey, event: { kind: 1, content: `n${n}`, tags: [], created_at: n },
-    }));
-    // Submitted in one tick: at most one batch runs and one waits, so the third cannot be accepted.
-    const outcomes = await Promise.allSettled([pool.run(ops), pool.run(ops), pool.run(ops)]);
-    const rejected = outcomes.filter((o) => o.status === 'rejected');
-    assert.ok(rejected.length >= 1);
-    for (const o of rejected) assert.ok((o as PromiseRejectedResult).reason instanceof CryptoPoolFullError);
-    assert.ok(outcomes.some((o) => o.status === 'fulfilled'));
-  } finally {
-    await pool.close();
-  }
-});

@@ -33,11 +33,11 @@ function source(file: string): string {
 
 /**
  * Probe paths served by both HTTP servers a role can have: the api (api/routes/health.ts) and the
- * health server of a relay-ingest-only or workers-only process (relay-ingest/health-server.ts).
+ * health server of a relay-ingest-only or workers-only process (bin/health-server.ts).
  */
 export function probeRoutes(): Set<string> {
   const api = source('api/routes/health.ts');
-  const health = source('relay-ingest/health-server.ts');
+  const health = source('bin/health-server.ts');
   const candidates = ['/health', '/healthz/startup', '/healthz/ready', '/api/metrics'];
   return new Set(candidates.filter((p) => api.includes(`'${p}'`) && health.includes(`'${p}'`)));
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
 import { createLogger } from '../../shared/logger.js';
 import { KeyManagerUnavailableError } from '../../shared/custody/key-manager.js';
+import { KeyNotFoundError } from '../../shared/custody/key-store.js';
 import { randomBytes } from 'node:crypto';
 import type { ReplyMessage, RpcItem, RpcJobData, SealedReplyMessage } from '../../shared/farm/jobs.js';
 import { PayloadSealer } from '../../shared/farm/payload-seal.js';
@@ -23,10 +24,6 @@ const job = (jobId: string, items: RpcItem[], replyTo = 'api-1'): RpcJobData => 
 
 /** The reply with its results opened, as the api reads it. */
 const opened = (reply: SealedReplyMessage): ReplyMessage => ({ jobId: reply.jobId, results: openReply(sealer, reply) });
-
-class KeyNotFoundError extends Error {
-  override name = 'KeyNotFoundError';
-}
 
 /** Answers each op without real crypto; records each run and the secret bytes it saw. */
 class FakeCrypto implements CryptoRunner {
@@ -111,15 +108,18 @@ test('maps key errors to statuses without failing the other items', async () => 
     if (id === 'missing') throw new KeyNotFoundError('key not found');
     if (id === 'kms-down') throw new KeyManagerUnavailableError('kms unreachable');
     if (id === 'other') return { secretKey: new Uint8Array(32).fill(1), pubkey: 'c'.repeat(64) };
+    // Only the class says "not found": an error merely named or worded so is an unavailable key.
+    if (id === 'look-alike') throw Object.assign(new Error('key not found'), { name: 'KeyNotFoundError' });
     return { secretKey: new Uint8Array(32).fill(2), pubkey: PUB };
   });
   const sign: RpcItem['call'] = { method: 'sign_event', event: { kind: 1, content: '', tags: [], created_at: 1 } };
-  const reply = opened(await processor('job-3', job('job-3', [item('a', sign, 'missing'), item('b', sign, 'kms-down'), item('c', sign, 'other'), item('d', sign, 'good')])));
+  const reply = opened(await processor('job-3', job('job-3', [item('a', sign, 'missing'), item('b', sign, 'kms-down'), item('c', sign, 'other'), item('d', sign, 'good'), item('e', sign, 'look-alike')])));
   assert.deepEqual(reply.results.map((r) => (r.ok ? 200 : `${r.status} ${r.error}`)), [
     '404 key not found',
     '503 key manager unavailable',
     '500 key integrity check failed',
     200,
+    '503 key unavailable',
   ]);
   assert.equal(crypto.runs.length, 1);
   assert.equal(crypto.runs[0]!.length, 1);

@@ -91,7 +91,7 @@ describe('docs/RUNBOOK.md', () => {
   });
 
   it('names only endpoints the processes serve', () => {
-    const sources = [...sourceFiles(path.join(PROJECT_ROOT, 'api')), path.join(PROJECT_ROOT, 'relay-ingest', 'health-server.ts')]
+    const sources = [...sourceFiles(path.join(PROJECT_ROOT, 'api')), path.join(PROJECT_ROOT, 'bin', 'health-server.ts')]
       .map((f) => readFileSync(f, 'utf8'))
       .join('\n');
     const endpoints = codeSnippets(RUNBOOK)

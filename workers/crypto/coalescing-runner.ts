@@ -2,8 +2,7 @@
 // thread a structured clone, a wake-up of a pool thread and a reply message, and at hundreds of small
 // jobs a second that overhead is worth sharing. With `parallelism` > 1 a turn's ops are cut into that
 // many tasks so one large task does not keep a single thread busy while the others sit idle (the farm
-// passes its thread count, bin/roles.ts). A job split over several tasks waits for the slowest of them,
-// so small turns are not split below `minOpsPerTask`.
+// passes its thread count, bin/roles.ts). A turn is never cut into more tasks than it has ops.
 import type { CryptoOp, CryptoResult, CryptoRunner } from './types.js';
 
 interface Waiting {
@@ -17,8 +16,6 @@ export interface CoalescingOptions {
   parallelism?: number;
   /** A task never carries more ops than this; beyond it the turn's work takes more tasks. */
   maxOpsPerTask?: number;
-  /** Below this many ops per task a turn's work is not split further. */
-  minOpsPerTask?: number;
 }
 
 export class CoalescingCryptoRunner implements CryptoRunner {
@@ -27,7 +24,6 @@ export class CoalescingCryptoRunner implements CryptoRunner {
   private scheduled = false;
   private readonly parallelism: number;
   private readonly maxOps: number;
-  private readonly minOps: number;
 
   constructor(
     private readonly inner: CryptoRunner,
@@ -35,7 +31,6 @@ export class CoalescingCryptoRunner implements CryptoRunner {
   ) {
     this.parallelism = Math.max(1, opts.parallelism ?? 1);
     this.maxOps = Math.max(1, opts.maxOpsPerTask ?? 256);
-    this.minOps = Math.max(1, opts.minOpsPerTask ?? 1);
   }
 
   run(ops: CryptoOp[]): Promise<CryptoResult[]> {
@@ -58,7 +53,7 @@ export class CoalescingCryptoRunner implements CryptoRunner {
     this.waiting = [];
     const total = this.waitingOps;
     this.waitingOps = 0;
-    const tasks = Math.min(Math.max(this.parallelism, Math.ceil(total / this.maxOps)), Math.max(1, Math.floor(total / this.minOps)));
+    const tasks = Math.min(Math.max(this.parallelism, Math.ceil(total / this.maxOps)), total);
     if (tasks === 1 && group.length === 1) {
       const only = group[0]!;
       this.inner.run(only.ops).then(only.resolve, only.reject);

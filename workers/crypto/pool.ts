@@ -5,8 +5,6 @@ import type { CryptoOp, CryptoResult, CryptoRunner } from './types.js';
 
 export interface CryptoPoolOptions {
   threads: number;
-  /** Tasks (batches) allowed to wait for a free thread; beyond it run() rejects with CryptoPoolFullError. */
-  maxQueue?: number;
 }
 
 export interface CryptoPoolStats {
@@ -15,13 +13,6 @@ export interface CryptoPoolStats {
   completed: number;
   /** Share of the pool's thread time spent running tasks since start, 0..1. */
   utilization: number;
-}
-
-export class CryptoPoolFullError extends Error {
-  override readonly name = 'CryptoPoolFullError';
-  constructor() {
-    super('crypto pool queue is full');
-  }
 }
 
 export class CryptoPool implements CryptoRunner {
@@ -36,7 +27,8 @@ export class CryptoPool implements CryptoRunner {
       filename: new URL('./task.js', import.meta.url).href,
       minThreads: opts.threads,
       maxThreads: opts.threads,
-      maxQueue: opts.maxQueue ?? Infinity,
+      // Unbounded: admission (QUEUE_LIMIT per shard) and JOB_CONCURRENCY already bound the work queued here.
+      maxQueue: Infinity,
       // The threads are the farm's signing capacity: keep them alive between bursts.
       idleTimeout: Infinity,
     });
@@ -45,12 +37,7 @@ export class CryptoPool implements CryptoRunner {
   async run(ops: CryptoOp[]): Promise<CryptoResult[]> {
     if (this.#closed) throw new Error('crypto pool is closed');
     if (ops.length === 0) return [];
-    try {
-      return await this.#pool.run(ops);
-    } catch (err) {
-      if (err instanceof Error && err.message === 'Task queue is at limit') throw new CryptoPoolFullError();
-      throw err;
-    }
+    return this.#pool.run(ops);
   }
 
   stats(): CryptoPoolStats {

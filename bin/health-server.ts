@@ -1,5 +1,5 @@
-// The HTTP face of a relay-ingest-only process (`keyfarm relay-ingest`): probes and metrics, nothing else.
-// In `all` the api serves these and runs relay-ingest's readiness check itself.
+// The HTTP face of a process without the api (`keyfarm workers`, `keyfarm relay-ingest`): probes and metrics,
+// nothing else. In `all` the api serves these and runs the other roles' readiness checks itself.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { registry } from '../shared/metrics.js';

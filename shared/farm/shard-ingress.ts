@@ -1,0 +1,295 @@
+// The ingress half of the farm, shared by both doors (the HTTP RPC client and relay-ingest's NIP-46
+// router): it puts requests on their shard's queue and hands each its answer.
+// - Requests for one shard gather into ONE job (micro-batcher.ts): what arrives in one event-loop turn,
+//   and, while the shard already has a job out from this process, whatever arrives until it is answered.
+// - Admission (admission.ts) comes before the add and takes the first items that fit; the rest are
+//   refused at once, as is everything while Redis is unreachable.
+// - The job is registered in flight before the add (a fast worker may reply first), then added.
+// - Answers come on this process's reply channel (replies.ts), matched by job id. At the reply timeout
+//   the job's stored return value is read (Job.fromId), so a lost reply costs latency, not the answer.
+// What differs between the doors is a small DoorPolicy: the job's payload, how a reply opens, what an
+// answer and a refusal do, and what a job not answered by the timeout gets (see LateJobPolicy).
+import { randomBytes } from 'node:crypto';
+import { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../logger.js';
+import { metrics } from '../metrics.js';
+import { isUp } from '../redis.js';
+import type { ShardNames } from '../shard.js';
+import { Admission } from './admission.js';
+import type { ItemResult, JobData } from './jobs.js';
+import { MicroBatcher } from './micro-batcher.js';
+import { subscribeReplies } from './replies.js';
+import { ShardQueues } from './shard-queues.js';
+
+export type Door = 'http' | 'nip46';
+
+/** Why requests were not put on a queue. */
+export type Refusal = 'shard overloaded' | 'queue unavailable' | 'shutting down';
+
+/** What the ingress needs of a waiting request: the item it carries (its id matches the result's). */
+export interface IngressEntry {
+  readonly item: { readonly id: string; readonly traceId: string };
+}
+
+/**
+ * A job with no reply by the timeout, and no stored result either:
+ * - 'fail': its requests are answered 504 (503 when Redis could not be read). A caller holding an HTTP
+ *   connection wants a prompt answer it can retry; the same door also answers 503 at once, for every job
+ *   out, when the command connection drops.
+ * - 'wait': while the job is still queued or running (or Redis cannot be read) and `while` holds, wait
+ *   another timeout. A NIP-46 request is claimed (exactly one job may ever run it, and a relay will not
+ *   send it again), so giving up on it early would leave it unanswered for good.
+ */
+export type LateJobPolicy<E> = { kind: 'fail' } | { kind: 'wait'; while(entries: readonly E[]): boolean };
+
+export interface DoorPolicy<E extends IngressEntry> {
+  readonly door: Door;
+  /** The job's id; default: unique per process and restart. Must not contain ':'. */
+  jobId?(batch: readonly E[]): string;
+  /** What the job carries. */
+  jobData(jobId: string, entries: readonly E[]): JobData;
+  /** The results a reply carries (a pub/sub message or the stored return value); throws when it cannot be opened. */
+  results(jobId: string, reply: unknown): ItemResult[];
+  /** Hands one request its answer: a worker's result, or the ingress's own 503/504. */
+  answer(entry: E, result: ItemResult, jobId: string): void;
+  /** Requests that were never put on a queue (no job runs them). */
+  refuse(entries: readonly E[], why: Refusal): void | Promise<void>;
+  readonly lateJob: LateJobPolicy<E>;
+}
+
+export interface ShardIngressOptions<E extends IngressEntry> {
+  /** Command connection: admission, adds, fallback reads. */
+  redis: Redis;
+  /** Connection the reply channel is subscribed on (it may carry other channels). */
+  subscriber: Redis;
+  names: ShardNames;
+  shardCount: number;
+  /** Items a shard may hold (QUEUE_LIMIT). */
+  queueLimit: number;
+  /** Unique per process: workers reply on names.replyChannel(instanceId). */
+  instanceId: string;
+  /** How long to wait for a job's reply before reading its stored result. */
+  replyTimeoutMs: number;
+  logger: Logger;
+  policy: DoorPolicy<E>;
+}
+
+/** Most requests in one job. */
+const MAX_BATCH = 256;
+/** Longest a batch waits for its shard's job in flight (only a stalled job lasts that long). */
+const BATCH_HOLD_MAX_MS = 250;
+/** Attempts of a job whose processing throws (stalled re-runs are counted apart). */
+const JOB_ATTEMPTS = 3;
+/** A finished job is kept this long past the reply timeout, so the fallback read finds its result. */
+const KEEP_PAST_TIMEOUT_SECONDS = 60;
+
+const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
+
+interface InFlightJob<E> {
+  shard: number;
+  entries: E[];
+  timer: NodeJS.Timeout;
+  /** Tells the batcher the shard's slot is free. */
+  settle(): void;
+}
+
+export class ShardIngress<E extends IngressEntry> {
+  readonly door: Door;
+  private readonly opts: ShardIngressOptions<E>;
+  private readonly policy: DoorPolicy<E>;
+  private readonly batcher: MicroBatcher<E>;
+  private readonly jobs = new Map<string, InFlightJob<E>>();
+  private readonly queues: ShardQueues;
+  private readonly admission: Admission;
+  private readonly jobIdBase: string;
+  private seq = 0;
+  private state: 'new' | 'started' | 'closed' = 'new';
+
+  constructor(opts: ShardIngressOptions<E>) {
+    this.opts = opts;
+    this.policy = opts.policy;
+    this.door = opts.policy.door;
+    this.admission = new Admission(opts.redis, opts.names, { limit: opts.queueLimit });
+    this.queues = new ShardQueues(opts.redis, opts.names, (err, shard) => opts.logger.warn({ err: err.message, shard, door: this.door }, 'shard queue error'));
+    this.batcher = new MicroBatcher((shard, entries) => this.send(shard, entries), { maxBatch: MAX_BATCH, maxInFlight: 1, holdMaxMs: BATCH_HOLD_MAX_MS });
+    // Job ids must be unique across restarts of one instance id and may not contain ':'.
+    this.jobIdBase = `${opts.instanceId.replace(/:/g, '_')}.${randomBytes(4).toString('hex')}`;
+  }
+
+  /** Subscribes to this process's reply channel and readies every shard's queue; resolves once replies can arrive. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error('ShardIngress.start: already started');
+    if (this.policy.lateJob.kind === 'fail') this.opts.redis.on('close', () => this.failInFlight('queue unavailable'));
+    await subscribeReplies(this.opts.subscriber, this.opts.names, this.opts.instanceId, (message) => this.onReply(message));
+    // Every shard's Queue is made now: one made later while Redis is down would wait for it to come back.
+    await Promise.all(Array.from({ length: this.opts.shardCount }, (_, shard) => this.queues.get(shard).waitUntilReady()));
+    this.state = 'started';
+  }
+
+  /** Both Redis links (commands and replies) are up (a status check, no round trip). */
+  get connected(): boolean {
+    return isUp(this.opts.redis) && isUp(this.opts.subscriber);
+  }
+
+  /** Requests waiting for an answer (gathering into a job, or in a job out). */
+  get waiting(): number {
+    let n = this.batcher.pending;
+    for (const j of this.jobs.values()) n += j.entries.length;
+    return n;
+  }
+
+  /** Queues a request on its shard; the policy's answer or refuse is called for it exactly once. */
+  submit(shard: number, entry: E): void {
+    if (!Number.isInteger(shard) || shard < 0 || shard >= this.opts.shardCount) {
+      throw new RangeError(`ShardIngress.submit: shard ${shard} is outside 0..${this.opts.shardCount - 1}`);
+    }
+    if (this.state !== 'started') return void this.refuse([entry], 'shutting down');
+    // No offline queue is waited on: while Redis is unreachable a request is refused at once.
+    if (!this.connected) return void this.refuse([entry], 'queue unavailable');
+    this.batcher.add(shard, entry);
+  }
+
+  /** Sends every gathering batch now, whether or not its shard has a job out (draining). */
+  flush(): void {
+    this.batcher.flushAll();
+  }
+
+  /** Refuses what was not sent yet and answers every job out 503; the connections stay the caller's. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.batcher.flushAll();
+    this.failInFlight('shutting down');
+    await this.queues.close();
+  }
+
+  /** A message on the reply channel. */
+  onReply(message: string): void {
+    let reply: { jobId?: unknown } | null;
+    try {
+      reply = JSON.parse(message) as { jobId?: unknown } | null;
+    } catch {
+      this.opts.logger.warn({ door: this.door }, 'unreadable reply dropped');
+      return;
+    }
+    const jobId = reply?.jobId;
+    const job = typeof jobId === 'string' ? this.jobs.get(jobId) : undefined;
+    if (!job || typeof jobId !== 'string') return; // late (already answered) or not ours
+    this.finish(jobId, job, this.resultsOf(jobId, job, reply));
+  }
+
+  private refuse(entries: readonly E[], why: Refusal): Promise<void> {
+    if (why === 'shard overloaded') metrics.backpressureRejected.inc({ door: this.door }, entries.length);
+    return Promise.resolve(this.policy.refuse(entries, why)).catch((err: Error) =>
+      this.opts.logger.warn({ door: this.door, err: err.message }, 'refusing requests failed'),
+    );
+  }
+
+  /** The results a reply carries; when they do not open (altered, another key), a 500 for each request. */
+  private resultsOf(jobId: string, job: InFlightJob<E>, reply: unknown): ItemResult[] {
+    try {
+      return this.policy.results(jobId, reply);
+    } catch (err) {
+      this.opts.logger.error({ jobId, shard: job.shard, door: this.door, err: (err as Error).message }, 'a reply could not be opened');
+      return job.entries.map((e) => fail(e.item.id, 500, 'reply could not be opened'));
+    }
+  }
+
+  private async send(shard: number, batch: E[]): Promise<void> {
+    if (this.state !== 'started') return this.refuse(batch, 'shutting down');
+    const jobId = this.policy.jobId?.(batch) ?? `${this.jobIdBase}.${++this.seq}`;
+    let admitted: number;
+    try {
+      admitted = await this.admission.admit(shard, jobId, batch.length);
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door }, 'admission failed');
+      return this.refuse(batch, 'queue unavailable');
+    }
+    // The shard had room for the first `admitted` requests: they make the job, the rest are refused now.
+    const entries = batch.slice(0, admitted);
+    if (admitted < batch.length) {
+      this.opts.logger.warn({ shard, door: this.door, requests: batch.length - admitted }, 'shard full: requests refused');
+      await this.refuse(batch.slice(admitted), 'shard overloaded');
+    }
+    if (entries.length === 0) return;
+    // Registered before the add: a fast worker may reply before the add's own reply reaches us.
+    let settle!: () => void;
+    const answered = new Promise<void>((resolve) => (settle = resolve));
+    const job: InFlightJob<E> = { shard, entries, timer: this.armTimeout(jobId), settle };
+    this.jobs.set(jobId, job);
+    const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + KEEP_PAST_TIMEOUT_SECONDS };
+    try {
+      const data = this.policy.jobData(jobId, entries);
+      await this.queues.get(shard).add(data.type, data, { jobId, attempts: JOB_ATTEMPTS, removeOnComplete: keep, removeOnFail: keep });
+      if (this.opts.logger.isLevelEnabled('debug')) {
+        for (const e of entries) this.opts.logger.debug({ traceId: e.item.traceId, itemId: e.item.id, door: this.door, shard, jobId }, 'request queued');
+      }
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door }, 'adding a job failed');
+      this.admission.release(shard, jobId).catch(() => undefined);
+      if (this.jobs.get(jobId) === job) {
+        clearTimeout(job.timer);
+        this.jobs.delete(jobId);
+        await this.refuse(entries, 'queue unavailable');
+      }
+      settle();
+    }
+    await answered;
+  }
+
+  private armTimeout(jobId: string): NodeJS.Timeout {
+    return setTimeout(() => void this.timeOut(jobId), this.opts.replyTimeoutMs);
+  }
+
+  private async timeOut(jobId: string): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    let stored: ItemResult[] | undefined;
+    let pending = false;
+    let unreachable = false;
+    try {
+      const j = await Job.fromId(this.queues.get(job.shard), jobId);
+      if (j?.finishedOn && j.returnvalue) stored = this.resultsOf(jobId, job, j.returnvalue);
+      else pending = j !== undefined && !j.finishedOn;
+    } catch (err) {
+      unreachable = true;
+      this.opts.logger.warn({ err: (err as Error).message, jobId, door: this.door }, 'reading a job result failed');
+    }
+    if (this.jobs.get(jobId) !== job) return; // the reply arrived while we read
+    const late = this.policy.lateJob;
+    if (!stored && (pending || unreachable) && late.kind === 'wait' && this.state === 'started' && late.while(job.entries)) {
+      this.opts.logger.info({ jobId, shard: job.shard, door: this.door }, 'job not answered yet; still waiting');
+      job.timer = this.armTimeout(jobId);
+      return;
+    }
+    this.finish(jobId, job, stored ?? [], unreachable ? 503 : 504);
+  }
+
+  /** Answers the requests of a job from `results`; one without a result gets `missing` (504: none in time; 503: Redis unreadable). */
+  private finish(jobId: string, job: InFlightJob<E>, results: ItemResult[], missing: 503 | 504 = 504): void {
+    clearTimeout(job.timer);
+    this.jobs.delete(jobId);
+    job.settle();
+    const byId = new Map(results.map((r) => [r.id, r]));
+    for (const e of job.entries) {
+      let r = byId.get(e.item.id);
+      if (!r && missing === 503) r = fail(e.item.id, 503, 'queue unavailable');
+      if (!r) {
+        this.opts.logger.warn({ traceId: e.item.traceId, jobId, shard: job.shard, door: this.door }, 'no answer in time');
+        r = fail(e.item.id, 504, 'no answer in time');
+      }
+      this.policy.answer(e, r, jobId);
+    }
+  }
+
+  /** Answers every request whose job is out with 503 (a late reply is then ignored). */
+  private failInFlight(error: string): void {
+    for (const [jobId, job] of this.jobs) {
+      clearTimeout(job.timer);
+      this.jobs.delete(jobId);
+      job.settle();
+      for (const e of job.entries) this.policy.answer(e, fail(e.item.id, 503, error), jobId);
+    }
+  }
+}
