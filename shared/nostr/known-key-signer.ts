@@ -14,7 +14,7 @@
 // sign; ops.ts verifies with libsecp256k1 every signature returned to an app.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';
-import { InvalidKeyError } from './keys.js';
+import { InvalidKeyError } from './key-error.js';
 import { requireLength, requireSecretKey } from './schnorr.js';
 
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
