@@ -142,7 +142,22 @@ function createNativeBackend(lib: NativeSecp256k1): CryptoBackend {
 }
 
 let wasm: CryptoBackend | undefined;
-let native: { backend?: CryptoBackend; error?: string } | undefined;
+let native: NativeLoad | undefined;
+
+/** The native backend, or why it could not be loaded. */
+export interface NativeLoad {
+  backend?: CryptoBackend;
+  error?: string;
+}
+
+/** Loads a native backend from the given library names (default: the system's usual ones). */
+export function loadNativeBackend(libraryNames?: readonly string[]): NativeLoad {
+  try {
+    return { backend: createNativeBackend(loadNativeSecp256k1(libraryNames)) };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
 
 export function wasmBackend(): CryptoBackend {
   return (wasm ??= createWasmBackend());
@@ -150,13 +165,7 @@ export function wasmBackend(): CryptoBackend {
 
 /** The native backend of this thread, or undefined with the reason in nativeBackendError(). */
 export function nativeBackend(): CryptoBackend | undefined {
-  if (!native) {
-    try {
-      native = { backend: createNativeBackend(loadNativeSecp256k1()) };
-    } catch (err) {
-      native = { error: (err as Error).message };
-    }
-  }
+  native ??= loadNativeBackend();
   return native.backend;
 }
 
@@ -173,18 +182,21 @@ export interface CryptoBackendSelection {
 
 let active: CryptoBackend | undefined;
 
-/** Resolves a choice; `native` throws when the library cannot be loaded, `auto` falls back to WASM. */
-export function resolveCryptoBackend(choice: CryptoBackendChoice): CryptoBackendSelection {
+/**
+ * Resolves a choice; `native` throws when the library cannot be loaded, `auto` falls back to WASM.
+ * loadNative: where the native backend comes from (this thread's, by default).
+ */
+export function resolveCryptoBackend(choice: CryptoBackendChoice, loadNative: () => NativeLoad = () => (nativeBackend(), native!)): CryptoBackendSelection {
   if (choice === 'wasm') return { backend: wasmBackend() };
-  const backend = nativeBackend();
-  if (backend) return { backend };
-  if (choice === 'native') throw new Error(`CRYPTO_BACKEND=native: ${nativeBackendError()}`);
-  return { backend: wasmBackend(), fallbackReason: nativeBackendError() };
+  const load = loadNative();
+  if (load.backend) return { backend: load.backend };
+  if (choice === 'native') throw new Error(`CRYPTO_BACKEND=native: ${load.error}`);
+  return { backend: wasmBackend(), fallbackReason: load.error };
 }
 
 /** Makes the choice the backend of this thread's signing, verification and ECDH. */
-export function useCryptoBackend(choice: CryptoBackendChoice): CryptoBackendSelection {
-  const selection = resolveCryptoBackend(choice);
+export function useCryptoBackend(choice: CryptoBackendChoice, loadNative?: () => NativeLoad): CryptoBackendSelection {
+  const selection = resolveCryptoBackend(choice, loadNative);
   active = selection.backend;
   return selection;
 }

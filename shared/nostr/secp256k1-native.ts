@@ -44,7 +44,7 @@ function check(bytes: Uint8Array, length: number, what: string): void {
 }
 
 /** Loads the library; throws an Error saying why when it (or koffi) is not there. */
-export function loadNativeSecp256k1(): NativeSecp256k1 {
+export function loadNativeSecp256k1(libraryNames: readonly string[] = LIBRARY_NAMES): NativeSecp256k1 {
   const require = createRequire(import.meta.url);
   let koffi: typeof Koffi;
   try {
@@ -54,7 +54,7 @@ export function loadNativeSecp256k1(): NativeSecp256k1 {
   }
   let lib: Koffi.IKoffiLib | undefined;
   let library = '';
-  for (const name of LIBRARY_NAMES) {
+  for (const name of libraryNames) {
     try {
       lib = koffi.load(name);
       library = name;
@@ -63,7 +63,7 @@ export function loadNativeSecp256k1(): NativeSecp256k1 {
       // next name
     }
   }
-  if (!lib) throw new Error(`libsecp256k1 not found (install the libsecp256k1-1 package; tried ${LIBRARY_NAMES.join(', ')})`);
+  if (!lib) throw new Error(`libsecp256k1 not found (install the libsecp256k1-1 package; tried ${libraryNames.join(', ')})`);
 
   const f = (proto: string) => lib!.func(proto);
   const contextCreate = f('void *secp256k1_context_create(unsigned int flags)');
