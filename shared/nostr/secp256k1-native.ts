@@ -5,6 +5,8 @@
 // Its "illegal argument" callback, which by default aborts the process, is replaced by one that records
 // the fault, so a bad argument (a wiped keypair, say) makes the call fail instead of killing the farm.
 // One context per thread (this module is loaded once per isolate), randomized against side channels.
+// koffi hands C a pointer to a typed array's own memory, const parameters included (no copy: a test holds it
+// to that), so a secret exists only in the buffers this code and its callers wipe.
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import type * as Koffi from 'koffi';

@@ -35,6 +35,14 @@ test('the native backend loads here (libsecp256k1-1 and koffi are installed)', (
   assert.equal(resolveCryptoBackend('auto').backend, native);
 });
 
+test('koffi passes a buffer to a const pointer parameter by reference: no copy of a secret is left in its memory', async () => {
+  const koffi = (await import('koffi')).default;
+  const memset = koffi.load('libc.so.6').func('void *memset(const uint8_t *s, int c, size_t n)');
+  const buffer = new Uint8Array(96).fill(1);
+  memset(buffer, 7, 96);
+  assert.ok(buffer.every((b) => b === 7), 'koffi copied the buffer');
+});
+
 const N = BigInt('0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141');
 const scalar = (x: bigint) => hexToBytes(x.toString(16).padStart(64, '0'));
 const EDGE_SCALARS = [1n, 2n, N - 1n, N - 2n].map(scalar);
