@@ -90,7 +90,9 @@ export async function startFarmProcess(opts: StartOptions): Promise<FarmProcess>
     ...(port ? { PORT: String(port), HOST: '127.0.0.1' } : {}),
   };
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [CLI, opts.role], { cwd: PROJECT_ROOT, env, stdio: ['ignore', fd, fd] });
+  // KEYFARM_BENCH_NODE_ARGS: flags for the farm's node only, e.g. "--cpu-prof --cpu-prof-dir=DIR" (not allowed in NODE_OPTIONS).
+  const nodeArgs = (process.env.KEYFARM_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, CLI, opts.role], { cwd: PROJECT_ROOT, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const { exited, status } = watchExit(child);
   const url = port ? `http://127.0.0.1:${port}` : undefined;

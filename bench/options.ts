@@ -23,6 +23,13 @@ export interface BenchOptions {
   quietWaitS: number;
   /** Concurrent NIP-46 clients (one user and bunker each) in the nip46 scenario. */
   nip46Clients: number;
+  /** CRYPTO_BACKEND of the farm processes (and the crypto ceiling's). */
+  cryptoBackend: 'auto' | 'native' | 'wasm';
+  /** Requests/s offered in the open-loop latency run of all-in-one (0: none). */
+  openLoopRate: number;
+  openLoopConnections: number;
+  /** Connections of the get_public_key runs of all-in-one (0: none). */
+  getPublicKeyConnections: number;
 }
 
 /** Deployment shapes loaded with sign_event over HTTP. */
@@ -47,6 +54,10 @@ const DEFAULTS: BenchOptions = {
   splitWorkers: 2,
   quietWaitS: 90,
   nip46Clients: 32,
+  cryptoBackend: 'auto',
+  openLoopRate: 2000,
+  openLoopConnections: 100,
+  getPublicKeyConnections: 50,
 };
 
 const NUMERIC: Record<string, keyof BenchOptions> = {
@@ -64,6 +75,9 @@ const NUMERIC: Record<string, keyof BenchOptions> = {
   '--split-workers': 'splitWorkers',
   '--quiet-wait': 'quietWaitS',
   '--nip46-clients': 'nip46Clients',
+  '--open-loop-rate': 'openLoopRate',
+  '--open-loop-connections': 'openLoopConnections',
+  '--get-public-key-connections': 'getPublicKeyConnections',
 };
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -81,7 +95,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --split-workers N        workers processes in the split scenario (default ${DEFAULTS.splitWorkers})
   --split-crypto-threads N CRYPTO_THREADS per split workers process (default ${DEFAULTS.splitCryptoThreads})
   --quiet-wait S           before each timed phase, wait up to S s for other processes to go idle (default ${DEFAULTS.quietWaitS}; 0 = no wait)
-  --nip46-clients N        concurrent bunker clients in the nip46 scenario (default ${DEFAULTS.nip46Clients})`;
+  --nip46-clients N        concurrent bunker clients in the nip46 scenario (default ${DEFAULTS.nip46Clients})
+  --crypto-backend NAME    CRYPTO_BACKEND of the farm: auto, native or wasm (default ${DEFAULTS.cryptoBackend})
+  --open-loop-rate N       all-in-one: requests/s offered at a constant rate for the p99 under steady load (default ${DEFAULTS.openLoopRate}; 0 = skip)
+  --open-loop-connections N  connections carrying that rate (default ${DEFAULTS.openLoopConnections})
+  --get-public-key-connections N  all-in-one: get_public_key runs at this many connections (default ${DEFAULTS.getPublicKeyConnections}; 0 = skip)`;
 
 export class UsageError extends Error {}
 
@@ -98,10 +116,16 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       i++;
       continue;
     }
+    if (flag === '--crypto-backend') {
+      if (value !== 'auto' && value !== 'native' && value !== 'wasm') throw new UsageError('--crypto-backend must be auto, native or wasm');
+      opts.cryptoBackend = value;
+      i++;
+      continue;
+    }
     const key = NUMERIC[flag];
     if (key === undefined) throw new UsageError(`unknown option ${flag}`);
     const n = Number(value);
-    const min = key === 'quietWaitS' ? 0 : 1;
+    const min = ['quietWaitS', 'openLoopRate', 'getPublicKeyConnections'].includes(key) ? 0 : 1;
     if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} needs an integer of at least ${min}`);
     (opts as unknown as Record<string, number>)[key] = n;
     i++;

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { fastSchnorr, referenceSchnorr, type SchnorrBackend } from '../shared/nostr/schnorr.js';
 import { generateSecretKey } from '../shared/nostr/keys.js';
+import { resolveCryptoBackend, type CryptoBackendName } from '../shared/nostr/crypto-backend.js';
 
 export interface RawSchnorrRate {
   backend: string;
@@ -21,13 +22,23 @@ export interface RawSchnorrRate {
 interface WorkerJob {
   rawSchnorrBench: true;
   durationMs: number;
+  /** Without: signatures by the WASM build alone (the historical raw Schnorr rate). */
+  crypto?: { backend: CryptoBackendName };
+}
+
+/**
+ * The crypto ceiling of an HTTP sign_event: what the farm's crypto must do per request (a signature with
+ * cached key material, then its verification before it leaves), on every core, nothing else.
+ */
+export async function measureCryptoCeiling(opts: { threads: number; durationMs: number; backend: CryptoBackendName }): Promise<RawSchnorrRate> {
+  return measureRawSchnorrRate({ ...opts, crypto: { backend: opts.backend } });
 }
 
 type WorkerMessage = { type: 'ready' } | { type: 'done'; ops: number; elapsedMs: number };
 
-export async function measureRawSchnorrRate(opts: { threads: number; durationMs: number }): Promise<RawSchnorrRate> {
+export async function measureRawSchnorrRate(opts: { threads: number; durationMs: number; crypto?: WorkerJob['crypto'] }): Promise<RawSchnorrRate> {
   if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new RangeError('threads must be a positive integer');
-  const job: WorkerJob = { rawSchnorrBench: true, durationMs: opts.durationMs };
+  const job: WorkerJob = { rawSchnorrBench: true, durationMs: opts.durationMs, ...(opts.crypto ? { crypto: opts.crypto } : {}) };
   const workers = Array.from({ length: opts.threads }, () => new Worker(new URL(import.meta.url), { workerData: job }));
   try {
     // Start every thread at the same moment, after all have loaded the WASM module and warmed up.
@@ -37,7 +48,7 @@ export async function measureRawSchnorrRate(opts: { threads: number; durationMs:
     const results = (await Promise.all(done)) as Extract<WorkerMessage, { type: 'done' }>[];
     const perThreadOpsPerSec = results.map((r) => Math.round((r.ops * 1000) / r.elapsedMs));
     return {
-      backend: fastSchnorr.name,
+      backend: opts.crypto ? `${resolveCryptoBackend(opts.crypto.backend).backend.description}: sign + verify` : fastSchnorr.name,
       threads: opts.threads,
       totalOpsPerSec: perThreadOpsPerSec.reduce((a, b) => a + b, 0),
       perThreadOpsPerSec,
@@ -66,7 +77,17 @@ function runWorker(job: WorkerJob): void {
   const sk = generateSecretKey();
   const msg = randomBytes(32);
   const aux = randomBytes(32);
-  for (let i = 0; i < 50; i++) fastSchnorr.sign(msg, sk, aux);
+  let op = () => void fastSchnorr.sign(msg, sk, aux);
+  if (job.crypto) {
+    const backend = resolveCryptoBackend(job.crypto.backend).backend;
+    const material = backend.keyMaterial(sk);
+    const pub = backend.getPublicKey(material);
+    op = () => {
+      const sig = backend.signWithKey(msg, material, pub);
+      if (!backend.verify(sig, msg, pub)) throw new Error('signature did not verify');
+    };
+  }
+  for (let i = 0; i < 50; i++) op();
   port.once('message', () => {
     let ops = 0;
     const start = performance.now();
@@ -74,7 +95,7 @@ function runWorker(job: WorkerJob): void {
     let now = start;
     while (now < end) {
       // Check the clock every 16 signatures: cheap next to a ~0.5 ms sign, precise enough at the end.
-      for (let i = 0; i < 16; i++) fastSchnorr.sign(msg, sk, aux);
+      for (let i = 0; i < 16; i++) op();
       ops += 16;
       now = performance.now();
     }

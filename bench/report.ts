@@ -6,7 +6,7 @@ import type { QuietWait } from './quiet.js';
 import type { ScenarioResult } from './scenario.js';
 import type { SecretCheck } from './secret-check.js';
 import { NIP46_BAR, type Nip46Result } from './nip46/nip46-scenario.js';
-import { round } from './stats.js';
+import { median, round } from './stats.js';
 
 /** The bar for this machine, all-in-one. */
 export const BAR = { rps: 1000, p99Ms: 100 };
@@ -19,14 +19,23 @@ export interface BenchReport {
   setup: { users: number; seedSeconds: number };
   /** otherCoresDuringRaw: CPU of other people's processes during the measurement, in cores. */
   rawSchnorr: RawSchnorrRate & { durationMs: number; otherCoresDuringRaw: number; quietWait?: QuietWait };
-  scenarios: (ScenarioResult & { ratioToRawSchnorr: number })[];
+  /** Requests/s of the farm's crypto alone: a sign and a verify each, on every core. */
+  cryptoCeiling: RawSchnorrRate & { durationMs: number };
+  /** A Fastify route that answers at once, under the same wrk. */
+  noopRoute: { rps: number; p99Ms: number; connections: number; durationS: number };
+  scenarios: (ScenarioResult & { ratioToRawSchnorr: number; ratioToCryptoCeiling: number; ratioToNoopRoute: number })[];
   nip46?: Nip46Result;
   bar: typeof BAR & { allInOneMet?: boolean };
   secretCheck: SecretCheck;
 }
 
-export function withRatios(scenarios: ScenarioResult[], raw: RawSchnorrRate): BenchReport['scenarios'] {
-  return scenarios.map((s) => ({ ...s, ratioToRawSchnorr: round(s.median.rps / raw.totalOpsPerSec, 3) }));
+export function withRatios(scenarios: ScenarioResult[], raw: RawSchnorrRate, ceiling: RawSchnorrRate, noop: { rps: number }): BenchReport['scenarios'] {
+  return scenarios.map((s) => ({
+    ...s,
+    ratioToRawSchnorr: round(s.median.rps / raw.totalOpsPerSec, 3),
+    ratioToCryptoCeiling: round(s.median.rps / ceiling.totalOpsPerSec, 3),
+    ratioToNoopRoute: round(s.median.rps / noop.rps, 3),
+  }));
 }
 
 export function printReport(r: BenchReport, out: (line: string) => void = console.log): void {
@@ -34,6 +43,8 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
   out(`Keyfarm sign_event bench: ${r.machine.cpuModel}, ${r.machine.cores} cores, node ${r.machine.node}`);
   out(`${r.settings.users} users, ${r.settings.connections} connections, ${r.settings.durationS} s per run, medians of ${r.settings.runs} runs`);
   out(`raw Schnorr, ${r.rawSchnorr.threads} threads: ${r.rawSchnorr.totalOpsPerSec} signatures/s (other processes meanwhile: ${r.rawSchnorr.otherCoresDuringRaw} cores)`);
+  out(`crypto ceiling (${r.cryptoCeiling.backend}), ${r.cryptoCeiling.threads} threads: ${r.cryptoCeiling.totalOpsPerSec} requests/s`);
+  out(`no-op Fastify route, same wrk (${r.noopRoute.connections} connections): ${r.noopRoute.rps} req/s, p99 ${r.noopRoute.p99Ms} ms`);
   const rows: Record<string, Record<string, string | number>> = {};
   for (const s of r.scenarios) {
     for (const run of s.runs) {
@@ -58,6 +69,8 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
       'farm CPU ms/req': s.median.farmMsPerRequest,
       'others, cores': s.median.cpuCores.other ?? '',
       'of raw': `${round(s.ratioToRawSchnorr * 100)}%`,
+      'of crypto ceiling': `${round(s.ratioToCryptoCeiling * 100)}%`,
+      'of no-op route': `${round(s.ratioToNoopRoute * 100)}%`,
     };
   }
   console.table(rows);
@@ -83,6 +96,13 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
     out(`Farm's view (${s.name}): ${JSON.stringify({ ...s.farmView, source: undefined })}`);
     out(`Signatures verified (${s.name}): ${s.verify.valid}/${s.verify.checked}` +
       (Object.keys(s.verify.problems).length ? ` problems ${JSON.stringify(s.verify.problems)}` : ''));
+  }
+  for (const s of r.scenarios) {
+    for (const [i, o] of (s.openLoop ?? []).entries()) {
+      out(`Open loop (${s.name}) ${i + 1}: offered ${o.offeredRps}/s over ${o.connections} connections, achieved ${o.achievedRps}/s, p50 ${o.latencyMs.p50} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, non-2xx ${o.non2xx}, errors ${o.errors}`);
+    }
+    if (s.openLoop?.length) out(`Open loop (${s.name}) MEDIAN p99: ${median(s.openLoop.map((o) => o.latencyMs.p99))} ms`);
+    if (s.getPublicKey) out(`get_public_key (${s.name}, ${s.getPublicKey.connections} connections) MEDIAN: ${s.getPublicKey.medianRps} req/s, p99 ${s.getPublicKey.medianP99Ms} ms`);
   }
   if (r.nip46) printNip46(r.nip46, out);
   out(`Secrets in farm logs: ${r.secretCheck.leaks.length} leaks (${r.secretCheck.secrets} secrets over ${r.secretCheck.logFiles} log files)`);

@@ -9,7 +9,10 @@ import { startBenchServices, type BenchServices } from './bench-services.js';
 import { PROJECT_ROOT, startFarmProcess, type FarmProcess } from './farm-process.js';
 import { machineInfo } from './machine-info.js';
 import { USAGE, UsageError, parseOptions, type BenchOptions } from './options.js';
-import { measureRawSchnorrRate } from './raw-schnorr.js';
+import { measureCryptoCeiling, measureRawSchnorrRate } from './raw-schnorr.js';
+import { startNoopServer } from './noop-server.js';
+import { resolveCryptoBackend } from '../shared/nostr/crypto-backend.js';
+import { runWrk } from './wrk-load.js';
 import { BAR, printReport, withRatios, writeReport, type BenchReport } from './report.js';
 import { runScenario, scenarioProcesses, type ScenarioResult } from './scenario.js';
 import { runNip46Scenario, type Nip46Result } from './nip46/nip46-scenario.js';
@@ -22,6 +25,7 @@ const DATA_DIR = path.join(PROJECT_ROOT, '.data', 'bench');
 const LOG_DIR = path.join(DATA_DIR, 'logs');
 const TOKEN_FILE = path.join(DATA_DIR, 'tokens.txt');
 const WRK_SCRIPT = path.join(DATA_DIR, 'sign-event.lua');
+const GPK_SCRIPT = path.join(DATA_DIR, 'get-public-key.lua');
 const RESULTS_DIR = path.join(PROJECT_ROOT, 'bench', 'results');
 
 const log = (message: string) => console.log(`[bench] ${message}`);
@@ -84,7 +88,7 @@ async function main(): Promise<void> {
   log(`starting embedded PostgreSQL and Redis under ${path.relative(PROJECT_ROOT, DATA_DIR)} (wiped)`);
   services = await startBenchServices(DATA_DIR);
   mkdirSync(LOG_DIR, { recursive: true });
-  const env = sharedEnv(services);
+  const env = { ...sharedEnv(services), CRYPTO_BACKEND: opts.cryptoBackend };
   const config = parseConfig(env);
 
   const seedStart = performance.now();
@@ -97,6 +101,7 @@ async function main(): Promise<void> {
   const seedSeconds = round((performance.now() - seedStart) / 1000);
   writeTokenFile(TOKEN_FILE, users);
   writeSignEventScript(WRK_SCRIPT, TOKEN_FILE);
+  writeSignEventScript(GPK_SCRIPT, TOKEN_FILE, 'get_public_key');
 
   log(`raw Schnorr rate, ${machine.cores} threads, ${opts.rawSchnorrMs} ms`);
   const quietWait = opts.quietWaitS > 0 ? await waitForQuiet(new Set([process.pid]), opts.quietWaitS) : undefined;
@@ -109,10 +114,26 @@ async function main(): Promise<void> {
   const otherCoresDuringRaw = round(competing.reduce((t, o) => t + o.seconds, 0) / rawWallS, 2);
   log(`  ${raw.totalOpsPerSec} signatures/s (${raw.perThreadOpsPerSec.join(' + ')}); other processes used ${otherCoresDuringRaw} cores meanwhile`);
 
+  // The two ceilings the farm is reported against, in the same run: its crypto alone (a sign and a verify
+  // per request, every core, the farm's backend), and HTTP alone (a no-op Fastify route, the same wrk).
+  const ceilingBackend = resolveCryptoBackend(opts.cryptoBackend).backend.name;
+  log(`crypto ceiling: ${ceilingBackend} sign + verify per request, ${machine.cores} threads`);
+  const cryptoCeiling = await measureCryptoCeiling({ threads: machine.cores, durationMs: opts.rawSchnorrMs, backend: ceilingBackend });
+  log(`  ${cryptoCeiling.totalOpsPerSec} requests/s of crypto (${cryptoCeiling.perThreadOpsPerSec.join(' + ')})`);
+  const noop = await startNoopServer();
+  let noopRoute: { rps: number; p99Ms: number; connections: number; durationS: number };
+  try {
+    const r = await runWrk({ url: noop.url, scriptFile: WRK_SCRIPT, connections: opts.connections, threads: opts.wrkThreads, durationS: opts.durationS, outputFile: path.join(LOG_DIR, 'noop-wrk.txt') });
+    noopRoute = { rps: r.rps, p99Ms: r.latencyMs.p99, connections: opts.connections, durationS: opts.durationS };
+  } finally {
+    await noop.stop();
+  }
+  log(`no-op Fastify route, same wrk: ${noopRoute.rps} req/s, p99 ${noopRoute.p99Ms} ms`);
+
   const results: ScenarioResult[] = [];
   let nip46: Nip46Result | undefined;
   for (const name of opts.scenarios) {
-    const ctx = { opts, env, logDir: LOG_DIR, users, wrkScript: WRK_SCRIPT, services, leaseTtlMs: config.LEASE_TTL_MS, log, live };
+    const ctx = { opts, env, logDir: LOG_DIR, users, wrkScript: WRK_SCRIPT, getPublicKeyScript: GPK_SCRIPT, services, leaseTtlMs: config.LEASE_TTL_MS, log, live };
     if (name === 'nip46') nip46 = await runNip46Scenario(ctx);
     else results.push(await runScenario(name, ctx));
   }
@@ -149,10 +170,15 @@ async function main(): Promise<void> {
         opts.scenarios.map((n) => [n, n === 'nip46' ? [{ name: 'all', role: 'all', env: { BUNKER_RELAYS: 'the bench relay' } }, { name: 'relay' }] : scenarioProcesses(n, opts)]),
       ),
       nip46Clients: opts.nip46Clients,
+      cryptoBackend: opts.cryptoBackend,
+      openLoop: { rate: opts.openLoopRate, connections: opts.openLoopConnections, tool: 'autocannon overallRate' },
+      getPublicKeyConnections: opts.getPublicKeyConnections,
     },
     setup: { users: users.length, seedSeconds },
     rawSchnorr: { ...raw, durationMs: opts.rawSchnorrMs, otherCoresDuringRaw, ...(quietWait ? { quietWait } : {}) },
-    scenarios: withRatios(results, raw),
+    cryptoCeiling: { ...cryptoCeiling, durationMs: opts.rawSchnorrMs },
+    noopRoute,
+    scenarios: withRatios(results, raw, cryptoCeiling, noopRoute),
     ...(nip46 ? { nip46 } : {}),
     bar: {
       ...BAR,

@@ -20,6 +20,7 @@ import type { BenchUser } from './seed-users.js';
 import { measureColdKeys, verifySample, type ColdKeyLatency, type SampleCheck } from './sign-probe.js';
 import { median, round } from './stats.js';
 import { runWrk, type WrkResult } from './wrk-load.js';
+import { runOpenLoop, type OpenLoopResult } from './open-loop.js';
 import { waitForQuiet, type QuietWait } from './quiet.js';
 
 export interface ProcessSpec {
@@ -47,6 +48,8 @@ export interface ScenarioContext {
   logDir: string;
   users: readonly BenchUser[];
   wrkScript: string;
+  /** The same load with get_public_key instead of sign_event. */
+  getPublicKeyScript: string;
   services: BenchServices;
   /** Lease TTL of the farm: shards settle among workers within about two of these. */
   leaseTtlMs: number;
@@ -101,6 +104,10 @@ export interface ScenarioResult {
   farmView: FarmBreakdown;
   median: ScenarioMedians;
   verify: SampleCheck;
+  /** all-in-one only: sign_event offered at a constant rate. */
+  openLoop?: OpenLoopResult[];
+  /** all-in-one only: get_public_key at its own connection count; median req/s and p99 of the runs. */
+  getPublicKey?: { connections: number; runs: WrkResult[]; medianRps: number; medianP99Ms: number };
 }
 
 export interface CpuSnapshot {
@@ -292,6 +299,38 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
       );
     }
 
+    let openLoop: OpenLoopResult[] | undefined;
+    let getPublicKey: ScenarioResult['getPublicKey'];
+    if (name === 'all-in-one' && opts.openLoopRate > 0) {
+      openLoop = [];
+      for (let run = 1; run <= opts.runs; run++) {
+        const r = await runOpenLoop({ url: base, users, rate: opts.openLoopRate, connections: opts.openLoopConnections, durationS: opts.durationS });
+        openLoop.push(r);
+        ctx.log(`  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, non-2xx ${r.non2xx}, errors ${r.errors}`);
+      }
+    }
+    if (name === 'all-in-one' && opts.getPublicKeyConnections > 0) {
+      const gpkRuns: WrkResult[] = [];
+      for (let run = 1; run <= opts.runs; run++) {
+        const r = await runWrk({
+          url: base,
+          scriptFile: ctx.getPublicKeyScript,
+          connections: opts.getPublicKeyConnections,
+          threads: opts.wrkThreads,
+          durationS: opts.durationS,
+          outputFile: path.join(ctx.logDir, `${name}-wrk-get-public-key-${run}.txt`),
+        });
+        gpkRuns.push(r);
+        ctx.log(`  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`);
+      }
+      getPublicKey = {
+        connections: opts.getPublicKeyConnections,
+        runs: gpkRuns,
+        medianRps: round(median(gpkRuns.map((r) => r.rps))),
+        medianP99Ms: round(median(gpkRuns.map((r) => r.latencyMs.p99)), 2),
+      };
+    }
+
     const httpProcess = procs.find((p) => p.url)!;
     const farmView = farmBreakdown(httpProcess.name, metricsBefore, await fetchMetrics(base), (performance.now() - runsStart) / 1000);
     ctx.log(`  farm view: ${JSON.stringify(farmView)}`);
@@ -313,6 +352,8 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
       farmView,
       median: mediansOf(runs),
       verify,
+      ...(openLoop ? { openLoop } : {}),
+      ...(getPublicKey ? { getPublicKey } : {}),
     };
   } finally {
     for (const p of [...procs].reverse()) {

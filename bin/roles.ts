@@ -6,6 +6,7 @@ import { ActivityWriter } from '../workers/activity-writer.js';
 import { CoalescingCryptoRunner } from '../workers/crypto/coalescing-runner.js';
 import { InlineCheapOpsRunner } from '../workers/crypto/inline-runner.js';
 import { CryptoPool } from '../workers/crypto/pool.js';
+import { startCryptoBackend } from '../workers/crypto/backend.js';
 import { startWorkers } from '../workers/index.js';
 import { PostgresKeyLoader } from '../workers/postgres-key-loader.js';
 import { PostgresNip46Store } from '../workers/postgres-nip46-store.js';
@@ -34,6 +35,12 @@ export interface RunningRoles {
 }
 
 export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRoles> {
+  // Before anything signs: the pool threads take this process's backend.
+  try {
+    startCryptoBackend(rt.config.CRYPTO_BACKEND, rt.logger);
+  } catch (err) {
+    fatal((err as Error).message);
+  }
   const keyManager = await openKeyManager(rt);
   // Every role opens the farm payload key: RPC content crosses Redis sealed under it (shared/farm/jobs.ts).
   const payloadSealer = await loadPayloadSealer(rt.db, keyManager).catch((err: Error) =>

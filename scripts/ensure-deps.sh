@@ -2,7 +2,8 @@
 # Makes a Debian 12 machine with Node 20 ready to run and test Keyfarm, doing only what is missing:
 #   - apt packages: redis-server, postgresql (the embedded servers), chromium (browser tests), wrk (benchmarks),
 #     prometheus (only its promtool is used: it checks and unit-tests the alert rules),
-#     systemd (only systemd-analyze: it verifies the units in deploy/systemd)
+#     systemd (only systemd-analyze: it verifies the units in deploy/systemd),
+#     libsecp256k1-1 (the native crypto backend; without it the farm falls back to the WASM build)
 #   - node_modules: `npm ci` when absent or older than package-lock.json
 #   - dist/: `npm run build` (tsc, then the .lua/.sql assets copied beside the JavaScript)
 # Safe to run any number of times. Installing packages needs root or sudo.
@@ -19,6 +20,7 @@ missing_packages() {
   command -v promtool >/dev/null 2>&1 || echo prometheus
   # systemd-analyze verify checks the units in deploy/systemd; pg_dump/pg_restore come with postgresql.
   command -v systemd-analyze >/dev/null 2>&1 || echo systemd
+  compgen -G '/usr/lib/*-linux-gnu/libsecp256k1.so.1' >/dev/null || compgen -G '/usr/lib/libsecp256k1.so.1' >/dev/null || echo libsecp256k1-1
 }
 
 install_packages() {

@@ -57,6 +57,11 @@ export const ConfigSchema = Type.Object({
   CACHE_MAX_BYTES: Int(64 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
   CRYPTO_THREADS: Int(Math.max(1, cpus().length), 1, 256),
   /**
+   * Curve arithmetic: `auto` uses the system's libsecp256k1 (package libsecp256k1-1) and falls back to its
+   * WASM build, saying so at start; `native` refuses to start without the library; `wasm` forces the fallback.
+   */
+  CRYPTO_BACKEND: Type.Union([Type.Literal('auto'), Type.Literal('native'), Type.Literal('wasm')], { default: 'auto' }),
+  /**
    * Jobs of one shard a worker runs at once. Each api and relay-ingest process keeps at most one job per
    * shard in flight (the next batch gathers meanwhile), so this needs to be about their number; more only
    * adds idle fetches to Redis.

@@ -42,6 +42,7 @@ export const metrics = {
   cacheHits: new Counter({ name: `${P}_cache_hits_total`, help: 'Decrypted-key and conversation-key cache hits', labelNames: ['cache'], registers: [registry] }),
   cacheMisses: new Counter({ name: `${P}_cache_misses_total`, help: 'Cache misses (cold loads)', labelNames: ['cache'], registers: [registry] }),
   cacheSize: new Gauge({ name: `${P}_cache_size`, help: 'Entries held in the worker cache', labelNames: ['cache'], registers: [registry] }),
+  cryptoBackend: new Gauge({ name: `${P}_crypto_backend`, help: '1 for the curve-arithmetic backend this process runs on (native libsecp256k1 or its WASM fallback)', labelNames: ['backend'], registers: [registry] }),
   cacheBytes: new Gauge({ name: `${P}_cache_bytes`, help: 'Bytes held in the worker cache (estimated)', registers: [registry] }),
   nip46Requests: new Counter({ name: `${P}_nip46_requests_total`, help: 'NIP-46 request events received', registers: [registry] }),
   nip46Processed: new Counter({ name: `${P}_nip46_processed_total`, help: 'NIP-46 requests answered', labelNames: ['outcome'], registers: [registry] }),

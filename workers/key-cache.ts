@@ -1,36 +1,65 @@
 // The decrypted-key cache of a worker process: an LRU under a byte budget holding users' and bunkers'
-// secret keys (by key id) and NIP-44/NIP-04 conversation keys (by key id, peer and scheme).
-// Secret buffers are zeroed when an entry leaves the cache. The cache owns what it holds: callers copy a
-// buffer before handing it anywhere (the crypto pool, a later await) since eviction may zero it.
+// key material (by key id) and NIP-44/NIP-04 conversation keys (by key id, peer and scheme).
+// Key material is what the crypto backend signs with (shared/nostr/crypto-backend.ts): a libsecp256k1
+// keypair made once per key on the native backend, the secret itself on WASM. It lives in slots of a
+// KeySlab, wiped when the entry leaves; conversation-key buffers are zeroed likewise. The cache owns what it
+// holds: callers copy a key's secretKey before handing it anywhere (the crypto pool, a later await), and an
+// entry that has left answers with zeros.
 import { metrics } from '../shared/metrics.js';
+import { cryptoBackend } from '../shared/nostr/crypto-backend.js';
+import { KeySlab } from './key-slab.js';
 
 export interface CachedKey {
-  secretKey: Uint8Array;
-  pubkey: string;
+  /** Key material of the process's crypto backend (or, from a loader, the 32-byte secret). */
+  readonly secretKey: Uint8Array;
+  readonly pubkey: string;
 }
 
 export type ConvScheme = 'nip44' | 'nip04';
 
 /**
- * Heap cost of one entry beyond its strings (Map slot, entry objects, the 32-byte Uint8Array and its
- * ArrayBuffer, the conversation-key index), measured on Node 20 x64 with process.memoryUsage() over 50k
- * entries: ~400 bytes per key plus its id and pubkey strings (~540 in all), ~660 per conversation key.
- * So the default 64 MiB budget holds about 120k keys.
+ * Heap cost of one key beyond its id string and slot (Map slot and entry object: 73 bytes measured), and of
+ * one conversation key beyond its strings (Map slot, entry, the 32-byte Uint8Array and its ArrayBuffer, the
+ * conversation-key index), measured on Node 20 x64 over 50k entries (bench/cache-memory.ts). A key comes
+ * to 264 bytes with a native keypair (96 + 32 bytes of slot), 200 on WASM; 544 before the slab.
  */
-export const KEY_ENTRY_OVERHEAD = 320;
+export const KEY_ENTRY_OVERHEAD = 80;
 export const CONV_ENTRY_OVERHEAD = 440;
 /** V8 one-byte strings: a 16-byte header, then one byte per character, rounded to 8. */
 const stringBytes = (s: string) => 16 + Math.ceil(s.length / 8) * 8;
 
-interface KeyEntry {
-  kind: 'key';
-  keyId: string;
-  value: CachedKey;
-  bytes: number;
+const PUBKEY_BYTES = 32;
+
+/**
+ * A cached key; also what callers get, so it stops answering once it leaves the cache. Its slot holds the
+ * key material then the 32-byte public key (a hex string per key would cost 80 bytes of heap).
+ */
+class KeyEntry implements CachedKey {
+  constructor(
+    private readonly slab: KeySlab,
+    private slot: number,
+    readonly bytes: number,
+  ) {}
+
+  get secretKey(): Uint8Array {
+    const length = this.slab.slotBytes - PUBKEY_BYTES;
+    return this.slot >= 0 ? this.slab.view(this.slot).subarray(0, length) : new Uint8Array(length);
+  }
+
+  get pubkey(): string {
+    if (this.slot < 0) return '';
+    const pub = this.slab.view(this.slot).subarray(this.slab.slotBytes - PUBKEY_BYTES);
+    return Buffer.from(pub.buffer, pub.byteOffset, PUBKEY_BYTES).toString('hex');
+  }
+
+  release(): void {
+    if (this.slot < 0) return;
+    this.slab.release(this.slot);
+    this.slot = -1;
+  }
 }
 
 interface ConvEntry {
-  kind: 'conv';
   keyId: string;
   convKey: Uint8Array;
   bytes: number;
@@ -38,7 +67,8 @@ interface ConvEntry {
 
 type Entry = KeyEntry | ConvEntry;
 
-const keySlot = (keyId: string) => `k|${keyId}`;
+// Key ids are UUIDs; a conversation slot always holds '|', so a key's slot can be its id itself.
+const keySlot = (keyId: string) => (keyId.includes('|') ? `k|${keyId}` : keyId);
 const convSlot = (keyId: string, peer: string, scheme: ConvScheme) => `c|${keyId}|${scheme}|${peer}`;
 
 export class KeyCache {
@@ -49,6 +79,8 @@ export class KeyCache {
   private readonly loading = new Map<string, Promise<CachedKey>>();
   /** Key ids evicted while a load was running: that load's result must not enter the cache. */
   private readonly staleLoads = new Set<string>();
+  /** Slabs by slot size (one per backend's key material length). */
+  private readonly slabs = new Map<number, KeySlab>();
   private bytesHeld = 0;
   private keyCount = 0;
   private convCount = 0;
@@ -69,7 +101,7 @@ export class KeyCache {
   /** A cached key, or undefined (no load, no metrics). */
   peekKey(keyId: string): CachedKey | undefined {
     const e = this.entries.get(keySlot(keyId));
-    return e?.kind === 'key' ? e.value : undefined;
+    return e instanceof KeyEntry ? e : undefined;
   }
 
   /**
@@ -79,10 +111,10 @@ export class KeyCache {
   async getKey(keyId: string, load: (keyId: string) => Promise<CachedKey>): Promise<CachedKey> {
     const slot = keySlot(keyId);
     const hit = this.entries.get(slot);
-    if (hit?.kind === 'key') {
+    if (hit instanceof KeyEntry) {
       this.touch(slot, hit);
       metrics.cacheHits.inc({ cache: 'key' });
-      return hit.value;
+      return hit;
     }
     metrics.cacheMisses.inc({ cache: 'key' });
     const running = this.loading.get(keyId);
@@ -95,7 +127,7 @@ export class KeyCache {
   getConvKey(keyId: string, peer: string, scheme: ConvScheme): Uint8Array | undefined {
     const slot = convSlot(keyId, peer, scheme);
     const hit = this.entries.get(slot);
-    if (hit?.kind === 'conv') {
+    if (hit !== undefined && !(hit instanceof KeyEntry)) {
       this.touch(slot, hit);
       metrics.cacheHits.inc({ cache: 'conv' });
       return hit.convKey;
@@ -109,7 +141,7 @@ export class KeyCache {
     const slot = convSlot(keyId, peer, scheme);
     this.remove(slot);
     const bytes = CONV_ENTRY_OVERHEAD + stringBytes(slot) + stringBytes(keyId) + convKey.byteLength;
-    this.insert(slot, { kind: 'conv', keyId, convKey, bytes });
+    this.insert(slot, { keyId, convKey, bytes });
     let slots = this.convByKey.get(keyId);
     if (!slots) this.convByKey.set(keyId, (slots = new Set()));
     slots.add(slot);
@@ -134,30 +166,44 @@ export class KeyCache {
   private async loadKey(keyId: string, load: (keyId: string) => Promise<CachedKey>): Promise<CachedKey> {
     const done = metrics.coldKeyLoad.startTimer();
     try {
-      const key = await load(keyId);
+      const loaded = await load(keyId);
       done();
-      return this.staleLoads.has(keyId) ? key : this.setKey(keyId, key);
+      const material = this.keyMaterial(loaded.secretKey);
+      if (!this.staleLoads.has(keyId)) return this.setKey(keyId, material, loaded.pubkey);
+      return { secretKey: material, pubkey: loaded.pubkey };
     } finally {
       this.loading.delete(keyId);
       this.staleLoads.delete(keyId);
     }
   }
 
-  /** Caches a loaded key and returns what is cached (a secret that is a view on a larger buffer is copied out). */
-  private setKey(keyId: string, loaded: CachedKey): CachedKey {
-    let value = loaded;
-    const sk = loaded.secretKey;
-    if (sk.byteOffset !== 0 || sk.buffer.byteLength !== sk.byteLength) {
-      value = { secretKey: new Uint8Array(sk), pubkey: loaded.pubkey }; // a copy even for a Buffer (whose slice() is a view)
+  /** The backend's key material for a loaded secret, which is wiped (it may be a view on a loader's buffer). */
+  private keyMaterial(sk: Uint8Array): Uint8Array {
+    try {
+      return cryptoBackend().keyMaterial(sk);
+    } finally {
       sk.fill(0);
     }
+  }
+
+  private setKey(keyId: string, material: Uint8Array, pubkey: string): CachedKey {
+    if (!/^[0-9a-f]{64}$/.test(pubkey)) throw new TypeError('pubkey must be 64 lowercase hex characters');
+    const slotBytes = material.length + PUBKEY_BYTES;
+    let slab = this.slabs.get(slotBytes);
+    if (!slab) this.slabs.set(slotBytes, (slab = new KeySlab(slotBytes)));
     const slot = keySlot(keyId);
     this.remove(slot);
-    const bytes = KEY_ENTRY_OVERHEAD + stringBytes(slot) + stringBytes(keyId) + stringBytes(value.pubkey) + value.secretKey.byteLength;
-    this.insert(slot, { kind: 'key', keyId, value, bytes });
+    const bytes = KEY_ENTRY_OVERHEAD + stringBytes(slot) + slotBytes;
+    const record = new Uint8Array(slotBytes);
+    record.set(material);
+    material.fill(0);
+    record.set(Buffer.from(pubkey, 'hex'), material.length);
+    const entry = new KeyEntry(slab, slab.store(record), bytes);
+    record.fill(0);
+    this.insert(slot, entry);
     this.keyCount++;
     this.fit();
-    return value;
+    return entry;
   }
 
   private insert(slot: string, e: Entry): void {
@@ -185,8 +231,8 @@ export class KeyCache {
     if (!e) return;
     this.entries.delete(slot);
     this.bytesHeld -= e.bytes;
-    if (e.kind === 'key') {
-      e.value.secretKey.fill(0);
+    if (e instanceof KeyEntry) {
+      e.release();
       this.keyCount--;
     } else {
       e.convKey.fill(0);

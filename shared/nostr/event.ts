@@ -5,9 +5,8 @@
 // wants one), and a back- or forward-dated event is legitimate for drafts and scheduled posts.
 import { createHash } from 'node:crypto';
 import type { NostrEvent, UnsignedEvent } from './types.js';
-import { fastSchnorr } from './schnorr.js';
+import { cryptoBackend } from './crypto-backend.js';
 import { getPublicKeyHex, InvalidKeyError } from './keys.js';
-import { KnownKeySigner } from './known-key-signer.js';
 import { bytesToHex, hexToBytes, isLowerHex } from './hex.js';
 
 export const EVENT_LIMITS = {
@@ -106,20 +105,17 @@ export function getEventHash(event: UnsignedEvent & { pubkey: string }): string 
   return bytesToHex(getEventHashBytes(event));
 }
 
-// One per thread: a worker thread signs for the same users again and again.
-const knownKeySigner = new KnownKeySigner();
-
 /**
- * Fills in pubkey, id and sig with the fast backend. With pubkeyHex (the signer's key, already known)
- * signing costs one point multiplication instead of two (KnownKeySigner). A secret that does not belong
- * to that key is refused with InvalidKeyError, on the first call and on every later one.
+ * Fills in pubkey, id and sig with the thread's crypto backend. sk is a 32-byte secret or the backend's key
+ * material (crypto-backend.ts). With pubkeyHex (the signer's key, already known) no public key is derived
+ * per signature; a key that does not belong to it is refused with InvalidKeyError.
  */
 export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex?: string): NostrEvent {
   if (pubkeyHex !== undefined && !isLowerHex(pubkeyHex, 64)) throw new InvalidKeyError('invalid signer pubkey');
   const pubkey = pubkeyHex ?? getPublicKeyHex(sk);
   const event = { kind: unsigned.kind, content: unsigned.content, tags: unsigned.tags, created_at: unsigned.created_at, pubkey };
   const hash = getEventHashBytes(event);
-  const sig = pubkeyHex === undefined ? fastSchnorr.sign(hash, sk) : knownKeySigner.sign(hash, sk, hexToBytes(pubkeyHex));
+  const sig = cryptoBackend().signWithKey(hash, sk, hexToBytes(pubkey));
   return { ...event, id: bytesToHex(hash), sig: bytesToHex(sig) };
 }
 
@@ -137,5 +133,5 @@ export function verifyEvent(ev: NostrEvent): boolean {
     return false;
   }
   if (bytesToHex(hash) !== ev.id) return false;
-  return fastSchnorr.verify(hexToBytes(ev.sig), hash, hexToBytes(ev.pubkey));
+  return cryptoBackend().verify(hexToBytes(ev.sig), hash, hexToBytes(ev.pubkey));
 }

@@ -3,12 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';
 import { decode as nip19Decode, npubEncode as nip19NpubEncode, nsecEncode as nip19NsecEncode } from 'nostr-tools/nip19';
-import { fastSchnorr } from './schnorr.js';
+import { cryptoBackend } from './crypto-backend.js';
+import { InvalidKeyError } from './key-error.js';
 import { bytesToHex, hexToBytes, isLowerHex } from './hex.js';
 
-export class InvalidKeyError extends Error {
-  override readonly name = 'InvalidKeyError';
-}
+export { InvalidKeyError };
 
 /** A uniformly random secret key in [1, n-1] (rejection sampling, so no modulo bias). */
 export function generateSecretKey(): Uint8Array {
@@ -19,7 +18,7 @@ export function generateSecretKey(): Uint8Array {
 }
 
 export function getPublicKeyHex(sk: Uint8Array): string {
-  return bytesToHex(fastSchnorr.getPublicKey(sk));
+  return bytesToHex(cryptoBackend().getPublicKey(sk));
 }
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
@@ -70,5 +69,5 @@ export function npubEncode(pubHex: string): string {
 
 /** 64 lowercase hex characters that are the x coordinate of a point on secp256k1. */
 export function isValidPubkeyHex(s: unknown): s is string {
-  return isLowerHex(s, 64) && ecc.isXOnlyPoint(hexToBytes(s));
+  return isLowerHex(s, 64) && cryptoBackend().isXonlyPoint(hexToBytes(s));
 }

@@ -1,4 +1,6 @@
 // BIP-340 signing for a signer that already knows its public key: one multiplication of G instead of two.
+// The WASM backend's signer (crypto-backend.ts); the native backend signs with cached libsecp256k1 keypairs
+// instead, whose timing does not depend on the secret as this BigInt arithmetic's last step does.
 //
 // libsecp256k1's sign derives the key pair from the secret on every call (a multiplication of G, about
 // half its cost in WASM) and then computes the nonce point (another). A worker signs with the same keys
@@ -14,7 +16,7 @@
 // sign; ops.ts verifies with libsecp256k1 every signature returned to an app.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';
-import { InvalidKeyError } from './keys.js';
+import { InvalidKeyError } from './key-error.js';
 import { requireLength, requireSecretKey } from './schnorr.js';
 
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;

@@ -1,5 +1,6 @@
-// BIP-340 Schnorr over secp256k1 behind one interface, two backends:
-// - fastSchnorr: libsecp256k1 compiled to WASM (tiny-secp256k1), about 8x faster than pure JS; the hot path.
+// BIP-340 Schnorr over secp256k1 behind one interface, two implementations:
+// - fastSchnorr: libsecp256k1 compiled to WASM (tiny-secp256k1), about 8x faster than pure JS; the farm's
+//   fallback where the system's libsecp256k1 is missing (the native backend: crypto-backend.ts).
 // - referenceSchnorr: @noble/curves, audited pure JS; the portable reference the tests cross-check against.
 import { randomBytes } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';

@@ -4,7 +4,7 @@ import { v2 as toolsNip44 } from 'nostr-tools/nip44';
 import * as toolsNip04 from 'nostr-tools/nip04';
 import { verifyEvent as toolsVerifyEvent } from 'nostr-tools/pure';
 import { runCryptoOps } from '../../workers/crypto/ops.js';
-import { fastSchnorr } from '../../shared/nostr/schnorr.js';
+import { cryptoBackend, useCryptoBackend, type CryptoBackend } from '../../shared/nostr/crypto-backend.js';
 import type { CryptoOp, CryptoResult, KeyOp } from '../../workers/crypto/types.js';
 import type { NostrEvent } from '../../shared/nostr/types.js';
 import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
@@ -178,11 +178,13 @@ test('a nip46_respond whose user op is not a key op is refused', () => {
   assert.equal(errorOf(r), 'unknown crypto op');
 });
 
-test('every signature returned to an app is verified before it leaves; a NIP-46 envelope is left to the relays', () => {
-  const realVerify = fastSchnorr.verify;
+for (const name of ['native', 'wasm'] as const) test(`${name}: every signature returned to an app is verified before it leaves; a NIP-46 envelope is left to the relays`, () => {
+  useCryptoBackend(name);
+  const backend = cryptoBackend() as { verify: CryptoBackend['verify'] };
+  const realVerify = backend.verify;
   let checks = 0;
   let fail = false;
-  fastSchnorr.verify = (sig, msg, pub) => {
+  backend.verify = (sig, msg, pub) => {
     checks++;
     return !fail && realVerify(sig, msg, pub);
   };
@@ -198,6 +200,7 @@ test('every signature returned to an app is verified before it leaves; a NIP-46 
     const inner = (wrapped as { inner?: CryptoResult }).inner;
     assert.equal(errorOf(inner), 'signature check failed', 'the app gets an error, not an unchecked signature');
   } finally {
-    fastSchnorr.verify = realVerify;
+    backend.verify = realVerify;
+    useCryptoBackend('auto');
   }
 });

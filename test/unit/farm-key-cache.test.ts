@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CONV_ENTRY_OVERHEAD, KEY_ENTRY_OVERHEAD, KeyCache, type CachedKey } from '../../workers/key-cache.js';
 import { registry } from '../../shared/metrics.js';
+import { cryptoBackend, useCryptoBackend } from '../../shared/nostr/crypto-backend.js';
+import { KEYPAIR_BYTES } from '../../shared/nostr/secp256k1-native.js';
+import { getPublicKeyHex } from '../../shared/nostr/keys.js';
+import { bytesToHex, hexToBytes } from '../../shared/nostr/hex.js';
 
 const keyId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const pubkeyOf = (i: number) => i.toString(16).padStart(64, '0');
@@ -38,7 +42,9 @@ test('stays within its byte budget, evicting least recently used first', async (
 });
 
 test('zeroes secret and conversation keys when they leave the cache', async () => {
-  const cache = new KeyCache(KEY_ENTRY_OVERHEAD * 3);
+  const probe = new KeyCache(1 << 20);
+  await probe.getKey(keyId(0), loader());
+  const cache = new KeyCache(probe.bytes * 3);
   const first = await cache.getKey(keyId(1), loader());
   assert.ok(first.secretKey.some((b) => b !== 0));
   for (let i = 2; i < 10; i++) await cache.getKey(keyId(i), loader());
@@ -109,16 +115,53 @@ test('loads a cold key once for concurrent requests, and not into the cache if e
   assert.ok(cache.peekKey(keyId(5)));
 });
 
-test('a secret loaded as a view on a larger buffer is copied out intact, and the view zeroed', async () => {
+test('a secret loaded as a view on a larger buffer becomes key material of the backend, and the view is zeroed', async () => {
   const cache = new KeyCache(1 << 20);
   const big = Buffer.alloc(100, 0xee);
   const view = big.subarray(10, 42);
-  const key = await cache.getKey(keyId(9), async () => ({ secretKey: view, pubkey: pubkeyOf(9) }));
+  const pubkey = getPublicKeyHex(new Uint8Array(32).fill(0xee));
+  const key = await cache.getKey(keyId(9), async () => ({ secretKey: view, pubkey }));
   assert.notEqual(key.secretKey.buffer, big.buffer);
-  assert.equal(key.secretKey.byteLength, 32);
-  assert.ok(key.secretKey.every((b) => b === 0xee), 'the cached secret is intact');
+  assert.equal(bytesToHex(cryptoBackend().getPublicKey(key.secretKey)), pubkey, 'the cached material is the secret\'s');
+  assert.equal(key.pubkey, pubkey);
   assert.ok(view.every((b) => b === 0), 'the loader buffer is wiped');
   assert.equal(cache.peekKey(keyId(9)), key);
+});
+
+for (const name of ['native', 'wasm'] as const) {
+  test(`${name}: the cache holds the backend's key material (a keypair on native), within 300 bytes a key`, async () => {
+    useCryptoBackend(name);
+    try {
+      const sk = new Uint8Array(32).fill(0x42);
+      const pubkey = getPublicKeyHex(sk);
+      const cache = new KeyCache(1 << 20);
+      const key = await cache.getKey(keyId(1), async () => ({ secretKey: Uint8Array.from(sk), pubkey }));
+      assert.equal(key.secretKey.length, name === 'native' ? KEYPAIR_BYTES : 32);
+      const msg = new Uint8Array(32).fill(7);
+      const sig = cryptoBackend().signWithKey(msg, key.secretKey, hexToBytes(pubkey));
+      assert.ok(cryptoBackend().verify(sig, msg, hexToBytes(pubkey)));
+      assert.ok(cache.bytes <= 300, `${cache.bytes} bytes for one key`);
+      const held = new Uint8Array(key.secretKey);
+      cache.evictKey(keyId(1));
+      assert.ok(key.secretKey.every((b) => b === 0), 'an evicted entry answers with zeros');
+      assert.throws(() => cryptoBackend().signWithKey(msg, key.secretKey, hexToBytes(pubkey)), /invalid key material|out of range/);
+      held.fill(0);
+    } finally {
+      useCryptoBackend('auto');
+    }
+  });
+}
+
+test('a slot freed by an eviction is wiped, and the next key reuses it without seeing the old one', async () => {
+  const cache = new KeyCache(1 << 20);
+  const a = await cache.getKey(keyId(1), loader());
+  const aMaterial = new Uint8Array(a.secretKey);
+  cache.evictKey(keyId(1));
+  const b = await cache.getKey(keyId(2), loader());
+  assert.notDeepEqual(new Uint8Array(b.secretKey), aMaterial);
+  assert.ok(a.secretKey.every((x) => x === 0), 'the old entry does not show the new key');
+  assert.equal(a.pubkey, '');
+  assert.equal(b.pubkey, pubkeyOf(2));
 });
 
 test('an eviction with no load running does not stop the next load from being cached', async () => {

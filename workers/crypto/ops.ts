@@ -2,7 +2,7 @@
 // Each op succeeds or fails on its own: one bad ciphertext must not fail the other requests of a batch.
 import type { CryptoOp, CryptoResult, KeyOp, Nip46RespondOp } from './types.js';
 import { EventValidationError, finalizeEvent, validateUnsignedEvent, verifyEvent } from '../../shared/nostr/event.js';
-import { fastSchnorr } from '../../shared/nostr/schnorr.js';
+import { cryptoBackend } from '../../shared/nostr/crypto-backend.js';
 import { InvalidKeyError, isValidPubkeyHex } from '../../shared/nostr/keys.js';
 import { hexToBytes, isLowerHex } from '../../shared/nostr/hex.js';
 import { getConversationKey, Nip44Error, nip44Decrypt, nip44Encrypt } from '../../shared/nostr/nip44.js';
@@ -90,7 +90,7 @@ function respond(op: Nip46RespondOp): CryptoResult {
 }
 
 /**
- * Signs; `check` verifies the signature with libsecp256k1 before it leaves (BIP-340's last signing step).
+ * Signs; `check` verifies the signature before it leaves (BIP-340's last signing step).
  * Every signature returned to an app is checked. A NIP-46 response's own signature (the bunker key's, on
  * the kind-24133 envelope) is not: every relay verifies it on receipt and refuses it if invalid, the app's
  * client checks it again, and it comes from the same signer as the app's signatures checked here, so a
@@ -98,7 +98,7 @@ function respond(op: Nip46RespondOp): CryptoResult {
  */
 function signEvent(sk: Uint8Array, pubkey: string, unsigned: unknown, check: boolean) {
   const event = finalizeEvent(validateUnsignedEvent(unsigned), sk, pubkey);
-  if (check && !fastSchnorr.verify(hexToBytes(event.sig), hexToBytes(event.id), hexToBytes(event.pubkey))) {
+  if (check && !cryptoBackend().verify(hexToBytes(event.sig), hexToBytes(event.id), hexToBytes(event.pubkey))) {
     throw new OpError('signature check failed');
   }
   return event;

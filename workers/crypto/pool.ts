@@ -1,10 +1,18 @@
 // The worker process's crypto pool: piscina threads running task.ts. Batching many ops into one task
 // amortizes the per-task message passing (docs/BENCHMARKS.md).
 import { Piscina } from 'piscina';
+import { cryptoBackend, type CryptoBackendName } from '../../shared/nostr/crypto-backend.js';
 import type { CryptoOp, CryptoResult, CryptoRunner } from './types.js';
 
 export interface CryptoPoolOptions {
   threads: number;
+  /** The threads' crypto backend; default: the calling thread's (so the whole process runs on one). */
+  backend?: CryptoBackendName;
+}
+
+/** What task.ts receives as piscina's workerData. */
+export interface CryptoPoolWorkerData {
+  backend: CryptoBackendName;
 }
 
 export interface CryptoPoolStats {
@@ -31,6 +39,7 @@ export class CryptoPool implements CryptoRunner {
       maxQueue: Infinity,
       // The threads are the farm's signing capacity: keep them alive between bursts.
       idleTimeout: Infinity,
+      workerData: { backend: opts.backend ?? cryptoBackend().name } satisfies CryptoPoolWorkerData,
     });
   }
 

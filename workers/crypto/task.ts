@@ -1,6 +1,12 @@
 // The piscina task module: one call runs the ops of one job on a pool thread.
+import { workerData } from 'piscina';
+import { useCryptoBackend } from '../../shared/nostr/crypto-backend.js';
+import type { CryptoPoolWorkerData } from './pool.js';
 import type { CryptoOp, CryptoResult, KeyOp } from './types.js';
 import { runCryptoOps } from './ops.js';
+
+// The process chose its backend at start; a thread that cannot load the native one fails its tasks loudly.
+useCryptoBackend((workerData as CryptoPoolWorkerData | undefined)?.backend ?? 'auto');
 
 export default function cryptoTask(ops: CryptoOp[]): CryptoResult[] {
   try {
