@@ -14,7 +14,7 @@ import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 
 /** Browser pages, their assets, the API reference page and Bull Board: not API operations. */
-const NOT_API = [/^\/$/, /^\/login$/, /^\/register$/, /^\/logout$/, /^\/account(\/|$)/, /^\/oauth\/consent$/, /^\/assets\//, /^\/docs$/, /^\/admin\/queues(\/|$)/];
+const NOT_API = [/^\/$/, /^\/login$/, /^\/register$/, /^\/logout$/, /^\/forgot-password$/, /^\/reset-password$/, /^\/verify-email$/, /^\/account(\/|$)/, /^\/oauth\/consent$/, /^\/assets\//, /^\/docs$/, /^\/admin\/queues(\/|$)/];
 /** Fastify's automatic HEAD twins of GET routes and the CORS preflight catch-all are not operations. */
 const IMPLICIT_METHODS = new Set(['HEAD', 'OPTIONS']);
 const isApiPath = (url: string) => url.startsWith('/api/') || url === '/health' || url.startsWith('/healthz/') || url.startsWith('/.well-known/');
