@@ -35,7 +35,7 @@ const REDIS_DOWN_MESSAGE = /^(Stream isn't writeable|Connection is closed|Reache
 /**
  * The dependency an error says is down, or undefined. Such a request gets 503 with Retry-After (the
  * client may try again shortly), never a 500: PostgreSQL unreachable, restarting or out of connections
- * (SQLSTATE classes 08 and 57P, 53300), Redis unreachable (the fail-fast connections refuse at once),
+ * (SQLSTATE classes 08 and 57P, 53300), a statement past its timeout (57014), Redis unreachable (the fail-fast connections refuse at once),
  * the KeyManager unavailable.
  */
 export function unavailableDependency(err: unknown): 'database' | 'redis' | 'key manager' | undefined {
@@ -43,7 +43,7 @@ export function unavailableDependency(err: unknown): 'database' | 'redis' | 'key
   if (err.name === 'KeyManagerUnavailableError') return 'key manager';
   if (err.name === 'MaxRetriesPerRequestError' || REDIS_DOWN_MESSAGE.test(err.message)) return 'redis';
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (PG_CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300')) {
+  if (typeof code === 'string' && (PG_CONNECTION_CODES.has(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '57014')) {
     return 'database';
   }
   if (PG_DOWN_MESSAGE.test(err.message)) return 'database';
