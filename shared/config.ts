@@ -79,6 +79,11 @@ export const ConfigSchema = Type.Object({
    * broadcast); in the last sixth of it a request refreshes the entry in the background.
    */
   TOKEN_CACHE_TTL_MS: Int(30_000, 500, 600_000),
+  /**
+   * Signing activity waits in a Redis stream until a workers process has written it to PostgreSQL; an
+   * entry read by a process that died is taken over by another after this long unacknowledged.
+   */
+  ACTIVITY_CLAIM_IDLE_MS: Int(30_000, 500, 3_600_000),
   /** On SIGTERM, how long the api keeps serving with /healthz/ready at 503 so load balancers stop sending. */
   SHUTDOWN_DELAY_MS: Int(0, 0, 120_000),
   /** On SIGTERM, how long in-flight HTTP requests may take before their connections are closed. */

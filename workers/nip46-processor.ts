@@ -247,6 +247,7 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
         ? { id: w.item.id, ok: true, result: w.signed, method: methodLabel(w.request?.method) }
         : { id: w.item.id, ok: false, status: 400, error: w.drop ?? 'no response' };
     });
+    await activity.persist?.(); // before the answer leaves: a crash from here on loses no activity
     const reply: ReplyMessage = { jobId, results };
     try {
       await publishReply(deps.publisher, deps.names, data.replyTo, reply);

@@ -170,6 +170,7 @@ export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
       logger.debug({ traceId: item.traceId, jobId, method: item.call.method, status: r.ok ? 200 : r.status }, 'rpc item done');
     });
 
+    await activity.persist?.(); // before the answer leaves: a crash from here on loses no activity
     const sealed = await reply(jobId, data.replyTo, results);
     metrics.jobItems.observe(items.length);
     metrics.jobDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
