@@ -24,6 +24,8 @@ const GROUP = 'activity-writers';
 /** The stream's bound (approximate trim) while PostgreSQL is away: about 150 bytes an entry. */
 const MAX_LENGTH = 1_000_000;
 const BATCH = 1000;
+/** After a partial batch, how long entries gather before the next read: fewer, larger transactions. */
+const GATHER_MS = 250;
 
 type Fields = string[];
 
@@ -139,6 +141,7 @@ export class ActivityDrain {
       try {
         const entries = await this.next();
         if (entries.length > 0) await this.write(entries);
+        if (entries.length > 0 && entries.length < BATCH && !this.stopped) await new Promise((r) => setTimeout(r, GATHER_MS));
       } catch (err) {
         const message = (err as Error).message;
         if (/NOGROUP/.test(message)) await this.ensureGroup().catch(() => undefined);

@@ -67,6 +67,15 @@ export async function startOwnServices(name: string): Promise<OwnServices> {
   recordedPassword(services.databaseUrl);
   const pgPort = portOf(services.databaseUrl);
   let frozen: number[] = [];
+  const thaw = () => {
+    for (const pid of frozen.splice(0)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  };
   const same = (url: string, port: number, what: string) => {
     if (portOf(url) !== port) throw new Error(`${what} came back on port ${portOf(url)}, not ${port}`);
   };
@@ -81,17 +90,11 @@ export async function startOwnServices(name: string): Promise<OwnServices> {
     },
     freezePostgres() {
       frozen = postgresProcesses(dataDir);
+      // Never left frozen, whatever ends the test file.
+      process.once('exit', thaw);
       for (const pid of frozen) process.kill(pid, 'SIGSTOP');
     },
-    thawPostgres() {
-      for (const pid of frozen.splice(0)) {
-        try {
-          process.kill(pid, 'SIGCONT');
-        } catch {
-          /* exited meanwhile */
-        }
-      }
-    },
+    thawPostgres: thaw,
     async killRedis() {
       const pid = readPidFile(path.join(dataDir, 'redis', 'redis.pid'));
       if (pid === undefined) throw new Error('embedded redis has no pid file');
