@@ -104,7 +104,7 @@ export interface ActivityDrainOptions {
   /** How long an entry read by a member may stay unacknowledged before another member takes it over. */
   claimIdleMs: number;
   logger: Logger;
-  /** How long one read waits for new entries. */
+  /** How long one read waits for new entries (and so the longest stop() waits); default 250 ms. */
   blockMs?: number;
 }
 
@@ -145,6 +145,7 @@ export class ActivityDrain {
       } catch (err) {
         const message = (err as Error).message;
         if (/NOGROUP/.test(message)) await this.ensureGroup().catch(() => undefined);
+        if (this.stopped) break;
         logger.warn({ err: message }, 'draining signing activity failed; will retry');
         await new Promise((r) => setTimeout(r, 1000));
       }
@@ -162,7 +163,7 @@ export class ActivityDrain {
       const live = claimed.filter((e) => e && e[1]);
       if (live.length > 0) return live;
     }
-    return this.read('>', this.opts.blockMs ?? 1000);
+    return this.read('>', this.opts.blockMs ?? 250);
   }
 
   private async read(from: string, blockMs: number): Promise<[string, Fields][]> {
