@@ -40,10 +40,10 @@ const SQLSTATE_BAD_CHARACTER = '22021';
 
 /**
  * The server is there but cannot serve: connection exceptions (class 08), shutting down or restarting
- * (57P01-57P05), too many connections (53300).
+ * (57P01-57P05), too many connections (53300), a statement past its timeout (57014).
  */
 function isUnavailableSqlState(code: string): boolean {
-  return code.startsWith('08') || code.startsWith('57P') || code === '53300';
+  return code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '57014';
 }
 
 /** A Redis error reply's code is its first word (`LOADING Redis is loading the dataset in memory`). */

@@ -45,7 +45,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   const redis = await connectFailFast(deps.redisUrl, (err) => logger.warn({ err: err.message }, 'api redis error'));
   const subscriber = createRedis(deps.redisUrl);
   subscriber.on('error', (err) => logger.warn({ err: err.message }, 'api eviction subscriber error'));
-  const acting = new ActingCache(deps.db);
+  const acting = new ActingCache(deps.db, { ttlMs: config.TOKEN_CACHE_TTL_MS, lookupTimeoutMs: config.DB_LOOKUP_TIMEOUT_MS });
 
   // A missed eviction must not leave a revoked token usable: while the link is down nothing is cached.
   subscriber.on('message', (_channel: string, message: string) => {

@@ -2,7 +2,9 @@
 import { startApi, type RunningApi } from '../api/index.js';
 import { KeyStore } from '../shared/custody/key-store.js';
 import { loadPayloadSealer } from '../shared/farm/payload-key.js';
+import { ActivityDrain, ActivityStream, activityStreamKey } from '../workers/activity-stream.js';
 import { ActivityWriter } from '../workers/activity-writer.js';
+import { closeRedis, createRedis } from '../shared/redis.js';
 import { CoalescingCryptoRunner } from '../workers/crypto/coalescing-runner.js';
 import { InlineCheapOpsRunner } from '../workers/crypto/inline-runner.js';
 import { CryptoPool } from '../workers/crypto/pool.js';
@@ -57,8 +59,15 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       ? new InlineCheapOpsRunner(new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads }))
       : undefined;
   if (roles.workers && crypto) {
-    const activity = new ActivityWriter(rt.db, rt.logger);
-    activity.start();
+    // Activity goes to a Redis stream before each answer leaves, and is drained into PostgreSQL by every
+    // workers process (workers/activity-stream.ts); the in-memory writer takes it while Redis refuses.
+    const fallback = new ActivityWriter(rt.db, rt.logger);
+    fallback.start();
+    const streamKey = activityStreamKey(rt.config.KEY_PREFIX);
+    const appender = createRedis(rt.redisUrl);
+    const drainer = createRedis(rt.redisUrl, { enableAutoPipelining: false });
+    for (const conn of [appender, drainer]) conn.on('error', (err: Error) => rt.logger.warn({ err: err.message }, 'activity redis error'));
+    const activity = new ActivityStream(appender, streamKey, fallback, rt.logger);
     const workers = await startWorkers({
       config: rt.config,
       logger: rt.logger,
@@ -69,9 +78,15 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       sealer: payloadSealer,
       nip46Store: new PostgresNip46Store(rt.db),
     });
+    const drain = new ActivityDrain({
+      db: rt.db, redis: drainer, key: streamKey, consumer: workers.memberId, claimIdleMs: rt.config.ACTIVITY_CLAIM_IDLE_MS, logger: rt.logger,
+    });
+    await drain.start();
     stops.push(async () => {
       await workers.stop(rt.config.SHUTDOWN_JOBS_TIMEOUT_MS);
-      await activity.close();
+      await drain.stop();
+      await fallback.close();
+      await Promise.all([closeRedis(appender), closeRedis(drainer)]);
     });
     // Alone, workers serve probes and metrics on METRICS_PORT (PORT is the api's, and several workers may share a host).
     if (!roles.api && !roles.relayIngest && rt.config.METRICS_PORT !== undefined) {

@@ -41,10 +41,18 @@ export interface Runtime {
 export const PG_RETRY_DELAYS_S = [1, 2, 4, 8];
 
 /**
- * Pool limits that turn a database outage into fast errors (503 at the HTTP door) instead of requests
- * that hang: a connection (or a free pooled one) within 3 s, any query answered within 15 s.
+ * Pool limits that turn a database outage or freeze into fast errors (503 at the HTTP door) instead of
+ * requests that hang: a connection (or a free pooled one) within DB_ACQUIRE_TIMEOUT_MS, a statement
+ * cancelled by the server past DB_STATEMENT_TIMEOUT_MS, and given up by this side a second later (a frozen
+ * server cancels nothing).
  */
-const POOL_LIMITS = { connectionTimeoutMillis: 3000, query_timeout: 15_000 };
+export function poolLimits(config: Pick<Config, 'DB_ACQUIRE_TIMEOUT_MS' | 'DB_STATEMENT_TIMEOUT_MS'>) {
+  return {
+    connectionTimeoutMillis: config.DB_ACQUIRE_TIMEOUT_MS,
+    statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+    query_timeout: config.DB_STATEMENT_TIMEOUT_MS + 1000,
+  };
+}
 
 /** host:port of a database URL, without its credentials. */
 function serverOf(url: string): string {
@@ -94,7 +102,7 @@ export async function prepareRuntime(role: string, config: Config = loadConfigOr
     redisUrl ??= embedded.redisUrl;
     stopServices = () => embedded.stop();
   }
-  const db = createPool(databaseUrl, config.DB_POOL_SIZE, POOL_LIMITS);
+  const db = createPool(databaseUrl, config.DB_POOL_SIZE, poolLimits(config));
   db.on('error', (err) => logger.warn({ err: err.message }, 'idle PostgreSQL client error'));
   await connectPostgres(db, databaseUrl, logger);
   return { config, logger, databaseUrl, redisUrl, db, stopServices };

@@ -71,6 +71,24 @@ export const ConfigSchema = Type.Object({
   /** BullMQ job lock; a worker killed mid-job has its job re-run after about this long. */
   JOB_LOCK_MS: Int(5000, 1000, 600_000),
   DB_POOL_SIZE: Int(10, 1, 1000),
+
+  // Overload and stalls (docs/RUNBOOK.md, "Overload and stalls").
+  /** How long a request waits for a pooled PostgreSQL connection before it fails (503). */
+  DB_ACQUIRE_TIMEOUT_MS: Int(2000, 100, 600_000),
+  /** PostgreSQL's statement_timeout for every statement of the process; this side gives up a second later. */
+  DB_STATEMENT_TIMEOUT_MS: Int(5000, 100, 3_600_000),
+  /** The longest an RPC request waits for its token's lookup; past it a cached entry is served, else 503. */
+  DB_LOOKUP_TIMEOUT_MS: Int(1500, 50, 600_000),
+  /**
+   * How long the api serves an access token's lookup from memory (revocation evicts it at once by
+   * broadcast); in the last sixth of it a request refreshes the entry in the background.
+   */
+  TOKEN_CACHE_TTL_MS: Int(30_000, 500, 600_000),
+  /**
+   * Signing activity waits in a Redis stream until a workers process has written it to PostgreSQL; an
+   * entry read by a process that died is taken over by another after this long unacknowledged.
+   */
+  ACTIVITY_CLAIM_IDLE_MS: Int(30_000, 500, 3_600_000),
   /** On SIGTERM, how long the api keeps serving with /healthz/ready at 503 so load balancers stop sending. */
   SHUTDOWN_DELAY_MS: Int(0, 0, 120_000),
   /** On SIGTERM, how long in-flight HTTP requests may take before their connections are closed. */

@@ -27,7 +27,7 @@ const pending = new Gauge({ name: 'keyfarm_activity_pending', help: 'Activity en
  * refused, and writing them again will not help. Anything else (connection lost, timeout, shutdown,
  * serialization) may pass on a later try.
  */
-function isRefusal(err: unknown): boolean {
+export function isRefusal(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 }
@@ -40,6 +40,21 @@ function groupByAuthorization(rows: ActivityRow[]): ActivityRow[][] {
     else groups.set(r.authorizationId, [r]);
   }
   return [...groups.values()];
+}
+
+/** One transaction: a write cut short by an outage is retried whole, never half-written twice. */
+export async function writeActivityRows(db: Db, rows: ActivityRow[]): Promise<void> {
+  const counts = new Map<string, { count: number; last: Date }>();
+  for (const r of rows) {
+    const c = counts.get(r.authorizationId) ?? { count: 0, last: r.at };
+    c.count++;
+    if (r.at > c.last) c.last = r.at;
+    counts.set(r.authorizationId, c);
+  }
+  await inTransaction(db, async (tx) => {
+    await insertActivity(tx, rows);
+    await addActivity(tx, counts);
+  });
 }
 
 export class ActivityWriter implements ActivitySink {
@@ -88,19 +103,8 @@ export class ActivityWriter implements ActivitySink {
     pending.set(this.buffer.length);
   }
 
-  /** One transaction: a flush cut short by an outage is retried whole, never half-written twice. */
-  private async writeRows(rows: ActivityRow[]): Promise<void> {
-    const counts = new Map<string, { count: number; last: Date }>();
-    for (const r of rows) {
-      const c = counts.get(r.authorizationId) ?? { count: 0, last: r.at };
-      c.count++;
-      if (r.at > c.last) c.last = r.at;
-      counts.set(r.authorizationId, c);
-    }
-    await inTransaction(this.db, async (tx) => {
-      await insertActivity(tx, rows);
-      await addActivity(tx, counts);
-    });
+  private writeRows(rows: ActivityRow[]): Promise<void> {
+    return writeActivityRows(this.db, rows);
   }
 
   /**

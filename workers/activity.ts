@@ -14,4 +14,9 @@ export interface ActivityEntry {
 
 export interface ActivitySink {
   record(e: ActivityEntry): void;
+  /**
+   * Resolves once everything recorded so far would survive this process's crash. A job awaits it before
+   * its answer leaves, so no answered request goes unrecorded; it never throws.
+   */
+  persist?(): Promise<void>;
 }

@@ -138,6 +138,7 @@ export async function runShardJob<R extends ReplyMessage | SealedReplyMessage>(
     scope.wipe();
   }
   const reply = toReply(results);
+  await deps.activity.persist?.(); // before the answer leaves: a crash from here on loses no activity
   try {
     await publishReply(deps.publisher, deps.names, job.replyTo, reply);
   } catch (err) {

@@ -3,6 +3,9 @@
 // each shard, and a lease key per shard (owner id, PX ttl, SET NX) makes sure at most one does.
 // A shard that should move is handed over only after its local BullMQ Worker has closed; a member that
 // dies stops renewing, and its leases expire so the others take its shards within about the TTL.
+// Shards move back to a member that (re)joins one at a time, each taken up within tens of milliseconds
+// of its release (the taker retries its wanted shards quickly between rounds), so a rejoin never leaves
+// many shards at once without a worker or with a cold key cache.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -48,10 +51,16 @@ export interface ShardLeasesOptions {
   onRelease: (shard: number, reason: ReleaseReason) => Promise<void>;
   /** Heartbeat and lease renewal period; default ttlMs / 3. */
   tickMs?: number;
+  /** How often a shard this member should own, but another still holds, is tried between rounds; default 50 ms. */
+  pickUpMs?: number;
+  /** Shards this member hands over to others for a rebalance at once; default 1. */
+  maxMoves?: number;
 }
 
 interface ShardLeasesEvents {
   acquired: [shard: number];
+  /** This member starts closing the shard's work before giving its lease up. */
+  handingOver: [shard: number, reason: 'rebalance' | 'lost'];
   released: [shard: number, reason: ReleaseReason];
 }
 
@@ -62,6 +71,11 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
   private readonly held = new Map<number, 'owned' | 'releasing'>();
   private readonly handovers = new Set<Promise<void>>();
   private liveMembers: string[] = [];
+  /** Rebalance hand-overs in progress. */
+  private moving = 0;
+  /** Shards this member should own that another member still held at the last try. */
+  private readonly wanted = new Set<number>();
+  private pickUpTimer: NodeJS.Timeout | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
@@ -109,6 +123,7 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.pickUpTimer);
     await this.ticking;
     await Promise.allSettled([...this.handovers]);
     if (!release) return;
@@ -149,36 +164,67 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
         if (!renewed) {
           logger.warn({ shard }, 'shard lease lost');
           if (state === 'owned') this.handOver(shard, 'lost');
-        } else if (!mine && state === 'owned') {
+        } else if (!mine && state === 'owned' && this.moving < (this.opts.maxMoves ?? 1)) {
           this.handOver(shard, 'rebalance');
         }
         return;
       }
-      if (!mine) return;
-      if ((await this.opts.redis.set(lease, memberId, 'PX', ttlMs, 'NX')) !== 'OK') return;
-      if (this.stopped) {
-        await this.command(lease, 'release', memberId);
+      if (!mine) {
+        this.wanted.delete(shard);
         return;
       }
-      this.held.set(shard, 'owned');
-      try {
-        await this.opts.onAcquire(shard);
-      } catch (err) {
-        logger.error({ shard, err: (err as Error).message }, 'starting a shard failed; lease given back');
-        this.held.delete(shard);
-        await this.command(lease, 'release', memberId);
-        return;
-      }
-      logger.info({ shard, member: memberId }, 'shard acquired');
-      this.emit('acquired', shard);
+      await this.acquire(shard);
     } catch (err) {
       logger.warn({ shard, err: (err as Error).message }, 'shard lease round failed');
     }
   }
 
+  /** Takes the shard's lease if it is free and starts its work; while another holds it, tries again soon. */
+  private async acquire(shard: number): Promise<void> {
+    const { names, memberId, ttlMs, logger } = this.opts;
+    const lease = names.lease(shard);
+    if (this.held.has(shard)) return;
+    if ((await this.opts.redis.set(lease, memberId, 'PX', ttlMs, 'NX')) !== 'OK') {
+      this.wanted.add(shard);
+      this.schedulePickUp();
+      return;
+    }
+    this.wanted.delete(shard);
+    if (this.stopped || this.held.has(shard)) {
+      if (this.stopped) await this.command(lease, 'release', memberId);
+      return;
+    }
+    this.held.set(shard, 'owned');
+    try {
+      await this.opts.onAcquire(shard);
+    } catch (err) {
+      logger.error({ shard, err: (err as Error).message }, 'starting a shard failed; lease given back');
+      this.held.delete(shard);
+      await this.command(lease, 'release', memberId);
+      return;
+    }
+    logger.info({ shard, member: memberId }, 'shard acquired');
+    this.emit('acquired', shard);
+  }
+
+  /** Between rounds, tries the wanted shards again: one released by its owner is taken up at once. */
+  private schedulePickUp(): void {
+    if (this.pickUpTimer || this.stopped) return;
+    this.pickUpTimer = setTimeout(() => {
+      this.pickUpTimer = undefined;
+      const live = this.liveMembers;
+      for (const shard of this.wanted) {
+        if (rendezvousOwner(live, shard) !== this.opts.memberId) this.wanted.delete(shard);
+        else void this.acquire(shard).catch((err: Error) => this.opts.logger.warn({ shard, err: err.message }, 'shard pick-up failed'));
+      }
+    }, this.opts.pickUpMs ?? 50);
+  }
+
   /** Closes the shard's local work in the background (renewals go on meanwhile), then gives the lease up. */
   private handOver(shard: number, reason: 'rebalance' | 'lost'): void {
     this.held.set(shard, 'releasing');
+    if (reason === 'rebalance') this.moving++;
+    this.emit('handingOver', shard, reason);
     const done = (async () => {
       try {
         await this.opts.onRelease(shard, reason);
@@ -187,6 +233,7 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
       }
       await this.command(this.opts.names.lease(shard), 'release', this.opts.memberId).catch(() => 0);
       this.held.delete(shard);
+      if (reason === 'rebalance') this.moving--;
       this.opts.logger.info({ shard, reason, member: this.opts.memberId }, 'shard released');
       this.emit('released', shard, reason);
     })();

@@ -46,6 +46,8 @@ export interface ActingAuthorization {
   expiresAt: Date | null;
   /** The token itself was revoked or rotated away (the authorization may still stand). */
   tokenRevoked: boolean;
+  /** When the access token stops working; a cached lookup is never served past it. */
+  accessExpiresAt?: Date;
 }
 
 const COLUMNS = `a.id, a.user_id AS "userId", a.application_name AS "applicationName", a.policy_slug AS "policySlug",
@@ -89,7 +91,7 @@ export async function revokeAuthorization(
 
 const ACTING = `a.id, a.user_id AS "userId", u.pubkey AS "userPubkey", u.key_id AS "userKeyId",
   a.policy_slug AS "policySlug", p.permissions, a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt",
-  t.revoked_at IS NOT NULL AS "tokenRevoked"`;
+  t.revoked_at IS NOT NULL AS "tokenRevoked", t.access_expires_at AS "accessExpiresAt"`;
 
 /** The authorization behind an unexpired access token, revoked or not (the caller tells 401 from 403). */
 export async function findActingByAccessHash(db: Queryable, accessHash: Buffer): Promise<ActingAuthorization | undefined> {

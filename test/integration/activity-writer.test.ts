@@ -1,11 +1,14 @@
 // The activity writer against real PostgreSQL: a row the database refuses (its authorization deleted
 // while the row waited, a value out of range) is dropped alone and counted, while everyone else's
 // activity still lands; a passing failure (a lock wait cut short) keeps the rows for the next flush; and
-// what cannot be written by shutdown is counted, not lost silently.
+// what cannot be written by shutdown is counted, not lost silently. The stream drain does the same for
+// entries of the activity stream, and takes over the entries a dead member had read.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createPool, type Db } from '../../database/pool.js';
+import { Redis } from 'ioredis';
+import { ActivityDrain, ActivityStream, activityStreamKey } from '../../workers/activity-stream.js';
 import { ActivityWriter } from '../../workers/activity-writer.js';
 import { registry } from '../../shared/metrics.js';
 import { call, registerUser } from '../support/client.js';
@@ -112,6 +115,46 @@ describe('activity writer', () => {
       await locker.query('ROLLBACK').catch(() => undefined);
       await locker.end();
       await impatient.end();
+    }
+  });
+  it('drains the activity stream: a refused row alone is dropped, a crashed member\'s entries are taken over, the stream ends empty', async () => {
+    const [kept, gone] = [await newAuthorization(), await newAuthorization()];
+    await db.query('DELETE FROM authorizations WHERE id = $1', [gone]);
+    const key = activityStreamKey(`${farm.config.KEY_PREFIX}-drain`);
+    const redis = new Redis(farm.rt.redisUrl);
+    const logger = testLogger('activity-drain');
+    const stream = new ActivityStream(redis, key, { record: () => assert.fail('no fallback while Redis answers') }, logger);
+    const drains: ActivityDrain[] = [];
+    const drain = (consumer: string) => {
+      const d = new ActivityDrain({ db, redis: new Redis(farm.rt.redisUrl), key, consumer, claimIdleMs: 500, logger, blockMs: 100 });
+      drains.push(d);
+      return d;
+    };
+    try {
+      // A member that read entries and died before writing them: they stay pending under its name.
+      const dead = new Redis(farm.rt.redisUrl);
+      await dead.xgroup('CREATE', key, 'activity-writers', '0', 'MKSTREAM');
+      stream.record({ authorizationId: kept, method: 'sign_event', kind: 1, eventId: 'a'.repeat(64), door: 'http' });
+      await stream.persist();
+      assert.equal((await dead.xreadgroup('GROUP', 'activity-writers', 'dead-member', 'COUNT', 10, 'STREAMS', key, '>') as unknown[]).length, 1);
+      dead.disconnect();
+      stream.record({ authorizationId: gone, method: 'ping', door: 'http' });
+      stream.record({ authorizationId: kept, method: 'ping', door: 'nip46' });
+      await stream.persist();
+      const refusedBefore = await droppedActivity('refused');
+      await drain('live-member').start();
+      const end = Date.now() + 10_000;
+      while (Date.now() < end && (await written(kept)).rows < 2) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(await written(kept), { rows: 2, count: 2 }, 'the live and the taken-over entries written once');
+      const { rows } = await db.query<{ event_id: string | null; kind: number | null }>('SELECT event_id, kind FROM signing_activity WHERE authorization_id = $1 ORDER BY created_at', [kept]);
+      assert.deepEqual(rows, [{ event_id: 'a'.repeat(64), kind: 1 }, { event_id: null, kind: null }]);
+      assert.equal((await droppedActivity('refused')) - refusedBefore, 1, 'the deleted authorization\'s row dropped and counted');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await redis.xlen(key), 0, 'acknowledged entries are deleted');
+    } finally {
+      await Promise.all(drains.map((d) => d.stop()));
+      await redis.del(key);
+      redis.disconnect();
     }
   });
 });

@@ -1,7 +1,7 @@
 // A PostgreSQL and a Redis of a test file's own (the embedded ones, data under .data/test/<random>), so the
 // test can stop, crash and restart them without touching the servers the rest of the suite shares.
 // Restarts keep the port and the data: PostgreSQL from its cluster, Redis from its append-only file.
-import { rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { removeEmbeddedServicesData, startEmbeddedServices } from '../../shared/embedded-services.js';
 import { isProcessRunning, readPidFile, waitFor } from '../../shared/embedded/commands.js';
@@ -16,6 +16,12 @@ export interface OwnServices {
   /** `pg_ctl stop -m fast`: connections are closed, new ones refused. */
   stopPostgres(): Promise<void>;
   startPostgres(): Promise<void>;
+  /**
+   * SIGSTOP to the postmaster and every backend: connections stay open and nothing answers, as in a
+   * frozen VM or a stalled disk. thawPostgres() (SIGCONT) must follow, in a finally.
+   */
+  freezePostgres(): void;
+  thawPostgres(): void;
   /** SIGKILL, as in a crash: nothing is flushed beyond what Redis already wrote to its append-only file. */
   killRedis(): Promise<void>;
   startRedis(): Promise<void>;
@@ -32,6 +38,25 @@ function recordedPassword(url: string): string {
   return recordSecret(decodeURIComponent(new URL(url).password));
 }
 
+/** The postmaster (from its data directory's postmaster.pid) and its children. */
+function postgresProcesses(dataDir: string): number[] {
+  const postmaster = readPidFile(path.join(dataDir, 'postgres', 'data', 'postmaster.pid'));
+  if (postmaster === undefined) throw new Error('embedded postgres has no postmaster.pid');
+  const children = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after its closing parenthesis.
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [postmaster, ...children];
+}
+
 export async function startOwnServices(name: string): Promise<OwnServices> {
   const dataDir = testDataDir();
   const logger = testLogger(`${name}-services`);
@@ -41,6 +66,16 @@ export async function startOwnServices(name: string): Promise<OwnServices> {
   const redisPassword = recordedPassword(services.redisUrl);
   recordedPassword(services.databaseUrl);
   const pgPort = portOf(services.databaseUrl);
+  let frozen: number[] = [];
+  const thaw = () => {
+    for (const pid of frozen.splice(0)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  };
   const same = (url: string, port: number, what: string) => {
     if (portOf(url) !== port) throw new Error(`${what} came back on port ${portOf(url)}, not ${port}`);
   };
@@ -53,6 +88,13 @@ export async function startOwnServices(name: string): Promise<OwnServices> {
     async startPostgres() {
       same((await startPostgres({ dataDir, logger, durable: true })).url, pgPort, 'PostgreSQL');
     },
+    freezePostgres() {
+      frozen = postgresProcesses(dataDir);
+      // Never left frozen, whatever ends the test file.
+      process.once('exit', thaw);
+      for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    },
+    thawPostgres: thaw,
     async killRedis() {
       const pid = readPidFile(path.join(dataDir, 'redis', 'redis.pid'));
       if (pid === undefined) throw new Error('embedded redis has no pid file');

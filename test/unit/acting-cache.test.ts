@@ -142,7 +142,7 @@ test('an entry is served until its TTL, then read again', async (t) => {
   t.mock.timers.enable({ apis: ['Date'] });
   const table = new GatedTable();
   table.rows.set(key, acting('auth-1'));
-  const cache = new ActingCache(table.db, 1000);
+  const cache = new ActingCache(table.db, { ttlMs: 1000, refreshAfterMs: 1000 });
   await cache.get(token);
   t.mock.timers.tick(999);
   await cache.get(token);
@@ -152,11 +152,88 @@ test('an entry is served until its TTL, then read again', async (t) => {
   assert.equal(table.reads, 2, 'read again at the TTL');
 });
 
+test('concurrent lookups of one token share one read', async () => {
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.db);
+  table.gated = true;
+  const lookups = Array.from({ length: 500 }, () => cache.get(token));
+  await table.waitForReads(1);
+  table.release();
+  const results = await Promise.all(lookups);
+  assert.ok(results.every((r) => r?.id === 'auth-1'));
+  assert.equal(table.reads, 1, 'one read for 500 concurrent lookups');
+});
+
+test('an entry near the end of its TTL is refreshed in the background while it is served', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.db, { ttlMs: 1000, refreshAfterMs: 800 });
+  await cache.get(token);
+  t.mock.timers.tick(800);
+  table.gated = true;
+  table.rows.set(key, acting('auth-1b'));
+  // Many requests in the refresh window: each is served at once, and they start one read between them.
+  for (let i = 0; i < 100; i++) assert.equal((await cache.get(token))?.id, 'auth-1');
+  await table.waitForReads(1);
+  assert.equal(table.reads, 2);
+  table.release();
+  await new Promise((r) => setImmediate(r));
+  t.mock.timers.tick(799);
+  assert.equal((await cache.get(token))?.id, 'auth-1b', 'the refreshed entry, fresh for a new TTL');
+  assert.equal(table.reads, 2, 'no read at the old expiry');
+});
+
+test('a lookup that joins a read after an eviction does not get that read', async () => {
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.db);
+  table.gated = true;
+  const before = cache.get(token);
+  await table.waitForReads(1);
+  table.rows.set(key, acting('auth-1', new Date()));
+  cache.evict({ type: 'authorization', authorizationId: 'auth-1' });
+  const after = cache.get(token);
+  await table.waitForReads(2);
+  table.release();
+  assert.equal((await before)?.revokedAt, null);
+  assert.ok((await after)?.revokedAt instanceof Date, 'a request after the revocation reads it');
+});
+
+test('a lookup waits at most lookupTimeoutMs: a stale entry is served past it, else the timeout is the caller\'s', async (t) => {
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.db, { ttlMs: 1, lookupTimeoutMs: 50 });
+  await cache.get(token);
+  await new Promise((r) => setTimeout(r, 5));
+  table.gated = true;
+  const started = Date.now();
+  assert.equal((await cache.get(token))?.id, 'auth-1', 'the stale entry, once the read is too slow');
+  await assert.rejects(cache.get(otherToken), { name: 'DatabaseTimeoutError', code: 'ETIMEDOUT' });
+  assert.ok(Date.now() - started < 1000, `both answered within their deadlines (${Date.now() - started} ms)`);
+  table.release();
+  t.diagnostic(`reads ${table.reads}`);
+});
+
+test('no entry is served past its access token\'s expiry, even while PostgreSQL is down', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new FlakyTable();
+  table.rows.set(key, { ...acting('auth-1'), accessExpiresAt: new Date(Date.now() + 500) });
+  const cache = new ActingCache(table.flaky, { ttlMs: 1000 });
+  await cache.get(token);
+  table.down = true;
+  t.mock.timers.tick(499);
+  assert.equal((await cache.get(token))?.id, 'auth-1');
+  t.mock.timers.tick(1);
+  await assert.rejects(cache.get(token), /ECONNREFUSED/, 'not served stale once the token itself has expired');
+});
+
 test('while PostgreSQL is down a token that worked keeps working up to maxStaleMs, and no longer', async (t) => {
   t.mock.timers.enable({ apis: ['Date'] });
   const table = new FlakyTable();
   table.rows.set(key, acting('auth-1'));
-  const cache = new ActingCache(table.flaky, 1000, 100, 60_000);
+  const cache = new ActingCache(table.flaky, { ttlMs: 1000, maxEntries: 100, maxStaleMs: 60_000 });
   await cache.get(token);
   table.down = true;
   t.mock.timers.tick(1000);
@@ -190,7 +267,7 @@ test('a stale entry evicted while the failing read ran is not served', async (t)
   t.mock.timers.enable({ apis: ['Date'] });
   const table = new FlakyTable();
   table.rows.set(key, acting('auth-1'));
-  const cache = new ActingCache(table.flaky, 1000);
+  const cache = new ActingCache(table.flaky, { ttlMs: 1000 });
   await cache.get(token);
   t.mock.timers.tick(1000);
   table.down = true;
@@ -227,7 +304,7 @@ test('a full cache starts over rather than grow past maxEntries', async () => {
   const table = new GatedTable();
   const tokens = [1, 2, 3].map((n) => Buffer.alloc(32, n));
   tokens.forEach((t, i) => table.rows.set(t.toString('base64'), acting(`auth-${i}`)));
-  const cache = new ActingCache(table.db, 30_000, 2);
+  const cache = new ActingCache(table.db, { ttlMs: 30_000, maxEntries: 2 });
   await cache.get(tokens[0]!);
   await cache.get(tokens[1]!);
   await cache.get(tokens[1]!);
