@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { nip19 } from 'nostr-tools';
 import { startApi, type RunningApi } from '../../api/index.js';
+import type { ApiContext } from '../../api/context.js';
+import { HttpError } from '../../api/errors.js';
+import { exportUserKey } from '../../api/services/key-export.js';
 import { hashToken } from '../../api/services/tokens.js';
 import { openKeyManager, VERSION } from '../../bin/runtime.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
@@ -350,6 +353,21 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     recordSecret(nsec);
     const decoded = nip19.decode(nsec);
     assert.equal(decoded.type, 'nsec');
+  });
+
+  it('answers 404 to a key export for an account deleted while the request was under way', async () => {
+    const user = await registerUser(base);
+    const { rows } = await sql('SELECT user_id FROM sessions WHERE token_hash = $1', [hashToken(user.session)]);
+    const userId = rows[0].user_id as string;
+    // The session was checked, then the account went (deleted in another tab): the export reads no key.
+    await sql('DELETE FROM users WHERE id = $1', [userId]);
+    const ctx = { db: farm.rt.db } as unknown as ApiContext;
+    await assert.rejects(exportUserKey(ctx, { userId, password: user.password, ip: '192.0.2.1' }), (err: unknown) => {
+      assert.ok(err instanceof HttpError, String(err));
+      assert.equal(err.statusCode, 404);
+      assert.equal(err.message, 'no such account');
+      return true;
+    });
   });
 
   describe('a token for one door is refused at the other', () => {
