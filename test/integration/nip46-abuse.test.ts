@@ -336,6 +336,11 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
       assert.equal(verdicts.filter((v) => v === 'client_limited').length, 40 - PER_CLIENT);
       const ttl = await a.ttl(`${farm.config.KEY_PREFIX}:nip46:unbound:{${bunker}}:${clientKey}`);
       assert.ok(ttl > 0 && ttl <= 60, 'a counter lives one window');
+      // Many client keys, one request each, at another bunker: the bunker's own limit is what refuses.
+      const crowded = 'd'.repeat(64);
+      const crowd = await Promise.all(Array.from({ length: 40 }, (_, i) => replicas[i % 2]!.take(crowded, i.toString(16).padStart(64, 'e'))));
+      assert.equal(crowd.filter((v) => v === 'ok').length, PER_BUNKER);
+      assert.equal(crowd.filter((v) => v === 'bunker_limited').length, 40 - PER_BUNKER);
     } finally {
       await a.quit();
       await b.quit();
