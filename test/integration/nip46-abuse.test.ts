@@ -23,9 +23,14 @@ import { startTestRelay, type TestRelay } from '../support/relay.js';
 
 useWebSocketImplementation(WebSocket);
 
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
-/** A short window, so requests just inside and just outside it can be sent (relays take ±10 minutes). */
-const MAX_AGE = 60;
+/**
+ * A short window, so requests just inside and just outside it can be sent (relays take ±10 minutes). The
+ * age bound is over half the claim's 300 s margin, so a claim TTL that subtracted a bound instead of
+ * adding it would fall short of the window (the restart test reads the TTL).
+ */
+const MAX_AGE = 200;
+/** The subscriptions' `since` reaches back past the age bound, so old requests reach the age check. */
+const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000, sinceWindowSeconds: MAX_AGE + 60 };
 const MAX_FUTURE = 30;
 const PER_CLIENT = 10;
 const PER_BUNKER = 30;
