@@ -32,7 +32,7 @@ export const MODULES = [
   // The keys and arguments of the Lua counter and what its answer becomes (the counting itself is Lua).
   { name: 'login-limiter', source: 'api/services/login-limiter.ts', ranges: ['75-111'], kind: 'integration', tests: [integration('security-http', 'password spraying'), integration('login-throttle')] },
   // The store, the per-route options and their keys, and the install hook (not the table of routes, nor the Lua).
-  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', ranges: ['155-209'], kind: 'integration', tests: [integration('rate-limits')] },
+  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', ranges: ['42-96'], kind: 'integration', tests: [integration('rate-limits')] },
   // The request window (onEvent) and the claim (claim); the rest parses, batches and publishes.
   { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['129-132', '216-229'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|either edge|claim Redis refused|relay-ingest restarts|limits requests from client keys')] },
   { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', kind: 'integration', tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')] },

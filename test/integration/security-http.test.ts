@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { nip19 } from 'nostr-tools';
+import { decrypt as nip49Decrypt } from 'nostr-tools/nip49';
 import { startApi, type RunningApi } from '../../api/index.js';
 import type { ApiContext } from '../../api/context.js';
 import { HttpError } from '../../api/errors.js';
@@ -353,6 +354,17 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     recordSecret(nsec);
     const decoded = nip19.decode(nsec);
     assert.equal(decoded.type, 'nsec');
+    // The ncryptsec asked for is on the page, and opens (NIP-49) to the same key under that passphrase.
+    const ncryptsec = /ncryptsec1[02-9ac-hj-np-z]+/.exec(okBody)?.[0];
+    assert.ok(ncryptsec, 'the export page shows the ncryptsec');
+    recordSecret(ncryptsec);
+    assert.deepEqual(nip49Decrypt(ncryptsec, 'eight888'), decoded.data);
+    // Without a passphrase: the nsec alone.
+    const plain = await page.post({ password: user.password, passphrase: '', confirm_passphrase: '' });
+    const plainBody = await plain.text();
+    assert.equal(plain.status, 200, plainBody);
+    assert.equal(/nsec1[02-9ac-hj-np-z]{58}/.exec(plainBody)?.[0], nsec);
+    assert.doesNotMatch(plainBody, /ncryptsec1/);
   });
 
   it('answers 404 to a key export for an account deleted while the request was under way', async () => {
