@@ -29,10 +29,12 @@ export const MODULES = [
   { name: 'authorizations', source: 'database/queries/authorizations.ts', ranges: ['76-106'], kind: 'integration', tests: [integration('api-flow', '^authorizations$|^RPC$|^OAuth$'), integration('security-http', 'expires_at|access token past|refresh token past|RPC access token|revoke')] },
   { name: 'session-plugin', source: 'api/plugins/session.ts', kind: 'integration', tests: [unit('session-credentials'), integration('web-security'), integration('api-flow', '^accounts$'), integration('security-http', 'session past|other session|as a session')] },
   { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [unit('key-export-ncryptsec'), integration('web-security', 'key export'), integration('security-http', 'key export')] },
-  { name: 'login-limiter', source: 'api/services/login-limiter.ts', kind: 'integration', tests: [integration('login-throttle')] },
-  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', kind: 'integration', tests: [integration('rate-limits')] },
+  // The keys and arguments of the Lua counter and what its answer becomes (the counting itself is Lua).
+  { name: 'login-limiter', source: 'api/services/login-limiter.ts', ranges: ['75-111'], kind: 'integration', tests: [integration('security-http', 'password spraying'), integration('login-throttle')] },
+  // The store, the per-route options and their keys, and the install hook (not the table of routes, nor the Lua).
+  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', ranges: ['42-96'], kind: 'integration', tests: [integration('rate-limits')] },
   // The request window (onEvent) and the claim (claim); the rest parses, batches and publishes.
-  { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['125-128', '206-219'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|limits requests from client keys')] },
+  { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['125-128', '206-219'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|either edge|claim Redis refused|relay-ingest restarts|limits requests from client keys')] },
   { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', kind: 'integration', tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')] },
 ];
 

@@ -434,7 +434,7 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       await approve(app, user.session, { state });
       const ready = await call(base, 'GET', `/api/oauth/poll?state=${state}`);
       assert.equal(ready.status, 200);
-      assert.match(ready.body.code, /^[A-Za-z0-9]{32,}$/);
+      assert.match(ready.body.code, /^[A-Za-z0-9]{43}$/, "a polled code has the format of every code");
       recordSecret(ready.body.code);
       assert.equal((await call(base, 'GET', `/api/oauth/poll?state=${state}`)).status, 202, 'once');
       const tokens = await app.exchange(ready.body.code);

@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
-import { redisUrl } from '../support/env.js';
+import { LoginLimiter } from '../../api/services/login-limiter.js';
+import { redisUrl, testKeyPrefix } from '../support/env.js';
 
 let seq = 0;
 /** A documentation-range address (198.18.0.0/15) no other test uses. */
@@ -171,5 +172,41 @@ describe('lockout as a weapon (a loopback proxy: TRUST_PROXY=127.0.0.1)', () => 
     const wait = Number(res.headers.get('retry-after'));
     assert.ok(wait > 14 * 60 && wait <= 15 * 60, `Retry-After ${wait}`);
     assert.match(await res.text(), /try again in 15 minutes/);
+  });
+});
+
+describe('the login limiter\'s accounting, on Redis', () => {
+  let redis: Redis;
+  before(() => {
+    redis = new Redis(redisUrl());
+  });
+  after(async () => {
+    await redis.quit();
+  });
+  const limits = { accountClient: { max: 3, windowMs: 60_000 }, client: { max: 100, windowMs: 60_000 }, account: { max: 100, windowMs: 60_000 }, knownAddressMs: 60_000 };
+  const who = ['victim@example.com', '192.0.2.10'] as const;
+  const opts = { perAccount: true };
+
+  it('gives back a check that never ran (the database failed), and keeps the failures counted before it', async () => {
+    const limiter = new LoginLimiter(redis, testKeyPrefix(), limits);
+    // Two wrong passwords: counted, and nothing settles a failure.
+    for (let i = 0; i < 2; i++) assert.equal((await limiter.attempt(...who, opts)).retryAfterSeconds, 0);
+    // Five checks that never ran are each given back: none of them brings the client nearer its wait.
+    for (let i = 0; i < 5; i++) {
+      const attempt = await limiter.attempt(...who, opts);
+      assert.equal(attempt.retryAfterSeconds, 0, `attempt ${i + 1} after the failures`);
+      await attempt.release();
+    }
+    // The two failures still count: a third is allowed, then the client waits out the window.
+    assert.equal((await limiter.attempt(...who, opts)).retryAfterSeconds, 0);
+    const refused = await limiter.attempt(...who, opts);
+    assert.ok(refused.retryAfterSeconds > 50 && refused.retryAfterSeconds <= 60, `waits ${refused.retryAfterSeconds} s`);
+  });
+
+  it('keys an account the same in any letter case, in short printable keys', async () => {
+    const limiter = new LoginLimiter(redis, testKeyPrefix(), limits);
+    assert.deepEqual(limiter.keys('Victim@Example.COM', '192.0.2.10'), limiter.keys(...who));
+    assert.notDeepEqual(limiter.keys('other@example.com', '192.0.2.10').keys[2], limiter.keys(...who).keys[2]);
+    for (const key of limiter.keys(...who).keys) assert.match(key, /^[!-~]{1,120}$/, JSON.stringify(key));
   });
 });

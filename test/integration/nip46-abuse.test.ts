@@ -3,6 +3,8 @@
 // are not a bunker's bound client. Real relay (@nostr-relay/core on ws), real farm on Redis and PostgreSQL;
 // relay-ingest is started here so it can be restarted and tuned to a short window.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { finalizeEvent, generateSecretKey, getPublicKey, nip44, type Event } from 'nostr-tools';
@@ -16,14 +18,19 @@ import { requestClaimKey } from '../../shared/nip46/channels.js';
 import { createRedis } from '../../shared/redis.js';
 import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
-import { recordSecret } from '../support/logs.js';
+import { recordSecret, testLogFile, testLogger } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 
 useWebSocketImplementation(WebSocket);
 
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
-/** A short window, so requests just inside and just outside it can be sent (relays take ±10 minutes). */
-const MAX_AGE = 60;
+/**
+ * A short window, so requests just inside and just outside it can be sent (relays take ±10 minutes). The
+ * age bound is over half the claim's 300 s margin, so a claim TTL that subtracted a bound instead of
+ * adding it would fall short of the window (the restart test reads the TTL).
+ */
+const MAX_AGE = 200;
+/** The subscriptions' `since` reaches back past the age bound, so old requests reach the age check. */
+const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000, sinceWindowSeconds: MAX_AGE + 60 };
 const MAX_FUTURE = 30;
 const PER_CLIENT = 10;
 const PER_BUNKER = 30;
@@ -44,6 +51,13 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what =
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/** The JSON lines a test logger has written so far. */
+function readLog(name: string): Record<string, unknown>[] {
+  const file = testLogFile(name);
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 async function dropped(reason: string): Promise<number> {
@@ -121,12 +135,12 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
   let user: Awaited<ReturnType<typeof registerUser>>;
   const clients: RawClient[] = [];
 
-  const startIngest = () =>
+  const startIngest = (redisUrl = farm.rt.redisUrl, logger = farm.rt.logger) =>
     startRelayIngest({
       config: farm.config,
-      logger: farm.rt.logger,
+      logger,
       db: farm.rt.db,
-      redisUrl: farm.rt.redisUrl,
+      redisUrl,
       tuning: { relay: FAST_RELAY, maxRequestAgeSeconds: MAX_AGE, maxRequestFutureSeconds: MAX_FUTURE },
     });
 
@@ -153,7 +167,8 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     await relay?.stop();
   });
 
-  const subscriptionsTo = (bunker: string) => relay.stats.reqs.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunker))).length;
+  /** Active subscriptions (not REQs merely received): an event injected after this rises reaches them. */
+  const subscriptionsTo = (bunker: string) => relay.stats.subscribed.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunker))).length;
 
   async function newBunker(): Promise<BunkerPointer> {
     const res = await call(farm.url, 'POST', '/api/user/bunker/create', { app_name: 'abuse test' }, user.session);
@@ -227,6 +242,66 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     assert.equal((await c.answer(await c.send('ping'))).result, 'pong');
   });
 
+  it('answers requests dated exactly at either edge of the window: both bounds are inclusive', async () => {
+    const { c } = await boundClient();
+    // relay-ingest (in this process) counts whole seconds of the same clock. A request sent early in a
+    // second, dated exactly MAX_AGE before it, arrives within that second; one that crossed into the next
+    // second is stale, so the age edge is tried up to three times, at the start of a second each.
+    const answeredOrDropped = async (rid: string, reason: string, before: number) => {
+      await waitFor(async () => c.answers(rid).length > 0 || (await dropped(reason)) > before, 5000, `${rid} answered or dropped`);
+      return c.answers(rid).length > 0;
+    };
+    const startOfSecond = () => sleep(1000 - (Date.now() % 1000) + 5);
+    let atAge = false;
+    for (let attempt = 0; attempt < 3 && !atAge; attempt++) {
+      await startOfSecond();
+      const staleBefore = await dropped('stale');
+      atAge = await answeredOrDropped(await c.send('ping', [], now() - MAX_AGE), 'stale', staleBefore);
+    }
+    assert.ok(atAge, `a request exactly ${MAX_AGE} s old is answered`);
+    // Dated exactly MAX_FUTURE ahead: answered whether it arrives in the same second or the next.
+    await startOfSecond();
+    const futureBefore = await dropped('future');
+    assert.ok(await answeredOrDropped(await c.send('ping', [], now() + MAX_FUTURE), 'future', futureBefore), `a request dated ${MAX_FUTURE} s ahead is answered`);
+  });
+
+  it('answers a request whose claim Redis refused once a copy comes again: a failed claim does not mark it seen', async () => {
+    // A relay-ingest whose Redis user can lose SET, as a Redis that is full (OOM) or a read-only replica
+    // after a failover refuses writes while it still answers. Every other command keeps working.
+    const admin = createRedis(farm.rt.redisUrl);
+    const aclUser = `kf-claim-${process.pid}-${Date.now()}`;
+    const aclPassword = recordSecret(randomBytes(16).toString('hex'));
+    await admin.call('ACL', 'SETUSER', aclUser, 'on', `>${aclPassword}`, '~*', '&*', '+@all');
+    const viaUser = new URL(farm.rt.redisUrl);
+    viaUser.username = aclUser;
+    viaUser.password = aclPassword;
+    const logName = `nip46-abuse-claim-${process.pid}`;
+    await ingest.stop();
+    ingest = await startIngest(viaUser.toString(), testLogger(logName));
+    try {
+      const { c } = await boundClient();
+      await admin.call('ACL', 'SETUSER', aclUser, '-set');
+      const unavailableBefore = await dropped('redis_unavailable');
+      const req = c.request('ping');
+      await c.publish(req.event);
+      await waitFor(async () => (await dropped('redis_unavailable')) > unavailableBefore, 5000, 'the failed claim to be counted as redis_unavailable');
+      await waitFor(() => readLog(logName).some((l) => l.msg === 'claiming a nip46 request failed' && l.eventId === req.event.id && /NOPERM/.test(String(l.err))), 5000, 'the failed claim logged with its event id and error');
+      assert.deepEqual(c.answers(req.rid), [], 'nothing was queued for it');
+
+      // Redis takes writes again; the request comes once more (from another relay, or the client's retry).
+      await admin.call('ACL', 'SETUSER', aclUser, '+set');
+      await relay.inject(req.event);
+      assert.equal((await c.answer(req.rid)).result, 'pong');
+      await sleep(LATE_ANSWER_MS);
+      assert.equal(c.answers(req.rid).length, 1, 'answered once');
+    } finally {
+      await ingest.stop();
+      ingest = await startIngest();
+      await admin.call('ACL', 'DELUSER', aclUser);
+      await admin.quit();
+    }
+  });
+
   it('limits requests from client keys other than the bound client before they are queued; the bound client is not limited', async () => {
     const { bp, c } = await boundClient(); // its connect, sent unbound, used 1 of the bunker's allowance
     const limitedBefore = await dropped('rate_limited');
@@ -266,6 +341,11 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
       assert.equal(verdicts.filter((v) => v === 'client_limited').length, 40 - PER_CLIENT);
       const ttl = await a.ttl(`${farm.config.KEY_PREFIX}:nip46:unbound:{${bunker}}:${clientKey}`);
       assert.ok(ttl > 0 && ttl <= 60, 'a counter lives one window');
+      // Many client keys, one request each, at another bunker: the bunker's own limit is what refuses.
+      const crowded = 'd'.repeat(64);
+      const crowd = await Promise.all(Array.from({ length: 40 }, (_, i) => replicas[i % 2]!.take(crowded, i.toString(16).padStart(64, 'e'))));
+      assert.equal(crowd.filter((v) => v === 'ok').length, PER_BUNKER);
+      assert.equal(crowd.filter((v) => v === 'bunker_limited').length, 40 - PER_BUNKER);
     } finally {
       await a.quit();
       await b.quit();

@@ -85,11 +85,19 @@ describe('request limits shared by two api instances', () => {
   it('limits login requests per address over both instances, the page form included', async () => {
     const ip = freshIp();
     for (let i = 0; i < 3; i++) {
-      assert.equal((await call(base(i), 'POST', '/api/auth/login', { email: `none-${i}@example.com`, password: 'wrong password' }, undefined, from(ip))).status, 401);
+      const served = await call(base(i), 'POST', '/api/auth/login', { email: `none-${i}@example.com`, password: 'wrong password' }, undefined, from(ip));
+      assert.equal(served.status, 401);
+      // A client is not told how much of its allowance is left (it would pace a guesser exactly).
+      for (const h of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) assert.equal(served.headers.get(h), null, h);
     }
     const page = await postForm(a.url, '/login', { email: 'none-page@example.com', password: 'wrong password' }, ip);
     assert.equal(page.status, 401);
-    assertLimited(await call(b.url, 'POST', '/api/auth/login', { email: 'none-5@example.com', password: 'wrong password' }, undefined, from(ip)), 'login on B');
+    const limited = await call(b.url, 'POST', '/api/auth/login', { email: 'none-5@example.com', password: 'wrong password' }, undefined, from(ip));
+    assertLimited(limited, 'login on B');
+    // The wait is what is left of the one-minute window, in whole seconds, and the message says the same.
+    const wait = Number(limited.headers.get('retry-after'));
+    assert.ok(wait > 30 && wait <= 60, `Retry-After ${wait}`);
+    assert.match(limited.body.error, /try again in (1 minute|\d\d seconds)$/);
     const pageAgain = await postForm(a.url, '/login', { email: 'none-page@example.com', password: 'wrong password' }, ip);
     assert.equal(pageAgain.status, 429);
     assert.ok(Number(pageAgain.headers.get('retry-after')) > 0);

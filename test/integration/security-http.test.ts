@@ -6,7 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { nip19 } from 'nostr-tools';
+import { decrypt as nip49Decrypt } from 'nostr-tools/nip49';
 import { startApi, type RunningApi } from '../../api/index.js';
+import type { ApiContext } from '../../api/context.js';
+import { HttpError } from '../../api/errors.js';
+import { exportUserKey } from '../../api/services/key-export.js';
 import { hashToken } from '../../api/services/tokens.js';
 import { openKeyManager, VERSION } from '../../bin/runtime.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
@@ -113,6 +117,7 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       });
       assert.equal(stolen.status, 400, JSON.stringify(stolen.body));
       assert.equal(stolen.body.error, 'invalid_grant');
+      assert.equal(stolen.body.error_description, 'client_id or redirect_uri does not match the code');
       assert.equal(stolen.body.access_token, undefined);
       assert.deepEqual(await authorizationsOf(user.session), [], 'no authorization was created');
     });
@@ -141,17 +146,19 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       const authorize = (extra: Record<string, unknown>) => call(base, 'POST', '/api/oauth/authorize', {
         client_id: 'app-one', redirect_uri: REDIRECT_URI, scope: 'policy:full', approved: true, ...extra,
       }, user.session);
-      const refusals: [Record<string, unknown>, string][] = [
-        [{ scope: 'policy:no-such-policy' }, 'invalid_scope'],
-        [{ code_challenge: pkcePair().challenge, code_challenge_method: 'plain' }, 'invalid_request'],
-        [{ code_challenge: 'short' }, 'invalid_request'],
-        [{ code_challenge: `${pkcePair().challenge}x` }, 'invalid_request'],
-        [{ code_challenge: `!${pkcePair().challenge.slice(1)}` }, 'invalid_request'],
+      // The error_description tells the app's developer which parameter is wrong (RFC 6749 5.2).
+      const refusals: [Record<string, unknown>, string, string][] = [
+        [{ scope: 'policy:no-such-policy' }, 'invalid_scope', 'unknown policy: no-such-policy'],
+        [{ code_challenge: pkcePair().challenge, code_challenge_method: 'plain' }, 'invalid_request', 'code_challenge_method must be S256'],
+        [{ code_challenge: 'short' }, 'invalid_request', 'code_challenge must be a base64url SHA-256'],
+        [{ code_challenge: `${pkcePair().challenge}x` }, 'invalid_request', 'code_challenge must be a base64url SHA-256'],
+        [{ code_challenge: `!${pkcePair().challenge.slice(1)}` }, 'invalid_request', 'code_challenge must be a base64url SHA-256'],
       ];
-      for (const [extra, error] of refusals) {
+      for (const [extra, error, description] of refusals) {
         const res = await authorize(extra);
         assert.equal(res.status, 400, `${JSON.stringify(extra)}: ${JSON.stringify(res.body)}`);
         assert.equal(res.body.error, error, JSON.stringify(extra));
+        assert.equal(res.body.error_description, description, JSON.stringify(extra));
         assert.equal(res.body.code, undefined);
       }
       // A challenge without a method is S256.
@@ -163,16 +170,59 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
         const { code } = await codeFor(user.session, 'app-one');
         return call(base, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code, client_id: 'app-one', redirect_uri: REDIRECT_URI, ...extra });
       };
-      for (const extra of [{}, { code_verifier: 'v'.repeat(60) }]) {
+      for (const [extra, description] of [[{}, 'code_verifier is required'], [{ code_verifier: 'v'.repeat(60) }, 'code_verifier does not match']] as const) {
         const res = await exchange(extra);
         assert.equal(res.status, 400, `${JSON.stringify(extra)}: ${JSON.stringify(res.body)}`);
         assert.equal(res.body.error, 'invalid_grant');
+        assert.equal(res.body.error_description, description);
         assert.equal(res.body.access_token, undefined);
       }
+      const unknownCode = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'authorization_code', code: 'A'.repeat(43), client_id: 'app-one', redirect_uri: REDIRECT_URI, code_verifier: 'v'.repeat(60),
+      });
+      assert.equal(unknownCode.status, 400, JSON.stringify(unknownCode.body));
+      assert.equal(unknownCode.body.error, 'invalid_grant');
+      assert.equal(unknownCode.body.error_description, 'the code is unknown, used or expired');
       const unknown = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: `kfr_${'A'.repeat(43)}` });
       assert.equal(unknown.status, 400, JSON.stringify(unknown.body));
       assert.equal(unknown.body.error, 'invalid_grant');
+      assert.equal(unknown.body.error_description, 'unknown refresh token');
       assert.deepEqual(await authorizationsOf(user.session), [], 'no authorization was created');
+    });
+
+    it('serves a client without PKCE, which the token endpoint allows: no challenge recorded, no verifier asked, no state invented', async () => {
+      const user = await registerUser(base);
+      const auth = await call(base, 'POST', '/api/oauth/authorize', { client_id: 'plain-app', redirect_uri: REDIRECT_URI, scope: 'policy:full', approved: true }, user.session);
+      assert.equal(auth.status, 200, JSON.stringify(auth.body));
+      const code = recordSecret(auth.body.code as string);
+      const redirect = new URL(auth.body.redirect_uri as string);
+      assert.equal(redirect.searchParams.get('code'), code);
+      assert.equal(redirect.searchParams.has('state'), false, `no state was sent, none comes back: ${redirect.search}`);
+      const codeRow = async (c: string) => (await sql('SELECT code_challenge, code_challenge_method FROM oauth_codes WHERE code_hash = $1', [hashToken(c)])).rows[0];
+      assert.deepEqual(await codeRow(code), { code_challenge: null, code_challenge_method: null });
+      // A PKCE client's code records the method its verifier will be checked with.
+      const pkce = await codeFor(user.session, 'plain-app');
+      assert.equal((await codeRow(pkce.code)).code_challenge_method, 'S256');
+
+      const res = await call(base, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code, client_id: 'plain-app', redirect_uri: REDIRECT_URI });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      recordSecret(res.body.access_token);
+      recordSecret(res.body.refresh_token);
+      assert.equal(res.body.token_type, 'Bearer');
+      assert.equal((await rpc(base, res.body.access_token, 'ping')).status, 200);
+    });
+
+    it('stops an access token at once when its refresh token is rotated, though it was cached', async () => {
+      const user = await registerUser(base);
+      const app = await authorizeApp(base, user.session, 'full');
+      assert.equal((await rpc(base, app.access_token, 'ping')).status, 200, 'the token is in use (and cached)');
+      const refreshed = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: app.refresh_token });
+      assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+      recordSecret(refreshed.body.access_token);
+      recordSecret(refreshed.body.refresh_token);
+      assert.equal(refreshed.body.token_type, 'Bearer');
+      assert.equal((await rpc(base, app.access_token, 'ping')).status, 401, 'the rotated access token is dead');
+      assert.equal((await rpc(base, refreshed.body.access_token, 'ping')).status, 200);
     });
 
     it('issues prefixed tokens that live 24 hours (access) and 90 days (refresh)', async () => {
@@ -306,6 +356,32 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     recordSecret(nsec);
     const decoded = nip19.decode(nsec);
     assert.equal(decoded.type, 'nsec');
+    // The ncryptsec asked for is on the page, and opens (NIP-49) to the same key under that passphrase.
+    const ncryptsec = /ncryptsec1[02-9ac-hj-np-z]+/.exec(okBody)?.[0];
+    assert.ok(ncryptsec, 'the export page shows the ncryptsec');
+    recordSecret(ncryptsec);
+    assert.deepEqual(nip49Decrypt(ncryptsec, 'eight888'), decoded.data);
+    // Without a passphrase: the nsec alone.
+    const plain = await page.post({ password: user.password, passphrase: '', confirm_passphrase: '' });
+    const plainBody = await plain.text();
+    assert.equal(plain.status, 200, plainBody);
+    assert.equal(/nsec1[02-9ac-hj-np-z]{58}/.exec(plainBody)?.[0], nsec);
+    assert.doesNotMatch(plainBody, /ncryptsec1/);
+  });
+
+  it('answers 404 to a key export for an account deleted while the request was under way', async () => {
+    const user = await registerUser(base);
+    const { rows } = await sql('SELECT user_id FROM sessions WHERE token_hash = $1', [hashToken(user.session)]);
+    const userId = rows[0].user_id as string;
+    // The session was checked, then the account went (deleted in another tab): the export reads no key.
+    await sql('DELETE FROM users WHERE id = $1', [userId]);
+    const ctx = { db: farm.rt.db } as unknown as ApiContext;
+    await assert.rejects(exportUserKey(ctx, { userId, password: user.password, ip: '192.0.2.1' }), (err: unknown) => {
+      assert.ok(err instanceof HttpError, String(err));
+      assert.equal(err.statusCode, 404);
+      assert.equal(err.message, 'no such account');
+      return true;
+    });
   });
 
   describe('a token for one door is refused at the other', () => {

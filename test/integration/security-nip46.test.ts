@@ -70,7 +70,7 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
   }
 
   /** How many REQs the relay has had for this bunker (each relay-ingest that listens for it sends one). */
-  const reqsFor = (bunkerPubkey: string) => relay.stats.reqs.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunkerPubkey))).length;
+  const reqsFor = (bunkerPubkey: string) => relay.stats.subscribed.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunkerPubkey))).length;
 
   async function newBunker(api = base): Promise<Nip46Probe> {
     const res = await call(api, 'POST', '/api/user/bunker/create', { app_name: 'security test' }, user.session);

@@ -40,6 +40,11 @@ export interface TestRelayStats {
   publishedBy: Map<string, Event[]>;
   /** REQ messages received: [subscription id, filters]. */
   reqs: [string, Filter[]][];
+  /**
+   * REQs whose subscription is active: the relay subscribes only after it has sent the stored events and
+   * EOSE, so an event broadcast between a REQ's arrival and this point does not reach it.
+   */
+  subscribed: [string, Filter[]][];
 }
 
 export interface TestRelayOptions {
@@ -51,7 +56,7 @@ const isEphemeral = (kind: number) => kind >= 20000 && kind < 30000;
 
 export class TestRelay {
   readonly repo = new MemoryEventRepository();
-  readonly stats: TestRelayStats = { publishedBy: new Map(), reqs: [] };
+  readonly stats: TestRelayStats = { publishedBy: new Map(), reqs: [], subscribed: [] };
   /** Refuse (OK false, "error: ...") the next n EVENT messages from this pubkey. */
   refuseNext = new Map<string, number>();
   /** While set, REQs naming these pubkeys in `#p` wait here: their subscriptions are not active yet. */
@@ -155,6 +160,9 @@ export class TestRelay {
           this.stats.reqs.push([message[1] as string, filters]);
           const held = this.held;
           if (held && filters.some((f) => f['#p']?.some((p) => held.pubkeys.has(p)))) await held.release;
+          const result = await next();
+          this.stats.subscribed.push([message[1] as string, filters]);
+          return result;
         }
         if (message[0] !== 'EVENT') return next();
         const event = message[1] as Event;

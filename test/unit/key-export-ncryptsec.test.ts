@@ -5,7 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { decrypt } from 'nostr-tools/nip49';
 import { bech32 } from '@scure/base';
-import { NCRYPTSEC_LOG_N, encryptNcryptsec } from '../../api/services/key-export.js';
+import type { ApiContext } from '../../api/context.js';
+import { HttpError } from '../../api/errors.js';
+import { MIN_PASSPHRASE_LENGTH, NCRYPTSEC_LOG_N, encryptNcryptsec, exportUserKey } from '../../api/services/key-export.js';
 import { recordSecret } from '../support/logs.js';
 
 // A low scrypt cost keeps the test fast; the exported default is checked apart.
@@ -34,5 +36,20 @@ describe('key export ncryptsec (NIP-49)', () => {
     assert.equal(a[42], 0x02);
     assert.notDeepEqual(a.subarray(2, 42), b.subarray(2, 42), 'salt and nonce are random');
     assert.equal(NCRYPTSEC_LOG_N, 16);
+  });
+});
+
+describe('key export passphrase minimum', () => {
+  it('is refused by the service itself, whoever calls it, before the account or its key is read', async () => {
+    // Every use of the context fails the test: the refusal comes before any of it.
+    const untouchable = new Proxy({}, { get: (_t, name) => assert.fail(`the context was read (${String(name)})`) }) as ApiContext;
+    const input = { userId: '00000000-0000-4000-8000-000000000000', password: 'pw', ip: '192.0.2.1' };
+    await assert.rejects(exportUserKey(untouchable, { ...input, passphrase: 'seven77' }), (err: unknown) => {
+      assert.ok(err instanceof HttpError, String(err));
+      assert.equal(err.statusCode, 400);
+      assert.equal(err.message, `the passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters`);
+      return true;
+    });
+    assert.equal(MIN_PASSPHRASE_LENGTH, 8);
   });
 });

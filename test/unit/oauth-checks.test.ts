@@ -33,12 +33,32 @@ describe('checkRedirectUri', () => {
     refusedAs(() => checkRedirectUri('http://localhost/cb#frag'), 'invalid_request', /^redirect_uri must not have a fragment$/);
     refusedAs(() => checkRedirectUri('not a url'), 'invalid_request', /^redirect_uri is not a valid URL$/);
   });
+
+  it('refuses other schemes on the loopback names too: only http is let through there', () => {
+    for (const uri of ['ftp://localhost/cb', 'ws://127.0.0.1:8080/cb', 'file://localhost/etc/passwd']) {
+      refusedAs(() => checkRedirectUri(uri), 'invalid_request', /^redirect_uri must be https, or http on localhost$/);
+    }
+  });
+
+  it('refuses a user name or a password in the URL, each on its own', () => {
+    for (const uri of ['https://user:pw@app.example/cb', 'https://user@app.example/cb', 'https://:pw@app.example/cb', 'http://user@localhost/cb']) {
+      refusedAs(() => checkRedirectUri(uri), 'invalid_request', /^redirect_uri must not carry a user name or password$/);
+    }
+  });
+
+  it('refuses a host the URL parser takes but a header must not carry', () => {
+    for (const uri of ['https://app_name.example/cb', 'https://a*b.example/cb']) {
+      assert.doesNotThrow(() => new URL(uri), uri);
+      refusedAs(() => checkRedirectUri(uri), 'invalid_request', /^redirect_uri must have a plain host name \(letters, digits, dots and hyphens\) or an IP address$/);
+    }
+  });
 });
 
 describe('policySlugOfScope', () => {
   it('reads policy:<slug> or the slug alone; no scope is social (Keycast\'s default), never full', () => {
     assert.equal(policySlugOfScope(undefined), 'social');
     assert.equal(policySlugOfScope(''), 'social');
+    assert.equal(policySlugOfScope('  \t '), 'social', 'blank is no scope');
     assert.equal(policySlugOfScope('policy:readonly'), 'readonly');
     assert.equal(policySlugOfScope('messaging'), 'messaging');
     assert.equal(policySlugOfScope('  policy:my_policy-2  '), 'my_policy-2');
