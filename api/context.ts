@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Db } from '../database/pool.js';
 import type { Config } from '../shared/config.js';
 import type { KeyStore } from '../shared/custody/key-store.js';
@@ -12,7 +12,7 @@ import type { LoginLimiter } from './services/login-limiter.js';
 export interface ApiContext {
   config: Config;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   names: ShardNames;
   keyStore: KeyStore;
   rpc: RpcClient;

@@ -10,7 +10,8 @@ import type { PayloadSealer } from '../shared/farm/payload-seal.js';
 import { RpcClient } from '../shared/farm/rpc-client.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import type { Logger } from '../shared/logger.js';
-import { closeRedis, connectFailFast, createRedis } from '../shared/redis.js';
+import { watchBroadcastLink } from '../shared/pubsub.js';
+import { closeRedis, connectFailFast, createRedis, type RedisTarget } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import type { ApiContext } from './context.js';
 import { buildApi } from './server.js';
@@ -21,7 +22,7 @@ export interface ApiDeps {
   config: Config;
   logger: Logger;
   db: Db;
-  redisUrl: string;
+  redisUrl: RedisTarget;
   keyManager: KeyManager;
   /** Seals RPC calls into jobs and opens their results: the farm payload key. */
   payloadSealer: PayloadSealer;
@@ -50,8 +51,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     const e = parseEviction(message);
     if (e) acting.evict(e);
   });
-  subscriber.on('ready', () => acting.setLinked(true));
-  subscriber.on('close', () => acting.setLinked(false));
+  const unwatchLink = watchBroadcastLink(subscriber, (linked) => acting.setLinked(linked));
   await subscriber.subscribe(names.evictChannel());
 
   const rpc = new RpcClient({
@@ -108,6 +108,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
       await app.close();
       clearTimeout(cutoff);
       await rpc.close();
+      unwatchLink();
       subscriber.disconnect();
       await closeRedis(redis);
     },

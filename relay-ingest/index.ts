@@ -10,7 +10,8 @@ import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../sh
 import { recordConnectResult } from '../shared/nip46/connect-result.js';
 import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
-import { createRedis, isUp } from '../shared/redis.js';
+import { subscribeDirect, watchBroadcastLink } from '../shared/pubsub.js';
+import { createRedis, isUp, type RedisTarget } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import { RelayRefusedError, checkUserRelayUrl, publicOnlyLookup, userRelayPolicy, type Resolver } from '../shared/user-relay-policy.js';
 import { BunkerDirectory } from './bunker-directory.js';
@@ -53,7 +54,7 @@ export interface StartRelayIngestOptions {
   config: RelayIngestConfig;
   logger: Logger;
   db: Db;
-  redisUrl: string;
+  redisUrl: RedisTarget;
   /** Unique per process; default ingest-<random>. */
   instanceId?: string;
   tuning?: Partial<RelayIngestTuning>;
@@ -172,7 +173,6 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const announceChannel = bunkerChannel(config.KEY_PREFIX);
   const evictChannel = names.evictChannel();
   subscriber.on('message', (channel: string, message: string) => {
-    if (channel === replyChannel) return router!.onReply(message);
     if (channel === announceChannel) {
       const a = parseAnnouncement(message);
       if (a) void onAnnouncement(a);
@@ -189,10 +189,11 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   });
   let subscribedOnce = false;
   // After a lost link, announcements may have been missed: read the whole list again.
-  subscriber.on('ready', () => {
-    if (subscribedOnce) void reload();
+  const unwatchLink = watchBroadcastLink(subscriber, (linked) => {
+    if (linked && subscribedOnce) void reload();
   });
-  await subscriber.subscribe(replyChannel, announceChannel, evictChannel);
+  await subscribeDirect(subscriber, replyChannel, (message) => router!.onReply(message));
+  await subscriber.subscribe(announceChannel, evictChannel);
   subscribedOnce = true;
 
   const reloadTimer = setInterval(() => void reload(), tuning.reloadIntervalMs);
@@ -236,6 +237,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
         await router!.close();
         await pool.close();
         await updates;
+        unwatchLink();
         subscriber.disconnect();
         await redis.quit().catch(() => redis.disconnect());
         log.info('relay-ingest stopped');

@@ -11,7 +11,7 @@
 // - takes the worker's reply on this instance's reply channel (or, if that message is lost, the job's
 //   stored return value) and publishes each response event to the relays.
 import { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { LRUCache } from 'lru-cache';
 import type { BunkerRoute } from '../database/queries/nip46.js';
 import { Admission } from '../shared/farm/admission.js';
@@ -30,7 +30,7 @@ import { UnboundClientLimit, type UnboundVerdict } from './unbound-client-limit.
 
 export interface RequestRouterOptions {
   /** Command connection (claims, admission, queues). */
-  redis: Redis;
+  redis: RedisClient;
   names: ShardNames;
   keyPrefix: string;
   shardCount: number;

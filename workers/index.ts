@@ -1,6 +1,7 @@
 // The workers role: joins the shard membership, runs a BullMQ Worker for each shard it owns, keeps the
 // decrypted-key cache, and evicts from it the moment a revocation or key change is announced.
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { hostname } from 'node:os';
 import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
@@ -10,7 +11,8 @@ import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import { probe, type CheckResult } from '../shared/readiness.js';
-import { closeRedis, createBullConnection, createRedis, isUp } from '../shared/redis.js';
+import { watchBroadcastLink } from '../shared/pubsub.js';
+import { closeRedis, createBullConnection, createRedis, isUp, type RedisTarget } from '../shared/redis.js';
 import { ShardNames } from '../shared/shard.js';
 import type { ActivitySink } from './activity.js';
 import { CachedNip46Store } from './nip46-authorization-cache.js';
@@ -37,7 +39,7 @@ export interface StartWorkersOptions {
   sealer: PayloadSealer;
   /** The authorizations table for NIP-46 jobs; without it this process runs no NIP-46 jobs. */
   nip46Store?: Nip46Store;
-  redisUrl: string;
+  redisUrl: RedisTarget;
   /** Unique per process; default host:pid:random. */
   memberId?: string;
   /** How often owned shards' admission counts are rebuilt; default 30 s. */
@@ -92,8 +94,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   await subscriber.subscribe(names.evictChannel());
   // Announcements made while the subscription is down are lost: cache nothing meanwhile, and forget
   // whatever they might have named both when it drops and when it is back.
-  subscriber.on('close', () => nip46Store?.setLinked(false));
-  subscriber.on('ready', () => nip46Store?.setLinked(true));
+  const unwatchLink = watchBroadcastLink(subscriber, (linked) => nip46Store?.setLinked(linked));
 
   const running = new Map<number, ShardWorker>();
   // Settles SHUTDOWN_JOBS_TIMEOUT_MS after stop(): no shard Worker closing (for the stop, or a hand-over
@@ -142,11 +143,14 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
       );
       reportOwned();
     },
-    onRelease: async (shard) => {
+    onRelease: async (shard, reason) => {
       const worker = running.get(shard);
       running.delete(shard);
       reportOwned();
-      await worker?.close(jobsGraceExpired);
+      // A lease lost (its Redis node failed over, or this process stalled) is not waited on past the job
+      // lock: jobs stuck on a dead node would hold the shard back; the stalled check re-runs them.
+      const giveUp = reason === 'lost' ? Promise.race([jobsGraceExpired, sleep(config.JOB_LOCK_MS)]) : jobsGraceExpired;
+      await worker?.close(giveUp);
     },
   });
   await leases.start();
@@ -170,6 +174,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
         if (jobsTimeoutMs !== undefined) setTimeout(jobsGraceOver, jobsTimeoutMs).unref();
         clearInterval(reconcileTimer);
         unwatchShards();
+        unwatchLink();
         await leases.stop({ release: true });
         await Promise.allSettled([...running.values()].map((w) => w.close(jobsGraceExpired)));
         running.clear();

@@ -8,7 +8,7 @@
 // Every request gets exactly one response, with `error` on every failure, except one whose content
 // cannot be decrypted: nothing meaningful can be encrypted back, so it is a counted drop.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Nip46Authorization } from '../database/queries/nip46.js';
 import { publishEviction } from '../shared/evictions.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } from '../shared/farm/jobs.js';

@@ -2,7 +2,8 @@
 // all of the job's crypto in ONE call to the crypto pool, results published to the api process that waits
 // for them and returned (BullMQ stores the return value, which the api reads if the reply was lost).
 // A job's calls arrive sealed and its results leave sealed (shared/farm/jobs.ts): open only in this memory.
-import type { Redis } from 'ioredis';
+import { publishDirect } from '../shared/pubsub.js';
+import type { RedisClient } from '../shared/redis.js';
 import type { ItemResult, ReplyMessage, RpcItem, RpcJobData, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { PayloadSealer } from '../shared/farm/payload-seal.js';
 import { openRpcJob, sealReply } from '../shared/farm/rpc-sealing.js';
@@ -21,7 +22,7 @@ export interface RpcProcessorDeps {
   crypto: CryptoRunner;
   activity: ActivitySink;
   /** A command connection; replies are published with it. */
-  publisher: Redis;
+  publisher: RedisClient;
   names: ShardNames;
   logger: Logger;
 }
@@ -44,8 +45,8 @@ export function failedReply(jobId: string, data: { items: { id: string }[] }, st
   return { jobId, results: data.items.map((item) => fail(item.id, status, error)) };
 }
 
-export async function publishReply(publisher: Redis, names: ShardNames, replyTo: string, reply: ReplyMessage | SealedReplyMessage): Promise<void> {
-  await publisher.publish(names.replyChannel(replyTo), JSON.stringify(reply));
+export async function publishReply(publisher: RedisClient, names: ShardNames, replyTo: string, reply: ReplyMessage | SealedReplyMessage): Promise<void> {
+  await publishDirect(publisher, names.replyChannel(replyTo), JSON.stringify(reply));
 }
 
 export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {

@@ -2,7 +2,7 @@
 // items go back to the shard's admission count when it completes or finally fails. A job held by a killed
 // worker is re-run by the stalled check once its lock (JOB_LOCK_MS) runs out.
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Admission } from '../shared/farm/admission.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
@@ -17,9 +17,9 @@ export interface ShardWorkerOptions {
   shard: number;
   names: ShardNames;
   /** Shared by the shard Workers of a process; needs maxRetriesPerRequest: null (createBullConnection). */
-  connection: Redis;
+  connection: RedisClient;
   /** Command connection for replies and admission. */
-  publisher: Redis;
+  publisher: RedisClient;
   admission: Admission;
   processor: RpcProcessor;
   /** Runs 'nip46' jobs; without it they fail as an unknown type. */

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Config } from '../../shared/config.js';
 import { clientKey, parseRate, parseSubnetList, subnetMatcher, waitText } from '../../shared/net/client-address.js';
 import { HttpError } from '../errors.js';
@@ -39,7 +39,7 @@ type CountCommand = (key: string, windowMs: number) => Promise<[number, number]>
 type StoreCallback = (err: Error | null, result?: { current: number; ttl: number }) => void;
 
 /** @fastify/rate-limit's store interface over our Lua counter; one store for every route (keys carry the group). */
-function redisStore(redis: Redis, prefix: string) {
+function redisStore(redis: RedisClient, prefix: string) {
   const r = redis as unknown as Record<string, CountCommand | undefined>;
   if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
   const count = (r[COMMAND] as CountCommand).bind(redis);
@@ -75,7 +75,7 @@ function routeLimit(config: Config, limit: RouteLimit): RateLimitOptions | undef
 }
 
 /** Call before any route is added: the onRoute hook must see every limited route. */
-export async function installRateLimits(app: FastifyInstance, config: Config, redis: Redis): Promise<void> {
+export async function installRateLimits(app: FastifyInstance, config: Config, redis: RedisClient): Promise<void> {
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const limit = methods.map((m) => LIMITED_ROUTES[`${m} ${route.url}`]).find(Boolean);

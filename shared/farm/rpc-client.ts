@@ -10,10 +10,11 @@
 // - A job's calls are sealed into it, and its results opened here, with the farm payload key (jobs.ts).
 import { randomBytes } from 'node:crypto';
 import { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { Logger } from '../logger.js';
 import { metrics } from '../metrics.js';
-import { closeRedis, connectFailFast, createRedis, isUp } from '../redis.js';
+import { subscribeDirect } from '../pubsub.js';
+import { closeRedis, connectFailFast, createRedis, isUp, onLinkLost, type RedisTarget } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { Admission } from './admission.js';
 import { ShardQueues } from './shard-queues.js';
@@ -23,7 +24,7 @@ import type { PayloadSealer } from './payload-seal.js';
 import { openReply, sealRpcJob } from './rpc-sealing.js';
 
 export interface RpcClientOptions {
-  redisUrl: string;
+  redisUrl: RedisTarget;
   names: ShardNames;
   shardCount: number;
   /** Items a shard may hold (QUEUE_LIMIT). */
@@ -74,8 +75,8 @@ export class RpcClient {
   private queues: ShardQueues | undefined;
   private readonly jobIdBase: string;
   private seq = 0;
-  private redis: Redis | undefined;
-  private subscriber: Redis | undefined;
+  private redis: RedisClient | undefined;
+  private subscriber: RedisClient | undefined;
   private admission: Admission | undefined;
   private state: 'new' | 'started' | 'closed' = 'new';
 
@@ -100,9 +101,8 @@ export class RpcClient {
     this.subscriber.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'rpc client subscriber error'));
     this.admission = new Admission(this.redis, this.opts.names, { limit: this.opts.queueLimit });
     this.queues = new ShardQueues(this.redis, this.opts.names, (err, shard) => this.opts.logger.warn({ err: err.message, shard }, 'rpc client queue error'));
-    this.subscriber.on('message', (_channel: string, message: string) => this.handleReply(message));
-    this.redis.on('close', () => this.failInFlight('queue unavailable'));
-    await this.subscriber.subscribe(this.opts.names.replyChannel(this.opts.instanceId));
+    onLinkLost(this.redis, () => this.failInFlight('queue unavailable'));
+    await subscribeDirect(this.subscriber, this.opts.names.replyChannel(this.opts.instanceId), (message) => this.handleReply(message));
     // Every shard's Queue is made now: one made later while Redis is down would wait for it to come back.
     await Promise.all(Array.from({ length: this.opts.shardCount }, (_, shard) => this.queues!.get(shard).waitUntilReady()));
     this.state = 'started';
