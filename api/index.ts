@@ -11,8 +11,7 @@ import { RpcClient } from '../shared/farm/rpc-client.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import type { Logger } from '../shared/logger.js';
 import { watchBroadcastLink } from '../shared/pubsub.js';
-import { closeRedis, connectFailFast, createRedis, type RedisTarget } from '../shared/redis.js';
-import { ShardNames } from '../shared/shard.js';
+import { closeRedis, connectFailFast, createRedis, shardNamesFor, type RedisTarget } from '../shared/redis.js';
 import type { ApiContext } from './context.js';
 import { buildApi } from './server.js';
 import { ActingCache } from './services/acting-cache.js';
@@ -39,7 +38,7 @@ export interface RunningApi {
 export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   const { config, logger } = deps;
   const instanceId = `api-${randomBytes(6).toString('hex')}`;
-  const names = new ShardNames(config.KEY_PREFIX);
+  const names = shardNamesFor(config.KEY_PREFIX, deps.redisUrl, config.SHARD_COUNT);
   // Request paths answer 503 at once while Redis is down (login limits, announcements, readiness).
   const redis = await connectFailFast(deps.redisUrl, (err) => logger.warn({ err: err.message }, 'api redis error'));
   const subscriber = createRedis(deps.redisUrl);

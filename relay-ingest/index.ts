@@ -11,8 +11,7 @@ import { recordConnectResult } from '../shared/nip46/connect-result.js';
 import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
 import { subscribeDirect, watchBroadcastLink } from '../shared/pubsub.js';
-import { createRedis, isUp, type RedisTarget } from '../shared/redis.js';
-import { ShardNames } from '../shared/shard.js';
+import { createRedis, isUp, shardNamesFor, type RedisTarget } from '../shared/redis.js';
 import { RelayRefusedError, checkUserRelayUrl, publicOnlyLookup, userRelayPolicy, type Resolver } from '../shared/user-relay-policy.js';
 import { BunkerDirectory } from './bunker-directory.js';
 import { ingestMetrics } from './metrics.js';
@@ -81,7 +80,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const tuning = { ...DEFAULT_INGEST_TUNING, ...opts.tuning };
   const instanceId = opts.instanceId ?? `ingest-${randomBytes(6).toString('hex')}`;
   const log = opts.logger.child({ ingest: instanceId });
-  const names = new ShardNames(config.KEY_PREFIX);
+  const names = shardNamesFor(config.KEY_PREFIX, opts.redisUrl, config.SHARD_COUNT);
   const serviceRelays = [...new Set(config.BUNKER_RELAYS.map(normalizeRelayUrl).filter((u): u is string => u !== undefined))];
 
   const redis = createRedis(opts.redisUrl);

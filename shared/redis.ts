@@ -4,6 +4,7 @@
 // one slot, replies travel over sharded pub/sub (one shard, not a broadcast) and announcements over plain
 // pub/sub (a broadcast: every subscriber on every node hears them).
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { ShardNames } from './shard.js';
 
 /** A connection to a single Redis or to a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -38,6 +39,11 @@ export function parseClusterNodes(list: string): RedisClusterNode[] {
 export function redisTargetOf(settings: { REDIS_CLUSTER_NODES?: string; REDIS_PASSWORD?: string }, url: string): RedisTarget {
   if (!settings.REDIS_CLUSTER_NODES) return url;
   return { clusterNodes: parseClusterNodes(settings.REDIS_CLUSTER_NODES), password: settings.REDIS_PASSWORD };
+}
+
+/** Shard names for a farm on `target`: on a cluster, shard tags spread evenly over the slots. */
+export function shardNamesFor(prefix: string, target: RedisTarget, shardCount: number): ShardNames {
+  return new ShardNames(prefix, typeof target === 'string' ? {} : { spreadOverSlots: shardCount });
 }
 
 export function isCluster(redis: RedisClient): redis is Cluster {

@@ -12,8 +12,7 @@ import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import { probe, type CheckResult } from '../shared/readiness.js';
 import { watchBroadcastLink } from '../shared/pubsub.js';
-import { closeRedis, createBullConnection, createRedis, isUp, type RedisTarget } from '../shared/redis.js';
-import { ShardNames } from '../shared/shard.js';
+import { closeRedis, createBullConnection, createRedis, isUp, shardNamesFor, type RedisTarget } from '../shared/redis.js';
 import type { ActivitySink } from './activity.js';
 import { CachedNip46Store } from './nip46-authorization-cache.js';
 import type { CryptoRunner } from './crypto/types.js';
@@ -64,7 +63,7 @@ export interface Workers {
 
 export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> {
   const { config, logger } = opts;
-  const names = new ShardNames(config.KEY_PREFIX);
+  const names = shardNamesFor(config.KEY_PREFIX, opts.redisUrl, config.SHARD_COUNT);
   const memberId = opts.memberId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const log = logger.child({ member: memberId });
 
