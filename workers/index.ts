@@ -1,7 +1,6 @@
 // The workers role: joins the shard membership, runs a BullMQ Worker for each shard it owns, keeps the
 // decrypted-key cache, and evicts from it the moment a revocation or key change is announced.
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { hostname } from 'node:os';
 import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
@@ -146,10 +145,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
       const worker = running.get(shard);
       running.delete(shard);
       reportOwned();
-      // A lease lost (its Redis node failed over, or this process stalled) is not waited on past the job
-      // lock: jobs stuck on a dead node would hold the shard back; the stalled check re-runs them.
-      const giveUp = reason === 'lost' ? Promise.race([jobsGraceExpired, sleep(config.JOB_LOCK_MS)]) : jobsGraceExpired;
-      await worker?.close(giveUp);
+      // A lease lost (its Redis node failed over, or this process stalled) is not waited on: jobs stuck on
+      // a dead node would hold the shard back and keep the Worker open; the stalled check re-runs them.
+      await worker?.close(jobsGraceExpired, { force: reason === 'lost' });
     },
   });
   await leases.start();

@@ -63,8 +63,8 @@ export class ShardWorker {
    * timeout): a job still running then is left to the stalled-job check, which runs it again on the
    * shard's next owner once its lock runs out.
    */
-  async close(giveUp?: Promise<unknown>): Promise<void> {
-    const closed = this.worker.close().then(() => true);
+  async close(giveUp?: Promise<unknown>, { force = false } = {}): Promise<void> {
+    const closed = this.worker.close(force).then(() => true);
     const finished = giveUp ? await Promise.race([closed, giveUp.then(() => false)]) : await closed;
     if (!finished) this.opts.logger.warn({ shard: this.shard }, 'jobs still running at shutdown; leaving them to be run again elsewhere');
   }
