@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Db } from '../database/pool.js';
 import type { Config } from '../shared/config.js';
 import type { KeyStore } from '../shared/custody/key-store.js';
@@ -13,7 +13,7 @@ import type { Mailer } from './services/mailer.js';
 export interface ApiContext {
   config: Config;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   names: ShardNames;
   keyStore: KeyStore;
   rpc: RpcClient;

@@ -10,8 +10,8 @@ import type { PayloadSealer } from '../shared/farm/payload-seal.js';
 import { RpcClient } from '../shared/farm/rpc-client.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import type { Logger } from '../shared/logger.js';
-import { closeRedis, connectFailFast, createRedis } from '../shared/redis.js';
-import { ShardNames } from '../shared/shard.js';
+import { watchBroadcastLink } from '../shared/pubsub.js';
+import { closeRedis, connectFailFast, createRedis, shardNamesFor, type RedisTarget } from '../shared/redis.js';
 import type { ApiContext } from './context.js';
 import { buildApi, type BuildHooks } from './server.js';
 import { ActingCache } from './services/acting-cache.js';
@@ -22,7 +22,7 @@ export interface ApiDeps {
   config: Config;
   logger: Logger;
   db: Db;
-  redisUrl: string;
+  redisUrl: RedisTarget;
   keyManager: KeyManager;
   /** Seals RPC calls into jobs and opens their results: the farm payload key. */
   payloadSealer: PayloadSealer;
@@ -40,7 +40,7 @@ export interface RunningApi {
 export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   const { config, logger } = deps;
   const instanceId = `api-${randomBytes(6).toString('hex')}`;
-  const names = new ShardNames(config.KEY_PREFIX);
+  const names = shardNamesFor(config.KEY_PREFIX, deps.redisUrl, config.SHARD_COUNT);
   // Request paths answer 503 at once while Redis is down (login limits, announcements, readiness).
   const redis = await connectFailFast(deps.redisUrl, (err) => logger.warn({ err: err.message }, 'api redis error'));
   const subscriber = createRedis(deps.redisUrl);
@@ -52,8 +52,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     const e = parseEviction(message);
     if (e) acting.evict(e);
   });
-  subscriber.on('ready', () => acting.setLinked(true));
-  subscriber.on('close', () => acting.setLinked(false));
+  const unwatchLink = watchBroadcastLink(subscriber, (linked) => acting.setLinked(linked));
   await subscriber.subscribe(names.evictChannel());
 
   const rpc = new RpcClient({
@@ -113,6 +112,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
       clearTimeout(cutoff);
       await rpc.close();
       await ctx.mailer.close();
+      unwatchLink();
       subscriber.disconnect();
       await closeRedis(redis);
     },

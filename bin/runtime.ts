@@ -7,6 +7,7 @@ import { createKeyManager } from '../shared/custody/index.js';
 import type { KeyManager } from '../shared/custody/key-manager.js';
 import { startEmbeddedServices } from '../shared/embedded-services.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { redisTargetOf, type RedisTarget } from '../shared/redis.js';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -31,7 +32,8 @@ export interface Runtime {
   config: Config;
   logger: Logger;
   databaseUrl: string;
-  redisUrl: string;
+  /** A redis:// URL, or the Redis Cluster of REDIS_CLUSTER_NODES. */
+  redisUrl: RedisTarget;
   db: Db;
   /** Stops embedded servers started for this process, if any. */
   stopServices(): Promise<void>;
@@ -90,7 +92,7 @@ export async function prepareRuntime(role: string, config: Config = loadConfigOr
   logger ??= createLogger({ level: config.LOG_LEVEL, role });
   let stopServices = async () => {};
   let databaseUrl = config.DATABASE_URL;
-  let redisUrl = config.REDIS_URL;
+  let redisUrl: RedisTarget | undefined = config.REDIS_CLUSTER_NODES ? redisTargetOf(config, '') : config.REDIS_URL;
   if (!databaseUrl || !redisUrl) {
     const embedded = await startEmbeddedServices({
       dataDir: config.DATA_DIR,

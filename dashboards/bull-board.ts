@@ -6,7 +6,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { Queue } from 'bullmq';
 import type { FastifyPluginCallback } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { isSealed } from '../shared/farm/payload-seal.js';
 import type { ShardNames } from '../shared/shard.js';
 
@@ -33,7 +33,7 @@ export interface ShardBoardOptions {
   names: ShardNames;
   shardCount: number;
   /** A command connection; the board's queues only read and (when writable) act on jobs. */
-  connection: Redis;
+  connection: RedisClient;
   basePath: string;
   readOnly: boolean;
   links?: { text: string; url: string }[];

@@ -10,8 +10,8 @@ import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../sh
 import { recordConnectResult } from '../shared/nip46/connect-result.js';
 import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
-import { createRedis, isUp } from '../shared/redis.js';
-import { ShardNames } from '../shared/shard.js';
+import { watchBroadcastLink } from '../shared/pubsub.js';
+import { createRedis, isUp, shardNamesFor, type RedisTarget } from '../shared/redis.js';
 import { RelayRefusedError, checkUserRelayUrl, publicOnlyLookup, userRelayPolicy, type Resolver } from '../shared/user-relay-policy.js';
 import { BunkerDirectory } from './bunker-directory.js';
 import { ingestMetrics } from './metrics.js';
@@ -53,7 +53,7 @@ export interface StartRelayIngestOptions {
   config: RelayIngestConfig;
   logger: Logger;
   db: Db;
-  redisUrl: string;
+  redisUrl: RedisTarget;
   /** Unique per process; default ingest-<random>. */
   instanceId?: string;
   tuning?: Partial<RelayIngestTuning>;
@@ -80,7 +80,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const tuning = { ...DEFAULT_INGEST_TUNING, ...opts.tuning };
   const instanceId = opts.instanceId ?? `ingest-${randomBytes(6).toString('hex')}`;
   const log = opts.logger.child({ ingest: instanceId });
-  const names = new ShardNames(config.KEY_PREFIX);
+  const names = shardNamesFor(config.KEY_PREFIX, opts.redisUrl, config.SHARD_COUNT);
   const serviceRelays = [...new Set(config.BUNKER_RELAYS.map(normalizeRelayUrl).filter((u): u is string => u !== undefined))];
 
   const redis = createRedis(opts.redisUrl);
@@ -190,8 +190,8 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   });
   let subscribedOnce = false;
   // After a lost link, announcements may have been missed: read the whole list again.
-  subscriber.on('ready', () => {
-    if (subscribedOnce) void reload();
+  const unwatchLink = watchBroadcastLink(subscriber, (linked) => {
+    if (linked && subscribedOnce) void reload();
   });
   await subscriber.subscribe(announceChannel, evictChannel);
   subscribedOnce = true;
@@ -237,6 +237,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
         await router!.close();
         await pool.close();
         await updates;
+        unwatchLink();
         subscriber.disconnect();
         await redis.quit().catch(() => redis.disconnect());
         log.info('relay-ingest stopped');

@@ -8,7 +8,7 @@
 //   job; copies seen here add their relay to the places the response goes;
 // - hands the request to the shard pipeline (shared/farm/shard-ingress.ts) on the shard of the bunker's
 //   USER, with this door's policy (nip46Policy below), and publishes each response event to the relays.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { LRUCache } from 'lru-cache';
 import type { BunkerRoute } from '../database/queries/nip46.js';
 import type { ItemResult, Nip46Item, ReplyMessage } from '../shared/farm/jobs.js';
@@ -25,9 +25,9 @@ import { UnboundClientLimit, type UnboundVerdict } from './unbound-client-limit.
 
 export interface RequestRouterOptions {
   /** Command connection (claims, admission, queues). */
-  redis: Redis;
+  redis: RedisClient;
   /** The connection this instance's reply channel is subscribed on. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   names: ShardNames;
   keyPrefix: string;
   shardCount: number;

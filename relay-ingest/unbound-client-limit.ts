@@ -3,7 +3,7 @@
 // key at each bunker and per bunker, in Redis so the limits hold across relay-ingest replicas, before
 // anything is claimed or queued. The bound client is not limited here (the shard's admission bounds it).
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 
 const LUA = readFileSync(new URL('./unbound-client-limit.lua', import.meta.url), 'utf8');
 const COMMAND = 'keyfarmNip46UnboundLimit';
@@ -25,7 +25,7 @@ export class UnboundClientLimit {
   private readonly command: LimitCommand;
   private readonly windowSeconds: number;
 
-  constructor(redis: Redis, private readonly opts: UnboundClientLimitOptions) {
+  constructor(redis: RedisClient, private readonly opts: UnboundClientLimitOptions) {
     this.windowSeconds = opts.windowSeconds ?? 60;
     const r = redis as unknown as Record<string, LimitCommand | undefined>;
     if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 2, lua: LUA });

@@ -30,6 +30,13 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Url(['postgres', 'postgresql'])),
   /** Unset: the embedded default starts a local Redis under DATA_DIR. */
   REDIS_URL: Type.Optional(Url(['redis', 'rediss'])),
+  /**
+   * A Redis Cluster instead: comma-separated host:port seed nodes (any few of its nodes; the rest are
+   * discovered). Wins over REDIS_URL.
+   */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^\\s*[^\\s,:]+:\\d{1,5}\\s*(,\\s*[^\\s,:]+:\\d{1,5}\\s*)*$' })),
+  /** The cluster's password (requirepass), when it has one. */
+  REDIS_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
   BUNKER_RELAYS: Type.String({ default: '' }),
   /**
    * Shards: the unit the workers divide among themselves, and the batching domain (a job carries the

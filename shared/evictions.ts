@@ -1,13 +1,13 @@
 // Revocations and key changes are broadcast on one pub/sub channel; every api and worker process evicts
 // what the message names from its caches at once.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 export type Eviction =
   | { type: 'authorization'; authorizationId: string }
   | { type: 'key'; keyId: string }
   | { type: 'all' };
 
-export async function publishEviction(redis: Redis, channel: string, e: Eviction): Promise<void> {
+export async function publishEviction(redis: RedisClient, channel: string, e: Eviction): Promise<void> {
   await redis.publish(channel, JSON.stringify(e));
 }
 

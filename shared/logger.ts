@@ -21,7 +21,7 @@ export const SECRET_FIELDS = [
   // envelope encryption: data keys, key-encryption keys, plaintexts
   'dek', 'kek', 'masterKey', 'master_key', 'plaintext',
   // connection strings may hold a password (the embedded servers' always do)
-  'DATABASE_URL', 'databaseUrl', 'connectionString', 'REDIS_URL', 'redisUrl', 'SMTP_URL', 'smtpUrl',
+  'DATABASE_URL', 'databaseUrl', 'connectionString', 'REDIS_URL', 'redisUrl', 'REDIS_PASSWORD', 'SMTP_URL', 'smtpUrl',
   // an emailed verification or password reset link carries its token
   'link',
 ] as const;

@@ -7,8 +7,44 @@ export function shardOf(userPubkey: string, shardCount: number): number {
   return createHash('sha256').update(userPubkey.toLowerCase()).digest().readUInt32BE(0) % shardCount;
 }
 
+/** CRC16 (XMODEM) of a string's UTF-8 bytes, mod 16384: the Redis Cluster slot of a hash tag. */
+export function clusterSlot(tag: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(tag)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+const SLOTS = 16384;
+
+/**
+ * Hash tags for `count` shards spread evenly over a cluster's slots: shard N's tag hashes into the Nth of
+ * `count` equal runs of slots. A cluster divides its slots into equal runs per master, so with a shard
+ * count that is a multiple of the masters, each master holds as many shards (plain `shard-N` tags hash
+ * where they will: 3 shards can leave a master with none, and evening that out took many small shards).
+ */
+export function spreadShardTags(count: number): string[] {
+  return Array.from({ length: count }, (_, shard) => {
+    for (let k = 0; ; k++) {
+      const tag = `shard-${shard}.${k}`;
+      if (Math.floor((clusterSlot(tag) * count) / SLOTS) === shard) return tag;
+    }
+  });
+}
+
+export interface ShardNamesOptions {
+  /** On a Redis Cluster: the shard count, whose tags are spread evenly over the slots (spreadShardTags). */
+  spreadOverSlots?: number;
+}
+
 export class ShardNames {
-  constructor(readonly prefix: string) {}
+  private readonly tags: string[] | undefined;
+
+  constructor(readonly prefix: string, opts: ShardNamesOptions = {}) {
+    this.tags = opts.spreadOverSlots ? spreadShardTags(opts.spreadOverSlots) : undefined;
+  }
 
   /** BullMQ queue name of a shard (what Bull Board lists). */
   queue(shard: number): string {
@@ -17,7 +53,7 @@ export class ShardNames {
 
   /** BullMQ prefix of a shard: its hash tag puts the queue's keys in one cluster slot. */
   queuePrefix(shard: number): string {
-    return `${this.prefix}:{shard-${shard}}`;
+    return `${this.prefix}:{${this.tags?.[shard] ?? `shard-${shard}`}}`;
   }
 
   /** Items (requests, not jobs) waiting or running in a shard: what backpressure counts. */

@@ -7,7 +7,7 @@
 //
 // The stream holds what the rows hold (authorization id, method, kind, event id, door, time), never
 // content or secrets. Its key has one hash tag, so it lives in one cluster slot.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Db } from '../database/pool.js';
 import type { ActivityRow } from '../database/queries/activity.js';
 import type { RpcMethod } from '../shared/farm/jobs.js';
@@ -54,7 +54,7 @@ export class ActivityStream implements ActivitySink {
   private readonly writes = new Set<Promise<void>>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly key: string,
     private readonly fallback: ActivitySink,
     private readonly logger: Logger,
@@ -97,7 +97,7 @@ export class ActivityStream implements ActivitySink {
 export interface ActivityDrainOptions {
   db: Db;
   /** A connection of its own: reads block on it. */
-  redis: Redis;
+  redis: RedisClient;
   key: string;
   /** This process's name in the consumer group. */
   consumer: string;

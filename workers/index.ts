@@ -10,8 +10,8 @@ import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import { probe, type CheckResult } from '../shared/readiness.js';
-import { closeRedis, createBullConnection, createRedis, isUp } from '../shared/redis.js';
-import { ShardNames } from '../shared/shard.js';
+import { watchBroadcastLink } from '../shared/pubsub.js';
+import { closeRedis, createBullConnection, createRedis, isUp, shardNamesFor, type RedisTarget } from '../shared/redis.js';
 import type { ActivitySink } from './activity.js';
 import { CachedNip46Store } from './nip46-authorization-cache.js';
 import type { CryptoRunner } from './crypto/types.js';
@@ -37,7 +37,7 @@ export interface StartWorkersOptions {
   sealer: PayloadSealer;
   /** The authorizations table for NIP-46 jobs; without it this process runs no NIP-46 jobs. */
   nip46Store?: Nip46Store;
-  redisUrl: string;
+  redisUrl: RedisTarget;
   /** Unique per process; default host:pid:random. */
   memberId?: string;
   /** How often owned shards' admission counts are rebuilt; default 30 s. */
@@ -62,7 +62,7 @@ export interface Workers {
 
 export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> {
   const { config, logger } = opts;
-  const names = new ShardNames(config.KEY_PREFIX);
+  const names = shardNamesFor(config.KEY_PREFIX, opts.redisUrl, config.SHARD_COUNT);
   const memberId = opts.memberId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const log = logger.child({ member: memberId });
 
@@ -92,8 +92,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   await subscriber.subscribe(names.evictChannel());
   // Announcements made while the subscription is down are lost: cache nothing meanwhile, and forget
   // whatever they might have named both when it drops and when it is back.
-  subscriber.on('close', () => nip46Store?.setLinked(false));
-  subscriber.on('ready', () => nip46Store?.setLinked(true));
+  const unwatchLink = watchBroadcastLink(subscriber, (linked) => nip46Store?.setLinked(linked));
 
   const running = new Map<number, ShardWorker>();
   // Settles SHUTDOWN_JOBS_TIMEOUT_MS after stop(): no shard Worker closing (for the stop, or a hand-over
@@ -142,11 +141,13 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
       );
       reportOwned();
     },
-    onRelease: async (shard) => {
+    onRelease: async (shard, reason) => {
       const worker = running.get(shard);
       running.delete(shard);
       reportOwned();
-      await worker?.close(jobsGraceExpired);
+      // A lease lost (its Redis node failed over, or this process stalled) is not waited on: jobs stuck on
+      // a dead node would hold the shard back and keep the Worker open; the stalled check re-runs them.
+      await worker?.close(jobsGraceExpired, { force: reason === 'lost' });
     },
   });
   await leases.start();
@@ -170,6 +171,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
         if (jobsTimeoutMs !== undefined) setTimeout(jobsGraceOver, jobsTimeoutMs).unref();
         clearInterval(reconcileTimer);
         unwatchShards();
+        unwatchLink();
         await leases.stop({ release: true });
         await Promise.allSettled([...running.values()].map((w) => w.close(jobsGraceExpired)));
         running.clear();

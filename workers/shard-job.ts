@@ -8,7 +8,7 @@
 // 503 when the KeyManager or the database cannot be reached right now, 500 when what was decrypted is not
 // the expected key. Retrying the whole job would hold every other request of the batch behind one key,
 // and an outage outlasts BullMQ's immediate retries anyway; the caller (or NIP-46 client) retries.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { KeyManagerUnavailableError } from '../shared/custody/key-manager.js';
 import { KeyNotFoundError } from '../shared/custody/key-store.js';
 import type { ItemResult, ReplyMessage, RpcCall, SealedReplyMessage } from '../shared/farm/jobs.js';
@@ -27,7 +27,7 @@ export interface ShardJobDeps {
   crypto: CryptoRunner;
   activity: ActivitySink;
   /** A command connection; replies are published with it. */
-  publisher: Redis;
+  publisher: RedisClient;
   names: ShardNames;
   logger: Logger;
 }

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
 
@@ -38,7 +38,7 @@ export function rendezvousOwner(members: readonly string[], shard: number): stri
 export type ReleaseReason = 'rebalance' | 'lost' | 'stop';
 
 export interface ShardLeasesOptions {
-  redis: Redis;
+  redis: RedisClient;
   names: ShardNames;
   shardCount: number;
   memberId: string;

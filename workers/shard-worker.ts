@@ -3,7 +3,7 @@
 // worker is re-run by the stalled check once its lock (JOB_LOCK_MS) runs out.
 import { setTimeout as delay } from 'node:timers/promises';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Admission } from '../shared/farm/admission.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
@@ -20,9 +20,9 @@ export interface ShardWorkerOptions {
   shard: number;
   names: ShardNames;
   /** Shared by the shard Workers of a process; needs maxRetriesPerRequest: null (createBullConnection). */
-  connection: Redis;
+  connection: RedisClient;
   /** Command connection for replies and admission. */
-  publisher: Redis;
+  publisher: RedisClient;
   admission: Admission;
   processor: RpcProcessor;
   /** Runs 'nip46' jobs; without it they fail as an unknown type. */
@@ -68,11 +68,11 @@ export class ShardWorker {
    * timeout): a job still running then is left to the stalled-job check, which runs it again on the
    * shard's next owner once its lock runs out.
    */
-  async close(giveUp?: Promise<unknown>): Promise<void> {
+  async close(giveUp?: Promise<unknown>, { force = false } = {}): Promise<void> {
     // A Worker closed while BullMQ still checks its connections (INFO, at start) leaves that check's
     // rejection unhandled: let the check finish first, for a moment at most.
     await Promise.race([this.worker.waitUntilReady().catch(() => undefined), delay(READY_WAIT_MS)]);
-    const closed = this.worker.close().then(() => true);
+    const closed = this.worker.close(force).then(() => true);
     const finished = giveUp ? await Promise.race([closed, giveUp.then(() => false)]) : await closed;
     if (!finished) this.opts.logger.warn({ shard: this.shard }, 'jobs still running at shutdown; leaving them to be run again elsewhere');
   }

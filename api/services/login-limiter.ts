@@ -10,7 +10,7 @@
 //   LOGIN_KNOWN_ADDRESS_DAYS, so the owner's own address never waits on this one.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
 import type { Config } from '../../shared/config.js';
 import { clientKey, parseRate, type Rate } from '../../shared/net/client-address.js';
 
@@ -62,7 +62,7 @@ export class LoginLimiter {
   private readonly command: LimiterCommand;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     private readonly limits: LoginLimits = DEFAULT_LOGIN_LIMITS,
   ) {
@@ -75,7 +75,9 @@ export class LoginLimiter {
   keys(account: string, ip: string): { client: string; keys: [string, string, string, string] } {
     const acct = createHash('sha256').update(account.toLowerCase()).digest('hex').slice(0, 32);
     const client = clientKey(ip);
-    const p = `${this.prefix}:login`;
+    // One hash tag for every login key: the script's four keys must share a cluster slot, and they mix
+    // accounts and addresses. Login checks are few (each costs a password hash), so one slot holds them.
+    const p = `${this.prefix}:login:{all}`;
     return { client, keys: [`${p}:fail:ac:${acct}:${client}`, `${p}:fail:c:${client}`, `${p}:fail:a:${acct}`, `${p}:known:${acct}`] };
   }
 

@@ -7,7 +7,7 @@
 //   entries whose job finished without a release (a worker died after completing) or was never added
 //   (an api died between admit and add).
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { JOB_CREATED_FIELD, JOB_FINISHED_FIELD, jobKeyPrefix } from './bullmq-layout.js';
 
@@ -33,7 +33,7 @@ export class Admission {
   private readonly orphanMs: number;
   private readonly command: AdmissionCommand;
 
-  constructor(private readonly redis: Redis, private readonly names: ShardNames, opts: AdmissionOptions) {
+  constructor(private readonly redis: RedisClient, private readonly names: ShardNames, opts: AdmissionOptions) {
     this.limit = opts.limit;
     this.orphanMs = opts.orphanMs ?? 60_000;
     const r = redis as unknown as Record<string, AdmissionCommand | undefined>;

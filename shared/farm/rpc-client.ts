@@ -5,10 +5,9 @@
 // - a job not answered by RPC_TIMEOUT_MS, with no stored result either, answers 504 (503 when Redis could
 //   not be read), and calls in flight when the command link drops answer 503 at once: an HTTP caller
 //   wants a prompt answer it can retry.
-import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { metrics } from '../metrics.js';
-import { closeRedis, connectFailFast, createRedis } from '../redis.js';
+import { closeRedis, connectFailFast, createRedis, type RedisClient, type RedisTarget } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import type { ItemResult, ReplyMessage, RpcItem, SealedReplyMessage } from './jobs.js';
 import type { PayloadSealer } from './payload-seal.js';
@@ -16,7 +15,7 @@ import { openReply, sealRpcJob } from './rpc-sealing.js';
 import { ShardIngress, type DoorPolicy } from './shard-ingress.js';
 
 export interface RpcClientOptions {
-  redisUrl: string;
+  redisUrl: RedisTarget;
   names: ShardNames;
   shardCount: number;
   /** Items a shard may hold (QUEUE_LIMIT). */
@@ -57,7 +56,7 @@ export class RpcClient {
   private readonly opts: RpcClientOptions;
   private ingress: ShardIngress<WaitingCall> | undefined;
   /** This client's own connections: commands, replies. */
-  private connections: Redis[] = [];
+  private connections: RedisClient[] = [];
   private closed = false;
 
   constructor(opts: RpcClientOptions) {

@@ -11,10 +11,9 @@
 // answer and a refusal do, and what a job not answered by the timeout gets (see LateJobPolicy).
 import { randomBytes } from 'node:crypto';
 import { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { metrics } from '../metrics.js';
-import { isUp } from '../redis.js';
+import { isUp, onLinkLost, type RedisClient } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { Admission } from './admission.js';
 import type { ItemResult, JobData } from './jobs.js';
@@ -60,9 +59,9 @@ export interface DoorPolicy<E extends IngressEntry> {
 
 export interface ShardIngressOptions<E extends IngressEntry> {
   /** Command connection: admission, adds, fallback reads. */
-  redis: Redis;
+  redis: RedisClient;
   /** Connection the reply channel is subscribed on (it may carry other channels). */
-  subscriber: Redis;
+  subscriber: RedisClient;
   names: ShardNames;
   shardCount: number;
   /** Items a shard may hold (QUEUE_LIMIT). */
@@ -120,7 +119,7 @@ export class ShardIngress<E extends IngressEntry> {
   /** Subscribes to this process's reply channel and readies every shard's queue; resolves once replies can arrive. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('ShardIngress.start: already started');
-    if (this.policy.lateJob.kind === 'fail') this.opts.redis.on('close', () => this.failInFlight('queue unavailable'));
+    if (this.policy.lateJob.kind === 'fail') onLinkLost(this.opts.redis, () => this.failInFlight('queue unavailable'));
     await subscribeReplies(this.opts.subscriber, this.opts.names, this.opts.instanceId, (message) => this.onReply(message));
     // Every shard's Queue is made now: one made later while Redis is down would wait for it to come back.
     await Promise.all(Array.from({ length: this.opts.shardCount }, (_, shard) => this.queues.get(shard).waitUntilReady()));

@@ -3,7 +3,7 @@
 // (from the admission ledger: Keyfarm's own keys, not BullMQ's), and whether a worker holds the shard's
 // lease. Processes of one farm read the same state, so dashboards take max by (shard).
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import { withDeadline } from '../deadline.js';
 import { addScrapeHook, metrics } from '../metrics.js';
 import type { ShardNames } from '../shard.js';
@@ -28,14 +28,14 @@ export interface ShardState {
  * scrape: with auto-pipelining, a command defined while a pipeline of the same tick is open is missing
  * from that pipeline, and ioredis then fails every callback of it (and crashes the process).
  */
-function defineShardStateCommand(redis: Redis): ShardStateCommand {
+function defineShardStateCommand(redis: RedisClient): ShardStateCommand {
   const r = redis as unknown as Record<string, ShardStateCommand | undefined>;
   if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 3, lua: LUA });
   return r[COMMAND] as ShardStateCommand;
 }
 
 /** Reads the state of every shard, one script call per shard (pipelined by the connection). */
-export function readShardStates(redis: Redis, names: ShardNames, shardCount: number): Promise<ShardState[]> {
+export function readShardStates(redis: RedisClient, names: ShardNames, shardCount: number): Promise<ShardState[]> {
   const command = defineShardStateCommand(redis).bind(redis);
   const now = Date.now();
   return Promise.all(
@@ -56,16 +56,16 @@ function resetShardGauges(): void {
 }
 
 /** Per key prefix: the connections of the roles watching it (any that is up will do) and the hook. */
-const watched = new Map<string, { connections: Set<Redis>; remove: () => void }>();
+const watched = new Map<string, { connections: Set<RedisClient>; remove: () => void }>();
 
 /**
  * Fills keyfarm_queue_depth, keyfarm_queue_oldest_job_age_seconds and keyfarm_shard_has_owner at each
  * scrape. Roles of one process share one watch per key prefix; the returned function ends this role's use.
  */
-export function watchShards(redis: Redis, names: ShardNames, shardCount: number): () => void {
+export function watchShards(redis: RedisClient, names: ShardNames, shardCount: number): () => void {
   let entry = watched.get(names.prefix);
   if (!entry) {
-    const connections = new Set<Redis>();
+    const connections = new Set<RedisClient>();
     const remove = addScrapeHook(async () => {
       const conn = [...connections].find((c) => c.status === 'ready') ?? [...connections][0];
       try {

@@ -1,14 +1,14 @@
 // The BullMQ Queue of each shard, made once per process role on one connection (the ingress side: the
 // HTTP RPC client and relay-ingest add jobs and read stored results through these).
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 
 export class ShardQueues {
   private readonly queues = new Map<number, Queue>();
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
     private readonly names: ShardNames,
     private readonly onError: (err: Error, shard: number) => void,
   ) {}

@@ -1,6 +1,6 @@
 // Redis names of the NIP-46 door, beside the shard names: the announcement channel relay-ingest listens
 // on, and the per-event claim that makes one job of a request seen on several relays or ingest replicas.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import type { NostrEvent } from '../nostr/types.js';
 
 /**
@@ -23,7 +23,7 @@ export function requestClaimKey(prefix: string, eventId: string): string {
   return `${prefix}:nip46:seen:${eventId}`;
 }
 
-export async function announceBunker(redis: Redis, prefix: string, a: BunkerAnnouncement): Promise<void> {
+export async function announceBunker(redis: RedisClient, prefix: string, a: BunkerAnnouncement): Promise<void> {
   await redis.publish(bunkerChannel(prefix), JSON.stringify(a));
 }
 

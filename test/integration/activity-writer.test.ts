@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createPool, type Db } from '../../database/pool.js';
-import { Redis } from 'ioredis';
+import { createRedis } from '../../shared/redis.js';
 import { ActivityDrain, ActivityStream, activityStreamKey } from '../../workers/activity-stream.js';
 import { ActivityWriter } from '../../workers/activity-writer.js';
 import { registry } from '../../shared/metrics.js';
@@ -121,18 +121,18 @@ describe('activity writer', () => {
     const [kept, gone] = [await newAuthorization(), await newAuthorization()];
     await db.query('DELETE FROM authorizations WHERE id = $1', [gone]);
     const key = activityStreamKey(`${farm.config.KEY_PREFIX}-drain`);
-    const redis = new Redis(farm.rt.redisUrl);
+    const redis = createRedis(farm.rt.redisUrl);
     const logger = testLogger('activity-drain');
     const stream = new ActivityStream(redis, key, { record: () => assert.fail('no fallback while Redis answers') }, logger);
     const drains: ActivityDrain[] = [];
     const drain = (consumer: string) => {
-      const d = new ActivityDrain({ db, redis: new Redis(farm.rt.redisUrl), key, consumer, claimIdleMs: 500, logger, blockMs: 100 });
+      const d = new ActivityDrain({ db, redis: createRedis(farm.rt.redisUrl), key, consumer, claimIdleMs: 500, logger, blockMs: 100 });
       drains.push(d);
       return d;
     };
     try {
       // A member that read entries and died before writing them: they stay pending under its name.
-      const dead = new Redis(farm.rt.redisUrl);
+      const dead = createRedis(farm.rt.redisUrl);
       await dead.xgroup('CREATE', key, 'activity-writers', '0', 'MKSTREAM');
       stream.record({ authorizationId: kept, method: 'sign_event', kind: 1, eventId: 'a'.repeat(64), door: 'http' });
       await stream.persist();

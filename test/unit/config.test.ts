@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadEnv, parseConfig } from '../../shared/config.js';
+import { redisTargetOf } from '../../shared/redis.js';
 import { KEYFARM_CLI } from '../support/paths.js';
 
 describe('settings', () => {
@@ -129,5 +130,17 @@ describe('settings', () => {
     const res = spawnSync(process.execPath, [KEYFARM_CLI, 'fly'], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(res.status, 1);
     assert.match(res.stderr, /unknown command "fly"/);
+  });
+
+  it('names a Redis Cluster by REDIS_CLUSTER_NODES, which wins over REDIS_URL; a bad node list stops the start', () => {
+    const cfg = parseConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b.internal:7001', REDIS_PASSWORD: 'cluster-pass' });
+    assert.deepEqual(redisTargetOf(cfg, cfg.REDIS_URL!), {
+      clusterNodes: [{ host: '10.0.0.1', port: 7000 }, { host: 'redis-b.internal', port: 7001 }],
+      password: 'cluster-pass',
+    });
+    assert.equal(redisTargetOf(parseConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }), 'redis://127.0.0.1:6379'), 'redis://127.0.0.1:6379');
+    for (const bad of ['10.0.0.1', '10.0.0.1:7000,', 'redis://10.0.0.1:7000', '10.0.0.1:port']) {
+      assert.throws(() => parseConfig({ REDIS_CLUSTER_NODES: bad }), (err: Error) => err instanceof ConfigError && err.setting === 'REDIS_CLUSTER_NODES', bad);
+    }
   });
 });

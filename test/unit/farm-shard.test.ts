@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { ShardNames, clusterSlot, shardOf } from '../../shared/shard.js';
 
 // Fixed vectors: a change here moves every user to another shard (and another worker's cache).
 const VECTORS: [pubkey: string, of16: number, of1024: number][] = [
@@ -40,4 +40,28 @@ test('every key of a shard shares its hash tag', () => {
   for (const key of [names.items(5), names.lease(5), `${names.queuePrefix(5)}:${names.queue(5)}:wait`]) {
     assert.match(key, /\{shard-5\}/);
   }
+});
+
+test('clusterSlot is Redis Cluster\'s CRC16 slot (vectors from the Redis Cluster spec and CLUSTER KEYSLOT)', () => {
+  assert.equal(clusterSlot('123456789'), 0x31c3 % 16384);
+  assert.equal(clusterSlot('shard-0'), 4971);
+  assert.equal(clusterSlot('shard-3'), 8968);
+});
+
+test('on a cluster, shard tags spread evenly over the slots: each shard in its own equal run of slots', () => {
+  for (const count of [1, 3, 6, 16, 48]) {
+    const names = new ShardNames('kf', { spreadOverSlots: count });
+    for (let shard = 0; shard < count; shard++) {
+      const tag = /\{([^}]+)\}/.exec(names.items(shard))![1]!;
+      assert.equal(Math.floor((clusterSlot(tag) * count) / 16384), shard, `${count} shards: shard ${shard} tag ${tag}`);
+      assert.equal(names.lease(shard).includes(`{${tag}}`), true, 'every key of the shard carries its tag');
+    }
+  }
+  // Three masters over 3 shards: one shard each (plain shard-N tags put two on one master and none on another).
+  const master = (slot: number) => (slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2);
+  const spread = new ShardNames('kf', { spreadOverSlots: 3 });
+  const tagOf = (n: ShardNames, s: number) => /\{([^}]+)\}/.exec(n.items(s))![1]!;
+  assert.deepEqual([0, 1, 2].map((s) => master(clusterSlot(tagOf(spread, s)))), [0, 1, 2]);
+  assert.deepEqual([0, 1, 2].map((s) => master(clusterSlot(tagOf(new ShardNames('kf'), s)))), [0, 0, 2]);
+  assert.equal(new ShardNames('kf').queuePrefix(5), 'kf:{shard-5}', 'a single Redis keeps its key names');
 });

@@ -1,0 +1,70 @@
+// Two kinds of pub/sub messages, the same on a single Redis and on a Redis Cluster:
+// - direct: a reply for one process, on that process's own channel. On a cluster it goes by sharded
+//   pub/sub (SPUBLISH/SSUBSCRIBE), so it costs the one shard that owns the channel's slot, not a
+//   broadcast over the cluster bus to every node.
+// - broadcast: announcements every process must hear (revocations, key changes, new bunkers). Plain
+//   PUBLISH, which a cluster forwards to every node, so a subscriber on any node hears it.
+import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from './redis.js';
+
+/** Publishes on a direct channel; resolves with the number of subscribers that got it. */
+export function publishDirect(redis: RedisClient, channel: string, message: string): Promise<number> {
+  return (isCluster(redis) ? redis.spublish(channel, message) : redis.publish(channel, message)) as Promise<number>;
+}
+
+/** Subscribes a subscriber connection to a direct channel: `onMessage` gets each message on it. */
+export async function subscribeDirect(subscriber: RedisClient, channel: string, onMessage: (message: string) => void): Promise<void> {
+  if (isCluster(subscriber)) {
+    subscriber.on('smessage', (ch: string, message: string) => {
+      if (ch === channel) onMessage(message);
+    });
+    await subscriber.ssubscribe(channel);
+    return;
+  }
+  subscriber.on('message', (ch: string, message: string) => {
+    if (ch === channel) onMessage(message);
+  });
+  await subscriber.subscribe(channel);
+}
+
+/** ioredis's cluster subscriber: one node connection, replaced (and resubscribed) when its node fails. */
+interface ClusterBroadcastSubscriber {
+  getInstance(): Redis | null;
+  lastActiveSubscriber?: Redis;
+}
+
+/** How often a cluster's broadcast subscription is checked (ioredis tells nothing when it moves). */
+const CLUSTER_LINK_POLL_MS = 50;
+
+/**
+ * Calls `onLink(false)` when the broadcast subscription of `subscriber` drops and `onLink(true)` when it
+ * is back (resubscribed): messages published meanwhile were lost, so caches keyed on them must not be
+ * trusted. On a single Redis, the connection's own close/ready; on a cluster, the connection ioredis
+ * keeps to one node (a new node is chosen when it fails). Returns a function that stops watching.
+ */
+export function watchBroadcastLink(subscriber: RedisClient, onLink: (linked: boolean) => void): () => void {
+  if (!isCluster(subscriber)) {
+    const up = () => onLink(true);
+    const down = () => onLink(false);
+    subscriber.on('ready', up);
+    subscriber.on('close', down);
+    return () => {
+      subscriber.off('ready', up);
+      subscriber.off('close', down);
+    };
+  }
+  const inner = (subscriber as unknown as { subscriber: ClusterBroadcastSubscriber }).subscriber;
+  let linked: boolean | undefined;
+  const check = () => {
+    const instance = inner.getInstance();
+    const now = instance !== null && instance.status === 'ready' && inner.lastActiveSubscriber === instance;
+    if (now !== linked) {
+      linked = now;
+      onLink(now);
+    }
+  };
+  check();
+  const timer = setInterval(check, CLUSTER_LINK_POLL_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
