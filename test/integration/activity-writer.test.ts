@@ -125,14 +125,18 @@ describe('activity writer', () => {
     const logger = testLogger('activity-drain');
     const stream = new ActivityStream(redis, key, { record: () => assert.fail('no fallback while Redis answers') }, logger);
     const drains: ActivityDrain[] = [];
+    const connections = [redis];
     const drain = (consumer: string) => {
-      const d = new ActivityDrain({ db, redis: createRedis(farm.rt.redisUrl), key, consumer, claimIdleMs: 500, logger, blockMs: 100 });
+      const connection = createRedis(farm.rt.redisUrl);
+      connections.push(connection);
+      const d = new ActivityDrain({ db, redis: connection, key, consumer, claimIdleMs: 500, logger, blockMs: 100 });
       drains.push(d);
       return d;
     };
     try {
       // A member that read entries and died before writing them: they stay pending under its name.
       const dead = createRedis(farm.rt.redisUrl);
+      connections.push(dead);
       await dead.xgroup('CREATE', key, 'activity-writers', '0', 'MKSTREAM');
       stream.record({ authorizationId: kept, method: 'sign_event', kind: 1, eventId: 'a'.repeat(64), door: 'http' });
       await stream.persist();
@@ -154,7 +158,8 @@ describe('activity writer', () => {
     } finally {
       await Promise.all(drains.map((d) => d.stop()));
       await redis.del(key);
-      redis.disconnect();
+      // An open connection would keep this file's process, and so the suite, from ending.
+      for (const c of connections) c.disconnect();
     }
   });
 });
