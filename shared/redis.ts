@@ -97,6 +97,9 @@ export async function connectFailFast(target: RedisTarget, onError: (err: Error)
     typeof target === 'string' ? createRedis(target, options) : new Cluster(target.clusterNodes, { ...clusterOptions(target, options), retryDelayOnFailover: 0, retryDelayOnClusterDown: 0 });
   redis.on('error', onError);
   await untilReady(redis);
+  // Without an offline queue, a command routed to a node whose own link is still being made fails: wait
+  // for every master's link before the first command.
+  if (redis instanceof Cluster) await Promise.all(redis.nodes('master').map((node) => (node.status === 'wait' ? node.connect() : untilReady(node))));
   return redis;
 }
 
