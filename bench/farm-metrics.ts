@@ -27,7 +27,7 @@ export async function fetchMetrics(base: string): Promise<Sample[]> {
 }
 
 /** The value of the first sample with this name and these labels, or undefined. */
-export function valueOf(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+export function sampleValue(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
@@ -44,12 +44,12 @@ export interface CacheFootprint {
 
 /** The worker cache's own byte accounting (keyfarm_cache_bytes over keyfarm_cache_size), of an all-in-one process. */
 export function cacheFootprint(samples: readonly Sample[]): CacheFootprint | undefined {
-  const keys = valueOf(samples, 'keyfarm_cache_size', { cache: 'key' });
-  const convKeys = valueOf(samples, 'keyfarm_cache_size', { cache: 'conv' }) ?? 0;
-  const bytes = valueOf(samples, 'keyfarm_cache_bytes');
+  const keys = sampleValue(samples, 'keyfarm_cache_size', { cache: 'key' });
+  const convKeys = sampleValue(samples, 'keyfarm_cache_size', { cache: 'conv' }) ?? 0;
+  const bytes = sampleValue(samples, 'keyfarm_cache_bytes');
   if (keys === undefined || bytes === undefined || keys + convKeys === 0) return undefined;
-  const loadSum = valueOf(samples, 'keyfarm_cold_key_load_seconds_sum');
-  const loads = valueOf(samples, 'keyfarm_cold_key_load_seconds_count');
+  const loadSum = sampleValue(samples, 'keyfarm_cold_key_load_seconds_sum');
+  const loads = sampleValue(samples, 'keyfarm_cold_key_load_seconds_count');
   return {
     source: 'GET /api/metrics of the all-in-one process: keyfarm_cache_bytes / keyfarm_cache_size (the cache\'s own estimate)',
     keys,
@@ -80,9 +80,9 @@ export interface FarmBreakdown {
 }
 
 function delta(before: readonly Sample[], after: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const a = valueOf(after, name, labels);
+  const a = sampleValue(after, name, labels);
   if (a === undefined) return undefined;
-  return a - (valueOf(before, name, labels) ?? 0);
+  return a - (sampleValue(before, name, labels) ?? 0);
 }
 
 function sumOver(samples: readonly Sample[], name: string): number | undefined {
@@ -106,8 +106,8 @@ export function farmBreakdown(
   const jobSum = delta(before, after, 'keyfarm_job_duration_seconds_sum');
   const gcBefore = sumOver(before, 'keyfarm_nodejs_gc_duration_seconds_sum');
   const gcAfter = sumOver(after, 'keyfarm_nodejs_gc_duration_seconds_sum');
-  const lagMean = valueOf(after, 'keyfarm_nodejs_eventloop_lag_mean_seconds');
-  const lagP99 = valueOf(after, 'keyfarm_nodejs_eventloop_lag_p99_seconds');
+  const lagMean = sampleValue(after, 'keyfarm_nodejs_eventloop_lag_mean_seconds');
+  const lagP99 = sampleValue(after, 'keyfarm_nodejs_eventloop_lag_p99_seconds');
   const b: FarmBreakdown = { source: `GET /api/metrics of ${processName}, before the first and after the last run` };
   if (rpcSum !== undefined && rpcCount) Object.assign(b, { rpcMeanMs: ms(rpcSum / rpcCount), rpcAnswered: rpcCount });
   if (jobs && items !== undefined && jobSum !== undefined) {

@@ -247,7 +247,7 @@ async function startAll(name: HttpScenarioName, ctx: ScenarioContext): Promise<F
     });
     ctx.live.add(proc);
     started.push(proc);
-    ctx.log(`  started ${spec.role} (${proc.name}, pid ${proc.pid})` + (proc.notReady ? `; /healthz/ready still fails ${JSON.stringify(proc.notReady)}` : ''));
+    ctx.log(`  started ${spec.role} (${proc.name}, pid ${proc.pid})${proc.notReady ? `; /healthz/ready still fails ${JSON.stringify(proc.notReady)}` : ''}`);
   }
   return started;
 }

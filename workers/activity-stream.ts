@@ -160,7 +160,7 @@ export class ActivityDrain {
     if (Date.now() >= this.nextClaimAt) {
       this.nextClaimAt = Date.now() + Math.max(250, Math.floor(this.opts.claimIdleMs / 2));
       const [, claimed] = (await redis.xautoclaim(key, GROUP, consumer, this.opts.claimIdleMs, '0-0', 'COUNT', BATCH)) as [string, [string, Fields][]];
-      const live = claimed.filter((e) => e && e[1]);
+      const live = claimed.filter((e) => e?.[1]);
       if (live.length > 0) return live;
     }
     return this.read('>', this.opts.blockMs ?? 250);

@@ -200,7 +200,7 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
   async function round(job: JobScope, ws: Work[], opOf: (w: Work) => CryptoOp, apply: (w: Work, r: CryptoResult) => void): Promise<void> {
     if (ws.length === 0) return;
     const out = await job.run(ws.map(opOf));
-    ws.forEach((w, i) => apply(w, out[i] ?? { ok: false, error: 'no result' }));
+    for (const [i, w] of ws.entries()) apply(w, out[i] ?? { ok: false, error: 'no result' });
   }
 
   /** Applies the authorization and the method to a decrypted request. */

@@ -11,7 +11,7 @@ import { listPolicies } from '../../database/queries/policies.js';
 import { readConnectResult } from '../../shared/nip46/connect-result.js';
 import { npubEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { HttpError, badRequest, forbidden, notFound } from '../errors.js';
+import { type HttpError, badRequest, forbidden, notFound } from '../errors.js';
 import { NO_RELAY_MESSAGE, requireSomeRelay } from '../routes/authorizations.js';
 import { connectNostrConnectUri, parseNostrConnectUri } from '../routes/nip46.js';
 import { PolicySlug, Uuid } from '../schemas.js';

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from 'typebox/value';
 import type { ApiContext } from '../context.js';
-import { HttpError } from '../errors.js';
+import type { HttpError } from '../errors.js';
 import { clearSessionCookie, sessionToken, sessionUser, setSessionCookie } from '../plugins/session.js';
 import { csrfToken } from '../plugins/web-security.js';
 import { Email } from '../schemas.js';

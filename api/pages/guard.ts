@@ -13,6 +13,7 @@ declare module 'fastify' {
 }
 
 /** A path on this site, and nothing a browser could read as another host ("//host", "/\\host", "/\t/host"). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what the path must not contain.
 const LOCAL_PATH = /^\/(?![/\\])[^\s\\?#\x00-\x1f\x7f]*(?:[?#][^\s\x00-\x1f\x7f]*)?$/;
 
 const MAX_NEXT = 4096;

@@ -4,7 +4,7 @@
 // link, private to its owner, exactly 32 bytes.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 export const KEY_BYTES = 32;
@@ -30,7 +30,7 @@ export function kekIdOf(key: Buffer): string {
 
 /** Reads and checks a key file; undefined when there is none. */
 export async function readKeyFile(file: string): Promise<Buffer | undefined> {
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   } catch (err) {

@@ -19,6 +19,7 @@ async function openQueueInfo(page: Page, base: string, shard: number): Promise<s
   await page.goto(`${base}/admin/queues/queue/shard-${shard}`);
   await page.getByRole('button', { name: 'Queue info' }).click();
   await page.getByText('Retries allowed', { exact: true }).waitFor();
+  // biome-ignore lint/performance/useDomNodeTextContent: the rendered text, as a user reads it.
   return (await page.locator('body').innerText()).replace(/\s+/g, ' ');
 }
 

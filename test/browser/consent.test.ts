@@ -5,7 +5,7 @@
 // (Redis holding it only sealed meanwhile).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { Redis } from 'ioredis';
 import { call, registerUser } from '../support/client.js';
 import { redisUrl } from '../support/env.js';
@@ -240,7 +240,7 @@ describe('consent and forms in the browser', () => {
       maxRedirects: 0,
     });
     assert.equal(posted.status(), 303);
-    const resultUrl = new URL(posted.headers()['location'] ?? '', farm.url).toString();
+    const resultUrl = new URL(posted.headers().location ?? '', farm.url).toString();
     assert.match(resultUrl, /\/account\/bunker\/created\?flash=[0-9a-f]{32}$/);
     // While it waits, Redis holds the link only sealed.
     const redis = new Redis(redisUrl());

@@ -56,7 +56,7 @@ describe('HTTP API end to end', () => {
       assert.equal(taken.status, 409);
       const weak = await call(base, 'POST', '/api/auth/register', { email: `w${Date.now()}@example.com`, password: 'short' });
       assert.equal(weak.status, 400);
-      const badKey = 'nsec1' + 'q'.repeat(58);
+      const badKey = `nsec1${'q'.repeat(58)}`;
       const bad = await call(base, 'POST', '/api/auth/register', { email: `b${Date.now()}@example.com`, password: 'long enough pw', nsec: badKey });
       assert.equal(bad.status, 400);
       assert.ok(!JSON.stringify(bad.body).includes(badKey));

@@ -143,7 +143,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
     const retries = logLines(deadPg.proc, 'PostgreSQL unreachable; retrying');
     assert.deepEqual(retries.map((l) => l.retryInSeconds), [1, 2, 4, 8]);
     const gaps = retries.slice(1).map((l, i) => l.at - retries[i]!.at);
-    [1000, 2000, 4000].forEach((s, i) => assert.ok(gaps[i]! >= s - 50 && gaps[i]! < s * 3, `gap ${i + 1}: ${gaps[i]} ms`));
+    for (const [i, s] of [1000, 2000, 4000].entries()) assert.ok(gaps[i]! >= s - 50 && gaps[i]! < s * 3, `gap ${i + 1}: ${gaps[i]} ms`);
     const plain = deadPg.proc.output().split('\n').filter((l) => l.startsWith('keyfarm: '));
     assert.equal(plain.length, 1, plain.join('\n'));
     assert.match(plain[0]!, new RegExp(`^keyfarm: PostgreSQL at 127\\.0\\.0\\.1:${deadPg.port} is unreachable after 5 attempts \\(.*ECONNREFUSED.*\\); giving up$`));

@@ -80,7 +80,7 @@ describe('fuzzing the edge', () => {
       { kind: 1, content: '', tags: [], created_at: 'now' }, { content: '', tags: [], created_at: 1 }, '{"kind":', 42,
     ];
     for (const ev of badEvents) assertClientError(await rpc(farm.url, token, 'sign_event', [ev]), `event ${JSON.stringify(ev)}`);
-    const badPeers = ['', 'zz', 'F'.repeat(64), '0'.repeat(64), 'f'.repeat(63), 'f'.repeat(65), 'ff'.repeat(32) + '\n'];
+    const badPeers = ['', 'zz', 'F'.repeat(64), '0'.repeat(64), 'f'.repeat(63), 'f'.repeat(65), `${'ff'.repeat(32)}\n`];
     for (const peer of badPeers) for (const m of methods.slice(1)) assertClientError(await rpc(farm.url, token, m, [peer, 'x']), `${m} ${peer}`);
   });
 
@@ -90,7 +90,7 @@ describe('fuzzing the edge', () => {
     assert.equal(res.status, 413);
     assertClientError(res, 'huge body');
     assertClientError(await call(farm.url, 'POST', '/api/auth/register', JSON.stringify({ email: 'a@b.c', password: 'p'.repeat(5000) })), 'huge password');
-    for (const bad of ['Bearer', 'Bearer ' + 'x'.repeat(4000), 'Basic abc', 'Bearer kfa_' + '\u00ff'.repeat(10)]) {
+    for (const bad of ['Bearer', `Bearer ${'x'.repeat(4000)}`, 'Basic abc', `Bearer kfa_${'\u00ff'.repeat(10)}`]) {
       const r = await call(farm.url, 'POST', '/api/nostr', { method: 'ping', params: [] }, undefined, { authorization: bad });
       assertClientError(r, `authorization ${bad.slice(0, 20)}`);
     }

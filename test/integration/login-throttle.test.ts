@@ -41,7 +41,10 @@ async function keysUnder(prefix: string): Promise<string[]> {
   }
 }
 
-const statusCounts = (statuses: number[]) => statuses.reduce<Record<number, number>>((m, s) => ({ ...m, [s]: (m[s] ?? 0) + 1 }), {});
+const statusCounts = (statuses: number[]) => statuses.reduce<Record<number, number>>((m, s) => {
+  m[s] = (m[s] ?? 0) + 1;
+  return m;
+}, {});
 
 describe('login throttling with the default TRUST_PROXY (no proxy trusted)', () => {
   let farm: TestFarm;

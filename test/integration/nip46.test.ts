@@ -443,7 +443,7 @@ describe('NIP-46 bunker over relays', () => {
   });
 
   it('a forged copy carrying a real request\'s id, seen first, does not shadow the real request', async () => {
-    const { bp, c } = await connectedRawClient();
+    const { c } = await connectedRawClient();
     const forgedBefore = await counter(ingestMetrics.eventsDropped, { reason: 'forged' });
     const real = c.request(c.nip44({ id: 'sh1', method: 'ping', params: [] }));
     await relayA.inject({ ...real, sig: real.sig.replace(/^./, real.sig[0] === '0' ? '1' : '0') });

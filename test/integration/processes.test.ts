@@ -79,7 +79,7 @@ describe('the farm as processes', () => {
         try {
           const res = await rpc(api.base, token, 'sign_event', [note(`load ${c}.${i}`)]);
           outcomes.push({ status: res.status, ok: res.status === 200 && verifyEvent(res.body.result) });
-        } catch (err) {
+        } catch (_err) {
           outcomes.push({ status: 0, ok: false });
         }
       }
@@ -123,7 +123,7 @@ describe('the farm as processes', () => {
       let refused: Awaited<(typeof pending)[number]>[] = [];
       const settled = new Set<number>();
       // A request that fails outright is not an answer; Promise.all(pending) below reports it.
-      pending.forEach((p, i) => p.then(() => settled.add(i), () => undefined));
+      for (const [i, p] of pending.entries()) p.then(() => settled.add(i), () => undefined);
       for (let i = 0; i < 600 && settled.size < 104; i++) await sleep(100);
       refused = await Promise.all([...settled].map((i) => pending[i]!));
       assert.equal(refused.length, 104, 'exactly the overflow was answered while the shard was full');

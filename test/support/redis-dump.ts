@@ -8,7 +8,7 @@ export interface DumpedKey {
   text: string;
 }
 
-async function valueOf(redis: Redis, key: string, type: string): Promise<unknown> {
+async function readValue(redis: Redis, key: string, type: string): Promise<unknown> {
   switch (type) {
     case 'string':
       return redis.get(key);
@@ -41,7 +41,7 @@ export async function dumpRedis(redis: Redis, prefix: string): Promise<DumpedKey
   const dumped: DumpedKey[] = [];
   for (const key of [...keys].sort()) {
     const type = await redis.type(key);
-    dumped.push({ key, type, text: JSON.stringify(await valueOf(redis, key, type)) });
+    dumped.push({ key, type, text: JSON.stringify(await readValue(redis, key, type)) });
   }
   return dumped;
 }

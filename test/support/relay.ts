@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NostrRelay } from '@nostr-relay/core';
 import { EventRepository, EventUtils, type Event, type Filter, type HandleMessagePlugin } from '@nostr-relay/common';
-import { WebSocket, WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 
 class MemoryEventRepository extends EventRepository {
   readonly events = new Map<string, Event>();

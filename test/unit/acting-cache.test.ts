@@ -303,7 +303,7 @@ test('evicting one authorization keeps the others; a key eviction keeps everythi
 test('a full cache starts over rather than grow past maxEntries', async () => {
   const table = new GatedTable();
   const tokens = [1, 2, 3].map((n) => Buffer.alloc(32, n));
-  tokens.forEach((t, i) => table.rows.set(t.toString('base64'), acting(`auth-${i}`)));
+  for (const [i, t] of tokens.entries()) table.rows.set(t.toString('base64'), acting(`auth-${i}`));
   const cache = new ActingCache(table.db, { ttlMs: 30_000, maxEntries: 2 });
   await cache.get(tokens[0]!);
   await cache.get(tokens[1]!);

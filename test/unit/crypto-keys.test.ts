@@ -41,8 +41,8 @@ test('parseSecretKey rejects malformed, zero and out-of-range keys without echoi
   const cases = [
     '',
     hex.slice(0, 63),
-    hex + '0',
-    'g' + hex.slice(1),
+    `${hex}0`,
+    `g${hex.slice(1)}`,
     '0'.repeat(64),
     CURVE_ORDER_HEX,
     'f'.repeat(64),
@@ -81,7 +81,7 @@ test('isValidPubkeyHex requires 64 lowercase hex of an x coordinate on the curve
   assert.equal(isValidPubkeyHex(pub), true);
   assert.equal(isValidPubkeyHex(pub.toUpperCase()), false);
   assert.equal(isValidPubkeyHex(pub.slice(2)), false);
-  assert.equal(isValidPubkeyHex(pub + '00'), false);
+  assert.equal(isValidPubkeyHex(`${pub}00`), false);
   assert.equal(isValidPubkeyHex('f'.repeat(64)), false, 'above the field size');
   assert.equal(isValidPubkeyHex('eefdea4cdb677750a420fee807eacf21eb9898ae79b9768766e4faa04a2d4a34'), false, 'BIP-340 row 5: not on the curve');
   assert.equal(isValidPubkeyHex('0'.repeat(64)), false);

@@ -127,7 +127,7 @@ test('byte-compatible with nostr-tools for random keys, both ways, short and ext
     const ours = getConversationKey(skA, pubB);
     assert.equal(bytesToHex(ours), bytesToHex(toolsNip44.utils.getConversationKey(skA, pubB)));
     const nonce = randomBytes(32);
-    const plaintext = `message ${i} ✓ ` + 'x'.repeat(i * 997);
+    const plaintext = `message ${i} ✓ ${'x'.repeat(i * 997)}`;
     const payload = nip44Encrypt(plaintext, ours, nonce);
     assert.equal(payload, toolsNip44.encrypt(plaintext, ours, nonce));
     assert.equal(toolsNip44.decrypt(payload, ours), plaintext);
@@ -148,7 +148,7 @@ test('tampering and wrong keys are refused with clear errors', () => {
   const raw = Buffer.from(payload, 'base64');
   raw[40] = (raw[40] as number) ^ 1;
   assert.throws(() => nip44Decrypt(raw.toString('base64'), convKey), /invalid MAC/);
-  assert.throws(() => nip44Decrypt(payload.slice(0, -4) + '!!!!', convKey), /invalid base64/);
+  assert.throws(() => nip44Decrypt(`${payload.slice(0, -4)}!!!!`, convKey), /invalid base64/);
   assert.throws(() => nip44Decrypt(42 as unknown as string, convKey), /payload must be a string/);
   assert.throws(() => nip44Encrypt('x', randomBytes(31)), /conversation key/);
 });

@@ -130,7 +130,7 @@ test('KnownKeySigner refuses a secret that is not the public key’s, bad length
 test('KnownKeySigner signs with either secret of an x-only key (d and n − d), alternating', () => {
   const signer = new KnownKeySigner();
   const sk = generateSecretKey();
-  const negated = hexToBytes((secp256k1.Point.CURVE().n - BigInt('0x' + bytesToHex(sk))).toString(16).padStart(64, '0'));
+  const negated = hexToBytes((secp256k1.Point.CURVE().n - BigInt(`0x${bytesToHex(sk)}`)).toString(16).padStart(64, '0'));
   const pub = fastSchnorr.getPublicKey(sk);
   assert.equal(bytesToHex(fastSchnorr.getPublicKey(negated)), bytesToHex(pub));
   for (const key of [sk, negated, sk, negated]) {

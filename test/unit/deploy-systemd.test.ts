@@ -139,7 +139,7 @@ describe('deploy/systemd', () => {
     assert.ok(verify(dir, names).complaints.some((l) => /keyfarm-api\.service.*ProtectHomme/.test(l)), 'a misspelt directive is reported');
     const missing = path.join(scratch, 'missing-binary');
     execFileSync('mkdir', ['-p', missing]);
-    const again = copyUnits(missing, (name, text) => text.replace(/^ExecStart=\S+/m, 'ExecStart=/nonexistent/node'));
+    const again = copyUnits(missing, (_name, text) => text.replace(/^ExecStart=\S+/m, 'ExecStart=/nonexistent/node'));
     assert.notEqual(verify(missing, again).status, 0, 'an ExecStart that does not exist fails');
   });
 });

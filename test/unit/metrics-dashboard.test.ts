@@ -54,6 +54,7 @@ describe('Grafana dashboard', () => {
     for (const p of allPanels) {
       assert.ok(p.gridPos.w > 0 && p.gridPos.w <= 24 && p.gridPos.x + p.gridPos.w <= 24, `${p.title} fits the grid`);
       if (p.type === 'row') continue;
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's own variable syntax, not a template.
       assert.equal(p.datasource?.uid, '${datasource}', `${p.title} uses the datasource variable`);
       assert.ok((p.targets ?? []).length > 0, `${p.title} has queries`);
     }

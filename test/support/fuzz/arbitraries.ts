@@ -12,7 +12,7 @@ const ODD_STRINGS = [
   'javascript:alert(1)', '//evil.example', '/\\evil.example', 'https://evil.example;sandbox', 'nsec1', 'npub1', '0'.repeat(64), 'f'.repeat(64),
   'F'.repeat(64), 'policy:full', 'full', 'Bearer x', 'wss://127.0.0.1:9/', 'ws://[::1]:1/', 'nostrconnect://', '00000000-0000-0000-0000-000000000000',
 ];
-const PEER = 'a'.repeat(63) + 'b';
+const PEER = `${'a'.repeat(63)}b`;
 /** Values that get past a field's first check, by field name, so inputs reach the code behind it. */
 const HINTS: Record<string, unknown[]> = {
   redirect_uri: ['https://app.example/cb', 'http://127.0.0.1:9/cb', 'https://app.example:8443/cb?x=%C4%80'],
