@@ -5,11 +5,28 @@ import { ReplyError } from 'ioredis';
 import pg from 'pg';
 import { KeyManagerUnavailableError } from '../shared/custody/key-manager.js';
 
+/**
+ * What a refusal is about, for code that must tell refusals apart (the pages put each on its form field).
+ * Internal: the response body stays `{"error": message}`.
+ */
+export type ErrorReason =
+  | 'weak_password'
+  | 'invalid_nsec'
+  | 'email_taken'
+  | 'key_taken'
+  | 'same_email'
+  | 'same_password'
+  | 'unknown_policy'
+  | 'bad_relay'
+  | 'no_relay'
+  | 'invalid_reset_link';
+
 export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    readonly reason?: ErrorReason,
   ) {
     super(message);
     this.name = 'HttpError';
@@ -24,10 +41,11 @@ export class OAuthError extends HttpError {
   }
 }
 
-export const badRequest = (msg: string) => new HttpError(400, msg);
+export const badRequest = (msg: string, reason?: ErrorReason) => new HttpError(400, msg, {}, reason);
 export const unauthorized = (msg = 'authentication required') => new HttpError(401, msg);
 export const forbidden = (msg: string) => new HttpError(403, msg);
 export const notFound = (msg: string) => new HttpError(404, msg);
+export const conflict = (msg: string, reason?: ErrorReason) => new HttpError(409, msg, {}, reason);
 export const unavailable = (msg: string, retryAfterSeconds = 1) =>
   new HttpError(503, msg, { 'retry-after': String(retryAfterSeconds) });
 

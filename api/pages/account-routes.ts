@@ -12,8 +12,8 @@ import { readConnectResult } from '../../shared/nip46/connect-result.js';
 import { npubEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
 import { HttpError, badRequest, forbidden, notFound } from '../errors.js';
-import { NO_RELAY_MESSAGE, requireSomeRelay } from '../routes/authorizations.js';
-import { connectNostrConnectUri, parseNostrConnectUri } from '../routes/nip46.js';
+import { requireSomeRelay } from '../routes/authorizations.js';
+import { NostrConnectUriError, connectNostrConnectUri, parseNostrConnectUri } from '../routes/nip46.js';
 import { PolicySlug, Uuid } from '../schemas.js';
 import { createAuthorization, revoke } from '../services/authorizations.js';
 import { EMAIL_NOT_VERIFIED, MIN_PASSPHRASE_LENGTH, exportUserKey } from '../services/key-export.js';
@@ -51,15 +51,16 @@ export function parseRelayLines(text: string): string[] {
 /** Puts a refusal about relays or the policy on its field; other refusals (limits) stay on the whole form. */
 function authorizationMistake(err: HttpError): HttpError {
   if (err instanceof FieldError) return err;
-  if (err.message.startsWith('unknown policy')) return new FieldError('policy_slug', 'Choose one of the permissions in the list.');
-  if (/relay/i.test(err.message) && err.statusCode === 400) {
-    return new FieldError('relays', err.message === NO_RELAY_MESSAGE ? err.message : `That relay cannot be used: ${err.message}.`);
+  switch (err.reason) {
+    case 'unknown_policy': return new FieldError('policy_slug', 'Choose one of the permissions in the list.');
+    case 'no_relay': return new FieldError('relays', err.message);
+    case 'bad_relay': return new FieldError('relays', `That relay cannot be used: ${err.message}.`);
+    default: return err;
   }
-  return err;
 }
 
 const nostrConnectMistake = (err: HttpError): HttpError =>
-  err.message.startsWith('uri: ') ? new FieldError('uri', `That link cannot be used: ${err.message.slice(5)}.`) : authorizationMistake(err);
+  err instanceof NostrConnectUriError ? new FieldError('uri', `That link cannot be used: ${err.detail}.`) : authorizationMistake(err);
 
 const ACCOUNT_NOTICES = new Map([['email-changed', 'Your email address is changed. Confirm it with the link we mailed to it.']]);
 
@@ -92,8 +93,8 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     } catch (err) {
       let failure = formError(err, reply);
       if (failure.statusCode === 401) failure = new FieldError('password', 'That is not your password.', 401);
-      else if (failure.statusCode === 409) failure = new FieldError('email', 'Another account has this address.', 409);
-      else if (failure.message.startsWith('that is already')) failure = new FieldError('email', 'That is already your address.');
+      else if (failure.reason === 'email_taken') failure = new FieldError('email', 'Another account has this address.', 409);
+      else if (failure.reason === 'same_email') failure = new FieldError('email', 'That is already your address.');
       return sendPage(reply, changeEmailPage(signedIn(request, reply), failedForm(failure, { email })), failure.statusCode);
     }
   });
@@ -249,8 +250,8 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     } catch (err) {
       let failure = formError(err, reply);
       if (failure.statusCode === 401) failure = new FieldError('current_password', 'The current password is wrong.', 401);
-      else if (failure.message.startsWith('the new password is the same')) failure = new FieldError('new_password', 'The new password is the same as the current one: choose another.');
-      else if (failure.message.startsWith('password must be')) failure = new FieldError('new_password', 'Use at least 8 characters for the new password.');
+      else if (failure.reason === 'same_password') failure = new FieldError('new_password', 'The new password is the same as the current one: choose another.');
+      else if (failure.reason === 'weak_password') failure = new FieldError('new_password', 'Use at least 8 characters for the new password.');
       return sendPage(reply, passwordPage(signedIn(request, reply), { form: failedForm(failure, {}) }), failure.statusCode);
     }
   });
