@@ -1,9 +1,9 @@
 // Every error body is {"error": "<message>"} (OAuth: {"error", "error_description"}); never a stack trace,
 // never a 500 for bad input.
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ReplyError } from 'ioredis';
 import pg from 'pg';
 import { KeyManagerUnavailableError } from '../shared/custody/key-manager.js';
+import { redisReplyCode } from '../shared/redis.js';
 
 /**
  * What a refusal is about, for code that must tell refusals apart (the pages put each on its form field).
@@ -64,8 +64,6 @@ function isUnavailableSqlState(code: string): boolean {
   return code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '57014';
 }
 
-/** A Redis error reply's code is its first word (`LOADING Redis is loading the dataset in memory`). */
-const redisReplyCode = (err: Error) => err.message.split(' ', 1)[0];
 
 /**
  * The dependency an error says is down, or undefined, from the error's class and code. Such a request
@@ -76,7 +74,7 @@ export function unavailableDependency(err: unknown): Dependency | undefined {
   if (err instanceof KeyManagerUnavailableError) return 'key manager';
   // ioredis does not export this class; its name is set by the class itself.
   if (err.name === 'MaxRetriesPerRequestError') return 'redis';
-  if (err instanceof ReplyError && redisReplyCode(err) === 'LOADING') return 'redis';
+  if (redisReplyCode(err) === 'LOADING') return 'redis';
   const code = (err as { code?: unknown }).code;
   if (err instanceof pg.DatabaseError) return typeof code === 'string' && isUnavailableSqlState(code) ? 'database' : undefined;
   if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'database';
