@@ -1,15 +1,32 @@
 // Every error body is {"error": "<message>"} (OAuth: {"error", "error_description"}); never a stack trace,
 // never a 500 for bad input.
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ReplyError } from 'ioredis';
 import pg from 'pg';
 import { KeyManagerUnavailableError } from '../shared/custody/key-manager.js';
+import { redisReplyCode } from '../shared/redis.js';
+
+/**
+ * What a refusal is about, for code that must tell refusals apart (the pages put each on its form field).
+ * Internal: the response body stays `{"error": message}`.
+ */
+export type ErrorReason =
+  | 'weak_password'
+  | 'invalid_nsec'
+  | 'email_taken'
+  | 'key_taken'
+  | 'same_email'
+  | 'same_password'
+  | 'unknown_policy'
+  | 'bad_relay'
+  | 'no_relay'
+  | 'invalid_reset_link';
 
 export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
     readonly headers: Record<string, string> = {},
+    readonly reason?: ErrorReason,
   ) {
     super(message);
     this.name = 'HttpError';
@@ -24,10 +41,11 @@ export class OAuthError extends HttpError {
   }
 }
 
-export const badRequest = (msg: string) => new HttpError(400, msg);
+export const badRequest = (msg: string, reason?: ErrorReason) => new HttpError(400, msg, {}, reason);
 export const unauthorized = (msg = 'authentication required') => new HttpError(401, msg);
 export const forbidden = (msg: string) => new HttpError(403, msg);
 export const notFound = (msg: string) => new HttpError(404, msg);
+export const conflict = (msg: string, reason?: ErrorReason) => new HttpError(409, msg, {}, reason);
 export const unavailable = (msg: string, retryAfterSeconds = 1) =>
   new HttpError(503, msg, { 'retry-after': String(retryAfterSeconds) });
 
@@ -46,8 +64,6 @@ function isUnavailableSqlState(code: string): boolean {
   return code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '57014';
 }
 
-/** A Redis error reply's code is its first word (`LOADING Redis is loading the dataset in memory`). */
-const redisReplyCode = (err: Error) => err.message.split(' ', 1)[0];
 
 /**
  * The dependency an error says is down, or undefined, from the error's class and code. Such a request
@@ -58,7 +74,7 @@ export function unavailableDependency(err: unknown): Dependency | undefined {
   if (err instanceof KeyManagerUnavailableError) return 'key manager';
   // ioredis does not export this class; its name is set by the class itself.
   if (err.name === 'MaxRetriesPerRequestError') return 'redis';
-  if (err instanceof ReplyError && redisReplyCode(err) === 'LOADING') return 'redis';
+  if (redisReplyCode(err) === 'LOADING') return 'redis';
   const code = (err as { code?: unknown }).code;
   if (err instanceof pg.DatabaseError) return typeof code === 'string' && isUnavailableSqlState(code) ? 'database' : undefined;
   if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'database';

@@ -1,5 +1,6 @@
 // Starts the roles of one process over a prepared runtime; the CLI and in-process tests share it.
 import { startApi, type RunningApi } from '../api/index.js';
+import { isUndefinedTable } from '../database/pool.js';
 import { KeyStore } from '../shared/custody/key-store.js';
 import { loadPayloadSealer } from '../shared/farm/payload-key.js';
 import { ActivityDrain, ActivityStream, activityStreamKey } from '../workers/activity-stream.js';
@@ -46,7 +47,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   const keyManager = await openKeyManager(rt);
   // Every role opens the farm payload key: RPC content crosses Redis sealed under it (shared/farm/jobs.ts).
   const payloadSealer = await loadPayloadSealer(rt.db, keyManager).catch((err: Error) =>
-    fatal(`payload key: ${err.message}${/payload_keys/.test(err.message) ? ' (run keyfarm migrate)' : ''}`),
+    fatal(`payload key: ${err.message}${isUndefinedTable(err) ? ' (run keyfarm migrate)' : ''}`),
   );
   const stops: (() => Promise<void>)[] = [];
   // One pool for the process's crypto: the workers' jobs and relay-ingest's signature checks. A turn's

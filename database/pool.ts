@@ -34,3 +34,8 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   const e = err as { code?: string; constraint?: string };
   return e?.code === '23505' && (constraint === undefined || e.constraint === constraint);
 }
+
+/** SQLSTATE 42P01: a table the query names does not exist (the schema is not migrated). */
+export function isUndefinedTable(err: unknown): boolean {
+  return (err as { code?: string })?.code === '42P01';
+}

@@ -3,7 +3,7 @@
 // On a cluster each shard's keys share one hash slot ({shard-N} in ShardNames), every Lua script touches
 // one slot, replies travel over sharded pub/sub (one shard, not a broadcast) and announcements over plain
 // pub/sub (a broadcast: every subscriber on every node hears them).
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ShardNames } from './shard.js';
 
 /** A connection to a single Redis or to a Redis Cluster. */
@@ -44,6 +44,11 @@ export function redisTargetOf(settings: { REDIS_CLUSTER_NODES?: string; REDIS_PA
 /** Shard names for a farm on `target`: on a cluster, shard tags spread evenly over the slots. */
 export function shardNamesFor(prefix: string, target: RedisTarget, shardCount: number): ShardNames {
   return new ShardNames(prefix, typeof target === 'string' ? {} : { spreadOverSlots: shardCount });
+}
+
+/** A Redis error reply's code: its first word (`BUSYGROUP Consumer Group name already exists`); else undefined. */
+export function redisReplyCode(err: unknown): string | undefined {
+  return err instanceof ReplyError ? (err as Error).message.split(' ', 1)[0] : undefined;
 }
 
 export function isCluster(redis: RedisClient): redis is Cluster {

@@ -7,7 +7,7 @@
 //
 // The stream holds what the rows hold (authorization id, method, kind, event id, door, time), never
 // content or secrets. Its key has one hash tag, so it lives in one cluster slot.
-import type { RedisClient } from '../shared/redis.js';
+import { redisReplyCode, type RedisClient } from '../shared/redis.js';
 import type { Db } from '../database/pool.js';
 import type { ActivityRow } from '../database/queries/activity.js';
 import type { RpcMethod } from '../shared/farm/jobs.js';
@@ -131,7 +131,7 @@ export class ActivityDrain {
     try {
       await this.opts.redis.xgroup('CREATE', this.opts.key, GROUP, '0', 'MKSTREAM');
     } catch (err) {
-      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+      if (redisReplyCode(err) !== 'BUSYGROUP') throw err;
     }
   }
 
@@ -144,7 +144,7 @@ export class ActivityDrain {
         if (entries.length > 0 && entries.length < BATCH && !this.stopped) await new Promise((r) => setTimeout(r, GATHER_MS));
       } catch (err) {
         const message = (err as Error).message;
-        if (/NOGROUP/.test(message)) await this.ensureGroup().catch(() => undefined);
+        if (redisReplyCode(err) === 'NOGROUP') await this.ensureGroup().catch(() => undefined);
         if (this.stopped) break;
         logger.warn({ err: message }, 'draining signing activity failed; will retry');
         await new Promise((r) => setTimeout(r, 1000));

@@ -32,11 +32,13 @@ function returnIntro(next: string): string | undefined {
 /** A sign-up refusal in plain words, on the field it is about. */
 function registerMistake(err: HttpError): HttpError {
   if (err instanceof FieldError || err.statusCode === 429) return err;
-  if (err.message.startsWith('password must be')) return new FieldError('password', 'Use at least 8 characters for your password.');
-  if (err.message.startsWith('invalid nsec')) return new FieldError('nsec', 'That is not a secret key: paste an nsec1… or 64 hex characters, or leave it empty.');
-  if (err.message === 'email already registered') return new FieldError('email', 'There is already an account with this email. Log in instead.', 409);
-  if (err.message === 'this key is already registered') return new FieldError('nsec', 'This key already belongs to an account here.', 409);
-  return err;
+  switch (err.reason) {
+    case 'weak_password': return new FieldError('password', 'Use at least 8 characters for your password.');
+    case 'invalid_nsec': return new FieldError('nsec', 'That is not a secret key: paste an nsec1… or 64 hex characters, or leave it empty.');
+    case 'email_taken': return new FieldError('email', 'There is already an account with this email. Log in instead.', 409);
+    case 'key_taken': return new FieldError('nsec', 'This key already belongs to an account here.', 409);
+    default: return err;
+  }
 }
 
 const RegisterForm = Type.Object({

@@ -4,7 +4,7 @@
 // meanwhile leads to the login page and back to this consent, and the user may grant a narrower policy.
 import { Type, type Static } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { findPolicy, listPolicies } from '../../database/queries/policies.js';
+import { type Policy, findPolicy, listPolicies } from '../../database/queries/policies.js';
 import { findUserById } from '../../database/queries/users.js';
 import { npubEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
@@ -12,7 +12,13 @@ import { OAuthError, badRequest } from '../errors.js';
 import { sessionUser } from '../plugins/session.js';
 import { csrfToken, pageCsp } from '../plugins/web-security.js';
 import { BYOK_PUBKEY } from '../services/byok.js';
-import { checkRedirectUri, issueCode, policySlugOfScope, silentReauthorization, withParams } from '../services/oauth.js';
+import {
+  checkRedirectUri,
+  issueCode,
+  policySlugOfScope,
+  silentReauthorization,
+  withParams,
+} from '../services/oauth.js';
 import { loginUrl, safeNext } from './guard.js';
 import { sendPage } from './layout.js';
 import { grantablePolicies, isNarrowerOrEqual } from './policy-choice.js';
@@ -78,19 +84,28 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       redirect = checkRedirectUri(q.redirect_uri ?? '');
     } catch (err) {
       const message = err instanceof OAuthError ? err.description : 'the request is not valid';
-      return sendPage(reply, errorPage(INVALID_LINK, `The app sent a link Keyfarm cannot use (${message}). Nothing was shared.`), 400);
+      return sendPage(
+        reply,
+        errorPage(INVALID_LINK, `The app sent a link Keyfarm cannot use (${message}). Nothing was shared.`),
+        400,
+      );
     }
 
-    let policy;
+    let policy: Policy | undefined;
     try {
-      if (q.response_type !== undefined && q.response_type !== 'code') throw oauthError('unsupported_response_type', 'response_type must be code');
+      if (q.response_type !== undefined && q.response_type !== 'code')
+        throw oauthError('unsupported_response_type', 'response_type must be code');
       if (q.code_challenge_method !== 'S256' || !q.code_challenge || !/^[A-Za-z0-9_-]{43}$/.test(q.code_challenge)) {
-        throw oauthError('invalid_request', 'PKCE is required: code_challenge (base64url SHA-256) with code_challenge_method=S256');
+        throw oauthError(
+          'invalid_request',
+          'PKCE is required: code_challenge (base64url SHA-256) with code_challenge_method=S256',
+        );
       }
       const slug = policySlugOfScope(q.scope);
       policy = await findPolicy(ctx.db, slug);
       if (!policy) throw oauthError('invalid_scope', `unknown policy: ${slug}`);
-      if (q.byok_pubkey !== undefined && !BYOK_PUBKEY.test(q.byok_pubkey)) throw oauthError('invalid_request', 'byok_pubkey must be 64 lowercase hex characters');
+      if (q.byok_pubkey !== undefined && !BYOK_PUBKEY.test(q.byok_pubkey))
+        throw oauthError('invalid_request', 'byok_pubkey must be 64 lowercase hex characters');
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;
       redirect.searchParams.set('error', err.code);
@@ -101,7 +116,15 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
 
     // Bring your own key: a new account for the app's key, whoever is signed in here (as Keycast does).
     if (q.byok_pubkey !== undefined) {
-      return sendPage(reply, await byokRegisterPage(ctx, reply, { ...q, client_id: q.client_id, redirect_uri: q.redirect_uri!, byok_pubkey: q.byok_pubkey }));
+      return sendPage(
+        reply,
+        await byokRegisterPage(ctx, reply, {
+          ...q,
+          client_id: q.client_id,
+          redirect_uri: q.redirect_uri!,
+          byok_pubkey: q.byok_pubkey,
+        }),
+      );
     }
 
     const userId = await sessionUser(ctx, request);
@@ -129,19 +152,25 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     }
 
     reply.header('content-security-policy', pageCsp(ctx.config, [redirect.origin]));
-    return sendPage(reply, consentPage({
-      clientId: q.client_id,
-      redirectUri: q.redirect_uri!,
-      redirectOrigin: redirect.origin,
-      scope: `policy:${policy.slug}`,
-      codeChallenge: q.code_challenge,
-      codeChallengeMethod: 'S256',
-      state: q.state,
-      policy,
-      choices: grantablePolicies(policy, await listPolicies(ctx.db)),
-      email: user.email,
-      npub: npubEncode(user.pubkey),
-    }, csrfToken(reply)));
+    return sendPage(
+      reply,
+      consentPage(
+        {
+          clientId: q.client_id,
+          redirectUri: q.redirect_uri!,
+          redirectOrigin: redirect.origin,
+          scope: `policy:${policy.slug}`,
+          codeChallenge: q.code_challenge,
+          codeChallengeMethod: 'S256',
+          state: q.state,
+          policy,
+          choices: grantablePolicies(policy, await listPolicies(ctx.db)),
+          email: user.email,
+          npub: npubEncode(user.pubkey),
+        },
+        csrfToken(reply),
+      ),
+    );
   });
 
   app.post('/oauth/consent', { schema: { body: ConsentForm } }, async (request, reply) => {
@@ -150,10 +179,15 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     try {
       redirect = checkRedirectUri(form.redirect_uri);
     } catch {
-      return sendPage(reply, errorPage(INVALID_LINK, 'The app sent a link Keyfarm cannot use. Nothing was shared.'), 400);
+      return sendPage(
+        reply,
+        errorPage(INVALID_LINK, 'The app sent a link Keyfarm cannot use. Nothing was shared.'),
+        400,
+      );
     }
     // Denying needs no session: nothing is shared.
-    if (form.approved !== 'true') return reply.redirect(withParams(redirect, { error: 'access_denied', state: form.state }), 303);
+    if (form.approved !== 'true')
+      return reply.redirect(withParams(redirect, { error: 'access_denied', state: form.state }), 303);
 
     const userId = await sessionUser(ctx, request);
     if (!userId) return reply.redirect(loginUrl(authorizePath(form)), 303);

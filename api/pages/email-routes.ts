@@ -59,7 +59,7 @@ export const emailPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
       await resetPassword(ctx, token, password);
     } catch (err) {
       const failure = formError(err, reply);
-      if (failure.message === INVALID_RESET_LINK) return sendPage(reply, resetLinkFailed(), 400);
+      if (failure.reason === 'invalid_reset_link') return sendPage(reply, resetLinkFailed(), 400);
       return sendPage(reply, resetPasswordPage(csrfToken(reply), token, failedForm(failure, {})), failure.statusCode);
     }
     // Every session ended, this browser's too.

@@ -38,12 +38,12 @@ function parseExpiry(value: string | number | null | undefined): Date | null {
   return date;
 }
 
-export const NO_RELAY_MESSAGE =
+const NO_RELAY_MESSAGE =
   'A bunker link needs at least one relay and this Keyfarm has none set up: enter a wss:// relay address, or ask the operator to set BUNKER_RELAYS.';
 
 /** A bunker link is useless without a relay to meet on: refuse when none is named and none is configured. */
 export function requireSomeRelay(config: Pick<ApiContext['config'], 'BUNKER_RELAYS'>, relays: string[] | undefined): void {
-  if (!relays?.length && config.BUNKER_RELAYS.length === 0) throw badRequest(NO_RELAY_MESSAGE);
+  if (!relays?.length && config.BUNKER_RELAYS.length === 0) throw badRequest(NO_RELAY_MESSAGE, 'no_relay');
 }
 
 export const authorizationRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {

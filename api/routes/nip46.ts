@@ -9,7 +9,7 @@ import { isValidPubkeyHex } from '../../shared/nostr/keys.js';
 import { getConversationKey, nip44Encrypt } from '../../shared/nostr/nip44.js';
 import { decode as nip19Decode } from 'nostr-tools/nip19';
 import type { ApiContext } from '../context.js';
-import { badRequest } from '../errors.js';
+import { HttpError } from '../errors.js';
 import { requireSession } from '../plugins/session.js';
 import { createAuthorization } from '../services/authorizations.js';
 import { ErrorBody, PolicySlug } from '../schemas.js';
@@ -27,27 +27,35 @@ export interface NostrConnectUri {
   perms: string[];
 }
 
+/** A pasted nostrconnect:// URI that cannot be used; the body says `uri: <detail>`. */
+export class NostrConnectUriError extends HttpError {
+  constructor(readonly detail: string) {
+    super(400, `uri: ${detail}`);
+    this.name = 'NostrConnectUriError';
+  }
+}
+
 /** nostrconnect://<client pubkey>?relay=<url>&relay=...&secret=<secret>[&name=...&perms=...] */
 export function parseNostrConnectUri(uri: string): NostrConnectUri {
   let url: URL;
   try {
     url = new URL(uri.trim());
   } catch {
-    throw badRequest('uri: not a nostrconnect:// URI');
+    throw new NostrConnectUriError('not a nostrconnect:// URI');
   }
-  if (url.protocol !== 'nostrconnect:') throw badRequest('uri: not a nostrconnect:// URI');
+  if (url.protocol !== 'nostrconnect:') throw new NostrConnectUriError('not a nostrconnect:// URI');
   const clientPubkey = url.hostname || url.pathname.replace(/^\/+/, '');
-  if (!isValidPubkeyHex(clientPubkey)) throw badRequest('uri: the client pubkey must be 64 hex');
+  if (!isValidPubkeyHex(clientPubkey)) throw new NostrConnectUriError('the client pubkey must be 64 hex');
   const relays = [...new Set(url.searchParams.getAll('relay'))];
-  if (relays.length === 0) throw badRequest('uri: at least one relay is required');
-  if (relays.length > MAX_URI_RELAYS) throw badRequest(`uri: at most ${MAX_URI_RELAYS} relays`);
-  if (relays.some((r) => !/^wss?:\/\/[^\s/?#]+/.test(r) || r.length > 512)) throw badRequest('uri: relays must be ws:// or wss:// URLs');
+  if (relays.length === 0) throw new NostrConnectUriError('at least one relay is required');
+  if (relays.length > MAX_URI_RELAYS) throw new NostrConnectUriError(`at most ${MAX_URI_RELAYS} relays`);
+  if (relays.some((r) => !/^wss?:\/\/[^\s/?#]+/.test(r) || r.length > 512)) throw new NostrConnectUriError('relays must be ws:// or wss:// URLs');
   const secret = url.searchParams.get('secret');
-  if (!secret || secret.length > 256) throw badRequest('uri: a secret is required');
+  if (!secret || secret.length > 256) throw new NostrConnectUriError('a secret is required');
   const name = url.searchParams.get('name')?.slice(0, 200) || undefined;
   const perms = [...new Set((url.searchParams.get('perms') ?? '').split(',').map((p) => p.trim()).filter(Boolean))];
-  if (perms.length > MAX_URI_PERMS) throw badRequest(`uri: at most ${MAX_URI_PERMS} perms`);
-  if (perms.some((p) => p.length > MAX_PERM_LENGTH)) throw badRequest(`uri: a perm is longer than ${MAX_PERM_LENGTH} characters`);
+  if (perms.length > MAX_URI_PERMS) throw new NostrConnectUriError(`at most ${MAX_URI_PERMS} perms`);
+  if (perms.some((p) => p.length > MAX_PERM_LENGTH)) throw new NostrConnectUriError(`a perm is longer than ${MAX_PERM_LENGTH} characters`);
   return { clientPubkey, relays, secret, name, perms };
 }
 

@@ -6,7 +6,7 @@ import { insertSession, revokeSession } from '../../database/queries/sessions.js
 import { findUserByEmail, insertUser, setUserKey, type UserRow } from '../../database/queries/users.js';
 import { generateSecretKey, getPublicKeyHex, parseSecretKey } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { HttpError, badRequest } from '../errors.js';
+import { badRequest, conflict } from '../errors.js';
 import { hashToken, newToken } from './tokens.js';
 
 export const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -27,7 +27,7 @@ export async function verifyPassword(hash: string, password: string): Promise<bo
 }
 
 export function validatePassword(password: string): void {
-  if (password.length < 8) throw badRequest('password must be at least 8 characters');
+  if (password.length < 8) throw badRequest('password must be at least 8 characters', 'weak_password');
 }
 
 export async function register(
@@ -39,7 +39,7 @@ export async function register(
   try {
     secretKey = input.nsec !== undefined ? parseSecretKey(input.nsec) : generateSecretKey();
   } catch {
-    throw badRequest('invalid nsec: expected nsec1… or 64 hex characters of a valid secret key');
+    throw badRequest('invalid nsec: expected nsec1… or 64 hex characters of a valid secret key', 'invalid_nsec');
   }
   try {
     const pubkey = getPublicKeyHex(secretKey);
@@ -52,8 +52,8 @@ export async function register(
     });
     return { userId, pubkey };
   } catch (err) {
-    if (isUniqueViolation(err, 'users_email_lower')) throw new HttpError(409, 'email already registered');
-    if (isUniqueViolation(err, 'users_pubkey_key')) throw new HttpError(409, 'this key is already registered');
+    if (isUniqueViolation(err, 'users_email_lower')) throw conflict('email already registered', 'email_taken');
+    if (isUniqueViolation(err, 'users_pubkey_key')) throw conflict('this key is already registered', 'key_taken');
     throw err;
   } finally {
     secretKey.fill(0);

@@ -53,7 +53,7 @@ export function bunkerUrl(bunkerPubkey: string, relays: string[], secret?: strin
 
 export async function loadPolicy(ctx: ApiContext, slug: string): Promise<Policy> {
   const policy = await findPolicy(ctx.db, slug);
-  if (!policy) throw badRequest(`unknown policy: ${slug}`);
+  if (!policy) throw badRequest(`unknown policy: ${slug}`, 'unknown_policy');
   return policy;
 }
 

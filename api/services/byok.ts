@@ -9,7 +9,7 @@ import type { OAuthCodeRow } from '../../database/queries/oauth.js';
 import { findUserByEmail, insertUser, setUserKey } from '../../database/queries/users.js';
 import { getPublicKeyHex, parseSecretKey } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { HttpError, OAuthError, badRequest } from '../errors.js';
+import { OAuthError, badRequest, conflict } from '../errors.js';
 import { Email } from '../schemas.js';
 import { hashPassword, validatePassword } from './accounts.js';
 import { checkRedirectUri, issueCode } from './oauth.js';
@@ -42,8 +42,8 @@ export async function registerByok(ctx: ApiContext, r: ByokRegistration): Promis
   if (r.codeChallenge === undefined) throw badRequest('bring-your-own-key needs PKCE (code_challenge with S256)');
   if (!Value.Check(Email, r.email)) throw badRequest('enter a valid email address');
   validatePassword(r.password);
-  if (await findUserByEmail(ctx.db, r.email)) throw new HttpError(409, 'email already registered');
-  if (await pubkeyRegistered(ctx.db, r.byokPubkey)) throw new HttpError(409, 'this key is already registered: log in instead');
+  if (await findUserByEmail(ctx.db, r.email)) throw conflict('email already registered', 'email_taken');
+  if (await pubkeyRegistered(ctx.db, r.byokPubkey)) throw conflict('this key is already registered: log in instead', 'key_taken');
   const passwordHash = await hashPassword(r.password);
   return issueCode(ctx, {
     userId: null,

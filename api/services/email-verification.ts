@@ -6,7 +6,7 @@ import { inTransaction, isUniqueViolation } from '../../database/pool.js';
 import { deleteEmailTokens, replaceEmailToken, spendEmailToken } from '../../database/queries/email-tokens.js';
 import { findUserByEmail, findUserById, markEmailVerified, setUserEmail, type UserRow } from '../../database/queries/users.js';
 import type { ApiContext } from '../context.js';
-import { HttpError, badRequest } from '../errors.js';
+import { badRequest, conflict } from '../errors.js';
 import { checkPasswordLimited } from './login.js';
 import { mayMail } from './mail-quota.js';
 import { hashToken, newToken } from './tokens.js';
@@ -104,14 +104,14 @@ export async function changeEmail(
 ): Promise<void> {
   const newEmail = input.newEmail.trim();
   await checkPasswordLimited(ctx, input.user.email, input.password, input.ip);
-  if (newEmail.toLowerCase() === input.user.email.toLowerCase()) throw badRequest('that is already the address of your account');
+  if (newEmail.toLowerCase() === input.user.email.toLowerCase()) throw badRequest('that is already the address of your account', 'same_email');
   try {
     await inTransaction(ctx.db, async (tx) => {
       await setUserEmail(tx, input.user.id, newEmail);
       await deleteEmailTokens(tx, input.user.id);
     });
   } catch (err) {
-    if (isUniqueViolation(err, 'users_email_lower')) throw new HttpError(409, 'email already registered');
+    if (isUniqueViolation(err, 'users_email_lower')) throw conflict('email already registered', 'email_taken');
     throw err;
   }
   await sendVerification(ctx, { id: input.user.id, email: newEmail });

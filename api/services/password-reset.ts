@@ -68,11 +68,11 @@ export async function resetPassword(ctx: ApiContext, token: string, newPassword:
   validatePassword(newPassword);
   const tokenHash = hashToken(token);
   // Checked before the (costly) password hash, so unknown links cost no hashing; used atomically below.
-  if (!(await emailTokenIsLive(ctx.db, tokenHash, 'reset'))) throw badRequest(INVALID_RESET_LINK);
+  if (!(await emailTokenIsLive(ctx.db, tokenHash, 'reset'))) throw badRequest(INVALID_RESET_LINK, 'invalid_reset_link');
   const passwordHash = await hashPassword(newPassword);
   await inTransaction(ctx.db, async (tx) => {
     const spent = await spendEmailToken(tx, tokenHash, 'reset');
-    if (!spent) throw badRequest(INVALID_RESET_LINK);
+    if (!spent) throw badRequest(INVALID_RESET_LINK, 'invalid_reset_link');
     await setPasswordHash(tx, spent.userId, passwordHash);
     await revokeUserSessions(tx, spent.userId);
     await deleteEmailTokens(tx, spent.userId, 'reset');

@@ -45,7 +45,7 @@ export async function vetRelays(config: UserRelayLimits, requested: string[] | u
     try {
       checked = checkUserRelayUrl(raw, policy);
     } catch (err) {
-      if (err instanceof RelayRefusedError) throw badRequest(`relay ${relays.length + userRelays.length + 1}: ${err.message}`);
+      if (err instanceof RelayRefusedError) throw badRequest(`relay ${relays.length + userRelays.length + 1}: ${err.message}`, 'bad_relay');
       throw err;
     }
     if (relays.includes(checked.url)) continue;
@@ -53,13 +53,13 @@ export async function vetRelays(config: UserRelayLimits, requested: string[] | u
     userRelays.push(checked);
   }
   if (userRelays.length > config.USER_RELAYS_PER_AUTHORIZATION) {
-    throw badRequest(`at most ${config.USER_RELAYS_PER_AUTHORIZATION} relays besides the service's may be named`);
+    throw badRequest(`at most ${config.USER_RELAYS_PER_AUTHORIZATION} relays besides the service's may be named`, 'bad_relay');
   }
   if (!policy.allowPrivate) {
     try {
       await Promise.all(userRelays.map((r) => checkResolvesPublic(r.host)));
     } catch (err) {
-      if (err instanceof RelayRefusedError) throw badRequest(`relay: ${err.message}`);
+      if (err instanceof RelayRefusedError) throw badRequest(`relay: ${err.message}`, 'bad_relay');
       throw err;
     }
   }
