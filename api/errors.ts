@@ -35,7 +35,11 @@ export class HttpError extends Error {
 
 /** OAuth 2.0 error (RFC 6749 §5.2). */
 export class OAuthError extends HttpError {
-  constructor(statusCode: number, readonly code: string, readonly description: string) {
+  constructor(
+    statusCode: number,
+    readonly code: string,
+    readonly description: string,
+  ) {
     super(statusCode, description);
     this.name = 'OAuthError';
   }
@@ -52,7 +56,16 @@ export const unavailable = (msg: string, retryAfterSeconds = 1) =>
 export type Dependency = 'database' | 'redis' | 'key manager';
 
 /** Node's system error codes for a peer that cannot be reached (pg passes them through on connect). */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 /** SQLSTATE 22021: a text value PostgreSQL cannot store (NUL, bad UTF-8). */
 const SQLSTATE_BAD_CHARACTER = '22021';
 
@@ -63,7 +76,6 @@ const SQLSTATE_BAD_CHARACTER = '22021';
 function isUnavailableSqlState(code: string): boolean {
   return code.startsWith('08') || code.startsWith('57P') || code === '53300' || code === '57014';
 }
-
 
 /**
  * The dependency an error says is down, or undefined, from the error's class and code. Such a request
@@ -76,7 +88,8 @@ export function unavailableDependency(err: unknown): Dependency | undefined {
   if (err.name === 'MaxRetriesPerRequestError') return 'redis';
   if (redisReplyCode(err) === 'LOADING') return 'redis';
   const code = (err as { code?: unknown }).code;
-  if (err instanceof pg.DatabaseError) return typeof code === 'string' && isUnavailableSqlState(code) ? 'database' : undefined;
+  if (err instanceof pg.DatabaseError)
+    return typeof code === 'string' && isUnavailableSqlState(code) ? 'database' : undefined;
   if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'database';
   return undefined;
 }
@@ -91,7 +104,10 @@ export interface DependencyState {
   databaseUp(): Promise<boolean>;
 }
 
-export async function dependencyDown(err: unknown, state: DependencyState | undefined): Promise<Dependency | undefined> {
+export async function dependencyDown(
+  err: unknown,
+  state: DependencyState | undefined,
+): Promise<Dependency | undefined> {
   const known = unavailableDependency(err);
   if (known || !state || err instanceof pg.DatabaseError) return known;
   if (!state.redisUp()) return 'redis';
@@ -130,10 +146,15 @@ export function installErrorHandler(app: FastifyInstance, state?: DependencyStat
     const down = await dependencyDown(err, state);
     if (down) {
       request.log.warn({ err: err.message, dependency: down }, 'dependency unavailable');
-      return reply.status(503).header('retry-after', '2').send({ error: `${down} unavailable` });
+      return reply
+        .status(503)
+        .header('retry-after', '2')
+        .send({ error: `${down} unavailable` });
     }
     request.log.error({ err }, 'unhandled error');
     return reply.status(500).send({ error: 'internal error' });
   });
-  app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` }));
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}` }),
+  );
 }

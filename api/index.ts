@@ -45,7 +45,10 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   const redis = await connectFailFast(deps.redisUrl, (err) => logger.warn({ err: err.message }, 'api redis error'));
   const subscriber = createRedis(deps.redisUrl);
   subscriber.on('error', (err) => logger.warn({ err: err.message }, 'api eviction subscriber error'));
-  const acting = new ActingCache(deps.db, { ttlMs: config.TOKEN_CACHE_TTL_MS, lookupTimeoutMs: config.DB_LOOKUP_TIMEOUT_MS });
+  const acting = new ActingCache(deps.db, {
+    ttlMs: config.TOKEN_CACHE_TTL_MS,
+    lookupTimeoutMs: config.DB_LOOKUP_TIMEOUT_MS,
+  });
 
   // A missed eviction must not leave a revoked token usable: while the link is down nothing is cached.
   subscriber.on('message', (_channel: string, message: string) => {
@@ -92,7 +95,8 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   // Linux caps this at net.core.somaxconn (4096 by default since 5.4).
   const address = await app.listen({ port: config.PORT, host: config.HOST, backlog: 4096 });
   logger.info({ address, instanceId }, 'api listening');
-  if (ctx.mailer.outbox) logger.info({ outbox: ctx.mailer.outbox }, 'SMTP_URL unset: mail is written to the outbox folder, not sent');
+  if (ctx.mailer.outbox)
+    logger.info({ outbox: ctx.mailer.outbox }, 'SMTP_URL unset: mail is written to the outbox folder, not sent');
 
   return {
     app,
@@ -105,7 +109,10 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
       draining = true;
       // Stop listening and wait for in-flight requests, up to SHUTDOWN_HTTP_TIMEOUT_MS.
       const cutoff = setTimeout(() => {
-        logger.warn({ timeoutMs: config.SHUTDOWN_HTTP_TIMEOUT_MS }, 'in-flight requests outlived the shutdown timeout; closing their connections');
+        logger.warn(
+          { timeoutMs: config.SHUTDOWN_HTTP_TIMEOUT_MS },
+          'in-flight requests outlived the shutdown timeout; closing their connections',
+        );
         app.server.closeAllConnections();
       }, config.SHUTDOWN_HTTP_TIMEOUT_MS);
       await app.close();

@@ -23,26 +23,64 @@ const OPERATIONS_TAG = 'Operations';
 
 /** Keyed by `METHOD url`, as Fastify registers the route. */
 export const OPERATIONS: Readonly<Record<string, Operation>> = {
-  'POST /api/auth/register': { tag: ACCOUNTS, summary: 'Create an account (a new key, or the nsec given) and a session' },
+  'POST /api/auth/register': {
+    tag: ACCOUNTS,
+    summary: 'Create an account (a new key, or the nsec given) and a session',
+  },
   'POST /api/auth/login': { tag: ACCOUNTS, summary: 'Log in: a session token (also set as the session cookie)' },
   'POST /api/auth/logout': { tag: ACCOUNTS, summary: 'End the session', auth: 'session' },
-  'GET /api/user/account': { tag: ACCOUNTS, summary: "The signed-in account's email, pubkey and npub", auth: 'session' },
-  'POST /api/auth/verify-email': { tag: ACCOUNTS, summary: 'Confirm the email address with the token of a mailed link' },
-  'POST /api/auth/resend-verification': { tag: ACCOUNTS, summary: 'Mail a new confirmation link (same answer for any address)' },
-  'POST /api/auth/forgot-password': { tag: ACCOUNTS, summary: 'Mail a password reset link (same answer for any address)' },
-  'POST /api/auth/reset-password': { tag: ACCOUNTS, summary: 'Set a new password with a mailed reset token; ends every session' },
-  'POST /api/user/change-email': { tag: ACCOUNTS, summary: "Change the account's email address (password required)", auth: 'session' },
+  'GET /api/user/account': {
+    tag: ACCOUNTS,
+    summary: "The signed-in account's email, pubkey and npub",
+    auth: 'session',
+  },
+  'POST /api/auth/verify-email': {
+    tag: ACCOUNTS,
+    summary: 'Confirm the email address with the token of a mailed link',
+  },
+  'POST /api/auth/resend-verification': {
+    tag: ACCOUNTS,
+    summary: 'Mail a new confirmation link (same answer for any address)',
+  },
+  'POST /api/auth/forgot-password': {
+    tag: ACCOUNTS,
+    summary: 'Mail a password reset link (same answer for any address)',
+  },
+  'POST /api/auth/reset-password': {
+    tag: ACCOUNTS,
+    summary: 'Set a new password with a mailed reset token; ends every session',
+  },
+  'POST /api/user/change-email': {
+    tag: ACCOUNTS,
+    summary: "Change the account's email address (password required)",
+    auth: 'session',
+  },
   'GET /api/policies': { tag: APPS, summary: 'The signing policies an app can be given' },
-  'POST /api/user/bunker/create': { tag: APPS, summary: 'Authorize a new app: a bunker:// connection string', auth: 'session' },
+  'POST /api/user/bunker/create': {
+    tag: APPS,
+    summary: 'Authorize a new app: a bunker:// connection string',
+    auth: 'session',
+  },
   'GET /api/user/sessions': { tag: APPS, summary: "The account's app authorizations", auth: 'session' },
   'POST /api/user/sessions/revoke': { tag: APPS, summary: 'Revoke an app authorization', auth: 'session' },
   'POST /api/user/nostrconnect': { tag: APPS, summary: 'Authorize the app of a nostrconnect:// URI', auth: 'session' },
   'GET /api/oauth/authorize': { tag: OAUTH, summary: 'The consent page (HTML) an app sends its user to' },
-  'POST /api/oauth/authorize': { tag: OAUTH, summary: 'Approve or deny an app: an authorization code', auth: 'session' },
+  'POST /api/oauth/authorize': {
+    tag: OAUTH,
+    summary: 'Approve or deny an app: an authorization code',
+    auth: 'session',
+  },
   'POST /api/oauth/register': { tag: OAUTH, summary: 'Create an account for a key the app holds (bring your own key)' },
   'GET /api/oauth/poll': { tag: OAUTH, summary: 'The authorization code for a state, once granted' },
-  'POST /api/oauth/token': { tag: OAUTH, summary: 'Exchange a code (PKCE) or a refresh token for a bunker URL and token' },
-  'POST /api/nostr': { tag: SIGNING, summary: 'Call a NIP-46 method (sign_event, nip44_encrypt, ...) with an app token', auth: 'token' },
+  'POST /api/oauth/token': {
+    tag: OAUTH,
+    summary: 'Exchange a code (PKCE) or a refresh token for a bunker URL and token',
+  },
+  'POST /api/nostr': {
+    tag: SIGNING,
+    summary: 'Call a NIP-46 method (sign_event, nip44_encrypt, ...) with an app token',
+    auth: 'token',
+  },
   'GET /.well-known/nostr.json': { tag: SIGNING, summary: 'NIP-05 names and the NIP-46 bunker relays' },
   'GET /health': { tag: OPERATIONS_TAG, summary: 'Liveness' },
   'GET /healthz/startup': { tag: OPERATIONS_TAG, summary: 'Started' },
@@ -70,14 +108,28 @@ export async function installOpenApi(app: FastifyInstance, version: string): Pro
       info: {
         title: 'Keyfarm',
         version,
-        description: 'Nostr key custody and remote signing. Errors are `{"error": "..."}` (OAuth token errors: `{"error", "error_description"}`).',
+        description:
+          'Nostr key custody and remote signing. Errors are `{"error": "..."}` (OAuth token errors: `{"error", "error_description"}`).',
       },
       tags: [ACCOUNTS, APPS, OAUTH, SIGNING, OPERATIONS_TAG].map((name) => ({ name })),
       components: {
         securitySchemes: {
-          sessionCookie: { type: 'apiKey', in: 'cookie', name: 'keyfarm_session', description: 'Set by log in; forms also need the CSRF token' },
-          sessionToken: { type: 'http', scheme: 'bearer', description: 'The session token from /api/auth/login or /api/auth/register' },
-          appToken: { type: 'http', scheme: 'bearer', description: "An app's access token (from /api/oauth/token or a bunker connection)" },
+          sessionCookie: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'keyfarm_session',
+            description: 'Set by log in; forms also need the CSRF token',
+          },
+          sessionToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'The session token from /api/auth/login or /api/auth/register',
+          },
+          appToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: "An app's access token (from /api/oauth/token or a bunker connection)",
+          },
           metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN, when set' },
         },
       },
@@ -87,7 +139,10 @@ export async function installOpenApi(app: FastifyInstance, version: string): Pro
       const operation = OPERATIONS[`${method} ${url}`];
       if (!isApiRoute(url) || !operation) return { schema: { ...schema, hide: true }, url };
       const security = operation.auth ? SECURITY[operation.auth] : undefined;
-      return { schema: { ...schema, summary: operation.summary, tags: [operation.tag], ...(security && { security }) }, url };
+      return {
+        schema: { ...schema, summary: operation.summary, tags: [operation.tag], ...(security && { security }) },
+        url,
+      };
     },
   });
   app.get(OPENAPI_PATH, { schema: {} }, async () => app.swagger());

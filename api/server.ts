@@ -33,7 +33,10 @@ function databaseProbe(db: Db): () => Promise<boolean> {
   let last: { at: number; up: Promise<boolean> } | undefined;
   return () => {
     if (!last || Date.now() - last.at > 1000) {
-      last = { at: Date.now(), up: probe('postgres', () => db.query('SELECT 1')).then(([, failure]) => failure === null) };
+      last = {
+        at: Date.now(),
+        up: probe('postgres', () => db.query('SELECT 1')).then(([, failure]) => failure === null),
+      };
     }
     return last.up;
   };
@@ -71,7 +74,10 @@ export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise
     const route = request.routeOptions.url;
     if (route !== RPC_ROUTE) metrics.httpRequests.inc({ route: route ?? 'unmatched', status: reply.statusCode });
     if (reply.statusCode >= 400 || ctx.logger.isLevelEnabled('debug')) {
-      request.log.info({ method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+      request.log.info(
+        { method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: reply.elapsedTime },
+        'request',
+      );
     }
   });
   if (hooks.onRoute) app.addHook('onRoute', hooks.onRoute);

@@ -2,7 +2,11 @@
 // the server pids found so their CPU time can be counted.
 import { readFileSync, realpathSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { removeEmbeddedServicesData, startEmbeddedServices, type EmbeddedServices } from '../shared/embedded-services.js';
+import {
+  removeEmbeddedServicesData,
+  startEmbeddedServices,
+  type EmbeddedServices,
+} from '../shared/embedded-services.js';
 
 export interface BenchServices extends EmbeddedServices {
   /** The postmaster (its backends are its children); undefined if its pid file could not be read. */

@@ -18,7 +18,8 @@ function used(): number {
   (globalThis as { gc?: () => void }).gc?.();
   (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
-  if (process.env.MEMDEBUG) console.log(m.heapUsed, m.external, m.arrayBuffers); return m.heapUsed + m.external;
+  if (process.env.MEMDEBUG) console.log(m.heapUsed, m.external, m.arrayBuffers);
+  return m.heapUsed + m.external;
 }
 
 export async function measureCacheMemory(keys: number): Promise<CacheMemory> {

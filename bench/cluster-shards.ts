@@ -11,7 +11,10 @@ import { startLocalRedisCluster, type LocalRedisCluster } from '../test/support/
 const CONCURRENCY = 64;
 const USERS = 64;
 
-async function counters(cluster: LocalRedisCluster, ports: number[]): Promise<{ commands: number[]; spublish: number }> {
+async function counters(
+  cluster: LocalRedisCluster,
+  ports: number[],
+): Promise<{ commands: number[]; spublish: number }> {
   const commands: number[] = [];
   let spublish = 0;
   for (const port of ports) {
@@ -25,7 +28,11 @@ async function counters(cluster: LocalRedisCluster, ports: number[]): Promise<{ 
 
 async function measure(shards: number, seconds: number): Promise<string> {
   const cluster = await startLocalRedisCluster();
-  const farm = await startTestFarm(`cluster-shards-${shards}`, { ...cluster.env, SHARD_COUNT: String(shards), LOG_LEVEL: 'warn' });
+  const farm = await startTestFarm(`cluster-shards-${shards}`, {
+    ...cluster.env,
+    SHARD_COUNT: String(shards),
+    LOG_LEVEL: 'warn',
+  });
   try {
     const tokens: string[] = [];
     for (let i = 0; i < USERS; i++) {
@@ -63,7 +70,10 @@ async function measure(shards: number, seconds: number): Promise<string> {
 
 const counts = (process.argv[2] ?? '3,4,16').split(',').map(Number);
 const seconds = Number(process.argv[3] ?? 5);
-const rows = ['| SHARD_COUNT | sign_event/s | errors | requests per job | Redis commands per request | commands per master |', '|---|---|---|---|---|---|'];
+const rows = [
+  '| SHARD_COUNT | sign_event/s | errors | requests per job | Redis commands per request | commands per master |',
+  '|---|---|---|---|---|---|',
+];
 for (const n of counts) rows.push(await measure(n, seconds));
 process.stdout.write(`${rows.join('\n')}\n`);
 process.exit(0);

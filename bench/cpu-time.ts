@@ -86,7 +86,12 @@ export function processTable(): ProcessTable {
  * The busiest processes between two tables other than `ours` and their children: `comm[pid]` and CPU
  * seconds, most first. Processes born and gone between the two tables are not seen.
  */
-export function busiestOthers(before: ProcessTable, after: ProcessTable, ours: ReadonlySet<number>, top = 5): { process: string; seconds: number }[] {
+export function busiestOthers(
+  before: ProcessTable,
+  after: ProcessTable,
+  ours: ReadonlySet<number>,
+  top = 5,
+): { process: string; seconds: number }[] {
   const rows: { process: string; seconds: number }[] = [];
   for (const [pid, a] of after) {
     if (ours.has(pid) || ours.has(a.ppid)) continue;
@@ -101,7 +106,10 @@ function describeProcess(pid: number): string | undefined {
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     if (argv.length === 0) return undefined;
-    return argv.slice(0, 2).map((a) => path.basename(a)).join(' ');
+    return argv
+      .slice(0, 2)
+      .map((a) => path.basename(a))
+      .join(' ');
   } catch {
     return undefined;
   }

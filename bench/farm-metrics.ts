@@ -27,7 +27,11 @@ export async function fetchMetrics(base: string): Promise<Sample[]> {
 }
 
 /** The value of the first sample with this name and these labels, or undefined. */
-export function sampleValue(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+export function sampleValue(
+  samples: readonly Sample[],
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
 
@@ -51,12 +55,15 @@ export function cacheFootprint(samples: readonly Sample[]): CacheFootprint | und
   const loadSum = sampleValue(samples, 'keyfarm_cold_key_load_seconds_sum');
   const loads = sampleValue(samples, 'keyfarm_cold_key_load_seconds_count');
   return {
-    source: 'GET /api/metrics of the all-in-one process: keyfarm_cache_bytes / keyfarm_cache_size (the cache\'s own estimate)',
+    source:
+      "GET /api/metrics of the all-in-one process: keyfarm_cache_bytes / keyfarm_cache_size (the cache's own estimate)",
     keys,
     convKeys,
     bytes,
     bytesPerKey: Math.round(bytes / (keys + convKeys)),
-    ...(loadSum !== undefined && loads ? { coldLoadMeanMs: Math.round((loadSum / loads) * 1e5) / 100, coldLoads: loads } : {}),
+    ...(loadSum !== undefined && loads
+      ? { coldLoadMeanMs: Math.round((loadSum / loads) * 1e5) / 100, coldLoads: loads }
+      : {}),
   };
 }
 
@@ -79,7 +86,12 @@ export interface FarmBreakdown {
   gcSecondsPerSecond?: number;
 }
 
-function delta(before: readonly Sample[], after: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+function delta(
+  before: readonly Sample[],
+  after: readonly Sample[],
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   const a = sampleValue(after, name, labels);
   if (a === undefined) return undefined;
   return a - (sampleValue(before, name, labels) ?? 0);
@@ -119,6 +131,7 @@ export function farmBreakdown(
   if (timeouts !== undefined) b.rpcTimeouts = timeouts;
   if (lagMean !== undefined) b.eventLoopLagMeanMs = ms(lagMean);
   if (lagP99 !== undefined) b.eventLoopLagP99Ms = ms(lagP99);
-  if (gcBefore !== undefined && gcAfter !== undefined && wallS > 0) b.gcSecondsPerSecond = Math.round(((gcAfter - gcBefore) / wallS) * 1000) / 1000;
+  if (gcBefore !== undefined && gcAfter !== undefined && wallS > 0)
+    b.gcSecondsPerSecond = Math.round(((gcAfter - gcBefore) / wallS) * 1000) / 1000;
   return b;
 }

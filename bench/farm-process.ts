@@ -92,12 +92,18 @@ export async function startFarmProcess(opts: StartOptions): Promise<FarmProcess>
   const fd = openSync(logFile, 'a');
   // KEYFARM_BENCH_NODE_ARGS: flags for the farm's node only, e.g. "--cpu-prof --cpu-prof-dir=DIR" (not allowed in NODE_OPTIONS).
   const nodeArgs = (process.env.KEYFARM_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, CLI, opts.role], { cwd: PROJECT_ROOT, env, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...nodeArgs, CLI, opts.role], {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   const { exited, status } = watchExit(child);
   const url = port ? `http://127.0.0.1:${port}` : undefined;
   const fail = (why: string) =>
-    new Error(`keyfarm ${opts.role} (${opts.name}) ${why}; log ${path.relative(PROJECT_ROOT, logFile)}:\n${lastLines(logFile, 15)}`);
+    new Error(
+      `keyfarm ${opts.role} (${opts.name}) ${why}; log ${path.relative(PROJECT_ROOT, logFile)}:\n${lastLines(logFile, 15)}`,
+    );
 
   const proc: { -readonly [K in keyof FarmProcess]: FarmProcess[K] } = {
     name: opts.name,

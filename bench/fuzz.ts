@@ -36,8 +36,17 @@ async function main(): Promise<number> {
   process.env.REDIS_URL = services.redisUrl;
   const database = await createTestDatabase();
   const logFile = path.join(DATA_DIR, 'farm.log');
-  const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', role: 'fuzz', destination: pino.destination({ dest: logFile, mkdir: true, sync: false }) });
-  const config = parseConfig({ ...baseTestEnv({ LOG_LEVEL: 'warn' }), DATABASE_URL: database.url, PORT: '0', ALLOWED_ORIGINS: ORIGIN });
+  const logger = createLogger({
+    level: process.env.LOG_LEVEL ?? 'warn',
+    role: 'fuzz',
+    destination: pino.destination({ dest: logFile, mkdir: true, sync: false }),
+  });
+  const config = parseConfig({
+    ...baseTestEnv({ LOG_LEVEL: 'warn' }),
+    DATABASE_URL: database.url,
+    PORT: '0',
+    ALLOWED_ORIGINS: ORIGIN,
+  });
 
   const watch = watchRoutes();
   const rt = await prepareRuntime('all', config, logger);
@@ -54,22 +63,45 @@ async function main(): Promise<number> {
     const access = (await authorizeApp(url, user.session, 'full')).access_token;
     // Bull Board's routes share one password check: a few of them, not a share each.
     const board = routes.filter((r) => r.url.startsWith(THIRD_PARTY_PREFIX));
-    const fuzzed = [...routes.filter((r) => !r.url.startsWith(THIRD_PARTY_PREFIX)), ...board.filter((_, i) => i % 8 === 0)];
-    log(`${RUNS} inputs over ${fuzzed.length} routes, ${CONCURRENCY} routes at a time; farm log: ${path.relative(PROJECT_ROOT, logFile)}`);
+    const fuzzed = [
+      ...routes.filter((r) => !r.url.startsWith(THIRD_PARTY_PREFIX)),
+      ...board.filter((_, i) => i % 8 === 0),
+    ];
+    log(
+      `${RUNS} inputs over ${fuzzed.length} routes, ${CONCURRENCY} routes at a time; farm log: ${path.relative(PROJECT_ROOT, logFile)}`,
+    );
 
-    const report = await runFuzz({ app, url, access, allowedOrigins: [ORIGIN] }, { routes: fuzzed, runs: RUNS, seed: SEED, stopOnProblem: false, concurrency: CONCURRENCY });
+    const report = await runFuzz(
+      { app, url, access, allowedOrigins: [ORIGIN] },
+      { routes: fuzzed, runs: RUNS, seed: SEED, stopOnProblem: false, concurrency: CONCURRENCY },
+    );
 
-    const signed = await rpc(url, access, 'sign_event', [{ kind: 1, content: 'after the fuzz', tags: [], created_at: Math.floor(Date.now() / 1000) }]);
+    const signed = await rpc(url, access, 'sign_event', [
+      { kind: 1, content: 'after the fuzz', tags: [], created_at: Math.floor(Date.now() / 1000) },
+    ]);
     const signsAfterwards = signed.status === 200 && verifyEvent(signed.body.result);
     console.log(formatReport(report));
     for (const problem of report.problems) console.log(`problem: ${problem}`);
     for (const crash of report.crashes.slice(0, 10)) console.log(`crash: ${crash}`);
     log(`a real sign_event afterwards: ${signsAfterwards ? 'signed and verified' : `FAILED (${signed.status})`}`);
 
-    const record = { kind: 'fuzz', at: new Date().toISOString(), machine: machineInfo(), concurrency: CONCURRENCY, signsAfterwards, ...report };
-    const file = recordRun(RESULTS_DIR, record, recordFileName(record.at, 'fuzz-'), 'fuzz-latest.json', [fuzzHistoryLine(record)]);
-    log(`wrote ${path.relative(PROJECT_ROOT, file)}, bench/results/fuzz-latest.json and a line in bench/results/history.jsonl`);
-    return report.fiveXx === 0 && report.problems.length === 0 && report.crashes.length === 0 && signsAfterwards ? 0 : 1;
+    const record = {
+      kind: 'fuzz',
+      at: new Date().toISOString(),
+      machine: machineInfo(),
+      concurrency: CONCURRENCY,
+      signsAfterwards,
+      ...report,
+    };
+    const file = recordRun(RESULTS_DIR, record, recordFileName(record.at, 'fuzz-'), 'fuzz-latest.json', [
+      fuzzHistoryLine(record),
+    ]);
+    log(
+      `wrote ${path.relative(PROJECT_ROOT, file)}, bench/results/fuzz-latest.json and a line in bench/results/history.jsonl`,
+    );
+    return report.fiveXx === 0 && report.problems.length === 0 && report.crashes.length === 0 && signsAfterwards
+      ? 0
+      : 1;
   } finally {
     await running.stop();
     await rt.db.end();
@@ -78,7 +110,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (err: Error) => {
-  console.error(`fuzz: ${err.stack ?? err.message}`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(`fuzz: ${err.stack ?? err.message}`);
+    process.exit(1);
+  },
+);

@@ -38,7 +38,10 @@ export interface BenchRecordSummary {
     ratioToRawSchnorr?: number;
     median?: { rps?: number; p50Ms?: number; p99Ms?: number; errors?: number; cpuCores?: { other?: number } };
   }[];
-  nip46?: { clients?: number; median?: { rtPerSec?: number; p50Ms?: number; p99Ms?: number; errors?: number; cpuCores?: { other?: number } } };
+  nip46?: {
+    clients?: number;
+    median?: { rtPerSec?: number; p50Ms?: number; p99Ms?: number; errors?: number; cpuCores?: { other?: number } };
+  };
 }
 
 export interface FuzzRecordSummary {
@@ -109,7 +112,13 @@ export function recordFileName(date: string, prefix = ''): string {
  * Writes one run: its full JSON under runs/ (ignored by git), `latestName` (the whole record, committed)
  * and its lines appended to history.jsonl. Returns the path of the full JSON.
  */
-export function recordRun(dir: string, record: object, fileName: string, latestName: string, lines: HistoryLine[]): string {
+export function recordRun(
+  dir: string,
+  record: object,
+  fileName: string,
+  latestName: string,
+  lines: HistoryLine[],
+): string {
   const json = `${JSON.stringify(record, null, 2)}\n`;
   const runs = path.join(dir, 'runs');
   mkdirSync(runs, { recursive: true });

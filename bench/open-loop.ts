@@ -28,7 +28,13 @@ interface AutocannonResult {
 
 type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result: AutocannonResult) => void) => unknown;
 
-export async function runOpenLoop(opts: { url: string; users: readonly BenchUser[]; rate: number; connections: number; durationS: number }): Promise<OpenLoopResult> {
+export async function runOpenLoop(opts: {
+  url: string;
+  users: readonly BenchUser[];
+  rate: number;
+  connections: number;
+  durationS: number;
+}): Promise<OpenLoopResult> {
   const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   const tokens = opts.users.map((u) => u.accessToken);
   let counter = 0;
@@ -45,8 +51,25 @@ export async function runOpenLoop(opts: { url: string; users: readonly BenchUser
             method: 'POST',
             setupRequest: (req: Record<string, unknown>) => {
               counter++;
-              const body = JSON.stringify({ method: 'sign_event', params: [{ kind: 1, content: `keyfarm open loop ${counter}`, tags: [], created_at: Math.floor(Date.now() / 1000) }] });
-              return { ...req, body, headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[counter % tokens.length]}` } };
+              const body = JSON.stringify({
+                method: 'sign_event',
+                params: [
+                  {
+                    kind: 1,
+                    content: `keyfarm open loop ${counter}`,
+                    tags: [],
+                    created_at: Math.floor(Date.now() / 1000),
+                  },
+                ],
+              });
+              return {
+                ...req,
+                body,
+                headers: {
+                  'content-type': 'application/json',
+                  authorization: `Bearer ${tokens[counter % tokens.length]}`,
+                },
+              };
             },
           },
         ],
@@ -62,6 +85,13 @@ export async function runOpenLoop(opts: { url: string; users: readonly BenchUser
     requests: result.requests.total,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
-    latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p97_5: result.latency.p97_5, p99: result.latency.p99, p999: result.latency.p99_9, max: result.latency.max },
+    latencyMs: {
+      p50: result.latency.p50,
+      p90: result.latency.p90,
+      p97_5: result.latency.p97_5,
+      p99: result.latency.p99,
+      p999: result.latency.p99_9,
+      max: result.latency.max,
+    },
   };
 }

@@ -117,7 +117,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
       continue;
     }
     if (flag === '--crypto-backend') {
-      if (value !== 'auto' && value !== 'native' && value !== 'wasm') throw new UsageError('--crypto-backend must be auto, native or wasm');
+      if (value !== 'auto' && value !== 'native' && value !== 'wasm')
+        throw new UsageError('--crypto-backend must be auto, native or wasm');
       opts.cryptoBackend = value;
       i++;
       continue;

@@ -13,7 +13,11 @@ const WINDOW_MS = 2000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Samples 2 s windows until others use at most `thresholdCores`, or `maxWaitS` has passed. */
-export async function waitForQuiet(ours: ReadonlySet<number>, maxWaitS: number, thresholdCores = 0.25): Promise<QuietWait> {
+export async function waitForQuiet(
+  ours: ReadonlySet<number>,
+  maxWaitS: number,
+  thresholdCores = 0.25,
+): Promise<QuietWait> {
   const start = performance.now();
   for (;;) {
     const before = processTable();

@@ -30,15 +30,27 @@ interface WorkerJob {
  * The crypto ceiling of an HTTP sign_event: what the farm's crypto must do per request (a signature with
  * cached key material, then its verification before it leaves), on every core, nothing else.
  */
-export async function measureCryptoCeiling(opts: { threads: number; durationMs: number; backend: CryptoBackendName }): Promise<RawSchnorrRate> {
+export async function measureCryptoCeiling(opts: {
+  threads: number;
+  durationMs: number;
+  backend: CryptoBackendName;
+}): Promise<RawSchnorrRate> {
   return measureRawSchnorrRate({ ...opts, crypto: { backend: opts.backend } });
 }
 
 type WorkerMessage = { type: 'ready' } | { type: 'done'; ops: number; elapsedMs: number };
 
-export async function measureRawSchnorrRate(opts: { threads: number; durationMs: number; crypto?: WorkerJob['crypto'] }): Promise<RawSchnorrRate> {
+export async function measureRawSchnorrRate(opts: {
+  threads: number;
+  durationMs: number;
+  crypto?: WorkerJob['crypto'];
+}): Promise<RawSchnorrRate> {
   if (!Number.isInteger(opts.threads) || opts.threads < 1) throw new RangeError('threads must be a positive integer');
-  const job: WorkerJob = { rawSchnorrBench: true, durationMs: opts.durationMs, ...(opts.crypto ? { crypto: opts.crypto } : {}) };
+  const job: WorkerJob = {
+    rawSchnorrBench: true,
+    durationMs: opts.durationMs,
+    ...(opts.crypto ? { crypto: opts.crypto } : {}),
+  };
   const workers = Array.from({ length: opts.threads }, () => new Worker(new URL(import.meta.url), { workerData: job }));
   try {
     // Start every thread at the same moment, after all have loaded the WASM module and warmed up.
@@ -48,7 +60,9 @@ export async function measureRawSchnorrRate(opts: { threads: number; durationMs:
     const results = (await Promise.all(done)) as Extract<WorkerMessage, { type: 'done' }>[];
     const perThreadOpsPerSec = results.map((r) => Math.round((r.ops * 1000) / r.elapsedMs));
     return {
-      backend: opts.crypto ? `${resolveCryptoBackend(opts.crypto.backend).backend.description}: sign + verify` : fastSchnorr.name,
+      backend: opts.crypto
+        ? `${resolveCryptoBackend(opts.crypto.backend).backend.description}: sign + verify`
+        : fastSchnorr.name,
       threads: opts.threads,
       totalOpsPerSec: perThreadOpsPerSec.reduce((a, b) => a + b, 0),
       perThreadOpsPerSec,
@@ -144,11 +158,18 @@ async function main(): Promise<void> {
   const durationMs = argValue('--duration', 2000);
   console.log('Schnorr per-op cost, one thread (µs per op)');
   console.table(
-    measureBackendCosts().map((r) => ({ backend: r.backend, sign: r.signMicros.toFixed(0), verify: r.verifyMicros.toFixed(0) })),
+    measureBackendCosts().map((r) => ({
+      backend: r.backend,
+      sign: r.signMicros.toFixed(0),
+      verify: r.verifyMicros.toFixed(0),
+    })),
   );
   const rate = await measureRawSchnorrRate({ threads, durationMs });
   console.log(`Raw parallel signing, ${rate.threads} thread(s), ${durationMs} ms, ${rate.backend}`);
-  console.table({ total: rate.totalOpsPerSec, ...Object.fromEntries(rate.perThreadOpsPerSec.map((v, i) => [`thread ${i}`, v])) });
+  console.table({
+    total: rate.totalOpsPerSec,
+    ...Object.fromEntries(rate.perThreadOpsPerSec.map((v, i) => [`thread ${i}`, v])),
+  });
 }
 
 if (!isMainThread && (workerData as Partial<WorkerJob> | null)?.rawSchnorrBench === true) {

@@ -29,7 +29,12 @@ export interface BenchReport {
   secretCheck: SecretCheck;
 }
 
-export function withRatios(scenarios: ScenarioResult[], raw: RawSchnorrRate, ceiling: RawSchnorrRate, noop: { rps: number }): BenchReport['scenarios'] {
+export function withRatios(
+  scenarios: ScenarioResult[],
+  raw: RawSchnorrRate,
+  ceiling: RawSchnorrRate,
+  noop: { rps: number },
+): BenchReport['scenarios'] {
   return scenarios.map((s) => ({
     ...s,
     ratioToRawSchnorr: round(s.median.rps / raw.totalOpsPerSec, 3),
@@ -41,10 +46,18 @@ export function withRatios(scenarios: ScenarioResult[], raw: RawSchnorrRate, cei
 export function printReport(r: BenchReport, out: (line: string) => void = console.log): void {
   out('');
   out(`Keyfarm sign_event bench: ${r.machine.cpuModel}, ${r.machine.cores} cores, node ${r.machine.node}`);
-  out(`${r.settings.users} users, ${r.settings.connections} connections, ${r.settings.durationS} s per run, medians of ${r.settings.runs} runs`);
-  out(`raw Schnorr, ${r.rawSchnorr.threads} threads: ${r.rawSchnorr.totalOpsPerSec} signatures/s (other processes meanwhile: ${r.rawSchnorr.otherCoresDuringRaw} cores)`);
-  out(`crypto ceiling (${r.cryptoCeiling.backend}), ${r.cryptoCeiling.threads} threads: ${r.cryptoCeiling.totalOpsPerSec} requests/s`);
-  out(`no-op Fastify route, same wrk (${r.noopRoute.connections} connections): ${r.noopRoute.rps} req/s, p99 ${r.noopRoute.p99Ms} ms`);
+  out(
+    `${r.settings.users} users, ${r.settings.connections} connections, ${r.settings.durationS} s per run, medians of ${r.settings.runs} runs`,
+  );
+  out(
+    `raw Schnorr, ${r.rawSchnorr.threads} threads: ${r.rawSchnorr.totalOpsPerSec} signatures/s (other processes meanwhile: ${r.rawSchnorr.otherCoresDuringRaw} cores)`,
+  );
+  out(
+    `crypto ceiling (${r.cryptoCeiling.backend}), ${r.cryptoCeiling.threads} threads: ${r.cryptoCeiling.totalOpsPerSec} requests/s`,
+  );
+  out(
+    `no-op Fastify route, same wrk (${r.noopRoute.connections} connections): ${r.noopRoute.rps} req/s, p99 ${r.noopRoute.p99Ms} ms`,
+  );
   const rows: Record<string, Record<string, string | number>> = {};
   for (const s of r.scenarios) {
     for (const run of s.runs) {
@@ -83,29 +96,49 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
     Object.fromEntries(
       r.scenarios.map((s) => [
         s.name,
-        { users: s.coldKeys.users, 'cold p50 ms': s.coldKeys.coldMs.p50, 'cold p95 ms': s.coldKeys.coldMs.p95, 'warm p50 ms': s.coldKeys.warmMs.p50, 'warm p95 ms': s.coldKeys.warmMs.p95 },
+        {
+          users: s.coldKeys.users,
+          'cold p50 ms': s.coldKeys.coldMs.p50,
+          'cold p95 ms': s.coldKeys.coldMs.p95,
+          'warm p50 ms': s.coldKeys.warmMs.p50,
+          'warm p95 ms': s.coldKeys.warmMs.p95,
+        },
       ]),
     ),
   );
   for (const s of r.scenarios) {
     if (s.cacheFootprint) {
       const f = s.cacheFootprint;
-      out(`Cache (${s.name}): ${f.keys} keys, ${f.bytes} bytes, ${f.bytesPerKey} bytes per cached key (${f.source})` +
-        (f.coldLoadMeanMs !== undefined ? `; mean cold key load in the worker ${f.coldLoadMeanMs} ms over ${f.coldLoads}` : ''));
+      out(
+        `Cache (${s.name}): ${f.keys} keys, ${f.bytes} bytes, ${f.bytesPerKey} bytes per cached key (${f.source})` +
+          (f.coldLoadMeanMs !== undefined
+            ? `; mean cold key load in the worker ${f.coldLoadMeanMs} ms over ${f.coldLoads}`
+            : ''),
+      );
     }
     out(`Farm's view (${s.name}): ${JSON.stringify({ ...s.farmView, source: undefined })}`);
-    out(`Signatures verified (${s.name}): ${s.verify.valid}/${s.verify.checked}` +
-      (Object.keys(s.verify.problems).length ? ` problems ${JSON.stringify(s.verify.problems)}` : ''));
+    out(
+      `Signatures verified (${s.name}): ${s.verify.valid}/${s.verify.checked}` +
+        (Object.keys(s.verify.problems).length ? ` problems ${JSON.stringify(s.verify.problems)}` : ''),
+    );
   }
   for (const s of r.scenarios) {
     for (const [i, o] of (s.openLoop ?? []).entries()) {
-      out(`Open loop (${s.name}) ${i + 1}: offered ${o.offeredRps}/s over ${o.connections} connections, achieved ${o.achievedRps}/s, p50 ${o.latencyMs.p50} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, non-2xx ${o.non2xx}, errors ${o.errors}`);
+      out(
+        `Open loop (${s.name}) ${i + 1}: offered ${o.offeredRps}/s over ${o.connections} connections, achieved ${o.achievedRps}/s, p50 ${o.latencyMs.p50} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, non-2xx ${o.non2xx}, errors ${o.errors}`,
+      );
     }
-    if (s.openLoop?.length) out(`Open loop (${s.name}) MEDIAN p99: ${median(s.openLoop.map((o) => o.latencyMs.p99))} ms`);
-    if (s.getPublicKey) out(`get_public_key (${s.name}, ${s.getPublicKey.connections} connections) MEDIAN: ${s.getPublicKey.medianRps} req/s, p99 ${s.getPublicKey.medianP99Ms} ms`);
+    if (s.openLoop?.length)
+      out(`Open loop (${s.name}) MEDIAN p99: ${median(s.openLoop.map((o) => o.latencyMs.p99))} ms`);
+    if (s.getPublicKey)
+      out(
+        `get_public_key (${s.name}, ${s.getPublicKey.connections} connections) MEDIAN: ${s.getPublicKey.medianRps} req/s, p99 ${s.getPublicKey.medianP99Ms} ms`,
+      );
   }
   if (r.nip46) printNip46(r.nip46, out);
-  out(`Secrets in farm logs: ${r.secretCheck.leaks.length} leaks (${r.secretCheck.secrets} secrets over ${r.secretCheck.logFiles} log files)`);
+  out(
+    `Secrets in farm logs: ${r.secretCheck.leaks.length} leaks (${r.secretCheck.secrets} secrets over ${r.secretCheck.logFiles} log files)`,
+  );
   if (r.bar.allInOneMet !== undefined) {
     out(`Bar (all-in-one >= ${BAR.rps} req/s with p99 <= ${BAR.p99Ms} ms): ${r.bar.allInOneMet ? 'MET' : 'MISSED'}`);
   }
@@ -137,8 +170,12 @@ function printNip46(n: Nip46Result, out: (line: string) => void): void {
     'others, cores': n.median.cpuCores.other ?? '',
   };
   console.table(rows);
-  out(`Signed events verified (nip46, nostr-tools): ${n.verify.valid}/${n.verify.checked}, by the right user ${n.verify.rightSigner}`);
-  out(`Bar (nip46 >= ${NIP46_BAR.rtPerSec} round trips/s with p99 <= ${NIP46_BAR.p99Ms} ms at ${NIP46_BAR.clients} clients): ${n.barMet ? 'MET' : 'MISSED'}`);
+  out(
+    `Signed events verified (nip46, nostr-tools): ${n.verify.valid}/${n.verify.checked}, by the right user ${n.verify.rightSigner}`,
+  );
+  out(
+    `Bar (nip46 >= ${NIP46_BAR.rtPerSec} round trips/s with p99 <= ${NIP46_BAR.p99Ms} ms at ${NIP46_BAR.clients} clients): ${n.barMet ? 'MET' : 'MISSED'}`,
+  );
 }
 
 /** Writes runs/<timestamp>.json (not committed), latest.json and the run's history.jsonl lines; returns the first. */

@@ -80,10 +80,13 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  if (!existsSync(path.join(PROJECT_ROOT, 'dist', 'bin', 'keyfarm.js'))) throw new Error('dist/bin/keyfarm.js is missing: build first (npm run build)');
+  if (!existsSync(path.join(PROJECT_ROOT, 'dist', 'bin', 'keyfarm.js')))
+    throw new Error('dist/bin/keyfarm.js is missing: build first (npm run build)');
   const startedAt = new Date().toISOString();
   const machine = machineInfo();
-  log(`${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, load average ${machine.loadAverageAtStart.join(' ')}`);
+  log(
+    `${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node}, load average ${machine.loadAverageAtStart.join(' ')}`,
+  );
 
   log(`starting embedded PostgreSQL and Redis under ${path.relative(PROJECT_ROOT, DATA_DIR)} (wiped)`);
   services = await startBenchServices(DATA_DIR);
@@ -94,7 +97,9 @@ async function main(): Promise<void> {
   const seedStart = performance.now();
   let users: BenchUser[] = [];
   if (opts.scenarios.some((n) => n !== 'nip46')) {
-    log(`creating ${opts.users} users (register + OAuth authorization + access token), ${opts.seedConcurrency} at a time`);
+    log(
+      `creating ${opts.users} users (register + OAuth authorization + access token), ${opts.seedConcurrency} at a time`,
+    );
     users = await setUpUsers(env, opts);
     log(`  done in ${round((performance.now() - seedStart) / 1000)} s`);
   }
@@ -112,18 +117,31 @@ async function main(): Promise<void> {
   // Other people's processes competing with the measurement for the cores.
   const competing = busiestOthers(tableBefore, processTable(), new Set([process.pid]), 1000);
   const otherCoresDuringRaw = round(competing.reduce((t, o) => t + o.seconds, 0) / rawWallS, 2);
-  log(`  ${raw.totalOpsPerSec} signatures/s (${raw.perThreadOpsPerSec.join(' + ')}); other processes used ${otherCoresDuringRaw} cores meanwhile`);
+  log(
+    `  ${raw.totalOpsPerSec} signatures/s (${raw.perThreadOpsPerSec.join(' + ')}); other processes used ${otherCoresDuringRaw} cores meanwhile`,
+  );
 
   // The two ceilings the farm is reported against, in the same run: its crypto alone (a sign and a verify
   // per request, every core, the farm's backend), and HTTP alone (a no-op Fastify route, the same wrk).
   const ceilingBackend = resolveCryptoBackend(opts.cryptoBackend).backend.name;
   log(`crypto ceiling: ${ceilingBackend} sign + verify per request, ${machine.cores} threads`);
-  const cryptoCeiling = await measureCryptoCeiling({ threads: machine.cores, durationMs: opts.rawSchnorrMs, backend: ceilingBackend });
+  const cryptoCeiling = await measureCryptoCeiling({
+    threads: machine.cores,
+    durationMs: opts.rawSchnorrMs,
+    backend: ceilingBackend,
+  });
   log(`  ${cryptoCeiling.totalOpsPerSec} requests/s of crypto (${cryptoCeiling.perThreadOpsPerSec.join(' + ')})`);
   const noop = await startNoopServer();
   let noopRoute: { rps: number; p99Ms: number; connections: number; durationS: number };
   try {
-    const r = await runWrk({ url: noop.url, scriptFile: WRK_SCRIPT, connections: opts.connections, threads: opts.wrkThreads, durationS: opts.durationS, outputFile: path.join(LOG_DIR, 'noop-wrk.txt') });
+    const r = await runWrk({
+      url: noop.url,
+      scriptFile: WRK_SCRIPT,
+      connections: opts.connections,
+      threads: opts.wrkThreads,
+      durationS: opts.durationS,
+      outputFile: path.join(LOG_DIR, 'noop-wrk.txt'),
+    });
     noopRoute = { rps: r.rps, p99Ms: r.latencyMs.p99, connections: opts.connections, durationS: opts.durationS };
   } finally {
     await noop.stop();
@@ -133,7 +151,18 @@ async function main(): Promise<void> {
   const results: ScenarioResult[] = [];
   let nip46: Nip46Result | undefined;
   for (const name of opts.scenarios) {
-    const ctx = { opts, env, logDir: LOG_DIR, users, wrkScript: WRK_SCRIPT, getPublicKeyScript: GPK_SCRIPT, services, leaseTtlMs: config.LEASE_TTL_MS, log, live };
+    const ctx = {
+      opts,
+      env,
+      logDir: LOG_DIR,
+      users,
+      wrkScript: WRK_SCRIPT,
+      getPublicKeyScript: GPK_SCRIPT,
+      services,
+      leaseTtlMs: config.LEASE_TTL_MS,
+      log,
+      live,
+    };
     if (name === 'nip46') nip46 = await runNip46Scenario(ctx);
     else results.push(await runScenario(name, ctx));
   }
@@ -167,7 +196,12 @@ async function main(): Promise<void> {
         servers: 'embedded PostgreSQL and Redis, shared by every process',
       },
       scenarios: Object.fromEntries(
-        opts.scenarios.map((n) => [n, n === 'nip46' ? [{ name: 'all', role: 'all', env: { BUNKER_RELAYS: 'the bench relay' } }, { name: 'relay' }] : scenarioProcesses(n, opts)]),
+        opts.scenarios.map((n) => [
+          n,
+          n === 'nip46'
+            ? [{ name: 'all', role: 'all', env: { BUNKER_RELAYS: 'the bench relay' } }, { name: 'relay' }]
+            : scenarioProcesses(n, opts),
+        ]),
       ),
       nip46Clients: opts.nip46Clients,
       cryptoBackend: opts.cryptoBackend,
@@ -188,7 +222,9 @@ async function main(): Promise<void> {
   };
   printReport(report);
   const file = writeReport(report, RESULTS_DIR);
-  log(`results: ${path.relative(PROJECT_ROOT, file)}, bench/results/latest.json and a line per scenario in bench/results/history.jsonl; farm logs in ${path.relative(PROJECT_ROOT, LOG_DIR)}`);
+  log(
+    `results: ${path.relative(PROJECT_ROOT, file)}, bench/results/latest.json and a line per scenario in bench/results/history.jsonl; farm logs in ${path.relative(PROJECT_ROOT, LOG_DIR)}`,
+  );
   if (secretCheck.leaks.length > 0) {
     console.error(`secrets found in farm logs:\n${secretCheck.leaks.join('\n')}`);
     process.exitCode = 1;

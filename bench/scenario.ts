@@ -13,7 +13,13 @@ import {
   type ProcessTable,
 } from './cpu-time.js';
 import type { BenchServices } from './bench-services.js';
-import { cacheFootprint, farmBreakdown, fetchMetrics, type CacheFootprint, type FarmBreakdown } from './farm-metrics.js';
+import {
+  cacheFootprint,
+  farmBreakdown,
+  fetchMetrics,
+  type CacheFootprint,
+  type FarmBreakdown,
+} from './farm-metrics.js';
 import { startFarmProcess, type FarmProcess, type Role } from './farm-process.js';
 import type { BenchOptions, HttpScenarioName } from './options.js';
 import type { BenchUser } from './seed-users.js';
@@ -154,7 +160,13 @@ export function snapshot(procs: readonly Measured[], services: BenchServices): C
   };
 }
 
-export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, farm: readonly Measured[], ours: ReadonlySet<number>, requests: number): CpuUse {
+export function cpuBetween(
+  before: CpuSnapshot,
+  after: CpuSnapshot,
+  farm: readonly Measured[],
+  ours: ReadonlySet<number>,
+  requests: number,
+): CpuUse {
   const wall = after.wallS - before.wallS;
   const seconds: Record<string, number> = {};
   for (const [name, end] of Object.entries(after.procs)) {
@@ -179,26 +191,55 @@ export function cpuBetween(before: CpuSnapshot, after: CpuSnapshot, farm: readon
     const start = before.mainThreads[name];
     if (start !== undefined && end !== undefined) mainThreadCores[name] = round((end - start) / wall, 2);
   }
-  const others = busiestOthers(before.table, after.table, ours).map((o) => ({ process: o.process, cores: round(o.seconds / wall, 2) }));
-  return { seconds, cores, mainThreadCores, busiestOthers: others, farmMsPerRequest: requests > 0 ? round((farmSeconds * 1000) / requests, 3) : Number.NaN };
+  const others = busiestOthers(before.table, after.table, ours).map((o) => ({
+    process: o.process,
+    cores: round(o.seconds / wall, 2),
+  }));
+  return {
+    seconds,
+    cores,
+    mainThreadCores,
+    busiestOthers: others,
+    farmMsPerRequest: requests > 0 ? round((farmSeconds * 1000) / requests, 3) : Number.NaN,
+  };
 }
 
 function mediansOf(runs: readonly LoadRun[]): ScenarioMedians {
   const m = (f: (r: LoadRun) => number) => median(runs.map(f));
   const cpuCores: Record<string, number> = {};
-  for (const name of Object.keys(runs[0]?.cpu.cores ?? {})) cpuCores[name] = round(m((r) => r.cpu.cores[name] ?? 0), 2);
+  for (const name of Object.keys(runs[0]?.cpu.cores ?? {}))
+    cpuCores[name] = round(
+      m((r) => r.cpu.cores[name] ?? 0),
+      2,
+    );
   const mainThreadCores: Record<string, number> = {};
-  for (const name of Object.keys(runs[0]?.cpu.mainThreadCores ?? {})) mainThreadCores[name] = round(m((r) => r.cpu.mainThreadCores[name] ?? 0), 2);
+  for (const name of Object.keys(runs[0]?.cpu.mainThreadCores ?? {}))
+    mainThreadCores[name] = round(
+      m((r) => r.cpu.mainThreadCores[name] ?? 0),
+      2,
+    );
   return {
     rps: round(m((r) => r.rps)),
-    p50Ms: round(m((r) => r.latencyMs.p50), 2),
-    p95Ms: round(m((r) => r.latencyMs.p95), 2),
-    p99Ms: round(m((r) => r.latencyMs.p99), 2),
+    p50Ms: round(
+      m((r) => r.latencyMs.p50),
+      2,
+    ),
+    p95Ms: round(
+      m((r) => r.latencyMs.p95),
+      2,
+    ),
+    p99Ms: round(
+      m((r) => r.latencyMs.p99),
+      2,
+    ),
     non2xx: m((r) => r.non2xx),
     errors: m((r) => r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout),
     cpuCores,
     mainThreadCores,
-    farmMsPerRequest: round(m((r) => r.cpu.farmMsPerRequest), 3),
+    farmMsPerRequest: round(
+      m((r) => r.cpu.farmMsPerRequest),
+      3,
+    ),
   };
 }
 
@@ -232,7 +273,8 @@ async function warmUp(
     total.durationS += r.durationS;
   }
   log(`  warm-up: ${total.requests} requests in ${total.rounds} round(s) of ${seconds} s, ${total.non2xx} non-2xx`);
-  if (total.requests < users) log(`  warning: warm-up reached ${total.requests} of ${users} users; some keys start cold`);
+  if (total.requests < users)
+    log(`  warning: warm-up reached ${total.requests} of ${users} users; some keys start cold`);
   return total;
 }
 
@@ -247,7 +289,9 @@ async function startAll(name: HttpScenarioName, ctx: ScenarioContext): Promise<F
     });
     ctx.live.add(proc);
     started.push(proc);
-    ctx.log(`  started ${spec.role} (${proc.name}, pid ${proc.pid})${proc.notReady ? `; /healthz/ready still fails ${JSON.stringify(proc.notReady)}` : ''}`);
+    ctx.log(
+      `  started ${spec.role} (${proc.name}, pid ${proc.pid})${proc.notReady ? `; /healthz/ready still fails ${JSON.stringify(proc.notReady)}` : ''}`,
+    );
   }
   return started;
 }
@@ -264,7 +308,9 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
     const cohort = users.slice(users.length - opts.coldUsers);
     const jit = users.slice(Math.max(0, users.length - opts.coldUsers - 20), users.length - opts.coldUsers);
     const coldKeys = await measureColdKeys(base, cohort, jit);
-    ctx.log(`  cold key: first sign_event p50 ${coldKeys.coldMs.p50} ms, p95 ${coldKeys.coldMs.p95} ms; warm p50 ${coldKeys.warmMs.p50} ms (${coldKeys.users} users)`);
+    ctx.log(
+      `  cold key: first sign_event p50 ${coldKeys.coldMs.p50} ms, p95 ${coldKeys.coldMs.p95} ms; warm p50 ${coldKeys.warmMs.p50} ms (${coldKeys.users} users)`,
+    );
 
     const wrkRun = (durationS: number, label: string, startAt = 0) =>
       runWrk({
@@ -277,17 +323,26 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
         outputFile: path.join(ctx.logDir, `${name}-wrk-${label}.txt`),
       });
 
-    const warmup = await warmUp(users.length, opts.warmupS, (n, startAt) => wrkRun(opts.warmupS, `warmup${n}`, startAt), ctx.log);
+    const warmup = await warmUp(
+      users.length,
+      opts.warmupS,
+      (n, startAt) => wrkRun(opts.warmupS, `warmup${n}`, startAt),
+      ctx.log,
+    );
     const metricsBefore = await fetchMetrics(base);
     const footprint = cacheFootprint(metricsBefore);
     const runsStart = performance.now();
 
     const runs: LoadRun[] = [];
     for (let run = 1; run <= opts.runs; run++) {
-      const quietWait = opts.quietWaitS > 0
-        ? await waitForQuiet(ourPids(procs, ctx.services), opts.quietWaitS)
-        : { waitedS: 0, otherCores: Number.NaN, quiet: false };
-      if (!quietWait.quiet && opts.quietWaitS > 0) ctx.log(`  other processes still use ${quietWait.otherCores} cores after ${quietWait.waitedS} s; running anyway`);
+      const quietWait =
+        opts.quietWaitS > 0
+          ? await waitForQuiet(ourPids(procs, ctx.services), opts.quietWaitS)
+          : { waitedS: 0, otherCores: Number.NaN, quiet: false };
+      if (!quietWait.quiet && opts.quietWaitS > 0)
+        ctx.log(
+          `  other processes still use ${quietWait.otherCores} cores after ${quietWait.waitedS} s; running anyway`,
+        );
       const before = snapshot(procs, ctx.services);
       const result = await wrkRun(opts.durationS, `run${run}`);
       const after = snapshot(procs, ctx.services);
@@ -304,9 +359,17 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
     if (name === 'all-in-one' && opts.openLoopRate > 0) {
       openLoop = [];
       for (let run = 1; run <= opts.runs; run++) {
-        const r = await runOpenLoop({ url: base, users, rate: opts.openLoopRate, connections: opts.openLoopConnections, durationS: opts.durationS });
+        const r = await runOpenLoop({
+          url: base,
+          users,
+          rate: opts.openLoopRate,
+          connections: opts.openLoopConnections,
+          durationS: opts.durationS,
+        });
         openLoop.push(r);
-        ctx.log(`  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, non-2xx ${r.non2xx}, errors ${r.errors}`);
+        ctx.log(
+          `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, non-2xx ${r.non2xx}, errors ${r.errors}`,
+        );
       }
     }
     if (name === 'all-in-one' && opts.getPublicKeyConnections > 0) {
@@ -321,7 +384,9 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
           outputFile: path.join(ctx.logDir, `${name}-wrk-get-public-key-${run}.txt`),
         });
         gpkRuns.push(r);
-        ctx.log(`  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`);
+        ctx.log(
+          `  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`,
+        );
       }
       getPublicKey = {
         connections: opts.getPublicKeyConnections,
@@ -332,7 +397,12 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
     }
 
     const httpProcess = procs.find((p) => p.url)!;
-    const farmView = farmBreakdown(httpProcess.name, metricsBefore, await fetchMetrics(base), (performance.now() - runsStart) / 1000);
+    const farmView = farmBreakdown(
+      httpProcess.name,
+      metricsBefore,
+      await fetchMetrics(base),
+      (performance.now() - runsStart) / 1000,
+    );
     ctx.log(`  farm view: ${JSON.stringify(farmView)}`);
 
     const verify = await verifySample(base, users, opts.verifySample);

@@ -5,7 +5,13 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { SECRETS_DIR, currentTestName } from '../test/support/paths.js';
-import { describeLeak, listFiles, readEmbeddedPasswords, scanFiles, type RecordedSecret } from '../test/support/secret-scan.js';
+import {
+  describeLeak,
+  listFiles,
+  readEmbeddedPasswords,
+  scanFiles,
+  type RecordedSecret,
+} from '../test/support/secret-scan.js';
 import { PROJECT_ROOT } from './farm-process.js';
 
 /** The file this process's recordSecret calls append to. */
@@ -34,5 +40,9 @@ export function scanLogsForSecrets(logDir: string, dataDir: string): SecretCheck
     : [];
   const secrets = [...recorded, ...readEmbeddedPasswords(dataDir)];
   const logs = listFiles(logDir);
-  return { logFiles: logs.length, secrets: secrets.length, leaks: scanFiles(logs, secrets).map((l) => describeLeak(l, PROJECT_ROOT)) };
+  return {
+    logFiles: logs.length,
+    secrets: secrets.length,
+    leaks: scanFiles(logs, secrets).map((l) => describeLeak(l, PROJECT_ROOT)),
+  };
 }

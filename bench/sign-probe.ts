@@ -16,7 +16,12 @@ let probeSeq = 0;
 
 /** One timed sign_event, its answer checked with verifyEvent and against the user and the event sent. */
 export async function signAndCheck(base: string, user: BenchUser): Promise<SignOutcome> {
-  const event = { kind: 1, content: `keyfarm bench probe ${probeSeq++}`, tags: [], created_at: Math.floor(Date.now() / 1000) };
+  const event = {
+    kind: 1,
+    content: `keyfarm bench probe ${probeSeq++}`,
+    tags: [],
+    created_at: Math.floor(Date.now() / 1000),
+  };
   const start = performance.now();
   const res = await rpc(base, user.accessToken, 'sign_event', [event]);
   const ms = performance.now() - start;
@@ -24,7 +29,8 @@ export async function signAndCheck(base: string, user: BenchUser): Promise<SignO
   const signed = res.body?.result as NostrEvent | undefined;
   if (!signed || typeof signed !== 'object') return { ms, problem: 'no event in the result' };
   if (signed.pubkey !== user.pubkey) return { ms, problem: 'signed by another pubkey' };
-  if (signed.content !== event.content || signed.created_at !== event.created_at) return { ms, problem: 'not the event sent' };
+  if (signed.content !== event.content || signed.created_at !== event.created_at)
+    return { ms, problem: 'not the event sent' };
   if (!verifyEvent(signed)) return { ms, problem: 'invalid id or signature' };
   return { ms };
 }
@@ -46,7 +52,8 @@ function tally(outcomes: SignOutcome[]): SampleCheck {
 export async function verifySample(base: string, users: readonly BenchUser[], count: number): Promise<SampleCheck> {
   const outcomes: SignOutcome[] = [];
   const step = users.length / Math.min(count, users.length);
-  for (let i = 0; i < Math.min(count, users.length); i++) outcomes.push(await signAndCheck(base, users[Math.floor(i * step)]!));
+  for (let i = 0; i < Math.min(count, users.length); i++)
+    outcomes.push(await signAndCheck(base, users[Math.floor(i * step)]!));
   return tally(outcomes);
 }
 
@@ -59,13 +66,21 @@ export interface ColdKeyLatency {
   check: SampleCheck;
 }
 
-const summary = (ms: number[]) => ({ p50: round(percentile(ms, 50), 2), p95: round(percentile(ms, 95), 2), max: round(Math.max(...ms), 2) });
+const summary = (ms: number[]) => ({
+  p50: round(percentile(ms, 50), 2),
+  p95: round(percentile(ms, 95), 2),
+  max: round(Math.max(...ms), 2),
+});
 
 /**
  * For each cohort user in turn: `ping` (the api caches the token; the key is not touched), then a timed
  * cold sign_event, then a timed warm one. `jitUsers` sign first so the code paths are compiled.
  */
-export async function measureColdKeys(base: string, cohort: readonly BenchUser[], jitUsers: readonly BenchUser[]): Promise<ColdKeyLatency> {
+export async function measureColdKeys(
+  base: string,
+  cohort: readonly BenchUser[],
+  jitUsers: readonly BenchUser[],
+): Promise<ColdKeyLatency> {
   for (const u of jitUsers) {
     await signAndCheck(base, u);
     await signAndCheck(base, u);
@@ -74,7 +89,8 @@ export async function measureColdKeys(base: string, cohort: readonly BenchUser[]
   const warm: SignOutcome[] = [];
   for (const u of cohort) {
     const ping = await rpc(base, u.accessToken, 'ping');
-    if (ping.status !== 200) throw new Error(`ping failed: HTTP ${ping.status} ${JSON.stringify(ping.body?.error ?? ping.body)}`);
+    if (ping.status !== 200)
+      throw new Error(`ping failed: HTTP ${ping.status} ${JSON.stringify(ping.body?.error ?? ping.body)}`);
     cold.push(await signAndCheck(base, u));
     warm.push(await signAndCheck(base, u));
   }

@@ -106,22 +106,41 @@ export function parseWrkOutput(output: string): WrkResult {
     rps: Math.round((s.requests / durationS) * 10) / 10,
     non2xx: s.status,
     errors: { connect: s.connect, read: s.read, write: s.write, timeout: s.timeout },
-    latencyMs: { mean: ms(s.mean), p50: ms(s.p50), p90: ms(s.p90), p95: ms(s.p95), p99: ms(s.p99), p999: ms(s.p999), max: ms(s.max) },
+    latencyMs: {
+      mean: ms(s.mean),
+      p50: ms(s.p50),
+      p90: ms(s.p90),
+      p95: ms(s.p95),
+      p99: ms(s.p99),
+      p999: ms(s.p999),
+      max: ms(s.max),
+    },
   };
 }
 
 /** Runs wrk to completion. */
 export function runWrk(run: WrkRun): Promise<WrkResult> {
   const args = [
-    `-t${run.threads}`, `-c${run.connections}`, `-d${run.durationS}s`, '--timeout', '10s', '--latency',
-    '-s', run.scriptFile, `${run.url}/api/nostr`, '--', String(run.startAt ?? 0),
+    `-t${run.threads}`,
+    `-c${run.connections}`,
+    `-d${run.durationS}s`,
+    '--timeout',
+    '10s',
+    '--latency',
+    '-s',
+    run.scriptFile,
+    `${run.url}/api/nostr`,
+    '--',
+    String(run.startAt ?? 0),
   ];
   return new Promise((resolve, reject) => {
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('error', (err) => reject(new Error(`wrk could not start (${err.message}); install the Debian package wrk`)));
+    child.once('error', (err) =>
+      reject(new Error(`wrk could not start (${err.message}); install the Debian package wrk`)),
+    );
     child.once('close', (code) => {
       writeFileSync(run.outputFile, out);
       if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out.slice(-2000)}`));

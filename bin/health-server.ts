@@ -23,7 +23,8 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<{ ur
     };
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') return send(404, { error: 'not found' });
-    if (path === '/health' || path === '/healthz/startup') return send(200, { status: 'healthy', version: opts.version });
+    if (path === '/health' || path === '/healthz/startup')
+      return send(200, { status: 'healthy', version: opts.version });
     if (path === '/healthz/ready') {
       void opts.ready().then((results) => {
         const checks = checksBody(results);
@@ -35,7 +36,12 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<{ ur
     }
     if (path === '/api/metrics') {
       if (!metricsAllowed(req.headers.authorization, opts.metricsToken)) {
-        return send(METRICS_UNAUTHORIZED.status, METRICS_UNAUTHORIZED.body, 'application/json', METRICS_UNAUTHORIZED.headers);
+        return send(
+          METRICS_UNAUTHORIZED.status,
+          METRICS_UNAUTHORIZED.body,
+          'application/json',
+          METRICS_UNAUTHORIZED.headers,
+        );
       }
       void registry.metrics().then((text) => send(200, text, registry.contentType));
       return;

@@ -67,7 +67,8 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     const streamKey = activityStreamKey(rt.config.KEY_PREFIX);
     const appender = createRedis(rt.redisUrl);
     const drainer = createRedis(rt.redisUrl, { enableAutoPipelining: false });
-    for (const conn of [appender, drainer]) conn.on('error', (err: Error) => rt.logger.warn({ err: err.message }, 'activity redis error'));
+    for (const conn of [appender, drainer])
+      conn.on('error', (err: Error) => rt.logger.warn({ err: err.message }, 'activity redis error'));
     const activity = new ActivityStream(appender, streamKey, fallback, rt.logger);
     const workers = await startWorkers({
       config: rt.config,
@@ -80,7 +81,12 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       nip46Store: new PostgresNip46Store(rt.db),
     });
     const drain = new ActivityDrain({
-      db: rt.db, redis: drainer, key: streamKey, consumer: workers.memberId, claimIdleMs: rt.config.ACTIVITY_CLAIM_IDLE_MS, logger: rt.logger,
+      db: rt.db,
+      redis: drainer,
+      key: streamKey,
+      consumer: workers.memberId,
+      claimIdleMs: rt.config.ACTIVITY_CLAIM_IDLE_MS,
+      logger: rt.logger,
     });
     await drain.start();
     stops.push(async () => {
@@ -91,28 +97,64 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     });
     // Alone, workers serve probes and metrics on METRICS_PORT (PORT is the api's, and several workers may share a host).
     if (!roles.api && !roles.relayIngest && rt.config.METRICS_PORT !== undefined) {
-      const ready = async () => [await probe('postgres', () => rt.db.query('SELECT 1')), ...(await workers.readiness()), ...shutdownCheck()];
-      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.METRICS_PORT, version: VERSION, ready, metricsToken: rt.config.METRICS_TOKEN });
+      const ready = async () => [
+        await probe('postgres', () => rt.db.query('SELECT 1')),
+        ...(await workers.readiness()),
+        ...shutdownCheck(),
+      ];
+      const health = await startHealthServer({
+        host: rt.config.HOST,
+        port: rt.config.METRICS_PORT,
+        version: VERSION,
+        ready,
+        metricsToken: rt.config.METRICS_TOKEN,
+      });
       stops.unshift(() => health.close());
     }
   }
   let relayIngest: RelayIngest | undefined;
   if (roles.relayIngest) {
     const tuning = typeof roles.relayIngest === 'object' ? roles.relayIngest : undefined;
-    const verify = crypto && ((event: NostrEvent) => crypto.run([{ op: 'verify_event', event }]).then(([r]) => r?.ok === true));
-    const ingest = await startRelayIngest({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, tuning, verify });
+    const verify =
+      crypto && ((event: NostrEvent) => crypto.run([{ op: 'verify_event', event }]).then(([r]) => r?.ok === true));
+    const ingest = await startRelayIngest({
+      config: rt.config,
+      logger: rt.logger,
+      db: rt.db,
+      redisUrl: rt.redisUrl,
+      tuning,
+      verify,
+    });
     relayIngest = ingest;
     stops.unshift(() => ingest.stop(rt.config.SHUTDOWN_JOBS_TIMEOUT_MS));
     // Alone, relay-ingest serves its own probes and metrics; beside the api, the api serves them.
     if (!roles.api) {
-      const ready = async () => [await probe('postgres', () => rt.db.query('SELECT 1')), ...(await ingest.readiness()), ...shutdownCheck()];
-      const health = await startHealthServer({ host: rt.config.HOST, port: rt.config.PORT, version: VERSION, ready, metricsToken: rt.config.METRICS_TOKEN });
+      const ready = async () => [
+        await probe('postgres', () => rt.db.query('SELECT 1')),
+        ...(await ingest.readiness()),
+        ...shutdownCheck(),
+      ];
+      const health = await startHealthServer({
+        host: rt.config.HOST,
+        port: rt.config.PORT,
+        version: VERSION,
+        ready,
+        metricsToken: rt.config.METRICS_TOKEN,
+      });
       stops.unshift(() => health.close());
     }
   }
   let api: RunningApi | undefined;
   if (roles.api) {
-    api = await startApi({ config: rt.config, logger: rt.logger, db: rt.db, redisUrl: rt.redisUrl, keyManager, payloadSealer, version: VERSION });
+    api = await startApi({
+      config: rt.config,
+      logger: rt.logger,
+      db: rt.db,
+      redisUrl: rt.redisUrl,
+      keyManager,
+      payloadSealer,
+      version: VERSION,
+    });
     stops.unshift(() => api!.close());
   }
   // Last: the roles before it may still be finishing work on the pool.
@@ -121,7 +163,8 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     api,
     relayIngest,
     async stop() {
-      for (const s of stops) await s().catch((err: Error) => rt.logger.error({ err: err.message }, 'error while stopping'));
+      for (const s of stops)
+        await s().catch((err: Error) => rt.logger.error({ err: err.message }, 'error while stopping'));
       await keyManager.close();
     },
   };

@@ -80,15 +80,24 @@ async function connectPostgres(db: Db, url: string, logger: Logger): Promise<voi
     } catch (err) {
       const delay = PG_RETRY_DELAYS_S[attempt];
       if (delay === undefined) {
-        fatal(`PostgreSQL at ${serverOf(url)} is unreachable after ${attempt + 1} attempts (${reasonOf(err)}); giving up`);
+        fatal(
+          `PostgreSQL at ${serverOf(url)} is unreachable after ${attempt + 1} attempts (${reasonOf(err)}); giving up`,
+        );
       }
-      logger.warn({ err: reasonOf(err), server: serverOf(url), retryInSeconds: delay }, 'PostgreSQL unreachable; retrying');
+      logger.warn(
+        { err: reasonOf(err), server: serverOf(url), retryInSeconds: delay },
+        'PostgreSQL unreachable; retrying',
+      );
       await new Promise((r) => setTimeout(r, delay * 1000));
     }
   }
 }
 
-export async function prepareRuntime(role: string, config: Config = loadConfigOrExit(), logger?: Logger): Promise<Runtime> {
+export async function prepareRuntime(
+  role: string,
+  config: Config = loadConfigOrExit(),
+  logger?: Logger,
+): Promise<Runtime> {
   logger ??= createLogger({ level: config.LOG_LEVEL, role });
   let stopServices = async () => {};
   let databaseUrl = config.DATABASE_URL;

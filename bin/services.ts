@@ -10,7 +10,11 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadEnv } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { removeEmbeddedServicesData, startEmbeddedServices, stopEmbeddedServices } from '../shared/embedded-services.js';
+import {
+  removeEmbeddedServicesData,
+  startEmbeddedServices,
+  stopEmbeddedServices,
+} from '../shared/embedded-services.js';
 
 const USAGE = 'usage: services <start|stop|wipe> [--data-dir DIR] [--no-fsync]';
 
@@ -36,12 +40,18 @@ async function main(argv: string[]): Promise<number> {
   }
   const env = loadEnv();
   const dataDir = values['data-dir'] ?? env.DATA_DIR ?? '.data';
-  const logger = createLogger({ role: 'services', level: env.LOG_LEVEL ?? 'info', destination: pino.destination({ dest: 2, sync: true }) });
+  const logger = createLogger({
+    role: 'services',
+    level: env.LOG_LEVEL ?? 'info',
+    destination: pino.destination({ dest: 2, sync: true }),
+  });
 
   switch (command) {
     case 'start': {
       const services = await startEmbeddedServices({ dataDir, logger, durable: !values['no-fsync'] });
-      process.stdout.write(`${shellLine('DATABASE_URL', services.databaseUrl)}\n${shellLine('REDIS_URL', services.redisUrl)}\n`);
+      process.stdout.write(
+        `${shellLine('DATABASE_URL', services.databaseUrl)}\n${shellLine('REDIS_URL', services.redisUrl)}\n`,
+      );
       return 0;
     }
     case 'stop': {

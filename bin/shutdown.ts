@@ -11,8 +11,12 @@ const CLOSE_ALLOWANCE_MS = 5000;
 const POOL_END_MS = 2000;
 
 /** The longest a graceful stop may take before exit is forced. */
-export function shutdownDeadlineMs(config: Pick<Config, 'SHUTDOWN_DELAY_MS' | 'SHUTDOWN_HTTP_TIMEOUT_MS' | 'SHUTDOWN_JOBS_TIMEOUT_MS'>): number {
-  return config.SHUTDOWN_DELAY_MS + config.SHUTDOWN_HTTP_TIMEOUT_MS + config.SHUTDOWN_JOBS_TIMEOUT_MS + CLOSE_ALLOWANCE_MS;
+export function shutdownDeadlineMs(
+  config: Pick<Config, 'SHUTDOWN_DELAY_MS' | 'SHUTDOWN_HTTP_TIMEOUT_MS' | 'SHUTDOWN_JOBS_TIMEOUT_MS'>,
+): number {
+  return (
+    config.SHUTDOWN_DELAY_MS + config.SHUTDOWN_HTTP_TIMEOUT_MS + config.SHUTDOWN_JOBS_TIMEOUT_MS + CLOSE_ALLOWANCE_MS
+  );
 }
 
 /** Resolves with the promise's outcome, or after ms (false); never rejects. */
@@ -56,7 +60,9 @@ export function stopOnSignals(rt: Runtime, stop: () => Promise<void>): void {
     }
     // A query still running (a job left behind) holds its client; exiting drops it anyway.
     if (!(await within(rt.db.end(), POOL_END_MS))) logger.warn('database pool still busy at exit');
-    await rt.stopServices().catch((err: Error) => logger.warn({ err: err.message }, 'stopping embedded services failed'));
+    await rt
+      .stopServices()
+      .catch((err: Error) => logger.warn({ err: err.message }, 'stopping embedded services failed'));
     logger.info('stopped');
     exit(0);
   };

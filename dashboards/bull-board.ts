@@ -46,8 +46,9 @@ export interface ShardBoard {
 }
 
 export function createShardBoard(o: ShardBoardOptions): ShardBoard {
-  const queues = Array.from({ length: o.shardCount }, (_, shard) =>
-    new Queue(o.names.queue(shard), { connection: o.connection, prefix: o.names.queuePrefix(shard) }),
+  const queues = Array.from(
+    { length: o.shardCount },
+    (_, shard) => new Queue(o.names.queue(shard), { connection: o.connection, prefix: o.names.queuePrefix(shard) }),
   );
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(o.basePath);

@@ -57,7 +57,9 @@ export async function migrate(pool: pg.Pool, logger?: Logger, migrations = loadM
       try {
         await client.query(m.sql);
         await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-          m.version, m.name, m.checksum,
+          m.version,
+          m.name,
+          m.checksum,
         ]);
         await client.query('COMMIT');
       } catch (err) {

@@ -9,7 +9,13 @@ export type Queryable = pg.Pool | pg.PoolClient;
 
 /** A pool counted in the keyfarm_db_pool_* gauges until it is ended. */
 export function createPool(url: string, max = 10, opts: Omit<pg.PoolConfig, 'connectionString' | 'max'> = {}): Db {
-  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000, ...opts });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+    ...opts,
+  });
   watchDbPool(pool);
   return pool;
 }

@@ -12,7 +12,13 @@ import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
 import { watchBroadcastLink } from '../shared/pubsub.js';
 import { createRedis, isUp, shardNamesFor, type RedisTarget } from '../shared/redis.js';
-import { RelayRefusedError, checkUserRelayUrl, publicOnlyLookup, userRelayPolicy, type Resolver } from '../shared/user-relay-policy.js';
+import {
+  RelayRefusedError,
+  checkUserRelayUrl,
+  publicOnlyLookup,
+  userRelayPolicy,
+  type Resolver,
+} from '../shared/user-relay-policy.js';
 import { BunkerDirectory } from './bunker-directory.js';
 import { ingestMetrics } from './metrics.js';
 import type { ConnectGuard, RelayTuning } from './relay-connection.js';
@@ -21,8 +27,17 @@ import { RequestRouter, type EventVerifier } from './request-router.js';
 
 export type RelayIngestConfig = Pick<
   Config,
-  | 'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'BUNKER_RELAYS' | 'RPC_TIMEOUT_MS' | 'USER_RELAYS_TOTAL' | 'USER_RELAYS_ALLOW_WS'
-  | 'USER_RELAYS_ALLOW_PRIVATE' | 'USER_RELAYS_ALLOWLIST' | 'NIP46_UNBOUND_CLIENT_PER_MINUTE' | 'NIP46_UNBOUND_BUNKER_PER_MINUTE'
+  | 'KEY_PREFIX'
+  | 'SHARD_COUNT'
+  | 'QUEUE_LIMIT'
+  | 'BUNKER_RELAYS'
+  | 'RPC_TIMEOUT_MS'
+  | 'USER_RELAYS_TOTAL'
+  | 'USER_RELAYS_ALLOW_WS'
+  | 'USER_RELAYS_ALLOW_PRIVATE'
+  | 'USER_RELAYS_ALLOWLIST'
+  | 'NIP46_UNBOUND_CLIENT_PER_MINUTE'
+  | 'NIP46_UNBOUND_BUNKER_PER_MINUTE'
 >;
 
 export interface RelayIngestTuning {
@@ -81,7 +96,9 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const instanceId = opts.instanceId ?? `ingest-${randomBytes(6).toString('hex')}`;
   const log = opts.logger.child({ ingest: instanceId });
   const names = shardNamesFor(config.KEY_PREFIX, opts.redisUrl, config.SHARD_COUNT);
-  const serviceRelays = [...new Set(config.BUNKER_RELAYS.map(normalizeRelayUrl).filter((u): u is string => u !== undefined))];
+  const serviceRelays = [
+    ...new Set(config.BUNKER_RELAYS.map(normalizeRelayUrl).filter((u): u is string => u !== undefined)),
+  ];
 
   const redis = createRedis(opts.redisUrl);
   // No ready check (INFO) on the subscriber: sent after SUBSCRIBE it fails and the subscription is lost.
@@ -126,7 +143,10 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   // Before the relays are listened to: a request taken earlier would find no pipeline to take it.
   await router.start();
 
-  const rules = { allowed: (url: string) => userRelayGuard.check(url) === null, maxUserRelays: config.USER_RELAYS_TOTAL };
+  const rules = {
+    allowed: (url: string) => userRelayGuard.check(url) === null,
+    maxUserRelays: config.USER_RELAYS_TOTAL,
+  };
   let lastLeftOut = '';
   let expiryTimer: NodeJS.Timeout | undefined;
   const sync = () => {
@@ -135,14 +155,20 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     ingestMetrics.bunkers.set(directory.size);
     const leftOut = `${refused.length}/${overCap.length}`;
     if (leftOut !== lastLeftOut && (refused.length || overCap.length)) {
-      log.warn({ refused: refused.length, overCap: overCap.length, maxUserRelays: config.USER_RELAYS_TOTAL }, 'user relays left out of the relay plan');
+      log.warn(
+        { refused: refused.length, overCap: overCap.length, maxUserRelays: config.USER_RELAYS_TOTAL },
+        'user relays left out of the relay plan',
+      );
     }
     lastLeftOut = leftOut;
     // An expiring authorization's relays leave the plan when it expires, not at the next reload.
     clearTimeout(expiryTimer);
     const next = directory.nextExpiry(serviceRelays);
     if (next !== undefined) {
-      expiryTimer = setTimeout(() => void update('expiry', async () => sync()), Math.min(next - Date.now() + 10, 2 ** 31 - 1));
+      expiryTimer = setTimeout(
+        () => void update('expiry', async () => sync()),
+        Math.min(next - Date.now() + 10, 2 ** 31 - 1),
+      );
       expiryTimer.unref();
     }
   };
@@ -151,13 +177,16 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   // Changes are applied one at a time, in the order they were announced.
   let updates: Promise<void> = Promise.resolve();
   const update = (what: string, fn: () => Promise<void>) => {
-    updates = updates.then(fn).catch((err: Error) => log.warn({ err: err.message, what }, 'updating the bunker list failed'));
+    updates = updates
+      .then(fn)
+      .catch((err: Error) => log.warn({ err: err.message, what }, 'updating the bunker list failed'));
     return updates;
   };
-  const reload = () => update('reload', async () => {
-    await directory.reload();
-    sync();
-  });
+  const reload = () =>
+    update('reload', async () => {
+      await directory.reload();
+      sync();
+    });
   const onAnnouncement = (a: BunkerAnnouncement) =>
     update('announcement', async () => {
       await directory.refresh(a.bunkerPubkey);
@@ -168,7 +197,10 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
       const accepted = await pool.publish(a.publish.event, relays);
       log.info({ bunkerPubkey: a.bunkerPubkey, relays: relays.length, accepted }, 'published a nostrconnect response');
       // For the page that created the link: whether the app could hear the answer.
-      await recordConnectResult(redis, config.KEY_PREFIX, a.bunkerPubkey, { accepted, relays: a.publish.relays.length });
+      await recordConnectResult(redis, config.KEY_PREFIX, a.bunkerPubkey, {
+        accepted,
+        relays: a.publish.relays.length,
+      });
     });
 
   const announceChannel = bunkerChannel(config.KEY_PREFIX);
@@ -233,7 +265,8 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
         clearTimeout(expiryTimer);
         removeCheck();
         // Requests already taken from the relays are answered before the relays are closed.
-        if (drainMs > 0 && !(await router!.drain(drainMs))) log.warn({ drainMs }, 'nip46 requests still unanswered at shutdown');
+        if (drainMs > 0 && !(await router!.drain(drainMs)))
+          log.warn({ drainMs }, 'nip46 requests still unanswered at shutdown');
         await router!.close();
         await pool.close();
         await updates;

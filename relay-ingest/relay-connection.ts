@@ -75,7 +75,10 @@ const STABLE_AFTER_MS = 10_000;
 export class RelayConnection {
   private ws: WebSocket | undefined;
   private readonly subs = new Map<string, Omit<RelayFilter, 'since'>>();
-  private readonly pending = new Map<string, { promise: Promise<PublishOutcome>; resolve: (o: PublishOutcome) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    string,
+    { promise: Promise<PublishOutcome>; resolve: (o: PublishOutcome) => void; timer: NodeJS.Timeout }
+  >();
   private readonly waiters = new Set<() => void>();
   private attempts = 0;
   private openedAt = 0;
@@ -124,7 +127,10 @@ export class RelayConnection {
     if (existing) return existing.promise;
     let resolve!: (o: PublishOutcome) => void;
     const promise = new Promise<PublishOutcome>((r) => (resolve = r));
-    const timer = setTimeout(() => this.settle(event.id, { ok: false, message: 'no OK in time' }), this.tuning.publishTimeoutMs);
+    const timer = setTimeout(
+      () => this.settle(event.id, { ok: false, message: 'no OK in time' }),
+      this.tuning.publishTimeoutMs,
+    );
     this.pending.set(event.id, { promise, resolve, timer });
     if (!this.send(['EVENT', event])) this.settle(event.id, { ok: false, message: 'send failed' });
     return promise;
@@ -198,7 +204,8 @@ export class RelayConnection {
     });
     ws.on('pong', () => (this.awaitingPong = false));
     ws.on('error', (err) => {
-      if ((err as NodeJS.ErrnoException).code === 'ERELAYREFUSED') this.logger.warn({ relay: this.url, err: err.message }, 'user relay refused: not connecting');
+      if ((err as NodeJS.ErrnoException).code === 'ERELAYREFUSED')
+        this.logger.warn({ relay: this.url, err: err.message }, 'user relay refused: not connecting');
       else this.logger.debug({ relay: this.url, err: err.message }, 'relay socket error');
     });
     ws.on('close', () => this.onClose(ws));
@@ -263,7 +270,8 @@ export class RelayConnection {
   private since(): number {
     const now = Math.floor(Date.now() / 1000);
     let since = now - this.tuning.sinceWindowSeconds;
-    if (this.downSince !== undefined) since = Math.min(since, Math.floor(this.downSince / 1000) - this.tuning.sinceWindowSeconds);
+    if (this.downSince !== undefined)
+      since = Math.min(since, Math.floor(this.downSince / 1000) - this.tuning.sinceWindowSeconds);
     return Math.max(since, now - this.tuning.maxLookbackSeconds);
   }
 
@@ -314,7 +322,10 @@ export class RelayConnection {
 
   private onSubscriptionClosed(id: string, reason: string): void {
     if (!this.subs.has(id)) return;
-    this.logger.warn({ relay: this.url, subscription: id, reason: reason.slice(0, 200) }, 'relay closed a subscription; will send it again');
+    this.logger.warn(
+      { relay: this.url, subscription: id, reason: reason.slice(0, 200) },
+      'relay closed a subscription; will send it again',
+    );
     const t = setTimeout(() => {
       const filter = this.subs.get(id);
       if (filter && this._connected) this.sendReq(id, filter, this.since());

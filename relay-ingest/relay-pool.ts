@@ -132,7 +132,10 @@ export class RelayPool {
       if (PERMANENT.test(outcome.message)) break;
     }
     ingestMetrics.publish.inc({ outcome: 'failed' });
-    this.opts.logger.warn({ traceId, relay: conn.url, eventId: event.id, reason: last.slice(0, 200) }, 'publishing a nip46 response failed');
+    this.opts.logger.warn(
+      { traceId, relay: conn.url, eventId: event.id, reason: last.slice(0, 200) },
+      'publishing a nip46 response failed',
+    );
     return false;
   }
 
@@ -168,6 +171,8 @@ export class RelayPool {
     const { connected, configured } = this.serviceStatus();
     ingestMetrics.relaysKnown.set(this.closed ? 0 : configured);
     ingestMetrics.relaysConnected.set(connected);
-    ingestMetrics.userRelays.set(this.members.size - [...this.members.keys()].filter((u) => this.service.has(u)).length);
+    ingestMetrics.userRelays.set(
+      this.members.size - [...this.members.keys()].filter((u) => this.service.has(u)).length,
+    );
   }
 }

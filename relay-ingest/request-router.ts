@@ -114,7 +114,13 @@ export class RequestRouter {
   onEvent(relay: string, raw: unknown): void {
     if (this.closed || !this.accepting) return;
     const event = raw as NostrEvent;
-    if (typeof event !== 'object' || event === null || event.kind !== NIP46_KIND || typeof event.id !== 'string' || !Array.isArray(event.tags)) {
+    if (
+      typeof event !== 'object' ||
+      event === null ||
+      event.kind !== NIP46_KIND ||
+      typeof event.id !== 'string' ||
+      !Array.isArray(event.tags)
+    ) {
       return this.drop('malformed');
     }
     if (this.isKnownCopy(event.id, relay)) return this.drop('duplicate');
@@ -158,7 +164,10 @@ export class RequestRouter {
     try {
       verdict = await this.unboundLimit.take(bunker, event.pubkey);
     } catch (err) {
-      this.opts.logger.warn({ eventId: event.id, err: (err as Error).message }, 'counting an unbound nip46 request failed');
+      this.opts.logger.warn(
+        { eventId: event.id, err: (err as Error).message },
+        'counting an unbound nip46 request failed',
+      );
       this.seen.delete(event.id);
       this.drop('redis_unavailable');
       return false;
@@ -210,7 +219,14 @@ export class RequestRouter {
     const ttl = this.opts.maxRequestFutureSeconds + this.opts.maxRequestAgeSeconds + CLAIM_MARGIN_SECONDS;
     let won: boolean;
     try {
-      won = (await this.opts.redis.set(requestClaimKey(this.opts.keyPrefix, event.id), this.opts.instanceId, 'EX', ttl, 'NX')) === 'OK';
+      won =
+        (await this.opts.redis.set(
+          requestClaimKey(this.opts.keyPrefix, event.id),
+          this.opts.instanceId,
+          'EX',
+          ttl,
+          'NX',
+        )) === 'OK';
     } catch (err) {
       this.opts.logger.warn({ eventId: event.id, err: (err as Error).message }, 'claiming a nip46 request failed');
       this.seen.delete(event.id);
@@ -219,7 +235,12 @@ export class RequestRouter {
     if (!won) return this.drop('duplicate');
     const traceId = `n46-${this.opts.instanceId}-${++this.traceSeq}`;
     const item: Nip46Item = { id: event.id, traceId, bunkerPubkey: bunker, event };
-    this.ingress.submit(shardOf(route.userPubkey, this.opts.shardCount), { item, route, seenOn, receivedAt: Date.now() });
+    this.ingress.submit(shardOf(route.userPubkey, this.opts.shardCount), {
+      item,
+      route,
+      seenOn,
+      receivedAt: Date.now(),
+    });
   }
 
   /**
@@ -235,7 +256,11 @@ export class RequestRouter {
       // Claims are exclusive, so no other job can carry this first request: the id is unique, and a job
       // somehow made twice for it is one BullMQ job.
       jobId: (batch) => `n46.${batch[0]!.item.id}`,
-      jobData: (_jobId, requests) => ({ type: 'nip46', replyTo: this.opts.instanceId, items: requests.map((r) => r.item) }),
+      jobData: (_jobId, requests) => ({
+        type: 'nip46',
+        replyTo: this.opts.instanceId,
+        items: requests.map((r) => r.item),
+      }),
       results: (_jobId, reply) => {
         const results = (reply as Partial<ReplyMessage> | null)?.results;
         if (!Array.isArray(results)) throw new Error('reply without results');
@@ -245,7 +270,9 @@ export class RequestRouter {
       refuse: (requests, why) => this.refuse(requests, why),
       lateJob: {
         kind: 'wait',
-        while: (requests) => Date.now() / 1000 - Math.min(...requests.map((r) => r.item.event.created_at)) < this.opts.maxRequestAgeSeconds,
+        while: (requests) =>
+          Date.now() / 1000 - Math.min(...requests.map((r) => r.item.event.created_at)) <
+          this.opts.maxRequestAgeSeconds,
       },
     };
   }
@@ -271,8 +298,13 @@ export class RequestRouter {
     metrics.rpcDuration.observe({ door: 'nip46', method: r.method ?? 'other' }, (Date.now() - req.receivedAt) / 1000);
     const traceId = req.item.traceId;
     void this.track(this.opts.publish(event, relays, traceId)).then((accepted) => {
-      if (accepted === 0) this.opts.logger.warn({ traceId, jobId, relays: [...relays] }, 'no relay accepted a nip46 response');
-      else this.opts.logger.debug({ traceId, jobId, eventId: event.id, accepted, relays: relays.size }, 'nip46 response published');
+      if (accepted === 0)
+        this.opts.logger.warn({ traceId, jobId, relays: [...relays] }, 'no relay accepted a nip46 response');
+      else
+        this.opts.logger.debug(
+          { traceId, jobId, eventId: event.id, accepted, relays: relays.size },
+          'nip46 response published',
+        );
     });
   }
 }

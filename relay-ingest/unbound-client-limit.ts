@@ -8,7 +8,13 @@ import type { RedisClient } from '../shared/redis.js';
 const LUA = readFileSync(new URL('./unbound-client-limit.lua', import.meta.url), 'utf8');
 const COMMAND = 'keyfarmNip46UnboundLimit';
 
-type LimitCommand = (clientKey: string, bunkerKey: string, clientLimit: number, bunkerLimit: number, windowSeconds: number) => Promise<number>;
+type LimitCommand = (
+  clientKey: string,
+  bunkerKey: string,
+  clientLimit: number,
+  bunkerLimit: number,
+  windowSeconds: number,
+) => Promise<number>;
 
 export interface UnboundClientLimitOptions {
   keyPrefix: string;
@@ -25,7 +31,10 @@ export class UnboundClientLimit {
   private readonly command: LimitCommand;
   private readonly windowSeconds: number;
 
-  constructor(redis: RedisClient, private readonly opts: UnboundClientLimitOptions) {
+  constructor(
+    redis: RedisClient,
+    private readonly opts: UnboundClientLimitOptions,
+  ) {
     this.windowSeconds = opts.windowSeconds ?? 60;
     const r = redis as unknown as Record<string, LimitCommand | undefined>;
     if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 2, lua: LUA });
@@ -36,7 +45,13 @@ export class UnboundClientLimit {
   async take(bunkerPubkey: string, clientPubkey: string): Promise<UnboundVerdict> {
     // One hash tag per bunker: both counters sit in one cluster slot.
     const bunkerKey = `${this.opts.keyPrefix}:nip46:unbound:{${bunkerPubkey}}`;
-    const r = await this.command(`${bunkerKey}:${clientPubkey}`, bunkerKey, this.opts.perClient, this.opts.perBunker, this.windowSeconds);
+    const r = await this.command(
+      `${bunkerKey}:${clientPubkey}`,
+      bunkerKey,
+      this.opts.perClient,
+      this.opts.perBunker,
+      this.windowSeconds,
+    );
     return r === 0 ? 'ok' : r === 1 ? 'client_limited' : 'bunker_limited';
   }
 }

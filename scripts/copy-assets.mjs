@@ -17,6 +17,10 @@ function walk(dir) {
   }
 }
 for (const root of ROOTS) {
-  try { statSync(root); } catch { continue; }
+  try {
+    statSync(root);
+  } catch {
+    continue;
+  }
   walk(root);
 }

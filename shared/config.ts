@@ -13,8 +13,7 @@ const Int = (def: number, min: number, max: number) => Type.Integer({ default: d
 const Rate = (def: string) => Type.String({ default: def, pattern: RATE_PATTERN });
 const RateOrOff = (def: string) => Type.String({ default: def, pattern: `^off$|${RATE_PATTERN}` });
 
-const Url = (protocols: string[]) =>
-  Type.String({ minLength: 1, pattern: `^(${protocols.join('|')})://` });
+const Url = (protocols: string[]) => Type.String({ minLength: 1, pattern: `^(${protocols.join('|')})://` });
 
 export const ConfigSchema = Type.Object({
   PORT: Int(3000, 0, 65535),
@@ -34,7 +33,9 @@ export const ConfigSchema = Type.Object({
    * A Redis Cluster instead: comma-separated host:port seed nodes (any few of its nodes; the rest are
    * discovered). Wins over REDIS_URL.
    */
-  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^\\s*[^\\s,:]+:\\d{1,5}\\s*(,\\s*[^\\s,:]+:\\d{1,5}\\s*)*$' })),
+  REDIS_CLUSTER_NODES: Type.Optional(
+    Type.String({ pattern: '^\\s*[^\\s,:]+:\\d{1,5}\\s*(,\\s*[^\\s,:]+:\\d{1,5}\\s*)*$' }),
+  ),
   /** The cluster's password (requirepass), when it has one. */
   REDIS_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
   BUNKER_RELAYS: Type.String({ default: '' }),
@@ -45,7 +46,9 @@ export const ConfigSchema = Type.Object({
   SHARD_COUNT: Int(4, 1, 1024),
   DATA_DIR: Type.String({ default: '.data', minLength: 1 }),
   MASTER_KEY_PATH: Type.Optional(Type.String({ minLength: 1 })),
-  GCP_KMS_KEY: Type.Optional(Type.String({ pattern: '^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$' })),
+  GCP_KMS_KEY: Type.Optional(
+    Type.String({ pattern: '^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$' }),
+  ),
   /** host:port of a KMS endpoint other than Google's (tests, emulators). */
   GCP_KMS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
   PUBLIC_URL: Type.Optional(Url(['http', 'https'])),
@@ -165,7 +168,8 @@ export const ConfigSchema = Type.Object({
 
 export type RawConfig = Static<typeof ConfigSchema>;
 
-export interface Config extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGINS' | 'USER_RELAYS_ALLOWLIST' | 'SMTP_FROM'> {
+export interface Config
+  extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGINS' | 'USER_RELAYS_ALLOWLIST' | 'SMTP_FROM'> {
   BUNKER_RELAYS: string[];
   /** Lower-case hosts, brackets and trailing dots removed. */
   USER_RELAYS_ALLOWLIST: string[];
@@ -176,7 +180,10 @@ export interface Config extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGI
 }
 
 export class ConfigError extends Error {
-  constructor(readonly setting: string, reason: string) {
+  constructor(
+    readonly setting: string,
+    reason: string,
+  ) {
     super(`invalid setting ${setting}: ${reason}`);
     this.name = 'ConfigError';
   }
@@ -203,7 +210,10 @@ function describe(setting: TSchema): string {
 }
 
 function list(value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter(Boolean);
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function checkSetting(setting: string, parse: () => unknown): void {
@@ -240,7 +250,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   const origins = list(cfg.ALLOWED_ORIGINS);
   const badOrigin = origins.find((o) => !/^https?:\/\/[^\s/]+$/.test(o));
   if (badOrigin !== undefined) throw new ConfigError('ALLOWED_ORIGINS', `not an origin: ${badOrigin}`);
-  const relayHosts = list(cfg.USER_RELAYS_ALLOWLIST).map((h) => h.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, ''));
+  const relayHosts = list(cfg.USER_RELAYS_ALLOWLIST).map((h) =>
+    h
+      .toLowerCase()
+      .replace(/^\[(.*)\]$/, '$1')
+      .replace(/\.$/, ''),
+  );
   const badHost = relayHosts.find((h) => !/^[a-z0-9.:-]+$/.test(h));
   if (badHost !== undefined) throw new ConfigError('USER_RELAYS_ALLOWLIST', `not a host name: ${badHost}`);
   checkSetting('TRUST_PROXY', () => trustProxyOption(cfg.TRUST_PROXY));
@@ -256,6 +271,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     USER_RELAYS_ALLOWLIST: relayHosts,
     MASTER_KEY_PATH: cfg.MASTER_KEY_PATH ?? path.join(cfg.DATA_DIR, 'master.key'),
     PUBLIC_URL: publicUrl,
-    SMTP_FROM: cfg.SMTP_FROM ?? `Keyfarm <keyfarm@${new URL(publicUrl).hostname.replace(/^\[|\]$/g, '') || 'localhost'}>`,
+    SMTP_FROM:
+      cfg.SMTP_FROM ?? `Keyfarm <keyfarm@${new URL(publicUrl).hostname.replace(/^\[|\]$/g, '') || 'localhost'}>`,
   };
 }

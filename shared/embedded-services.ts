@@ -47,14 +47,17 @@ export async function startEmbeddedServices(opts: EmbeddedServicesOptions): Prom
     throw failure.reason;
   }
   return {
-    databaseUrl: postgres.status === 'fulfilled' ? postgres.value?.url ?? '' : '',
-    redisUrl: redis.status === 'fulfilled' ? redis.value?.url ?? '' : '',
+    databaseUrl: postgres.status === 'fulfilled' ? (postgres.value?.url ?? '') : '',
+    redisUrl: redis.status === 'fulfilled' ? (redis.value?.url ?? '') : '',
     stop,
   };
 }
 
 /** Stops the embedded servers of a data dir, whichever process started them. Resolves to what was running. */
-export async function stopEmbeddedServices(dataDir: string, logger?: Logger): Promise<{ postgres: boolean; redis: boolean }> {
+export async function stopEmbeddedServices(
+  dataDir: string,
+  logger?: Logger,
+): Promise<{ postgres: boolean; redis: boolean }> {
   const [postgres, redis] = await Promise.all([stopPostgres(dataDir, logger), stopRedis(dataDir, logger)]);
   return { postgres, redis };
 }

@@ -13,7 +13,11 @@ export function publishDirect(redis: RedisClient, channel: string, message: stri
 }
 
 /** Subscribes a subscriber connection to a direct channel: `onMessage` gets each message on it. */
-export async function subscribeDirect(subscriber: RedisClient, channel: string, onMessage: (message: string) => void): Promise<void> {
+export async function subscribeDirect(
+  subscriber: RedisClient,
+  channel: string,
+  onMessage: (message: string) => void,
+): Promise<void> {
   if (isCluster(subscriber)) {
     subscriber.on('smessage', (ch: string, message: string) => {
       if (ch === channel) onMessage(message);

@@ -37,7 +37,11 @@ export function shutdownCheck(): CheckResult[] {
 const PROBE_TIMEOUT_MS = 1000;
 
 /** Runs one probe: [name, null] when it resolves within a second, else [name, reason]. */
-export async function probe(name: string, run: () => Promise<unknown>, timeoutMs = PROBE_TIMEOUT_MS): Promise<CheckResult> {
+export async function probe(
+  name: string,
+  run: () => Promise<unknown>,
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<CheckResult> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error('timed out')), timeoutMs);

@@ -36,7 +36,10 @@ export function parseClusterNodes(list: string): RedisClusterNode[] {
 }
 
 /** REDIS_CLUSTER_NODES wins over the URL (REDIS_URL, or the embedded server's). */
-export function redisTargetOf(settings: { REDIS_CLUSTER_NODES?: string; REDIS_PASSWORD?: string }, url: string): RedisTarget {
+export function redisTargetOf(
+  settings: { REDIS_CLUSTER_NODES?: string; REDIS_PASSWORD?: string },
+  url: string,
+): RedisTarget {
   if (!settings.REDIS_CLUSTER_NODES) return url;
   return { clusterNodes: parseClusterNodes(settings.REDIS_CLUSTER_NODES), password: settings.REDIS_PASSWORD };
 }
@@ -94,17 +97,36 @@ export function createBullConnection(target: RedisTarget): RedisClient {
  * after a reconnect (commands in flight when the link drops fail with it). It reconnects by itself.
  * Resolves once connected; check `isUp` before work that needs it.
  */
-export async function connectFailFast(target: RedisTarget, onError: (err: Error) => void, opts: RedisOptions = {}): Promise<RedisClient> {
-  const options: RedisOptions = { lazyConnect: false, enableAutoPipelining: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, ...opts };
+export async function connectFailFast(
+  target: RedisTarget,
+  onError: (err: Error) => void,
+  opts: RedisOptions = {},
+): Promise<RedisClient> {
+  const options: RedisOptions = {
+    lazyConnect: false,
+    enableAutoPipelining: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    ...opts,
+  };
   // On a cluster, a command for a dead master's slots fails at once too, rather than being retried
   // until its replica is promoted.
   const redis =
-    typeof target === 'string' ? createRedis(target, options) : new Cluster(target.clusterNodes, { ...clusterOptions(target, options), retryDelayOnFailover: 0, retryDelayOnClusterDown: 0 });
+    typeof target === 'string'
+      ? createRedis(target, options)
+      : new Cluster(target.clusterNodes, {
+          ...clusterOptions(target, options),
+          retryDelayOnFailover: 0,
+          retryDelayOnClusterDown: 0,
+        });
   redis.on('error', onError);
   await untilReady(redis);
   // Without an offline queue, a command routed to a node whose own link is still being made fails: wait
   // for every master's link before the first command.
-  if (redis instanceof Cluster) await Promise.all(redis.nodes('master').map((node) => (node.status === 'wait' ? node.connect() : untilReady(node))));
+  if (redis instanceof Cluster)
+    await Promise.all(
+      redis.nodes('master').map((node) => (node.status === 'wait' ? node.connect() : untilReady(node))),
+    );
   return redis;
 }
 

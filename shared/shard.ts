@@ -42,7 +42,10 @@ export interface ShardNamesOptions {
 export class ShardNames {
   private readonly tags: string[] | undefined;
 
-  constructor(readonly prefix: string, opts: ShardNamesOptions = {}) {
+  constructor(
+    readonly prefix: string,
+    opts: ShardNamesOptions = {},
+  ) {
     this.tags = opts.spreadOverSlots ? spreadShardTags(opts.spreadOverSlots) : undefined;
   }
 

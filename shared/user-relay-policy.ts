@@ -24,7 +24,16 @@ export class RelayRefusedError extends Error {
 }
 
 /** Names that are local by definition or lead to a cloud metadata service, whatever DNS says. */
-const LOCAL_SUFFIXES = ['localhost', 'local', 'localdomain', 'internal', 'intranet', 'lan', 'home.arpa', 'metadata.goog'];
+const LOCAL_SUFFIXES = [
+  'localhost',
+  'local',
+  'localdomain',
+  'internal',
+  'intranet',
+  'lan',
+  'home.arpa',
+  'metadata.goog',
+];
 const LOCAL_NAMES = new Set(['metadata', 'instance-data']);
 
 /** True for a public unicast address; false for every special range and for anything not an address. */
@@ -44,7 +53,10 @@ export function isLocalName(host: string): boolean {
 
 /** The host of a URL as compared and resolved: lower-case, no brackets, no trailing dot. */
 export function hostOf(url: URL): string {
-  return url.hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  return url.hostname
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/\.$/, '');
 }
 
 /**
@@ -65,21 +77,31 @@ export function checkUserRelayUrl(raw: string, policy: UserRelayPolicy): { url: 
   if (parsed.username || parsed.password) throw new RelayRefusedError('must not carry a user name or password');
   const host = hostOf(parsed);
   if (!host) throw new RelayRefusedError('has no host');
-  if (policy.allowlist.length > 0 && !policy.allowlist.includes(host)) throw new RelayRefusedError('is not on the allowed relay list');
+  if (policy.allowlist.length > 0 && !policy.allowlist.includes(host))
+    throw new RelayRefusedError('is not on the allowed relay list');
   if (!policy.allowPrivate) {
-    if (isIP(host) !== 0 ? !isPublicAddress(host) : isLocalName(host)) throw new RelayRefusedError('is not a public address');
+    if (isIP(host) !== 0 ? !isPublicAddress(host) : isLocalName(host))
+      throw new RelayRefusedError('is not a public address');
   }
   const url = normalizeRelayUrl(parsed.toString());
   if (url === undefined) throw new RelayRefusedError('not a relay URL');
   return { url, host };
 }
 
-export type Resolver = (hostname: string, options: LookupAllOptions, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+export type Resolver = (
+  hostname: string,
+  options: LookupAllOptions,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
 
 const systemResolver: Resolver = (hostname, options, callback) => dnsLookup(hostname, options, callback);
 
 /** Every address `host` resolves to, each checked; refuses if any one is not public. */
-function resolvePublic(host: string, resolve: Resolver, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void): void {
+function resolvePublic(
+  host: string,
+  resolve: Resolver,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+): void {
   resolve(host, { all: true }, (err, addresses) => {
     if (err) return callback(err, []);
     const bad = addresses.find((a) => !isPublicAddress(a.address));
@@ -103,7 +125,12 @@ export function publicOnlyLookup(resolve: Resolver = systemResolver): LookupFunc
       if (err) return callback(err, '', 0);
       const family = options.family === 4 || options.family === 6 ? options.family : 0;
       const usable = family ? addresses.filter((a) => a.family === family) : addresses;
-      if (usable.length === 0) return callback(Object.assign(new Error(`no IPv${family} address for ${hostname}`), { code: 'ENOTFOUND' }), '', 0);
+      if (usable.length === 0)
+        return callback(
+          Object.assign(new Error(`no IPv${family} address for ${hostname}`), { code: 'ENOTFOUND' }),
+          '',
+          0,
+        );
       if (options.all) return callback(null, usable);
       callback(null, usable[0]!.address, usable[0]!.family);
     });
@@ -128,6 +155,14 @@ export function checkResolvesPublic(host: string, resolve: Resolver = systemReso
 }
 
 /** The policy the settings describe. */
-export function userRelayPolicy(config: { USER_RELAYS_ALLOW_WS: boolean; USER_RELAYS_ALLOW_PRIVATE: boolean; USER_RELAYS_ALLOWLIST: string[] }): UserRelayPolicy {
-  return { allowWs: config.USER_RELAYS_ALLOW_WS, allowPrivate: config.USER_RELAYS_ALLOW_PRIVATE, allowlist: config.USER_RELAYS_ALLOWLIST };
+export function userRelayPolicy(config: {
+  USER_RELAYS_ALLOW_WS: boolean;
+  USER_RELAYS_ALLOW_PRIVATE: boolean;
+  USER_RELAYS_ALLOWLIST: string[];
+}): UserRelayPolicy {
+  return {
+    allowWs: config.USER_RELAYS_ALLOW_WS,
+    allowPrivate: config.USER_RELAYS_ALLOW_PRIVATE,
+    allowlist: config.USER_RELAYS_ALLOWLIST,
+  };
 }

@@ -9,9 +9,17 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_ROOT } from './support/paths.js';
 
-interface Totals { lines: { pct: number }; statements: { pct: number }; functions: { pct: number }; branches: { pct: number } }
+interface Totals {
+  lines: { pct: number };
+  statements: { pct: number };
+  functions: { pct: number };
+  branches: { pct: number };
+}
 
-const c8Config = JSON.parse(readFileSync(path.join(PROJECT_ROOT, '.c8rc.json'), 'utf8')) as { lines: number; 'reports-dir': string };
+const c8Config = JSON.parse(readFileSync(path.join(PROJECT_ROOT, '.c8rc.json'), 'utf8')) as {
+  lines: number;
+  'reports-dir': string;
+};
 
 test('the suite covers at least the floor of lines in .c8rc.json', (t) => {
   if (!process.env.NODE_V8_COVERAGE) {

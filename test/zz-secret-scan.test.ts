@@ -10,7 +10,13 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { test } from 'node:test';
 import { LOG_DIR, PROJECT_ROOT, SECRETS_DIR, TEST_DATA_DIR } from './support/paths.js';
-import { describeLeak, listFiles, readEmbeddedPasswords, readRecordedSecrets, scanFiles } from './support/secret-scan.js';
+import {
+  describeLeak,
+  listFiles,
+  readEmbeddedPasswords,
+  readRecordedSecrets,
+  scanFiles,
+} from './support/secret-scan.js';
 
 const inSuite = process.env.KEYFARM_TEST_SUITE === '1';
 
@@ -22,12 +28,20 @@ test('no secret a test made appears in any log of the suite', (t) => {
   if (inSuite) {
     assert.ok(logs.length > 0, `the suite wrote no logs under ${LOG_DIR}: nothing was scanned`);
     assert.ok(recorded.length > 0, `no test recorded a secret under ${SECRETS_DIR}: nothing was scanned for`);
-    assert.equal(serverPasswords.length, 2, `the suite's embedded servers have no password files under ${TEST_DATA_DIR}/credentials`);
+    assert.equal(
+      serverPasswords.length,
+      2,
+      `the suite's embedded servers have no password files under ${TEST_DATA_DIR}/credentials`,
+    );
   } else if (logs.length === 0 || secrets.length === 0) {
     t.diagnostic('run alone with no logs or no recorded secrets: nothing to scan (the suite run requires both)');
   }
   const bytes = logs.reduce((sum, f) => sum + statSync(f).size, 0);
   const leaks = scanFiles(logs, secrets);
   t.diagnostic(`scanned ${logs.length} log files (${bytes} bytes) for ${secrets.length} recorded secrets`);
-  assert.equal(leaks.length, 0, `secrets found in logs:\n${leaks.map((l) => describeLeak(l, PROJECT_ROOT)).join('\n')}`);
+  assert.equal(
+    leaks.length,
+    0,
+    `secrets found in logs:\n${leaks.map((l) => describeLeak(l, PROJECT_ROOT)).join('\n')}`,
+  );
 });

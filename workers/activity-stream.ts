@@ -85,7 +85,10 @@ export class ActivityStream implements ActivitySink {
       const replies = await multi.exec();
       if (!replies || replies.some(([err]) => err)) throw new Error('activity append refused');
     } catch (err) {
-      this.logger.warn({ err: (err as Error).message, entries: batch.length }, 'activity stream append failed; kept in memory');
+      this.logger.warn(
+        { err: (err as Error).message, entries: batch.length },
+        'activity stream append failed; kept in memory',
+      );
       for (const f of batch) {
         const row = toRow(f);
         if (row) this.fallback.record(row as ActivityEntry);
@@ -141,7 +144,8 @@ export class ActivityDrain {
       try {
         const entries = await this.next();
         if (entries.length > 0) await this.write(entries);
-        if (entries.length > 0 && entries.length < BATCH && !this.stopped) await new Promise((r) => setTimeout(r, GATHER_MS));
+        if (entries.length > 0 && entries.length < BATCH && !this.stopped)
+          await new Promise((r) => setTimeout(r, GATHER_MS));
       } catch (err) {
         const message = (err as Error).message;
         if (redisReplyCode(err) === 'NOGROUP') await this.ensureGroup().catch(() => undefined);
@@ -159,7 +163,15 @@ export class ActivityDrain {
     if (own.length > 0) return own;
     if (Date.now() >= this.nextClaimAt) {
       this.nextClaimAt = Date.now() + Math.max(250, Math.floor(this.opts.claimIdleMs / 2));
-      const [, claimed] = (await redis.xautoclaim(key, GROUP, consumer, this.opts.claimIdleMs, '0-0', 'COUNT', BATCH)) as [string, [string, Fields][]];
+      const [, claimed] = (await redis.xautoclaim(
+        key,
+        GROUP,
+        consumer,
+        this.opts.claimIdleMs,
+        '0-0',
+        'COUNT',
+        BATCH,
+      )) as [string, [string, Fields][]];
       const live = claimed.filter((e) => e?.[1]);
       if (live.length > 0) return live;
     }
@@ -170,9 +182,12 @@ export class ActivityDrain {
     const { redis, key, consumer } = this.opts;
     const args: (string | number)[] = ['GROUP', GROUP, consumer, 'COUNT', BATCH];
     if (blockMs > 0) args.push('BLOCK', blockMs);
-    const res = (await (redis.xreadgroup as (...a: (string | number)[]) => Promise<unknown>)(...args, 'STREAMS', key, from)) as
-      | [string, [string, Fields | null][]][]
-      | null;
+    const res = (await (redis.xreadgroup as (...a: (string | number)[]) => Promise<unknown>)(
+      ...args,
+      'STREAMS',
+      key,
+      from,
+    )) as [string, [string, Fields | null][]][] | null;
     return (res?.[0]?.[1] ?? []).filter((e): e is [string, Fields] => e[1] !== null);
   }
 
@@ -197,11 +212,18 @@ export class ActivityDrain {
           await writeActivityRows(db, [row]);
         } catch (rowErr) {
           if (!isRefusal(rowErr)) throw rowErr;
-          logger.warn({ authorizationId: row.authorizationId, method: row.method, code: (rowErr as { code?: string }).code }, 'activity row refused by the database; dropped');
+          logger.warn(
+            { authorizationId: row.authorizationId, method: row.method, code: (rowErr as { code?: string }).code },
+            'activity row refused by the database; dropped',
+          );
           metrics.activityDropped.inc({ reason: 'refused' });
         }
       }
     }
-    await redis.multi().xack(key, GROUP, ...done).xdel(key, ...done).exec();
+    await redis
+      .multi()
+      .xack(key, GROUP, ...done)
+      .xdel(key, ...done)
+      .exec();
   }
 }

@@ -20,7 +20,11 @@ const DROP_CHUNK = 5_000;
 type DropReason = 'buffer_full' | 'refused' | 'shutdown';
 
 const dropped = metrics.activityDropped;
-const pending = new Gauge({ name: 'keyfarm_activity_pending', help: 'Activity entries waiting to be written', registers: [registry] });
+const pending = new Gauge({
+  name: 'keyfarm_activity_pending',
+  help: 'Activity entries waiting to be written',
+  registers: [registry],
+});
 
 /**
  * SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the rows themselves are
@@ -148,7 +152,14 @@ export class ActivityWriter implements ActivitySink {
     const e = err as { code?: string; message?: string };
     const first = rows[0]!;
     this.logger.warn(
-      { authorizationId: first.authorizationId, method: first.method, door: first.door, rows: rows.length, code: e.code, err: e.message },
+      {
+        authorizationId: first.authorizationId,
+        method: first.method,
+        door: first.door,
+        rows: rows.length,
+        code: e.code,
+        err: e.message,
+      },
       'activity rows refused by the database; dropped',
     );
     dropped.inc({ reason: 'refused' }, rows.length);

@@ -11,7 +11,14 @@ import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import { probe, type CheckResult } from '../shared/readiness.js';
 import { watchBroadcastLink } from '../shared/pubsub.js';
-import { closeRedis, createBullConnection, createRedis, isUp, shardNamesFor, type RedisTarget } from '../shared/redis.js';
+import {
+  closeRedis,
+  createBullConnection,
+  createRedis,
+  isUp,
+  shardNamesFor,
+  type RedisTarget,
+} from '../shared/redis.js';
 import type { ActivitySink } from './activity.js';
 import { CachedNip46Store } from './nip46-authorization-cache.js';
 import type { CryptoRunner } from './crypto/types.js';
@@ -69,13 +76,25 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   const commands = createRedis(opts.redisUrl);
   const bull = createBullConnection(opts.redisUrl);
   const subscriber = createRedis(opts.redisUrl, { enableAutoPipelining: false });
-  for (const [name, conn] of [['commands', commands], ['bull', bull], ['subscriber', subscriber]] as const) {
+  for (const [name, conn] of [
+    ['commands', commands],
+    ['bull', bull],
+    ['subscriber', subscriber],
+  ] as const) {
     conn.on('error', (err: Error) => log.warn({ connection: name, err: err.message }, 'workers redis error'));
   }
 
   const cache = new KeyCache(config.CACHE_MAX_BYTES);
   const admission = new Admission(commands, names, { limit: config.QUEUE_LIMIT });
-  const deps = { cache, keyLoader: opts.keyLoader, crypto: opts.crypto, activity: opts.activity, publisher: commands, names, logger: log };
+  const deps = {
+    cache,
+    keyLoader: opts.keyLoader,
+    crypto: opts.crypto,
+    activity: opts.activity,
+    publisher: commands,
+    names,
+    logger: log,
+  };
   const processor = createRpcProcessor({ ...deps, sealer: opts.sealer });
   const nip46Store = opts.nip46Store ? new CachedNip46Store(opts.nip46Store) : undefined;
   const nip46Processor = nip46Store ? createNip46Processor({ ...deps, store: nip46Store }) : undefined;
@@ -165,7 +184,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     cache,
     leases,
     ownedShards: () => leases.owned(),
-    readiness: async () => [isUp(commands) ? await probe('redis', () => commands.ping()) : ['redis', `not connected (${commands.status})`]],
+    readiness: async () => [
+      isUp(commands) ? await probe('redis', () => commands.ping()) : ['redis', `not connected (${commands.status})`],
+    ],
     stop: (jobsTimeoutMs?: number) =>
       (stopping ??= (async () => {
         if (jobsTimeoutMs !== undefined) setTimeout(jobsGraceOver, jobsTimeoutMs).unref();

@@ -17,7 +17,13 @@ import { RpcParamsError, parseRpcCall } from '../shared/farm/rpc-params.js';
 import { metrics } from '../shared/metrics.js';
 import { policyPermits } from '../shared/policy.js';
 import { announceBunker } from '../shared/nip46/channels.js';
-import { NIP46_METHODS, isNip04Payload, parseNip46Request, type Nip46Request, type Nip46Response } from '../shared/nip46/protocol.js';
+import {
+  NIP46_METHODS,
+  isNip04Payload,
+  parseNip46Request,
+  type Nip46Request,
+  type Nip46Response,
+} from '../shared/nip46/protocol.js';
 import type { NostrEvent } from '../shared/nostr/types.js';
 import type { CryptoOp, CryptoResult, KeyOp } from './crypto/types.js';
 import type { CachedKey, ConvScheme } from './key-cache.js';
@@ -63,7 +69,8 @@ class RetryableError extends Error {}
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 /** `{[name]: value}` when value is defined, else `{}` (optional fields stay absent, not undefined). */
-const optional = <K extends string, V>(name: K, value: V | undefined) => (value === undefined ? {} : ({ [name]: value } as Record<K, V>));
+const optional = <K extends string, V>(name: K, value: V | undefined) =>
+  value === undefined ? {} : ({ [name]: value } as Record<K, V>);
 
 /** A request's method as a metric label: a known NIP-46 method, "other", or "invalid" when unreadable. */
 function methodLabel(method: string | undefined): string {
@@ -77,7 +84,12 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
 
   return async function processNip46Job(jobId: string, data: Nip46JobData): Promise<ReplyMessage> {
     try {
-      return await runShardJob(deps, { jobId, replyTo: data.replyTo, items: data.items.length }, (job) => plan(job, data), (results) => ({ jobId, results }));
+      return await runShardJob(
+        deps,
+        { jobId, replyTo: data.replyTo, items: data.items.length },
+        (job) => plan(job, data),
+        (results) => ({ jobId, results }),
+      );
     } catch (err) {
       if (err instanceof RetryableError) logger.warn({ jobId, err: err.message }, 'nip46 job will be retried');
       throw err;
@@ -152,7 +164,9 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
       (w) => ({
         op: 'nip46_respond',
         id: w.response?.id ?? w.request!.id,
-        ...(w.response ? { answer: { result: w.response.result, ...optional('error', w.response.error) } } : { userOp: w.userOp!.op }),
+        ...(w.response
+          ? { answer: { result: w.response.result, ...optional('error', w.response.error) } }
+          : { userOp: w.userOp!.op }),
         seal: {
           sk: job.secret(w.bunkerKey!.secretKey),
           pubkey: w.auth!.bunkerPubkey,
@@ -179,7 +193,13 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
         if (peer) job.rememberConvKey(keyId, peer, schemeOf(method), inner.convKey);
         const userSigned = method === 'sign_event' ? (inner.value as NostrEvent) : undefined;
         w.response = { id: w.request!.id, result: '' }; // what was sent is inside w.signed
-        activity.record({ authorizationId: w.auth!.id, method, kind: userSigned?.kind, eventId: userSigned?.id, door: 'nip46' });
+        activity.record({
+          authorizationId: w.auth!.id,
+          method,
+          kind: userSigned?.kind,
+          eventId: userSigned?.id,
+          door: 'nip46',
+        });
       },
     );
 
@@ -187,7 +207,14 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
       const outcome = w.signed ? (w.response?.error === undefined ? 'ok' : 'error') : 'dropped';
       metrics.nip46Processed.inc({ outcome });
       logger.debug(
-        { traceId: w.item.traceId, jobId: job.jobId, requestEvent: w.item.id, method: w.request?.method, outcome, reason: w.drop ?? w.response?.error },
+        {
+          traceId: w.item.traceId,
+          jobId: job.jobId,
+          requestEvent: w.item.id,
+          method: w.request?.method,
+          outcome,
+          reason: w.drop ?? w.response?.error,
+        },
         'nip46 request done',
       );
       return w.signed
@@ -197,7 +224,12 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
   }
 
   /** One batched crypto call for `ws`; `apply` sees each request's own result. */
-  async function round(job: JobScope, ws: Work[], opOf: (w: Work) => CryptoOp, apply: (w: Work, r: CryptoResult) => void): Promise<void> {
+  async function round(
+    job: JobScope,
+    ws: Work[],
+    opOf: (w: Work) => CryptoOp,
+    apply: (w: Work, r: CryptoResult) => void,
+  ): Promise<void> {
     if (ws.length === 0) return;
     const out = await job.run(ws.map(opOf));
     for (const [i, w] of ws.entries()) apply(w, out[i] ?? { ok: false, error: 'no result' });
@@ -242,9 +274,11 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
     if (auth.clientPubkey === w.client) return answer('ack');
     if (auth.clientPubkey !== null) return refuse('this bunker is already connected to another client');
     const secret = w.request!.params[1];
-    if (typeof secret !== 'string' || secret.length === 0 || secret.length > 256) return refuse('connect needs the secret');
+    if (typeof secret !== 'string' || secret.length === 0 || secret.length > 256)
+      return refuse('connect needs the secret');
     const hash = sha256(secret);
-    if (hash.length !== auth.secretHash.length || !timingSafeEqual(hash, auth.secretHash)) return refuse('invalid secret');
+    if (hash.length !== auth.secretHash.length || !timingSafeEqual(hash, auth.secretHash))
+      return refuse('invalid secret');
     let bound: boolean;
     try {
       bound = await store.bindClient(auth.id, hash, w.client);
@@ -254,7 +288,10 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
     if (!bound) return refuse('this bunker is already connected to another client');
     auth.clientPubkey = w.client;
     // relay-ingest re-reads the bunker and stops limiting this client as an unbound one.
-    await announceBunker(deps.publisher, deps.names.prefix, { type: 'bunker_added', bunkerPubkey: auth.bunkerPubkey }).catch((err: Error) =>
+    await announceBunker(deps.publisher, deps.names.prefix, {
+      type: 'bunker_added',
+      bunkerPubkey: auth.bunkerPubkey,
+    }).catch((err: Error) =>
       logger.warn({ authorizationId: auth.id, err: err.message }, 'announcing a nip46 binding failed'),
     );
     answer('ack');
@@ -270,13 +307,21 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
     }
     if (!done) return refuse('logout failed');
     auth.revokedAt = new Date();
-    await publishEviction(deps.publisher, deps.names.evictChannel(), { type: 'authorization', authorizationId: auth.id }).catch((err: Error) =>
+    await publishEviction(deps.publisher, deps.names.evictChannel(), {
+      type: 'authorization',
+      authorizationId: auth.id,
+    }).catch((err: Error) =>
       logger.warn({ authorizationId: auth.id, err: err.message }, 'announcing a nip46 logout failed'),
     );
     answer('ack');
   }
 
-  async function userOperation(w: Work, method: KeyCall['method'], job: JobScope, refuse: (e: string) => void): Promise<void> {
+  async function userOperation(
+    w: Work,
+    method: KeyCall['method'],
+    job: JobScope,
+    refuse: (e: string) => void,
+  ): Promise<void> {
     const auth = w.auth!;
     let call: KeyCall;
     try {
@@ -285,9 +330,15 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
       if (err instanceof RpcParamsError) return refuse(err.message);
       throw err;
     }
-    if (!policyPermits(auth.permissions, method, call.method === 'sign_event' ? call.event.kind : undefined)) return refuse('Operation denied by policy');
+    if (!policyPermits(auth.permissions, method, call.method === 'sign_event' ? call.event.kind : undefined))
+      return refuse('Operation denied by policy');
     const k = await job.key(auth.userKeyId, auth.userPubkey);
     if (!k.ok) return refuse(`user key unavailable: ${k.error}`);
-    w.userOp = { op: job.keyOp(call, auth.userKeyId, k.key), method, keyId: auth.userKeyId, peer: 'peer' in call ? call.peer : undefined };
+    w.userOp = {
+      op: job.keyOp(call, auth.userKeyId, k.key),
+      method,
+      keyId: auth.userKeyId,
+      peer: 'peer' in call ? call.peer : undefined,
+    };
   }
 }

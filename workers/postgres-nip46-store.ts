@@ -1,6 +1,11 @@
 // The NIP-46 handler's view of the authorizations table, over the process's Postgres pool.
 import type { Db } from '../database/pool.js';
-import { bindNip46Client, findNip46Authorizations, revokeNip46Authorization, type Nip46Authorization } from '../database/queries/nip46.js';
+import {
+  bindNip46Client,
+  findNip46Authorizations,
+  revokeNip46Authorization,
+  type Nip46Authorization,
+} from '../database/queries/nip46.js';
 import type { Nip46Store } from './nip46-processor.js';
 
 export class PostgresNip46Store implements Nip46Store {

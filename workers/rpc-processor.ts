@@ -18,61 +18,80 @@ export type RpcProcessor = (jobId: string, data: RpcJobData) => Promise<SealedRe
 
 const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
 
-const needsKey = (item: RpcItem): item is RpcItem & { call: KeyCall } => item.call.method !== 'ping' && item.call.method !== 'get_public_key';
+const needsKey = (item: RpcItem): item is RpcItem & { call: KeyCall } =>
+  item.call.method !== 'ping' && item.call.method !== 'get_public_key';
 
 export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
   const { activity, logger, sealer } = deps;
 
   return (jobId, data) =>
-    runShardJob(deps, { jobId, replyTo: data.replyTo, items: data.items.length }, async (job) => {
-      let items: RpcItem[];
-      try {
-        items = openRpcJob(sealer, jobId, data);
-      } catch (err) {
-        // Altered in Redis, moved from another job, or sealed under another farm's key: nothing runs.
-        logger.error({ jobId, traceIds: data.items.map((i) => i.traceId), err: (err as Error).message }, 'the calls of an rpc job could not be opened');
-        return data.items.map((i) => fail(i.id, 500, 'calls could not be opened'));
-      }
-      const results: ItemResult[] = new Array(items.length);
-      const ops: KeyOp[] = [];
-      const opItem: number[] = [];
-      for (const [i, item] of items.entries()) {
-        if (item.call.method === 'ping') results[i] = { id: item.id, ok: true, result: 'pong' };
-        else if (item.call.method === 'get_public_key') results[i] = { id: item.id, ok: true, result: item.pubkey };
-        else void job.key(item.keyId, item.pubkey); // every distinct key starts loading at once
-      }
-      for (const [i, item] of items.entries()) {
-        if (!needsKey(item)) continue;
-        const k = await job.key(item.keyId, item.pubkey);
-        if (!k.ok) {
-          results[i] = fail(item.id, k.status, k.error);
-          continue;
+    runShardJob(
+      deps,
+      { jobId, replyTo: data.replyTo, items: data.items.length },
+      async (job) => {
+        let items: RpcItem[];
+        try {
+          items = openRpcJob(sealer, jobId, data);
+        } catch (err) {
+          // Altered in Redis, moved from another job, or sealed under another farm's key: nothing runs.
+          logger.error(
+            { jobId, traceIds: data.items.map((i) => i.traceId), err: (err as Error).message },
+            'the calls of an rpc job could not be opened',
+          );
+          return data.items.map((i) => fail(i.id, 500, 'calls could not be opened'));
         }
-        ops.push(job.keyOp(item.call, item.keyId, k.key));
-        opItem.push(i);
-      }
+        const results: ItemResult[] = new Array(items.length);
+        const ops: KeyOp[] = [];
+        const opItem: number[] = [];
+        for (const [i, item] of items.entries()) {
+          if (item.call.method === 'ping') results[i] = { id: item.id, ok: true, result: 'pong' };
+          else if (item.call.method === 'get_public_key') results[i] = { id: item.id, ok: true, result: item.pubkey };
+          else void job.key(item.keyId, item.pubkey); // every distinct key starts loading at once
+        }
+        for (const [i, item] of items.entries()) {
+          if (!needsKey(item)) continue;
+          const k = await job.key(item.keyId, item.pubkey);
+          if (!k.ok) {
+            results[i] = fail(item.id, k.status, k.error);
+            continue;
+          }
+          ops.push(job.keyOp(item.call, item.keyId, k.key));
+          opItem.push(i);
+        }
 
-      const out = await job.run(ops);
-      out.forEach((r, j) => {
-        const i = opItem[j]!;
-        const item = items[i]!;
-        if (!r.ok) {
-          results[i] = fail(item.id, 400, r.error);
-          return;
-        }
-        results[i] = { id: item.id, ok: true, result: r.value };
-        if ('peer' in item.call) job.rememberConvKey(item.keyId, item.call.peer, schemeOf(item.call.method), r.convKey);
-      });
+        const out = await job.run(ops);
+        out.forEach((r, j) => {
+          const i = opItem[j]!;
+          const item = items[i]!;
+          if (!r.ok) {
+            results[i] = fail(item.id, 400, r.error);
+            return;
+          }
+          results[i] = { id: item.id, ok: true, result: r.value };
+          if ('peer' in item.call)
+            job.rememberConvKey(item.keyId, item.call.peer, schemeOf(item.call.method), r.convKey);
+        });
 
-      const door = data.door ?? 'http';
-      return items.map((item, i) => {
-        const r = results[i] ?? fail(item.id, 500, 'no result');
-        if (r.ok) {
-          const signed = item.call.method === 'sign_event' ? (r.result as NostrEvent) : undefined;
-          activity.record({ authorizationId: item.authorizationId, method: item.call.method, kind: signed?.kind, eventId: signed?.id, door });
-        }
-        logger.debug({ traceId: item.traceId, jobId, method: item.call.method, status: r.ok ? 200 : r.status }, 'rpc item done');
-        return r;
-      });
-    }, (results) => sealReply(sealer, jobId, results));
+        const door = data.door ?? 'http';
+        return items.map((item, i) => {
+          const r = results[i] ?? fail(item.id, 500, 'no result');
+          if (r.ok) {
+            const signed = item.call.method === 'sign_event' ? (r.result as NostrEvent) : undefined;
+            activity.record({
+              authorizationId: item.authorizationId,
+              method: item.call.method,
+              kind: signed?.kind,
+              eventId: signed?.id,
+              door,
+            });
+          }
+          logger.debug(
+            { traceId: item.traceId, jobId, method: item.call.method, status: r.ok ? 200 : r.status },
+            'rpc item done',
+          );
+          return r;
+        });
+      },
+      (results) => sealReply(sealer, jobId, results),
+    );
 }

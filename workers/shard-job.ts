@@ -42,7 +42,12 @@ export const schemeOf = (method: string): ConvScheme => (method.startsWith('nip4
 const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
 
 /** The reply of a job that could not be run (its attempts are used up): every item gets `status`. */
-export function failedReply(jobId: string, data: { items: { id: string }[] }, status: number, error: string): ReplyMessage {
+export function failedReply(
+  jobId: string,
+  data: { items: { id: string }[] },
+  status: number,
+  error: string,
+): ReplyMessage {
   return { jobId, results: data.items.map((item) => fail(item.id, status, error)) };
 }
 
@@ -51,7 +56,10 @@ export class JobScope {
   private readonly loads = new Map<string, Promise<KeyOutcome>>();
   private readonly copies: Uint8Array[] = [];
 
-  constructor(private readonly deps: ShardJobDeps, readonly jobId: string) {}
+  constructor(
+    private readonly deps: ShardJobDeps,
+    readonly jobId: string,
+  ) {}
 
   /** The key `keyId`, loaded at most once for the job; its pubkey must be `pubkey`. */
   key(keyId: string, pubkey: string): Promise<KeyOutcome> {
@@ -112,7 +120,8 @@ export class JobScope {
     } catch (err) {
       if (err instanceof KeyNotFoundError) return { ok: false, status: 404, error: 'key not found' };
       logger.warn({ jobId: this.jobId, keyId, err: (err as Error).message }, 'loading a key failed');
-      if (err instanceof KeyManagerUnavailableError) return { ok: false, status: 503, error: 'key manager unavailable' };
+      if (err instanceof KeyManagerUnavailableError)
+        return { ok: false, status: 503, error: 'key manager unavailable' };
       return { ok: false, status: 503, error: 'key unavailable' };
     }
   }

@@ -94,7 +94,10 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
 
   /** Shards this member owns and runs (not those being handed over). */
   owned(): number[] {
-    return [...this.held].filter(([, s]) => s === 'owned').map(([shard]) => shard).sort((a, b) => a - b);
+    return [...this.held]
+      .filter(([, s]) => s === 'owned')
+      .map(([shard]) => shard)
+      .sort((a, b) => a - b);
   }
 
   /** The live members seen at the last heartbeat. */
@@ -129,7 +132,9 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
     if (!release) return;
     await Promise.allSettled(
       [...this.held.keys()].map(async (shard) => {
-        await this.opts.onRelease(shard, 'stop').catch((err: Error) => this.opts.logger.error({ shard, err: err.message }, 'stopping a shard failed'));
+        await this.opts
+          .onRelease(shard, 'stop')
+          .catch((err: Error) => this.opts.logger.error({ shard, err: err.message }, 'stopping a shard failed'));
         await this.command(this.opts.names.lease(shard), 'release', this.opts.memberId).catch(() => 0);
         this.held.delete(shard);
         this.emit('released', shard, 'stop');
@@ -215,7 +220,10 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
       const live = this.liveMembers;
       for (const shard of this.wanted) {
         if (rendezvousOwner(live, shard) !== this.opts.memberId) this.wanted.delete(shard);
-        else void this.acquire(shard).catch((err: Error) => this.opts.logger.warn({ shard, err: err.message }, 'shard pick-up failed'));
+        else
+          void this.acquire(shard).catch((err: Error) =>
+            this.opts.logger.warn({ shard, err: err.message }, 'shard pick-up failed'),
+          );
       }
     }, this.opts.pickUpMs ?? 50);
   }

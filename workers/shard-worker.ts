@@ -74,7 +74,11 @@ export class ShardWorker {
     await Promise.race([this.worker.waitUntilReady().catch(() => undefined), delay(READY_WAIT_MS)]);
     const closed = this.worker.close(force).then(() => true);
     const finished = giveUp ? await Promise.race([closed, giveUp.then(() => false)]) : await closed;
-    if (!finished) this.opts.logger.warn({ shard: this.shard }, 'jobs still running at shutdown; leaving them to be run again elsewhere');
+    if (!finished)
+      this.opts.logger.warn(
+        { shard: this.shard },
+        'jobs still running at shutdown; leaving them to be run again elsewhere',
+      );
   }
 
   private async process(job: Job<JobData, Reply>): Promise<Reply> {
@@ -86,16 +90,28 @@ export class ShardWorker {
   }
 
   private release(job: Job<JobData, Reply>): void {
-    this.opts.admission.release(this.shard, job.id!).catch((err: Error) =>
-      this.opts.logger.warn({ shard: this.shard, jobId: job.id, err: err.message }, 'releasing admitted items failed; reconcile will'),
-    );
+    this.opts.admission
+      .release(this.shard, job.id!)
+      .catch((err: Error) =>
+        this.opts.logger.warn(
+          { shard: this.shard, jobId: job.id, err: err.message },
+          'releasing admitted items failed; reconcile will',
+        ),
+      );
   }
 
   private async onFailed(job: Job<JobData, Reply> | undefined, err: Error): Promise<void> {
     if (!job) return;
     const final = Boolean(job.finishedOn);
     this.opts.logger.error(
-      { shard: this.shard, jobId: job.id, attempt: job.attemptsMade, final, err: err.message, traceIds: job.data?.items?.map((i) => i.traceId) },
+      {
+        shard: this.shard,
+        jobId: job.id,
+        attempt: job.attemptsMade,
+        final,
+        err: err.message,
+        traceIds: job.data?.items?.map((i) => i.traceId),
+      },
       'rpc job failed',
     );
     if (!final) return;

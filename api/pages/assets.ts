@@ -20,7 +20,11 @@ const ASSETS: [string, string, string][] = [
 
 export const assetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   for (const [url, body, type] of ASSETS) {
-    app.get(url, { schema: { querystring: Type.Object({ v: Type.Optional(Type.String({ maxLength: 32 })) }) } }, async (_request, reply) =>
-      reply.header('content-type', type).header('cache-control', 'public, max-age=86400').send(body));
+    app.get(
+      url,
+      { schema: { querystring: Type.Object({ v: Type.Optional(Type.String({ maxLength: 32 })) }) } },
+      async (_request, reply) =>
+        reply.header('content-type', type).header('cache-control', 'public, max-age=86400').send(body),
+    );
   }
 };

@@ -33,11 +33,19 @@ function returnIntro(next: string): string | undefined {
 function registerMistake(err: HttpError): HttpError {
   if (err instanceof FieldError || err.statusCode === 429) return err;
   switch (err.reason) {
-    case 'weak_password': return new FieldError('password', 'Use at least 8 characters for your password.');
-    case 'invalid_nsec': return new FieldError('nsec', 'That is not a secret key: paste an nsec1… or 64 hex characters, or leave it empty.');
-    case 'email_taken': return new FieldError('email', 'There is already an account with this email. Log in instead.', 409);
-    case 'key_taken': return new FieldError('nsec', 'This key already belongs to an account here.', 409);
-    default: return err;
+    case 'weak_password':
+      return new FieldError('password', 'Use at least 8 characters for your password.');
+    case 'invalid_nsec':
+      return new FieldError(
+        'nsec',
+        'That is not a secret key: paste an nsec1… or 64 hex characters, or leave it empty.',
+      );
+    case 'email_taken':
+      return new FieldError('email', 'There is already an account with this email. Log in instead.', 409);
+    case 'key_taken':
+      return new FieldError('nsec', 'This key already belongs to an account here.', 409);
+    default:
+      return err;
   }
 }
 
@@ -52,7 +60,9 @@ const RegisterForm = Type.Object({
 
 export const authPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   // A first visit: what Keyfarm is and what to do next. A signed-in user goes to the account.
-  app.get('/', async (request, reply) => ((await sessionUser(ctx, request)) ? reply.redirect('/account', 303) : sendPage(reply, welcomePage())));
+  app.get('/', async (request, reply) =>
+    (await sessionUser(ctx, request)) ? reply.redirect('/account', 303) : sendPage(reply, welcomePage()),
+  );
 
   app.get('/login', { schema: { querystring: Type.Object({ next: Next }) } }, async (request, reply) => {
     const next = safeNext(request.query.next);
@@ -87,13 +97,18 @@ export const authPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
     try {
       if (!Value.Check(Email, email)) throw new FieldError('email', 'Enter an email address, like name@example.com.');
       if (password.length < 8) throw new FieldError('password', 'Use at least 8 characters for your password.');
-      if (password !== request.body.confirm_password) throw new FieldError('confirm_password', "The two passwords don't match.");
+      if (password !== request.body.confirm_password)
+        throw new FieldError('confirm_password', "The two passwords don't match.");
       const { token } = await signUp(ctx, { email, password, nsec });
       setSessionCookie(ctx, reply, token);
       return reply.redirect(next, 303);
     } catch (err) {
       const failure = registerMistake(formError(err, reply));
-      return sendPage(reply, registerPage({ csrf: csrfToken(reply), next, form: failedForm(failure, { email }) }), failure.statusCode);
+      return sendPage(
+        reply,
+        registerPage({ csrf: csrfToken(reply), next, form: failedForm(failure, { email }) }),
+        failure.statusCode,
+      );
     }
   });
 

@@ -25,7 +25,12 @@ export async function putFlash(ctx: ApiContext, sessionToken: string, value: unk
   const iv = randomBytes(12);
   try {
     const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(Buffer.from(id));
-    const sealed = Buffer.concat([iv, cipher.update(JSON.stringify(value), 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    const sealed = Buffer.concat([
+      iv,
+      cipher.update(JSON.stringify(value), 'utf8'),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
     await ctx.redis.set(flashKey(ctx, sessionToken, id), sealed.toString('base64'), 'EX', FLASH_TTL_S);
     return id;
   } finally {
@@ -34,7 +39,11 @@ export async function putFlash(ctx: ApiContext, sessionToken: string, value: unk
 }
 
 /** The value once, for the session that put it; undefined when taken already, expired, or not this session's. */
-export async function takeFlash<T>(ctx: ApiContext, sessionToken: string, id: string | undefined): Promise<T | undefined> {
+export async function takeFlash<T>(
+  ctx: ApiContext,
+  sessionToken: string,
+  id: string | undefined,
+): Promise<T | undefined> {
   if (!id || !FLASH_ID.test(id)) return undefined;
   const stored = await ctx.redis.getdel(flashKey(ctx, sessionToken, id));
   if (!stored) return undefined;
@@ -44,7 +53,9 @@ export async function takeFlash<T>(ctx: ApiContext, sessionToken: string, id: st
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, 12)).setAAD(Buffer.from(id));
     decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-    const text = Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]).toString('utf8');
+    const text = Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]).toString(
+      'utf8',
+    );
     return JSON.parse(text) as T;
   } catch {
     return undefined;

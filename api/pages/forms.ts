@@ -16,7 +16,11 @@ export const sentence = (text: string): string => (text ? `${text[0]!.toUpperCas
 
 /** A mistake in one field, in words for the user. */
 export class FieldError extends HttpError {
-  constructor(readonly field: string, message: string, statusCode = 400) {
+  constructor(
+    readonly field: string,
+    message: string,
+    statusCode = 400,
+  ) {
     super(statusCode, message);
     this.name = 'FieldError';
   }
@@ -32,7 +36,11 @@ export interface FormState {
 export const emptyForm = (values: Record<string, string | undefined> = {}): FormState => ({ values });
 
 /** The state to show after `err`: on its field when it names one, else on `fallbackField`, else on the form. */
-export function failedForm(err: HttpError, values: Record<string, string | undefined>, fallbackField?: string): FormState {
+export function failedForm(
+  err: HttpError,
+  values: Record<string, string | undefined>,
+  fallbackField?: string,
+): FormState {
   const field = err instanceof FieldError ? err.field : fallbackField;
   return { values, field, error: sentence(err.message) };
 }
@@ -46,10 +54,14 @@ export function fieldAttrs(form: FormState, name: string, hintId?: string): Safe
 
 /** The error beside a field, when it has one. */
 export function fieldError(form: FormState, name: string): SafeHtml | '' {
-  return form.field === name && form.error !== undefined ? html`<p class="field-error" id="${name}-error">${form.error}</p>` : '';
+  return form.field === name && form.error !== undefined
+    ? html`<p class="field-error" id="${name}-error">${form.error}</p>`
+    : '';
 }
 
 /** The error of the whole form (not of one field), announced to screen readers. */
 export function formErrorBox(form: FormState): SafeHtml | '' {
-  return form.error !== undefined && form.field === undefined ? html`<p class="error" role="alert" id="form-error" tabindex="-1" autofocus>${form.error}</p>` : '';
+  return form.error !== undefined && form.field === undefined
+    ? html`<p class="error" role="alert" id="form-error" tabindex="-1" autofocus>${form.error}</p>`
+    : '';
 }

@@ -17,14 +17,23 @@ const CSRF_CODES = new Set(['FST_CSRF_MISSING_SECRET', 'FST_CSRF_INVALID_TOKEN']
 
 function describeError(err: FastifyError): { status: number; title: string; message: string } {
   if (CSRF_CODES.has(err.code)) {
-    return { status: 403, title: 'This form has expired', message: 'The form was old or did not come from this site. Go back, reload the page and try again.' };
+    return {
+      status: 403,
+      title: 'This form has expired',
+      message: 'The form was old or did not come from this site. Go back, reload the page and try again.',
+    };
   }
   if (err instanceof HttpError) return { status: err.statusCode, title: 'That did not work', message: err.message };
-  if (err.validation) return { status: 400, title: 'That did not work', message: 'Some fields are missing or too long.' };
+  if (err.validation)
+    return { status: 400, title: 'That did not work', message: 'Some fields are missing or too long.' };
   if (isRefusedCharacter(err)) return { status: 400, title: 'That did not work', message: REFUSED_CHARACTER_MESSAGE };
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) return { status, title: 'That did not work', message: err.message };
-  return { status: 500, title: 'Something went wrong', message: 'Keyfarm could not do that just now. Please try again.' };
+  return {
+    status: 500,
+    title: 'Something went wrong',
+    message: 'Keyfarm could not do that just now. Please try again.',
+  };
 }
 
 export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {

@@ -36,7 +36,9 @@ function breadth(p: PolicyPermissions): number {
 
 /** The policies a user may grant when an app asks for `requested`: itself first, then the narrower ones, widest first. */
 export function grantablePolicies(requested: Policy, all: Policy[]): Policy[] {
-  const narrower = all.filter((p) => p.slug !== requested.slug && isNarrowerOrEqual(p.permissions, requested.permissions));
+  const narrower = all.filter(
+    (p) => p.slug !== requested.slug && isNarrowerOrEqual(p.permissions, requested.permissions),
+  );
   narrower.sort((x, y) => breadth(y.permissions) - breadth(x.permissions) || x.slug.localeCompare(y.slug));
   return [requested, ...narrower];
 }

@@ -42,7 +42,8 @@ export interface PolicyWords {
 export function describePolicy(p: PolicyPermissions): PolicyWords {
   const can = ['See your public key.'];
   const cannot = ['See or export your secret key.'];
-  if (p.allowed_kinds === 'all') can.push('Sign any event in your name, of any kind: posts, profile changes, deletions, anything.');
+  if (p.allowed_kinds === 'all')
+    can.push('Sign any event in your name, of any kind: posts, profile changes, deletions, anything.');
   else if (p.allowed_kinds.length === 0) cannot.push('Sign any event in your name.');
   else {
     can.push(`Sign these events in your name: ${p.allowed_kinds.map(kindName).join(', ')}.`);

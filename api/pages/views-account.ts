@@ -23,7 +23,15 @@ function copyable(id: string, value: string, label: string, secret = false): Saf
 
 export function accountPage(
   user: SignedIn,
-  a: { pubkey: string; npub: string; created: Date; appCount: number; emailVerified: boolean; banner?: SafeHtml; notice?: string },
+  a: {
+    pubkey: string;
+    npub: string;
+    created: Date;
+    appCount: number;
+    emailVerified: boolean;
+    banner?: SafeHtml;
+    notice?: string;
+  },
 ): PageOptions {
   const firstSteps = html`<section class="card welcome" id="first-steps" aria-labelledby="first-steps-title">
         <h2 id="first-steps-title">Welcome to Keyfarm</h2>
@@ -66,7 +74,12 @@ function connectedVia(a: AuthorizationRow): string {
   return 'Bunker link (bunker://)';
 }
 
-export function appsPage(user: SignedIn, apps: AuthorizationRow[], policies: Map<string, Policy>, notice?: string): PageOptions {
+export function appsPage(
+  user: SignedIn,
+  apps: AuthorizationRow[],
+  policies: Map<string, Policy>,
+  notice?: string,
+): PageOptions {
   const item = (a: AuthorizationRow) => html`<li class="card app" data-authorization="${a.id}">
       <h2 class="app-name">${a.applicationName}${a.revokedAt ? html`<span class="badge revoked">revoked</span>` : ''}</h2>
       <dl class="facts">
@@ -77,10 +90,14 @@ export function appsPage(user: SignedIn, apps: AuthorizationRow[], policies: Map
         <dt>Requests</dt><dd class="app-count">${a.activityCount}</dd>
         ${a.revokedAt ? html`<dt>Revoked</dt><dd>${when(a.revokedAt)}</dd>` : ''}
       </dl>
-      ${a.revokedAt ? '' : html`<form method="post" action="/account/apps/revoke" data-confirm="Revoke ${a.applicationName}? It stops working at once.">
+      ${
+        a.revokedAt
+          ? ''
+          : html`<form method="post" action="/account/apps/revoke" data-confirm="Revoke ${a.applicationName}? It stops working at once.">
         ${csrfField(user.csrf)}<input type="hidden" name="authorization_id" value="${a.id}">
         <div class="actions"><button type="submit" class="danger">Revoke ${a.applicationName}</button></div>
-      </form>`}
+      </form>`
+      }
     </li>`;
   return {
     title: 'Connected apps',
@@ -88,13 +105,20 @@ export function appsPage(user: SignedIn, apps: AuthorizationRow[], policies: Map
     path: '/account/apps',
     body: html`<h1>Connected apps</h1>
       ${notice ? html`<p class="notice" role="status">${notice}</p>` : ''}
-      ${apps.length === 0
-        ? html`<p>No app is connected yet. <a href="/account/bunker">Create a bunker connection</a> or log in to an app with Keyfarm.</p>`
-        : html`<ul class="apps">${apps.map(item)}</ul>`}`,
+      ${
+        apps.length === 0
+          ? html`<p>No app is connected yet. <a href="/account/bunker">Create a bunker connection</a> or log in to an app with Keyfarm.</p>`
+          : html`<ul class="apps">${apps.map(item)}</ul>`
+      }`,
   };
 }
 
-export function bunkerFormPage(user: SignedIn, policies: Policy[], serviceRelays: string[], form: FormState = emptyForm()): PageOptions {
+export function bunkerFormPage(
+  user: SignedIn,
+  policies: Policy[],
+  serviceRelays: string[],
+  form: FormState = emptyForm(),
+): PageOptions {
   const v = form.values;
   const relaysHint = serviceRelays.length
     ? 'One wss:// address a line. Leave empty for the service’s relays.'
@@ -156,14 +180,22 @@ export function permWords(perm: string): string {
   const [method, param] = perm.split(':', 2) as [string, string | undefined];
   const kind = param !== undefined && /^\d{1,6}$/.test(param) ? Number(param) : undefined;
   switch (method) {
-    case 'sign_event': return kind !== undefined ? `Sign ${kindName(kind)}` : 'Sign events of any kind';
-    case 'nip04_encrypt': return 'Encrypt messages (NIP-04)';
-    case 'nip04_decrypt': return 'Decrypt and read messages (NIP-04)';
-    case 'nip44_encrypt': return 'Encrypt messages (NIP-44)';
-    case 'nip44_decrypt': return 'Decrypt and read messages (NIP-44)';
-    case 'get_public_key': return 'See your public key';
-    case 'ping': return 'Check that the connection works';
-    default: return `Something Keyfarm does not know: ${perm}`;
+    case 'sign_event':
+      return kind !== undefined ? `Sign ${kindName(kind)}` : 'Sign events of any kind';
+    case 'nip04_encrypt':
+      return 'Encrypt messages (NIP-04)';
+    case 'nip04_decrypt':
+      return 'Decrypt and read messages (NIP-04)';
+    case 'nip44_encrypt':
+      return 'Encrypt messages (NIP-44)';
+    case 'nip44_decrypt':
+      return 'Decrypt and read messages (NIP-44)';
+    case 'get_public_key':
+      return 'See your public key';
+    case 'ping':
+      return 'Check that the connection works';
+    default:
+      return `Something Keyfarm does not know: ${perm}`;
   }
 }
 
@@ -192,7 +224,12 @@ export interface NostrConnectPreview {
   relays: string[];
 }
 
-export function nostrConnectPreviewPage(user: SignedIn, p: NostrConnectPreview, policies: Policy[], form: FormState = emptyForm()): PageOptions {
+export function nostrConnectPreviewPage(
+  user: SignedIn,
+  p: NostrConnectPreview,
+  policies: Policy[],
+  form: FormState = emptyForm(),
+): PageOptions {
   const v = form.values;
   return {
     title: 'Connect this app?',
@@ -204,9 +241,11 @@ export function nostrConnectPreviewPage(user: SignedIn, p: NostrConnectPreview, 
         ${csrfField(user.csrf)}
         <input type="hidden" name="uri" value="${p.uri}">
         <h2>It asks to</h2>
-        ${p.perms.length
-          ? html`<ul class="perms" id="preview-perms">${p.perms.map((perm) => html`<li>${permWords(perm)}</li>`)}</ul>`
-          : html`<p id="preview-perms">The link does not say (no perms=): the permission you pick below decides.</p>`}
+        ${
+          p.perms.length
+            ? html`<ul class="perms" id="preview-perms">${p.perms.map((perm) => html`<li>${permWords(perm)}</li>`)}</ul>`
+            : html`<p id="preview-perms">The link does not say (no perms=): the permission you pick below decides.</p>`
+        }
         <h2>It listens on these relays</h2>
         <ul class="perms" id="preview-relays">${p.relays.map((r) => html`<li><code>${r}</code></li>`)}</ul>
         <label for="app_name">Name it</label>
@@ -221,7 +260,11 @@ export function nostrConnectPreviewPage(user: SignedIn, p: NostrConnectPreview, 
   };
 }
 
-export type DeliveryState = { state: 'delivered'; accepted: number; relays: number } | { state: 'failed'; relays: number } | { state: 'pending' } | { state: 'unknown' };
+export type DeliveryState =
+  | { state: 'delivered'; accepted: number; relays: number }
+  | { state: 'failed'; relays: number }
+  | { state: 'pending' }
+  | { state: 'unknown' };
 
 export function nostrConnectResultPage(user: SignedIn, appName: string, delivery: DeliveryState): PageOptions {
   const status = (() => {
@@ -254,13 +297,15 @@ export function activityPage(user: SignedIn, rows: ActivityView[]): PageOptions 
     user,
     path: '/account/activity',
     body: html`<h1>Recent signing activity</h1>
-      ${rows.length === 0
-        ? html`<p>Nothing signed yet.</p>`
-        : html`<div class="table-wrap"><table id="activity">
+      ${
+        rows.length === 0
+          ? html`<p>Nothing signed yet.</p>`
+          : html`<div class="table-wrap"><table id="activity">
           <caption class="muted small">The last ${rows.length} requests, newest first.</caption>
           <thead><tr><th scope="col">When</th><th scope="col">App</th><th scope="col">What</th><th scope="col">Via</th></tr></thead>
           <tbody>${rows.map((r) => html`<tr><td>${when(r.created_at)}</td><td>${r.application_name}</td><td>${describe(r)}${r.event_id ? html`<br><code class="small">${r.event_id.slice(0, 16)}…</code>` : ''}</td><td>${r.door === 'nip46' ? 'relays' : 'HTTP'}</td></tr>`)}</tbody>
-        </table></div>`}`,
+        </table></div>`
+      }`,
   };
 }
 
@@ -296,11 +341,15 @@ export function exportResultPage(user: SignedIn, keys: { nsec: string; ncryptsec
     path: '/account/export',
     body: html`<h1>Your secret key</h1>
       <p class="error" role="alert">Do not share these. Close this page when you are done; it is not kept.</p>
-      ${keys.ncryptsec ? html`<div class="card">
+      ${
+        keys.ncryptsec
+          ? html`<div class="card">
         <h2>Encrypted (ncryptsec, NIP-49)</h2>
         <p class="muted small">Safer to store: it needs your passphrase.</p>
         ${copyable('ncryptsec', keys.ncryptsec, 'ncryptsec', true)}
-      </div>` : ''}
+      </div>`
+          : ''
+      }
       <div class="card">
         <h2>Plain (nsec)</h2>
         <p class="muted small">Hidden until you ask: anyone who sees it can use your key.</p>

@@ -15,7 +15,10 @@ export interface AuthForm {
 }
 
 /** The shared frame of the log-in and register forms: intro, error, CSRF token, `next`, email. */
-function authPage(f: AuthForm, o: { title: string; action: string; fields: (form: FormState) => SafeHtml; submit: string; footer: SafeHtml }): PageOptions {
+function authPage(
+  f: AuthForm,
+  o: { title: string; action: string; fields: (form: FormState) => SafeHtml; submit: string; footer: SafeHtml },
+): PageOptions {
   const form = f.form ?? emptyForm();
   return {
     title: o.title,
@@ -116,7 +119,8 @@ function policyDetails(p: Policy, ids?: { can: string; cannot: string }): SafeHt
 
 /** Only the decision, sized to fit a phone screen: who asks, where it returns, what it may do, Allow and Deny. */
 export function consentPage(c: ConsentRequest, csrf: string): PageOptions {
-  const hidden = (name: string, value: string | undefined) => (value === undefined ? '' : html`<input type="hidden" name="${name}" value="${value}">`);
+  const hidden = (name: string, value: string | undefined) =>
+    value === undefined ? '' : html`<input type="hidden" name="${name}" value="${value}">`;
   return {
     title: `Allow ${c.clientId}?`,
     body: html`<h1 class="consent-title">Allow <span id="app-name">${c.clientId}</span> to use your Nostr key?</h1>

@@ -28,7 +28,8 @@ export async function byokRegisterPage(ctx: ApiContext, reply: FastifyReply, r: 
   const policy = await findPolicy(ctx.db, policySlugOfScope(r.scope));
   reply.header('content-security-policy', pageCsp(ctx.config, [new URL(r.redirect_uri).origin]));
   const words = policy ? describePolicy(policy.permissions) : { can: [], cannot: [] };
-  const hidden = (name: string, value: string | undefined) => (value === undefined ? '' : html`<input type="hidden" name="${name}" value="${value}">`);
+  const hidden = (name: string, value: string | undefined) =>
+    value === undefined ? '' : html`<input type="hidden" name="${name}" value="${value}">`;
   let npub = r.byok_pubkey;
   try {
     npub = npubEncode(r.byok_pubkey);
@@ -41,8 +42,12 @@ export async function byokRegisterPage(ctx: ApiContext, reply: FastifyReply, r: 
       <p><strong id="app-name">${r.client_id}</strong> (<code>${new URL(r.redirect_uri).origin}</code>) asks Keyfarm to keep
         your existing Nostr key <code class="small" id="byok-npub">${npub}</code> and sign for it.</p>
       ${errorBox(r.error)}
-      ${policy ? html`<h2>The app will be able to</h2><ul class="perms" id="can">${words.can.map((w) => html`<li>${w}</li>`)}</ul>
-      <h2>It will not be able to</h2><ul class="perms" id="cannot">${words.cannot.map((w) => html`<li>${w}</li>`)}</ul>` : ''}
+      ${
+        policy
+          ? html`<h2>The app will be able to</h2><ul class="perms" id="can">${words.can.map((w) => html`<li>${w}</li>`)}</ul>
+      <h2>It will not be able to</h2><ul class="perms" id="cannot">${words.cannot.map((w) => html`<li>${w}</li>`)}</ul>`
+          : ''
+      }
       <form method="post" action="/api/oauth/register" class="card">
         ${csrfField(csrfToken(reply))}
         ${hidden('pubkey', r.byok_pubkey)}${hidden('client_id', r.client_id)}${hidden('redirect_uri', r.redirect_uri)}

@@ -57,7 +57,8 @@ export interface OpenApiDocument {
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
-const anchor = (method: string, path: string) => `${method}-${path}`.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const anchor = (method: string, path: string) =>
+  `${method}-${path}`.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
 
 function literal(value: unknown): string {
   return JSON.stringify(value);
@@ -67,7 +68,8 @@ function literal(value: unknown): string {
 function describe(s: Schema): string {
   const variants = s.anyOf ?? s.oneOf;
   if (variants) {
-    if (variants.every((v) => v.const !== undefined)) return `one of ${variants.map((v) => literal(v.const)).join(', ')}`;
+    if (variants.every((v) => v.const !== undefined))
+      return `one of ${variants.map((v) => literal(v.const)).join(', ')}`;
     return variants.map(describe).join(' or ');
   }
   if (s.const !== undefined) return literal(s.const);
@@ -75,7 +77,8 @@ function describe(s: Schema): string {
   const type = Array.isArray(s.type) ? s.type.join(' or ') : (s.type ?? 'any');
   const parts = [type === 'array' ? `array of ${s.items ? describe(s.items) : 'any'}` : type];
   if (s.format) parts.push(`format ${s.format}`);
-  if (s.minLength !== undefined || s.maxLength !== undefined) parts.push(`length ${s.minLength ?? 0}–${s.maxLength ?? '…'}`);
+  if (s.minLength !== undefined || s.maxLength !== undefined)
+    parts.push(`length ${s.minLength ?? 0}–${s.maxLength ?? '…'}`);
   if (s.minimum !== undefined || s.maximum !== undefined) parts.push(`from ${s.minimum ?? '…'} to ${s.maximum ?? '…'}`);
   if (s.maxItems !== undefined) parts.push(`at most ${s.maxItems} items`);
   if (s.pattern) parts.push(`matches ${s.pattern}`);
@@ -123,7 +126,8 @@ function schemaView(s: Schema | undefined): SafeHtml | string {
     return html`${variants.map((v, i) => html`<p class="small muted">Variant ${i + 1}</p>${schemaView(v)}`)}`;
   }
   if (s.type === 'object' && s.properties) return fieldTable(rows(s));
-  if (s.type === 'array' && s.items?.properties) return html`<p class="small">An array of:</p>${fieldTable(rows(s.items))}`;
+  if (s.type === 'array' && s.items?.properties)
+    return html`<p class="small">An array of:</p>${fieldTable(rows(s.items))}`;
   return html`<p class="small"><code>${describe(s)}</code></p>`;
 }
 
@@ -149,9 +153,11 @@ function operationView(method: string, path: string, op: Operation, doc: OpenApi
     <h3><span class="method">${method.toUpperCase()}</span> <code>${path}</code></h3>
     ${op.summary ? html`<p>${op.summary}</p>` : ''}
     ${credentials(op, doc)}
-    ${params.length > 0
-      ? html`<h4>Parameters</h4>${fieldTable(params.map((p) => ({ name: `${p.name} (${p.in})`, required: p.required ?? false, type: p.schema ? describe(p.schema) : 'any' })))}`
-      : ''}
+    ${
+      params.length > 0
+        ? html`<h4>Parameters</h4>${fieldTable(params.map((p) => ({ name: `${p.name} (${p.in})`, required: p.required ?? false, type: p.schema ? describe(p.schema) : 'any' })))}`
+        : ''
+    }
     ${body ? html`<h4>Request body</h4>${contentView(body)}` : ''}
     <h4>Responses</h4>
     ${Object.entries(op.responses ?? {}).map(([status, res]) => html`<p><strong>${status}</strong> ${res.description ?? ''}</p>${contentView(res.content)}`)}

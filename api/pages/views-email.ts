@@ -12,7 +12,11 @@ export function outboxNote(outbox: string | undefined): SafeHtml | '' {
     : '';
 }
 
-export function forgotPasswordPage(csrf: string, outbox: string | undefined, form: FormState = emptyForm()): PageOptions {
+export function forgotPasswordPage(
+  csrf: string,
+  outbox: string | undefined,
+  form: FormState = emptyForm(),
+): PageOptions {
   return {
     title: 'Forgot your password?',
     body: html`<h1>Forgot your password?</h1>

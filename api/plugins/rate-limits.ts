@@ -10,7 +10,14 @@ import type { Config } from '../../shared/config.js';
 import { clientKey, parseRate, parseSubnetList, subnetMatcher, waitText } from '../../shared/net/client-address.js';
 import { HttpError } from '../errors.js';
 
-type RateSetting = 'RATE_LIMIT_REGISTER' | 'RATE_LIMIT_LOGIN' | 'RATE_LIMIT_OAUTH_TOKEN' | 'RATE_LIMIT_OAUTH_POLL' | 'RATE_LIMIT_BUNKER_CREATE' | 'RATE_LIMIT_NOSTRCONNECT' | 'RATE_LIMIT_EMAIL';
+type RateSetting =
+  | 'RATE_LIMIT_REGISTER'
+  | 'RATE_LIMIT_LOGIN'
+  | 'RATE_LIMIT_OAUTH_TOKEN'
+  | 'RATE_LIMIT_OAUTH_POLL'
+  | 'RATE_LIMIT_BUNKER_CREATE'
+  | 'RATE_LIMIT_NOSTRCONNECT'
+  | 'RATE_LIMIT_EMAIL';
 
 interface RouteLimit {
   setting: RateSetting;
@@ -62,7 +69,10 @@ function redisStore(redis: RedisClient, prefix: string) {
   const count = countCommand(redis);
   return class RequestLimitStore {
     incr(key: string, done: StoreCallback, timeWindow: number): void {
-      count(`${prefix}${key}`, timeWindow).then(([current, ttl]) => done(null, { current, ttl }), (err: Error) => done(err));
+      count(`${prefix}${key}`, timeWindow).then(
+        ([current, ttl]) => done(null, { current, ttl }),
+        (err: Error) => done(err),
+      );
     }
 
     child(): RequestLimitStore {
@@ -72,7 +82,10 @@ function redisStore(redis: RedisClient, prefix: string) {
 }
 
 function userOf(request: FastifyRequest): string | undefined {
-  return (request as FastifyRequest & { userId?: string }).userId ?? (request as FastifyRequest & { user?: { id: string } }).user?.id;
+  return (
+    (request as FastifyRequest & { userId?: string }).userId ??
+    (request as FastifyRequest & { user?: { id: string } }).user?.id
+  );
 }
 
 function routeLimit(config: Config, limit: RouteLimit): RateLimitOptions | undefined {
@@ -107,7 +120,9 @@ export async function installRateLimits(app: FastifyInstance, config: Config, re
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     errorResponseBuilder: (_request, context) => {
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
-      return new HttpError(429, `too many requests; try again in ${waitText(seconds)}`, { 'retry-after': String(seconds) });
+      return new HttpError(429, `too many requests; try again in ${waitText(seconds)}`, {
+        'retry-after': String(seconds),
+      });
     },
   });
 }

@@ -11,7 +11,14 @@ import { isWellFormedOrigin } from '../safe-origin.js';
 import { bearerToken } from './session.js';
 
 /** Routes that never read the session cookie: apps call them cross-origin with a bearer token or an OAuth code (or read the API description). */
-const OPEN_CORS_PATHS = new Set(['/api/oauth/token', '/api/nostr', '/api/policies', '/api/openapi.json', '/health', '/.well-known/nostr.json']);
+const OPEN_CORS_PATHS = new Set([
+  '/api/oauth/token',
+  '/api/nostr',
+  '/api/policies',
+  '/api/openapi.json',
+  '/health',
+  '/.well-known/nostr.json',
+]);
 /** Unsafe routes that authenticate without the session cookie (the admin routes check the Origin instead). */
 const CSRF_EXEMPT_PATHS = new Set(['/api/oauth/token', '/api/nostr']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -77,13 +84,19 @@ export async function installWebSecurity(app: FastifyInstance, config: Config): 
   const credentialed = config.ALLOWED_ORIGINS;
   const common = { methods: ['GET', 'POST'], exposedHeaders: EXPOSED_HEADERS, maxAge: 600 };
   const open = { ...common, origin: '*', credentials: false, allowedHeaders: CORS_HEADERS };
-  const withCookies = { ...common, origin: credentialed, credentials: true, allowedHeaders: [...CORS_HEADERS, 'x-csrf-token'] };
+  const withCookies = {
+    ...common,
+    origin: credentialed,
+    credentials: true,
+    allowedHeaders: [...CORS_HEADERS, 'x-csrf-token'],
+  };
   const none = { origin: false };
   await app.register(cors, {
     delegator: (request, callback) => {
       const path = pathOf(request);
       if (OPEN_CORS_PATHS.has(path)) callback(null, open);
-      else if (path.startsWith('/api/') && credentialed.includes(request.headers.origin ?? '')) callback(null, withCookies);
+      else if (path.startsWith('/api/') && credentialed.includes(request.headers.origin ?? ''))
+        callback(null, withCookies);
       else callback(null, none);
     },
   });

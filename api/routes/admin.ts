@@ -16,7 +16,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** The LoginLimiter account of the operators; no user's email can take this form (it has no @). */
 const OPERATORS = '(operators)';
 /** Bull Board's UI: its own scripts, inline styles; no third-party fonts, no framing. */
-const BOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'";
+const BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'";
 
 const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
@@ -56,14 +57,18 @@ export const adminRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, 
     connection: ctx.redis,
     basePath: ADMIN_QUEUES_PATH,
     readOnly: ctx.config.ADMIN_QUEUES_READ_ONLY,
-    links: [{ text: 'Prometheus metrics', url: '/api/metrics' }, { text: 'Readiness', url: '/healthz/ready' }],
+    links: [
+      { text: 'Prometheus metrics', url: '/api/metrics' },
+      { text: 'Readiness', url: '/healthz/ready' },
+    ],
   });
   app.addHook('onClose', async () => board.close());
 
   await app.register(async (admin) => {
     admin.addHook('onRequest', async (request, reply) => {
       const given = basicPassword(request.headers.authorization);
-      const refuse = () => reply.status(401).header('www-authenticate', REALM).send({ error: 'the admin password is required' });
+      const refuse = () =>
+        reply.status(401).header('www-authenticate', REALM).send({ error: 'the admin password is required' });
       // A browser first asks without credentials: that is not a guess.
       if (given === undefined) return refuse();
       // The password is compared first: it is cheap (no hash), and a browser sends many requests at once

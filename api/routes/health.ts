@@ -7,10 +7,10 @@ import type { ApiContext } from '../context.js';
 
 const Healthy = Type.Object({ status: Type.String(), version: Type.String() });
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraReadiness?: () => Promise<CheckResult[]> }> = async (
-  app,
-  { ctx, extraReadiness },
-) => {
+export const healthRoutes: FastifyPluginAsyncTypebox<{
+  ctx: ApiContext;
+  extraReadiness?: () => Promise<CheckResult[]>;
+}> = async (app, { ctx, extraReadiness }) => {
   const healthy = async () => ({ status: 'healthy', version: ctx.version });
   app.get('/health', { schema: { response: { 200: Healthy } } }, healthy);
   app.get('/healthz/startup', { schema: { response: { 200: Healthy } } }, healthy);
@@ -24,7 +24,10 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraRea
     const failing = Object.fromEntries(results.filter(([, e]) => e !== null));
     const checks = checksBody(results);
     if (Object.keys(failing).length > 0) {
-      return reply.status(503).header('retry-after', '5').send({ status: 'unavailable', error: `not ready: ${Object.keys(failing).join(', ')}`, checks });
+      return reply
+        .status(503)
+        .header('retry-after', '5')
+        .send({ status: 'unavailable', error: `not ready: ${Object.keys(failing).join(', ')}`, checks });
     }
     return { status: 'ready', version: ctx.version, checks };
   });
@@ -41,7 +44,10 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext; extraRea
     },
     async (request, reply) => {
       if (!metricsAllowed(request.headers.authorization, metricsToken)) {
-        return reply.status(METRICS_UNAUTHORIZED.status).headers(METRICS_UNAUTHORIZED.headers).send(METRICS_UNAUTHORIZED.body);
+        return reply
+          .status(METRICS_UNAUTHORIZED.status)
+          .headers(METRICS_UNAUTHORIZED.headers)
+          .send(METRICS_UNAUTHORIZED.body);
       }
       return reply.header('content-type', registry.contentType).send(await registry.metrics());
     },

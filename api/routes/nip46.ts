@@ -49,13 +49,22 @@ export function parseNostrConnectUri(uri: string): NostrConnectUri {
   const relays = [...new Set(url.searchParams.getAll('relay'))];
   if (relays.length === 0) throw new NostrConnectUriError('at least one relay is required');
   if (relays.length > MAX_URI_RELAYS) throw new NostrConnectUriError(`at most ${MAX_URI_RELAYS} relays`);
-  if (relays.some((r) => !/^wss?:\/\/[^\s/?#]+/.test(r) || r.length > 512)) throw new NostrConnectUriError('relays must be ws:// or wss:// URLs');
+  if (relays.some((r) => !/^wss?:\/\/[^\s/?#]+/.test(r) || r.length > 512))
+    throw new NostrConnectUriError('relays must be ws:// or wss:// URLs');
   const secret = url.searchParams.get('secret');
   if (!secret || secret.length > 256) throw new NostrConnectUriError('a secret is required');
   const name = url.searchParams.get('name')?.slice(0, 200) || undefined;
-  const perms = [...new Set((url.searchParams.get('perms') ?? '').split(',').map((p) => p.trim()).filter(Boolean))];
+  const perms = [
+    ...new Set(
+      (url.searchParams.get('perms') ?? '')
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean),
+    ),
+  ];
   if (perms.length > MAX_URI_PERMS) throw new NostrConnectUriError(`at most ${MAX_URI_PERMS} perms`);
-  if (perms.some((p) => p.length > MAX_PERM_LENGTH)) throw new NostrConnectUriError(`a perm is longer than ${MAX_PERM_LENGTH} characters`);
+  if (perms.some((p) => p.length > MAX_PERM_LENGTH))
+    throw new NostrConnectUriError(`a perm is longer than ${MAX_PERM_LENGTH} characters`);
   return { clientPubkey, relays, secret, name, perms };
 }
 
@@ -76,7 +85,10 @@ export async function connectNostrConnectUri(
     connectResponse: (bunkerSk, bunkerPubkey) => {
       const convKey = getConversationKey(bunkerSk, uri.clientPubkey);
       try {
-        const content = nip44Encrypt(JSON.stringify({ id: randomBytes(8).toString('hex'), result: uri.secret }), convKey);
+        const content = nip44Encrypt(
+          JSON.stringify({ id: randomBytes(8).toString('hex'), result: uri.secret }),
+          convKey,
+        );
         const event = finalizeEvent(
           { kind: NIP46_KIND, content, tags: [['p', uri.clientPubkey]], created_at: Math.floor(Date.now() / 1000) },
           bunkerSk,
@@ -88,14 +100,22 @@ export async function connectNostrConnectUri(
       }
     },
   });
-  return { authorizationId: created.authorizationId, bunkerPubkey: created.bunkerPubkey, clientPubkey: uri.clientPubkey, relays: created.relays };
+  return {
+    authorizationId: created.authorizationId,
+    bunkerPubkey: created.bunkerPubkey,
+    clientPubkey: uri.clientPubkey,
+    relays: created.relays,
+  };
 }
 
-const NostrConnectBody = Type.Object({
-  uri: Type.String({ minLength: 1, maxLength: 4096 }),
-  policy_slug: Type.Optional(PolicySlug),
-  app_name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-}, { additionalProperties: false });
+const NostrConnectBody = Type.Object(
+  {
+    uri: Type.String({ minLength: 1, maxLength: 4096 }),
+    policy_slug: Type.Optional(PolicySlug),
+    app_name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
 
 /** A name of /.well-known/nostr.json: a user's hex pubkey or npub. */
 function pubkeyOfName(name: string): string | undefined {
@@ -112,51 +132,64 @@ function pubkeyOfName(name: string): string | undefined {
 }
 
 export const nip46Routes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  app.post('/api/user/nostrconnect', {
-    preHandler: requireSession(ctx),
-    schema: {
-      body: NostrConnectBody,
-      response: {
-        201: Type.Object({ authorization_id: Type.String(), bunker_pubkey: Type.String(), client_pubkey: Type.String(), relays: Type.Array(Type.String()) }),
-        '4xx': ErrorBody,
+  app.post(
+    '/api/user/nostrconnect',
+    {
+      preHandler: requireSession(ctx),
+      schema: {
+        body: NostrConnectBody,
+        response: {
+          201: Type.Object({
+            authorization_id: Type.String(),
+            bunker_pubkey: Type.String(),
+            client_pubkey: Type.String(),
+            relays: Type.Array(Type.String()),
+          }),
+          '4xx': ErrorBody,
+        },
       },
     },
-  }, async (request, reply) => {
-    const created = await connectNostrConnectUri(ctx, request.userId!, {
-      uri: request.body.uri,
-      policySlug: request.body.policy_slug,
-      appName: request.body.app_name,
-    });
-    return reply.status(201).send({
-      authorization_id: created.authorizationId,
-      bunker_pubkey: created.bunkerPubkey,
-      client_pubkey: created.clientPubkey,
-      relays: created.relays,
-    });
-  });
+    async (request, reply) => {
+      const created = await connectNostrConnectUri(ctx, request.userId!, {
+        uri: request.body.uri,
+        policySlug: request.body.policy_slug,
+        appName: request.body.app_name,
+      });
+      return reply.status(201).send({
+        authorization_id: created.authorizationId,
+        bunker_pubkey: created.bunkerPubkey,
+        client_pubkey: created.clientPubkey,
+        relays: created.relays,
+      });
+    },
+  );
 
   // NIP-46 discovery (NIP-05 style): `nip46.relays` and `nip46.nostrconnect_url` as the spec has them,
   // plus the older `nip46: {<pubkey>: [relays]}` map that nostr-tools reads, for a name that is a user.
-  app.get('/.well-known/nostr.json', {
-    schema: { querystring: Type.Object({ name: Type.Optional(Type.String({ maxLength: 128 })) }) },
-  }, async (request, reply) => {
-    reply.header('access-control-allow-origin', '*');
-    const relays = ctx.config.BUNKER_RELAYS;
-    const nip46: Record<string, unknown> = {
-      relays,
-      nostrconnect_url: `${ctx.config.PUBLIC_URL}/nostrconnect/<nostrconnect>`,
-    };
-    const names: Record<string, string> = {};
-    const name = request.query.name;
-    const pubkey = name ? pubkeyOfName(name) : undefined;
-    if (name && pubkey) {
-      const { rowCount } = await ctx.db.query('SELECT 1 FROM users WHERE pubkey = $1', [pubkey]);
-      if (rowCount) {
-        names[name] = pubkey;
-        // The service's relays only: a user's own relays are theirs to share, not the farm's to publish.
-        nip46[pubkey] = relays;
+  app.get(
+    '/.well-known/nostr.json',
+    {
+      schema: { querystring: Type.Object({ name: Type.Optional(Type.String({ maxLength: 128 })) }) },
+    },
+    async (request, reply) => {
+      reply.header('access-control-allow-origin', '*');
+      const relays = ctx.config.BUNKER_RELAYS;
+      const nip46: Record<string, unknown> = {
+        relays,
+        nostrconnect_url: `${ctx.config.PUBLIC_URL}/nostrconnect/<nostrconnect>`,
+      };
+      const names: Record<string, string> = {};
+      const name = request.query.name;
+      const pubkey = name ? pubkeyOfName(name) : undefined;
+      if (name && pubkey) {
+        const { rowCount } = await ctx.db.query('SELECT 1 FROM users WHERE pubkey = $1', [pubkey]);
+        if (rowCount) {
+          names[name] = pubkey;
+          // The service's relays only: a user's own relays are theirs to share, not the farm's to publish.
+          nip46[pubkey] = relays;
+        }
       }
-    }
-    return { names, nip46 };
-  });
+      return { names, nip46 };
+    },
+  );
 };

@@ -77,32 +77,38 @@ function isFormPost(request: FastifyRequest): boolean {
 }
 
 export const oauthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  app.post('/api/oauth/authorize', {
-    preHandler: requireSession(ctx),
-    schema: { body: AuthorizeBody },
-  }, async (request, reply) => {
-    const body = request.body;
-    const redirect = checkRedirectUri(body.redirect_uri).toString();
-    // A browser form gets a redirect; a JSON caller gets the code in the body.
-    const isForm = isFormPost(request);
-    if (body.approved !== true && body.approved !== 'true') {
-      const target = withParams(redirect, { error: 'access_denied', state: body.state });
+  app.post(
+    '/api/oauth/authorize',
+    {
+      preHandler: requireSession(ctx),
+      schema: { body: AuthorizeBody },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const redirect = checkRedirectUri(body.redirect_uri).toString();
+      // A browser form gets a redirect; a JSON caller gets the code in the body.
+      const isForm = isFormPost(request);
+      if (body.approved !== true && body.approved !== 'true') {
+        const target = withParams(redirect, { error: 'access_denied', state: body.state });
+        if (isForm) return reply.redirect(target, 302);
+        return reply
+          .status(403)
+          .send({ error: 'access_denied', error_description: 'the user denied the request', redirect_uri: target });
+      }
+      const code = await issueCode(ctx, {
+        userId: request.userId!,
+        clientId: body.client_id,
+        redirectUri: body.redirect_uri,
+        scope: body.scope,
+        codeChallenge: body.code_challenge,
+        codeChallengeMethod: body.code_challenge_method,
+        state: body.state,
+      });
+      const target = withParams(body.redirect_uri, { code, state: body.state });
       if (isForm) return reply.redirect(target, 302);
-      return reply.status(403).send({ error: 'access_denied', error_description: 'the user denied the request', redirect_uri: target });
-    }
-    const code = await issueCode(ctx, {
-      userId: request.userId!,
-      clientId: body.client_id,
-      redirectUri: body.redirect_uri,
-      scope: body.scope,
-      codeChallenge: body.code_challenge,
-      codeChallengeMethod: body.code_challenge_method,
-      state: body.state,
-    });
-    const target = withParams(body.redirect_uri, { code, state: body.state });
-    if (isForm) return reply.redirect(target, 302);
-    return { code, redirect_uri: target };
-  });
+      return { code, redirect_uri: target };
+    },
+  );
 
   // Bring your own key: the register form GET /api/oauth/authorize shows for `byok_pubkey` posts here.
   app.post('/api/oauth/register', { schema: { body: RegisterBody } }, async (request, reply) => {
@@ -142,24 +148,29 @@ export const oauthRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
     return { code };
   });
 
-  app.post('/api/oauth/token', {
-    schema: { body: TokenBody, response: { 200: TokenResponseBody, '4xx': OAuthErrorBody } },
-    // RFC 6749: token errors are {error, error_description}, whatever went wrong.
-    errorHandler: (err, _request, reply) => {
-      if (err instanceof OAuthError) return reply.status(err.statusCode).send({ error: err.code, error_description: err.description });
-      const status = err.validation ? 400 : (err.statusCode ?? 500);
-      if (status >= 500) throw err;
-      return reply.status(status).send({ error: 'invalid_request', error_description: err.message });
+  app.post(
+    '/api/oauth/token',
+    {
+      schema: { body: TokenBody, response: { 200: TokenResponseBody, '4xx': OAuthErrorBody } },
+      // RFC 6749: token errors are {error, error_description}, whatever went wrong.
+      errorHandler: (err, _request, reply) => {
+        if (err instanceof OAuthError)
+          return reply.status(err.statusCode).send({ error: err.code, error_description: err.description });
+        const status = err.validation ? 400 : (err.statusCode ?? 500);
+        if (status >= 500) throw err;
+        return reply.status(status).send({ error: 'invalid_request', error_description: err.message });
+      },
     },
-  }, async (request, reply) => {
-    reply.header('cache-control', 'no-store');
-    const body = request.body;
-    if (body.grant_type === 'refresh_token') return refreshTokens(ctx, body.refresh_token);
-    return exchangeCode(ctx, {
-      code: body.code,
-      clientId: body.client_id,
-      redirectUri: body.redirect_uri,
-      codeVerifier: body.code_verifier,
-    });
-  });
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store');
+      const body = request.body;
+      if (body.grant_type === 'refresh_token') return refreshTokens(ctx, body.refresh_token);
+      return exchangeCode(ctx, {
+        code: body.code,
+        clientId: body.client_id,
+        redirectUri: body.redirect_uri,
+        codeVerifier: body.code_verifier,
+      });
+    },
+  );
 };

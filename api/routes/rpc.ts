@@ -23,49 +23,56 @@ const RpcBody = Type.Object({
 export const RPC_ROUTE = '/api/nostr';
 
 export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  app.post(RPC_ROUTE, {
-    schema: { body: RpcBody, response: { 200: Type.Object({ result: Type.Unknown() }), '4xx': ErrorBody, '5xx': ErrorBody } },
-    onResponse: async (request, reply) => {
-      const method = (request.body as { method?: string } | undefined)?.method ?? 'invalid';
-      const label = RPC_METHODS.includes(method as RpcMethod) ? method : 'invalid';
-      metrics.httpRpcRequests.inc({ method: label, status: reply.statusCode });
-      metrics.rpcDuration.observe({ door: 'http', method: label }, reply.elapsedTime / 1000);
+  app.post(
+    RPC_ROUTE,
+    {
+      schema: {
+        body: RpcBody,
+        response: { 200: Type.Object({ result: Type.Unknown() }), '4xx': ErrorBody, '5xx': ErrorBody },
+      },
+      onResponse: async (request, reply) => {
+        const method = (request.body as { method?: string } | undefined)?.method ?? 'invalid';
+        const label = RPC_METHODS.includes(method as RpcMethod) ? method : 'invalid';
+        metrics.httpRpcRequests.inc({ method: label, status: reply.statusCode });
+        metrics.rpcDuration.observe({ door: 'http', method: label }, reply.elapsedTime / 1000);
+      },
     },
-  }, async (request) => {
-    const token = bearerToken(request);
-    if (!token || token.length > 512) {
-      metrics.httpRpcAuthErrors.inc();
-      throw unauthorized('a bearer access token is required');
-    }
-    const acting = await ctx.acting.get(hashToken(token));
-    if (!acting || (acting.tokenRevoked && !acting.revokedAt)) {
-      metrics.httpRpcAuthErrors.inc();
-      throw unauthorized('invalid or expired access token');
-    }
-    if (acting.revokedAt) throw forbidden('authorization revoked');
-    if (acting.expiresAt && acting.expiresAt.getTime() <= Date.now()) throw forbidden('authorization expired');
+    async (request) => {
+      const token = bearerToken(request);
+      if (!token || token.length > 512) {
+        metrics.httpRpcAuthErrors.inc();
+        throw unauthorized('a bearer access token is required');
+      }
+      const acting = await ctx.acting.get(hashToken(token));
+      if (!acting || (acting.tokenRevoked && !acting.revokedAt)) {
+        metrics.httpRpcAuthErrors.inc();
+        throw unauthorized('invalid or expired access token');
+      }
+      if (acting.revokedAt) throw forbidden('authorization revoked');
+      if (acting.expiresAt && acting.expiresAt.getTime() <= Date.now()) throw forbidden('authorization expired');
 
-    let call: RpcCall;
-    try {
-      call = parseRpcCall(request.body.method, request.body.params ?? []);
-    } catch (err) {
-      if (err instanceof RpcParamsError) throw badRequest(err.message);
-      throw err;
-    }
-    if (!policyAllows(acting.permissions, call)) throw forbidden('Operation denied by policy');
-    if (call.method === 'ping') return { result: 'pong' };
-    if (call.method === 'get_public_key') return { result: acting.userPubkey };
+      let call: RpcCall;
+      try {
+        call = parseRpcCall(request.body.method, request.body.params ?? []);
+      } catch (err) {
+        if (err instanceof RpcParamsError) throw badRequest(err.message);
+        throw err;
+      }
+      if (!policyAllows(acting.permissions, call)) throw forbidden('Operation denied by policy');
+      if (call.method === 'ping') return { result: 'pong' };
+      if (call.method === 'get_public_key') return { result: acting.userPubkey };
 
-    const answer = await ctx.rpc.call(shardOf(acting.userPubkey, ctx.config.SHARD_COUNT), {
-      id: randomUUID(),
-      traceId: request.id,
-      authorizationId: acting.id,
-      keyId: acting.userKeyId,
-      pubkey: acting.userPubkey,
-      call,
-    });
-    if (answer.ok) return { result: answer.result };
-    const headers: Record<string, string> = answer.status === 503 ? { 'retry-after': '1' } : {};
-    throw new HttpError(answer.status, answer.error, headers);
-  });
+      const answer = await ctx.rpc.call(shardOf(acting.userPubkey, ctx.config.SHARD_COUNT), {
+        id: randomUUID(),
+        traceId: request.id,
+        authorizationId: acting.id,
+        keyId: acting.userKeyId,
+        pubkey: acting.userPubkey,
+        call,
+      });
+      if (answer.ok) return { result: answer.result };
+      const headers: Record<string, string> = answer.status === 503 ? { 'retry-after': '1' } : {};
+      throw new HttpError(answer.status, answer.error, headers);
+    },
+  );
 };

@@ -82,7 +82,7 @@ export class ActingCache {
     opts: Partial<ActingCacheOptions> = {},
   ) {
     this.opts = { ...DEFAULTS, ...opts };
-    if (opts.refreshAfterMs === undefined) this.opts.refreshAfterMs = Math.floor(this.opts.ttlMs * 5 / 6);
+    if (opts.refreshAfterMs === undefined) this.opts.refreshAfterMs = Math.floor((this.opts.ttlMs * 5) / 6);
   }
 
   async get(accessHash: Buffer): Promise<ActingAuthorization | undefined> {

@@ -3,7 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import { inTransaction } from '../../database/pool.js';
 import {
-  findLiveAppAuthorization, insertAuthorization, lockUserAuthorizations, reauthorizeApp, revokeAuthorization,
+  findLiveAppAuthorization,
+  insertAuthorization,
+  lockUserAuthorizations,
+  reauthorizeApp,
+  revokeAuthorization,
 } from '../../database/queries/authorizations.js';
 import { findPolicy, type Policy } from '../../database/queries/policies.js';
 import { publishEviction, type Eviction } from '../../shared/evictions.js';
@@ -73,7 +77,12 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
         const existing = await findLiveAppAuthorization(tx, input.userId, clientId, redirectOrigin);
         if (existing) {
           await reauthorizeApp(tx, existing.id, policy.slug, hashToken(secret));
-          return { authorizationId: existing.id, bunkerPubkey: existing.bunkerPubkey, relays: existing.relays, reused: true };
+          return {
+            authorizationId: existing.id,
+            bunkerPubkey: existing.bunkerPubkey,
+            relays: existing.relays,
+            reused: true,
+          };
         }
       }
       const key = await ctx.keyStore.create(tx, 'bunker', authorizationId, bunkerSecretKey);
@@ -102,8 +111,12 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
     // Only to the relays that passed the checks, in their checked spelling.
     const publish = response && { ...response, relays: outcome.relays };
     // relay-ingest starts listening for the bunker now; its periodic reload covers a lost announcement.
-    await announceBunker(ctx.redis, ctx.config.KEY_PREFIX, { type: 'bunker_added', bunkerPubkey, publish }).catch((err: Error) =>
-      ctx.logger.warn({ err: err.message, authorizationId: outcome.authorizationId }, 'announcing a new bunker failed'),
+    await announceBunker(ctx.redis, ctx.config.KEY_PREFIX, { type: 'bunker_added', bunkerPubkey, publish }).catch(
+      (err: Error) =>
+        ctx.logger.warn(
+          { err: err.message, authorizationId: outcome.authorizationId },
+          'announcing a new bunker failed',
+        ),
     );
     return {
       authorizationId: outcome.authorizationId,
@@ -119,7 +132,11 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
 }
 
 /** Revokes in Postgres, then broadcasts, so every instance refuses from the moment this returns. */
-export async function revoke(ctx: ApiContext, userId: string, by: { id: string } | { bunkerPubkey: string }): Promise<string> {
+export async function revoke(
+  ctx: ApiContext,
+  userId: string,
+  by: { id: string } | { bunkerPubkey: string },
+): Promise<string> {
   const revoked = await revokeAuthorization(ctx.db, userId, by);
   if (!revoked) throw notFound('no such authorization');
   await evictEverywhere(ctx, { type: 'authorization', authorizationId: revoked.id });

@@ -43,7 +43,8 @@ export async function registerByok(ctx: ApiContext, r: ByokRegistration): Promis
   if (!Value.Check(Email, r.email)) throw badRequest('enter a valid email address');
   validatePassword(r.password);
   if (await findUserByEmail(ctx.db, r.email)) throw conflict('email already registered', 'email_taken');
-  if (await pubkeyRegistered(ctx.db, r.byokPubkey)) throw conflict('this key is already registered: log in instead', 'key_taken');
+  if (await pubkeyRegistered(ctx.db, r.byokPubkey))
+    throw conflict('this key is already registered: log in instead', 'key_taken');
   const passwordHash = await hashPassword(r.password);
   return issueCode(ctx, {
     userId: null,
@@ -71,12 +72,18 @@ function keyOfVerifier(verifier: string | undefined): Uint8Array | undefined {
 }
 
 /** Makes the account of a bring-your-own-key code (already consumed and PKCE-checked); returns its id. */
-export async function createByokAccount(ctx: ApiContext, code: OAuthCodeRow, verifier: string | undefined): Promise<string> {
-  if (!code.byokPubkey || !code.pendingEmail || !code.pendingPasswordHash) throw invalidGrant('the code has no registration');
+export async function createByokAccount(
+  ctx: ApiContext,
+  code: OAuthCodeRow,
+  verifier: string | undefined,
+): Promise<string> {
+  if (!code.byokPubkey || !code.pendingEmail || !code.pendingPasswordHash)
+    throw invalidGrant('the code has no registration');
   const secretKey = keyOfVerifier(verifier);
   if (!secretKey) throw invalidGrant('code_verifier carries no valid secret key ({random}.{nsec})');
   try {
-    if (getPublicKeyHex(secretKey) !== code.byokPubkey) throw invalidGrant('the key in code_verifier does not match byok_pubkey');
+    if (getPublicKeyHex(secretKey) !== code.byokPubkey)
+      throw invalidGrant('the key in code_verifier does not match byok_pubkey');
     const userId = randomUUID();
     const { pendingEmail: email, pendingPasswordHash: passwordHash, byokPubkey: pubkey } = code;
     await inTransaction(ctx.db, async (tx) => {

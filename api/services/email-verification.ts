@@ -4,7 +4,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inTransaction, isUniqueViolation } from '../../database/pool.js';
 import { deleteEmailTokens, replaceEmailToken, spendEmailToken } from '../../database/queries/email-tokens.js';
-import { findUserByEmail, findUserById, markEmailVerified, setUserEmail, type UserRow } from '../../database/queries/users.js';
+import {
+  findUserByEmail,
+  findUserById,
+  markEmailVerified,
+  setUserEmail,
+  type UserRow,
+} from '../../database/queries/users.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, conflict } from '../errors.js';
 import { checkPasswordLimited } from './login.js';
@@ -14,7 +20,8 @@ import { hashToken, newToken } from './tokens.js';
 /** Answers that may or may not have mailed someone take at least this long, whatever happened. */
 export const MIN_ANSWER_MS = 300;
 
-export const INVALID_VERIFICATION_LINK = 'this confirmation link is invalid, already used or expired: ask for a new one on your account page';
+export const INVALID_VERIFICATION_LINK =
+  'this confirmation link is invalid, already used or expired: ask for a new one on your account page';
 
 /** Runs `work`, then waits until MIN_ANSWER_MS have passed since `started` (also when it failed). */
 export async function answerNoSoonerThan<T>(work: () => Promise<T>, started = performance.now()): Promise<T> {
@@ -104,7 +111,8 @@ export async function changeEmail(
 ): Promise<void> {
   const newEmail = input.newEmail.trim();
   await checkPasswordLimited(ctx, input.user.email, input.password, input.ip);
-  if (newEmail.toLowerCase() === input.user.email.toLowerCase()) throw badRequest('that is already the address of your account', 'same_email');
+  if (newEmail.toLowerCase() === input.user.email.toLowerCase())
+    throw badRequest('that is already the address of your account', 'same_email');
   try {
     await inTransaction(ctx.db, async (tx) => {
       await setUserEmail(tx, input.user.id, newEmail);

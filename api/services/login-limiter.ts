@@ -19,7 +19,13 @@ const COMMAND = 'keyfarmLoginLimiter';
 /** Known addresses kept per account; the ones expiring soonest are dropped past this. */
 const MOST_KNOWN_ADDRESSES = 20;
 
-type LimiterCommand = (k1: string, k2: string, k3: string, k4: string, ...args: (string | number)[]) => Promise<[number, number]>;
+type LimiterCommand = (
+  k1: string,
+  k2: string,
+  k3: string,
+  k4: string,
+  ...args: (string | number)[]
+) => Promise<[number, number]>;
 
 export interface LoginLimits {
   accountClient: Rate;
@@ -78,16 +84,26 @@ export class LoginLimiter {
     // One hash tag for every login key: the script's four keys must share a cluster slot, and they mix
     // accounts and addresses. Login checks are few (each costs a password hash), so one slot holds them.
     const p = `${this.prefix}:login:{all}`;
-    return { client, keys: [`${p}:fail:ac:${acct}:${client}`, `${p}:fail:c:${client}`, `${p}:fail:a:${acct}`, `${p}:known:${acct}`] };
+    return {
+      client,
+      keys: [`${p}:fail:ac:${acct}:${client}`, `${p}:fail:c:${client}`, `${p}:fail:a:${acct}`, `${p}:known:${acct}`],
+    };
   }
 
   private test(op: 'attempt' | 'peek', account: string, ip: string, opts: AttemptOptions) {
     const { client, keys } = this.keys(account, ip);
     const { accountClient, client: perClient, account: perAccount } = this.limits;
     return this.command(
-      ...keys, op, Date.now(), client,
-      accountClient.max, accountClient.windowMs, perClient.max, perClient.windowMs,
-      opts.perAccount ? perAccount.max : -1, perAccount.windowMs,
+      ...keys,
+      op,
+      Date.now(),
+      client,
+      accountClient.max,
+      accountClient.windowMs,
+      perClient.max,
+      perClient.windowMs,
+      opts.perAccount ? perAccount.max : -1,
+      perAccount.windowMs,
     );
   }
 

@@ -10,11 +10,18 @@ import { sendVerification } from './email-verification.js';
 
 /** A 429 that says how long to wait, in its message and its Retry-After header. */
 export function tooManyAttempts(what: string, retryAfterSeconds: number): HttpError {
-  return new HttpError(429, `${what}; try again in ${waitText(retryAfterSeconds)}`, { 'retry-after': String(retryAfterSeconds) });
+  return new HttpError(429, `${what}; try again in ${waitText(retryAfterSeconds)}`, {
+    'retry-after': String(retryAfterSeconds),
+  });
 }
 
 /** The user when the pair is right; 429 while this client must wait, 401 on a wrong pair. */
-export async function checkPasswordLimited(ctx: ApiContext, email: string, password: string, ip: string): Promise<UserRow> {
+export async function checkPasswordLimited(
+  ctx: ApiContext,
+  email: string,
+  password: string,
+  ip: string,
+): Promise<UserRow> {
   const attempt = await ctx.loginLimiter.attempt(email, ip, { perAccount: true });
   if (attempt.retryAfterSeconds > 0) throw tooManyAttempts('too many failed attempts', attempt.retryAfterSeconds);
   let user: UserRow | undefined;
@@ -30,12 +37,18 @@ export async function checkPasswordLimited(ctx: ApiContext, email: string, passw
 }
 
 /** A login: the checked user and a new session token (counted in the login metrics). */
-export async function login(ctx: ApiContext, email: string, password: string, ip: string): Promise<{ user: UserRow; token: string }> {
+export async function login(
+  ctx: ApiContext,
+  email: string,
+  password: string,
+  ip: string,
+): Promise<{ user: UserRow; token: string }> {
   let user: UserRow;
   try {
     user = await checkPasswordLimited(ctx, email, password, ip);
   } catch (err) {
-    if (err instanceof HttpError) metrics.loginFailures.inc({ reason: err.statusCode === 429 ? 'rate_limited' : 'bad_credentials' });
+    if (err instanceof HttpError)
+      metrics.loginFailures.inc({ reason: err.statusCode === 429 ? 'rate_limited' : 'bad_credentials' });
     throw err;
   }
   metrics.logins.inc();

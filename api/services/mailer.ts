@@ -45,7 +45,10 @@ export function createMailer(config: Config, logger: Logger): Mailer {
   async function writeToOutbox(dir: string, raw: Buffer, kind: string): Promise<void> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await chmod(dir, 0o700);
-    const file = path.join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${kind}-${randomBytes(4).toString('hex')}.eml`);
+    const file = path.join(
+      dir,
+      `${new Date().toISOString().replace(/[:.]/g, '-')}-${kind}-${randomBytes(4).toString('hex')}.eml`,
+    );
     await writeFile(file, raw, { mode: 0o600, flag: 'wx' });
   }
 
@@ -71,7 +74,9 @@ export function createMailer(config: Config, logger: Logger): Mailer {
     },
     async close(timeoutMs = 5_000) {
       let timer: NodeJS.Timeout | undefined;
-      const waited = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+      const waited = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      });
       await Promise.race([Promise.allSettled([...inFlight]), waited]);
       clearTimeout(timer);
       transport.close();

@@ -6,7 +6,14 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { findByHandle, setAuthorizationHandle } from '../../database/queries/authorizations.js';
 import { inTransaction } from '../../database/pool.js';
 import {
-  consumeCode, findRefreshForUpdate, insertCode, insertTokens, markRotated, revokeFamily, takePolledCode, type OAuthCodeRow,
+  consumeCode,
+  findRefreshForUpdate,
+  insertCode,
+  insertTokens,
+  markRotated,
+  revokeFamily,
+  takePolledCode,
+  type OAuthCodeRow,
 } from '../../database/queries/oauth.js';
 import type { Policy } from '../../database/queries/policies.js';
 import { findPolicy } from '../../database/queries/policies.js';
@@ -53,7 +60,10 @@ export function checkRedirectUri(uri: string): URL {
   }
   if (url.hash) throw invalidRequest('redirect_uri must not have a fragment');
   if (url.username || url.password) throw invalidRequest('redirect_uri must not carry a user name or password');
-  if (!isWellFormedOrigin(url.origin)) throw invalidRequest('redirect_uri must have a plain host name (letters, digits, dots and hyphens) or an IP address');
+  if (!isWellFormedOrigin(url.origin))
+    throw invalidRequest(
+      'redirect_uri must have a plain host name (letters, digits, dots and hyphens) or an IP address',
+    );
   return url;
 }
 
@@ -133,7 +143,11 @@ export async function silentReauthorization(
 ): Promise<string | undefined> {
   if (!/^[0-9a-f]{64}$/.test(input.handle)) return undefined;
   const redirectOrigin = checkRedirectUri(input.redirectUri).origin;
-  const found = await findByHandle(ctx.db, hashToken(input.handle), { userId: input.userId, clientId: input.clientId, redirectOrigin });
+  const found = await findByHandle(ctx.db, hashToken(input.handle), {
+    userId: input.userId,
+    clientId: input.clientId,
+    redirectOrigin,
+  });
   if (!found) return undefined;
   return issueCode(ctx, { ...input, policySlug: found.policySlug });
 }
@@ -192,7 +206,8 @@ export async function exchangeCode(
     if (!input.codeVerifier) throw invalidGrant('code_verifier is required');
     const expected = Buffer.from(code.codeChallenge);
     const actual = Buffer.from(pkceChallengeOf(input.codeVerifier));
-    if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw invalidGrant('code_verifier does not match');
+    if (expected.length !== actual.length || !timingSafeEqual(expected, actual))
+      throw invalidGrant('code_verifier does not match');
   }
   // A bring-your-own-key registration becomes an account now, with the key the verifier carries.
   const userId = code.userId ?? (await createByokAccount(ctx, code, input.codeVerifier));
@@ -205,7 +220,12 @@ export async function exchangeCode(
     reuseApp: true,
   });
   const handle = newToken('handle');
-  await setAuthorizationHandle(ctx.db, created.authorizationId, hashToken(handle), new Date(Date.now() + HANDLE_TTL_MS));
+  await setAuthorizationHandle(
+    ctx.db,
+    created.authorizationId,
+    hashToken(handle),
+    new Date(Date.now() + HANDLE_TTL_MS),
+  );
   const { access, refresh } = await issueTokens(ctx.db, created.authorizationId, randomUUID());
   return {
     authorization_handle: handle,
@@ -226,7 +246,10 @@ export async function refreshTokens(ctx: ApiContext, refreshToken: string): Prom
     if (!found) return { error: 'unknown refresh token' } as const;
     if (found.rotated) {
       await revokeFamily(tx, found.familyId);
-      return { error: 'refresh token reused; every token of this grant is revoked', authorizationId: found.authorizationId } as const;
+      return {
+        error: 'refresh token reused; every token of this grant is revoked',
+        authorizationId: found.authorizationId,
+      } as const;
     }
     if (found.revoked || found.authorizationRevoked) return { error: 'refresh token revoked' } as const;
     if (found.expired) return { error: 'refresh token expired' } as const;
@@ -236,12 +259,14 @@ export async function refreshTokens(ctx: ApiContext, refreshToken: string): Prom
     const handle = newToken('handle');
     await setAuthorizationHandle(tx, found.authorizationId, hashToken(handle));
     const { rows } = await tx.query<{ policy_slug: string; bunker_pubkey: string; relays: string[] }>(
-      'SELECT policy_slug, bunker_pubkey, relays FROM authorizations WHERE id = $1', [found.authorizationId],
+      'SELECT policy_slug, bunker_pubkey, relays FROM authorizations WHERE id = $1',
+      [found.authorizationId],
     );
     return { tokens, handle, authorizationId: found.authorizationId, auth: rows[0]! } as const;
   });
   if ('error' in outcome) {
-    if (outcome.authorizationId) await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
+    if (outcome.authorizationId)
+      await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
     throw invalidGrant(outcome.error!);
   }
   // The rotated access token must stop at once, in every api process.

@@ -16,7 +16,8 @@ export async function changePassword(
 ): Promise<void> {
   await checkPasswordLimited(ctx, input.user.email, input.currentPassword, input.ip);
   validatePassword(input.newPassword);
-  if (input.newPassword === input.currentPassword) throw badRequest('the new password is the same as the current one', 'same_password');
+  if (input.newPassword === input.currentPassword)
+    throw badRequest('the new password is the same as the current one', 'same_password');
   const passwordHash = await hashPassword(input.newPassword);
   await inTransaction(ctx.db, async (tx) => {
     await setPasswordHash(tx, input.user.id, passwordHash);

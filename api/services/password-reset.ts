@@ -2,7 +2,12 @@
 // password change. A reset ends every session of the account. Asking for a link gets the same answer, in
 // about the same time, whether or not an account has the address.
 import { inTransaction } from '../../database/pool.js';
-import { deleteEmailTokens, emailTokenIsLive, replaceEmailToken, spendEmailToken } from '../../database/queries/email-tokens.js';
+import {
+  deleteEmailTokens,
+  emailTokenIsLive,
+  replaceEmailToken,
+  spendEmailToken,
+} from '../../database/queries/email-tokens.js';
 import { revokeUserSessions } from '../../database/queries/sessions.js';
 import { findUserByEmail, markEmailVerified, setPasswordHash } from '../../database/queries/users.js';
 import type { ApiContext } from '../context.js';

@@ -2,7 +2,15 @@
 // random, shown once and stored only as SHA-256 hashes: a database leak yields no usable token.
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 
-export type TokenKind = 'session' | 'code' | 'access' | 'refresh' | 'bunker-secret' | 'handle' | 'email-verify' | 'password-reset';
+export type TokenKind =
+  | 'session'
+  | 'code'
+  | 'access'
+  | 'refresh'
+  | 'bunker-secret'
+  | 'handle'
+  | 'email-verify'
+  | 'password-reset';
 
 const PREFIX: Record<Exclude<TokenKind, 'code'>, string> = {
   session: 'kfs_',

@@ -18,7 +18,11 @@ export interface BunkerPointer {
 export function parseBunkerUrl(url: string): BunkerPointer {
   const u = new URL(url);
   if (u.protocol !== 'bunker:') throw new Error('not a bunker:// URL');
-  return { pubkey: u.hostname || u.pathname.replace(/^\/+/, ''), relays: u.searchParams.getAll('relay'), secret: u.searchParams.get('secret') ?? '' };
+  return {
+    pubkey: u.hostname || u.pathname.replace(/^\/+/, ''),
+    relays: u.searchParams.getAll('relay'),
+    secret: u.searchParams.get('secret') ?? '',
+  };
 }
 
 export interface Nip46Reply {
@@ -56,7 +60,9 @@ export class BunkerLoadClient {
     ws.on('message', (data) => this.onMessage(data.toString()));
     ws.on('close', () => this.failAll(new Error('relay connection closed')));
     const since = Math.floor(Date.now() / 1000) - 10;
-    ws.send(JSON.stringify(['REQ', 'replies', { kinds: [24133], authors: [this.bunker.pubkey], '#p': [this.pubkey], since }]));
+    ws.send(
+      JSON.stringify(['REQ', 'replies', { kinds: [24133], authors: [this.bunker.pubkey], '#p': [this.pubkey], since }]),
+    );
     this.ws = ws;
   }
 
@@ -68,7 +74,9 @@ export class BunkerLoadClient {
   async connect(deadlineMs = 20_000): Promise<void> {
     const end = Date.now() + deadlineMs;
     for (;;) {
-      const reply: Nip46Reply = await this.request('connect', [this.bunker.pubkey, this.bunker.secret], 2000).catch((err: Error) => ({ error: err.message }));
+      const reply: Nip46Reply = await this.request('connect', [this.bunker.pubkey, this.bunker.secret], 2000).catch(
+        (err: Error) => ({ error: err.message }),
+      );
       if (reply.result === 'ack' || reply.result === this.bunker.secret) return;
       if (Date.now() > end) throw new Error(`connect: ${reply.error ?? reply.result}`);
     }
@@ -79,7 +87,11 @@ export class BunkerLoadClient {
     if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new Error('not connected'));
     const id = randomBytes(8).toString('hex');
     const content = nip44Encrypt(JSON.stringify({ id, method, params }), this.convKey);
-    const event = finalizeEvent({ kind: 24133, created_at: Math.floor(Date.now() / 1000), tags: [['p', this.bunker.pubkey]], content }, this.sk, this.pubkey);
+    const event = finalizeEvent(
+      { kind: 24133, created_at: Math.floor(Date.now() / 1000), tags: [['p', this.bunker.pubkey]], content },
+      this.sk,
+      this.pubkey,
+    );
     return new Promise<Nip46Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);

@@ -31,7 +31,12 @@ export async function runNip46Load(clients: readonly BunkerLoadClient[], duratio
   const lane = async (client: BunkerLoadClient) => {
     while (performance.now() < end) {
       const t0 = performance.now();
-      const unsigned = { kind: 1, content: `nip46 bench ${seq++}`, tags: [], created_at: Math.floor(Date.now() / 1000) };
+      const unsigned = {
+        kind: 1,
+        content: `nip46 bench ${seq++}`,
+        tags: [],
+        created_at: Math.floor(Date.now() / 1000),
+      };
       try {
         const reply = await client.request('sign_event', [JSON.stringify(unsigned)]);
         const t1 = performance.now();

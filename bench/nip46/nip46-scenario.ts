@@ -33,7 +33,15 @@ export interface Nip46Result {
   runs: Nip46Run[];
   /** rpcMeanMs here: from taking the request off the relay to handing the response to the relays. */
   farmView: FarmBreakdown;
-  median: { rtPerSec: number; p50Ms: number; p95Ms: number; p99Ms: number; errors: number; cpuCores: Record<string, number>; farmMsPerRoundTrip: number };
+  median: {
+    rtPerSec: number;
+    p50Ms: number;
+    p95Ms: number;
+    p99Ms: number;
+    errors: number;
+    cpuCores: Record<string, number>;
+    farmMsPerRoundTrip: number;
+  };
   verify: { checked: number; valid: number; rightSigner: number };
   relayStats?: { events: number; rejected: number; delivered: number };
   barMet: boolean;
@@ -73,7 +81,13 @@ async function startRelay(): Promise<RelayProcess> {
 /** One user, one bunker authorization under the `full` policy, one connected client. */
 async function connectedClient(base: string, relayUrl: string): Promise<{ client: BunkerLoadClient; pubkey: string }> {
   const user = await registerUser(base);
-  const res = await call(base, 'POST', '/api/user/bunker/create', { app_name: 'nip46 bench', policy_slug: 'full', relays: [relayUrl] }, user.session);
+  const res = await call(
+    base,
+    'POST',
+    '/api/user/bunker/create',
+    { app_name: 'nip46 bench', policy_slug: 'full', relays: [relayUrl] },
+    user.session,
+  );
   if (res.status !== 201) throw new Error(`bunker/create: ${res.status} ${JSON.stringify(res.body)}`);
   const client = new BunkerLoadClient(parseBunkerUrl(res.body.bunker_url as string), relayUrl);
   await client.open();
@@ -91,14 +105,21 @@ export async function runNip46Scenario(ctx: ScenarioContext): Promise<Nip46Resul
   const clients: BunkerLoadClient[] = [];
   let relayStats: Nip46Result['relayStats'];
   try {
-    farm = await startFarmProcess({ name: 'nip46-all', role: 'all', env: { ...ctx.env, BUNKER_RELAYS: relay.url }, logDir: ctx.logDir });
+    farm = await startFarmProcess({
+      name: 'nip46-all',
+      role: 'all',
+      env: { ...ctx.env, BUNKER_RELAYS: relay.url },
+      logDir: ctx.logDir,
+    });
     ctx.live.add(farm);
     ctx.log(`  started all (${farm.name}, pid ${farm.pid}) with a local relay at ${relay.url} (pid ${relay.pid})`);
 
     const connectStart = performance.now();
     const signers = new Map<BunkerLoadClient, string>();
     for (let i = 0; i < opts.nip46Clients; i += 8) {
-      const batch = await Promise.all(Array.from({ length: Math.min(8, opts.nip46Clients - i) }, () => connectedClient(farm!.url!, relay.url)));
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(8, opts.nip46Clients - i) }, () => connectedClient(farm!.url!, relay.url)),
+      );
       for (const c of batch) {
         clients.push(c.client);
         signers.set(c.client, c.pubkey);
@@ -116,9 +137,10 @@ export async function runNip46Scenario(ctx: ScenarioContext): Promise<Nip46Resul
     const runs: Nip46Run[] = [];
     const signed = [];
     for (let run = 1; run <= opts.runs; run++) {
-      const quietWait = opts.quietWaitS > 0
-        ? await waitForQuiet(ourPids(measured, ctx.services), opts.quietWaitS)
-        : { waitedS: 0, otherCores: Number.NaN, quiet: false };
+      const quietWait =
+        opts.quietWaitS > 0
+          ? await waitForQuiet(ourPids(measured, ctx.services), opts.quietWaitS)
+          : { waitedS: 0, otherCores: Number.NaN, quiet: false };
       const before = snapshot(measured, ctx.services);
       const result = await runNip46Load(clients, opts.durationS);
       const after = snapshot(measured, ctx.services);
@@ -131,7 +153,13 @@ export async function runNip46Scenario(ctx: ScenarioContext): Promise<Nip46Resul
       );
     }
 
-    const farmView = farmBreakdown(farm.name, metricsBefore, await fetchMetrics(farm.url!), (performance.now() - runsStart) / 1000, { door: 'nip46', method: 'request' });
+    const farmView = farmBreakdown(
+      farm.name,
+      metricsBefore,
+      await fetchMetrics(farm.url!),
+      (performance.now() - runsStart) / 1000,
+      { door: 'nip46', method: 'request' },
+    );
     ctx.log(`  farm view: ${JSON.stringify(farmView)}`);
 
     // Checked with nostr-tools (pure-JS noble), independent of the libsecp256k1 backend that signed.
@@ -145,22 +173,40 @@ export async function runNip46Scenario(ctx: ScenarioContext): Promise<Nip46Resul
 
     const m = (f: (r: Nip46Run) => number) => median(runs.map(f));
     const cpuCores: Record<string, number> = {};
-    for (const name of Object.keys(runs[0]?.cpu.cores ?? {})) if (name !== 'wrk') cpuCores[name] = round(m((r) => r.cpu.cores[name] ?? 0), 2);
+    for (const name of Object.keys(runs[0]?.cpu.cores ?? {}))
+      if (name !== 'wrk')
+        cpuCores[name] = round(
+          m((r) => r.cpu.cores[name] ?? 0),
+          2,
+        );
     const med = {
       rtPerSec: round(m((r) => r.rtPerSec)),
-      p50Ms: round(m((r) => r.latencyMs.p50), 2),
-      p95Ms: round(m((r) => r.latencyMs.p95), 2),
-      p99Ms: round(m((r) => r.latencyMs.p99), 2),
+      p50Ms: round(
+        m((r) => r.latencyMs.p50),
+        2,
+      ),
+      p95Ms: round(
+        m((r) => r.latencyMs.p95),
+        2,
+      ),
+      p99Ms: round(
+        m((r) => r.latencyMs.p99),
+        2,
+      ),
       errors: m((r) => r.errors.replied + r.errors.failed),
       cpuCores,
-      farmMsPerRoundTrip: round(m((r) => r.cpu.farmMsPerRequest), 3),
+      farmMsPerRoundTrip: round(
+        m((r) => r.cpu.farmMsPerRequest),
+        3,
+      ),
     };
     for (const c of clients) c.close();
     relayStats = await relay.stop();
     return {
       name: 'nip46',
       clients: clients.length,
-      relay: 'bench/nip46/bench-relay.ts in its own process: verifies id and signature (libsecp256k1), fans out, stores nothing',
+      relay:
+        'bench/nip46/bench-relay.ts in its own process: verifies id and signature (libsecp256k1), fans out, stores nothing',
       connectS,
       warmup: withoutSigned(warmup),
       runs,
@@ -168,7 +214,11 @@ export async function runNip46Scenario(ctx: ScenarioContext): Promise<Nip46Resul
       median: med,
       verify,
       relayStats,
-      barMet: clients.length >= NIP46_BAR.clients && med.rtPerSec >= NIP46_BAR.rtPerSec && med.p99Ms <= NIP46_BAR.p99Ms && med.errors === 0,
+      barMet:
+        clients.length >= NIP46_BAR.clients &&
+        med.rtPerSec >= NIP46_BAR.rtPerSec &&
+        med.p99Ms <= NIP46_BAR.p99Ms &&
+        med.errors === 0,
     };
   } finally {
     for (const c of clients) c.close();

@@ -13,7 +13,10 @@ export const BACKUP_USAGE = `usage: keyfarm backup [--out FILE]
   (default ./keyfarm-<UTC time>.dump, mode 0600). Restore with: keyfarm restore FILE`;
 
 function defaultFile(now = new Date()): string {
-  return `keyfarm-${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.dump`;
+  return `keyfarm-${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}.dump`;
 }
 
 function size(bytes: number): string {

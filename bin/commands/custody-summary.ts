@@ -24,7 +24,11 @@ export async function summarizeDatabase(db: Queryable): Promise<DatabaseSummary 
 }
 
 export function describeSummary(s: DatabaseSummary): string {
-  const keks = [...s.byKek].sort().map(([kek, n]) => `${kek} (${n})`).join(', ') || 'none';
+  const keks =
+    [...s.byKek]
+      .sort()
+      .map(([kek, n]) => `${kek} (${n})`)
+      .join(', ') || 'none';
   return `${s.users} users, ${s.keys} keys, ${s.authorizations} authorizations; keys wrapped under KEK ${keks}`;
 }
 

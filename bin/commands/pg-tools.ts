@@ -30,7 +30,10 @@ async function majorOf(binary: string): Promise<number | undefined> {
 /** The candidates in order of preference: the server's major first, then newer ones, then PATH. */
 function candidates(tool: PgTool, serverMajor: number): string[] {
   const versions = existsSync(PG_ROOT)
-    ? readdirSync(PG_ROOT).filter((v) => /^\d+$/.test(v)).map(Number).filter((v) => v >= serverMajor)
+    ? readdirSync(PG_ROOT)
+        .filter((v) => /^\d+$/.test(v))
+        .map(Number)
+        .filter((v) => v >= serverMajor)
     : [];
   versions.sort((a, b) => (a === serverMajor ? -1 : b === serverMajor ? 1 : a - b));
   return [...versions.map((v) => path.join(PG_ROOT, String(v), 'bin', tool)).filter((f) => existsSync(f)), tool];

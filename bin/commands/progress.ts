@@ -35,7 +35,8 @@ export function createProgress(opts: ProgressOptions): ProgressReporter {
     const filled = total === 0 ? BAR_WIDTH : Math.round((done / total) * BAR_WIDTH);
     return `\r[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${done}/${total} ${opts.unit} ${percent(done, total)}%`;
   };
-  const line = ({ done, total }: typeof last) => `${opts.label}: ${done}/${total} ${opts.unit} (${percent(done, total)}%)\n`;
+  const line = ({ done, total }: typeof last) =>
+    `${opts.label}: ${done}/${total} ${opts.unit} (${percent(done, total)}%)\n`;
 
   return {
     update(done, total) {

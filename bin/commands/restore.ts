@@ -45,7 +45,16 @@ export async function runRestore(argv: string[]): Promise<number> {
     }
     await runPgTool(
       pgRestore,
-      ['--clean', '--if-exists', '--no-owner', '--no-privileges', '--single-transaction', '--exit-on-error', `--dbname=${dbname}`, file],
+      [
+        '--clean',
+        '--if-exists',
+        '--no-owner',
+        '--no-privileges',
+        '--single-transaction',
+        '--exit-on-error',
+        `--dbname=${dbname}`,
+        file,
+      ],
       env,
     );
     const after = await summarizeDatabase(database.db);
@@ -58,7 +67,9 @@ export async function runRestore(argv: string[]): Promise<number> {
       );
     }
     process.stdout.write(`${kekWarning(config)}\n`);
-    process.stdout.write('next: keyfarm migrate (if this release is newer than the backup), then start every keyfarm process again\n');
+    process.stdout.write(
+      'next: keyfarm migrate (if this release is newer than the backup), then start every keyfarm process again\n',
+    );
     return 0;
   } finally {
     await database.close();

@@ -32,13 +32,19 @@ function positiveInt(name: string, value: string | undefined, fallback: number, 
 
 function summary(result: RotationResult): string {
   const lines = [`re-wrapped ${result.rewrapped} keys, ${result.alreadyCurrent} already current`];
-  if (result.payloadKeysRewrapped > 0) lines.push(`re-wrapped the farm payload key (${result.payloadKeysRewrapped} row${result.payloadKeysRewrapped === 1 ? '' : 's'})`);
+  if (result.payloadKeysRewrapped > 0)
+    lines.push(
+      `re-wrapped the farm payload key (${result.payloadKeysRewrapped} row${result.payloadKeysRewrapped === 1 ? '' : 's'})`,
+    );
   if (result.failed.length > 0) {
     lines.push(`${result.failed.length} keys could not be re-wrapped and stay under their old KEK:`);
-    for (const f of result.failed.slice(0, MAX_FAILURES_SHOWN)) lines.push(`  ${f.id.startsWith('payload_keys/') ? '' : 'key '}${f.id} (KEK ${f.kekId}): ${f.reason}`);
-    if (result.failed.length > MAX_FAILURES_SHOWN) lines.push(`  … and ${result.failed.length - MAX_FAILURES_SHOWN} more`);
+    for (const f of result.failed.slice(0, MAX_FAILURES_SHOWN))
+      lines.push(`  ${f.id.startsWith('payload_keys/') ? '' : 'key '}${f.id} (KEK ${f.kekId}): ${f.reason}`);
+    if (result.failed.length > MAX_FAILURES_SHOWN)
+      lines.push(`  … and ${result.failed.length - MAX_FAILURES_SHOWN} more`);
   }
-  for (const [kek, n] of [...result.byKek].sort()) lines.push(`KEK ${kek}: ${n} keys${kek === result.kekId ? ' (active)' : ''}`);
+  for (const [kek, n] of [...result.byKek].sort())
+    lines.push(`KEK ${kek}: ${n} keys${kek === result.kekId ? ' (active)' : ''}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -74,11 +80,15 @@ export async function runRotateKek(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`rotate-kek: ${line}\n`);
   if (newKey) {
     if (config.GCP_KMS_KEY) {
-      throw new Error('--generate and --new-master-key are for the local master key; with GCP_KMS_KEY set, set it to the new Cloud KMS key instead');
+      throw new Error(
+        '--generate and --new-master-key are for the local master key; with GCP_KMS_KEY set, set it to the new Cloud KMS key instead',
+      );
     }
     const installed = await installMasterKey(config.MASTER_KEY_PATH, newKey);
     if (installed.changed) {
-      log(`new master key ${installed.kekId} is active at ${config.MASTER_KEY_PATH}; the previous one (${installed.previousKekId}) is kept in ${installed.keyringFile}`);
+      log(
+        `new master key ${installed.kekId} is active at ${config.MASTER_KEY_PATH}; the previous one (${installed.previousKekId}) is kept in ${installed.keyringFile}`,
+      );
       log('back up the master key file and its keyring directory now: rows move to the new key from here on');
     } else {
       log(`master key ${installed.kekId} is already the active one; finishing the rotation`);

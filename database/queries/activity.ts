@@ -16,8 +16,12 @@ export async function insertActivity(db: Queryable, rows: ActivityRow[]): Promis
     `INSERT INTO signing_activity (authorization_id, method, kind, event_id, door, created_at)
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[])`,
     [
-      rows.map((r) => r.authorizationId), rows.map((r) => r.method), rows.map((r) => r.kind ?? null),
-      rows.map((r) => r.eventId ?? null), rows.map((r) => r.door), rows.map((r) => r.at),
+      rows.map((r) => r.authorizationId),
+      rows.map((r) => r.method),
+      rows.map((r) => r.kind ?? null),
+      rows.map((r) => r.eventId ?? null),
+      rows.map((r) => r.door),
+      rows.map((r) => r.at),
     ],
   );
 }

@@ -61,8 +61,20 @@ export async function insertAuthorization(db: Queryable, a: NewAuthorization): P
     `INSERT INTO authorizations (id, user_id, application_name, policy_slug, bunker_pubkey, bunker_key_id, secret_hash,
        client_id, client_pubkey, redirect_origin, relays, expires_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-    [a.id, a.userId, a.applicationName, a.policySlug, a.bunkerPubkey, a.bunkerKeyId, a.secretHash,
-      a.clientId ?? null, a.clientPubkey ?? null, a.redirectOrigin ?? null, a.relays, a.expiresAt ?? null],
+    [
+      a.id,
+      a.userId,
+      a.applicationName,
+      a.policySlug,
+      a.bunkerPubkey,
+      a.bunkerKeyId,
+      a.secretHash,
+      a.clientId ?? null,
+      a.clientPubkey ?? null,
+      a.redirectOrigin ?? null,
+      a.relays,
+      a.expiresAt ?? null,
+    ],
   );
 }
 
@@ -94,7 +106,10 @@ const ACTING = `a.id, a.user_id AS "userId", u.pubkey AS "userPubkey", u.key_id 
   t.revoked_at IS NOT NULL AS "tokenRevoked", t.access_expires_at AS "accessExpiresAt"`;
 
 /** The authorization behind an unexpired access token, revoked or not (the caller tells 401 from 403). */
-export async function findActingByAccessHash(db: Queryable, accessHash: Buffer): Promise<ActingAuthorization | undefined> {
+export async function findActingByAccessHash(
+  db: Queryable,
+  accessHash: Buffer,
+): Promise<ActingAuthorization | undefined> {
   const { rows } = await db.query<ActingAuthorization>(
     `SELECT ${ACTING} FROM oauth_tokens t
        JOIN authorizations a ON a.id = t.authorization_id
@@ -135,7 +150,10 @@ export async function lockRelaySlots(tx: Queryable): Promise<void> {
 }
 
 export async function countLiveAuthorizations(db: Queryable, userId: string): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM authorizations a WHERE a.user_id = $1 AND ${LIVE}`, [userId]);
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM authorizations a WHERE a.user_id = $1 AND ${LIVE}`,
+    [userId],
+  );
   return rows[0]!.n;
 }
 
@@ -143,7 +161,11 @@ export async function countLiveAuthorizations(db: Queryable, userId: string): Pr
  * The distinct relays of live authorizations that are not service relays (`serviceRelays`, in every
  * spelling they may be stored in), among `candidates` when given; for one user when `userId` is given.
  */
-export async function liveUserRelays(db: Queryable, serviceRelays: string[], opts: { userId?: string; among?: string[] } = {}): Promise<string[]> {
+export async function liveUserRelays(
+  db: Queryable,
+  serviceRelays: string[],
+  opts: { userId?: string; among?: string[] } = {},
+): Promise<string[]> {
   const { rows } = await db.query<{ relay: string }>(
     `SELECT DISTINCT r.relay FROM authorizations a, unnest(a.relays) AS r(relay)
      WHERE ${LIVE} AND r.relay <> ALL($1::text[])
@@ -192,14 +214,20 @@ export async function findLiveAppAuthorization(
  * and no bound client, so the app's new connection can bind (an older one of the same app stops).
  */
 export async function reauthorizeApp(db: Queryable, id: string, policySlug: string, secretHash: Buffer): Promise<void> {
-  await db.query(
-    'UPDATE authorizations SET policy_slug = $2, secret_hash = $3, client_pubkey = NULL WHERE id = $1',
-    [id, policySlug, secretHash],
-  );
+  await db.query('UPDATE authorizations SET policy_slug = $2, secret_hash = $3, client_pubkey = NULL WHERE id = $1', [
+    id,
+    policySlug,
+    secretHash,
+  ]);
 }
 
 /** Sets the authorization's handle (its hash); the expiry stays unless a new one is given. */
-export async function setAuthorizationHandle(db: Queryable, id: string, handleHash: Buffer, expiresAt?: Date): Promise<void> {
+export async function setAuthorizationHandle(
+  db: Queryable,
+  id: string,
+  handleHash: Buffer,
+  expiresAt?: Date,
+): Promise<void> {
   await db.query(
     'UPDATE authorizations SET handle_hash = $2, handle_expires_at = COALESCE($3, handle_expires_at) WHERE id = $1',
     [id, handleHash, expiresAt ?? null],

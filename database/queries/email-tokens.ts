@@ -25,7 +25,11 @@ export async function replaceEmailToken(
  * Uses a token: deletes it and returns its user and address when it was live. One step, so two requests
  * with the same token cannot both succeed. An expired token is deleted too, and returns undefined.
  */
-export async function spendEmailToken(db: Queryable, tokenHash: Buffer, purpose: EmailTokenPurpose): Promise<SpentEmailToken | undefined> {
+export async function spendEmailToken(
+  db: Queryable,
+  tokenHash: Buffer,
+  purpose: EmailTokenPurpose,
+): Promise<SpentEmailToken | undefined> {
   const { rows } = await db.query<{ user_id: string; email: string; live: boolean }>(
     'DELETE FROM email_tokens WHERE token_hash = $1 AND purpose = $2 RETURNING user_id, email, expires_at > now() AS live',
     [tokenHash, purpose],
@@ -45,5 +49,8 @@ export async function emailTokenIsLive(db: Queryable, tokenHash: Buffer, purpose
 
 /** Deletes the user's tokens of `purpose` (all purposes when omitted). */
 export async function deleteEmailTokens(db: Queryable, userId: string, purpose?: EmailTokenPurpose): Promise<void> {
-  await db.query('DELETE FROM email_tokens WHERE user_id = $1 AND ($2::text IS NULL OR purpose = $2)', [userId, purpose ?? null]);
+  await db.query('DELETE FROM email_tokens WHERE user_id = $1 AND ($2::text IS NULL OR purpose = $2)', [
+    userId,
+    purpose ?? null,
+  ]);
 }

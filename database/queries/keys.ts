@@ -30,7 +30,12 @@ export async function findKey(db: Queryable, id: string): Promise<KeyRow | undef
  * KEK rotation's walk: up to `limit` keys whose DEK is not wrapped under `kekId`, after `afterId` in id
  * order, locked until the transaction ends.
  */
-export async function lockKeysNotUnder(db: Queryable, kekId: string, afterId: string | null, limit: number): Promise<KeyRow[]> {
+export async function lockKeysNotUnder(
+  db: Queryable,
+  kekId: string,
+  afterId: string | null,
+  limit: number,
+): Promise<KeyRow[]> {
   const { rows } = await db.query<KeyRow>(
     `SELECT ${COLUMNS} FROM keys WHERE kek_id <> $1 AND ($2::uuid IS NULL OR id > $2::uuid) ORDER BY id LIMIT $3 FOR UPDATE`,
     [kekId, afterId, limit],
@@ -40,14 +45,24 @@ export async function lockKeysNotUnder(db: Queryable, kekId: string, afterId: st
 
 /** How many keys each KEK wraps. */
 export async function countKeysByKek(db: Queryable): Promise<Map<string, number>> {
-  const { rows } = await db.query<{ kekId: string; n: number }>('SELECT kek_id AS "kekId", count(*)::int AS n FROM keys GROUP BY kek_id');
+  const { rows } = await db.query<{ kekId: string; n: number }>(
+    'SELECT kek_id AS "kekId", count(*)::int AS n FROM keys GROUP BY kek_id',
+  );
   return new Map(rows.map((r) => [r.kekId, r.n]));
 }
 
-export async function updateWrappedDek(db: Queryable, id: string, wrappedDek: Buffer, kekId: string, oldKekId: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    'UPDATE keys SET wrapped_dek = $2, kek_id = $3 WHERE id = $1 AND kek_id = $4',
-    [id, wrappedDek, kekId, oldKekId],
-  );
+export async function updateWrappedDek(
+  db: Queryable,
+  id: string,
+  wrappedDek: Buffer,
+  kekId: string,
+  oldKekId: string,
+): Promise<boolean> {
+  const { rowCount } = await db.query('UPDATE keys SET wrapped_dek = $2, kek_id = $3 WHERE id = $1 AND kek_id = $4', [
+    id,
+    wrappedDek,
+    kekId,
+    oldKekId,
+  ]);
   return rowCount === 1;
 }

@@ -77,7 +77,12 @@ export async function findNip46Authorizations(db: Queryable, bunkerPubkeys: stri
  * Binds `clientPubkey` to a live authorization whose secret hash matches, unless another client holds it.
  * True when the client is (now) the bound one.
  */
-export async function bindNip46Client(db: Queryable, authorizationId: string, secretHash: Buffer, clientPubkey: string): Promise<boolean> {
+export async function bindNip46Client(
+  db: Queryable,
+  authorizationId: string,
+  secretHash: Buffer,
+  clientPubkey: string,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE authorizations SET client_pubkey = $3
      WHERE id = $1 AND secret_hash = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
@@ -88,7 +93,11 @@ export async function bindNip46Client(db: Queryable, authorizationId: string, se
 }
 
 /** The bound client logged out: the authorization ends (its secret was used and cannot bind again). */
-export async function revokeNip46Authorization(db: Queryable, authorizationId: string, clientPubkey: string): Promise<boolean> {
+export async function revokeNip46Authorization(
+  db: Queryable,
+  authorizationId: string,
+  clientPubkey: string,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `UPDATE authorizations SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND client_pubkey = $2`,
     [authorizationId, clientPubkey],

@@ -20,8 +20,20 @@ export async function insertCode(db: Queryable, codeHash: Buffer, c: OAuthCodeRo
     `INSERT INTO oauth_codes (code_hash, user_id, client_id, redirect_uri, policy_slug, code_challenge,
        code_challenge_method, expires_at, byok_pubkey, pending_email, pending_password_hash, poll_state_hash)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-    [codeHash, c.userId, c.clientId, c.redirectUri, c.policySlug, c.codeChallenge, c.codeChallengeMethod, c.expiresAt,
-      c.byokPubkey ?? null, c.pendingEmail ?? null, c.pendingPasswordHash ?? null, c.pollStateHash ?? null],
+    [
+      codeHash,
+      c.userId,
+      c.clientId,
+      c.redirectUri,
+      c.policySlug,
+      c.codeChallenge,
+      c.codeChallengeMethod,
+      c.expiresAt,
+      c.byokPubkey ?? null,
+      c.pendingEmail ?? null,
+      c.pendingPasswordHash ?? null,
+      c.pollStateHash ?? null,
+    ],
   );
 }
 

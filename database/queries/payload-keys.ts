@@ -23,11 +23,20 @@ export async function findPayloadKey(db: Queryable, id: string): Promise<Payload
 
 /** KEK rotation: the payload keys whose DEK is not wrapped under `kekId`, locked until the transaction ends. */
 export async function lockPayloadKeysNotUnder(db: Queryable, kekId: string): Promise<PayloadKeyRow[]> {
-  const { rows } = await db.query<PayloadKeyRow>(`SELECT ${COLUMNS} FROM payload_keys WHERE kek_id <> $1 ORDER BY id FOR UPDATE`, [kekId]);
+  const { rows } = await db.query<PayloadKeyRow>(
+    `SELECT ${COLUMNS} FROM payload_keys WHERE kek_id <> $1 ORDER BY id FOR UPDATE`,
+    [kekId],
+  );
   return rows;
 }
 
-export async function updatePayloadKeyWrappedDek(db: Queryable, id: string, wrappedDek: Buffer, kekId: string, oldKekId: string): Promise<boolean> {
+export async function updatePayloadKeyWrappedDek(
+  db: Queryable,
+  id: string,
+  wrappedDek: Buffer,
+  kekId: string,
+  oldKekId: string,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     'UPDATE payload_keys SET wrapped_dek = $2, kek_id = $3 WHERE id = $1 AND kek_id = $4',
     [id, wrappedDek, kekId, oldKekId],

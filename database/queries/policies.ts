@@ -23,6 +23,9 @@ export async function listPolicies(db: Queryable): Promise<Policy[]> {
 }
 
 export async function findPolicy(db: Queryable, slug: string): Promise<Policy | undefined> {
-  const { rows } = await db.query<Policy>('SELECT slug, display_name, description, permissions FROM policies WHERE slug = $1', [slug]);
+  const { rows } = await db.query<Policy>(
+    'SELECT slug, display_name, description, permissions FROM policies WHERE slug = $1',
+    [slug],
+  );
   return rows[0];
 }

@@ -13,9 +13,15 @@ export interface UserRow {
 
 const COLUMNS = `id, email, password_hash AS "passwordHash", pubkey, key_id AS "keyId", created_at AS "createdAt", email_verified_at AS "emailVerifiedAt"`;
 
-export async function insertUser(db: Queryable, u: Omit<UserRow, 'createdAt' | 'keyId' | 'emailVerifiedAt'>): Promise<void> {
+export async function insertUser(
+  db: Queryable,
+  u: Omit<UserRow, 'createdAt' | 'keyId' | 'emailVerifiedAt'>,
+): Promise<void> {
   await db.query('INSERT INTO users (id, email, password_hash, pubkey) VALUES ($1, $2, $3, $4)', [
-    u.id, u.email, u.passwordHash, u.pubkey,
+    u.id,
+    u.email,
+    u.passwordHash,
+    u.pubkey,
   ]);
 }
 
@@ -48,5 +54,8 @@ export async function markEmailVerified(db: Queryable, userId: string, email: st
 
 /** A new address, not yet confirmed. */
 export async function setUserEmail(db: Queryable, userId: string, email: string): Promise<void> {
-  await db.query('UPDATE users SET email = $2, email_verified_at = NULL, updated_at = now() WHERE id = $1', [userId, email]);
+  await db.query('UPDATE users SET email = $2, email_verified_at = NULL, updated_at = now() WHERE id = $1', [
+    userId,
+    email,
+  ]);
 }

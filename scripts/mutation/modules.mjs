@@ -14,34 +14,139 @@ const integration = (name, pattern) => ({ file: `dist/test/integration/${name}.t
 /** @type {MutationModule[]} */
 export const MODULES = [
   { name: 'policy', source: 'shared/policy.ts', kind: 'unit', tests: [unit('policy')] },
-  { name: 'custody-envelope', source: 'shared/custody/envelope.ts', kind: 'unit', tests: [unit('custody-envelope'), unit('custody-local-keyring')] },
+  {
+    name: 'custody-envelope',
+    source: 'shared/custody/envelope.ts',
+    kind: 'unit',
+    tests: [unit('custody-envelope'), unit('custody-local-keyring')],
+  },
   { name: 'payload-seal', source: 'shared/farm/payload-seal.ts', kind: 'unit', tests: [unit('farm-payload-seal')] },
   { name: 'acting-cache', source: 'api/services/acting-cache.ts', kind: 'unit', tests: [unit('acting-cache')] },
-  { name: 'nip46-authorization-cache', source: 'workers/nip46-authorization-cache.ts', kind: 'unit', tests: [unit('nip46-authorization-cache')] },
+  {
+    name: 'nip46-authorization-cache',
+    source: 'workers/nip46-authorization-cache.ts',
+    kind: 'unit',
+    tests: [unit('nip46-authorization-cache')],
+  },
   // Eviction: evictKey, clear, a load that an eviction overtook, the byte budget, and wiping on removal.
-  { name: 'key-cache', source: 'workers/key-cache.ts', ranges: ['120-144', '173-198'], kind: 'unit', tests: [unit('farm-key-cache')] },
-  { name: 'tokens', source: 'api/services/tokens.ts', kind: 'integration', tests: [unit('tokens'), integration('security-http', 'RPC access token|as a session|prefixed tokens'), integration('api-flow', '^accounts$|^OAuth$')] },
+  {
+    name: 'key-cache',
+    source: 'workers/key-cache.ts',
+    ranges: ['120-144', '173-198'],
+    kind: 'unit',
+    tests: [unit('farm-key-cache')],
+  },
+  {
+    name: 'tokens',
+    source: 'api/services/tokens.ts',
+    kind: 'integration',
+    tests: [
+      unit('tokens'),
+      integration('security-http', 'RPC access token|as a session|prefixed tokens'),
+      integration('api-flow', '^accounts$|^OAuth$'),
+    ],
+  },
   // The redirect, scope and PKCE checks, code issue, silent re-authorization and poll, the code exchange and
   // refresh rotation (not the response objects).
-  { name: 'oauth', source: 'api/services/oauth.ts', ranges: ['33-153', '182-249'], kind: 'integration', tests: [unit('oauth-checks'), integration('security-http', 'OAuth code binding|access token past|refresh token past'), integration('web-security', 'oauth/authorize'), integration('api-flow', '^OAuth$'), integration('keycast')] },
-  { name: 'sessions', source: 'database/queries/sessions.ts', kind: 'integration', tests: [integration('security-http', 'session past|other session|as a session|RPC access token'), integration('api-flow', 'logs out')] },
+  {
+    name: 'oauth',
+    source: 'api/services/oauth.ts',
+    ranges: ['33-153', '182-249'],
+    kind: 'integration',
+    tests: [
+      unit('oauth-checks'),
+      integration('security-http', 'OAuth code binding|access token past|refresh token past'),
+      integration('web-security', 'oauth/authorize'),
+      integration('api-flow', '^OAuth$'),
+      integration('keycast'),
+    ],
+  },
+  {
+    name: 'sessions',
+    source: 'database/queries/sessions.ts',
+    kind: 'integration',
+    tests: [
+      integration('security-http', 'session past|other session|as a session|RPC access token'),
+      integration('api-flow', 'logs out'),
+    ],
+  },
   // Revocation and the access-token lookup (expiry); the rest is listing and relay bookkeeping.
-  { name: 'authorizations', source: 'database/queries/authorizations.ts', ranges: ['76-106'], kind: 'integration', tests: [integration('api-flow', '^authorizations$|^RPC$|^OAuth$'), integration('security-http', 'expires_at|access token past|refresh token past|RPC access token|revoke')] },
-  { name: 'session-plugin', source: 'api/plugins/session.ts', kind: 'integration', tests: [unit('session-credentials'), integration('web-security'), integration('api-flow', '^accounts$'), integration('security-http', 'session past|other session|as a session')] },
-  { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [unit('key-export-ncryptsec'), integration('web-security', 'key export'), integration('security-http', 'key export')] },
+  {
+    name: 'authorizations',
+    source: 'database/queries/authorizations.ts',
+    ranges: ['76-106'],
+    kind: 'integration',
+    tests: [
+      integration('api-flow', '^authorizations$|^RPC$|^OAuth$'),
+      integration('security-http', 'expires_at|access token past|refresh token past|RPC access token|revoke'),
+    ],
+  },
+  {
+    name: 'session-plugin',
+    source: 'api/plugins/session.ts',
+    kind: 'integration',
+    tests: [
+      unit('session-credentials'),
+      integration('web-security'),
+      integration('api-flow', '^accounts$'),
+      integration('security-http', 'session past|other session|as a session'),
+    ],
+  },
+  {
+    name: 'key-export',
+    source: 'api/services/key-export.ts',
+    kind: 'integration',
+    tests: [
+      unit('key-export-ncryptsec'),
+      integration('web-security', 'key export'),
+      integration('security-http', 'key export'),
+    ],
+  },
   // The keys and arguments of the Lua counter and what its answer becomes (the counting itself is Lua).
-  { name: 'login-limiter', source: 'api/services/login-limiter.ts', ranges: ['75-111'], kind: 'integration', tests: [integration('security-http', 'password spraying'), integration('login-throttle')] },
+  {
+    name: 'login-limiter',
+    source: 'api/services/login-limiter.ts',
+    ranges: ['75-111'],
+    kind: 'integration',
+    tests: [integration('security-http', 'password spraying'), integration('login-throttle')],
+  },
   // The store, the per-route options and their keys, and the install hook (not the table of routes, nor the Lua).
-  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', ranges: ['42-96'], kind: 'integration', tests: [integration('rate-limits')] },
+  {
+    name: 'rate-limits',
+    source: 'api/plugins/rate-limits.ts',
+    ranges: ['42-96'],
+    kind: 'integration',
+    tests: [integration('rate-limits')],
+  },
   // The request window (onEvent) and the claim (claim); the rest parses, batches and publishes.
-  { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['125-128', '206-219'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|either edge|claim Redis refused|relay-ingest restarts|limits requests from client keys')] },
-  { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', kind: 'integration', tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')] },
+  {
+    name: 'request-router',
+    source: 'relay-ingest/request-router.ts',
+    ranges: ['125-128', '206-219'],
+    kind: 'integration',
+    tests: [
+      integration('security-nip46', 'stale|replayed'),
+      integration(
+        'nip46-abuse',
+        'inside the window|either edge|claim Redis refused|relay-ingest restarts|limits requests from client keys',
+      ),
+    ],
+  },
+  {
+    name: 'unbound-client-limit',
+    source: 'relay-ingest/unbound-client-limit.ts',
+    kind: 'integration',
+    tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')],
+  },
 ];
 
 /** Modules named on the command line (all when none), or an error naming the unknown ones. */
 export function selectModules(names) {
   if (names.length === 0) return MODULES;
   const unknown = names.filter((n) => !MODULES.some((m) => m.name === n));
-  if (unknown.length > 0) throw new Error(`unknown mutation module(s): ${unknown.join(', ')}; known: ${MODULES.map((m) => m.name).join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown mutation module(s): ${unknown.join(', ')}; known: ${MODULES.map((m) => m.name).join(', ')}`,
+    );
   return MODULES.filter((m) => names.includes(m.name));
 }

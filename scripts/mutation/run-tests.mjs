@@ -47,7 +47,10 @@ for (const m of targets) {
     const result = runFile(t);
     if (!result.ok) {
       // A dry-run failure is a broken setup, not a killed mutant: show why.
-      if (mutant === undefined) console.error(`${m.name}: ${t.file}${t.pattern ? ` /${t.pattern}/` : ''} failed or ran no test (${result.passed} passed)\n${result.output.slice(-4000)}`);
+      if (mutant === undefined)
+        console.error(
+          `${m.name}: ${t.file}${t.pattern ? ` /${t.pattern}/` : ''} failed or ran no test (${result.passed} passed)\n${result.output.slice(-4000)}`,
+        );
       process.exit(1);
     }
   }

@@ -14,17 +14,28 @@ for (const report of process.argv.slice(2).filter((p) => existsSync(p))) {
   for (const [path, { mutants }] of Object.entries(files)) {
     const module = MODULES.find((m) => path.endsWith(m.source));
     // A report of a whole file (an earlier run) still counts only the module's ranges.
-    const inRanges = (m) => !module?.ranges || module.ranges.some((r) => {
-      const [from, to] = r.split('-').map(Number);
-      return m.location.start.line >= from && m.location.start.line <= to;
-    });
+    const inRanges = (m) =>
+      !module?.ranges ||
+      module.ranges.some((r) => {
+        const [from, to] = r.split('-').map(Number);
+        return m.location.start.line >= from && m.location.start.line <= to;
+      });
     const counted = mutants.filter(inRanges);
     const detected = counted.filter((m) => DETECTED.has(m.status)).length;
     const undetected = counted.filter((m) => UNDETECTED.has(m.status));
     const total = detected + undetected.length;
-    rows.push({ module: module?.name ?? path, path, total, detected, survived: undetected.length, score: total === 0 ? 100 : (100 * detected) / total });
+    rows.push({
+      module: module?.name ?? path,
+      path,
+      total,
+      detected,
+      survived: undetected.length,
+      score: total === 0 ? 100 : (100 * detected) / total,
+    });
     for (const m of undetected) {
-      survivors.push(`${path}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName} -> ${JSON.stringify(m.replacement ?? '')} (${m.status})`);
+      survivors.push(
+        `${path}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName} -> ${JSON.stringify(m.replacement ?? '')} (${m.status})`,
+      );
     }
   }
 }
@@ -34,5 +45,8 @@ if (rows.length === 0) {
 }
 const pad = (s, n) => String(s).padEnd(n);
 console.log(`\n${pad('module', 28)}${pad('mutants', 9)}${pad('killed', 8)}${pad('survived', 10)}score`);
-for (const r of rows) console.log(`${pad(r.module, 28)}${pad(r.total, 9)}${pad(r.detected, 8)}${pad(r.survived, 10)}${r.score.toFixed(1)}%`);
+for (const r of rows)
+  console.log(
+    `${pad(r.module, 28)}${pad(r.total, 9)}${pad(r.detected, 8)}${pad(r.survived, 10)}${r.score.toFixed(1)}%`,
+  );
 if (survivors.length > 0) console.log(`\nsurviving mutants:\n${survivors.join('\n')}`);

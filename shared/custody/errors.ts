@@ -2,7 +2,10 @@
 
 /** A KEK id this KeyManager does not hold (a row sealed under another master key or KMS key). */
 export class UnknownKekError extends Error {
-  constructor(readonly kekId: string, message: string) {
+  constructor(
+    readonly kekId: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'UnknownKekError';
   }
@@ -10,7 +13,10 @@ export class UnknownKekError extends Error {
 
 /** The KEK refused a wrapped DEK: it was altered, or was wrapped by another key. Retrying cannot help. */
 export class WrappedDekRejectedError extends Error {
-  constructor(readonly kekId: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly kekId: string,
+    options?: { cause?: unknown },
+  ) {
     super(`wrapped data key was rejected by KEK ${kekId}`, options);
     this.name = 'WrappedDekRejectedError';
   }
@@ -18,7 +24,10 @@ export class WrappedDekRejectedError extends Error {
 
 /** A sealed secret could not be opened: wrong owner (AAD), altered ciphertext/nonce, or a rejected DEK. */
 export class SecretDecryptionError extends Error {
-  constructor(readonly reason: 'unwrap' | 'decrypt', options?: { cause?: unknown }) {
+  constructor(
+    readonly reason: 'unwrap' | 'decrypt',
+    options?: { cause?: unknown },
+  ) {
     super(
       reason === 'unwrap'
         ? 'secret could not be opened: its data key could not be unwrapped'

@@ -89,7 +89,8 @@ export class GcpKeyManager implements KeyManager {
         if (!res.verifiedPlaintextCrc32c) throw new IntegrityError('plaintext checksum not verified');
         if (!res.verifiedAdditionalAuthenticatedDataCrc32c) throw new IntegrityError('AAD checksum not verified');
         const ciphertext = asBuffer(res.ciphertext);
-        if (!checksumMatches(ciphertext, res.ciphertextCrc32c)) throw new IntegrityError('ciphertext checksum mismatch');
+        if (!checksumMatches(ciphertext, res.ciphertextCrc32c))
+          throw new IntegrityError('ciphertext checksum mismatch');
         if (!res.name?.startsWith(`${this.kekId}/cryptoKeyVersions/`)) {
           throw new IntegrityError(`encrypted by ${res.name ?? 'an unnamed key'}, not ${this.kekId}`);
         }
@@ -106,20 +107,22 @@ export class GcpKeyManager implements KeyManager {
     }
     const ciphertext = Buffer.from(wrapped);
     return this.#withRetries('decrypt', async () => {
-      const [res] = await this.#client.decrypt(
-        {
-          name: kekId,
-          ciphertext,
-          ciphertextCrc32c: { value: crc32c(ciphertext) },
-          additionalAuthenticatedData: KMS_AAD,
-          additionalAuthenticatedDataCrc32c: { value: crc32c(KMS_AAD) },
-        },
-        { retry: null, timeout: this.#attemptTimeoutMs },
-      ).catch((err: GrpcLikeError) => {
-        // Decrypt answers INVALID_ARGUMENT for a ciphertext that is not this key's (altered or foreign).
-        if (err.code === grpc.status.INVALID_ARGUMENT) throw new WrappedDekRejectedError(kekId, { cause: err });
-        throw err;
-      });
+      const [res] = await this.#client
+        .decrypt(
+          {
+            name: kekId,
+            ciphertext,
+            ciphertextCrc32c: { value: crc32c(ciphertext) },
+            additionalAuthenticatedData: KMS_AAD,
+            additionalAuthenticatedDataCrc32c: { value: crc32c(KMS_AAD) },
+          },
+          { retry: null, timeout: this.#attemptTimeoutMs },
+        )
+        .catch((err: GrpcLikeError) => {
+          // Decrypt answers INVALID_ARGUMENT for a ciphertext that is not this key's (altered or foreign).
+          if (err.code === grpc.status.INVALID_ARGUMENT) throw new WrappedDekRejectedError(kekId, { cause: err });
+          throw err;
+        });
       const plaintext = asBuffer(res.plaintext);
       if (!checksumMatches(plaintext, res.plaintextCrc32c)) {
         plaintext.fill(0);
@@ -200,7 +203,9 @@ function describe(err: unknown): string {
 
 function asBuffer(value: Uint8Array | string | null | undefined): Buffer {
   if (value == null) return Buffer.alloc(0);
-  return typeof value === 'string' ? Buffer.from(value, 'base64') : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return typeof value === 'string'
+    ? Buffer.from(value, 'base64')
+    : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
 function checksumMatches(data: Uint8Array, field: { value?: unknown } | null | undefined): boolean {

@@ -36,7 +36,9 @@ export async function readKeyFile(file: string): Promise<Buffer | undefined> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
-      throw new MasterKeyFileError(`master key file ${file} is a symbolic link; point MASTER_KEY_PATH at the file itself`);
+      throw new MasterKeyFileError(
+        `master key file ${file} is a symbolic link; point MASTER_KEY_PATH at the file itself`,
+      );
     }
     throw err;
   }
@@ -169,10 +171,12 @@ export async function keyFilesSignature(masterKeyPath: string): Promise<string> 
 export async function localKekIds(masterKeyPath: string): Promise<string[]> {
   const active = await readKeyFile(masterKeyPath).catch(() => undefined);
   const ring = await readKeyring(keyringDirOf(masterKeyPath), { skipBad: true });
-  const ids = [active, ...ring].filter((k): k is Buffer => k !== undefined).map((k) => {
-    const id = kekIdOf(k);
-    k.fill(0);
-    return id;
-  });
+  const ids = [active, ...ring]
+    .filter((k): k is Buffer => k !== undefined)
+    .map((k) => {
+      const id = kekIdOf(k);
+      k.fill(0);
+      return id;
+    });
   return [...new Set(ids)];
 }

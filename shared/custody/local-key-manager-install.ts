@@ -41,7 +41,8 @@ async function newKeyBytes(source: NewMasterKey): Promise<Buffer> {
 
 export async function installMasterKey(masterKeyPath: string, source: NewMasterKey): Promise<InstalledMasterKey> {
   const current = await readKeyFile(masterKeyPath);
-  if (!current) throw new MasterKeyFileError(`no master key file at ${masterKeyPath} (MASTER_KEY_PATH): nothing to rotate from`);
+  if (!current)
+    throw new MasterKeyFileError(`no master key file at ${masterKeyPath} (MASTER_KEY_PATH): nothing to rotate from`);
   const next = await newKeyBytes(source);
   try {
     const previousKekId = kekIdOf(current);
@@ -52,7 +53,8 @@ export async function installMasterKey(masterKeyPath: string, source: NewMasterK
       const kept = await readKeyFile(keyringFile);
       const keptId = kept ? kekIdOf(kept) : undefined;
       kept?.fill(0);
-      if (keptId !== previousKekId) throw new MasterKeyFileError(`keyring file ${keyringFile} exists and holds another key`);
+      if (keptId !== previousKekId)
+        throw new MasterKeyFileError(`keyring file ${keyringFile} exists and holds another key`);
     }
     await replaceKeyFile(masterKeyPath, next);
     return { previousKekId, kekId, changed: true, keyringFile };

@@ -60,7 +60,12 @@ export class LocalKeyManager implements KeyManager {
   #reloading: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  private constructor(loaded: Loaded, signature: string, readonly path: string, watchIntervalMs: number) {
+  private constructor(
+    loaded: Loaded,
+    signature: string,
+    readonly path: string,
+    watchIntervalMs: number,
+  ) {
     this.#activeId = loaded.activeId;
     this.#keys = loaded.keys;
     this.#signature = signature;

@@ -90,20 +90,30 @@ export async function rotateKek(opts: RotateKekOptions): Promise<RotationResult>
   try {
     // A run killed a moment ago may still hold the lock until its server session notices: wait a little.
     for (let waited = 0; ; waited += 250) {
-      const { rows } = await lock.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [ROTATION_LOCK_ID]);
+      const { rows } = await lock.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
+        ROTATION_LOCK_ID,
+      ]);
       if (rows[0]?.locked) break;
-      if (waited >= (opts.lockWaitMs ?? 5000)) throw new RotationRefusedError('another rotate-kek is running against this database');
+      if (waited >= (opts.lockWaitMs ?? 5000))
+        throw new RotationRefusedError('another rotate-kek is running against this database');
       await sleep(250);
     }
     const failed = new Map<string, FailedKey>();
-    const progress: RotationProgress = { done: 0, total: sum(await countKeysByKek(db), target), rewrapped: 0, failed: 0 };
+    const progress: RotationProgress = {
+      done: 0,
+      total: sum(await countKeysByKek(db), target),
+      rewrapped: 0,
+      failed: 0,
+    };
     opts.onProgress?.({ ...progress });
 
     /** The row's DEK wrapped under the target KEK; refuses if the active KEK moved on during the run. */
     const rewrapUnder = async (row: Parameters<typeof rewrapSecret>[1]) => {
       const rewrapped = await rewrapSecret(km, row);
       if (rewrapped.kekId !== target) {
-        throw new RotationRefusedError(`the active KEK changed from ${target} to ${rewrapped.kekId} during the run; run rotate-kek again`);
+        throw new RotationRefusedError(
+          `the active KEK changed from ${target} to ${rewrapped.kekId} during the run; run rotate-kek again`,
+        );
       }
       return rewrapped;
     };

@@ -5,8 +5,14 @@ import path from 'node:path';
 
 export class MissingBinaryError extends Error {
   override name = 'MissingBinaryError';
-  constructor(readonly binary: string, readonly debianPackage: string, readonly urlSetting: 'DATABASE_URL' | 'REDIS_URL') {
-    super(`${binary} not found: install the Debian package ${debianPackage} (apt-get install ${debianPackage}), or set ${urlSetting} to use an existing server`);
+  constructor(
+    readonly binary: string,
+    readonly debianPackage: string,
+    readonly urlSetting: 'DATABASE_URL' | 'REDIS_URL',
+  ) {
+    super(
+      `${binary} not found: install the Debian package ${debianPackage} (apt-get install ${debianPackage}), or set ${urlSetting} to use an existing server`,
+    );
   }
 }
 
@@ -59,7 +65,9 @@ function binariesIn(dir: string, version: string): PostgresBinaries | undefined 
  */
 export function findPostgres(version?: string): PostgresBinaries {
   const versions = existsSync(PG_ROOT)
-    ? readdirSync(PG_ROOT).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a))
+    ? readdirSync(PG_ROOT)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
     : [];
   for (const v of versions) {
     if (version !== undefined && v !== version) continue;
@@ -72,5 +80,9 @@ export function findPostgres(version?: string): PostgresBinaries {
     if (found) return found;
   }
   const pkg = version === undefined ? 'postgresql' : `postgresql-${version}`;
-  throw new MissingBinaryError(version === undefined ? 'PostgreSQL server (initdb, pg_ctl)' : `PostgreSQL ${version} server`, pkg, 'DATABASE_URL');
+  throw new MissingBinaryError(
+    version === undefined ? 'PostgreSQL server (initdb, pg_ctl)' : `PostgreSQL ${version} server`,
+    pkg,
+    'DATABASE_URL',
+  );
 }

@@ -26,7 +26,12 @@ export function runCommand(file: string, args: string[], opts: RunOptions = {}):
   return new Promise((resolve, reject) => {
     // cwd '/': a server user may not be allowed into the caller's working directory.
     const stdin = opts.input === undefined ? 'ignore' : 'pipe';
-    const child = spawn(cmd, argv, { cwd: '/', detached: true, stdio: [stdin, 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(cmd, argv, {
+      cwd: '/',
+      detached: true,
+      stdio: [stdin, 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+    });
     if (opts.input !== undefined) {
       child.stdin?.on('error', () => undefined); // EPIPE when the command exits unread: its exit code tells
       child.stdin?.end(opts.input);
@@ -49,7 +54,12 @@ export async function runChecked(what: string, file: string, args: string[], opt
 }
 
 export function lastLines(text: string, n: number): string {
-  return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-n).join(' | ');
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-n)
+    .join(' | ');
 }
 
 /** The tail of a server log, for an error message when the server would not start. */
@@ -79,7 +89,11 @@ export function readPidFile(file: string): number | undefined {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<boolean> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 50,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return true;
@@ -90,7 +104,9 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
 
 /** uid and gid of a system user, or undefined when there is no such user. */
 export function systemUser(name: string): { uid: number; gid: number } | undefined {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
   if (!line) return undefined;
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };

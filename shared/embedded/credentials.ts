@@ -2,7 +2,19 @@
 // <dataDir>/credentials/<server>.password (directory 0700, files 0600, owned by the user running Keyfarm)
 // and reused on every start. A missing file is made anew; the server then gets the new password.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, fstatSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fstatSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 
 export type EmbeddedServerName = 'postgres' | 'redis';
@@ -32,7 +44,8 @@ function readPasswordFile(file: string): string | undefined {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw new Error(`${file} is a symbolic link; the embedded servers' password files must be regular files`);
+    if (code === 'ELOOP')
+      throw new Error(`${file} is a symbolic link; the embedded servers' password files must be regular files`);
     throw err;
   }
   try {

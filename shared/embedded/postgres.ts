@@ -9,12 +9,35 @@
 // directory shuts it out (a clone under /root, a 0700 temp dir), the cluster lives under /var/lib/keyfarm/
 // instead and <dataDir>/postgres is a symlink to it.
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
 import { MissingBinaryError, findPostgres, type PostgresBinaries } from './binaries.js';
-import { isProcessRunning, isRoot, lastLines, logTail, readPidFile, runCommand, runChecked, systemUser, waitFor } from './commands.js';
+import {
+  isProcessRunning,
+  isRoot,
+  lastLines,
+  logTail,
+  readPidFile,
+  runCommand,
+  runChecked,
+  systemUser,
+  waitFor,
+} from './commands.js';
 import { ensurePassword, removePassword } from './credentials.js';
 import { choosePort } from './ports.js';
 import type { EmbeddedServer, ServerOptions } from './redis.js';
@@ -53,7 +76,13 @@ function homeOf(dataDir: string): string {
 
 function clusterPaths(home: string): ClusterPaths {
   const pgdata = path.join(home, 'data');
-  return { home, pgdata, log: path.join(home, 'server.log'), conf: path.join(pgdata, CONF_FILE), hba: path.join(pgdata, 'pg_hba.conf') };
+  return {
+    home,
+    pgdata,
+    log: path.join(home, 'server.log'),
+    conf: path.join(pgdata, CONF_FILE),
+    hba: path.join(pgdata, 'pg_hba.conf'),
+  };
 }
 
 /** The system user the server runs as, or undefined for "the current user". */
@@ -101,7 +130,9 @@ async function prepareHome(dataDir: string, logger?: Logger): Promise<ClusterPat
   giveToServerUser(home);
   if (await serverUserCanWrite(home)) return clusterPaths(home);
   if (!fresh && readdirSync(home).length > 0) {
-    throw new Error(`the ${SERVER_USER} system user cannot reach ${home}; make its parent directories traversable (chmod o+x)`);
+    throw new Error(
+      `the ${SERVER_USER} system user cannot reach ${home}; make its parent directories traversable (chmod o+x)`,
+    );
   }
   rmSync(home, { recursive: true, force: true });
   const target = relocatedHome(home);
@@ -111,7 +142,10 @@ async function prepareHome(dataDir: string, logger?: Logger): Promise<ClusterPat
   mkdirSync(target, { mode: 0o700 });
   giveToServerUser(target);
   symlinkSync(target, home);
-  logger?.info({ dir: home, cluster: target }, `the ${SERVER_USER} user cannot reach the data dir; the cluster lives in ${RELOCATED_ROOT}`);
+  logger?.info(
+    { dir: home, cluster: target },
+    `the ${SERVER_USER} user cannot reach the data dir; the cluster lives in ${RELOCATED_ROOT}`,
+  );
   return clusterPaths(target);
 }
 
@@ -143,7 +177,12 @@ function configuredPort(paths: ClusterPaths): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-async function initCluster(bins: PostgresBinaries, paths: ClusterPaths, durable: boolean, logger?: Logger): Promise<void> {
+async function initCluster(
+  bins: PostgresBinaries,
+  paths: ClusterPaths,
+  durable: boolean,
+  logger?: Logger,
+): Promise<void> {
   // No login is let in until Keyfarm has set the password and written its own pg_hba.conf.
   const args = ['-D', paths.pgdata, '-U', SUPERUSER, '--auth=reject', '-E', 'UTF8', '--locale=C'];
   if (!durable) args.push('--no-sync');
@@ -194,8 +233,13 @@ async function setPasswordOffline(bins: PostgresBinaries, paths: ClusterPaths, p
   });
   if (result.code !== 0 || /\b(?:ERROR|FATAL|PANIC):/.test(result.output)) {
     // The STATEMENT line would repeat the verifier: the error lines say enough.
-    const errors = result.output.split('\n').filter((l) => /\b(?:ERROR|FATAL|PANIC):/.test(l)).join('\n');
-    throw new Error(`setting the embedded postgres password failed (exit ${result.code}): ${lastLines(errors || result.output, 3)}`);
+    const errors = result.output
+      .split('\n')
+      .filter((l) => /\b(?:ERROR|FATAL|PANIC):/.test(l))
+      .join('\n');
+    throw new Error(
+      `setting the embedded postgres password failed (exit ${result.code}): ${lastLines(errors || result.output, 3)}`,
+    );
   }
 }
 
@@ -237,12 +281,19 @@ async function secureRunning(paths: ClusterPaths, port: number, password: string
   }
   // The postmaster rereads pg_hba.conf on the signal pg_reload_conf() sends: wait until it refuses a wrong password.
   const wrong = randomBytes(16).toString('hex');
-  const switched = await waitFor(async () => {
-    const attempt = await logIn(port, wrong, 1000).catch(() => undefined);
-    if (attempt instanceof pg.Client) await attempt.end();
-    return attempt === 'refused';
-  }, 10_000, 100);
-  if (!switched) throw new Error(`embedded postgres on port ${port} still lets logins in without the password after a reload of pg_hba.conf`);
+  const switched = await waitFor(
+    async () => {
+      const attempt = await logIn(port, wrong, 1000).catch(() => undefined);
+      if (attempt instanceof pg.Client) await attempt.end();
+      return attempt === 'refused';
+    },
+    10_000,
+    100,
+  );
+  if (!switched)
+    throw new Error(
+      `embedded postgres on port ${port} still lets logins in without the password after a reload of pg_hba.conf`,
+    );
   logger?.info({ port, dir: paths.pgdata }, 'embedded postgres switched from trust to password (SCRAM) authentication');
   return true;
 }
@@ -263,7 +314,9 @@ async function ensureDatabase(port: number, password: string): Promise<void> {
 }
 
 async function pgCtlStop(bins: PostgresBinaries, paths: ClusterPaths): Promise<void> {
-  await runChecked('pg_ctl stop', bins.pgCtl, ['stop', '-D', paths.pgdata, '-m', 'fast', '-w', '-t', '60', '-s'], { user: serverUser()?.name });
+  await runChecked('pg_ctl stop', bins.pgCtl, ['stop', '-D', paths.pgdata, '-m', 'fast', '-w', '-t', '60', '-s'], {
+    user: serverUser()?.name,
+  });
 }
 
 function urlFor(port: number, password: string): string {
@@ -279,11 +332,17 @@ export async function startPostgres(opts: PostgresOptions): Promise<EmbeddedServ
   if (running) {
     if (await secureRunning(paths, running.port, password, opts.logger)) {
       await ensureDatabase(running.port, password);
-      opts.logger?.info({ port: running.port, serverPid: running.pid, dir: paths.pgdata }, 'embedded postgres already running; reusing it');
+      opts.logger?.info(
+        { port: running.port, serverPid: running.pid, dir: paths.pgdata },
+        'embedded postgres already running; reusing it',
+      );
       return { url: urlFor(running.port, password), port: running.port, startedHere: false, stop: async () => {} };
     }
     // It knows another password (its file was deleted or replaced): restart it with the one kept now.
-    opts.logger?.warn({ port: running.port, serverPid: running.pid, dir: paths.pgdata }, 'embedded postgres refuses the kept password; restarting it to set it');
+    opts.logger?.warn(
+      { port: running.port, serverPid: running.pid, dir: paths.pgdata },
+      'embedded postgres refuses the kept password; restarting it to set it',
+    );
     await pgCtlStop(findPostgres(clusterVersion(paths)), paths);
   }
 
@@ -296,9 +355,13 @@ export async function startPostgres(opts: PostgresOptions): Promise<EmbeddedServ
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await choosePort(`${homeOf(opts.dataDir)}#postgres`, configuredPort(paths), refused);
     writeConfig(paths, port, durable);
-    const result = await runCommand(bins.pgCtl, ['start', '-D', paths.pgdata, '-l', paths.log, '-w', '-t', '60', '-s'], {
-      user: serverUser()?.name,
-    });
+    const result = await runCommand(
+      bins.pgCtl,
+      ['start', '-D', paths.pgdata, '-l', paths.log, '-w', '-t', '60', '-s'],
+      {
+        user: serverUser()?.name,
+      },
+    );
     if (result.code === 0) {
       await ensureDatabase(port, password);
       opts.logger?.info({ port, dir: paths.pgdata }, 'embedded postgres started');

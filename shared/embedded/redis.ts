@@ -32,7 +32,12 @@ const STOP_TIMEOUT_MS = 30_000;
 
 function paths(dataDir: string) {
   const dir = path.join(path.resolve(dataDir), 'redis');
-  return { dir, conf: path.join(dir, 'redis.conf'), pidFile: path.join(dir, 'redis.pid'), log: path.join(dir, 'redis.log') };
+  return {
+    dir,
+    conf: path.join(dir, 'redis.conf'),
+    pidFile: path.join(dir, 'redis.pid'),
+    log: path.join(dir, 'redis.log'),
+  };
 }
 
 function configuredPort(conf: string): number | undefined {
@@ -92,18 +97,23 @@ async function secureRunning(port: number, password: string, logger?: Logger): P
   let replies: string[] | undefined;
   // Silent for 5 s: not (or no longer) our server. Loading its append-only file (-LOADING): waited for as for a start.
   const started = Date.now();
-  await waitFor(async () => {
-    replies = await redisExchange(port, [['AUTH', password], ['PING']]);
-    if (replies === undefined) return Date.now() - started > SILENT_MS;
-    return !replies[1]?.startsWith('-LOADING');
-  }, START_TIMEOUT_MS, 200);
+  await waitFor(
+    async () => {
+      replies = await redisExchange(port, [['AUTH', password], ['PING']]);
+      if (replies === undefined) return Date.now() - started > SILENT_MS;
+      return !replies[1]?.startsWith('-LOADING');
+    },
+    START_TIMEOUT_MS,
+    200,
+  );
   if (!replies || replies[1]?.startsWith('-LOADING')) return 'silent';
   const [auth = '', ping = ''] = replies;
   if (auth === '+OK' && ping === '+PONG') return 'ok';
   // AUTH refused yet PING answered: the server has no password at all.
   if (!auth.startsWith('-ERR') || ping !== '+PONG') return 'refused';
   const set = await redisExchange(port, [['CONFIG', 'SET', 'requirepass', password]]);
-  if (set?.[0] !== '+OK') throw new Error(`embedded redis on port ${port} would not take a password: ${set?.[0] ?? 'no answer'}`);
+  if (set?.[0] !== '+OK')
+    throw new Error(`embedded redis on port ${port} would not take a password: ${set?.[0] ?? 'no answer'}`);
   logger?.info({ port }, 'embedded redis had no password; it requires one now');
   return (await redisPing(port, 1000, password)) ? 'ok' : 'refused';
 }
@@ -168,12 +178,18 @@ export async function startRedis(opts: ServerOptions): Promise<EmbeddedServer> {
     const state = await secureRunning(existingPort, password, opts.logger);
     if (state === 'ok') {
       writeConfig(p, existingPort, password);
-      opts.logger?.info({ port: existingPort, serverPid: existing, dir: p.dir }, 'embedded redis already running; reusing it');
+      opts.logger?.info(
+        { port: existingPort, serverPid: existing, dir: p.dir },
+        'embedded redis already running; reusing it',
+      );
       return { url: urlFor(existingPort, password), port: existingPort, startedHere: false, stop: async () => {} };
     }
     if (state === 'refused') {
       // It knows another password (its file was deleted or replaced): restart it with the one kept now.
-      opts.logger?.warn({ port: existingPort, serverPid: existing, dir: p.dir }, 'embedded redis refuses the kept password; restarting it to set it');
+      opts.logger?.warn(
+        { port: existingPort, serverPid: existing, dir: p.dir },
+        'embedded redis refuses the kept password; restarting it to set it',
+      );
       await stopPid(existing);
     }
   }
@@ -184,7 +200,11 @@ export async function startRedis(opts: ServerOptions): Promise<EmbeddedServer> {
     const port = await choosePort(`${p.dir}#redis`, configuredPort(p.conf), refused);
     writeConfig(p, port, password);
     const child = spawnRedis(binary, p.conf);
-    const up = await waitFor(async () => child.exited() || (await redisPing(port, 1000, password)), START_TIMEOUT_MS, 100);
+    const up = await waitFor(
+      async () => child.exited() || (await redisPing(port, 1000, password)),
+      START_TIMEOUT_MS,
+      100,
+    );
     if (up && !child.exited()) {
       opts.logger?.info({ port, serverPid: child.pid, dir: p.dir }, 'embedded redis started');
       return { url: urlFor(port, password), port, startedHere: true, stop: () => stopPid(child.pid) };

@@ -33,7 +33,11 @@ export class Admission {
   private readonly orphanMs: number;
   private readonly command: AdmissionCommand;
 
-  constructor(private readonly redis: RedisClient, private readonly names: ShardNames, opts: AdmissionOptions) {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly names: ShardNames,
+    opts: AdmissionOptions,
+  ) {
     this.limit = opts.limit;
     this.orphanMs = opts.orphanMs ?? 60_000;
     const r = redis as unknown as Record<string, AdmissionCommand | undefined>;
@@ -50,7 +54,8 @@ export class Admission {
    * fit in the shard (0 when it is full). The job must carry exactly those; the rest are refused.
    */
   async admit(shard: number, jobId: string, items: number): Promise<number> {
-    if (!Number.isInteger(items) || items < 1) throw new RangeError(`admit: items must be a positive integer, got ${items}`);
+    if (!Number.isInteger(items) || items < 1)
+      throw new RangeError(`admit: items must be a positive integer, got ${items}`);
     const r = await this.command(this.names.items(shard), this.ledgerKey(shard), 'admit', jobId, items, this.limit);
     if (r === -2) throw new Error(`admit: job ${jobId} was already admitted on shard ${shard}`);
     return Math.max(0, r);
@@ -64,7 +69,13 @@ export class Admission {
   /** Rebuilds the count of a shard from its ledger; called by the shard's owner on acquiring it and periodically. */
   reconcile(shard: number): Promise<number> {
     return this.command(
-      this.names.items(shard), this.ledgerKey(shard), 'reconcile', jobKeyPrefix(this.names, shard), this.orphanMs, JOB_CREATED_FIELD, JOB_FINISHED_FIELD,
+      this.names.items(shard),
+      this.ledgerKey(shard),
+      'reconcile',
+      jobKeyPrefix(this.names, shard),
+      this.orphanMs,
+      JOB_CREATED_FIELD,
+      JOB_FINISHED_FIELD,
     );
   }
 

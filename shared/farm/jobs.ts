@@ -85,8 +85,7 @@ export type JobData = RpcJobData | Nip46JobData;
 
 export type ItemResult =
   /** `method`: a NIP-46 request's method (a NIP46_METHODS name or "other"), for relay-ingest's latency metric. */
-  | { id: string; ok: true; result: unknown; method?: string }
-  | { id: string; ok: false; status: number; error: string };
+  { id: string; ok: true; result: unknown; method?: string } | { id: string; ok: false; status: number; error: string };
 
 /**
  * What a worker publishes on the reply channel, and stores as the job's return value: for a NIP-46 job,

@@ -14,7 +14,11 @@ export const FARM_PAYLOAD_KEY_ID = 'farm';
 /** The AAD of a payload key row: a row copied under another id does not open. */
 export const payloadKeyAad = (id: string): string => `keyfarm:v1:payload-key:${id}`;
 
-export async function loadPayloadSealer(db: Queryable, km: KeyManager, id = FARM_PAYLOAD_KEY_ID): Promise<PayloadSealer> {
+export async function loadPayloadSealer(
+  db: Queryable,
+  km: KeyManager,
+  id = FARM_PAYLOAD_KEY_ID,
+): Promise<PayloadSealer> {
   let row = await findPayloadKey(db, id);
   if (!row) {
     const fresh = randomBytes(PAYLOAD_KEY_BYTES);

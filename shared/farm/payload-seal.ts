@@ -18,7 +18,8 @@ export class PayloadSealError extends Error {
   override name = 'PayloadSealError';
 }
 
-export const isSealed = (value: unknown): value is string => typeof value === 'string' && value.startsWith(SEALED_PREFIX);
+export const isSealed = (value: unknown): value is string =>
+  typeof value === 'string' && value.startsWith(SEALED_PREFIX);
 
 export class PayloadSealer {
   // A private field: no inspect, log or JSON of the sealer shows it. (Not a KeyObject: a cipher made
@@ -27,7 +28,8 @@ export class PayloadSealer {
 
   /** Takes a copy of `key`; the caller wipes its own. */
   constructor(key: Uint8Array) {
-    if (key.length !== PAYLOAD_KEY_BYTES) throw new RangeError(`PayloadSealer: the key must be ${PAYLOAD_KEY_BYTES} bytes`);
+    if (key.length !== PAYLOAD_KEY_BYTES)
+      throw new RangeError(`PayloadSealer: the key must be ${PAYLOAD_KEY_BYTES} bytes`);
     this.#key = Buffer.alloc(PAYLOAD_KEY_BYTES);
     this.#key.set(key);
   }
@@ -47,7 +49,9 @@ export class PayloadSealer {
     if (!isSealed(sealed)) throw new PayloadSealError('not a sealed value');
     const raw = Buffer.from(sealed.slice(SEALED_PREFIX.length), 'base64');
     if (raw.length < NONCE_BYTES + TAG_BYTES) throw new PayloadSealError('sealed value is too short');
-    const decipher = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(0, NONCE_BYTES), {
+      authTagLength: TAG_BYTES,
+    });
     decipher.setAAD(Buffer.from(aad, 'utf8'));
     decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
     const body = decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES));

@@ -7,7 +7,12 @@ import type { ShardNames } from '../shard.js';
 import type { ReplyMessage, SealedReplyMessage } from './jobs.js';
 
 /** Sends a job's reply to the ingress process `replyTo`. */
-export async function publishReply(publisher: RedisClient, names: ShardNames, replyTo: string, reply: ReplyMessage | SealedReplyMessage): Promise<void> {
+export async function publishReply(
+  publisher: RedisClient,
+  names: ShardNames,
+  replyTo: string,
+  reply: ReplyMessage | SealedReplyMessage,
+): Promise<void> {
   await publishDirect(publisher, names.replyChannel(replyTo), JSON.stringify(reply));
 }
 
@@ -15,6 +20,11 @@ export async function publishReply(publisher: RedisClient, names: ShardNames, re
  * Calls `onReply` with each reply sent to this process; resolves once subscribed. The subscriber
  * connection may carry other channels: only this one's messages reach `onReply`.
  */
-export async function subscribeReplies(subscriber: RedisClient, names: ShardNames, instanceId: string, onReply: (message: string) => void): Promise<void> {
+export async function subscribeReplies(
+  subscriber: RedisClient,
+  names: ShardNames,
+  instanceId: string,
+  onReply: (message: string) => void,
+): Promise<void> {
   await subscribeDirect(subscriber, names.replyChannel(instanceId), onReply);
 }

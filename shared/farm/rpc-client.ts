@@ -39,7 +39,14 @@ const fail = (id: string, status: number, error: string): ItemResult => ({ id, o
 function httpPolicy(sealer: PayloadSealer, instanceId: string): DoorPolicy<WaitingCall> {
   return {
     door: 'http',
-    jobData: (jobId, calls) => sealRpcJob(sealer, jobId, instanceId, 'http', calls.map((c) => c.item)),
+    jobData: (jobId, calls) =>
+      sealRpcJob(
+        sealer,
+        jobId,
+        instanceId,
+        'http',
+        calls.map((c) => c.item),
+      ),
     results: (_jobId, reply) => openReply(sealer, reply as Partial<SealedReplyMessage & ReplyMessage>),
     answer(call, result) {
       if (!result.ok && result.status === 504) metrics.rpcTimeouts.inc();
@@ -67,7 +74,9 @@ export class RpcClient {
   async start(): Promise<void> {
     if (this.ingress) throw new Error('RpcClient.start: already started');
     const { logger } = this.opts;
-    const redis = await connectFailFast(this.opts.redisUrl, (err) => logger.warn({ err: err.message }, 'rpc client redis error'));
+    const redis = await connectFailFast(this.opts.redisUrl, (err) =>
+      logger.warn({ err: err.message }, 'rpc client redis error'),
+    );
     const subscriber = createRedis(this.opts.redisUrl, { enableAutoPipelining: false });
     subscriber.on('error', (err) => logger.warn({ err: err.message }, 'rpc client subscriber error'));
     this.ingress = new ShardIngress({

@@ -5,7 +5,13 @@ import { isValidPubkeyHex } from '../nostr/keys.js';
 import type { RpcCall, RpcMethod } from './jobs.js';
 
 export const RPC_METHODS: readonly RpcMethod[] = [
-  'get_public_key', 'sign_event', 'nip44_encrypt', 'nip44_decrypt', 'nip04_encrypt', 'nip04_decrypt', 'ping',
+  'get_public_key',
+  'sign_event',
+  'nip44_encrypt',
+  'nip44_decrypt',
+  'nip04_encrypt',
+  'nip04_decrypt',
+  'ping',
 ];
 
 /** Largest plaintext or ciphertext accepted, in characters (the HTTP body limit and the relays' event size cap it too). */
@@ -18,7 +24,8 @@ export class RpcParamsError extends Error {
 
 function peerAndText(method: string, params: readonly unknown[]): [string, string] {
   const [peer, text] = params;
-  if (typeof peer !== 'string' || !isValidPubkeyHex(peer)) throw new RpcParamsError(`${method}: params[0] must be a peer pubkey (64 hex)`);
+  if (typeof peer !== 'string' || !isValidPubkeyHex(peer))
+    throw new RpcParamsError(`${method}: params[0] must be a peer pubkey (64 hex)`);
   if (typeof text !== 'string') throw new RpcParamsError(`${method}: params[1] must be a string`);
   if (text.length > MAX_TEXT) throw new RpcParamsError(`${method}: params[1] is too long`);
   return [peer, text];
@@ -43,7 +50,8 @@ export function parseRpcCall(method: RpcMethod, params: readonly unknown[]): Rpc
     case 'nip04_encrypt': {
       const [peer, plaintext] = peerAndText(method, params);
       // NIP-44 v2 defines no payload for an empty message (its length prefix starts at 1).
-      if (method === 'nip44_encrypt' && plaintext.length === 0) throw new RpcParamsError('nip44_encrypt: plaintext must not be empty');
+      if (method === 'nip44_encrypt' && plaintext.length === 0)
+        throw new RpcParamsError('nip44_encrypt: plaintext must not be empty');
       return { method, peer, plaintext };
     }
     case 'nip44_decrypt':

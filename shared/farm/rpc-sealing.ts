@@ -13,7 +13,13 @@ interface SealedCall {
   call: RpcCall;
 }
 
-export function sealRpcJob(sealer: PayloadSealer, jobId: string, replyTo: string, door: 'http' | 'nip46', items: RpcItem[]): RpcJobData {
+export function sealRpcJob(
+  sealer: PayloadSealer,
+  jobId: string,
+  replyTo: string,
+  door: 'http' | 'nip46',
+  items: RpcItem[],
+): RpcJobData {
   const calls: SealedCall[] = items.map((i) => ({ id: i.id, call: i.call }));
   return {
     type: 'rpc',
@@ -31,10 +37,12 @@ export function sealRpcJob(sealer: PayloadSealer, jobId: string, replyTo: string
 export function openRpcJob(sealer: PayloadSealer, jobId: string, data: RpcJobData): RpcItem[] {
   const calls = sealer.open<SealedCall[]>(data.calls, callsAad(jobId));
   const items: RpcJobItem[] = data.items;
-  if (!Array.isArray(calls) || calls.length !== items.length) throw new PayloadSealError('sealed calls do not match the job\'s items');
+  if (!Array.isArray(calls) || calls.length !== items.length)
+    throw new PayloadSealError("sealed calls do not match the job's items");
   return items.map(({ method, ...meta }, i) => {
     const sealed = calls[i];
-    if (sealed?.id !== meta.id || sealed.call?.method !== method) throw new PayloadSealError('sealed calls do not match the job\'s items');
+    if (sealed?.id !== meta.id || sealed.call?.method !== method)
+      throw new PayloadSealError("sealed calls do not match the job's items");
     return { ...meta, call: sealed.call };
   });
 }

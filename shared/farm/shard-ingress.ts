@@ -110,8 +110,14 @@ export class ShardIngress<E extends IngressEntry> {
     this.policy = opts.policy;
     this.door = opts.policy.door;
     this.admission = new Admission(opts.redis, opts.names, { limit: opts.queueLimit });
-    this.queues = new ShardQueues(opts.redis, opts.names, (err, shard) => opts.logger.warn({ err: err.message, shard, door: this.door }, 'shard queue error'));
-    this.batcher = new MicroBatcher((shard, entries) => this.send(shard, entries), { maxBatch: MAX_BATCH, maxInFlight: 1, holdMaxMs: BATCH_HOLD_MAX_MS });
+    this.queues = new ShardQueues(opts.redis, opts.names, (err, shard) =>
+      opts.logger.warn({ err: err.message, shard, door: this.door }, 'shard queue error'),
+    );
+    this.batcher = new MicroBatcher((shard, entries) => this.send(shard, entries), {
+      maxBatch: MAX_BATCH,
+      maxInFlight: 1,
+      holdMaxMs: BATCH_HOLD_MAX_MS,
+    });
     // Job ids must be unique across restarts of one instance id and may not contain ':'.
     this.jobIdBase = `${opts.instanceId.replace(/:/g, '_')}.${randomBytes(4).toString('hex')}`;
   }
@@ -120,9 +126,13 @@ export class ShardIngress<E extends IngressEntry> {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('ShardIngress.start: already started');
     if (this.policy.lateJob.kind === 'fail') onLinkLost(this.opts.redis, () => this.failInFlight('queue unavailable'));
-    await subscribeReplies(this.opts.subscriber, this.opts.names, this.opts.instanceId, (message) => this.onReply(message));
+    await subscribeReplies(this.opts.subscriber, this.opts.names, this.opts.instanceId, (message) =>
+      this.onReply(message),
+    );
     // Every shard's Queue is made now: one made later while Redis is down would wait for it to come back.
-    await Promise.all(Array.from({ length: this.opts.shardCount }, (_, shard) => this.queues.get(shard).waitUntilReady()));
+    await Promise.all(
+      Array.from({ length: this.opts.shardCount }, (_, shard) => this.queues.get(shard).waitUntilReady()),
+    );
     this.state = 'started';
   }
 
@@ -190,7 +200,10 @@ export class ShardIngress<E extends IngressEntry> {
     try {
       return this.policy.results(jobId, reply);
     } catch (err) {
-      this.opts.logger.error({ jobId, shard: job.shard, door: this.door, err: (err as Error).message }, 'a reply could not be opened');
+      this.opts.logger.error(
+        { jobId, shard: job.shard, door: this.door, err: (err as Error).message },
+        'a reply could not be opened',
+      );
       return job.entries.map((e) => fail(e.item.id, 500, 'reply could not be opened'));
     }
   }
@@ -208,7 +221,10 @@ export class ShardIngress<E extends IngressEntry> {
     // The shard had room for the first `admitted` requests: they make the job, the rest are refused now.
     const entries = batch.slice(0, admitted);
     if (admitted < batch.length) {
-      this.opts.logger.warn({ shard, door: this.door, requests: batch.length - admitted }, 'shard full: requests refused');
+      this.opts.logger.warn(
+        { shard, door: this.door, requests: batch.length - admitted },
+        'shard full: requests refused',
+      );
       await this.refuse(batch.slice(admitted), 'shard overloaded');
     }
     if (entries.length === 0) return;
@@ -220,9 +236,15 @@ export class ShardIngress<E extends IngressEntry> {
     const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + KEEP_PAST_TIMEOUT_SECONDS };
     try {
       const data = this.policy.jobData(jobId, entries);
-      await this.queues.get(shard).add(data.type, data, { jobId, attempts: JOB_ATTEMPTS, removeOnComplete: keep, removeOnFail: keep });
+      await this.queues
+        .get(shard)
+        .add(data.type, data, { jobId, attempts: JOB_ATTEMPTS, removeOnComplete: keep, removeOnFail: keep });
       if (this.opts.logger.isLevelEnabled('debug')) {
-        for (const e of entries) this.opts.logger.debug({ traceId: e.item.traceId, itemId: e.item.id, door: this.door, shard, jobId }, 'request queued');
+        for (const e of entries)
+          this.opts.logger.debug(
+            { traceId: e.item.traceId, itemId: e.item.id, door: this.door, shard, jobId },
+            'request queued',
+          );
       }
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door }, 'adding a job failed');
@@ -257,7 +279,13 @@ export class ShardIngress<E extends IngressEntry> {
     }
     if (this.jobs.get(jobId) !== job) return; // the reply arrived while we read
     const late = this.policy.lateJob;
-    if (!stored && (pending || unreachable) && late.kind === 'wait' && this.state === 'started' && late.while(job.entries)) {
+    if (
+      !stored &&
+      (pending || unreachable) &&
+      late.kind === 'wait' &&
+      this.state === 'started' &&
+      late.while(job.entries)
+    ) {
       this.opts.logger.info({ jobId, shard: job.shard, door: this.door }, 'job not answered yet; still waiting');
       job.timer = this.armTimeout(jobId);
       return;
@@ -275,7 +303,10 @@ export class ShardIngress<E extends IngressEntry> {
       let r = byId.get(e.item.id);
       if (!r && missing === 503) r = fail(e.item.id, 503, 'queue unavailable');
       if (!r) {
-        this.opts.logger.warn({ traceId: e.item.traceId, jobId, shard: job.shard, door: this.door }, 'no answer in time');
+        this.opts.logger.warn(
+          { traceId: e.item.traceId, jobId, shard: job.shard, door: this.door },
+          'no answer in time',
+        );
         r = fail(e.item.id, 504, 'no answer in time');
       }
       this.policy.answer(e, r, jobId);

@@ -40,8 +40,17 @@ export function readShardStates(redis: RedisClient, names: ShardNames, shardCoun
   const now = Date.now();
   return Promise.all(
     Array.from({ length: shardCount }, async (_, shard): Promise<ShardState> => {
-      const [items, oldest, owned] = await command(names.items(shard), admissionLedgerKey(names, shard), names.lease(shard));
-      return { shard, items: Number(items), oldestJobAgeSeconds: oldest > 0 ? Math.max(0, now - oldest) / 1000 : 0, hasOwner: owned === 1 };
+      const [items, oldest, owned] = await command(
+        names.items(shard),
+        admissionLedgerKey(names, shard),
+        names.lease(shard),
+      );
+      return {
+        shard,
+        items: Number(items),
+        oldestJobAgeSeconds: oldest > 0 ? Math.max(0, now - oldest) / 1000 : 0,
+        hasOwner: owned === 1,
+      };
     }),
   );
 }
@@ -70,7 +79,11 @@ export function watchShards(redis: RedisClient, names: ShardNames, shardCount: n
       const conn = [...connections].find((c) => c.status === 'ready') ?? [...connections][0];
       try {
         if (!conn) throw new Error('no connection');
-        for (const s of await withDeadline(readShardStates(conn, names, shardCount), READ_TIMEOUT_MS, 'reading shard states')) {
+        for (const s of await withDeadline(
+          readShardStates(conn, names, shardCount),
+          READ_TIMEOUT_MS,
+          'reading shard states',
+        )) {
           const shard = String(s.shard);
           metrics.queueDepth.set({ shard }, s.items);
           metrics.queueOldestJobAge.set({ shard }, s.oldestJobAgeSeconds);

@@ -22,7 +22,11 @@ export function parseSubnet(text: string): Subnet {
 }
 
 export function parseSubnetList(value: string): Subnet[] {
-  return value.split(',').map((s) => s.trim()).filter(Boolean).map(parseSubnet);
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(parseSubnet);
 }
 
 /** A matcher for a subnet list; IPv4-mapped IPv6 addresses (::ffff:1.2.3.4) match their IPv4 subnets. */
@@ -62,7 +66,10 @@ function ipv6Prefix64(ip: string): string {
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];
   const groups = ip.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
 
 /** The client a limit counts: an IPv4 address, an IPv6 /64, or "invalid" for anything that is not an IP. */

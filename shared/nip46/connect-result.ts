@@ -17,14 +17,23 @@ export function connectResultKey(prefix: string, bunkerPubkey: string): string {
 }
 
 /** A delivery overwrites; a failure is kept only if nothing is recorded yet (several ingest replicas may try). */
-export async function recordConnectResult(redis: RedisClient, prefix: string, bunkerPubkey: string, result: ConnectResult): Promise<void> {
+export async function recordConnectResult(
+  redis: RedisClient,
+  prefix: string,
+  bunkerPubkey: string,
+  result: ConnectResult,
+): Promise<void> {
   const key = connectResultKey(prefix, bunkerPubkey);
   const value = JSON.stringify({ accepted: result.accepted, relays: result.relays });
   if (result.accepted > 0) await redis.set(key, value, 'EX', CONNECT_RESULT_TTL_S);
   else await redis.set(key, value, 'EX', CONNECT_RESULT_TTL_S, 'NX');
 }
 
-export async function readConnectResult(redis: RedisClient, prefix: string, bunkerPubkey: string): Promise<ConnectResult | undefined> {
+export async function readConnectResult(
+  redis: RedisClient,
+  prefix: string,
+  bunkerPubkey: string,
+): Promise<ConnectResult | undefined> {
   const stored = await redis.get(connectResultKey(prefix, bunkerPubkey));
   if (!stored) return undefined;
   try {

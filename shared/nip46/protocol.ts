@@ -6,8 +6,16 @@ import type { NostrEvent } from '../nostr/types.js';
 export const NIP46_KIND = 24133;
 
 export const NIP46_METHODS = [
-  'connect', 'get_public_key', 'sign_event', 'nip44_encrypt', 'nip44_decrypt', 'nip04_encrypt', 'nip04_decrypt',
-  'ping', 'switch_relays', 'logout',
+  'connect',
+  'get_public_key',
+  'sign_event',
+  'nip44_encrypt',
+  'nip44_decrypt',
+  'nip04_encrypt',
+  'nip04_decrypt',
+  'ping',
+  'switch_relays',
+  'logout',
 ] as const;
 
 export type Nip46Method = (typeof NIP46_METHODS)[number];
@@ -39,9 +47,11 @@ export function parseNip46Request(json: string): ParsedRequest {
   } catch {
     return { ok: false, error: 'request is not JSON' };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, error: 'request is not an object' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ok: false, error: 'request is not an object' };
   const { id, method, params } = value as Record<string, unknown>;
-  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_REQUEST_ID) return { ok: false, error: 'request id is missing or invalid' };
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_REQUEST_ID)
+    return { ok: false, error: 'request id is missing or invalid' };
   if (typeof method !== 'string') return { ok: false, id, error: 'method must be a string' };
   if (params !== undefined && !Array.isArray(params)) return { ok: false, id, error: 'params must be an array' };
   return { ok: true, request: { id, method, params: (params as unknown[] | undefined) ?? [] } };

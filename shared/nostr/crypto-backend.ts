@@ -50,7 +50,8 @@ function createWasmBackend(): CryptoBackend {
   // One per thread: a worker thread signs for the same users again and again.
   const signer = new KnownKeySigner();
   const secretOf = (key: Uint8Array): Uint8Array => {
-    if (key instanceof Uint8Array && key.length === KEYPAIR_BYTES) throw new InvalidKeyError('key material of the native backend');
+    if (key instanceof Uint8Array && key.length === KEYPAIR_BYTES)
+      throw new InvalidKeyError('key material of the native backend');
     requireSecretKey(key);
     return key;
   };
@@ -62,9 +63,11 @@ function createWasmBackend(): CryptoBackend {
     verify: (sig, msg32, pubX) => fastSchnorr.verify(sig, msg32, pubX),
     getPublicKey: (key) => fastSchnorr.getPublicKey(secretOf(key)),
     ecdhX(key, peerX) {
-      if (!(key instanceof Uint8Array) || key.length !== 32 || !ecc.isPrivate(key)) throw new InvalidKeyError('secret key is out of range');
+      if (!(key instanceof Uint8Array) || key.length !== 32 || !ecc.isPrivate(key))
+        throw new InvalidKeyError('secret key is out of range');
       const sk = key;
-      if (!(peerX instanceof Uint8Array) || peerX.length !== 32 || !ecc.isXOnlyPoint(peerX)) throw new InvalidKeyError('invalid peer pubkey');
+      if (!(peerX instanceof Uint8Array) || peerX.length !== 32 || !ecc.isXOnlyPoint(peerX))
+        throw new InvalidKeyError('invalid peer pubkey');
       const evenYPoint = new Uint8Array(33);
       evenYPoint[0] = 0x02;
       evenYPoint.set(peerX, 1);
@@ -112,7 +115,8 @@ function createNativeBackend(lib: NativeSecp256k1): CryptoBackend {
       requireLength(pubX, 32, 'public key');
       requireLength(aux32, 32, 'aux');
       return withKeypair(key, (keypair) => {
-        if (!sameBytes(publicKeyOf(keypair), pubX)) throw new InvalidKeyError('secret key does not match the signer pubkey');
+        if (!sameBytes(publicKeyOf(keypair), pubX))
+          throw new InvalidKeyError('secret key does not match the signer pubkey');
         const sig = lib.sign(msg32, keypair, aux32);
         if (!sig) throw new InvalidKeyError('invalid key material');
         return sig;
@@ -186,7 +190,10 @@ let active: CryptoBackend | undefined;
  * Resolves a choice; `native` throws when the library cannot be loaded, `auto` falls back to WASM.
  * loadNative: where the native backend comes from (this thread's, by default).
  */
-export function resolveCryptoBackend(choice: CryptoBackendChoice, loadNative: () => NativeLoad = () => (nativeBackend(), native!)): CryptoBackendSelection {
+export function resolveCryptoBackend(
+  choice: CryptoBackendChoice,
+  loadNative: () => NativeLoad = () => (nativeBackend(), native!),
+): CryptoBackendSelection {
   if (choice === 'wasm') return { backend: wasmBackend() };
   const load = loadNative();
   if (load.backend) return { backend: load.backend };

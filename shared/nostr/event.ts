@@ -53,14 +53,20 @@ export function validateUnsignedEvent(input: unknown): UnsignedEvent {
     fail(`event.kind: must be an integer from 0 to ${EVENT_LIMITS.maxKind}`);
   }
   if (typeof content !== 'string') fail('event.content: must be a string');
-  if (utf8Length(content) > EVENT_LIMITS.contentBytes) fail(`event.content: longer than ${EVENT_LIMITS.contentBytes} bytes`);
-  if (!Number.isInteger(created_at) || (created_at as number) < 0 || (created_at as number) > EVENT_LIMITS.maxCreatedAt) {
+  if (utf8Length(content) > EVENT_LIMITS.contentBytes)
+    fail(`event.content: longer than ${EVENT_LIMITS.contentBytes} bytes`);
+  if (
+    !Number.isInteger(created_at) ||
+    (created_at as number) < 0 ||
+    (created_at as number) > EVENT_LIMITS.maxCreatedAt
+  ) {
     fail('event.created_at: must be an integer number of seconds from 0 to 2^32-1');
   }
   const cleanTags = validateTags(tags);
 
   const event: UnsignedEvent = { kind: kind as number, content, tags: cleanTags, created_at: created_at as number };
-  if (signedEventBytes(event) > EVENT_LIMITS.eventBytes) fail(`event: larger than ${EVENT_LIMITS.eventBytes} bytes when signed`);
+  if (signedEventBytes(event) > EVENT_LIMITS.eventBytes)
+    fail(`event: larger than ${EVENT_LIMITS.eventBytes} bytes when signed`);
   return event;
 }
 
@@ -71,7 +77,8 @@ function validateTags(tags: unknown): string[][] {
   for (let i = 0; i < tags.length; i++) {
     const tag: unknown = tags[i];
     if (!Array.isArray(tag)) fail(`event.tags[${i}]: must be an array of strings`);
-    if (tag.length > EVENT_LIMITS.stringsPerTag) fail(`event.tags[${i}]: more than ${EVENT_LIMITS.stringsPerTag} strings`);
+    if (tag.length > EVENT_LIMITS.stringsPerTag)
+      fail(`event.tags[${i}]: more than ${EVENT_LIMITS.stringsPerTag} strings`);
     for (let j = 0; j < tag.length; j++) {
       const item: unknown = tag[j];
       if (typeof item !== 'string') fail(`event.tags[${i}][${j}]: must be a string`);
@@ -88,7 +95,12 @@ function validateTags(tags: unknown): string[][] {
 const SIGNED_FIELDS_OVERHEAD = ',"id":"","pubkey":"","sig":""'.length + 64 + 64 + 128;
 
 function signedEventBytes(event: UnsignedEvent): number {
-  const body = JSON.stringify({ created_at: event.created_at, kind: event.kind, tags: event.tags, content: event.content });
+  const body = JSON.stringify({
+    created_at: event.created_at,
+    kind: event.kind,
+    tags: event.tags,
+    content: event.content,
+  });
   return utf8Length(body) + SIGNED_FIELDS_OVERHEAD;
 }
 
@@ -113,7 +125,13 @@ export function getEventHash(event: UnsignedEvent & { pubkey: string }): string 
 export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex?: string): NostrEvent {
   if (pubkeyHex !== undefined && !isLowerHex(pubkeyHex, 64)) throw new InvalidKeyError('invalid signer pubkey');
   const pubkey = pubkeyHex ?? getPublicKeyHex(sk);
-  const event = { kind: unsigned.kind, content: unsigned.content, tags: unsigned.tags, created_at: unsigned.created_at, pubkey };
+  const event = {
+    kind: unsigned.kind,
+    content: unsigned.content,
+    tags: unsigned.tags,
+    created_at: unsigned.created_at,
+    pubkey,
+  };
   const hash = getEventHashBytes(event);
   const sig = cryptoBackend().signWithKey(hash, sk, hexToBytes(pubkey));
   return { ...event, id: bytesToHex(hash), sig: bytesToHex(sig) };
@@ -123,7 +141,12 @@ export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex
 export function verifyEvent(ev: NostrEvent): boolean {
   if (typeof ev !== 'object' || ev === null) return false;
   if (!isLowerHex(ev.id, 64) || !isLowerHex(ev.pubkey, 64) || !isLowerHex(ev.sig, 128)) return false;
-  if (!Number.isInteger(ev.kind) || !Number.isInteger(ev.created_at) || typeof ev.content !== 'string' || !Array.isArray(ev.tags)) {
+  if (
+    !Number.isInteger(ev.kind) ||
+    !Number.isInteger(ev.created_at) ||
+    typeof ev.content !== 'string' ||
+    !Array.isArray(ev.tags)
+  ) {
     return false;
   }
   let hash: Uint8Array;

@@ -53,7 +53,8 @@ function decodeNsec(text: string): Uint8Array {
   } catch {
     throw new InvalidKeyError('nsec is not valid bech32');
   }
-  if (decoded.type !== 'nsec' || decoded.data.length !== 32) throw new InvalidKeyError('nsec does not hold a 32-byte secret key');
+  if (decoded.type !== 'nsec' || decoded.data.length !== 32)
+    throw new InvalidKeyError('nsec does not hold a 32-byte secret key');
   return decoded.data;
 }
 
@@ -63,7 +64,8 @@ export function nsecEncode(sk: Uint8Array): string {
 }
 
 export function npubEncode(pubHex: string): string {
-  if (!isValidPubkeyHex(pubHex)) throw new InvalidKeyError('public key must be 64 lowercase hex characters of a curve point');
+  if (!isValidPubkeyHex(pubHex))
+    throw new InvalidKeyError('public key must be 64 lowercase hex characters of a curve point');
   return nip19NpubEncode(pubHex);
 }
 

@@ -36,7 +36,8 @@ export interface MessageKeys {
 
 /** HKDF-expand(PRK = conversation key, info = nonce, L = 76), sliced 32 / 12 / 32. */
 export function getMessageKeys(convKey: Uint8Array, nonce: Uint8Array): MessageKeys {
-  if (!(convKey instanceof Uint8Array) || convKey.length !== 32) throw new Nip44Error('invalid conversation key length');
+  if (!(convKey instanceof Uint8Array) || convKey.length !== 32)
+    throw new Nip44Error('invalid conversation key length');
   if (!(nonce instanceof Uint8Array) || nonce.length !== 32) throw new Nip44Error('invalid nonce length');
   const t1 = hmacSha256(convKey, nonce, ONE);
   const t2 = hmacSha256(convKey, t1, nonce, TWO);

@@ -65,24 +65,39 @@ export function loadNativeSecp256k1(libraryNames: readonly string[] = LIBRARY_NA
       // next name
     }
   }
-  if (!lib) throw new Error(`libsecp256k1 not found (install the libsecp256k1-1 package; tried ${libraryNames.join(', ')})`);
+  if (!lib)
+    throw new Error(`libsecp256k1 not found (install the libsecp256k1-1 package; tried ${libraryNames.join(', ')})`);
 
   const f = (proto: string) => lib!.func(proto);
   const contextCreate = f('void *secp256k1_context_create(unsigned int flags)');
   const contextRandomize = f('int secp256k1_context_randomize(void *ctx, const uint8_t *seed32)');
   const IllegalCallback = koffi.proto('void keyfarm_secp256k1_illegal(const char *message, void *data)');
-  const setIllegalCallback = f('void secp256k1_context_set_illegal_callback(void *ctx, keyfarm_secp256k1_illegal *fun, void *data)');
+  const setIllegalCallback = f(
+    'void secp256k1_context_set_illegal_callback(void *ctx, keyfarm_secp256k1_illegal *fun, void *data)',
+  );
   const seckeyVerify = f('int secp256k1_ec_seckey_verify(void *ctx, const uint8_t *seckey)');
   const keypairCreate = f('int secp256k1_keypair_create(void *ctx, uint8_t *keypair, const uint8_t *seckey)');
   const keypairSec = f('int secp256k1_keypair_sec(void *ctx, uint8_t *seckey, const uint8_t *keypair)');
-  const keypairXonlyPub = f('int secp256k1_keypair_xonly_pub(void *ctx, uint8_t *pubkey, int *pk_parity, const uint8_t *keypair)');
+  const keypairXonlyPub = f(
+    'int secp256k1_keypair_xonly_pub(void *ctx, uint8_t *pubkey, int *pk_parity, const uint8_t *keypair)',
+  );
   const xonlyParse = f('int secp256k1_xonly_pubkey_parse(void *ctx, uint8_t *pubkey, const uint8_t *input32)');
   const xonlySerialize = f('int secp256k1_xonly_pubkey_serialize(void *ctx, uint8_t *output32, const uint8_t *pubkey)');
-  const pubkeyParse = f('int secp256k1_ec_pubkey_parse(void *ctx, uint8_t *pubkey, const uint8_t *input, size_t inputlen)');
-  const schnorrSign32 = f('int secp256k1_schnorrsig_sign32(void *ctx, uint8_t *sig64, const uint8_t *msg32, const uint8_t *keypair, const uint8_t *aux_rand32)');
-  const schnorrVerify = f('int secp256k1_schnorrsig_verify(void *ctx, const uint8_t *sig64, const uint8_t *msg, size_t msglen, const uint8_t *pubkey)');
-  const EcdhHash = koffi.proto('int keyfarm_ecdh_copy_x(uint8_t *output, const uint8_t *x32, const uint8_t *y32, void *data)');
-  const ecdh = f('int secp256k1_ecdh(void *ctx, uint8_t *output, const uint8_t *pubkey, const uint8_t *seckey, keyfarm_ecdh_copy_x *hashfp, void *data)');
+  const pubkeyParse = f(
+    'int secp256k1_ec_pubkey_parse(void *ctx, uint8_t *pubkey, const uint8_t *input, size_t inputlen)',
+  );
+  const schnorrSign32 = f(
+    'int secp256k1_schnorrsig_sign32(void *ctx, uint8_t *sig64, const uint8_t *msg32, const uint8_t *keypair, const uint8_t *aux_rand32)',
+  );
+  const schnorrVerify = f(
+    'int secp256k1_schnorrsig_verify(void *ctx, const uint8_t *sig64, const uint8_t *msg, size_t msglen, const uint8_t *pubkey)',
+  );
+  const EcdhHash = koffi.proto(
+    'int keyfarm_ecdh_copy_x(uint8_t *output, const uint8_t *x32, const uint8_t *y32, void *data)',
+  );
+  const ecdh = f(
+    'int secp256k1_ecdh(void *ctx, uint8_t *output, const uint8_t *pubkey, const uint8_t *seckey, keyfarm_ecdh_copy_x *hashfp, void *data)',
+  );
 
   const ctx: unknown = contextCreate(SECP256K1_CONTEXT_NONE);
   if (!ctx) throw new Error('libsecp256k1: context creation failed');

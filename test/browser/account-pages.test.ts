@@ -60,7 +60,10 @@ describe('the user pages in the browser', () => {
     await mismatch.waitFor();
     assert.equal(await mismatch.textContent(), "The two passwords don't match.");
     assert.equal(await page.locator('#confirm_password').getAttribute('aria-invalid'), 'true');
-    assert.match((await page.locator('#confirm_password').getAttribute('aria-describedby')) ?? '', /confirm_password-error/);
+    assert.match(
+      (await page.locator('#confirm_password').getAttribute('aria-describedby')) ?? '',
+      /confirm_password-error/,
+    );
     assert.equal(await focusedId(page), 'confirm_password');
     assert.equal(await page.inputValue('#email'), email);
     assert.equal(await page.inputValue('#password'), '');
@@ -125,7 +128,7 @@ describe('the user pages in the browser', () => {
     assert.match(url.host, /^[0-9a-f]{64}$/);
     assert.deepEqual(url.searchParams.getAll('relay'), ['wss://relay.example.com', 'wss://relay.example.org']);
     assert.match(secret, /^[0-9a-f]{64}$/);
-    assert.equal(await page.locator('#bunker-qr svg path').count() > 0, true, 'a QR code');
+    assert.equal((await page.locator('#bunker-qr svg path').count()) > 0, true, 'a QR code');
     await page.getByRole('button', { name: 'Copy link' }).click();
     await page.getByText('Copied to the clipboard.').waitFor();
     assert.equal(await page.evaluate('navigator.clipboard.readText()'), url.toString());
@@ -138,14 +141,18 @@ describe('the user pages in the browser', () => {
     await keepSource();
     const cookie = (await context.cookies(farm.url)).find((c) => c.name === 'keyfarm_session')!.value;
     const sessions = await call(farm.url, 'GET', '/api/user/sessions', undefined, cookie);
-    assert.equal(sessions.body.filter((a: { application_name: string }) => a.application_name === 'Phone client').length, 1);
+    assert.equal(
+      sessions.body.filter((a: { application_name: string }) => a.application_name === 'Phone client').length,
+      1,
+    );
   });
 
   it('previews a pasted nostrconnect:// link (name, perms, relays) and connects it only when confirmed', async () => {
     const clientPubkey = getPublicKey(generateSecretKey());
     const secret = recordSecret(`nc-secret-${Date.now()}`);
     const cookie = (await context.cookies(farm.url)).find((c) => c.name === 'keyfarm_session')!.value;
-    const count = async () => (await call(farm.url, 'GET', '/api/user/sessions', undefined, cookie)).body.length as number;
+    const count = async () =>
+      (await call(farm.url, 'GET', '/api/user/sessions', undefined, cookie)).body.length as number;
     const before = await count();
     await visit('/account/nostrconnect');
     // A bad link is refused beside the field, and the link is kept to fix.
@@ -153,12 +160,18 @@ describe('the user pages in the browser', () => {
     await page.getByRole('button', { name: 'Preview' }).click();
     await page.locator('#uri-error').waitFor();
     assert.equal(await page.inputValue('#uri'), 'nostrconnect://not-a-key?relay=wss://r.example&secret=x');
-    await page.fill('#uri', `nostrconnect://${clientPubkey}?relay=${encodeURIComponent('wss://relay.example.com')}&secret=${secret}&name=Web%20Chat&perms=sign_event:1,nip44_encrypt`);
+    await page.fill(
+      '#uri',
+      `nostrconnect://${clientPubkey}?relay=${encodeURIComponent('wss://relay.example.com')}&secret=${secret}&name=Web%20Chat&perms=sign_event:1,nip44_encrypt`,
+    );
     await screenshot(page, 'nostrconnect-form');
     await page.getByRole('button', { name: 'Preview' }).click();
     await page.locator('#preview-perms').waitFor();
     assert.equal(await page.locator('#preview-name').textContent(), 'Web Chat');
-    assert.deepEqual(await page.locator('#preview-perms li').allTextContents(), ['Sign short notes (kind 1)', 'Encrypt messages (NIP-44)']);
+    assert.deepEqual(await page.locator('#preview-perms li').allTextContents(), [
+      'Sign short notes (kind 1)',
+      'Encrypt messages (NIP-44)',
+    ]);
     assert.deepEqual(await page.locator('#preview-relays li').allTextContents(), ['wss://relay.example.com']);
     assert.equal(await count(), before, 'nothing connected by the preview');
     await screenshot(page, 'nostrconnect-preview');
@@ -174,8 +187,14 @@ describe('the user pages in the browser', () => {
     await visit('/account/apps');
     const names = await page.locator('li.app .app-name').allTextContents();
     assert.deepEqual(names.sort(), ['Phone client', 'Web Chat']);
-    assert.equal(await page.locator('li.app', { hasText: 'Phone client' }).locator('.app-policy').textContent(), 'Messaging');
-    assert.equal(await page.locator('li.app', { hasText: 'Web Chat' }).locator('.app-policy').textContent(), 'Messaging');
+    assert.equal(
+      await page.locator('li.app', { hasText: 'Phone client' }).locator('.app-policy').textContent(),
+      'Messaging',
+    );
+    assert.equal(
+      await page.locator('li.app', { hasText: 'Web Chat' }).locator('.app-policy').textContent(),
+      'Messaging',
+    );
     assert.match((await page.locator('li.app', { hasText: 'Web Chat' }).textContent()) ?? '', /Nostr Connect/);
     await screenshot(page, 'apps');
     await visit('/account/activity');

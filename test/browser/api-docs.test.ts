@@ -39,18 +39,29 @@ describe('the API reference page in the browser', () => {
       if (msg.type() === 'error') consoleErrors.push(msg.text());
     });
 
-    const doc = (await (await fetch(`${farm.url}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    const doc = (await (await fetch(`${farm.url}/api/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     const res = await page.goto(`${farm.url}/docs`);
     assert.equal(res?.status(), 200);
     await page.waitForLoadState('load');
 
     await page.getByRole('heading', { level: 1, name: /Keyfarm API/ }).waitFor();
-    const operations = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
-    const headings = (await page.locator('section.operation h3').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+    const operations = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    const headings = (await page.locator('section.operation h3').allTextContents()).map((t) =>
+      t.replace(/\s+/g, ' ').trim(),
+    );
     assert.deepEqual([...headings].sort(), [...operations].sort());
     // A table of the register route's body, read from its schema.
     const register = page.locator('#post-api-auth-register');
-    await assert.doesNotReject(register.locator('table.fields code', { hasText: /^email$/ }).first().waitFor());
+    await assert.doesNotReject(
+      register
+        .locator('table.fields code', { hasText: /^email$/ })
+        .first()
+        .waitFor(),
+    );
 
     // The stylesheet applied: it was allowed by style-src 'self'.
     const collapse = await page.evaluate('getComputedStyle(document.querySelector("table.fields")).borderCollapse');
@@ -61,7 +72,11 @@ describe('the API reference page in the browser', () => {
 
     const violations = (await page.evaluate('globalThis.cspViolations')) as string[];
     assert.deepEqual(violations, [], 'CSP violations');
-    assert.deepEqual(consoleErrors.filter((t) => /Content Security Policy/i.test(t)), [], 'CSP console errors');
+    assert.deepEqual(
+      consoleErrors.filter((t) => /Content Security Policy/i.test(t)),
+      [],
+      'CSP console errors',
+    );
     assert.deepEqual(elsewhere, [], 'requests beyond the farm');
     // The recorder works: an inline style, which the CSP refuses, is reported.
     await page.evaluate('document.body.setAttribute("style", "color: red")');

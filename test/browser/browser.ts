@@ -3,7 +3,14 @@
 // beyond 127.0.0.1, and screenshots kept in test-artifacts/screenshots/.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page } from 'playwright-core';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  type Locator,
+  type Page,
+} from 'playwright-core';
 import { ARTIFACTS_DIR } from '../support/paths.js';
 
 export const CHROMIUM = '/usr/bin/chromium';

@@ -34,7 +34,11 @@ describe('Bull Board for operators', () => {
     // The api alone: no worker takes the jobs, so the counts stay as the test made them.
     [readOnly, writable, browser] = await Promise.all([
       startTestFarm('browser-bull-board', { SHARD_COUNT: String(SHARDS) }, { api: true }),
-      startTestFarm('browser-bull-board-rw', { SHARD_COUNT: String(SHARDS), ADMIN_QUEUES_READ_ONLY: 'false' }, { api: true }),
+      startTestFarm(
+        'browser-bull-board-rw',
+        { SHARD_COUNT: String(SHARDS), ADMIN_QUEUES_READ_ONLY: 'false' },
+        { api: true },
+      ),
       launchBrowser(),
     ]);
     const names = new ShardNames(readOnly.config.KEY_PREFIX);
@@ -62,7 +66,9 @@ describe('Bull Board for operators', () => {
     assert.match(res.headers()['www-authenticate'] ?? '', /^Basic /);
     assert.equal((await res.json()).error, 'the admin password is required');
     await context.close();
-    const wrong = await fetch(`${readOnly.url}/admin/queues/api/queues`, { headers: { authorization: basic('not-the-password') } });
+    const wrong = await fetch(`${readOnly.url}/admin/queues/api/queues`, {
+      headers: { authorization: basic('not-the-password') },
+    });
     assert.equal(wrong.status, 401);
   });
 
@@ -72,7 +78,10 @@ describe('Bull Board for operators', () => {
     const page = await context.newPage();
     await page.goto(`${readOnly.url}/admin/queues`);
     const sidebar = page.locator('a[href^="/admin/queues/queue/"]');
-    await page.locator(`a[href="/admin/queues/queue/shard-${SHARDS - 1}"]`).first().waitFor();
+    await page
+      .locator(`a[href="/admin/queues/queue/shard-${SHARDS - 1}"]`)
+      .first()
+      .waitFor();
     const listed = new Set(await sidebar.allTextContents());
     assert.deepEqual([...listed].sort(), Array.from({ length: SHARDS }, (_, i) => `shard-${i}`).sort());
     // Each shard's card shows its job total: 3 on the busy shard, 0 on every other.
@@ -83,7 +92,11 @@ describe('Bull Board for operators', () => {
 
     // The same counts from the board's API, which the page reads.
     const api = await context.request.get(`${readOnly.url}/admin/queues/api/queues`);
-    const queues = (await api.json()).queues as { name: string; counts: Record<string, number>; readOnlyMode: boolean }[];
+    const queues = (await api.json()).queues as {
+      name: string;
+      counts: Record<string, number>;
+      readOnlyMode: boolean;
+    }[];
     assert.equal(queues.length, SHARDS);
     const counts = queues.find((q) => q.name === `shard-${BUSY_SHARD}`)!.counts;
     assert.equal(counts.waiting, 2);
@@ -113,7 +126,10 @@ describe('Bull Board for operators', () => {
     try {
       const headers = { authorization: basic(password) };
       const url = `${writable.url}/admin/queues/api/queues/shard-2`;
-      const crossSite = await fetch(`${url}/pause`, { method: 'PUT', headers: { ...headers, origin: 'http://evil.example' } });
+      const crossSite = await fetch(`${url}/pause`, {
+        method: 'PUT',
+        headers: { ...headers, origin: 'http://evil.example' },
+      });
       assert.equal(crossSite.status, 403);
       assert.equal(await queue.isPaused(), false);
       const paused = await fetch(`${url}/pause`, { method: 'PUT', headers });

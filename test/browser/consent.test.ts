@@ -75,20 +75,31 @@ describe('consent and forms in the browser', () => {
       assert.ok(box.x >= 0 && box.x + box.width <= PHONE.width, `${id} at x=${box.x} is outside the screen`);
     }
     assert.equal(await page.evaluate('window.scrollY'), 0);
-    assert.ok((await page.evaluate('document.documentElement.scrollWidth')) as number <= PHONE.width, 'no sideways scrolling');
+    assert.ok(
+      ((await page.evaluate('document.documentElement.scrollWidth')) as number) <= PHONE.width,
+      'no sideways scrolling',
+    );
     assert.equal(await page.locator('nav, #logout').count(), 0, 'no account menu');
     assert.equal(await page.locator('#app-name').textContent(), 'Everything App');
     assert.equal(await page.locator('#redirect-origin').textContent(), fullApp.origin);
     assert.equal(await page.locator('#account-email').textContent(), user.email);
     // What it may do, in the policy's own words, and the narrower choices.
     const policies = (await call(farm.url, 'GET', '/api/policies')).body as { slug: string; description: string }[];
-    assert.equal(await page.locator('#scope-words').textContent(), policies.find((p) => p.slug === 'full')!.description);
-    const choices = await page.locator('#scope option').evaluateAll((options) => options.map((o) => (o as unknown as { value: string }).value));
+    assert.equal(
+      await page.locator('#scope-words').textContent(),
+      policies.find((p) => p.slug === 'full')!.description,
+    );
+    const choices = await page
+      .locator('#scope option')
+      .evaluateAll((options) => options.map((o) => (o as unknown as { value: string }).value));
     assert.equal(choices[0], 'policy:full');
     for (const narrower of ['policy:social', 'policy:readonly']) assert.ok(choices.includes(narrower), narrower);
     // The script puts the chosen policy's words beside the choice.
     await page.selectOption('#scope', 'policy:readonly');
-    assert.equal(await page.locator('#scope-words').textContent(), policies.find((p) => p.slug === 'readonly')!.description);
+    assert.equal(
+      await page.locator('#scope-words').textContent(),
+      policies.find((p) => p.slug === 'readonly')!.description,
+    );
     await screenshot(page, 'consent-phone');
     await context.close();
   });
@@ -236,7 +247,12 @@ describe('consent and forms in the browser', () => {
     // The form posted with the browser's cookies, stopping at the redirect: the one-time page is not opened yet.
     await page.goto(`${farm.url}/account/bunker`);
     const posted = await context.request.post(`${farm.url}/account/bunker`, {
-      form: { _csrf: await page.inputValue('input[name=_csrf]'), app_name: 'Once only', policy_slug: 'social', relays: 'wss://relay.example.com' },
+      form: {
+        _csrf: await page.inputValue('input[name=_csrf]'),
+        app_name: 'Once only',
+        policy_slug: 'social',
+        relays: 'wss://relay.example.com',
+      },
       maxRedirects: 0,
     });
     assert.equal(posted.status(), 303);
@@ -245,7 +261,10 @@ describe('consent and forms in the browser', () => {
     // While it waits, Redis holds the link only sealed.
     const redis = new Redis(redisUrl());
     const waiting = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
-    assert.ok(waiting.some((k) => k.key.includes(':flash:')), 'the one-time value is in Redis');
+    assert.ok(
+      waiting.some((k) => k.key.includes(':flash:')),
+      'the one-time value is in Redis',
+    );
 
     // Another signed-in browser with the same address sees nothing.
     const { context: stranger } = await signedInContext();
@@ -260,7 +279,8 @@ describe('consent and forms in the browser', () => {
     const link = new URL((await page.locator('#bunker-url').textContent()) ?? '');
     const secret = recordSecret(link.searchParams.get('secret') ?? '');
     const stored = waiting.map((k) => `${k.key} ${k.text}`).join('\n');
-    for (const form of markerForms(secret)) assert.ok(!stored.includes(form), `the bunker secret (as ${form}) was readable in Redis`);
+    for (const form of markerForms(secret))
+      assert.ok(!stored.includes(form), `the bunker secret (as ${form}) was readable in Redis`);
     assert.deepEqual(link.searchParams.getAll('relay'), ['wss://relay.example.com']);
     await page.goto(resultUrl);
     await page.locator('#bunker-gone').waitFor();

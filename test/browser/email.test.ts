@@ -25,7 +25,11 @@ describe('email verification and password reset in the browser', () => {
     sink = await startSmtpSink();
     const port = await freePort();
     [farm, browser] = await Promise.all([
-      startTestFarm('browser-email', { PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, SMTP_URL: sink.url }, { api: true }),
+      startTestFarm(
+        'browser-email',
+        { PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, SMTP_URL: sink.url },
+        { api: true },
+      ),
       launchBrowser(),
     ]);
     context = await newContext(browser);

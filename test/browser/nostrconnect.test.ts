@@ -68,7 +68,11 @@ describe('nostrconnect:// in the browser', () => {
     const clientSk = generateSecretKey();
     const secret = recordSecret(`nc-browser-${Date.now()}`);
     const uri = createNostrConnectURI({
-      clientPubkey: getPublicKey(clientSk), relays: [relay.url], secret, name: 'Paste App', perms: ['sign_event:1', 'nip44_encrypt'],
+      clientPubkey: getPublicKey(clientSk),
+      relays: [relay.url],
+      secret,
+      name: 'Paste App',
+      perms: ['sign_event:1', 'nip44_encrypt'],
     });
     const pool = new SimplePool();
     pools.push(pool);
@@ -79,7 +83,11 @@ describe('nostrconnect:// in the browser', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
 
-    const page = await pasteAndConfirm(uri, { name: 'Paste App', perms: ['Sign short notes (kind 1)', 'Encrypt messages (NIP-44)'], relays: [relay.url] });
+    const page = await pasteAndConfirm(uri, {
+      name: 'Paste App',
+      perms: ['Sign short notes (kind 1)', 'Encrypt messages (NIP-44)'],
+      relays: [relay.url],
+    });
     // The page refreshes by itself while the reply is on its way.
     await page.locator('#delivery[data-state="delivered"]').waitFor({ timeout: UI_TIMEOUT_MS });
     assert.match((await page.locator('#delivery').textContent()) ?? '', /Paste App is connected: 1 of 1 relays/);
@@ -88,7 +96,12 @@ describe('nostrconnect:// in the browser', () => {
     const signer = await pending;
     try {
       assert.equal(await signer.getPublicKey(), user.pubkey);
-      const event = await signer.signEvent({ kind: 1, content: 'pasted and previewed', tags: [], created_at: Math.floor(Date.now() / 1000) });
+      const event = await signer.signEvent({
+        kind: 1,
+        content: 'pasted and previewed',
+        tags: [],
+        created_at: Math.floor(Date.now() / 1000),
+      });
       assert.equal(event.pubkey, user.pubkey);
     } finally {
       await signer.close();
@@ -110,7 +123,12 @@ describe('nostrconnect:// in the browser', () => {
     const down = `ws://127.0.0.1:${await freePort()}`;
     const clientSk = generateSecretKey();
     const secret = recordSecret(`nc-browser-down-${Date.now()}`);
-    const uri = createNostrConnectURI({ clientPubkey: getPublicKey(clientSk), relays: [down], secret, name: 'Lonely App' });
+    const uri = createNostrConnectURI({
+      clientPubkey: getPublicKey(clientSk),
+      relays: [down],
+      secret,
+      name: 'Lonely App',
+    });
     const page = await pasteAndConfirm(uri, { name: 'Lonely App', perms: [], relays: [down] });
     await page.locator('#delivery[data-state="failed"]').waitFor({ timeout: UI_TIMEOUT_MS });
     assert.match((await page.locator('#delivery').textContent()) ?? '', /none of its 1 relays took/);

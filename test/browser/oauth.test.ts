@@ -37,7 +37,12 @@ describe('OAuth in the browser', () => {
     for (const redirect of ['http://evil.example/callback', 'javascript:alert(1)', `${app.redirectUri}#fragment`]) {
       const url = new URL('/api/oauth/authorize', farm.url);
       url.search = new URLSearchParams({
-        client_id: app.clientId, redirect_uri: redirect, scope: 'policy:social', code_challenge: challenge, code_challenge_method: 'S256', state: 'st',
+        client_id: app.clientId,
+        redirect_uri: redirect,
+        scope: 'policy:social',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 'st',
       }).toString();
       const res = await page.goto(url.toString());
       assert.equal(res?.status(), 400, redirect);
@@ -75,7 +80,7 @@ describe('OAuth in the browser', () => {
     const can = await appPage.locator('#can').textContent();
     assert.match(can ?? '', /short notes \(kind 1\)/);
     assert.match(can ?? '', /read your private messages/, "Keycast's social reads private messages");
-    assert.match(await appPage.locator('#cannot').textContent() ?? '', /Sign any other kind of event/);
+    assert.match((await appPage.locator('#cannot').textContent()) ?? '', /Sign any other kind of event/);
     await screenshot(appPage, 'oauth-consent');
     await appPage.click('#approve');
 
@@ -89,7 +94,11 @@ describe('OAuth in the browser', () => {
     recordSecret(tokens.refresh_token);
     recordSecret(new URL(tokens.bunker_url).searchParams.get('secret') ?? '');
     assert.equal(await appPage.locator('#state-check').textContent(), 'state ok');
-    assert.equal(await appPage.locator('#status').textContent(), '200', await appPage.locator('#result').textContent() ?? '');
+    assert.equal(
+      await appPage.locator('#status').textContent(),
+      '200',
+      (await appPage.locator('#result').textContent()) ?? '',
+    );
     assert.equal(tokens.scope, 'policy:social');
     const event = JSON.parse((await appPage.locator('#result').textContent()) ?? '{}').result as Event;
     assert.equal(event.content, 'hello from the app');
@@ -110,7 +119,10 @@ describe('OAuth in the browser', () => {
     await page.goto(`${farm.url}/account/apps`);
     const card = page.locator('li.app', { hasText: app.clientId });
     assert.equal(await card.locator('.app-policy').textContent(), 'Social');
-    assert.match((await card.textContent()) ?? '', new RegExp(`OAuth, returns to ${app.origin.replace(/[.]/g, '\\.')}`));
+    assert.match(
+      (await card.textContent()) ?? '',
+      new RegExp(`OAuth, returns to ${app.origin.replace(/[.]/g, '\\.')}`),
+    );
     // The worker writes activity about once a second: reload until it shows.
     const deadline = Date.now() + UI_TIMEOUT_MS;
     await page.goto(`${farm.url}/account/activity`);

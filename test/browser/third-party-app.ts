@@ -67,19 +67,28 @@ async function sign() {
 })().catch((err) => show('error', String(err)));`;
 }
 
-export async function startThirdPartyApp(keyfarm: string, opts: { clientId?: string; scope?: string } = {}): Promise<ThirdPartyApp> {
+export async function startThirdPartyApp(
+  keyfarm: string,
+  opts: { clientId?: string; scope?: string } = {},
+): Promise<ThirdPartyApp> {
   const clientId = opts.clientId ?? 'Pixel Notes';
   const scope = opts.scope ?? 'policy:social';
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     res.setHeader('content-type', 'text/html; charset=utf-8');
     if (path === '/') {
-      res.end(page('Pixel Notes', '<button id="login">Log in with Keyfarm</button>', startScript(keyfarm, clientId, scope)));
+      res.end(
+        page('Pixel Notes', '<button id="login">Log in with Keyfarm</button>', startScript(keyfarm, clientId, scope)),
+      );
     } else if (path === '/callback') {
-      res.end(page('Pixel Notes: callback',
-        '<p id="state-check"></p><p>Error: <span id="error"></span></p><p>Status: <span id="status"></span></p>' +
-        '<pre id="result"></pre><pre id="tokens"></pre><button id="sign">Sign again</button>',
-        callbackScript(keyfarm, clientId)));
+      res.end(
+        page(
+          'Pixel Notes: callback',
+          '<p id="state-check"></p><p>Error: <span id="error"></span></p><p>Status: <span id="status"></span></p>' +
+            '<pre id="result"></pre><pre id="tokens"></pre><button id="sign">Sign again</button>',
+          callbackScript(keyfarm, clientId),
+        ),
+      );
     } else {
       res.statusCode = 404;
       res.end('not found');
@@ -91,9 +100,10 @@ export async function startThirdPartyApp(keyfarm: string, opts: { clientId?: str
     origin,
     redirectUri: `${origin}/callback`,
     clientId,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

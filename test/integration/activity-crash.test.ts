@@ -59,8 +59,9 @@ describe('signing activity through a worker crash', () => {
     let n = 0;
     const loops = Array.from({ length: 12 }, async () => {
       while (sending) {
-        const res = await rpc(base, token, 'sign_event', [{ kind: 1, content: `crash ${n++}`, tags: [], created_at: Math.floor(Date.now() / 1000) }])
-          .catch(() => undefined);
+        const res = await rpc(base, token, 'sign_event', [
+          { kind: 1, content: `crash ${n++}`, tags: [], created_at: Math.floor(Date.now() / 1000) },
+        ]).catch(() => undefined);
         if (res?.status === 200) answered.push(res.body.result.id as string);
         else failed++;
       }
@@ -82,18 +83,29 @@ describe('signing activity through a worker crash', () => {
     const deadline = Date.now() + 15_000;
     let missing: string[] = answered;
     while (Date.now() < deadline) {
-      const { rows } = await db.query<{ event_id: string }>('SELECT event_id FROM signing_activity WHERE event_id = ANY($1)', [answered]);
+      const { rows } = await db.query<{ event_id: string }>(
+        'SELECT event_id FROM signing_activity WHERE event_id = ANY($1)',
+        [answered],
+      );
       const seen = new Set(rows.map((r) => r.event_id));
       missing = answered.filter((id) => !seen.has(id));
       if (missing.length === 0) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    t.diagnostic(`${answered.length} answered (${beforeKill} before the kill), ${failed} not answered 200, ${missing.length} without an activity row`);
-    assert.deepEqual(missing, [], 'every answered request has its activity row');
-    const { rows: [auth] } = await db.query<{ activity_count: number }>(
-      'SELECT activity_count::int FROM authorizations a JOIN users u ON u.id = a.user_id WHERE u.pubkey = $1', [user.pubkey],
+    t.diagnostic(
+      `${answered.length} answered (${beforeKill} before the kill), ${failed} not answered 200, ${missing.length} without an activity row`,
     );
-    assert.ok(auth!.activity_count >= answered.length, `the count (${auth!.activity_count}) covers every answered request`);
+    assert.deepEqual(missing, [], 'every answered request has its activity row');
+    const {
+      rows: [auth],
+    } = await db.query<{ activity_count: number }>(
+      'SELECT activity_count::int FROM authorizations a JOIN users u ON u.id = a.user_id WHERE u.pubkey = $1',
+      [user.pubkey],
+    );
+    assert.ok(
+      auth!.activity_count >= answered.length,
+      `the count (${auth!.activity_count}) covers every answered request`,
+    );
 
     // The stream holds ids, kinds, times: never content or secrets; drained, it is empty.
     const left = await redis.xrange(activityStreamKey(env.KEY_PREFIX!), '-', '+');

@@ -44,12 +44,17 @@ describe('activity writer', () => {
   }
 
   async function written(authorizationId: string): Promise<{ rows: number; count: number }> {
-    const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM signing_activity WHERE authorization_id = $1', [authorizationId]);
-    const auth = await db.query<{ activity_count: number }>('SELECT activity_count FROM authorizations WHERE id = $1', [authorizationId]);
+    const rows = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM signing_activity WHERE authorization_id = $1',
+      [authorizationId],
+    );
+    const auth = await db.query<{ activity_count: number }>('SELECT activity_count FROM authorizations WHERE id = $1', [
+      authorizationId,
+    ]);
     return { rows: rows.rows[0]!.n, count: auth.rows[0]?.activity_count ?? -1 };
   }
 
-  it('drops the rows of a deleted authorization and writes everyone else\'s', async () => {
+  it("drops the rows of a deleted authorization and writes everyone else's", async () => {
     const gone = await newAuthorization();
     const kept = await newAuthorization();
     const writer = new ActivityWriter(db, logger);
@@ -62,7 +67,7 @@ describe('activity writer', () => {
     await db.query('DELETE FROM authorizations WHERE id = $1', [gone]);
     const refusedBefore = await droppedActivity('refused');
     await writer.flush();
-    assert.deepEqual(await written(kept), { rows: 4, count: 4 }, 'the other user\'s activity landed');
+    assert.deepEqual(await written(kept), { rows: 4, count: 4 }, "the other user's activity landed");
     assert.equal(writer.waiting, 0, 'nothing left to retry');
     assert.equal((await droppedActivity('refused')) - refusedBefore, 3, 'the refused rows are counted');
     // The writer is not stuck: later activity lands at the next flush.
@@ -72,7 +77,7 @@ describe('activity writer', () => {
     await writer.close();
   });
 
-  it('drops a row refused for its own value alone; the rest of its authorization\'s rows land', async () => {
+  it("drops a row refused for its own value alone; the rest of its authorization's rows land", async () => {
     const auth = await newAuthorization();
     const writer = new ActivityWriter(db, logger);
     writer.record({ authorizationId: auth, method: 'sign_event', kind: 1, door: 'nip46' });
@@ -117,13 +122,18 @@ describe('activity writer', () => {
       await impatient.end();
     }
   });
-  it('drains the activity stream: a refused row alone is dropped, a crashed member\'s entries are taken over, the stream ends empty', async () => {
+  it("drains the activity stream: a refused row alone is dropped, a crashed member's entries are taken over, the stream ends empty", async () => {
     const [kept, gone] = [await newAuthorization(), await newAuthorization()];
     await db.query('DELETE FROM authorizations WHERE id = $1', [gone]);
     const key = activityStreamKey(`${farm.config.KEY_PREFIX}-drain`);
     const redis = createRedis(farm.rt.redisUrl);
     const logger = testLogger('activity-drain');
-    const stream = new ActivityStream(redis, key, { record: () => assert.fail('no fallback while Redis answers') }, logger);
+    const stream = new ActivityStream(
+      redis,
+      key,
+      { record: () => assert.fail('no fallback while Redis answers') },
+      logger,
+    );
     const drains: ActivityDrain[] = [];
     const connections = [redis];
     const drain = (consumer: string) => {
@@ -140,7 +150,21 @@ describe('activity writer', () => {
       await dead.xgroup('CREATE', key, 'activity-writers', '0', 'MKSTREAM');
       stream.record({ authorizationId: kept, method: 'sign_event', kind: 1, eventId: 'a'.repeat(64), door: 'http' });
       await stream.persist();
-      assert.equal((await dead.xreadgroup('GROUP', 'activity-writers', 'dead-member', 'COUNT', 10, 'STREAMS', key, '>') as unknown[]).length, 1);
+      assert.equal(
+        (
+          (await dead.xreadgroup(
+            'GROUP',
+            'activity-writers',
+            'dead-member',
+            'COUNT',
+            10,
+            'STREAMS',
+            key,
+            '>',
+          )) as unknown[]
+        ).length,
+        1,
+      );
       dead.disconnect();
       stream.record({ authorizationId: gone, method: 'ping', door: 'http' });
       stream.record({ authorizationId: kept, method: 'ping', door: 'nip46' });
@@ -150,9 +174,19 @@ describe('activity writer', () => {
       const end = Date.now() + 10_000;
       while (Date.now() < end && (await written(kept)).rows < 2) await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual(await written(kept), { rows: 2, count: 2 }, 'the live and the taken-over entries written once');
-      const { rows } = await db.query<{ event_id: string | null; kind: number | null }>('SELECT event_id, kind FROM signing_activity WHERE authorization_id = $1 ORDER BY created_at', [kept]);
-      assert.deepEqual(rows, [{ event_id: 'a'.repeat(64), kind: 1 }, { event_id: null, kind: null }]);
-      assert.equal((await droppedActivity('refused')) - refusedBefore, 1, 'the deleted authorization\'s row dropped and counted');
+      const { rows } = await db.query<{ event_id: string | null; kind: number | null }>(
+        'SELECT event_id, kind FROM signing_activity WHERE authorization_id = $1 ORDER BY created_at',
+        [kept],
+      );
+      assert.deepEqual(rows, [
+        { event_id: 'a'.repeat(64), kind: 1 },
+        { event_id: null, kind: null },
+      ]);
+      assert.equal(
+        (await droppedActivity('refused')) - refusedBefore,
+        1,
+        "the deleted authorization's row dropped and counted",
+      );
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(await redis.xlen(key), 0, 'acknowledged entries are deleted');
     } finally {

@@ -31,9 +31,15 @@ describe('HTTP API end to end', () => {
       assert.match(cookie, /keyfarm_session=.*HttpOnly/i);
       const byBearer = await call(base, 'GET', '/api/user/account', undefined, login.body.token);
       assert.deepEqual(byBearer.body, {
-        email: user.email, email_verified: false, pubkey: user.pubkey, public_key: user.pubkey, npub: nip19.npubEncode(user.pubkey),
+        email: user.email,
+        email_verified: false,
+        pubkey: user.pubkey,
+        public_key: user.pubkey,
+        npub: nip19.npubEncode(user.pubkey),
       });
-      const byCookie = await call(base, 'GET', '/api/user/account', undefined, undefined, { cookie: cookie.split(';')[0]! });
+      const byCookie = await call(base, 'GET', '/api/user/account', undefined, undefined, {
+        cookie: cookie.split(';')[0]!,
+      });
       assert.equal(byCookie.status, 200);
       assert.equal(byCookie.body.pubkey, user.pubkey);
     });
@@ -46,21 +52,39 @@ describe('HTTP API end to end', () => {
       const sk2 = generateSecretKey();
       const viaHex = await registerUser(base, { nsec: bytesToHex(sk2) });
       assert.equal(viaHex.pubkey, getPublicKey(sk2));
-      const again = await call(base, 'POST', '/api/auth/register', { email: `dup-${Date.now()}@example.com`, password: 'long enough pw', nsec: bytesToHex(sk2) });
+      const again = await call(base, 'POST', '/api/auth/register', {
+        email: `dup-${Date.now()}@example.com`,
+        password: 'long enough pw',
+        nsec: bytesToHex(sk2),
+      });
       assert.equal(again.status, 409);
     });
 
     it('refuses a taken email (409), a weak password and a bad key (400), and never echoes secrets', async () => {
       const user = await registerUser(base);
-      const taken = await call(base, 'POST', '/api/auth/register', { email: user.email.toUpperCase(), password: 'another password' });
+      const taken = await call(base, 'POST', '/api/auth/register', {
+        email: user.email.toUpperCase(),
+        password: 'another password',
+      });
       assert.equal(taken.status, 409);
-      const weak = await call(base, 'POST', '/api/auth/register', { email: `w${Date.now()}@example.com`, password: 'short' });
+      const weak = await call(base, 'POST', '/api/auth/register', {
+        email: `w${Date.now()}@example.com`,
+        password: 'short',
+      });
       assert.equal(weak.status, 400);
       const badKey = `nsec1${'q'.repeat(58)}`;
-      const bad = await call(base, 'POST', '/api/auth/register', { email: `b${Date.now()}@example.com`, password: 'long enough pw', nsec: badKey });
+      const bad = await call(base, 'POST', '/api/auth/register', {
+        email: `b${Date.now()}@example.com`,
+        password: 'long enough pw',
+        nsec: badKey,
+      });
       assert.equal(bad.status, 400);
       assert.ok(!JSON.stringify(bad.body).includes(badKey));
-      const zero = await call(base, 'POST', '/api/auth/register', { email: `z${Date.now()}@example.com`, password: 'long enough pw', nsec: '0'.repeat(64) });
+      const zero = await call(base, 'POST', '/api/auth/register', {
+        email: `z${Date.now()}@example.com`,
+        password: 'long enough pw',
+        nsec: '0'.repeat(64),
+      });
       assert.equal(zero.status, 400);
     });
 
@@ -88,12 +112,21 @@ describe('HTTP API end to end', () => {
   describe('authorizations', () => {
     it('lists the five built-in policies', async () => {
       const res = await call(base, 'GET', '/api/policies');
-      assert.deepEqual(res.body.map((p: { slug: string }) => p.slug), ['social', 'readonly', 'messaging', 'wallet', 'full']);
+      assert.deepEqual(
+        res.body.map((p: { slug: string }) => p.slug),
+        ['social', 'readonly', 'messaging', 'wallet', 'full'],
+      );
     });
 
     it('creates a bunker connection, lists it, and revokes it by bunker pubkey', async () => {
       const user = await registerUser(base);
-      const created = await call(base, 'POST', '/api/user/bunker/create', { app_name: 'My client', policy_slug: 'social', relays: ['wss://relay.example.com'] }, user.session);
+      const created = await call(
+        base,
+        'POST',
+        '/api/user/bunker/create',
+        { app_name: 'My client', policy_slug: 'social', relays: ['wss://relay.example.com'] },
+        user.session,
+      );
       assert.equal(created.status, 201);
       const url = new URL(created.body.bunker_url);
       assert.equal(url.protocol, 'bunker:');
@@ -106,20 +139,47 @@ describe('HTTP API end to end', () => {
       assert.equal(list.body[0].application_name, 'My client');
       assert.equal(list.body[0].policy, 'social');
       assert.equal(list.body[0].revoked_at, null);
-      const revoked = await call(base, 'POST', '/api/user/sessions/revoke', { bunker_pubkey: created.body.bunker_pubkey }, user.session);
+      const revoked = await call(
+        base,
+        'POST',
+        '/api/user/sessions/revoke',
+        { bunker_pubkey: created.body.bunker_pubkey },
+        user.session,
+      );
       assert.equal(revoked.status, 200);
       const after = await call(base, 'GET', '/api/user/sessions', undefined, user.session);
       assert.notEqual(after.body[0].revoked_at, null);
       const other = await registerUser(base);
-      const notTheirs = await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: created.body.authorization_id }, other.session);
+      const notTheirs = await call(
+        base,
+        'POST',
+        '/api/user/sessions/revoke',
+        { authorization_id: created.body.authorization_id },
+        other.session,
+      );
       assert.equal(notTheirs.status, 404);
     });
 
     it('refuses session routes without a session and bad input with 400', async () => {
       assert.equal((await call(base, 'POST', '/api/user/bunker/create', { app_name: 'x' })).status, 401);
       const user = await registerUser(base);
-      assert.equal((await call(base, 'POST', '/api/user/bunker/create', { app_name: 'x', policy_slug: 'nope' }, user.session)).status, 400);
-      assert.equal((await call(base, 'POST', '/api/user/bunker/create', { app_name: 'x', relays: ['http://not-ws'] }, user.session)).status, 400);
+      assert.equal(
+        (await call(base, 'POST', '/api/user/bunker/create', { app_name: 'x', policy_slug: 'nope' }, user.session))
+          .status,
+        400,
+      );
+      assert.equal(
+        (
+          await call(
+            base,
+            'POST',
+            '/api/user/bunker/create',
+            { app_name: 'x', relays: ['http://not-ws'] },
+            user.session,
+          )
+        ).status,
+        400,
+      );
     });
   });
 
@@ -131,18 +191,36 @@ describe('HTTP API end to end', () => {
       assert.equal(granted.scope, 'policy:messaging');
       assert.match(granted.bunker_url, /^bunker:\/\/[0-9a-f]{64}/);
       const replay = await call(base, 'POST', '/api/oauth/token', {
-        grant_type: 'authorization_code', code: granted.code, client_id: granted.clientId, redirect_uri: granted.redirectUri, code_verifier: granted.verifier,
+        grant_type: 'authorization_code',
+        code: granted.code,
+        client_id: granted.clientId,
+        redirect_uri: granted.redirectUri,
+        code_verifier: granted.verifier,
       });
       assert.equal(replay.status, 400);
       assert.equal(replay.body.error, 'invalid_grant');
 
-      const auth = await call(base, 'POST', '/api/oauth/authorize', {
-        client_id: 'a', redirect_uri: 'https://app.example.com/cb', scope: 'policy:full', approved: true,
-        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-      }, user.session);
+      const auth = await call(
+        base,
+        'POST',
+        '/api/oauth/authorize',
+        {
+          client_id: 'a',
+          redirect_uri: 'https://app.example.com/cb',
+          scope: 'policy:full',
+          approved: true,
+          code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+          code_challenge_method: 'S256',
+        },
+        user.session,
+      );
       recordSecret(auth.body.code);
       const wrong = await call(base, 'POST', '/api/oauth/token', {
-        grant_type: 'authorization_code', code: auth.body.code, client_id: 'a', redirect_uri: 'https://app.example.com/cb', code_verifier: 'x'.repeat(43),
+        grant_type: 'authorization_code',
+        code: auth.body.code,
+        client_id: 'a',
+        redirect_uri: 'https://app.example.com/cb',
+        code_verifier: 'x'.repeat(43),
       });
       assert.equal(wrong.body.error, 'invalid_grant');
     });
@@ -152,7 +230,13 @@ describe('HTTP API end to end', () => {
       const body = { client_id: 'a', redirect_uri: 'http://evil.example.com/cb', scope: 'policy:full', approved: true };
       const bad = await call(base, 'POST', '/api/oauth/authorize', body, user.session);
       assert.equal(bad.status, 400);
-      const denied = await call(base, 'POST', '/api/oauth/authorize', { ...body, redirect_uri: 'https://ok.example.com/cb', approved: false, state: 's1' }, user.session);
+      const denied = await call(
+        base,
+        'POST',
+        '/api/oauth/authorize',
+        { ...body, redirect_uri: 'https://ok.example.com/cb', approved: false, state: 's1' },
+        user.session,
+      );
       assert.equal(denied.body.error, 'access_denied');
       assert.match(denied.body.redirect_uri, /error=access_denied&state=s1/);
       assert.equal((await call(base, 'POST', '/api/oauth/authorize', body)).status, 401);
@@ -161,17 +245,26 @@ describe('HTTP API end to end', () => {
     it('rotates refresh tokens; a reused one kills the family', async () => {
       const user = await registerUser(base);
       const first = await authorizeApp(base, user.session, 'full');
-      const second = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+      const second = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'refresh_token',
+        refresh_token: first.refresh_token,
+      });
       assert.equal(second.status, 200);
       recordSecret(second.body.access_token);
       recordSecret(second.body.refresh_token);
       assert.notEqual(second.body.access_token, first.access_token);
       assert.equal((await rpc(base, first.access_token, 'ping')).status, 401, 'the rotated access token is dead');
       assert.equal((await rpc(base, second.body.access_token, 'ping')).status, 200);
-      const reuse = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+      const reuse = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'refresh_token',
+        refresh_token: first.refresh_token,
+      });
       assert.equal(reuse.body.error, 'invalid_grant');
       assert.equal((await rpc(base, second.body.access_token, 'ping')).status, 401, 'the whole family is revoked');
-      const third = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: second.body.refresh_token });
+      const third = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'refresh_token',
+        refresh_token: second.body.refresh_token,
+      });
       assert.equal(third.body.error, 'invalid_grant');
     });
   });
@@ -184,14 +277,22 @@ describe('HTTP API end to end', () => {
       assert.deepEqual((await rpc(base, token, 'ping')).body, { result: 'pong' });
       assert.deepEqual((await rpc(base, token, 'get_public_key')).body, { result: user.pubkey });
 
-      const unsigned = { kind: 1, content: 'hello from keyfarm', tags: [['t', 'test']], created_at: Math.floor(Date.now() / 1000) };
+      const unsigned = {
+        kind: 1,
+        content: 'hello from keyfarm',
+        tags: [['t', 'test']],
+        created_at: Math.floor(Date.now() / 1000),
+      };
       const signed = await rpc(base, token, 'sign_event', [unsigned]);
       assert.equal(signed.status, 200, JSON.stringify(signed.body));
       const ev = signed.body.result;
       assert.equal(ev.pubkey, user.pubkey);
       assert.equal(ev.content, unsigned.content);
       assert.ok(verifyEvent(ev), 'nostr-tools verifies the event');
-      assert.ok(schnorr.verify(hexToBytes(ev.sig), hexToBytes(ev.id), hexToBytes(ev.pubkey)), 'noble verifies the signature');
+      assert.ok(
+        schnorr.verify(hexToBytes(ev.sig), hexToBytes(ev.id), hexToBytes(ev.pubkey)),
+        'noble verifies the signature',
+      );
       const asString = await rpc(base, token, 'sign_event', [JSON.stringify(unsigned)]);
       assert.equal(asString.status, 200, JSON.stringify(asString.body));
       assert.equal(asString.body.result.id, ev.id);
@@ -210,7 +311,10 @@ describe('HTTP API end to end', () => {
       const fromPeer04 = await nip04.encrypt(peerSk, user.pubkey, 'reply 04');
       assert.deepEqual((await rpc(base, token, 'nip04_decrypt', [peerPk, fromPeer04])).body, { result: 'reply 04' });
 
-      const badCipher = await rpc(base, token, 'nip44_decrypt', [peerPk, 'AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']);
+      const badCipher = await rpc(base, token, 'nip44_decrypt', [
+        peerPk,
+        'AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      ]);
       assert.equal(badCipher.status, 400);
       assert.ok(typeof badCipher.body.error === 'string');
     });
@@ -249,7 +353,10 @@ describe('HTTP API end to end', () => {
       assert.equal((await rpc(base, token, 'ping')).status, 200);
       const list = await call(base, 'GET', '/api/user/sessions', undefined, user.session);
       const id = list.body[0].authorization_id;
-      assert.equal((await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, user.session)).status, 200);
+      assert.equal(
+        (await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, user.session)).status,
+        200,
+      );
       const refused = await rpc(base, token, 'sign_event', [{ kind: 1, content: '', tags: [], created_at: 1 }]);
       assert.equal(refused.status, 403);
     });
@@ -257,7 +364,8 @@ describe('HTTP API end to end', () => {
     it('records activity on the authorization', async () => {
       const user = await registerUser(base);
       const { access_token: token } = await authorizeApp(base, user.session, 'full');
-      for (let i = 0; i < 3; i++) await rpc(base, token, 'sign_event', [{ kind: 1, content: `n${i}`, tags: [], created_at: 1700000000 }]);
+      for (let i = 0; i < 3; i++)
+        await rpc(base, token, 'sign_event', [{ kind: 1, content: `n${i}`, tags: [], created_at: 1700000000 }]);
       let row: { activity_count: number; last_activity: string | null } | undefined;
       for (let i = 0; i < 40; i++) {
         row = (await call(base, 'GET', '/api/user/sessions', undefined, user.session)).body[0];
@@ -273,11 +381,17 @@ describe('HTTP API end to end', () => {
       assert.equal((await rpc(base, 'kfa_unknown', 'ping')).status, 401);
       const user = await registerUser(base);
       const { access_token: token } = await authorizeApp(base, user.session, 'full');
-      assert.equal((await rpc(base, token, 'sign_event', [{ kind: -1, content: '', tags: [], created_at: 1 }])).status, 400);
+      assert.equal(
+        (await rpc(base, token, 'sign_event', [{ kind: -1, content: '', tags: [], created_at: 1 }])).status,
+        400,
+      );
       assert.equal((await rpc(base, token, 'sign_event', [])).status, 400);
       assert.equal((await rpc(base, token, 'nip44_encrypt', ['zz', 'x'])).status, 400);
       const empty = await rpc(base, token, 'nip44_encrypt', [user.pubkey, '']);
-      assert.deepEqual([empty.status, (empty.body as { error?: string }).error], [400, 'nip44_encrypt: plaintext must not be empty']);
+      assert.deepEqual(
+        [empty.status, (empty.body as { error?: string }).error],
+        [400, 'nip44_encrypt: plaintext must not be empty'],
+      );
       assert.equal((await rpc(base, token, 'no_such_method')).status, 400);
     });
   });
@@ -292,9 +406,21 @@ describe('HTTP API end to end', () => {
       assert.equal(ready.status, 200);
       assert.deepEqual(ready.body.checks, { postgres: 'ok', redis: 'ok' });
       const metrics = await call(base, 'GET', '/api/metrics');
-      for (const name of ['cache_hits_total', 'cache_misses_total', 'cache_size', 'nip46_requests_total', 'nip46_processed_total',
-        'nip46_queue_dropped_total', 'http_rpc_requests_total', 'http_rpc_auth_errors_total', 'registrations_total', 'logins_total',
-        'login_failures_total', 'rpc_duration_seconds_bucket', 'queue_depth']) {
+      for (const name of [
+        'cache_hits_total',
+        'cache_misses_total',
+        'cache_size',
+        'nip46_requests_total',
+        'nip46_processed_total',
+        'nip46_queue_dropped_total',
+        'http_rpc_requests_total',
+        'http_rpc_auth_errors_total',
+        'registrations_total',
+        'logins_total',
+        'login_failures_total',
+        'rpc_duration_seconds_bucket',
+        'queue_depth',
+      ]) {
         assert.match(metrics.body, new RegExp(`keyfarm_${name}`), name);
       }
     });

@@ -14,7 +14,16 @@ import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, databaseUrl, freePort, testDataDir, testKeyPrefix, type TestDatabase, migrateDatabase } from '../support/env.js';
+import {
+  baseTestEnv,
+  createTestDatabase,
+  databaseUrl,
+  freePort,
+  testDataDir,
+  testKeyPrefix,
+  type TestDatabase,
+  migrateDatabase,
+} from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
@@ -28,12 +37,18 @@ function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms))),
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
+    ),
   ]);
 }
 
 /** Runs a keyfarm operator command to its end; resolves with its exit code and the process (for its lines). */
-async function command(env: Record<string, string>, name: string, args: string[]): Promise<{ code: number | null; proc: KeyfarmProcess }> {
+async function command(
+  env: Record<string, string>,
+  name: string,
+  args: string[],
+): Promise<{ code: number | null; proc: KeyfarmProcess }> {
   const proc = await spawnKeyfarm(args[0]!, env, { name, args: args.slice(1) });
   const { code } = await proc.exited;
   return { code, proc };
@@ -87,7 +102,9 @@ describe('backup and restore drill', () => {
     const farmBefore = await spawnKeyfarm('all', env, { name: 'all-before', ready: { url: `${base}/health` } });
 
     const users = await Promise.all(Array.from({ length: 3 }, () => registerUser(base)));
-    const tokens = await Promise.all(users.map(async (u, i) => (await authorizeApp(base, u.session, i === 0 ? 'messaging' : 'full')).access_token));
+    const tokens = await Promise.all(
+      users.map(async (u, i) => (await authorizeApp(base, u.session, i === 0 ? 'messaging' : 'full')).access_token),
+    );
     for (const [i, u] of users.entries()) {
       const signed = await rpc(base, tokens[i]!, 'sign_event', [{ ...note('before the backup'), kind: 14 }]);
       assert.equal(signed.status, 200, JSON.stringify(signed.body));
@@ -111,7 +128,10 @@ describe('backup and restore drill', () => {
     const backup = await command(env, 'backup', ['backup', '--out', file]);
     assert.equal(backup.code, 0);
     await line(backup.proc, /^backup written: .*drill\.dump/);
-    const contains = await line(backup.proc, /^contains: 3 users, 7 keys, 4 authorizations; keys wrapped under KEK local:[0-9a-f]{16} \(7\)$/);
+    const contains = await line(
+      backup.proc,
+      /^contains: 3 users, 7 keys, 4 authorizations; keys wrapped under KEK local:[0-9a-f]{16} \(7\)$/,
+    );
     await line(backup.proc, /^NOT in the backup: the KEKs\..*master key file/);
     assert.equal((await stat(file)).mode & 0o777, 0o600);
 
@@ -140,7 +160,11 @@ describe('backup and restore drill', () => {
     await copyFile(keyCopy, masterKeyPath);
 
     // The farm again, on an empty Redis namespace.
-    const farmAfter = await spawnKeyfarm('all', { ...env, KEY_PREFIX: testKeyPrefix() }, { name: 'all-after', ready: { url: `${base}/health` } });
+    const farmAfter = await spawnKeyfarm(
+      'all',
+      { ...env, KEY_PREFIX: testKeyPrefix() },
+      { name: 'all-after', ready: { url: `${base}/health` } },
+    );
     for (const [i, u] of users.entries()) {
       const login = await call(base, 'POST', '/api/auth/login', { email: u.email, password: u.password });
       assert.equal(login.status, 200, JSON.stringify(login.body));
@@ -158,7 +182,11 @@ describe('backup and restore drill', () => {
 
     // The bound bunker client carries on without a new connect.
     const again = signerFor(bp, clientSecret);
-    const afterRestore = await within(15_000, again.signEvent(note('bunker, after')), 'bunker sign_event after restore');
+    const afterRestore = await within(
+      15_000,
+      again.signEvent(note('bunker, after')),
+      'bunker sign_event after restore',
+    );
     assert.equal(afterRestore.pubkey, users[1]!.pubkey);
     assert.ok(verifyEvent(afterRestore));
     await again.close();

@@ -28,7 +28,11 @@ test('a job hash lives at jobKeyPrefix + id, with the created field from its add
   await queue.add('rpc', { n: 1 }, { jobId: 'layout.ok' });
   await queue.add('rpc', { n: 2 }, { jobId: 'layout.fail', attempts: 1 });
   const waiting = (await Job.fromId(queue, 'layout.ok'))!;
-  assert.equal(await field('layout.ok', JOB_CREATED_FIELD), String(waiting.timestamp), 'the created field is the job\'s timestamp');
+  assert.equal(
+    await field('layout.ok', JOB_CREATED_FIELD),
+    String(waiting.timestamp),
+    "the created field is the job's timestamp",
+  );
   assert.equal(await field('layout.ok', JOB_FINISHED_FIELD), null, 'a waiting job has no finished field');
 
   const worker = new Worker(
@@ -50,12 +54,16 @@ test('a job hash lives at jobKeyPrefix + id, with the created field from its add
   for (const id of ['layout.ok', 'layout.fail']) {
     const finished = (await Job.fromId(queue, id))!;
     assert.ok(finished.finishedOn, `${id} finished`);
-    assert.equal(await field(id, JOB_FINISHED_FIELD), String(finished.finishedOn), `${id}: the finished field is its finishedOn`);
+    assert.equal(
+      await field(id, JOB_FINISHED_FIELD),
+      String(finished.finishedOn),
+      `${id}: the finished field is its finishedOn`,
+    );
     assert.equal(await field(id, JOB_CREATED_FIELD), String(finished.timestamp));
   }
 });
 
-test('reconcile, reading that layout, keeps a waiting job\'s items and drops a finished job\'s', async () => {
+test("reconcile, reading that layout, keeps a waiting job's items and drops a finished job's", async () => {
   const admission = new Admission(redis, names, { limit: 100 });
   const shard = 3;
   const q = new Queue(names.queue(shard), { connection: redis, prefix: names.queuePrefix(shard) });
@@ -64,9 +72,15 @@ test('reconcile, reading that layout, keeps a waiting job\'s items and drops a f
     assert.equal(await admission.admit(shard, 'r.waiting', 2), 2);
     await q.add('rpc', {}, { jobId: 'r.done' });
     // A worker completes r.done and (as if it died right after) never releases its items.
-    const worker = new Worker(names.queue(shard), async (job) => (job.id === 'r.done' ? 'done' : new Promise(() => undefined)), {
-      connection: bull, prefix: names.queuePrefix(shard), drainDelay: 1,
-    });
+    const worker = new Worker(
+      names.queue(shard),
+      async (job) => (job.id === 'r.done' ? 'done' : new Promise(() => undefined)),
+      {
+        connection: bull,
+        prefix: names.queuePrefix(shard),
+        drainDelay: 1,
+      },
+    );
     try {
       await waitFor('r.done to complete', async () => Boolean((await Job.fromId(q, 'r.done'))?.finishedOn));
     } finally {

@@ -21,7 +21,8 @@ import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.js';
 const SMTP_FROM = 'Keyfarm Test <no-reply@keyfarm.test>';
 
 const CSRF_COOKIE = 'keyfarm_csrf';
-const cookiePair = (setCookie: string | null, name: string) => new RegExp(`(?:^|,\\s*)(${name}=[^;]+)`).exec(setCookie ?? '')?.[1];
+const cookiePair = (setCookie: string | null, name: string) =>
+  new RegExp(`(?:^|,\\s*)(${name}=[^;]+)`).exec(setCookie ?? '')?.[1];
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 
 /** A signed-in browser's form on `path`: fetch it (cookie, CSRF token), then post fields to it. */
@@ -34,12 +35,16 @@ async function pageForm(base: string, session: string | undefined, path: string)
   assert.ok(csrf && token, `a form token on ${path} (${res.status})`);
   return {
     html,
-    post: (fields: Record<string, string>, to = path) => fetch(base + to, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: [cookie, csrf].filter(Boolean).join('; ') },
-      body: form({ ...fields, _csrf: token }),
-      redirect: 'manual',
-    }),
+    post: (fields: Record<string, string>, to = path) =>
+      fetch(base + to, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          cookie: [cookie, csrf].filter(Boolean).join('; '),
+        },
+        body: form({ ...fields, _csrf: token }),
+        redirect: 'manual',
+      }),
   };
 }
 
@@ -52,13 +57,17 @@ describe('email through a real SMTP server', () => {
   before(async () => {
     sink = await startSmtpSink();
     const port = await freePort();
-    farm = await startTestFarm('email', {
-      PORT: String(port),
-      PUBLIC_URL: `http://127.0.0.1:${port}`,
-      SMTP_URL: sink.url,
-      SMTP_FROM,
-      EMAIL_LIMIT_PER_ADDRESS: '4/1h',
-    }, { api: true });
+    farm = await startTestFarm(
+      'email',
+      {
+        PORT: String(port),
+        PUBLIC_URL: `http://127.0.0.1:${port}`,
+        SMTP_URL: sink.url,
+        SMTP_FROM,
+        EMAIL_LIMIT_PER_ADDRESS: '4/1h',
+      },
+      { api: true },
+    );
     base = farm.url;
   });
   after(async () => {
@@ -68,11 +77,15 @@ describe('email through a real SMTP server', () => {
 
   const received = (to: string, count = 1) => waitForMail(sink.dir, to, count);
   const newest = async (to: string, count: number, route: string) => linkIn((await received(to, count)).at(-1)!, route);
-  const emailTokenRows = async (userEmail: string, purpose: string) => (await db().query(
-    'SELECT t.* FROM email_tokens t JOIN users u ON u.id = t.user_id WHERE lower(u.email) = lower($1) AND t.purpose = $2',
-    [userEmail, purpose],
-  )).rows;
-  const verified = async (session: string) => (await call(base, 'GET', '/api/user/account', undefined, session)).body.email_verified as boolean;
+  const emailTokenRows = async (userEmail: string, purpose: string) =>
+    (
+      await db().query(
+        'SELECT t.* FROM email_tokens t JOIN users u ON u.id = t.user_id WHERE lower(u.email) = lower($1) AND t.purpose = $2',
+        [userEmail, purpose],
+      )
+    ).rows;
+  const verified = async (session: string) =>
+    (await call(base, 'GET', '/api/user/account', undefined, session)).body.email_verified as boolean;
   const login = (email: string, password: string) => call(base, 'POST', '/api/auth/login', { email, password });
 
   it('mails a confirmation link at registration through the SMTP server (with AUTH); the unconfirmed account works; the link confirms it', async () => {
@@ -90,7 +103,13 @@ describe('email through a real SMTP server', () => {
     assert.ok(!dump.includes(token), 'no plaintext token in the table');
     // Unconfirmed, the account works: a session, an app, a bunker link.
     assert.equal(await verified(user.session), false);
-    const bunker = await call(base, 'POST', '/api/user/bunker/create', { app_name: 'unconfirmed', policy_slug: 'social' }, user.session);
+    const bunker = await call(
+      base,
+      'POST',
+      '/api/user/bunker/create',
+      { app_name: 'unconfirmed', policy_slug: 'social' },
+      user.session,
+    );
     recordSecret(bunker.body.bunker_url ?? '');
     assert.equal(bunker.status, 201);
 
@@ -133,7 +152,10 @@ describe('email through a real SMTP server', () => {
   it('refuses an expired confirmation link (its row aged in the database) and leaves the address unconfirmed', async () => {
     const user = await registerUser(base);
     const { token } = await newest(user.email, 1, '/verify-email');
-    const aged = await db().query("UPDATE email_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1", [hashToken(token)]);
+    const aged = await db().query(
+      "UPDATE email_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1",
+      [hashToken(token)],
+    );
     assert.equal(aged.rowCount, 1);
     const res = await call(base, 'POST', '/api/auth/verify-email', { token });
     assert.equal(res.status, 400);
@@ -157,9 +179,21 @@ describe('email through a real SMTP server', () => {
     const user = await registerUser(base);
     const oldLink = await newest(user.email, 1, '/verify-email');
     const newEmail = `changed-${Date.now()}@example.com`;
-    const wrong = await call(base, 'POST', '/api/user/change-email', { email: newEmail, password: 'not the password' }, user.session);
+    const wrong = await call(
+      base,
+      'POST',
+      '/api/user/change-email',
+      { email: newEmail, password: 'not the password' },
+      user.session,
+    );
     assert.equal(wrong.status, 401);
-    const changed = await call(base, 'POST', '/api/user/change-email', { email: newEmail, password: user.password }, user.session);
+    const changed = await call(
+      base,
+      'POST',
+      '/api/user/change-email',
+      { email: newEmail, password: user.password },
+      user.session,
+    );
     assert.equal(changed.status, 200, JSON.stringify(changed.body));
     assert.equal((await call(base, 'GET', '/api/user/account', undefined, user.session)).body.email, newEmail);
     // The link mailed to the old address would confirm an address the account no longer has.
@@ -178,7 +212,10 @@ describe('email through a real SMTP server', () => {
     const second = await login(user.email, user.password);
     recordSecret(second.body.token);
     const asked = await call(base, 'POST', '/api/auth/forgot-password', { email: user.email.toUpperCase() });
-    assert.deepEqual(asked.body, { success: true, message: 'If an account exists with that email, a password reset link has been sent.' });
+    assert.deepEqual(asked.body, {
+      success: true,
+      message: 'If an account exists with that email, a password reset link has been sent.',
+    });
     const mails = await received(user.email, 2);
     const resetMail = mails.find((m: Mail) => m.subject === 'Reset your Keyfarm password')!;
     const { token, link } = linkIn(resetMail, '/reset-password');
@@ -192,9 +229,14 @@ describe('email through a real SMTP server', () => {
     const formPage = await fetch(`${base}/reset-password?token=${token}`);
     assert.equal(formPage.status, 200);
     assert.equal((await call(base, 'POST', '/api/auth/reset-password', { token, new_password: 'short' })).status, 400);
-    const candidates = [recordSecret(`reset-password-${Date.now()}`), recordSecret(`other-reset-password-${Date.now()}`)];
+    const candidates = [
+      recordSecret(`reset-password-${Date.now()}`),
+      recordSecret(`other-reset-password-${Date.now()}`),
+    ];
     // The same link sent twice at once: one reset, one refusal.
-    const both = await Promise.all(candidates.map((p) => call(base, 'POST', '/api/auth/reset-password', { token, new_password: p })));
+    const both = await Promise.all(
+      candidates.map((p) => call(base, 'POST', '/api/auth/reset-password', { token, new_password: p })),
+    );
     assert.deepEqual(both.map((r) => r.status).sort(), [200, 400]);
     const newPassword = candidates[both.findIndex((r) => r.status === 200)]!;
     const loser = candidates.find((p) => p !== newPassword)!;
@@ -207,7 +249,10 @@ describe('email through a real SMTP server', () => {
     assert.equal(fresh.status, 200);
     recordSecret(fresh.body.token);
     // Used once: the link is refused now, by the API and by the page.
-    assert.equal((await call(base, 'POST', '/api/auth/reset-password', { token, new_password: `${newPassword}-again` })).status, 400);
+    assert.equal(
+      (await call(base, 'POST', '/api/auth/reset-password', { token, new_password: `${newPassword}-again` })).status,
+      400,
+    );
     assert.equal((await fetch(`${base}/reset-password?token=${token}`)).status, 400);
     assert.equal((await login(user.email, newPassword)).status, 200);
     // The link proved the mailbox: the address is confirmed.
@@ -218,12 +263,19 @@ describe('email through a real SMTP server', () => {
     const user = await registerUser(base);
     await call(base, 'POST', '/api/auth/forgot-password', { email: user.email });
     const { token } = await newest(user.email, 2, '/reset-password');
-    const aged = await db().query("UPDATE email_tokens SET created_at = now() - interval '61 minutes', expires_at = now() - interval '1 minute' WHERE token_hash = $1", [hashToken(token)]);
+    const aged = await db().query(
+      "UPDATE email_tokens SET created_at = now() - interval '61 minutes', expires_at = now() - interval '1 minute' WHERE token_hash = $1",
+      [hashToken(token)],
+    );
     assert.equal(aged.rowCount, 1);
     const res = await call(base, 'POST', '/api/auth/reset-password', { token, new_password: 'a brand new password' });
     assert.equal(res.status, 400);
     assert.match(res.body.error, /invalid, already used or expired/);
-    assert.equal((await call(base, 'GET', '/api/user/account', undefined, user.session)).status, 200, 'sessions untouched');
+    assert.equal(
+      (await call(base, 'GET', '/api/user/account', undefined, user.session)).status,
+      200,
+      'sessions untouched',
+    );
     const still = await login(user.email, user.password);
     assert.equal(still.status, 200);
     recordSecret(still.body.token);
@@ -236,11 +288,27 @@ describe('email through a real SMTP server', () => {
     await call(base, 'POST', '/api/auth/forgot-password', { email: user.email });
     const newer = await newest(user.email, 3, '/reset-password');
     assert.notEqual(older.token, newer.token);
-    assert.equal((await call(base, 'POST', '/api/auth/reset-password', { token: older.token, new_password: 'older link password' })).status, 400);
+    assert.equal(
+      (
+        await call(base, 'POST', '/api/auth/reset-password', {
+          token: older.token,
+          new_password: 'older link password',
+        })
+      ).status,
+      400,
+    );
     const still = await login(user.email, user.password);
     assert.equal(still.status, 200);
     recordSecret(still.body.token);
-    assert.equal((await call(base, 'POST', '/api/auth/reset-password', { token: newer.token, new_password: recordSecret('newer link password') })).status, 200);
+    assert.equal(
+      (
+        await call(base, 'POST', '/api/auth/reset-password', {
+          token: newer.token,
+          new_password: recordSecret('newer link password'),
+        })
+      ).status,
+      200,
+    );
   });
 
   it('a password change cancels a reset link mailed before it', async () => {
@@ -249,9 +317,16 @@ describe('email through a real SMTP server', () => {
     const { token } = await newest(user.email, 2, '/reset-password');
     const changePage = await pageForm(base, user.session, '/account/password');
     const changedPassword = recordSecret(`changed-${Date.now()}-password`);
-    const changed = await changePage.post({ current_password: user.password, new_password: changedPassword, confirm_password: changedPassword });
+    const changed = await changePage.post({
+      current_password: user.password,
+      new_password: changedPassword,
+      confirm_password: changedPassword,
+    });
     assert.equal(changed.status, 200);
-    const res = await call(base, 'POST', '/api/auth/reset-password', { token, new_password: 'attacker chosen password' });
+    const res = await call(base, 'POST', '/api/auth/reset-password', {
+      token,
+      new_password: 'attacker chosen password',
+    });
     assert.equal(res.status, 400);
     const ok = await login(user.email, changedPassword);
     assert.equal(ok.status, 200);
@@ -280,8 +355,14 @@ describe('email through a real SMTP server', () => {
       }
       const median = (xs: number[]) => xs.sort((x, y) => x - y)[1]!;
       // Both wait out the floor, so the work done for a real account does not show.
-      assert.ok(Math.min(...known, ...unknown) >= MIN_ANSWER_MS - 5, `${path}: every answer takes the floor (${known} / ${unknown})`);
-      assert.ok(Math.abs(median(known) - median(unknown)) < 100, `${path}: similar times (${median(known)} vs ${median(unknown)} ms)`);
+      assert.ok(
+        Math.min(...known, ...unknown) >= MIN_ANSWER_MS - 5,
+        `${path}: every answer takes the floor (${known} / ${unknown})`,
+      );
+      assert.ok(
+        Math.abs(median(known) - median(unknown)) < 100,
+        `${path}: similar times (${median(known)} vs ${median(unknown)} ms)`,
+      );
     }
     // The page's answer does not tell either.
     const pageFor = async (email: string) => {
@@ -356,7 +437,10 @@ describe('email without SMTP_URL: the outbox folder', () => {
   it('limits requests that send mail per client (RATE_LIMIT_EMAIL): then 429 for known and unknown addresses alike', async () => {
     const user = await registerUser(base);
     const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) statuses.push((await call(base, 'POST', '/api/auth/forgot-password', { email: `someone-${i}@example.com` })).status);
+    for (let i = 0; i < 3; i++)
+      statuses.push(
+        (await call(base, 'POST', '/api/auth/forgot-password', { email: `someone-${i}@example.com` })).status,
+      );
     assert.deepEqual(statuses, [200, 200, 200]);
     const known = await call(base, 'POST', '/api/auth/forgot-password', { email: user.email });
     const unknown = await call(base, 'POST', '/api/auth/forgot-password', { email: 'nobody-at-all@example.com' });
@@ -367,7 +451,10 @@ describe('email without SMTP_URL: the outbox folder', () => {
     const page = await pageForm(base, undefined, '/forgot-password');
     assert.equal((await page.post({ email: user.email })).status, 429);
     await sleep(300);
-    assert.equal(mailTo(outboxOf(farm.config.DATA_DIR), user.email).filter((m) => m.subject.startsWith('Reset')).length, 0);
+    assert.equal(
+      mailTo(outboxOf(farm.config.DATA_DIR), user.email).filter((m) => m.subject.startsWith('Reset')).length,
+      0,
+    );
   });
 });
 
@@ -397,7 +484,9 @@ describe('email when the mail server refuses Keyfarm', () => {
     const deadline = Date.now() + 10_000;
     let failures: string[] = [];
     while (failures.length < 2 && Date.now() < deadline) {
-      failures = readLog().split('\n').filter((l) => l.includes('"mail not sent"'));
+      failures = readLog()
+        .split('\n')
+        .filter((l) => l.includes('"mail not sent"'));
       await sleep(50);
     }
     assert.equal(failures.length, 2, 'the confirmation and the reset mail both failed');

@@ -12,7 +12,12 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { removeEmbeddedServicesData, startEmbeddedServices, stopEmbeddedServices, type EmbeddedServices } from '../../shared/embedded-services.js';
+import {
+  removeEmbeddedServicesData,
+  startEmbeddedServices,
+  stopEmbeddedServices,
+  type EmbeddedServices,
+} from '../../shared/embedded-services.js';
 import { findPostgres } from '../../shared/embedded/binaries.js';
 import { isRoot, runChecked, waitFor } from '../../shared/embedded/commands.js';
 import { credentialsDir, passwordFile } from '../../shared/embedded/credentials.js';
@@ -46,7 +51,14 @@ function mode(file: string): string {
 
 /** What a PostgreSQL login as `postgres` with this password (none: undefined) gets: 'in', or the SQLSTATE that refused it. */
 async function pgLogin(port: number, password: string | undefined): Promise<string> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'keyfarm', password, connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    database: 'keyfarm',
+    password,
+    connectionTimeoutMillis: 5000,
+  });
   try {
     await client.connect();
     return 'in';
@@ -85,7 +97,14 @@ function pgAnswerToStartup(port: number): Promise<string> {
 
 /** The reply a Redis client that sends no AUTH gets to a command that would read keys. */
 async function redisWithoutPassword(port: number): Promise<string> {
-  const redis = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 0, lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null });
+  const redis = new Redis({
+    host: '127.0.0.1',
+    port,
+    maxRetriesPerRequest: 0,
+    lazyConnect: true,
+    enableReadyCheck: false,
+    retryStrategy: () => null,
+  });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
@@ -117,10 +136,17 @@ async function assertLockedDown(services: EmbeddedServices): Promise<void> {
 
 function assertPrivateFiles(dataDir: string, services: EmbeddedServices): void {
   assert.equal(mode(credentialsDir(dataDir)), '700');
-  for (const [server, url] of [['postgres', services.databaseUrl], ['redis', services.redisUrl]] as const) {
+  for (const [server, url] of [
+    ['postgres', services.databaseUrl],
+    ['redis', services.redisUrl],
+  ] as const) {
     const file = passwordFile(dataDir, server);
     assert.equal(mode(file), '600', `${file}`);
-    assert.equal(readFileSync(file, 'utf8').trim(), decodeURIComponent(new URL(url).password), `${server}'s URL carries the kept password`);
+    assert.equal(
+      readFileSync(file, 'utf8').trim(),
+      decodeURIComponent(new URL(url).password),
+      `${server}'s URL carries the kept password`,
+    );
   }
   assert.equal(mode(path.join(dataDir, 'redis')), '700');
   assert.equal(mode(path.join(dataDir, 'redis', 'redis.conf')), '600', 'redis.conf holds requirepass');
@@ -139,7 +165,10 @@ async function makeItOld(dataDir: string): Promise<void> {
   await stopEmbeddedServices(dataDir, logger);
   const pgdata = clusterData(dataDir);
   const bins = findPostgres(readFileSync(path.join(pgdata, 'PG_VERSION'), 'utf8').trim());
-  await runChecked('postgres --single', bins.postgres, ['--single', '-D', pgdata, 'postgres'], { user: serverUser(), input: 'ALTER ROLE postgres PASSWORD NULL;\n' });
+  await runChecked('postgres --single', bins.postgres, ['--single', '-D', pgdata, 'postgres'], {
+    user: serverUser(),
+    input: 'ALTER ROLE postgres PASSWORD NULL;\n',
+  });
   const hba = path.join(pgdata, 'pg_hba.conf');
   writeFileSync(hba, 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n');
   const conf = path.join(dataDir, 'redis', 'redis.conf');
@@ -151,10 +180,22 @@ async function makeItOld(dataDir: string): Promise<void> {
 async function startOld(dataDir: string, pgPort: number, redisPort: number): Promise<void> {
   const pgdata = clusterData(dataDir);
   const bins = findPostgres(readFileSync(path.join(pgdata, 'PG_VERSION'), 'utf8').trim());
-  await runChecked('pg_ctl start', bins.pgCtl, ['start', '-D', pgdata, '-l', path.join(path.dirname(pgdata), 'server.log'), '-w', '-t', '60', '-s'], { user: serverUser() });
-  const redis = spawn('redis-server', [path.join(dataDir, 'redis', 'redis.conf')], { cwd: '/', detached: true, stdio: 'ignore' });
+  await runChecked(
+    'pg_ctl start',
+    bins.pgCtl,
+    ['start', '-D', pgdata, '-l', path.join(path.dirname(pgdata), 'server.log'), '-w', '-t', '60', '-s'],
+    { user: serverUser() },
+  );
+  const redis = spawn('redis-server', [path.join(dataDir, 'redis', 'redis.conf')], {
+    cwd: '/',
+    detached: true,
+    stdio: 'ignore',
+  });
   redis.unref();
-  assert.ok(await waitFor(() => redisPing(redisPort), 10_000, 50), 'the old redis did not answer PING without a password');
+  assert.ok(
+    await waitFor(() => redisPing(redisPort), 10_000, 50),
+    'the old redis did not answer PING without a password',
+  );
   assert.equal(await pgAnswerToStartup(pgPort), 'ok', 'the old postgres did not let a login in without a password');
 }
 
@@ -178,7 +219,9 @@ async function writeMarkers(services: EmbeddedServices, value: string): Promise<
 async function readMarkers(services: EmbeddedServices): Promise<{ pg: string[]; redis: string[] }> {
   const client = new pg.Client({ connectionString: services.databaseUrl });
   await client.connect();
-  const rows = await client.query<{ value: string }>('SELECT value FROM markers ORDER BY value').finally(() => client.end());
+  const rows = await client
+    .query<{ value: string }>('SELECT value FROM markers ORDER BY value')
+    .finally(() => client.end());
   const redis = new Redis(services.redisUrl, { maxRetriesPerRequest: 1 });
   try {
     return { pg: rows.rows.map((r) => r.value), redis: (await redis.lrange('markers', 0, -1)).sort() };
@@ -200,7 +243,11 @@ describe('embedded servers require their generated passwords', () => {
   it('keeps the passwords in 0600 files of a 0700 directory under the data dir, and reuses them on restart', async () => {
     assertPrivateFiles(dataDir, services);
     const again = await start(dataDir);
-    assert.equal(again.databaseUrl, services.databaseUrl, 'a second start reuses the running postgres and its password');
+    assert.equal(
+      again.databaseUrl,
+      services.databaseUrl,
+      'a second start reuses the running postgres and its password',
+    );
     assert.equal(again.redisUrl, services.redisUrl);
     await stopEmbeddedServices(dataDir, logger);
     // Opened up meanwhile (a careless copy, a chmod -R): the next start makes them private again.
@@ -219,8 +266,14 @@ describe('embedded servers require their generated passwords', () => {
     const renewed = await start(dataDir);
     assert.notEqual(renewed.databaseUrl, services.databaseUrl);
     assert.notEqual(renewed.redisUrl, services.redisUrl);
-    assert.equal(await pgLogin(portOf(services.databaseUrl), decodeURIComponent(new URL(services.databaseUrl).password)), '28P01');
-    assert.equal(await redisPing(portOf(services.redisUrl), 1000, decodeURIComponent(new URL(services.redisUrl).password)), false);
+    assert.equal(
+      await pgLogin(portOf(services.databaseUrl), decodeURIComponent(new URL(services.databaseUrl).password)),
+      '28P01',
+    );
+    assert.equal(
+      await redisPing(portOf(services.redisUrl), 1000, decodeURIComponent(new URL(services.redisUrl).password)),
+      false,
+    );
     await assertLockedDown(renewed);
     assertPrivateFiles(dataDir, renewed);
     services = renewed;
@@ -244,9 +297,15 @@ describe('a data dir made before passwords is upgraded in place on its next star
     assert.equal(portOf(upgraded.redisUrl), portOf(first.redisUrl), 'the running redis was kept');
     await assertLockedDown(upgraded);
     assertPrivateFiles(dataDir, upgraded);
-    assert.match(readFileSync(path.join(clusterData(dataDir), 'pg_hba.conf'), 'utf8'), /^host all all 127\.0\.0\.1\/32 scram-sha-256$/m);
+    assert.match(
+      readFileSync(path.join(clusterData(dataDir), 'pg_hba.conf'), 'utf8'),
+      /^host all all 127\.0\.0\.1\/32 scram-sha-256$/m,
+    );
     assert.doesNotMatch(readFileSync(path.join(clusterData(dataDir), 'pg_hba.conf'), 'utf8'), /trust/);
-    assert.deepEqual(await readMarkers(upgraded), { pg: ['a written before the upgrade'], redis: ['a written before the upgrade'] });
+    assert.deepEqual(await readMarkers(upgraded), {
+      pg: ['a written before the upgrade'],
+      redis: ['a written before the upgrade'],
+    });
     first = upgraded;
   });
 

@@ -83,7 +83,15 @@ describe('failure behaviour: real servers stopped and started under a running fa
   before(async () => {
     const port = await freePort();
     deadPg = {
-      proc: await spawnKeyfarm('api', baseTestEnv({ DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/keyfarm`, REDIS_URL: redisUrl(), PORT: String(await freePort()) }), { name: 'api-dead-postgres' }),
+      proc: await spawnKeyfarm(
+        'api',
+        baseTestEnv({
+          DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/keyfarm`,
+          REDIS_URL: redisUrl(),
+          PORT: String(await freePort()),
+        }),
+        { name: 'api-dead-postgres' },
+      ),
       startedAt: performance.now(),
       port,
     };
@@ -112,7 +120,11 @@ describe('failure behaviour: real servers stopped and started under a running fa
     [api, ingest, workers] = await Promise.all([
       spawnKeyfarm('api', { ...env, PORT: String(apiPort) }, { ready: { url: `${base}/healthz/ready` } }),
       // Its wait for a NIP-46 answer (before reading the job) is 5 s instead of 10.
-      spawnKeyfarm('relay-ingest', { ...env, PORT: String(ingestPort), RPC_TIMEOUT_MS: '2500' }, { ready: { url: `${ingestBase}/healthz/ready` } }),
+      spawnKeyfarm(
+        'relay-ingest',
+        { ...env, PORT: String(ingestPort), RPC_TIMEOUT_MS: '2500' },
+        { ready: { url: `${ingestBase}/healthz/ready` } },
+      ),
       startWorkers(),
     ]);
     const account = async (): Promise<Account> => {
@@ -141,12 +153,24 @@ describe('failure behaviour: real servers stopped and started under a running fa
     assert.equal(code, 1);
     assert.ok(elapsed > 14_500 && elapsed < 60_000, `exited after ${elapsed.toFixed(0)} ms, expected about 15 s`);
     const retries = logLines(deadPg.proc, 'PostgreSQL unreachable; retrying');
-    assert.deepEqual(retries.map((l) => l.retryInSeconds), [1, 2, 4, 8]);
+    assert.deepEqual(
+      retries.map((l) => l.retryInSeconds),
+      [1, 2, 4, 8],
+    );
     const gaps = retries.slice(1).map((l, i) => l.at - retries[i]!.at);
-    for (const [i, s] of [1000, 2000, 4000].entries()) assert.ok(gaps[i]! >= s - 50 && gaps[i]! < s * 3, `gap ${i + 1}: ${gaps[i]} ms`);
-    const plain = deadPg.proc.output().split('\n').filter((l) => l.startsWith('keyfarm: '));
+    for (const [i, s] of [1000, 2000, 4000].entries())
+      assert.ok(gaps[i]! >= s - 50 && gaps[i]! < s * 3, `gap ${i + 1}: ${gaps[i]} ms`);
+    const plain = deadPg.proc
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('keyfarm: '));
     assert.equal(plain.length, 1, plain.join('\n'));
-    assert.match(plain[0]!, new RegExp(`^keyfarm: PostgreSQL at 127\\.0\\.0\\.1:${deadPg.port} is unreachable after 5 attempts \\(.*ECONNREFUSED.*\\); giving up$`));
+    assert.match(
+      plain[0]!,
+      new RegExp(
+        `^keyfarm: PostgreSQL at 127\\.0\\.0\\.1:${deadPg.port} is unreachable after 5 attempts \\(.*ECONNREFUSED.*\\); giving up$`,
+      ),
+    );
   });
 
   it('PostgreSQL down while running: cached tokens and keys sign, the rest gets a fast 503, all recovers by itself', async () => {
@@ -154,9 +178,12 @@ describe('failure behaviour: real servers stopped and started under a running fa
     assertSigned(await sign(a, 'warm'), a, 'a warms its token and key');
     assert.equal((await rpc(base, b.token, 'ping')).status, 200, 'b warms its token only');
     const sessions = async () =>
-      ((await call(base, 'GET', '/api/user/sessions', undefined, a.session)).body as { application_name: string; activity_count: number }[]).find(
-        (s) => !s.application_name.startsWith('failure-bunker'),
-      )!;
+      (
+        (await call(base, 'GET', '/api/user/sessions', undefined, a.session)).body as {
+          application_name: string;
+          activity_count: number;
+        }[]
+      ).find((s) => !s.application_name.startsWith('failure-bunker'))!;
     await waitFor('the warm-up activity written', async () => (await sessions()).activity_count === 1);
 
     await services.stopPostgres();
@@ -235,7 +262,11 @@ describe('failure behaviour: real servers stopped and started under a running fa
     // Signatures right after the restart may wait for the shards' leases to be taken again.
     const slowest = Math.max(...outcomes.map((o) => o.ms));
     assert.ok(slowest < Number(env.RPC_TIMEOUT_MS), `slowest answer took ${slowest.toFixed(0)} ms`);
-    await waitFor('api and relay-ingest ready again', async () => (await ready(base)).status === 200 && (await ready(ingestBase)).status === 200, 30_000);
+    await waitFor(
+      'api and relay-ingest ready again',
+      async () => (await ready(base)).status === 200 && (await ready(ingestBase)).status === 200,
+      30_000,
+    );
     assert.equal(api.hasExited() || workers.hasExited() || ingest.hasExited(), false, 'the same processes');
   });
 
@@ -258,7 +289,10 @@ describe('failure behaviour: real servers stopped and started under a running fa
     const redis = new Redis(services.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
     redis.on('error', () => undefined);
     await redis.connect();
-    await waitFor('the NIP-46 job queued', async () => (await redis.llen(`${names.queuePrefix(shard)}:${names.queue(shard)}:wait`)) === 1);
+    await waitFor(
+      'the NIP-46 job queued',
+      async () => (await redis.llen(`${names.queuePrefix(shard)}:${names.queue(shard)}:wait`)) === 1,
+    );
     redis.disconnect();
 
     await services.killRedis();
@@ -284,10 +318,17 @@ describe('failure behaviour: real servers stopped and started under a running fa
     let t = await timed(() => sign(d, 'kms failing'));
     assertUnavailable(t.res, t.ms, /key manager unavailable/, 'cold key, KMS failing');
     const decrypts = kms.calls.filter((c) => c.method === 'decrypt');
-    assert.deepEqual(decrypts.map((c) => c.code), [14, 14, 14, 14], 'four UNAVAILABLE attempts');
+    assert.deepEqual(
+      decrypts.map((c) => c.code),
+      [14, 14, 14, 14],
+      'four UNAVAILABLE attempts',
+    );
     [100, 200, 400].forEach((delay, i) => {
       const gap = decrypts[i + 1]!.at - decrypts[i]!.at;
-      assert.ok(gap >= delay - 5 && gap < delay * 5 + 500, `retry ${i + 1} after ${gap.toFixed(0)} ms, expected ${delay}`);
+      assert.ok(
+        gap >= delay - 5 && gap < delay * 5 + 500,
+        `retry ${i + 1} after ${gap.toFixed(0)} ms, expected ${delay}`,
+      );
     });
     assertSigned(await sign(d, 'kms back'), d, 'the fault passed');
 
@@ -297,7 +338,9 @@ describe('failure behaviour: real servers stopped and started under a running fa
     t = await timed(() => sign(e, 'kms gone'));
     assertUnavailable(t.res, t.ms, /key manager unavailable/, 'cold key, KMS gone');
     const password = recordSecret(`pw-${randomBytes(12).toString('hex')}`);
-    t = await timed(() => call(base, 'POST', '/api/auth/register', { email: `kms-gone-${Date.now()}@example.com`, password }));
+    t = await timed(() =>
+      call(base, 'POST', '/api/auth/register', { email: `kms-gone-${Date.now()}@example.com`, password }),
+    );
     assertUnavailable(t.res, t.ms, /key manager unavailable/, 'register (a new key to wrap)');
     await kms.start();
     await waitFor('a cold key signing again', async () => (await sign(e, 'kms back')).status === 200, 30_000);
@@ -306,7 +349,8 @@ describe('failure behaviour: real servers stopped and started under a running fa
 
   it('a relay gone: reconnects with backoff; ready while one relay is up, not ready with none', async () => {
     const [r1, r2] = relays;
-    const connectedRelays = async () => Number(/^keyfarm_relays_connected (\d+)/m.exec((await call(ingestBase, 'GET', '/api/metrics')).body)?.[1]);
+    const connectedRelays = async () =>
+      Number(/^keyfarm_relays_connected (\d+)/m.exec((await call(ingestBase, 'GET', '/api/metrics')).body)?.[1]);
     await waitFor('both relays connected', async () => (await connectedRelays()) === 2, 15_000);
     const probe = new Nip46Probe(bunkerUrls[1]);
     const ask = async (relay: TestRelay, method = 'ping', params: string[] = [], expected = 'pong') => {
@@ -331,7 +375,10 @@ describe('failure behaviour: real servers stopped and started under a running fa
 
     // Failed attempts to reach relay 1 come at growing intervals (exponential backoff with jitter: each
     // wait is at least the whole previous base), never in a tight loop. 250 ms allows for scheduling lag.
-    const failedAttempts = () => logLines(ingest, 'relay socket error').filter((l) => l.relay === r1.url && l.at >= downAt).map((l) => l.at);
+    const failedAttempts = () =>
+      logLines(ingest, 'relay socket error')
+        .filter((l) => l.relay === r1.url && l.at >= downAt)
+        .map((l) => l.at);
     await waitFor('three failed attempts to reach relay 1', () => failedAttempts().length >= 3, 15_000);
     await r1.start();
     await waitFor('ready again with relay 1 back', async () => (await ready(ingestBase)).status === 200, 30_000);
@@ -343,6 +390,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
     assert.ok(attempts.length >= 3 && attempts.length < 20, `${attempts.length} failed attempts`);
     const gaps = attempts.slice(1).map((at, i) => at - attempts[i]!);
     assert.ok(Math.min(...gaps) >= 100, `backoff gaps ${gaps.join(', ')} ms`);
-    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i]! >= gaps[i - 1]! - 250, `backoff gaps ${gaps.join(', ')} ms`);
+    for (let i = 1; i < gaps.length; i++)
+      assert.ok(gaps[i]! >= gaps[i - 1]! - 250, `backoff gaps ${gaps.join(', ')} ms`);
   });
 });

@@ -61,10 +61,11 @@ export class FakeCrypto implements CryptoRunner {
   async run(ops: CryptoOp[]): Promise<CryptoResult[]> {
     this.runs++;
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
-    return ops.map((o): CryptoResult =>
-      o.op === 'sign_event'
-        ? { ok: true, value: { ...o.event, pubkey: o.pubkey, id: '0'.repeat(64), sig: '0'.repeat(128) } }
-        : { ok: true, value: `${o.op}-done` },
+    return ops.map(
+      (o): CryptoResult =>
+        o.op === 'sign_event'
+          ? { ok: true, value: { ...o.event, pubkey: o.pubkey, id: '0'.repeat(64), sig: '0'.repeat(128) } }
+          : { ok: true, value: `${o.op}-done` },
     );
   }
   async close(): Promise<void> {}
@@ -99,7 +100,11 @@ export async function deleteByPrefix(prefix: string): Promise<void> {
   }
 }
 
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

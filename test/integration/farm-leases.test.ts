@@ -12,7 +12,17 @@ import { ShardNames } from '../../shared/shard.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import { rendezvousOwner } from '../../workers/shard-leases.js';
 import {
-  FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, quietLogger, signItem, testSealer, uniquePrefix, waitFor, workersConfig,
+  FakeCrypto,
+  FakeKeyLoader,
+  REDIS_URL,
+  deleteByPrefix,
+  noActivity,
+  quietLogger,
+  signItem,
+  testSealer,
+  uniquePrefix,
+  waitFor,
+  workersConfig,
 } from './farm-fixtures.js';
 
 const SHARDS = 8;
@@ -31,7 +41,13 @@ after(async () => {
 async function member(id: string): Promise<Workers> {
   const w = await startWorkers({
     config: workersConfig(prefix, { SHARD_COUNT: SHARDS, LEASE_TTL_MS: TTL }),
-    logger, keyLoader: new FakeKeyLoader(), crypto: new FakeCrypto(), activity: noActivity, sealer: testSealer, redisUrl: REDIS_URL, memberId: id,
+    logger,
+    keyLoader: new FakeKeyLoader(),
+    crypto: new FakeCrypto(),
+    activity: noActivity,
+    sealer: testSealer,
+    redisUrl: REDIS_URL,
+    memberId: id,
   });
   closers.push(() => w.stop());
   return w;
@@ -46,7 +62,14 @@ interface ChildMember {
 async function childMember(id: string, cryptoDelayMs: number): Promise<ChildMember> {
   const script = fileURLToPath(new URL('./farm-worker-child.js', import.meta.url));
   const proc = spawn(process.execPath, [script], {
-    env: { ...process.env, KEY_PREFIX: prefix, SHARD_COUNT: String(SHARDS), MEMBER_ID: id, CRYPTO_DELAY_MS: String(cryptoDelayMs), REDIS_URL },
+    env: {
+      ...process.env,
+      KEY_PREFIX: prefix,
+      SHARD_COUNT: String(SHARDS),
+      MEMBER_ID: id,
+      CRYPTO_DELAY_MS: String(cryptoDelayMs),
+      REDIS_URL,
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   closers.push(async () => {
@@ -74,11 +97,18 @@ function shareOf(member: string, members: readonly string[]): number[] {
   return Array.from({ length: SHARDS }, (_, s) => s).filter((s) => rendezvousOwner(members, s) === member);
 }
 
-const same = (a: readonly number[], b: readonly number[]) => JSON.stringify([...a].sort((x, y) => x - y)) === JSON.stringify(b);
+const same = (a: readonly number[], b: readonly number[]) =>
+  JSON.stringify([...a].sort((x, y) => x - y)) === JSON.stringify(b);
 
 function assertPartition(owned: Record<string, number[]>): void {
-  const all = Object.values(owned).flat().sort((a, b) => a - b);
-  assert.deepEqual(all, Array.from({ length: SHARDS }, (_, i) => i), `every shard once: ${JSON.stringify(owned)}`);
+  const all = Object.values(owned)
+    .flat()
+    .sort((a, b) => a - b);
+  assert.deepEqual(
+    all,
+    Array.from({ length: SHARDS }, (_, i) => i),
+    `every shard once: ${JSON.stringify(owned)}`,
+  );
 }
 
 test('three members divide the shards without overlap; a killed one hands its shards and jobs over', async (t) => {
@@ -89,11 +119,19 @@ test('three members divide the shards without overlap; a killed one hands its sh
   // The division settles on the rendezvous shares (the first two members hold everything until the
   // third is seen): each shard owned by exactly one member, matching the leases in Redis.
   const three = ['member-a', 'member-b', 'member-c'];
-  await waitFor('the shards to be divided among three', async () => {
-    const owners = await leaseOwners();
-    return same(a.ownedShards(), shareOf('member-a', three)) && same(b.ownedShards(), shareOf('member-b', three)) &&
-      same(c.owned, shareOf('member-c', three)) && owners.every((o, s) => o === rendezvousOwner(three, s));
-  }, 15_000);
+  await waitFor(
+    'the shards to be divided among three',
+    async () => {
+      const owners = await leaseOwners();
+      return (
+        same(a.ownedShards(), shareOf('member-a', three)) &&
+        same(b.ownedShards(), shareOf('member-b', three)) &&
+        same(c.owned, shareOf('member-c', three)) &&
+        owners.every((o, s) => o === rendezvousOwner(three, s))
+      );
+    },
+    15_000,
+  );
   assertPartition({ a: a.ownedShards(), b: b.ownedShards(), c: c.owned });
   const owners = await leaseOwners();
   for (const s of a.ownedShards()) assert.equal(owners[s], 'member-a');
@@ -102,7 +140,16 @@ test('three members divide the shards without overlap; a killed one hands its sh
   assert.ok(victimShards.length > 0, 'the child member owns shards (rendezvous over 3 members, 8 shards)');
 
   // Work on every shard; the child's crypto is slow, so it holds jobs when it dies.
-  const rpc = new RpcClient({ redisUrl: REDIS_URL, names, shardCount: SHARDS, queueLimit: 4096, timeoutMs: 25_000, instanceId: 'api-leases', logger, sealer: testSealer });
+  const rpc = new RpcClient({
+    redisUrl: REDIS_URL,
+    names,
+    shardCount: SHARDS,
+    queueLimit: 4096,
+    timeoutMs: 25_000,
+    instanceId: 'api-leases',
+    logger,
+    sealer: testSealer,
+  });
   await rpc.start();
   closers.push(() => rpc.close());
   const calls = Array.from({ length: SHARDS * 4 }, (_, i) => rpc.call(i % SHARDS, signItem(`key-${i}`, `m${i}`)));
@@ -113,19 +160,31 @@ test('three members divide the shards without overlap; a killed one hands its sh
   await once(c.proc, 'exit');
 
   // Its shards move to the survivors within about the lease TTL.
-  await waitFor('the survivors to take every shard', () => a.ownedShards().length + b.ownedShards().length === SHARDS, 10_000);
+  await waitFor(
+    'the survivors to take every shard',
+    () => a.ownedShards().length + b.ownedShards().length === SHARDS,
+    10_000,
+  );
   const movedAfter = Date.now() - killedAt;
   assert.ok(movedAfter < TTL * 3, `shards moved ${movedAfter} ms after the kill (TTL ${TTL} ms)`);
   assertPartition({ a: a.ownedShards(), b: b.ownedShards() });
   for (const s of victimShards) assert.ok([...a.ownedShards(), ...b.ownedShards()].includes(s));
-  assert.deepEqual((await leaseOwners()).filter((o) => o === 'member-c'), []);
+  assert.deepEqual(
+    (await leaseOwners()).filter((o) => o === 'member-c'),
+    [],
+  );
 
   // And the jobs it had in hand run again: every call is answered.
   const results = await Promise.all(calls);
-  t.diagnostic(`shards moved ${movedAfter} ms after SIGKILL; all ${calls.length} calls answered ${Date.now() - killedAt} ms after it`);
+  t.diagnostic(
+    `shards moved ${movedAfter} ms after SIGKILL; all ${calls.length} calls answered ${Date.now() - killedAt} ms after it`,
+  );
   const failed = results.filter((r) => !r.ok);
   assert.deepEqual(failed, [], 'every call answered');
-  assert.deepEqual(results.map((r) => r.ok && (r.result as { content: string }).content), calls.map((_, i) => `m${i}`));
+  assert.deepEqual(
+    results.map((r) => r.ok && (r.result as { content: string }).content),
+    calls.map((_, i) => `m${i}`),
+  );
 });
 
 test('a clean stop hands shards over at once, and a member that rejoins gets the same share back', async () => {
@@ -136,10 +195,17 @@ test('a clean stop hands shards over at once, and a member that rejoins gets the
   await waitFor('member-d to get its share', () => same(d.ownedShards(), dShards), 10_000);
   const stoppedAt = Date.now();
   await d.stop();
-  await waitFor('the others to take member-d shards', async () => (await leaseOwners()).every((o) => o !== null && o !== 'member-d'), 5_000);
+  await waitFor(
+    'the others to take member-d shards',
+    async () => (await leaseOwners()).every((o) => o !== null && o !== 'member-d'),
+    5_000,
+  );
   assert.ok(Date.now() - stoppedAt < TTL, 'released leases are taken at the next round, not after the TTL');
 
   const again = await member('member-d');
   await waitFor('member-d to get its shards back', () => same(again.ownedShards(), dShards), 10_000);
-  assert.deepEqual((await leaseOwners()).map((o, s) => (dShards.includes(s) ? o === 'member-d' : o !== 'member-d')), Array(SHARDS).fill(true));
+  assert.deepEqual(
+    (await leaseOwners()).map((o, s) => (dShards.includes(s) ? o === 'member-d' : o !== 'member-d')),
+    Array(SHARDS).fill(true),
+  );
 });

@@ -14,7 +14,18 @@ import { CryptoPool } from '../../workers/crypto/pool.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import type { ActivityEntry } from '../../workers/activity.js';
 import {
-  FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, pubkeyOf, quietLogger, signItem, testSealer, uniquePrefix, waitFor, workersConfig,
+  FakeCrypto,
+  FakeKeyLoader,
+  REDIS_URL,
+  deleteByPrefix,
+  noActivity,
+  pubkeyOf,
+  quietLogger,
+  signItem,
+  testSealer,
+  uniquePrefix,
+  waitFor,
+  workersConfig,
 } from './farm-fixtures.js';
 
 const logger = quietLogger();
@@ -33,16 +44,35 @@ function farmPrefix(): { prefix: string; names: ShardNames } {
 
 async function client(names: ShardNames, opts: Partial<RpcClientOptions> = {}): Promise<RpcClient> {
   const c = new RpcClient({
-    redisUrl: REDIS_URL, names, shardCount: 4, queueLimit: 4096, timeoutMs: 10_000, instanceId: `api-${names.prefix}-${closers.length}`, logger, sealer: testSealer, ...opts,
+    redisUrl: REDIS_URL,
+    names,
+    shardCount: 4,
+    queueLimit: 4096,
+    timeoutMs: 10_000,
+    instanceId: `api-${names.prefix}-${closers.length}`,
+    logger,
+    sealer: testSealer,
+    ...opts,
   });
   await c.start();
   closers.push(() => c.close());
   return c;
 }
 
-async function workers(prefix: string, opts: Partial<Parameters<typeof startWorkers>[0]> = {}, cfg = {}): Promise<Workers> {
+async function workers(
+  prefix: string,
+  opts: Partial<Parameters<typeof startWorkers>[0]> = {},
+  cfg = {},
+): Promise<Workers> {
   const w = await startWorkers({
-    config: workersConfig(prefix, cfg), logger, keyLoader: new FakeKeyLoader(), crypto: new FakeCrypto(), activity: noActivity, sealer: testSealer, redisUrl: REDIS_URL, ...opts,
+    config: workersConfig(prefix, cfg),
+    logger,
+    keyLoader: new FakeKeyLoader(),
+    crypto: new FakeCrypto(),
+    activity: noActivity,
+    sealer: testSealer,
+    redisUrl: REDIS_URL,
+    ...opts,
   });
   closers.push(() => w.stop());
   return w;
@@ -81,7 +111,10 @@ test('round trip through the real crypto pool: sign, encrypt and decrypt, ping',
   assert.deepEqual(ping, { id: ping.id, ok: true, result: 'pong' });
   assert.ok(encrypted.ok && typeof encrypted.result === 'string');
 
-  const decrypted = await rpc.call(shard, base({ method: 'nip44_decrypt', peer: pubkeyOf('key-2'), ciphertext: encrypted.result as string }));
+  const decrypted = await rpc.call(
+    shard,
+    base({ method: 'nip44_decrypt', peer: pubkeyOf('key-2'), ciphertext: encrypted.result as string }),
+  );
   assert.deepEqual(decrypted.ok && decrypted.result, 'secret note');
   assert.equal(loader.loads, 1, 'the key was decrypted once and then served warm');
   assert.deepEqual(activity.map((a) => a.method).sort(), ['nip44_decrypt', 'nip44_encrypt', 'ping', 'sign_event']);
@@ -108,7 +141,10 @@ test('calls of one turn go as one job; with no worker they answer 504 at the tim
 
   const results = await Promise.all(calls);
   const took = Date.now() - started;
-  assert.deepEqual(new Set(results.map((r) => (r.ok ? 'ok' : `${r.status} ${r.error}`))), new Set(['504 no answer in time']));
+  assert.deepEqual(
+    new Set(results.map((r) => (r.ok ? 'ok' : `${r.status} ${r.error}`))),
+    new Set(['504 no answer in time']),
+  );
   assert.ok(took >= 400 && took < 2000, `answered after ${took} ms`);
   assert.equal(await metric('keyfarm_rpc_timeouts_total'), timeoutsBefore + 20);
 });
@@ -143,7 +179,10 @@ async function fillPastLimit(limit: number) {
   // because a loaded 2-core machine can take half a second to turn 256 calls around.
   assert.ok(Date.now() - t0 < 3000, `503 came at once (${Date.now() - t0} ms)`);
   assert.equal(refused.length, batch - room);
-  assert.deepEqual(new Set(refused.map((r) => (r.ok ? 'ok' : `${r.status} ${r.error}`))), new Set(['503 shard overloaded']));
+  assert.deepEqual(
+    new Set(refused.map((r) => (r.ok ? 'ok' : `${r.status} ${r.error}`))),
+    new Set(['503 shard overloaded']),
+  );
   assert.equal(await metric('keyfarm_backpressure_rejected_total', { door: 'http' }), rejectedBefore + batch - room);
   await waitFor('the shard to be full', async () => (await depth()) === limit);
   const one = await rpc.call(1, signItem());
@@ -152,13 +191,20 @@ async function fillPastLimit(limit: number) {
   const queue = new Queue(names.queue(1), { connection: { url: REDIS_URL }, prefix: names.queuePrefix(1) });
   closers.push(() => queue.close());
   const waiting = await queue.getJobs(['waiting']);
-  assert.equal(waiting.reduce((n, j) => n + (j.data as RpcJobData).items.length, 0), limit, 'the queue holds exactly the limit');
+  assert.equal(
+    waiting.reduce((n, j) => n + (j.data as RpcJobData).items.length, 0),
+    limit,
+    'the queue holds exactly the limit',
+  );
 
   // A worker drains the shard: every admitted call is answered and the count returns to zero.
   await workers(prefix, {}, { QUEUE_LIMIT: limit });
   const results = await Promise.all(accepted);
   assert.equal(results.length, limit);
-  assert.ok(results.every((r) => r.ok), 'every admitted call was answered');
+  assert.ok(
+    results.every((r) => r.ok),
+    'every admitted call was answered',
+  );
   await waitFor('the count to drain', async () => (await depth()) === 0);
 }
 
@@ -177,7 +223,10 @@ test('a lost reply is recovered from the stored job result before the timeout an
   const results = await Promise.all([rpc.call(0, signItem('key-3', 'a')), rpc.call(0, signItem('key-3', 'b'))]);
   assert.ok(dropped >= 1, 'the pub/sub reply was dropped');
   assert.ok(Date.now() - started >= 600, 'answered at the timeout, by the fallback read');
-  assert.deepEqual(results.map((r) => r.ok && (r.result as Event).content), ['a', 'b']);
+  assert.deepEqual(
+    results.map((r) => r.ok && (r.result as Event).content),
+    ['a', 'b'],
+  );
 });
 
 test('admission takes the items that fit and refuses the rest; the count never passes the limit', async () => {

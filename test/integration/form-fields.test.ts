@@ -21,7 +21,10 @@ describe('form refusals on their fields', () => {
   /** Posts `fields` to `path` as a browser would: with the CSRF cookie and token from the form at `formPath`. */
   async function submit(path: string, fields: Record<string, string>, session?: string, formPath = path) {
     const sessionCookie = session ? [`keyfarm_session=${session}`] : [];
-    const page = await fetch(farm.url + formPath, { headers: { cookie: sessionCookie.join('; ') }, redirect: 'manual' });
+    const page = await fetch(farm.url + formPath, {
+      headers: { cookie: sessionCookie.join('; ') },
+      redirect: 'manual',
+    });
     const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1];
     assert.ok(token, `a form token on ${formPath}`);
     const cookie = [...sessionCookie, ...page.headers.getSetCookie().map((c) => c.split(';', 1)[0]!)].join('; ');
@@ -35,7 +38,8 @@ describe('form refusals on their fields', () => {
   }
 
   /** The error shown beside `field`, or undefined. */
-  const fieldError = (html: string, field: string) => new RegExp(`<p class="field-error" id="${field}-error">([^<]*)</p>`).exec(html)?.[1];
+  const fieldError = (html: string, field: string) =>
+    new RegExp(`<p class="field-error" id="${field}-error">([^<]*)</p>`).exec(html)?.[1];
 
   const newPassword = () => {
     const password = `pw-${randomBytes(12).toString('hex')}`;
@@ -45,7 +49,8 @@ describe('form refusals on their fields', () => {
 
   it('register: a bad key, a taken email and a taken key each land on their field', async () => {
     const password = newPassword();
-    const register = (fields: Record<string, string>) => submit('/register', { password, confirm_password: password, ...fields });
+    const register = (fields: Record<string, string>) =>
+      submit('/register', { password, confirm_password: password, ...fields });
 
     const badKey = await register({ email: `bad-key-${Date.now()}@example.com`, nsec: 'nsec1notakey' });
     assert.equal(badKey.status, 400);
@@ -63,10 +68,14 @@ describe('form refusals on their fields', () => {
     assert.equal(fieldError(takenKey.html, 'nsec'), 'This key already belongs to an account here.');
   });
 
-  it('change email: the same address and another account\'s address land on the email field', async () => {
+  it("change email: the same address and another account's address land on the email field", async () => {
     const user = await registerUser(farm.url);
     const other = await registerUser(farm.url);
-    const same = await submit('/account/email', { email: user.email.toUpperCase(), password: user.password }, user.session);
+    const same = await submit(
+      '/account/email',
+      { email: user.email.toUpperCase(), password: user.password },
+      user.session,
+    );
     assert.equal(same.status, 400);
     assert.equal(fieldError(same.html, 'email'), 'That is already your address.');
     const taken = await submit('/account/email', { email: other.email, password: user.password }, user.session);
@@ -76,14 +85,22 @@ describe('form refusals on their fields', () => {
 
   it('change password: the same password again lands on the new password field', async () => {
     const user = await registerUser(farm.url);
-    const res = await submit('/account/password', { current_password: user.password, new_password: user.password, confirm_password: user.password }, user.session);
+    const res = await submit(
+      '/account/password',
+      { current_password: user.password, new_password: user.password, confirm_password: user.password },
+      user.session,
+    );
     assert.equal(res.status, 400);
-    assert.equal(fieldError(res.html, 'new_password'), 'The new password is the same as the current one: choose another.');
+    assert.equal(
+      fieldError(res.html, 'new_password'),
+      'The new password is the same as the current one: choose another.',
+    );
   });
 
   it('bunker: an unknown policy, a refused relay and no relay at all land on their fields', async () => {
     const user = await registerUser(farm.url);
-    const bunker = (fields: Record<string, string>) => submit('/account/bunker', { app_name: 'An app', policy_slug: 'full', ...fields }, user.session);
+    const bunker = (fields: Record<string, string>) =>
+      submit('/account/bunker', { app_name: 'An app', policy_slug: 'full', ...fields }, user.session);
 
     const policy = await bunker({ policy_slug: 'no-such-policy', relays: 'wss://relay.example.com' });
     assert.equal(policy.status, 400);
@@ -100,7 +117,12 @@ describe('form refusals on their fields', () => {
 
   it('nostrconnect: a link that is not one lands on the uri field, without its API prefix', async () => {
     const user = await registerUser(farm.url);
-    const res = await submit('/account/nostrconnect/preview', { uri: 'https://example.com/' }, user.session, '/account/nostrconnect');
+    const res = await submit(
+      '/account/nostrconnect/preview',
+      { uri: 'https://example.com/' },
+      user.session,
+      '/account/nostrconnect',
+    );
     assert.equal(res.status, 400);
     assert.match(fieldError(res.html, 'uri') ?? '', /^That link cannot be used: not a nostrconnect:/);
   });
@@ -108,7 +130,12 @@ describe('form refusals on their fields', () => {
   it('reset password: an unknown link gets the page that says so', async () => {
     const password = newPassword();
     const token = randomBytes(32).toString('base64url');
-    const res = await submit('/reset-password', { token, new_password: password, confirm_password: password }, undefined, '/forgot-password');
+    const res = await submit(
+      '/reset-password',
+      { token, new_password: password, confirm_password: password },
+      undefined,
+      '/forgot-password',
+    );
     assert.equal(res.status, 400);
     assert.match(res.html, /This link no longer works/);
   });

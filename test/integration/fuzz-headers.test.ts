@@ -10,7 +10,15 @@ import { recordSecret } from '../support/logs.js';
 /** A Location a browser can only read as a path of this site. */
 const SAME_SITE_PATH = /^\/(?![/\\])[\x21-\x7e]*$/;
 const KNOWN_CSP_DIRECTIVES = new Set([
-  'default-src', 'script-src', 'style-src', 'img-src', 'connect-src', 'form-action', 'frame-ancestors', 'base-uri', 'object-src',
+  'default-src',
+  'script-src',
+  'style-src',
+  'img-src',
+  'connect-src',
+  'form-action',
+  'frame-ancestors',
+  'base-uri',
+  'object-src',
   'upgrade-insecure-requests',
 ]);
 
@@ -21,7 +29,8 @@ function assertOwnCsp(csp: string | null, what: string) {
     const [name, ...sources] = directive.split(/ +/);
     assert.ok(KNOWN_CSP_DIRECTIVES.has(name!), `${what}: unexpected directive ${JSON.stringify(directive)} in ${csp}`);
     if (name === 'form-action') {
-      for (const source of sources) assert.match(source, /^(?:'self'|https?:\/\/[a-z0-9.-]+(?::\d+)?)$/, `${what}: form-action source ${source}`);
+      for (const source of sources)
+        assert.match(source, /^(?:'self'|https?:\/\/[a-z0-9.-]+(?::\d+)?)$/, `${what}: form-action source ${source}`);
     }
   }
 }
@@ -80,9 +89,15 @@ describe('user values in response headers', () => {
 
   describe('an app redirect_uri', () => {
     const { challenge } = pkcePair();
-    const authorizeQuery = (redirectUri: string) => new URLSearchParams({
-      client_id: 'Header App', redirect_uri: redirectUri, scope: 'policy:full', code_challenge: challenge, code_challenge_method: 'S256', state: 's',
-    });
+    const authorizeQuery = (redirectUri: string) =>
+      new URLSearchParams({
+        client_id: 'Header App',
+        redirect_uri: redirectUri,
+        scope: 'policy:full',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 's',
+      });
     const HOSTILE = [
       'https://evil.example;sandbox/cb', // once copied into the CSP as a directive of its own
       'https://evil.example;script-src/cb',
@@ -95,7 +110,10 @@ describe('user values in response headers', () => {
     ];
 
     it('is shown a consent page with its origin in form-action when well formed (control)', async () => {
-      const res = await fetch(`${base}/api/oauth/authorize?${authorizeQuery('https://app.example:8443/cb')}`, { headers: withSession(), redirect: 'manual' });
+      const res = await fetch(`${base}/api/oauth/authorize?${authorizeQuery('https://app.example:8443/cb')}`, {
+        headers: withSession(),
+        redirect: 'manual',
+      });
       assert.equal(res.status, 200);
       const csp = res.headers.get('content-security-policy');
       assertOwnCsp(csp, 'control');
@@ -104,7 +122,10 @@ describe('user values in response headers', () => {
 
     it('is refused with a page, never reaching the CSP or a Location, when its host is not a plain name', async () => {
       for (const uri of HOSTILE) {
-        const res = await fetch(`${base}/api/oauth/authorize?${authorizeQuery(uri)}`, { headers: withSession(), redirect: 'manual' });
+        const res = await fetch(`${base}/api/oauth/authorize?${authorizeQuery(uri)}`, {
+          headers: withSession(),
+          redirect: 'manual',
+        });
         assert.equal(res.status, 400, uri);
         assert.equal(res.headers.get('location'), null, uri);
         const csp = res.headers.get('content-security-policy');
@@ -115,15 +136,32 @@ describe('user values in response headers', () => {
 
     it('is refused by POST /api/oauth/authorize (JSON and form), so no code or redirect goes to it', async () => {
       for (const uri of HOSTILE) {
-        const json = await call(base, 'POST', '/api/oauth/authorize', {
-          client_id: 'Header App', redirect_uri: uri, scope: 'policy:full', approved: true, code_challenge: challenge, code_challenge_method: 'S256',
-        }, session);
+        const json = await call(
+          base,
+          'POST',
+          '/api/oauth/authorize',
+          {
+            client_id: 'Header App',
+            redirect_uri: uri,
+            scope: 'policy:full',
+            approved: true,
+            code_challenge: challenge,
+            code_challenge_method: 'S256',
+          },
+          session,
+        );
         assert.equal(json.status, 400, uri);
         assert.equal(json.body.error, 'invalid_request', uri);
         assert.equal(json.body.code, undefined);
         // A denial used to redirect straight to the given URI.
-        const form = await call(base, 'POST', '/api/oauth/authorize', new URLSearchParams({ client_id: 'x', redirect_uri: uri, approved: 'false' }).toString(),
-          session, { 'content-type': 'application/x-www-form-urlencoded' });
+        const form = await call(
+          base,
+          'POST',
+          '/api/oauth/authorize',
+          new URLSearchParams({ client_id: 'x', redirect_uri: uri, approved: 'false' }).toString(),
+          session,
+          { 'content-type': 'application/x-www-form-urlencoded' },
+        );
         assert.equal(form.status, 400, uri);
         assert.equal(form.headers.get('location'), null, uri);
       }
@@ -139,7 +177,10 @@ describe('user values in response headers', () => {
     }
     const fine = await call(base, 'GET', '/health', undefined, undefined, { 'x-trace-id': 'trace-1.a:b' });
     assert.equal(fine.headers.get('x-trace-id'), 'trace-1.a:b');
-    const res = await call(base, 'GET', '/api/user/account', undefined, undefined, { ...withSession(), origin: 'https://evil.example' });
+    const res = await call(base, 'GET', '/api/user/account', undefined, undefined, {
+      ...withSession(),
+      origin: 'https://evil.example',
+    });
     assert.equal(res.headers.get('access-control-allow-origin'), null);
     assert.equal(res.headers.get('access-control-allow-credentials'), null);
   });

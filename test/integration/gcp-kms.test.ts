@@ -63,10 +63,16 @@ describe('GcpKeyManager against the fake KMS', () => {
     const wrapped = await km.wrap(dek);
     const elapsed = performance.now() - started;
     assert.equal(kms.callCount(), 4);
-    assert.deepEqual(kms.calls.map((c) => c.code), [14, 14, 14, 0]);
+    assert.deepEqual(
+      kms.calls.map((c) => c.code),
+      [14, 14, 14, 0],
+    );
     const gaps = kms.calls.slice(1).map((c, i) => c.at - kms.calls[i]!.at);
     [100, 200, 400].forEach((delay, i) => {
-      assert.ok(gaps[i]! >= delay - 2 && gaps[i]! < delay + 250, `gap ${i + 1} was ${gaps[i]!.toFixed(1)} ms, expected about ${delay}`);
+      assert.ok(
+        gaps[i]! >= delay - 2 && gaps[i]! < delay + 250,
+        `gap ${i + 1} was ${gaps[i]!.toFixed(1)} ms, expected about ${delay}`,
+      );
     });
     assert.ok(elapsed >= 698 && elapsed < 1500, `took ${elapsed.toFixed(0)} ms, expected about 700`);
     assert.deepEqual(Buffer.from(await km.unwrap(wrapped, KEY_A)), dek);
@@ -164,15 +170,25 @@ describe('createKeyManager', () => {
   });
 
   it('picks Cloud KMS when GCP_KMS_KEY is set and records calls and latency', async () => {
-    const km = await createKeyManager({ GCP_KMS_KEY: KEY_A, GCP_KMS_ENDPOINT: kms.endpoint, MASTER_KEY_PATH: '/nonexistent/master.key' });
+    const km = await createKeyManager({
+      GCP_KMS_KEY: KEY_A,
+      GCP_KMS_ENDPOINT: kms.endpoint,
+      MASTER_KEY_PATH: '/nonexistent/master.key',
+    });
     assert.equal(km.kind, 'gcp');
     assert.equal(km.kekId, KEY_A);
     const count = async (op: string, outcome: string) =>
-      (await metrics.keyManagerCalls.get()).values.find((v) => v.labels.op === op && v.labels.outcome === outcome)?.value ?? 0;
+      (await metrics.keyManagerCalls.get()).values.find((v) => v.labels.op === op && v.labels.outcome === outcome)
+        ?.value ?? 0;
     const durations = async () =>
-      (await metrics.keyManagerDuration.get()).values.find((v) => v.labels.op === 'unwrap' && v.metricName?.endsWith('_count'))?.value ?? 0;
+      (await metrics.keyManagerDuration.get()).values.find(
+        (v) => v.labels.op === 'unwrap' && v.metricName?.endsWith('_count'),
+      )?.value ?? 0;
     const [wrapOk, unwrapOk, unwrapUnavailable, unwrapTimed] = [
-      await count('wrap', 'ok'), await count('unwrap', 'ok'), await count('unwrap', 'unavailable'), await durations(),
+      await count('wrap', 'ok'),
+      await count('unwrap', 'ok'),
+      await count('unwrap', 'unavailable'),
+      await durations(),
     ];
     const dek = randomBytes(32);
     const wrapped = await km.wrap(dek);

@@ -24,7 +24,9 @@ function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms))),
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
+    ),
   ]);
 }
 
@@ -51,11 +53,24 @@ interface KeycastTokens {
 class KeycastApp {
   pkce = pkcePair();
 
-  constructor(readonly base: string, readonly clientId = 'keycast-app', readonly redirectUri = REDIRECT) {}
+  constructor(
+    readonly base: string,
+    readonly clientId = 'keycast-app',
+    readonly redirectUri = REDIRECT,
+  ) {}
 
   /** getAuthorizationUrl: scope policy:social unless told; a handle and byok_pubkey when given. */
-  authorizationUrl(o: { scopes?: string[]; authorizationHandle?: string; byokPubkey?: string; verifier?: string; extra?: Record<string, string> } = {}): string {
-    if (o.verifier) this.pkce = { verifier: o.verifier, challenge: createHash('sha256').update(o.verifier).digest('base64url') };
+  authorizationUrl(
+    o: {
+      scopes?: string[];
+      authorizationHandle?: string;
+      byokPubkey?: string;
+      verifier?: string;
+      extra?: Record<string, string>;
+    } = {},
+  ): string {
+    if (o.verifier)
+      this.pkce = { verifier: o.verifier, challenge: createHash('sha256').update(o.verifier).digest('base64url') };
     const url = new URL(`${this.base}/api/oauth/authorize`);
     url.searchParams.set('client_id', this.clientId);
     url.searchParams.set('redirect_uri', this.redirectUri);
@@ -78,7 +93,12 @@ class KeycastApp {
   /** exchangeCode: the JSON body keycast-login posts (grant_type included, as it sends it). */
   async exchange(code: string, body: Record<string, unknown> = {}) {
     const res = await call<KeycastTokens>(this.base, 'POST', '/api/oauth/token', {
-      grant_type: 'authorization_code', code, client_id: this.clientId, redirect_uri: this.redirectUri, code_verifier: this.pkce.verifier, ...body,
+      grant_type: 'authorization_code',
+      code,
+      client_id: this.clientId,
+      redirect_uri: this.redirectUri,
+      code_verifier: this.pkce.verifier,
+      ...body,
     });
     if (res.status === 200) {
       recordSecret(res.body.access_token);
@@ -98,10 +118,21 @@ function browse(url: string, session?: string) {
 
 /** The user allows on the consent page (its JSON form, as Keycast's page posts it). */
 async function approve(app: KeycastApp, session: string, extra: Record<string, unknown> = {}): Promise<string> {
-  const res = await call(app.base, 'POST', '/api/oauth/authorize', {
-    client_id: app.clientId, redirect_uri: app.redirectUri, scope: 'policy:social', approved: true,
-    code_challenge: app.pkce.challenge, code_challenge_method: 'S256', ...extra,
-  }, session);
+  const res = await call(
+    app.base,
+    'POST',
+    '/api/oauth/authorize',
+    {
+      client_id: app.clientId,
+      redirect_uri: app.redirectUri,
+      scope: 'policy:social',
+      approved: true,
+      code_challenge: app.pkce.challenge,
+      code_challenge_method: 'S256',
+      ...extra,
+    },
+    session,
+  );
   assert.equal(res.status, 200, JSON.stringify(res.body));
   return recordSecret(res.body.code as string);
 }
@@ -132,7 +163,11 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
 
   async function signerFor(bunkerUrl: string): Promise<BunkerSigner> {
     const bp: BunkerPointer = (await parseBunkerInput(bunkerUrl))!;
-    await waitFor(() => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))), 5000, 'relay-ingest listening for the bunker');
+    await waitFor(
+      () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
+      5000,
+      'relay-ingest listening for the bunker',
+    );
     const sk = generateSecretKey();
     recordSecret(bytesToHex(sk));
     const pool = new SimplePool();
@@ -143,9 +178,14 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
   }
 
   const authorizations = async (session: string) =>
-    (await call(base, 'GET', '/api/user/sessions', undefined, session)).body as { authorization_id: string; bunker_pubkey: string; policy: string; revoked_at: string | null }[];
+    (await call(base, 'GET', '/api/user/sessions', undefined, session)).body as {
+      authorization_id: string;
+      bunker_pubkey: string;
+      policy: string;
+      revoked_at: string | null;
+    }[];
 
-  it('runs keycast-login\'s flow with the default scope, then connect, get_public_key and sign_event over a relay', async () => {
+  it("runs keycast-login's flow with the default scope, then connect, get_public_key and sign_event over a relay", async () => {
     const user = await registerUser(base);
     const app = new KeycastApp(base);
     const consent = await browse(app.authorizationUrl(), user.session);
@@ -153,7 +193,7 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     assert.match(await consent.text(), /id="policy-name">Social</);
 
     const code = await approve(app, user.session);
-    assert.match(code, /^[A-Za-z0-9]{32,}$/, 'Keycast\'s code format');
+    assert.match(code, /^[A-Za-z0-9]{32,}$/, "Keycast's code format");
     const tokens = await app.exchange(code);
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     assert.equal(tokens.body.token_type, 'Bearer');
@@ -165,7 +205,11 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     const signer = await signerFor(tokens.body.bunker_url);
     await within(5000, signer.connect(), 'connect');
     assert.equal(await within(5000, signer.getPublicKey(), 'get_public_key'), user.pubkey);
-    const note = await within(5000, signer.signEvent({ kind: 1, content: 'from a keycast app', tags: [], created_at: Math.floor(Date.now() / 1000) }), 'sign_event');
+    const note = await within(
+      5000,
+      signer.signEvent({ kind: 1, content: 'from a keycast app', tags: [], created_at: Math.floor(Date.now() / 1000) }),
+      'sign_event',
+    );
     assert.equal(note.pubkey, user.pubkey);
     assert.ok(verifyEvent(note));
     // Keycast's social allows private messages: kind 4 and NIP-44.
@@ -175,7 +219,10 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     recordSecret(bytesToHex(peer));
     const ct = await within(5000, signer.nip44Encrypt(getPublicKey(peer), 'hello'), 'nip44_encrypt');
     assert.equal(nip44.decrypt(ct, nip44.getConversationKey(peer, user.pubkey)), 'hello');
-    await assert.rejects(within(5000, signer.signEvent({ kind: 6, content: '', tags: [], created_at: 1 }), 'kind 6'), /denied by policy/);
+    await assert.rejects(
+      within(5000, signer.signEvent({ kind: 6, content: '', tags: [], created_at: 1 }), 'kind 6'),
+      /denied by policy/,
+    );
   });
 
   it('grants social, never full, when the app names no scope, and takes a token request without grant_type', async () => {
@@ -190,7 +237,9 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     const tokens = await app.exchange(code, { grant_type: undefined });
     assert.equal(tokens.status, 200, JSON.stringify(tokens.body));
     assert.equal(tokens.body.scope, 'policy:social');
-    const full = await rpc(base, tokens.body.access_token, 'sign_event', [{ kind: 30023, content: 'x', tags: [], created_at: 1 }]);
+    const full = await rpc(base, tokens.body.access_token, 'sign_event', [
+      { kind: 30023, content: 'x', tags: [], created_at: 1 },
+    ]);
     assert.equal(full.status, 403, 'an app that named no scope cannot sign what only full allows');
   });
 
@@ -203,7 +252,10 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     const firstSigner = await signerFor(first.body.bunker_url);
     await within(5000, firstSigner.connect(), 'first connect');
 
-    const silent = await browse(app.authorizationUrl({ authorizationHandle: first.body.authorization_handle, extra: { state: 'st-1' } }), user.session);
+    const silent = await browse(
+      app.authorizationUrl({ authorizationHandle: first.body.authorization_handle, extra: { state: 'st-1' } }),
+      user.session,
+    );
     assert.equal(silent.status, 302, 'no consent page');
     const location = silent.headers.get('location')!;
     assert.ok(location.startsWith(REDIRECT));
@@ -220,22 +272,49 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     // The app's new connection binds with the new secret and signs.
     const secondSigner = await signerFor(second.body.bunker_url);
     await within(5000, secondSigner.connect(), 'connect after re-authorization');
-    const signed = await within(5000, secondSigner.signEvent({ kind: 1, content: 'again', tags: [], created_at: 1 }), 'sign after re-authorization');
+    const signed = await within(
+      5000,
+      secondSigner.signEvent({ kind: 1, content: 'again', tags: [], created_at: 1 }),
+      'sign after re-authorization',
+    );
     assert.ok(verifyEvent(signed));
 
     // The handle it replaced no longer skips consent; prompt=consent always shows it.
-    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: first.body.authorization_handle }), user.session)).status, 200);
-    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: second.body.authorization_handle, extra: { prompt: 'consent' } }), user.session)).status, 200);
+    assert.equal(
+      (await browse(app.authorizationUrl({ authorizationHandle: first.body.authorization_handle }), user.session))
+        .status,
+      200,
+    );
+    assert.equal(
+      (
+        await browse(
+          app.authorizationUrl({ authorizationHandle: second.body.authorization_handle, extra: { prompt: 'consent' } }),
+          user.session,
+        )
+      ).status,
+      200,
+    );
 
     // A refresh answers with a new handle too; the one before it stops.
-    const refreshed = await call<KeycastTokens>(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: second.body.refresh_token });
+    const refreshed = await call<KeycastTokens>(base, 'POST', '/api/oauth/token', {
+      grant_type: 'refresh_token',
+      refresh_token: second.body.refresh_token,
+    });
     assert.equal(refreshed.status, 200);
     recordSecret(refreshed.body.access_token);
     recordSecret(refreshed.body.refresh_token);
     recordSecret(refreshed.body.authorization_handle);
     assert.match(refreshed.body.authorization_handle, /^[0-9a-f]{64}$/);
-    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: second.body.authorization_handle }), user.session)).status, 200);
-    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: refreshed.body.authorization_handle }), user.session)).status, 302);
+    assert.equal(
+      (await browse(app.authorizationUrl({ authorizationHandle: second.body.authorization_handle }), user.session))
+        .status,
+      200,
+    );
+    assert.equal(
+      (await browse(app.authorizationUrl({ authorizationHandle: refreshed.body.authorization_handle }), user.session))
+        .status,
+      302,
+    );
   });
 
   it('refuses a handle replayed by another app, another origin or another user, a broader scope and a revoked authorization', async () => {
@@ -246,25 +325,54 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     const handle = tokens.body.authorization_handle;
 
     const otherClient = new KeycastApp(base, 'thief-app');
-    assert.equal((await browse(otherClient.authorizationUrl({ authorizationHandle: handle }), user.session)).status, 200, 'another client_id gets consent');
+    assert.equal(
+      (await browse(otherClient.authorizationUrl({ authorizationHandle: handle }), user.session)).status,
+      200,
+      'another client_id gets consent',
+    );
     const otherOrigin = new KeycastApp(base, 'victim-app', 'http://localhost:9/keycast/callback');
-    assert.equal((await browse(otherOrigin.authorizationUrl({ authorizationHandle: handle }), user.session)).status, 200, 'another redirect origin gets consent');
+    assert.equal(
+      (await browse(otherOrigin.authorizationUrl({ authorizationHandle: handle }), user.session)).status,
+      200,
+      'another redirect origin gets consent',
+    );
     const stranger = await registerUser(base);
-    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: handle }), stranger.session)).status, 200, 'another user gets consent');
+    assert.equal(
+      (await browse(app.authorizationUrl({ authorizationHandle: handle }), stranger.session)).status,
+      200,
+      'another user gets consent',
+    );
     const anonymous = await browse(app.authorizationUrl({ authorizationHandle: handle }));
     assert.equal(anonymous.status, 200);
     assert.match(await anonymous.text(), /Log in/);
 
     // Asking for more with a handle yields only what the user granted.
-    const broader = await browse(app.authorizationUrl({ authorizationHandle: handle, scopes: ['policy:full'] }), user.session);
+    const broader = await browse(
+      app.authorizationUrl({ authorizationHandle: handle, scopes: ['policy:full'] }),
+      user.session,
+    );
     assert.equal(broader.status, 302);
     const narrowed = await app.exchange(app.codeOf(broader.headers.get('location')!));
     assert.equal(narrowed.body.scope, 'policy:social');
 
     const [live] = (await authorizations(user.session)).filter((a) => a.revoked_at === null);
-    assert.equal((await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: live!.authorization_id }, user.session)).status, 200);
-    const afterRevoke = await browse(app.authorizationUrl({ authorizationHandle: narrowed.body.authorization_handle }), user.session);
-    assert.equal(afterRevoke.status, 200, 'a revoked authorization\'s handle shows consent');
+    assert.equal(
+      (
+        await call(
+          base,
+          'POST',
+          '/api/user/sessions/revoke',
+          { authorization_id: live!.authorization_id },
+          user.session,
+        )
+      ).status,
+      200,
+    );
+    const afterRevoke = await browse(
+      app.authorizationUrl({ authorizationHandle: narrowed.body.authorization_handle }),
+      user.session,
+    );
+    assert.equal(afterRevoke.status, 200, "a revoked authorization's handle shows consent");
     // Consent again after the revocation: a new authorization, the revoked one stays revoked.
     const fresh = await app.exchange(await approve(app, user.session));
     assert.equal(fresh.status, 200);
@@ -282,11 +390,17 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       `SELECT round(extract(epoch FROM handle_expires_at - now()) / 86400)::int AS days FROM authorizations WHERE client_id = 'expiring-app'`,
     );
     assert.equal(rows[0]!.days, 30);
-    await farm.rt.db.query(`UPDATE authorizations SET handle_expires_at = now() - interval '1 second' WHERE client_id = 'expiring-app'`);
-    assert.equal((await browse(app.authorizationUrl({ authorizationHandle: tokens.body.authorization_handle }), user.session)).status, 200);
+    await farm.rt.db.query(
+      `UPDATE authorizations SET handle_expires_at = now() - interval '1 second' WHERE client_id = 'expiring-app'`,
+    );
+    assert.equal(
+      (await browse(app.authorizationUrl({ authorizationHandle: tokens.body.authorization_handle }), user.session))
+        .status,
+      200,
+    );
   });
 
-  it('re-consent updates the app\'s authorization to the policy granted now, with the same bunker key', async () => {
+  it("re-consent updates the app's authorization to the policy granted now, with the same bunker key", async () => {
     const user = await registerUser(base);
     const app = new KeycastApp(base, 'reconsent-app');
     app.authorizationUrl();
@@ -299,7 +413,9 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     assert.equal(list[0]!.policy, 'readonly');
     assert.equal(second.body.bunker_url.slice(0, 73), first.body.bunker_url.slice(0, 73));
     // The earlier token acts under the narrowed policy now.
-    const denied = await rpc(base, first.body.access_token, 'sign_event', [{ kind: 1, content: 'x', tags: [], created_at: 1 }]);
+    const denied = await rpc(base, first.body.access_token, 'sign_event', [
+      { kind: 1, content: 'x', tags: [], created_at: 1 },
+    ]);
     assert.equal(denied.status, 403);
   });
 
@@ -318,8 +434,15 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       const email = `byok-${Date.now()}-${randomBytes(4).toString('hex')}@example.com`;
       const password = recordSecret(`byok-pw-${randomBytes(8).toString('hex')}`);
       return {
-        email, password, pubkey, client_id: app.clientId, redirect_uri: app.redirectUri,
-        scope: 'policy:social', code_challenge: app.pkce.challenge, code_challenge_method: 'S256', state: 'byok',
+        email,
+        password,
+        pubkey,
+        client_id: app.clientId,
+        redirect_uri: app.redirectUri,
+        scope: 'policy:social',
+        code_challenge: app.pkce.challenge,
+        code_challenge_method: 'S256',
+        state: 'byok',
       };
     }
 
@@ -327,10 +450,13 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       const key = appKey();
       const app = new KeycastApp(base, 'byok-app');
       const someoneSignedIn = await registerUser(base);
-      const page = await browse(app.authorizationUrl({ byokPubkey: key.pubkey, verifier: key.verifier }), someoneSignedIn.session);
+      const page = await browse(
+        app.authorizationUrl({ byokPubkey: key.pubkey, verifier: key.verifier }),
+        someoneSignedIn.session,
+      );
       assert.equal(page.status, 200);
       const text = await page.text();
-      assert.ok(text.includes(nip19.npubEncode(key.pubkey)), 'the page names the app\'s key');
+      assert.ok(text.includes(nip19.npubEncode(key.pubkey)), "the page names the app's key");
       assert.match(text, /action="\/api\/oauth\/register"/);
       assert.ok(!text.includes(key.nsec));
 
@@ -345,13 +471,15 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       assert.equal(login.status, 200);
       recordSecret(login.body.token);
       const account = await call(base, 'GET', '/api/user/account', undefined, login.body.token);
-      assert.equal(account.body.pubkey, key.pubkey, 'the account has the app\'s key');
-      const signed = await rpc(base, tokens.body.access_token, 'sign_event', [{ kind: 1, content: 'byok', tags: [], created_at: 1 }]);
+      assert.equal(account.body.pubkey, key.pubkey, "the account has the app's key");
+      const signed = await rpc(base, tokens.body.access_token, 'sign_event', [
+        { kind: 1, content: 'byok', tags: [], created_at: 1 },
+      ]);
       assert.equal(signed.status, 200);
       assert.equal(signed.body.result.pubkey, key.pubkey);
     });
 
-    it('refuses a verifier whose nsec is not byok_pubkey\'s, and creates no account', async () => {
+    it("refuses a verifier whose nsec is not byok_pubkey's, and creates no account", async () => {
       const victim = appKey();
       const attacker = appKey();
       const app = new KeycastApp(base, 'byok-attack');
@@ -365,7 +493,11 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       assert.equal((tokens.body as unknown as { error: string }).error, 'invalid_grant');
       assert.match(JSON.stringify(tokens.body), /does not match byok_pubkey/);
       assert.ok(!JSON.stringify(tokens.body).includes(attacker.nsec));
-      assert.equal((await call(base, 'POST', '/api/auth/login', { email: form.email, password: form.password })).status, 401, 'no account was made');
+      assert.equal(
+        (await call(base, 'POST', '/api/auth/login', { email: form.email, password: form.password })).status,
+        401,
+        'no account was made',
+      );
 
       // A verifier with no key at all is refused the same way.
       const plain = new KeycastApp(base, 'byok-plain');
@@ -374,21 +506,35 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       const code2 = (await call(base, 'POST', '/api/oauth/register', form2)).body.code as string;
       const refused = await plain.exchange(recordSecret(code2));
       assert.equal(refused.status, 400);
-      assert.equal((await call(base, 'POST', '/api/auth/login', { email: form2.email, password: form2.password })).status, 401);
+      assert.equal(
+        (await call(base, 'POST', '/api/auth/login', { email: form2.email, password: form2.password })).status,
+        401,
+      );
     });
 
     it('takes the register form with its CSRF token, keeps the email after an error, and refuses it without the token', async () => {
       const key = appKey();
       const app = new KeycastApp(base, 'byok-form');
-      const page = await browse(app.authorizationUrl({ byokPubkey: key.pubkey, verifier: key.verifier, extra: { state: 'form-st' } }));
+      const page = await browse(
+        app.authorizationUrl({ byokPubkey: key.pubkey, verifier: key.verifier, extra: { state: 'form-st' } }),
+      );
       const html = await page.text();
       const csrfCookie = /^(keyfarm_csrf=[^;]+)/.exec(page.headers.get('set-cookie') ?? '')?.[1];
       const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
       assert.ok(csrfCookie && token, 'a form token on the register page');
-      const fields = Object.fromEntries([...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1]!, m[2]!.replace(/&amp;/g, '&')]));
-      const post = (body: Record<string, string>, cookie = csrfCookie) => fetch(`${base}/api/oauth/register`, {
-        method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body: new URLSearchParams(body).toString(),
-      });
+      const fields = Object.fromEntries(
+        [...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [
+          m[1]!,
+          m[2]!.replace(/&amp;/g, '&'),
+        ]),
+      );
+      const post = (body: Record<string, string>, cookie = csrfCookie) =>
+        fetch(`${base}/api/oauth/register`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+          body: new URLSearchParams(body).toString(),
+        });
       const email = `byok-form-${Date.now()}@example.com`;
       const password = recordSecret(`byok-form-pw-${randomBytes(8).toString('hex')}`);
 
@@ -418,7 +564,11 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       const key = appKey();
       const { code_challenge: _c, ...noPkce } = registration(app, key.pubkey);
       assert.equal((await call(base, 'POST', '/api/oauth/register', noPkce)).status, 400);
-      assert.equal((await browse(app.authorizationUrl({ byokPubkey: 'not-a-key' }))).status, 302, 'a bad byok_pubkey goes back to the app as an error');
+      assert.equal(
+        (await browse(app.authorizationUrl({ byokPubkey: 'not-a-key' }))).status,
+        302,
+        'a bad byok_pubkey goes back to the app as an error',
+      );
     });
   });
 
@@ -434,7 +584,7 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
       await approve(app, user.session, { state });
       const ready = await call(base, 'GET', `/api/oauth/poll?state=${state}`);
       assert.equal(ready.status, 200);
-      assert.match(ready.body.code, /^[A-Za-z0-9]{43}$/, "a polled code has the format of every code");
+      assert.match(ready.body.code, /^[A-Za-z0-9]{43}$/, 'a polled code has the format of every code');
       recordSecret(ready.body.code);
       assert.equal((await call(base, 'GET', `/api/oauth/poll?state=${state}`)).status, 202, 'once');
       const tokens = await app.exchange(ready.body.code);
@@ -444,9 +594,18 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
     it('never hands out a code that has no PKCE challenge: the state alone is no credential', async () => {
       const user = await registerUser(base);
       const state = `nopkce-${randomBytes(16).toString('hex')}`;
-      const res = await call(base, 'POST', '/api/oauth/authorize', {
-        client_id: 'poll-nopkce', redirect_uri: REDIRECT, approved: true, state,
-      }, user.session);
+      const res = await call(
+        base,
+        'POST',
+        '/api/oauth/authorize',
+        {
+          client_id: 'poll-nopkce',
+          redirect_uri: REDIRECT,
+          approved: true,
+          state,
+        },
+        user.session,
+      );
       assert.equal(res.status, 200);
       recordSecret(res.body.code);
       assert.equal((await call(base, 'GET', `/api/oauth/poll?state=${state}`)).status, 202);
@@ -458,13 +617,18 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
   describe('a client polling too often', () => {
     let limited: TestFarm;
     before(async () => {
-      limited = await startTestFarm('keycast-poll-limit', { RATE_LIMIT_OAUTH_POLL: '3/1m', RATE_LIMIT_ALLOWLIST: '' }, { api: true });
+      limited = await startTestFarm(
+        'keycast-poll-limit',
+        { RATE_LIMIT_OAUTH_POLL: '3/1m', RATE_LIMIT_ALLOWLIST: '' },
+        { api: true },
+      );
     });
     after(async () => limited?.stop());
 
     it('gets 429 past RATE_LIMIT_OAUTH_POLL', async () => {
       const statuses: number[] = [];
-      for (let i = 0; i < 5; i++) statuses.push((await call(limited.url, 'GET', `/api/oauth/poll?state=flood-${i}`)).status);
+      for (let i = 0; i < 5; i++)
+        statuses.push((await call(limited.url, 'GET', `/api/oauth/poll?state=flood-${i}`)).status);
       assert.deepEqual(statuses, [202, 202, 202, 429, 429]);
     });
   });

@@ -15,7 +15,14 @@ const freshIp = () => `198.18.${Math.floor(seq / 250)}.${(seq++ % 250) + 1}`;
 const unknownEmail = () => `nobody-${randomBytes(6).toString('hex')}@example.com`;
 
 function login(base: string, email: string, password: string, xff?: string) {
-  return call(base, 'POST', '/api/auth/login', { email, password }, undefined, xff === undefined ? {} : { 'x-forwarded-for': xff });
+  return call(
+    base,
+    'POST',
+    '/api/auth/login',
+    { email, password },
+    undefined,
+    xff === undefined ? {} : { 'x-forwarded-for': xff },
+  );
 }
 
 /** keyfarm_login_failures_total{reason="bad_credentials"}: one per password check that ran and failed. */
@@ -41,22 +48,29 @@ async function keysUnder(prefix: string): Promise<string[]> {
   }
 }
 
-const statusCounts = (statuses: number[]) => statuses.reduce<Record<number, number>>((m, s) => {
-  m[s] = (m[s] ?? 0) + 1;
-  return m;
-}, {});
+const statusCounts = (statuses: number[]) =>
+  statuses.reduce<Record<number, number>>((m, s) => {
+    m[s] = (m[s] ?? 0) + 1;
+    return m;
+  }, {});
 
 describe('login throttling with the default TRUST_PROXY (no proxy trusted)', () => {
   let farm: TestFarm;
   before(async () => {
-    farm = await startTestFarm('login-throttle-direct', { RATE_LIMIT_ALLOWLIST: '', RATE_LIMIT_LOGIN: 'off' }, { api: true });
+    farm = await startTestFarm(
+      'login-throttle-direct',
+      { RATE_LIMIT_ALLOWLIST: '', RATE_LIMIT_LOGIN: 'off' },
+      { api: true },
+    );
   });
   after(async () => farm?.stop());
 
   it('runs at most 5 real password checks for 40 parallel wrong passwords on one account; the rest get 429', async () => {
     const user = await registerUser(farm.url);
     const before = await failedChecks(farm.url);
-    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => login(farm.url, user.email, `wrong guess ${i}`)));
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => login(farm.url, user.email, `wrong guess ${i}`)),
+    );
     const counts = statusCounts(answers.map((a) => a.status));
     assert.deepEqual(counts, { 401: 5, 429: 35 });
     assert.equal((await failedChecks(farm.url)) - before, 5, 'password checks that ran');
@@ -66,18 +80,24 @@ describe('login throttling with the default TRUST_PROXY (no proxy trusted)', () 
   it('ignores a rotating X-Forwarded-For: the per-address limit still holds', async () => {
     // Every guess here comes from 127.0.0.1 (so do the earlier tests' 5 failures): 20 failures at most.
     const statuses: number[] = [];
-    for (let i = 0; i < 25; i++) statuses.push((await login(farm.url, unknownEmail(), 'wrong password', freshIp())).status);
+    for (let i = 0; i < 25; i++)
+      statuses.push((await login(farm.url, unknownEmail(), 'wrong password', freshIp())).status);
     const checked = statuses.indexOf(429);
     assert.ok(checked >= 0 && checked <= 20, `${checked} guesses checked before the address had to wait`);
     assert.deepEqual(statuses.slice(checked), Array(25 - checked).fill(429));
   });
 
   it('keeps Redis keys short whatever X-Forwarded-For holds', async () => {
-    const huge = Array.from({ length: 1000 }, (_, i) => `10.${i % 250}.0.${i % 200}`).join(',').slice(0, 6000);
+    const huge = Array.from({ length: 1000 }, (_, i) => `10.${i % 250}.0.${i % 200}`)
+      .join(',')
+      .slice(0, 6000);
     assert.ok(huge.length >= 6000 - 20);
     await login(farm.url, unknownEmail(), 'wrong password', huge);
     const keys = await keysUnder(farm.config.KEY_PREFIX);
-    assert.ok(keys.some((k) => k.includes(':login:')), 'failures were counted');
+    assert.ok(
+      keys.some((k) => k.includes(':login:')),
+      'failures were counted',
+    );
     for (const key of keys) assert.ok(key.length <= 120, `key of ${key.length} bytes: ${key.slice(0, 80)}…`);
   });
 });
@@ -85,7 +105,11 @@ describe('login throttling with the default TRUST_PROXY (no proxy trusted)', () 
 describe('login throttling behind one proxy (TRUST_PROXY=1)', () => {
   let farm: TestFarm;
   before(async () => {
-    farm = await startTestFarm('login-throttle-proxied', { TRUST_PROXY: '1', RATE_LIMIT_ALLOWLIST: '', RATE_LIMIT_LOGIN: 'off' }, { api: true });
+    farm = await startTestFarm(
+      'login-throttle-proxied',
+      { TRUST_PROXY: '1', RATE_LIMIT_ALLOWLIST: '', RATE_LIMIT_LOGIN: 'off' },
+      { api: true },
+    );
   });
   after(async () => farm?.stop());
 
@@ -93,7 +117,8 @@ describe('login throttling behind one proxy (TRUST_PROXY=1)', () => {
     const user = await registerUser(farm.url);
     const attacker = freshIp();
     const statuses: number[] = [];
-    for (let i = 0; i < 7; i++) statuses.push((await login(farm.url, user.email, `guess ${i}`, `${freshIp()}, ${attacker}`)).status);
+    for (let i = 0; i < 7; i++)
+      statuses.push((await login(farm.url, user.email, `guess ${i}`, `${freshIp()}, ${attacker}`)).status);
     assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429]);
     const owner = await login(farm.url, user.email, user.password, `${attacker}, ${freshIp()}`);
     assert.equal(owner.status, 200, 'the owner behind the same proxy is another client');
@@ -111,7 +136,11 @@ describe('login throttling behind one proxy (TRUST_PROXY=1)', () => {
 describe('lockout as a weapon (a loopback proxy: TRUST_PROXY=127.0.0.1)', () => {
   let farm: TestFarm;
   before(async () => {
-    farm = await startTestFarm('login-throttle-lockout', { TRUST_PROXY: '127.0.0.1', RATE_LIMIT_ALLOWLIST: '', RATE_LIMIT_LOGIN: 'off' }, { api: true });
+    farm = await startTestFarm(
+      'login-throttle-lockout',
+      { TRUST_PROXY: '127.0.0.1', RATE_LIMIT_ALLOWLIST: '', RATE_LIMIT_LOGIN: 'off' },
+      { api: true },
+    );
   });
   after(async () => farm?.stop());
 
@@ -124,23 +153,36 @@ describe('lockout as a weapon (a loopback proxy: TRUST_PROXY=127.0.0.1)', () => 
     const fromOne: number[] = [];
     for (let i = 0; i < 8; i++) fromOne.push((await login(farm.url, user.email, `guess ${i}`, attacker)).status);
     assert.deepEqual(fromOne, [401, 401, 401, 401, 401, 429, 429, 429]);
-    assert.equal((await login(farm.url, user.email, user.password, home)).status, 200, 'one address guessing does not lock the owner out');
+    assert.equal(
+      (await login(farm.url, user.email, user.password, home)).status,
+      200,
+      'one address guessing does not lock the owner out',
+    );
 
     // Many addresses, 5 guesses each: the per-account limit (20 from unknown addresses) stops them.
-    const spread = await Promise.all(Array.from({ length: 6 }, () => freshIp()).flatMap((ip) =>
-      Array.from({ length: 5 }, (_, i) => login(farm.url, user.email, `spread ${i}`, ip))));
+    const spread = await Promise.all(
+      Array.from({ length: 6 }, () => freshIp()).flatMap((ip) =>
+        Array.from({ length: 5 }, (_, i) => login(farm.url, user.email, `spread ${i}`, ip)),
+      ),
+    );
     const counts = statusCounts(spread.map((r) => r.status));
     assert.equal(counts[401], 15, 'the account had 5 failures already: 15 more reach the 20 from unknown addresses');
     assert.equal(counts[429], 15);
     const stranger = await login(farm.url, user.email, user.password, freshIp());
     assert.equal(stranger.status, 429, 'an unknown address waits, even with the right password');
     assert.match(stranger.body.error, /try again in \d+ minutes?/);
-    assert.equal((await login(farm.url, user.email, user.password, home)).status, 200, 'the owner\'s known address does not');
+    assert.equal(
+      (await login(farm.url, user.email, user.password, home)).status,
+      200,
+      "the owner's known address does not",
+    );
   });
 
   it('counts wrong admin passwords per address: one address locked out does not lock out another operator', async () => {
     const admin = (ip: string, password: string) =>
-      fetch(`${farm.url}/admin/queues/api/queues`, { headers: { 'x-forwarded-for': ip, authorization: `Basic ${Buffer.from(`op:${password}`).toString('base64')}` } });
+      fetch(`${farm.url}/admin/queues/api/queues`, {
+        headers: { 'x-forwarded-for': ip, authorization: `Basic ${Buffer.from(`op:${password}`).toString('base64')}` },
+      });
     const attacker = freshIp();
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) statuses.push((await admin(attacker, `wrong admin ${i}`)).status);
@@ -153,7 +195,11 @@ describe('lockout as a weapon (a loopback proxy: TRUST_PROXY=127.0.0.1)', () => 
 
     const racer = freshIp();
     const parallel = await Promise.all(Array.from({ length: 20 }, (_, i) => admin(racer, `parallel guess ${i}`)));
-    assert.deepEqual(statusCounts(parallel.map((r) => r.status)), { 401: 5, 429: 15 }, 'parallel guesses are counted one by one');
+    assert.deepEqual(
+      statusCounts(parallel.map((r) => r.status)),
+      { 401: 5, 429: 15 },
+      'parallel guesses are counted one by one',
+    );
   });
 
   it('shows the wait on the login page, with Retry-After', async () => {
@@ -162,7 +208,10 @@ describe('lockout as a weapon (a loopback proxy: TRUST_PROXY=127.0.0.1)', () => 
     for (let i = 0; i < 5; i++) assert.equal((await login(farm.url, user.email, `guess ${i}`, ip)).status, 401);
     const page = await fetch(`${farm.url}/login`, { headers: { 'x-forwarded-for': ip } });
     const html = await page.text();
-    const csrfCookie = page.headers.getSetCookie().map((c) => c.split(';')[0]!).find((c) => c.includes('csrf'));
+    const csrfCookie = page.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0]!)
+      .find((c) => c.includes('csrf'));
     const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
     assert.ok(csrfCookie && token, 'a form token');
     const res = await fetch(`${farm.url}/login`, {
@@ -178,7 +227,7 @@ describe('lockout as a weapon (a loopback proxy: TRUST_PROXY=127.0.0.1)', () => 
   });
 });
 
-describe('the login limiter\'s accounting, on Redis', () => {
+describe("the login limiter's accounting, on Redis", () => {
   let redis: Redis;
   before(() => {
     redis = new Redis(redisUrl());
@@ -186,7 +235,12 @@ describe('the login limiter\'s accounting, on Redis', () => {
   after(async () => {
     await redis.quit();
   });
-  const limits = { accountClient: { max: 3, windowMs: 60_000 }, client: { max: 100, windowMs: 60_000 }, account: { max: 100, windowMs: 60_000 }, knownAddressMs: 60_000 };
+  const limits = {
+    accountClient: { max: 3, windowMs: 60_000 },
+    client: { max: 100, windowMs: 60_000 },
+    account: { max: 100, windowMs: 60_000 },
+    knownAddressMs: 60_000,
+  };
   const who = ['victim@example.com', '192.0.2.10'] as const;
   const opts = { perAccount: true };
 
@@ -203,7 +257,10 @@ describe('the login limiter\'s accounting, on Redis', () => {
     // The two failures still count: a third is allowed, then the client waits out the window.
     assert.equal((await limiter.attempt(...who, opts)).retryAfterSeconds, 0);
     const refused = await limiter.attempt(...who, opts);
-    assert.ok(refused.retryAfterSeconds > 50 && refused.retryAfterSeconds <= 60, `waits ${refused.retryAfterSeconds} s`);
+    assert.ok(
+      refused.retryAfterSeconds > 50 && refused.retryAfterSeconds <= 60,
+      `waits ${refused.retryAfterSeconds} s`,
+    );
   });
 
   it('keys an account the same in any letter case, in short printable keys', async () => {

@@ -30,7 +30,13 @@ useWebSocketImplementation(WebSocket);
  */
 const MAX_AGE = 200;
 /** The subscriptions' `since` reaches back past the age bound, so old requests reach the age check. */
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000, sinceWindowSeconds: MAX_AGE + 60 };
+const FAST_RELAY = {
+  minBackoffMs: 100,
+  maxBackoffMs: 800,
+  pingIntervalMs: 1000,
+  publishTimeoutMs: 2000,
+  sinceWindowSeconds: MAX_AGE + 60,
+};
 const MAX_FUTURE = 30;
 const PER_CLIENT = 10;
 const PER_BUNKER = 30;
@@ -57,7 +63,10 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what =
 function readLog(name: string): Record<string, unknown>[] {
   const file = testLogFile(name);
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 async function dropped(reason: string): Promise<number> {
@@ -96,8 +105,14 @@ class RawClient {
   /** A signed request; its NIP-46 id is returned with it. */
   request(method: string, params: string[] = [], createdAt = now()): { event: Event; rid: string } {
     const rid = `${method}-${++this.seq}`;
-    const content = nip44.encrypt(JSON.stringify({ id: rid, method, params }), nip44.getConversationKey(this.sk, this.bunkerPubkey));
-    return { event: finalizeEvent({ kind: 24133, created_at: createdAt, tags: [['p', this.bunkerPubkey]], content }, this.sk), rid };
+    const content = nip44.encrypt(
+      JSON.stringify({ id: rid, method, params }),
+      nip44.getConversationKey(this.sk, this.bunkerPubkey),
+    );
+    return {
+      event: finalizeEvent({ kind: 24133, created_at: createdAt, tags: [['p', this.bunkerPubkey]], content }, this.sk),
+      rid,
+    };
   }
 
   async send(method: string, params: string[] = [], createdAt = now()): Promise<string> {
@@ -168,7 +183,8 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
   });
 
   /** Active subscriptions (not REQs merely received): an event injected after this rises reaches them. */
-  const subscriptionsTo = (bunker: string) => relay.stats.subscribed.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunker))).length;
+  const subscriptionsTo = (bunker: string) =>
+    relay.stats.subscribed.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunker))).length;
 
   async function newBunker(): Promise<BunkerPointer> {
     const res = await call(farm.url, 'POST', '/api/user/bunker/create', { app_name: 'abuse test' }, user.session);
@@ -191,7 +207,11 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     const bp = await newBunker();
     const c = await client(bp.pubkey);
     assert.equal((await c.answer(await c.send('connect', [bp.pubkey, bp.secret!]))).result, 'ack');
-    await waitFor(() => ingest.directory.get(bp.pubkey)?.clientPubkey === c.pk, 5000, 'relay-ingest to learn the binding');
+    await waitFor(
+      () => ingest.directory.get(bp.pubkey)?.clientPubkey === c.pk,
+      5000,
+      'relay-ingest to learn the binding',
+    );
     return { bp, c };
   }
 
@@ -206,7 +226,11 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     const nearPast = await c.send('ping', [], now() - MAX_AGE + 15);
     assert.equal((await c.answer(nearFuture)).result, 'pong');
     assert.equal((await c.answer(nearPast)).result, 'pong');
-    await waitFor(async () => (await dropped('future')) === futureBefore + 1 && (await dropped('stale')) === staleBefore + 1, 5000, 'both drops counted');
+    await waitFor(
+      async () => (await dropped('future')) === futureBefore + 1 && (await dropped('stale')) === staleBefore + 1,
+      5000,
+      'both drops counted',
+    );
     await sleep(LATE_ANSWER_MS);
     assert.deepEqual(c.answers(farFuture), [], 'a request dated past the future bound is not answered');
     assert.deepEqual(c.answers(justPast), [], 'a request older than the age bound is not answered');
@@ -214,14 +238,18 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
 
   it('does not answer a request again when relay-ingest restarts and the relay sends it again', async () => {
     const { bp, c } = await boundClient();
-    const signed = c.request('sign_event', [JSON.stringify({ kind: 1, content: 'once only', tags: [], created_at: now() })]);
+    const signed = c.request('sign_event', [
+      JSON.stringify({ kind: 1, content: 'once only', tags: [], created_at: now() }),
+    ]);
     const ahead = c.request('ping', [], now() + MAX_FUTURE - 5);
     await c.publish(signed.event);
     await c.publish(ahead.event);
     assert.ok((await c.answer(signed.rid)).result.includes('once only'));
     assert.equal((await c.answer(ahead.rid)).result, 'pong');
     const redis = createRedis(farm.rt.redisUrl);
-    const claimTtl = await redis.ttl(requestClaimKey(farm.config.KEY_PREFIX, ahead.event.id)).finally(() => redis.quit());
+    const claimTtl = await redis
+      .ttl(requestClaimKey(farm.config.KEY_PREFIX, ahead.event.id))
+      .finally(() => redis.quit());
     assert.ok(claimTtl >= MAX_AGE + MAX_FUTURE, `the claim (${claimTtl} s) outlives the window`);
 
     // A new relay-ingest: nothing in memory, same Redis. Relays do not store kind 24133, so the replay is
@@ -234,7 +262,11 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     await waitFor(() => subscriptionsTo(bp.pubkey) > subscribed, 5000, 'the new relay-ingest to subscribe');
     await relay.inject(signed.event);
     await relay.inject(ahead.event);
-    await waitFor(async () => (await dropped('duplicate')) >= duplicatesBefore + 2, 5000, 'the replays to be seen and dropped');
+    await waitFor(
+      async () => (await dropped('duplicate')) >= duplicatesBefore + 2,
+      5000,
+      'the replays to be seen and dropped',
+    );
     await sleep(LATE_ANSWER_MS);
     assert.equal(c.answers(signed.rid).length, 1, 'signed once');
     assert.equal(c.answers(ahead.rid).length, 1, 'answered once');
@@ -248,7 +280,11 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     // second, dated exactly MAX_AGE before it, arrives within that second; one that crossed into the next
     // second is stale, so the age edge is tried up to three times, at the start of a second each.
     const answeredOrDropped = async (rid: string, reason: string, before: number) => {
-      await waitFor(async () => c.answers(rid).length > 0 || (await dropped(reason)) > before, 5000, `${rid} answered or dropped`);
+      await waitFor(
+        async () => c.answers(rid).length > 0 || (await dropped(reason)) > before,
+        5000,
+        `${rid} answered or dropped`,
+      );
       return c.answers(rid).length > 0;
     };
     const startOfSecond = () => sleep(1000 - (Date.now() % 1000) + 5);
@@ -262,7 +298,10 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     // Dated exactly MAX_FUTURE ahead: answered whether it arrives in the same second or the next.
     await startOfSecond();
     const futureBefore = await dropped('future');
-    assert.ok(await answeredOrDropped(await c.send('ping', [], now() + MAX_FUTURE), 'future', futureBefore), `a request dated ${MAX_FUTURE} s ahead is answered`);
+    assert.ok(
+      await answeredOrDropped(await c.send('ping', [], now() + MAX_FUTURE), 'future', futureBefore),
+      `a request dated ${MAX_FUTURE} s ahead is answered`,
+    );
   });
 
   it('answers a request whose claim Redis refused once a copy comes again: a failed claim does not mark it seen', async () => {
@@ -284,8 +323,20 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
       const unavailableBefore = await dropped('redis_unavailable');
       const req = c.request('ping');
       await c.publish(req.event);
-      await waitFor(async () => (await dropped('redis_unavailable')) > unavailableBefore, 5000, 'the failed claim to be counted as redis_unavailable');
-      await waitFor(() => readLog(logName).some((l) => l.msg === 'claiming a nip46 request failed' && l.eventId === req.event.id && /NOPERM/.test(String(l.err))), 5000, 'the failed claim logged with its event id and error');
+      await waitFor(
+        async () => (await dropped('redis_unavailable')) > unavailableBefore,
+        5000,
+        'the failed claim to be counted as redis_unavailable',
+      );
+      await waitFor(
+        () =>
+          readLog(logName).some(
+            (l) =>
+              l.msg === 'claiming a nip46 request failed' && l.eventId === req.event.id && /NOPERM/.test(String(l.err)),
+          ),
+        5000,
+        'the failed claim logged with its event id and error',
+      );
       assert.deepEqual(c.answers(req.rid), [], 'nothing was queued for it');
 
       // Redis takes writes again; the request comes once more (from another relay, or the client's retry).
@@ -312,7 +363,11 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     const own: string[] = [];
     for (let i = 0; i < PER_CLIENT + 5; i++) own.push(await c.send('ping'));
     for (const rid of own) assert.equal((await c.answer(rid)).result, 'pong');
-    await waitFor(async () => stranger.answered + (await dropped('rate_limited')) - limitedBefore >= 50, 5000, 'the flood to be handled');
+    await waitFor(
+      async () => stranger.answered + (await dropped('rate_limited')) - limitedBefore >= 50,
+      5000,
+      'the flood to be handled',
+    );
     await sleep(LATE_ANSWER_MS);
     assert.equal(stranger.answered, PER_CLIENT, `${PER_CLIENT} of the stranger's 50 requests reached a worker`);
     assert.equal((await dropped('rate_limited')) - limitedBefore, 50 - PER_CLIENT, 'the rest were dropped and counted');
@@ -322,9 +377,22 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     const crowd = await Promise.all([0, 1, 2, 3].map(() => client(bp.pubkey)));
     for (const s of crowd) for (let i = 0; i < PER_CLIENT; i++) await s.send('ping');
     const room = PER_BUNKER - 1 - PER_CLIENT;
-    await waitFor(async () => crowd.reduce((n, s) => n + s.answered, 0) + (await dropped('rate_limited')) - limitedBefore - (50 - PER_CLIENT) >= 40, 5000, 'the crowd to be handled');
+    await waitFor(
+      async () =>
+        crowd.reduce((n, s) => n + s.answered, 0) +
+          (await dropped('rate_limited')) -
+          limitedBefore -
+          (50 - PER_CLIENT) >=
+        40,
+      5000,
+      'the crowd to be handled',
+    );
     await sleep(LATE_ANSWER_MS);
-    assert.equal(crowd.reduce((n, s) => n + s.answered, 0), room, `the bunker took ${room} more unbound requests, no more`);
+    assert.equal(
+      crowd.reduce((n, s) => n + s.answered, 0),
+      room,
+      `the bunker took ${room} more unbound requests, no more`,
+    );
     assert.equal((await c.answer(await c.send('ping'))).result, 'pong', 'the bound client is still answered');
   });
 
@@ -336,14 +404,18 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
       const replicas = [new UnboundClientLimit(a, opts), new UnboundClientLimit(b, opts)];
       const bunker = 'b'.repeat(64);
       const clientKey = 'c'.repeat(64);
-      const verdicts = await Promise.all(Array.from({ length: 40 }, (_, i) => replicas[i % 2]!.take(bunker, clientKey)));
+      const verdicts = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => replicas[i % 2]!.take(bunker, clientKey)),
+      );
       assert.equal(verdicts.filter((v) => v === 'ok').length, PER_CLIENT);
       assert.equal(verdicts.filter((v) => v === 'client_limited').length, 40 - PER_CLIENT);
       const ttl = await a.ttl(`${farm.config.KEY_PREFIX}:nip46:unbound:{${bunker}}:${clientKey}`);
       assert.ok(ttl > 0 && ttl <= 60, 'a counter lives one window');
       // Many client keys, one request each, at another bunker: the bunker's own limit is what refuses.
       const crowded = 'd'.repeat(64);
-      const crowd = await Promise.all(Array.from({ length: 40 }, (_, i) => replicas[i % 2]!.take(crowded, i.toString(16).padStart(64, 'e'))));
+      const crowd = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => replicas[i % 2]!.take(crowded, i.toString(16).padStart(64, 'e'))),
+      );
       assert.equal(crowd.filter((v) => v === 'ok').length, PER_BUNKER);
       assert.equal(crowd.filter((v) => v === 'bunker_limited').length, 40 - PER_BUNKER);
     } finally {

@@ -30,7 +30,9 @@ function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms))),
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
+    ),
   ]);
 }
 
@@ -49,8 +51,17 @@ function clientKey() {
   return { sk, pk: getPublicKey(sk) };
 }
 
-function counter(c: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> }, labels: Record<string, string> = {}) {
-  return c.get().then((m) => m.values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((s, v) => s + v.value, 0));
+function counter(
+  c: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> },
+  labels: Record<string, string> = {},
+) {
+  return c
+    .get()
+    .then((m) =>
+      m.values
+        .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
+        .reduce((s, v) => s + v.value, 0),
+    );
 }
 
 /** A hand-made NIP-46 client: any payload, either encryption, and every response it sees. */
@@ -77,29 +88,39 @@ class RawClient {
   }
 
   request(content: string, createdAt = Math.floor(Date.now() / 1000)): Event {
-    return finalizeEvent({ kind: 24133, created_at: createdAt, tags: [['p', this.bunkerPubkey]], content }, this.key.sk);
+    return finalizeEvent(
+      { kind: 24133, created_at: createdAt, tags: [['p', this.bunkerPubkey]], content },
+      this.key.sk,
+    );
   }
 
   nip44(payload: unknown): string {
-    return nip44.encrypt(typeof payload === 'string' ? payload : JSON.stringify(payload), nip44.getConversationKey(this.key.sk, this.bunkerPubkey));
+    return nip44.encrypt(
+      typeof payload === 'string' ? payload : JSON.stringify(payload),
+      nip44.getConversationKey(this.key.sk, this.bunkerPubkey),
+    );
   }
 
   async publish(event: Event, urls: string[]): Promise<void> {
-    await Promise.all(urls.map(async (url) => {
-      const r = await Relay.connect(url);
-      try {
-        await r.publish(event);
-      } finally {
-        r.close();
-      }
-    }));
+    await Promise.all(
+      urls.map(async (url) => {
+        const r = await Relay.connect(url);
+        try {
+          await r.publish(event);
+        } finally {
+          r.close();
+        }
+      }),
+    );
   }
 
   /** Decrypted responses to request id `id`. */
   answersTo(id: string): { id: string; result: string; error?: string }[] {
     return this.responses
       .map((e) => {
-        const text = e.content.includes('?iv=') ? nip04.decrypt(this.key.sk, this.bunkerPubkey, e.content) : nip44.decrypt(e.content, nip44.getConversationKey(this.key.sk, this.bunkerPubkey));
+        const text = e.content.includes('?iv=')
+          ? nip04.decrypt(this.key.sk, this.bunkerPubkey, e.content)
+          : nip44.decrypt(e.content, nip44.getConversationKey(this.key.sk, this.bunkerPubkey));
         return JSON.parse(text) as { id: string; result: string; error?: string };
       })
       .filter((r) => r.id === id);
@@ -147,12 +168,19 @@ describe('NIP-46 bunker over relays', () => {
   });
 
   /** Creates a bunker, waits until relay-ingest listens for it on `relay`, returns its pointer. */
-  async function newBunker(body: Record<string, unknown> = {}, relay = relayA): Promise<{ bp: BunkerPointer; id: string; url: string }> {
+  async function newBunker(
+    body: Record<string, unknown> = {},
+    relay = relayA,
+  ): Promise<{ bp: BunkerPointer; id: string; url: string }> {
     const res = await call(base, 'POST', '/api/user/bunker/create', { app_name: 'test app', ...body }, user.session);
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const bp = (await parseBunkerInput(res.body.bunker_url))!;
     recordSecret(bp.secret!);
-    await waitFor(() => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))), 5000, 'subscription to the new bunker');
+    await waitFor(
+      () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
+      5000,
+      'subscription to the new bunker',
+    );
     return { bp, id: res.body.authorization_id, url: res.body.bunker_url };
   }
 
@@ -186,7 +214,16 @@ describe('NIP-46 bunker over relays', () => {
     await within(5000, signer.connect(), 'connect');
     assert.equal(await within(5000, signer.getPublicKey(), 'get_public_key'), user.pubkey);
 
-    const signed = await within(5000, signer.signEvent({ kind: 1, content: 'hello over nip46', tags: [['t', 'test']], created_at: Math.floor(Date.now() / 1000) }), 'sign_event');
+    const signed = await within(
+      5000,
+      signer.signEvent({
+        kind: 1,
+        content: 'hello over nip46',
+        tags: [['t', 'test']],
+        created_at: Math.floor(Date.now() / 1000),
+      }),
+      'sign_event',
+    );
     assert.equal(signed.pubkey, user.pubkey);
     assert.ok(verifyEvent(signed));
 
@@ -203,7 +240,9 @@ describe('NIP-46 bunker over relays', () => {
 
     await within(5000, signer.ping(), 'ping');
     assert.equal(typeof (await within(5000, signer.switchRelays(), 'switch_relays')), 'boolean');
-    const relays = JSON.parse(await within(5000, signer.sendRequest('switch_relays', []), 'switch_relays raw')) as string[];
+    const relays = JSON.parse(
+      await within(5000, signer.sendRequest('switch_relays', []), 'switch_relays raw'),
+    ) as string[];
     assert.deepEqual(relays.sort(), [relayA.url, relayB.url].sort());
 
     await within(5000, signer.logout(), 'logout');
@@ -235,16 +274,26 @@ describe('NIP-46 bunker over relays', () => {
     const res = await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, user.session);
     assert.equal(res.status, 200);
     await assert.rejects(within(5000, signer.ping(), 'ping after revoke'), /authorization revoked/);
-    await assert.rejects(within(5000, signer.signEvent({ kind: 1, content: 'x', tags: [], created_at: 1 }), 'sign after revoke'), /authorization revoked/);
+    await assert.rejects(
+      within(5000, signer.signEvent({ kind: 1, content: 'x', tags: [], created_at: 1 }), 'sign after revoke'),
+      /authorization revoked/,
+    );
   });
 
   it('applies the policy to signing and to decryption', async () => {
     const { bp } = await newBunker({ policy_slug: 'wallet' });
     const signer = signerFor(bp);
     await within(5000, signer.connect(), 'connect');
-    const zap = await within(5000, signer.signEvent({ kind: 9734, content: 'allowed', tags: [], created_at: 1 }), 'kind 9734');
+    const zap = await within(
+      5000,
+      signer.signEvent({ kind: 9734, content: 'allowed', tags: [], created_at: 1 }),
+      'kind 9734',
+    );
     assert.ok(verifyEvent(zap));
-    await assert.rejects(within(5000, signer.signEvent({ kind: 1, content: 'note', tags: [], created_at: 1 }), 'kind 1'), /denied by policy/);
+    await assert.rejects(
+      within(5000, signer.signEvent({ kind: 1, content: 'note', tags: [], created_at: 1 }), 'kind 1'),
+      /denied by policy/,
+    );
     const outside = clientKey();
     const ct = nip44.encrypt('private', nip44.getConversationKey(outside.sk, user.pubkey));
     await assert.rejects(within(5000, signer.nip44Decrypt(outside.pk, ct), 'decrypt'), /denied by policy/);
@@ -253,7 +302,11 @@ describe('NIP-46 bunker over relays', () => {
 
   it('answers the same request seen on two relays once', async () => {
     const { bp } = await newBunker();
-    await waitFor(() => relayB.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))), 5000, 'subscription on relay B');
+    await waitFor(
+      () => relayB.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
+      5000,
+      'subscription on relay B',
+    );
     const c = rawClient(bp.pubkey);
     await c.listen([relayA.url, relayB.url]);
     const duplicatesBefore = await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' });
@@ -265,9 +318,17 @@ describe('NIP-46 bunker over relays', () => {
     assert.equal((await c.answer('p1')).result, 'pong');
     // Each request reached relay-ingest twice (relays A and B): once the second copy of both is counted as a
     // duplicate, no copy is left that could make a second answer.
-    await waitFor(async () => (await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' })) >= duplicatesBefore + 2, 5000, 'both second copies dropped');
+    await waitFor(
+      async () => (await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' })) >= duplicatesBefore + 2,
+      5000,
+      'both second copies dropped',
+    );
     assert.equal(c.answersTo('p1').length, 1, 'one response event');
-    assert.equal(relayA.published(bp.pubkey).filter((e) => e.tags.some((t) => t[1] === c.key.pk)).length, 2, 'two responses in all (connect, ping)');
+    assert.equal(
+      relayA.published(bp.pubkey).filter((e) => e.tags.some((t) => t[1] === c.key.pk)).length,
+      2,
+      'two responses in all (connect, ping)',
+    );
   });
 
   it('makes one job of a request when two relay-ingest replicas see it', async () => {
@@ -282,7 +343,11 @@ describe('NIP-46 bunker over relays', () => {
     try {
       const { bp } = await newBunker();
       for (const relay of [relayA, relayB]) {
-        await waitFor(() => relay.stats.reqs.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))).length >= 2, 5000, 'both replicas subscribed');
+        await waitFor(
+          () => relay.stats.reqs.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))).length >= 2,
+          5000,
+          'both replicas subscribed',
+        );
       }
       const c = rawClient(bp.pubkey);
       await c.listen([relayA.url]);
@@ -295,7 +360,11 @@ describe('NIP-46 bunker over relays', () => {
       assert.equal((await c.answer('p2')).result, 'pong');
       // Two replicas on two relays see each request four times: one is taken, and once the other three of
       // both requests are counted as duplicates, nothing is left that could make a second answer.
-      await waitFor(async () => (await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' })) >= duplicatesBefore + 6, 5000, 'every other copy dropped');
+      await waitFor(
+        async () => (await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' })) >= duplicatesBefore + 6,
+        5000,
+        'every other copy dropped',
+      );
       assert.equal(c.answersTo('p2').length, 1);
 
       const names = new ShardNames(farm.config.KEY_PREFIX);
@@ -303,7 +372,9 @@ describe('NIP-46 bunker over relays', () => {
       const queue = new Queue(names.queue(shard), { connection: redis, prefix: names.queuePrefix(shard) });
       const jobs = await queue.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
       await queue.close();
-      const carrying = jobs.filter((j) => j.data?.type === 'nip46' && j.data.items.some((i: { id: string }) => i.id === ping.id));
+      const carrying = jobs.filter(
+        (j) => j.data?.type === 'nip46' && j.data.items.some((i: { id: string }) => i.id === ping.id),
+      );
       assert.equal(carrying.length, 1, 'one job carries the request');
       assert.ok(await redis.get(requestClaimKey(farm.config.KEY_PREFIX, ping.id)), 'the request was claimed');
     } finally {
@@ -327,12 +398,20 @@ describe('NIP-46 bunker over relays', () => {
       const rejectedBefore = await counter(metrics.backpressureRejected, { door: 'nip46' });
       const refused = c.request(c.nip44({ id: 'full1', method: 'ping', params: [] }));
       await c.publish(refused, [relayA.url]);
-      await waitFor(async () => (await counter(metrics.nip46QueueDropped)) === droppedBefore + 1, 5000, 'a counted drop');
+      await waitFor(
+        async () => (await counter(metrics.nip46QueueDropped)) === droppedBefore + 1,
+        5000,
+        'a counted drop',
+      );
       assert.equal(await counter(metrics.backpressureRejected, { door: 'nip46' }), rejectedBefore + 1);
       assert.equal(await admission.depth(shard), farm.config.QUEUE_LIMIT, 'the shard never holds more than the limit');
 
       // Admission refused it before any job was made (the counted drop above), and gave its claim back.
-      await waitFor(async () => (await redis.exists(requestClaimKey(farm.config.KEY_PREFIX, refused.id))) === 0, 5000, 'the claim given back');
+      await waitFor(
+        async () => (await redis.exists(requestClaimKey(farm.config.KEY_PREFIX, refused.id))) === 0,
+        5000,
+        'the claim given back',
+      );
 
       await admission.release(shard, filler);
       await c.publish(c.request(c.nip44({ id: 'room1', method: 'ping', params: [] })), [relayA.url]);
@@ -347,7 +426,7 @@ describe('NIP-46 bunker over relays', () => {
     }
   });
 
-  it('reconnects by itself after a relay restart: a request sent before it resubscribed is lost, the client\'s retry is answered', async () => {
+  it("reconnects by itself after a relay restart: a request sent before it resubscribed is lost, the client's retry is answered", async () => {
     const { bp } = await newBunker({ relays: [relayB.url] }, relayB);
     const c = rawClient(bp.pubkey);
     const connect = c.request(c.nip44({ id: 'c1', method: 'connect', params: [bp.pubkey, bp.secret] }));
@@ -360,7 +439,8 @@ describe('NIP-46 bunker over relays', () => {
     const ready = await call(base, 'GET', '/healthz/ready');
     assert.equal(ready.status, 200, 'still ready with one relay of two');
     const reqsBefore = relayB.stats.reqs.length;
-    const resubscribed = () => relayB.stats.reqs.slice(reqsBefore).find(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey)));
+    const resubscribed = () =>
+      relayB.stats.reqs.slice(reqsBefore).find(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey)));
     // The relay comes back; relay-ingest reconnects, but its subscription is held: it is not listening yet.
     relayB.holdReqs([bp.pubkey]);
     await relayB.start();
@@ -382,7 +462,11 @@ describe('NIP-46 bunker over relays', () => {
     assert.equal(answered?.result, 'pong', 'a retry after the reconnect is answered');
     // A relay that follows NIP-01 keeps no ephemeral event, so nothing can bring the lost request back:
     // relay-ingest is subscribed (the retry's answer shows it) and the relay holds no kind 24133.
-    assert.equal([...relayB.repo.events.values()].filter((e) => e.kind === 24133).length, 0, 'the relay stored no NIP-46 event');
+    assert.equal(
+      [...relayB.repo.events.values()].filter((e) => e.kind === 24133).length,
+      0,
+      'the relay stored no NIP-46 event',
+    );
     assert.equal(c2.answersTo('away').length, 0, 'the request sent while relay-ingest was away is lost');
     // relay-ingest resubscribed by itself, with a since window reaching back past the time away, for
     // relays that do keep such events a while.
@@ -399,7 +483,10 @@ describe('NIP-46 bunker over relays', () => {
     assert.equal((await c.answer('c1')).result, 'ack');
     await c.publish(c.request(enc({ id: 'k1', method: 'get_public_key', params: [] })), [relayA.url]);
     assert.equal((await c.answer('k1')).result, user.pubkey);
-    assert.ok(c.responses.every((e) => e.content.includes('?iv=')), 'responses are NIP-04');
+    assert.ok(
+      c.responses.every((e) => e.content.includes('?iv=')),
+      'responses are NIP-04',
+    );
   });
 
   it('survives garbage: error replies where a reply is possible, counted drops where not', async () => {
@@ -425,16 +512,36 @@ describe('NIP-46 bunker over relays', () => {
     // No reply possible: garbage content, wrong key, JSON without an id.
     await c.publish(c.request('this is not a ciphertext'), [relayA.url]);
     const stranger = generateSecretKey();
-    await c.publish(c.request(nip44.encrypt(JSON.stringify({ id: 'w1', method: 'ping', params: [] }), nip44.getConversationKey(stranger, getPublicKey(generateSecretKey())))), [relayA.url]);
+    await c.publish(
+      c.request(
+        nip44.encrypt(
+          JSON.stringify({ id: 'w1', method: 'ping', params: [] }),
+          nip44.getConversationKey(stranger, getPublicKey(generateSecretKey())),
+        ),
+      ),
+      [relayA.url],
+    );
     await c.publish(c.request(c.nip44('{"method":"ping"')), [relayA.url]);
-    await waitFor(async () => (await counter(metrics.nip46Processed, { outcome: 'dropped' })) >= droppedBefore + 3, 5000, 'three counted drops');
+    await waitFor(
+      async () => (await counter(metrics.nip46Processed, { outcome: 'dropped' })) >= droppedBefore + 3,
+      5000,
+      'three counted drops',
+    );
 
     // Forged and oversized events never reach a worker.
     const good = c.request(c.nip44({ id: 'f1', method: 'ping', params: [] }));
     await relayA.inject({ ...good, sig: good.sig.replace(/^./, good.sig[0] === '0' ? '1' : '0') });
     await relayA.inject({ ...c.request('x'.repeat(1_100_000)) });
-    await waitFor(async () => (await counter(ingestMetrics.eventsDropped, { reason: 'forged' })) > forgedBefore, 5000, 'forged drop');
-    await waitFor(async () => (await counter(ingestMetrics.eventsDropped, { reason: 'oversized' })) > oversizedBefore, 5000, 'oversized drop');
+    await waitFor(
+      async () => (await counter(ingestMetrics.eventsDropped, { reason: 'forged' })) > forgedBefore,
+      5000,
+      'forged drop',
+    );
+    await waitFor(
+      async () => (await counter(ingestMetrics.eventsDropped, { reason: 'oversized' })) > oversizedBefore,
+      5000,
+      'oversized drop',
+    );
     assert.equal(c.answersTo('f1').length, 0);
 
     // And the bunker still answers.
@@ -442,7 +549,7 @@ describe('NIP-46 bunker over relays', () => {
     assert.equal((await c.answer('p9')).result, 'pong');
   });
 
-  it('a forged copy carrying a real request\'s id, seen first, does not shadow the real request', async () => {
+  it("a forged copy carrying a real request's id, seen first, does not shadow the real request", async () => {
     const { c } = await connectedRawClient();
     const forgedBefore = await counter(ingestMetrics.eventsDropped, { reason: 'forged' });
     const real = c.request(c.nip44({ id: 'sh1', method: 'ping', params: [] }));
@@ -472,17 +579,31 @@ describe('NIP-46 bunker over relays', () => {
     const pool = new SimplePool();
     pools.push(pool);
     const pending = BunkerSigner.fromURI(client.sk, uri, { pool }, 10_000);
-    await waitFor(() => relayA.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(client.pk))), 5000, 'the app listening');
+    await waitFor(
+      () => relayA.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(client.pk))),
+      5000,
+      'the app listening',
+    );
     const res = await call(base, 'POST', '/api/user/nostrconnect', { uri, policy_slug: 'full' }, user.session);
     assert.equal(res.status, 201, JSON.stringify(res.body));
     assert.equal(res.body.client_pubkey, client.pk);
     const signer = await within(10_000, pending, 'fromURI');
     signers.push(signer);
     assert.equal(await within(5000, signer.getPublicKey(), 'get_public_key'), user.pubkey);
-    const ev = await within(5000, signer.signEvent({ kind: 1, content: 'via nostrconnect', tags: [], created_at: 1 }), 'sign_event');
+    const ev = await within(
+      5000,
+      signer.signEvent({ kind: 1, content: 'via nostrconnect', tags: [], created_at: 1 }),
+      'sign_event',
+    );
     assert.ok(verifyEvent(ev));
 
-    const bad = await call(base, 'POST', '/api/user/nostrconnect', { uri: 'nostrconnect://zz?relay=ws://x' }, user.session);
+    const bad = await call(
+      base,
+      'POST',
+      '/api/user/nostrconnect',
+      { uri: 'nostrconnect://zz?relay=ws://x' },
+      user.session,
+    );
     assert.equal(bad.status, 400);
   });
 

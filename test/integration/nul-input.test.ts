@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { REFUSED_CHARACTER_MESSAGE, dependencyDown, isRefusedCharacter, unavailableDependency } from '../../api/errors.js';
+import {
+  REFUSED_CHARACTER_MESSAGE,
+  dependencyDown,
+  isRefusedCharacter,
+  unavailableDependency,
+} from '../../api/errors.js';
 import { call, registerUser } from '../support/client.js';
 import { databaseUrl } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
@@ -25,20 +30,27 @@ describe('NUL characters in free text', () => {
   });
   after(async () => farm?.stop());
 
-  const count = async (sql: string, params: unknown[] = []) => Number((await farm.rt.db.query<{ n: string }>(sql, params)).rows[0]!.n);
+  const count = async (sql: string, params: unknown[] = []) =>
+    Number((await farm.rt.db.query<{ n: string }>(sql, params)).rows[0]!.n);
   const userCount = () => count('SELECT count(*) AS n FROM users');
   const authorizationCount = (email: string) =>
     count('SELECT count(*) AS n FROM authorizations a JOIN users u ON u.id = a.user_id WHERE u.email = $1', [email]);
 
   it('JSON bodies: 400 with the reason, and nothing stored', async () => {
     const users = await userCount();
-    const register = await call(base, 'POST', '/api/auth/register', { email: `nul${NUL}@example.com`, password: 'a long enough password' });
+    const register = await call(base, 'POST', '/api/auth/register', {
+      email: `nul${NUL}@example.com`,
+      password: 'a long enough password',
+    });
     assert.equal(register.status, 400);
     assert.deepEqual(register.body, { error: REFUSED_CHARACTER_MESSAGE });
     const login = await call(base, 'POST', '/api/auth/login', { email: `nul${NUL}@example.com`, password: 'x' });
     assert.equal(login.status, 400);
     // Refused at the door, even in a field that would never reach a text column (a password is hashed).
-    const password = await call(base, 'POST', '/api/auth/register', { email: `nul-password-${Date.now()}@example.com`, password: `long enough${NUL}` });
+    const password = await call(base, 'POST', '/api/auth/register', {
+      email: `nul-password-${Date.now()}@example.com`,
+      password: `long enough${NUL}`,
+    });
     assert.equal(password.status, 400);
     assert.deepEqual(password.body, { error: REFUSED_CHARACTER_MESSAGE });
     assert.equal(await userCount(), users);
@@ -47,9 +59,21 @@ describe('NUL characters in free text', () => {
     const bunker = await call(base, 'POST', '/api/user/bunker/create', { app_name: `My${NUL}App` }, user.session);
     assert.equal(bunker.status, 400);
     assert.deepEqual(bunker.body, { error: REFUSED_CHARACTER_MESSAGE });
-    const consent = await call(base, 'POST', '/api/oauth/authorize', { client_id: `app${NUL}`, redirect_uri: 'http://127.0.0.1:9/cb', approved: true }, user.session);
+    const consent = await call(
+      base,
+      'POST',
+      '/api/oauth/authorize',
+      { client_id: `app${NUL}`, redirect_uri: 'http://127.0.0.1:9/cb', approved: true },
+      user.session,
+    );
     assert.equal(consent.status, 400);
-    const token = await call(base, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code: `c${NUL}`, client_id: 'app', redirect_uri: 'http://127.0.0.1:9/cb', code_verifier: 'v'.repeat(43) });
+    const token = await call(base, 'POST', '/api/oauth/token', {
+      grant_type: 'authorization_code',
+      code: `c${NUL}`,
+      client_id: 'app',
+      redirect_uri: 'http://127.0.0.1:9/cb',
+      code_verifier: 'v'.repeat(43),
+    });
     assert.equal(token.status, 400);
     assert.equal(await authorizationCount(user.email), 0);
     // The same request without the NUL goes through: the refusal is about the character only.
@@ -63,7 +87,10 @@ describe('NUL characters in free text', () => {
     const names = await call(base, 'GET', `/.well-known/nostr.json?name=${encodeURIComponent(`a${NUL}b`)}`);
     assert.equal(names.status, 200);
     assert.deepEqual(names.body.names, {});
-    const authorize = await fetch(`${base}/api/oauth/authorize?response_type=code&client_id=${encodeURIComponent(`app${NUL}`)}&redirect_uri=http://127.0.0.1:9/cb`, { redirect: 'manual' });
+    const authorize = await fetch(
+      `${base}/api/oauth/authorize?response_type=code&client_id=${encodeURIComponent(`app${NUL}`)}&redirect_uri=http://127.0.0.1:9/cb`,
+      { redirect: 'manual' },
+    );
     assert.ok(authorize.status < 500, `authorize: ${authorize.status}`);
   });
 
@@ -105,7 +132,10 @@ describe('errors recognised by class and code', () => {
     const client = new pg.Client({ connectionString: databaseUrl() });
     await client.connect();
     try {
-      const err = await client.query('SELECT $1::text AS t', [`a${NUL}b`]).then(() => undefined, (e: unknown) => e);
+      const err = await client.query('SELECT $1::text AS t', [`a${NUL}b`]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof pg.DatabaseError, 'a real error of the server');
       assert.equal(err.code, '22021');
       assert.ok(isRefusedCharacter(err));
@@ -123,7 +153,10 @@ describe('errors recognised by class and code', () => {
     await admin.connect();
     try {
       const pid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      const sleeping = victim.query('SELECT pg_sleep(30)').then(() => undefined, (e: unknown) => e);
+      const sleeping = victim.query('SELECT pg_sleep(30)').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       await admin.query('SELECT pg_terminate_backend($1)', [pid]);
       const err = await sleeping;
       assert.ok(err instanceof pg.DatabaseError);
@@ -137,14 +170,29 @@ describe('errors recognised by class and code', () => {
   });
 
   it("ioredis's plain errors of a closed connection: redis is down by the connection's state, not by the text", async () => {
-    const redis = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const redis = new Redis('redis://127.0.0.1:1', {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     redis.on('error', () => undefined);
-    const err = await redis.get('k').then(() => undefined, (e: unknown) => e);
+    const err = await redis.get('k').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof Error);
     assert.equal(unavailableDependency(err), undefined, 'the error alone says nothing');
-    assert.equal(await dependencyDown(err, { redisUp: () => redis.status === 'ready', databaseUp: async () => true }), 'redis');
+    assert.equal(
+      await dependencyDown(err, { redisUp: () => redis.status === 'ready', databaseUp: async () => true }),
+      'redis',
+    );
     assert.equal(await dependencyDown(err, { redisUp: () => true, databaseUp: async () => false }), 'database');
-    assert.equal(await dependencyDown(err, { redisUp: () => true, databaseUp: async () => true }), undefined, 'both up: a 500');
+    assert.equal(
+      await dependencyDown(err, { redisUp: () => true, databaseUp: async () => true }),
+      undefined,
+      'both up: a 500',
+    );
     redis.disconnect();
   });
 });

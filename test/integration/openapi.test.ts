@@ -14,10 +14,24 @@ import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 
 /** Browser pages, their assets, the API reference page and Bull Board: not API operations. */
-const NOT_API = [/^\/$/, /^\/login$/, /^\/register$/, /^\/logout$/, /^\/forgot-password$/, /^\/reset-password$/, /^\/verify-email$/, /^\/account(\/|$)/, /^\/oauth\/consent$/, /^\/assets\//, /^\/docs$/, /^\/admin\/queues(\/|$)/];
+const NOT_API = [
+  /^\/$/,
+  /^\/login$/,
+  /^\/register$/,
+  /^\/logout$/,
+  /^\/forgot-password$/,
+  /^\/reset-password$/,
+  /^\/verify-email$/,
+  /^\/account(\/|$)/,
+  /^\/oauth\/consent$/,
+  /^\/assets\//,
+  /^\/docs$/,
+  /^\/admin\/queues(\/|$)/,
+];
 /** Fastify's automatic HEAD twins of GET routes and the CORS preflight catch-all are not operations. */
 const IMPLICIT_METHODS = new Set(['HEAD', 'OPTIONS']);
-const isApiPath = (url: string) => url.startsWith('/api/') || url === '/health' || url.startsWith('/healthz/') || url.startsWith('/.well-known/');
+const isApiPath = (url: string) =>
+  url.startsWith('/api/') || url === '/health' || url.startsWith('/healthz/') || url.startsWith('/.well-known/');
 
 /** A schema as @fastify/swagger writes it: `const: x` becomes the equivalent `enum: [x]`. */
 function asDocumented(schema: unknown): unknown {
@@ -34,7 +48,17 @@ function asDocumented(schema: unknown): unknown {
 interface Doc {
   openapi: string;
   info: { version: string };
-  paths: Record<string, Record<string, { summary?: string; requestBody?: { content: Record<string, { schema: unknown }> }; parameters?: { name: string; in: string }[] }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        summary?: string;
+        requestBody?: { content: Record<string, { schema: unknown }> };
+        parameters?: { name: string; in: string }[];
+      }
+    >
+  >;
 }
 
 describe('OpenAPI document', () => {
@@ -72,7 +96,11 @@ describe('OpenAPI document', () => {
   });
 
   const operations = () =>
-    routes.flatMap((r) => (Array.isArray(r.method) ? r.method : [r.method]).filter((m) => !IMPLICIT_METHODS.has(m)).map((method) => ({ method, url: r.url, route: r })));
+    routes.flatMap((r) =>
+      (Array.isArray(r.method) ? r.method : [r.method])
+        .filter((m) => !IMPLICIT_METHODS.has(m))
+        .map((method) => ({ method, url: r.url, route: r })),
+    );
 
   it('is a valid OpenAPI 3.1 document', async () => {
     assert.equal(doc.openapi, '3.1.0');
@@ -95,13 +123,19 @@ describe('OpenAPI document', () => {
         assert.ok(op.summary, `${method} ${url} has no summary`);
         documented.add(`${method} ${url}`);
       } else {
-        assert.ok(NOT_API.some((re) => re.test(url)), `${method} ${url} is neither in the document nor a known page`);
+        assert.ok(
+          NOT_API.some((re) => re.test(url)),
+          `${method} ${url} is neither in the document nor a known page`,
+        );
         assert.equal(op, undefined, `${method} ${url} is a page, not an API operation`);
       }
     }
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const method of Object.keys(item)) {
-        assert.ok(documented.has(`${method.toUpperCase()} ${path}`), `${method} ${path} is in the document but no such route is registered`);
+        assert.ok(
+          documented.has(`${method.toUpperCase()} ${path}`),
+          `${method} ${path} is in the document but no such route is registered`,
+        );
       }
     }
   });
@@ -110,14 +144,23 @@ describe('OpenAPI document', () => {
     let bodies = 0;
     for (const { method, url, route } of operations()) {
       const op = doc.paths[url]?.[method.toLowerCase()];
-      const schema = route.schema as { body?: unknown; querystring?: { properties?: Record<string, unknown> } } | undefined;
+      const schema = route.schema as
+        | { body?: unknown; querystring?: { properties?: Record<string, unknown> } }
+        | undefined;
       if (!op || !schema) continue;
       if (schema.body) {
         bodies++;
-        assert.deepEqual(op.requestBody?.content['application/json']?.schema, asDocumented(JSON.parse(JSON.stringify(schema.body))), `${method} ${url} body`);
+        assert.deepEqual(
+          op.requestBody?.content['application/json']?.schema,
+          asDocumented(JSON.parse(JSON.stringify(schema.body))),
+          `${method} ${url} body`,
+        );
       }
       for (const name of Object.keys(schema.querystring?.properties ?? {})) {
-        assert.ok(op.parameters?.some((p) => p.in === 'query' && p.name === name), `${method} ${url} query parameter ${name}`);
+        assert.ok(
+          op.parameters?.some((p) => p.in === 'query' && p.name === name),
+          `${method} ${url} query parameter ${name}`,
+        );
       }
     }
     assert.ok(bodies >= 8, `request bodies compared: ${bodies}`);
@@ -128,7 +171,8 @@ describe('OpenAPI document', () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
     const csp = res.headers.get('content-security-policy') ?? '';
-    for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'"]) assert.ok(csp.includes(directive), directive);
+    for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'"])
+      assert.ok(csp.includes(directive), directive);
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
     const page = await res.text();
     assert.doesNotMatch(page, /<script(?![^>]*\bsrc="\/assets\/app\.js)/, 'no inline script');
@@ -136,7 +180,10 @@ describe('OpenAPI document', () => {
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const method of Object.keys(item)) {
         const escaped = path.replace(/&/g, '&amp;');
-        assert.ok(page.includes(`<span class="method">${method.toUpperCase()}</span> <code>${escaped}</code>`), `${method} ${path} on /docs`);
+        assert.ok(
+          page.includes(`<span class="method">${method.toUpperCase()}</span> <code>${escaped}</code>`),
+          `${method} ${path} on /docs`,
+        );
       }
     }
   });

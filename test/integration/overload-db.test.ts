@@ -34,15 +34,31 @@ interface WrkResult {
 async function wrk(url: string, token: string, connections: number, seconds: number): Promise<WrkResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'kf-wrk-'));
   const script = path.join(dir, 'ping.lua');
-  writeFileSync(script, [
-    'wrk.method = "POST"',
-    `wrk.body = '{"method":"ping","params":[]}'`,
-    'wrk.headers["Content-Type"] = "application/json"',
-    `wrk.headers["Authorization"] = "Bearer ${token}"`,
-  ].join('\n'), { mode: 0o600 });
+  writeFileSync(
+    script,
+    [
+      'wrk.method = "POST"',
+      `wrk.body = '{"method":"ping","params":[]}'`,
+      'wrk.headers["Content-Type"] = "application/json"',
+      `wrk.headers["Authorization"] = "Bearer ${token}"`,
+    ].join('\n'),
+    { mode: 0o600 },
+  );
   try {
     const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn('wrk', ['-t', '2', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '10s', '-s', script, `${url}/api/nostr`]);
+      const child = spawn('wrk', [
+        '-t',
+        '2',
+        '-c',
+        String(connections),
+        '-d',
+        `${seconds}s`,
+        '--timeout',
+        '10s',
+        '-s',
+        script,
+        `${url}/api/nostr`,
+      ]);
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -80,7 +96,9 @@ describe('token lookups under many connections', () => {
     const lookups = countTokenLookups(farm.rt.db);
     const seconds = 4;
     const result = await wrk(farm.url, token, 1000, seconds);
-    t.diagnostic(`${result.requests} requests, ${lookups.count} token lookups, ${result.non2xx} non-2xx, ${result.socketErrors} socket errors`);
+    t.diagnostic(
+      `${result.requests} requests, ${lookups.count} token lookups, ${result.non2xx} non-2xx, ${result.socketErrors} socket errors`,
+    );
     assert.ok(result.requests > 1000, `wrk made requests: ${result.output}`);
     assert.equal(result.non2xx, 0, `every request answered 200: ${result.output}`);
     assert.equal(result.socketErrors, 0, `no connection failed: ${result.output}`);
@@ -98,14 +116,18 @@ describe('a frozen PostgreSQL', () => {
 
   before(async () => {
     services = await startOwnServices('overload-freeze');
-    farm = await startTestFarm('overload-freeze', {
-      DATABASE_URL: services.databaseUrl,
-      REDIS_URL: services.redisUrl,
-      TOKEN_CACHE_TTL_MS: '1000',
-      DB_LOOKUP_TIMEOUT_MS: String(LOOKUP_TIMEOUT_MS),
-      DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
-      DB_ACQUIRE_TIMEOUT_MS: '500',
-    }, { api: true });
+    farm = await startTestFarm(
+      'overload-freeze',
+      {
+        DATABASE_URL: services.databaseUrl,
+        REDIS_URL: services.redisUrl,
+        TOKEN_CACHE_TTL_MS: '1000',
+        DB_LOOKUP_TIMEOUT_MS: String(LOOKUP_TIMEOUT_MS),
+        DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+        DB_ACQUIRE_TIMEOUT_MS: '500',
+      },
+      { api: true },
+    );
   });
   after(async () => {
     services?.thawPostgres();
@@ -132,8 +154,14 @@ describe('a frozen PostgreSQL', () => {
         timed(Promise.all(Array.from({ length: 20 }, () => rpc(farm.url, uncached, 'ping')))),
         timed(call(farm.url, 'GET', '/api/user/sessions', undefined, user.session)),
       ]);
-      t.diagnostic(`frozen: cached token ${hot.ms} ms, uncached ${cold.ms} ms, session route ${session.ms} ms (${session.value.status})`);
-      assert.deepEqual(hot.value.map((r) => r.status), Array(20).fill(200), 'the cached entry is served');
+      t.diagnostic(
+        `frozen: cached token ${hot.ms} ms, uncached ${cold.ms} ms, session route ${session.ms} ms (${session.value.status})`,
+      );
+      assert.deepEqual(
+        hot.value.map((r) => r.status),
+        Array(20).fill(200),
+        'the cached entry is served',
+      );
       assert.ok(hot.ms < LOOKUP_TIMEOUT_MS + 700, `cached token answered in ${hot.ms} ms`);
       for (const r of cold.value) {
         assert.equal(r.status, 503);
@@ -149,7 +177,8 @@ describe('a frozen PostgreSQL', () => {
     }
     const back = Date.now() + 10_000;
     let status = 0;
-    while (Date.now() < back && (status = (await rpc(farm.url, uncached, 'ping')).status) !== 200) await new Promise((r) => setTimeout(r, 200));
+    while (Date.now() < back && (status = (await rpc(farm.url, uncached, 'ping')).status) !== 200)
+      await new Promise((r) => setTimeout(r, 200));
     assert.equal(status, 200, 'the uncached token works once PostgreSQL is back');
   });
 });

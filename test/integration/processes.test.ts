@@ -6,7 +6,14 @@ import { Redis } from 'ioredis';
 import { verifyEvent } from 'nostr-tools';
 import { ShardNames, shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, freePort, redisUrl, type TestDatabase, migrateDatabase } from '../support/env.js';
+import {
+  baseTestEnv,
+  createTestDatabase,
+  freePort,
+  redisUrl,
+  type TestDatabase,
+  migrateDatabase,
+} from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { recordDatabaseKeys } from '../support/stored-keys.js';
 
@@ -30,7 +37,13 @@ describe('the farm as processes', () => {
 
   before(async () => {
     db = await createTestDatabase();
-    env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: '8', LEASE_TTL_MS: '1500', JOB_LOCK_MS: '3000', RPC_TIMEOUT_MS: '20000' });
+    env = baseTestEnv({
+      DATABASE_URL: db.url,
+      SHARD_COUNT: '8',
+      LEASE_TTL_MS: '1500',
+      JOB_LOCK_MS: '3000',
+      RPC_TIMEOUT_MS: '20000',
+    });
     await migrateDatabase(db.url);
   });
   after(async () => {
@@ -53,7 +66,13 @@ describe('the farm as processes', () => {
     assert.equal((await rpc(a.base, token, 'sign_event', [note('a')])).status, 200);
     assert.equal((await rpc(b.base, token, 'sign_event', [note('b')])).status, 200);
     const list = await call(a.base, 'GET', '/api/user/sessions', undefined, user.session);
-    const revoked = await call(a.base, 'POST', '/api/user/sessions/revoke', { authorization_id: list.body[0].authorization_id }, user.session);
+    const revoked = await call(
+      a.base,
+      'POST',
+      '/api/user/sessions/revoke',
+      { authorization_id: list.body[0].authorization_id },
+      user.session,
+    );
     assert.equal(revoked.status, 200);
     const [fromA, fromB] = await Promise.all([
       rpc(a.base, token, 'sign_event', [note('after')]),
@@ -66,10 +85,16 @@ describe('the farm as processes', () => {
 
   it('answers every request, signed or 503 to retry, never a dropped connection, when one of three workers is killed with SIGKILL under load', async (t) => {
     const api = await startApi(env, 'api-kill');
-    const workers = [await startWorkers(env, 'worker-1'), await startWorkers(env, 'worker-2'), await startWorkers(env, 'worker-3')];
+    const workers = [
+      await startWorkers(env, 'worker-1'),
+      await startWorkers(env, 'worker-2'),
+      await startWorkers(env, 'worker-3'),
+    ];
     await sleep(2000); // let the three divide the shards
     const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(api.base)));
-    const tokens = await Promise.all(users.map(async (u) => (await authorizeApp(api.base, u.session, 'full')).access_token));
+    const tokens = await Promise.all(
+      users.map(async (u) => (await authorizeApp(api.base, u.session, 'full')).access_token),
+    );
 
     const outcomes: { status: number; ok: boolean }[] = [];
     let running = true;
@@ -102,14 +127,22 @@ describe('the farm as processes', () => {
     // Every request got an answer: a valid signature, or a clear refusal; never a dropped connection or a 5xx.
     assert.equal(statuses.get(0) ?? 0, 0, `no dropped connections: ${JSON.stringify([...statuses])}`);
     for (const [status, n] of statuses) assert.ok(status === 200 || status === 503, `status ${status} x${n}`);
-    assert.ok(outcomes.every((o) => o.status !== 200 || o.ok), 'every 200 carries a valid signature');
+    assert.ok(
+      outcomes.every((o) => o.status !== 200 || o.ok),
+      'every 200 carries a valid signature',
+    );
     assert.ok((statuses.get(200) ?? 0) >= outcomes.length * 0.95, `mostly answered: ${JSON.stringify([...statuses])}`);
     await Promise.all([api.proc.stop(), workers[1]!.stop(), workers[2]!.stop()]);
   });
 
   it('answers 503 with Retry-After at once when a shard is full, and never holds more than the limit', async () => {
     const limit = 4096;
-    const small: Record<string, string> = { ...env, KEY_PREFIX: `${env.KEY_PREFIX}bp`, QUEUE_LIMIT: String(limit), RPC_TIMEOUT_MS: '120000' };
+    const small: Record<string, string> = {
+      ...env,
+      KEY_PREFIX: `${env.KEY_PREFIX}bp`,
+      QUEUE_LIMIT: String(limit),
+      RPC_TIMEOUT_MS: '120000',
+    };
     const api = await startApi(small, 'api-backpressure');
     const user = await registerUser(api.base);
     const { access_token: token } = await authorizeApp(api.base, user.session, 'full');
@@ -119,11 +152,17 @@ describe('the farm as processes', () => {
     try {
       // No worker runs: the shard fills. 4,200 requests at once: the first 4,096 wait, the rest are refused.
       const started = Date.now();
-      const pending = Array.from({ length: limit + 104 }, (_, i) => rpc(api.base, token, 'sign_event', [note(`bp ${i}`)]).then((r) => ({ ...r, at: Date.now() - started })));
+      const pending = Array.from({ length: limit + 104 }, (_, i) =>
+        rpc(api.base, token, 'sign_event', [note(`bp ${i}`)]).then((r) => ({ ...r, at: Date.now() - started })),
+      );
       let refused: Awaited<(typeof pending)[number]>[] = [];
       const settled = new Set<number>();
       // A request that fails outright is not an answer; Promise.all(pending) below reports it.
-      for (const [i, p] of pending.entries()) p.then(() => settled.add(i), () => undefined);
+      for (const [i, p] of pending.entries())
+        p.then(
+          () => settled.add(i),
+          () => undefined,
+        );
       for (let i = 0; i < 600 && settled.size < 104; i++) await sleep(100);
       refused = await Promise.all([...settled].map((i) => pending[i]!));
       assert.equal(refused.length, 104, 'exactly the overflow was answered while the shard was full');

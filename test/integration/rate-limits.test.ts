@@ -40,7 +40,11 @@ describe('request limits shared by two api instances', () => {
 
   before(async () => {
     a = await startTestFarm('rate-limits-a', LIMITS, { api: true });
-    b = await startTestFarm('rate-limits-b', { ...LIMITS, DATABASE_URL: a.env.DATABASE_URL!, KEY_PREFIX: a.env.KEY_PREFIX!, DATA_DIR: a.env.DATA_DIR! }, { api: true });
+    b = await startTestFarm(
+      'rate-limits-b',
+      { ...LIMITS, DATABASE_URL: a.env.DATABASE_URL!, KEY_PREFIX: a.env.KEY_PREFIX!, DATA_DIR: a.env.DATA_DIR! },
+      { api: true },
+    );
   });
   after(async () => {
     await b?.stop();
@@ -59,13 +63,20 @@ describe('request limits shared by two api instances', () => {
   async function postForm(baseUrl: string, path: string, fields: Record<string, string>, ip: string, cookie = '') {
     const page = await fetch(baseUrl + path, { headers: { ...from(ip), cookie } });
     const html = await page.text();
-    const csrf = page.headers.getSetCookie().map((c) => c.split(';')[0]!).find((c) => c.includes('csrf'));
+    const csrf = page.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0]!)
+      .find((c) => c.includes('csrf'));
     const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
     assert.ok(csrf && token, `a form token on ${path}`);
     const res = await fetch(baseUrl + path, {
       method: 'POST',
       redirect: 'manual',
-      headers: { ...from(ip), 'content-type': 'application/x-www-form-urlencoded', cookie: [cookie, csrf].filter(Boolean).join('; ') },
+      headers: {
+        ...from(ip),
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: [cookie, csrf].filter(Boolean).join('; '),
+      },
       body: new URLSearchParams({ ...fields, _csrf: token }).toString(),
     });
     return { status: res.status, headers: res.headers, body: await res.text() };
@@ -75,7 +86,12 @@ describe('request limits shared by two api instances', () => {
     const ip = freshIp();
     for (let i = 0; i < 3; i++) assert.equal((await register(i, ip)).res.status, 201);
     const pagePassword = recordSecret(`pw-${randomBytes(12).toString('hex')}`);
-    const page = await postForm(b.url, '/register', { email: `rl-page-${seq}@example.com`, password: pagePassword, confirm_password: pagePassword }, ip);
+    const page = await postForm(
+      b.url,
+      '/register',
+      { email: `rl-page-${seq}@example.com`, password: pagePassword, confirm_password: pagePassword },
+      ip,
+    );
     assert.equal(page.status, 303, 'the fourth, by the page form, is served');
     assertLimited((await register(0, ip)).res, 'fifth on A');
     assertLimited((await register(1, ip)).res, 'sixth on B');
@@ -85,20 +101,40 @@ describe('request limits shared by two api instances', () => {
   it('limits login requests per address over both instances, the page form included', async () => {
     const ip = freshIp();
     for (let i = 0; i < 3; i++) {
-      const served = await call(base(i), 'POST', '/api/auth/login', { email: `none-${i}@example.com`, password: 'wrong password' }, undefined, from(ip));
+      const served = await call(
+        base(i),
+        'POST',
+        '/api/auth/login',
+        { email: `none-${i}@example.com`, password: 'wrong password' },
+        undefined,
+        from(ip),
+      );
       assert.equal(served.status, 401);
       // A client is not told how much of its allowance is left (it would pace a guesser exactly).
-      for (const h of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) assert.equal(served.headers.get(h), null, h);
+      for (const h of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'])
+        assert.equal(served.headers.get(h), null, h);
     }
     const page = await postForm(a.url, '/login', { email: 'none-page@example.com', password: 'wrong password' }, ip);
     assert.equal(page.status, 401);
-    const limited = await call(b.url, 'POST', '/api/auth/login', { email: 'none-5@example.com', password: 'wrong password' }, undefined, from(ip));
+    const limited = await call(
+      b.url,
+      'POST',
+      '/api/auth/login',
+      { email: 'none-5@example.com', password: 'wrong password' },
+      undefined,
+      from(ip),
+    );
     assertLimited(limited, 'login on B');
     // The wait is what is left of the one-minute window, in whole seconds, and the message says the same.
     const wait = Number(limited.headers.get('retry-after'));
     assert.ok(wait > 30 && wait <= 60, `Retry-After ${wait}`);
     assert.match(limited.body.error, /try again in (1 minute|\d\d seconds)$/);
-    const pageAgain = await postForm(a.url, '/login', { email: 'none-page@example.com', password: 'wrong password' }, ip);
+    const pageAgain = await postForm(
+      a.url,
+      '/login',
+      { email: 'none-page@example.com', password: 'wrong password' },
+      ip,
+    );
     assert.equal(pageAgain.status, 429);
     assert.ok(Number(pageAgain.headers.get('retry-after')) > 0);
     assert.match(pageAgain.headers.get('content-type') ?? '', /text\/html/);
@@ -107,7 +143,15 @@ describe('request limits shared by two api instances', () => {
 
   it('limits OAuth token requests per address over both instances', async () => {
     const ip = freshIp();
-    const token = (i: number) => call(base(i), 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: `rt-${i}` }, undefined, from(ip));
+    const token = (i: number) =>
+      call(
+        base(i),
+        'POST',
+        '/api/oauth/token',
+        { grant_type: 'refresh_token', refresh_token: `rt-${i}` },
+        undefined,
+        from(ip),
+      );
     for (let i = 0; i < 4; i++) assert.notEqual((await token(i)).status, 429);
     assertLimited(await token(4), 'token on A');
     assertLimited(await token(5), 'token on B');
@@ -116,10 +160,17 @@ describe('request limits shared by two api instances', () => {
   it('limits bunker creation per user over both instances and both doors; another user is not held back', async () => {
     const alice = await register(0, ALLOWED);
     const bob = await register(1, ALLOWED);
-    const create = (i: number, session: string) => call(base(i), 'POST', '/api/user/bunker/create', { app_name: `rl app ${i}` }, session, from(freshIp()));
+    const create = (i: number, session: string) =>
+      call(base(i), 'POST', '/api/user/bunker/create', { app_name: `rl app ${i}` }, session, from(freshIp()));
     for (let i = 0; i < 2; i++) assert.equal((await create(i, alice.session)).status, 201);
     const cookie = `keyfarm_session=${alice.session}`;
-    const page = await postForm(a.url, '/account/bunker', { app_name: 'rl page app', policy_slug: 'full' }, freshIp(), cookie);
+    const page = await postForm(
+      a.url,
+      '/account/bunker',
+      { app_name: 'rl page app', policy_slug: 'full' },
+      freshIp(),
+      cookie,
+    );
     assert.equal(page.status, 303, 'the third, by the page form, is served (a redirect to the link shown once)');
     assertLimited(await create(1, alice.session), 'fourth on B');
     assertLimited(await create(0, alice.session), 'fifth on A, from yet another address');
@@ -130,7 +181,14 @@ describe('request limits shared by two api instances', () => {
     const alice = await register(0, ALLOWED);
     const bob = await register(1, ALLOWED);
     const connect = (i: number, session: string) =>
-      call(base(i), 'POST', '/api/user/nostrconnect', { uri: 'nostrconnect://zz?relay=wss://relay.example' }, session, from(freshIp()));
+      call(
+        base(i),
+        'POST',
+        '/api/user/nostrconnect',
+        { uri: 'nostrconnect://zz?relay=wss://relay.example' },
+        session,
+        from(freshIp()),
+      );
     for (let i = 0; i < 3; i++) assert.equal((await connect(i, alice.session)).status, 400);
     assertLimited(await connect(3, alice.session), 'fourth on B');
     assert.equal((await connect(0, bob.session)).status, 400, 'another user is served');
@@ -146,14 +204,39 @@ describe('request limits shared by two api instances', () => {
     const target = users[0]!;
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) {
-      statuses.push((await call(base(i), 'POST', '/api/auth/login', { email: target.email, password: `guess ${i}` }, undefined, from(ALLOWED))).status);
+      statuses.push(
+        (
+          await call(
+            base(i),
+            'POST',
+            '/api/auth/login',
+            { email: target.email, password: `guess ${i}` },
+            undefined,
+            from(ALLOWED),
+          )
+        ).status,
+      );
     }
     assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429]);
   });
 
   it('keeps every Redis key short, whatever the client sent', async () => {
-    await call(a.url, 'POST', '/api/auth/register', { email: 'x@example.com', password: 'short' }, undefined, from('z'.repeat(6000)));
-    await call(b.url, 'POST', '/api/auth/login', { email: 'x@example.com', password: 'wrong password' }, undefined, from(`${'1'.repeat(6000)}`));
+    await call(
+      a.url,
+      'POST',
+      '/api/auth/register',
+      { email: 'x@example.com', password: 'short' },
+      undefined,
+      from('z'.repeat(6000)),
+    );
+    await call(
+      b.url,
+      'POST',
+      '/api/auth/login',
+      { email: 'x@example.com', password: 'wrong password' },
+      undefined,
+      from(`${'1'.repeat(6000)}`),
+    );
     const redis = new Redis(redisUrl());
     try {
       const keys: string[] = [];
@@ -163,7 +246,10 @@ describe('request limits shared by two api instances', () => {
         cursor = next;
         keys.push(...batch);
       } while (cursor !== '0');
-      assert.ok(keys.some((k) => k.includes(':ratelimit:')), 'request counts are in Redis');
+      assert.ok(
+        keys.some((k) => k.includes(':ratelimit:')),
+        'request counts are in Redis',
+      );
       for (const key of keys) assert.ok(key.length <= 120, `key of ${key.length} bytes: ${key.slice(0, 80)}…`);
     } finally {
       redis.disconnect();

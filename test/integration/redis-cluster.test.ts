@@ -81,7 +81,11 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
         RATE_LIMIT_OAUTH_TOKEN: '1000/1m',
         RATE_LIMIT_LOGIN: '3/1m',
       },
-      { api: true, workers: true, relayIngest: { relay: { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 } } },
+      {
+        api: true,
+        workers: true,
+        relayIngest: { relay: { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 } },
+      },
     );
     redis = createRedis(farm.rt.redisUrl);
     names = shardNamesFor(farm.config.KEY_PREFIX, farm.rt.redisUrl, SHARDS);
@@ -110,14 +114,21 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     }
     assert.deepEqual([...shardsPerMaster.values()], [2, 2, 2], 'two shards on each master');
     // shard-metrics.lua and the leases (shard-leases.lua) on every shard's own master.
-    await waitFor('every shard leased', async () => (await readShardStates(redis, names, SHARDS)).every((s) => s.hasOwner));
+    await waitFor('every shard leased', async () =>
+      (await readShardStates(redis, names, SHARDS)).every((s) => s.hasOwner),
+    );
   });
 
   it('signs over HTTP on every shard; each reply is one SPUBLISH, not a broadcast PUBLISH', async () => {
     const masters = await cluster.masters();
-    const [spublishBefore, publishBefore] = [await commandCalls(cluster, masters, 'spublish'), await commandCalls(cluster, masters, 'publish')];
+    const [spublishBefore, publishBefore] = [
+      await commandCalls(cluster, masters, 'spublish'),
+      await commandCalls(cluster, masters, 'publish'),
+    ];
     const requests = Array.from({ length: 64 }, (_, i) => accounts[i % accounts.length]!);
-    const answers = await Promise.all(requests.map((a, i) => rpc(farm.url, a.token, 'sign_event', [note(`on the cluster ${i}`)])));
+    const answers = await Promise.all(
+      requests.map((a, i) => rpc(farm.url, a.token, 'sign_event', [note(`on the cluster ${i}`)])),
+    );
     for (const [i, res] of answers.entries()) {
       assert.equal(res.status, 200, JSON.stringify(res.body));
       const event = res.body.result as Event;
@@ -136,7 +147,9 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const bp = (await parseBunkerInput(res.body.bunker_url))!;
     recordSecret(bp.secret!);
-    await waitFor('relay-ingest listening for the bunker', () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))));
+    await waitFor('relay-ingest listening for the bunker', () =>
+      relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
+    );
     const sk = generateSecretKey();
     recordSecret(bytesToHex(sk));
     const pool = new SimplePool();
@@ -152,7 +165,8 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     }
     // The claims (SET NX) sit on whichever master their event id hashes to.
     let claims = 0;
-    for (const port of await cluster.masters()) claims += (await cluster.node(port).keys(`${farm.config.KEY_PREFIX}:nip46:seen:*`)).length;
+    for (const port of await cluster.masters())
+      claims += (await cluster.node(port).keys(`${farm.config.KEY_PREFIX}:nip46:seen:*`)).length;
     assert.ok(claims >= 2, `${claims} request claims`);
   });
 
@@ -171,21 +185,30 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     const bunker = getPublicKey(generateSecretKey());
     const [c1, c2] = [getPublicKey(generateSecretKey()), getPublicKey(generateSecretKey())];
     assert.deepEqual(
-      [await limit.take(bunker, c1), await limit.take(bunker, c1), await limit.take(bunker, c1), await limit.take(bunker, c2), await limit.take(bunker, c2)],
+      [
+        await limit.take(bunker, c1),
+        await limit.take(bunker, c1),
+        await limit.take(bunker, c1),
+        await limit.take(bunker, c2),
+        await limit.take(bunker, c2),
+      ],
       ['ok', 'ok', 'client_limited', 'ok', 'bunker_limited'],
     );
   });
 
   it('holds the request limit and the login-failure limit across the cluster', async () => {
     // RATE_LIMIT_LOGIN 3/1m: the fourth login from this address is refused before any password check.
-    const login = () => call(farm.url, 'POST', '/api/auth/login', { email: 'nobody@example.com', password: 'wrong password' });
+    const login = () =>
+      call(farm.url, 'POST', '/api/auth/login', { email: 'nobody@example.com', password: 'wrong password' });
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await login()).status);
     assert.deepEqual(statuses, [401, 401, 401, 429]);
     // The operators' password (Bull Board): 5 wrong guesses from one address (LOGIN_LIMIT_ACCOUNT_IP), then
     // 429 even for the right one; the limiter's four keys share one slot, so its script runs on a cluster.
     const guess = (password: string) =>
-      fetch(`${farm.url}/admin/queues`, { headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` } });
+      fetch(`${farm.url}/admin/queues`, {
+        headers: { authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` },
+      });
     const guesses = [];
     for (let i = 0; i < 6; i++) guesses.push((await guess(`wrong-${i}`)).status);
     assert.deepEqual(guesses, [401, 401, 401, 401, 401, 429]);
@@ -196,7 +219,10 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     const u = await registerUser(farm.url);
     const { access_token: token } = await authorizeApp(farm.url, u.session, 'full');
     assert.equal((await rpc(farm.url, token, 'sign_event', [note('before the revoke')])).status, 200);
-    const sessions = (await call(farm.url, 'GET', '/api/user/sessions', undefined, u.session)).body as { authorization_id: string; revoked_at: string | null }[];
+    const sessions = (await call(farm.url, 'GET', '/api/user/sessions', undefined, u.session)).body as {
+      authorization_id: string;
+      revoked_at: string | null;
+    }[];
     const id = sessions.find((s) => s.revoked_at === null && s.authorization_id)!.authorization_id;
     // One plain subscriber on each of the six nodes: a cluster PUBLISH reaches them all.
     const heard = new Set<number>();
@@ -246,7 +272,11 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
       const beforeMs = Date.now() - outcomes[0]!.at;
       killedAt = Date.now();
       cluster.kill(victim);
-      await waitFor('the victim shard signing again', () => outcomes.some((o) => onShard(o) && o.status === 200 && o.at > killedAt + 200), 10_000);
+      await waitFor(
+        'the victim shard signing again',
+        () => outcomes.some((o) => onShard(o) && o.status === 200 && o.at > killedAt + 200),
+        10_000,
+      );
       backAt = Date.now();
       // Throughput back: in the tenth second after the kill, at least half the rate seen before it.
       await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 9000 - Date.now())));
@@ -254,26 +284,41 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
       await new Promise((r) => setTimeout(r, 1000));
       const rateBefore = before / beforeMs;
       const rateAfter = outcomes.slice(mark).filter((o) => o.status === 200).length / 1000;
-      assert.ok(rateAfter >= rateBefore / 2, `${(rateAfter * 1000).toFixed(0)} signatures/s 9-10 s after the kill, ${(rateBefore * 1000).toFixed(0)} req/s before`);
+      assert.ok(
+        rateAfter >= rateBefore / 2,
+        `${(rateAfter * 1000).toFixed(0)} signatures/s 9-10 s after the kill, ${(rateBefore * 1000).toFixed(0)} req/s before`,
+      );
     } finally {
       running = false;
       await Promise.all(loops);
     }
     const refused = outcomes.filter((o) => o.status === 503);
-    t.diagnostic(`killed master ${victim}: shard ${victimShard} signing again after ${backAt - killedAt} ms; ${outcomes.length} requests, ${refused.length} refused (503), slowest 503 ${Math.round(Math.max(0, ...refused.map((o) => o.ms)))} ms, slowest answer ${Math.round(Math.max(...outcomes.map((o) => o.ms)))} ms`);
+    t.diagnostic(
+      `killed master ${victim}: shard ${victimShard} signing again after ${backAt - killedAt} ms; ${outcomes.length} requests, ${refused.length} refused (503), slowest 503 ${Math.round(Math.max(0, ...refused.map((o) => o.ms)))} ms, slowest answer ${Math.round(Math.max(...outcomes.map((o) => o.ms)))} ms`,
+    );
     assert.ok(backAt - killedAt < 10_000, `back after ${backAt - killedAt} ms`);
     const statuses = [...new Set(outcomes.map((o) => o.status))].sort();
-    assert.ok(statuses.every((s) => s === 200 || s === 503), `statuses seen: ${statuses}`);
+    assert.ok(
+      statuses.every((s) => s === 200 || s === 503),
+      `statuses seen: ${statuses}`,
+    );
     for (const o of outcomes.filter((x) => x.status === 200)) assert.ok(o.valid, 'a 200 carries the signed event');
     // A 503 comes soon after the later of its request and the kill: nothing waits for the dead master.
     const waitedForDeadMaster = (o: (typeof outcomes)[number]) => o.at - Math.max(o.at - o.ms, killedAt);
     const slowRefusals = outcomes.filter((o) => o.status === 503 && waitedForDeadMaster(o) > FAST_MS);
-    assert.deepEqual(slowRefusals.map((o) => Math.round(waitedForDeadMaster(o))), [], 'slow 503s');
+    assert.deepEqual(
+      slowRefusals.map((o) => Math.round(waitedForDeadMaster(o))),
+      [],
+      'slow 503s',
+    );
     const slowest = Math.max(...outcomes.map((o) => o.ms));
     assert.ok(slowest < RPC_TIMEOUT_MS, `slowest answer ${slowest.toFixed(0)} ms`);
     // The old master comes back as a replica of its successor.
     await cluster.restart(victim);
     await cluster.healthy();
-    assert.equal((await rpc(farm.url, accounts[0]!.token, 'sign_event', [note('after the old master rejoined')])).status, 200);
+    assert.equal(
+      (await rpc(farm.url, accounts[0]!.token, 'sign_event', [note('after the old master rejoined')])).status,
+      200,
+    );
   });
 });

@@ -23,7 +23,8 @@ describe('revoke racing a token read', () => {
   it('a token revoked while its first request was reading it is refused by the next request', async () => {
     const user = await registerUser(farm.url);
     const { access_token: token } = await authorizeApp(farm.url, user.session, 'full');
-    const id = (await call(farm.url, 'GET', '/api/user/sessions', undefined, user.session)).body[0].authorization_id as string;
+    const id = (await call(farm.url, 'GET', '/api/user/sessions', undefined, user.session)).body[0]
+      .authorization_id as string;
 
     // Hold the next token lookup after PostgreSQL has answered it, until the revoke has been broadcast.
     const db = farm.rt.db as unknown as { query: (...args: unknown[]) => Promise<unknown> };
@@ -47,19 +48,30 @@ describe('revoke racing a token read', () => {
     };
     const listener = createRedis(farm.rt.redisUrl, { enableAutoPipelining: false });
     try {
-      const broadcast = new Promise<void>((resolve) => listener.on('message', (_c: string, m: string) => m.includes(id) && resolve()));
+      const broadcast = new Promise<void>((resolve) =>
+        listener.on('message', (_c: string, m: string) => m.includes(id) && resolve()),
+      );
       await listener.subscribe(new ShardNames(farm.config.KEY_PREFIX).evictChannel());
 
       const first = rpc(farm.url, token, 'ping');
       await read; // the live row is read, not yet cached
-      assert.equal((await call(farm.url, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, user.session)).status, 200);
+      assert.equal(
+        (await call(farm.url, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, user.session)).status,
+        200,
+      );
       await broadcast;
       await new Promise((r) => setTimeout(r, 100)); // the api's subscriber has it too
       release();
       assert.equal((await first).status, 200, 'the request that read before the revoke is answered');
 
-      const next = await rpc(farm.url, token, 'sign_event', [{ kind: 1, content: 'after revoke', tags: [], created_at: 1 }]);
-      assert.equal(next.status, 403, 'the revoked token is refused at once, not served from a cache filled by the older read');
+      const next = await rpc(farm.url, token, 'sign_event', [
+        { kind: 1, content: 'after revoke', tags: [], created_at: 1 },
+      ]);
+      assert.equal(
+        next.status,
+        403,
+        'the revoked token is refused at once, not served from a cache filled by the older read',
+      );
     } finally {
       db.query = realQuery;
       release();

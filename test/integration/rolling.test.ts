@@ -30,7 +30,11 @@ function post(base: string, agent: http.Agent, token: string, payload: string): 
     const req = http.request(`${base}/api/nostr`, {
       method: 'POST',
       agent,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), authorization: `Bearer ${token}` },
+      headers: {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(payload),
+        authorization: `Bearer ${token}`,
+      },
     });
     req.on('response', (res) => {
       answered = true;
@@ -120,10 +124,20 @@ describe('rolling restart under steady load', () => {
     const ports = [await freePort(), await freePort()];
     const bases = ports.map((p) => `http://127.0.0.1:${p}`);
     const startApi = (i: number) =>
-      spawnKeyfarm('api', { ...env, PORT: String(ports[i]) }, { name: `rolling-api-${i + 1}`, ready: { url: `${bases[i]}/healthz/ready` } });
-    const startWorkers = (i: number) => spawnKeyfarm('workers', env, { name: `rolling-workers-${i + 1}`, ready: { log: /keyfarm started/ } });
+      spawnKeyfarm(
+        'api',
+        { ...env, PORT: String(ports[i]) },
+        { name: `rolling-api-${i + 1}`, ready: { url: `${bases[i]}/healthz/ready` } },
+      );
+    const startWorkers = (i: number) =>
+      spawnKeyfarm('workers', env, { name: `rolling-workers-${i + 1}`, ready: { log: /keyfarm started/ } });
     const procs: Record<string, KeyfarmProcess> = {};
-    [procs['api-1'], procs['api-2'], procs['workers-1'], procs['workers-2']] = await Promise.all([startApi(0), startApi(1), startWorkers(0), startWorkers(1)]);
+    [procs['api-1'], procs['api-2'], procs['workers-1'], procs['workers-2']] = await Promise.all([
+      startApi(0),
+      startApi(1),
+      startWorkers(0),
+      startWorkers(1),
+    ]);
 
     const accounts = await Promise.all(
       Array.from({ length: USERS }, async (_, i) => {
@@ -142,7 +156,10 @@ describe('rolling restart under steady load', () => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       for (let i = 0; running; i++) {
         const user = accounts[(c + i) % accounts.length]!;
-        const payload = JSON.stringify({ method: 'sign_event', params: [{ kind: 1, content: `rolling ${c}.${i}`, tags: [], created_at: Math.floor(Date.now() / 1000) }] });
+        const payload = JSON.stringify({
+          method: 'sign_event',
+          params: [{ kind: 1, content: `rolling ${c}.${i}`, tags: [], created_at: Math.floor(Date.now() / 1000) }],
+        });
         let avoid: string | undefined;
         for (let attempt = 0; ; attempt++) {
           const base = await balancer.pick(avoid);
@@ -160,7 +177,9 @@ describe('rolling restart under steady load', () => {
             break;
           }
           if (out.answered || attempt >= 5) {
-            failures.push(`${base}: ${out.error.message}${out.answered ? ' (after the answer began)' : ' (6 attempts)'}`);
+            failures.push(
+              `${base}: ${out.error.message}${out.answered ? ' (after the answer began)' : ' (6 attempts)'}`,
+            );
             break;
           }
           rerouted++;

@@ -75,16 +75,30 @@ describe('rotate-kek with Cloud KMS', () => {
     await kmA.close();
     // A row sealed under a local master key this deployment does not have.
     await insertKey(pool, {
-      id: randomUUID(), ownerKind: 'user', ownerId: randomUUID(), pubkey: '0'.repeat(64),
-      ciphertext: Buffer.alloc(48), nonce: Buffer.alloc(12), wrappedDek: Buffer.alloc(60), kekId: 'local:00000000deadbeef',
+      id: randomUUID(),
+      ownerKind: 'user',
+      ownerId: randomUUID(),
+      pubkey: '0'.repeat(64),
+      ciphertext: Buffer.alloc(48),
+      nonce: Buffer.alloc(12),
+      wrappedDek: Buffer.alloc(60),
+      kekId: 'local:00000000deadbeef',
     });
 
-    const env = baseTestEnv({ DATABASE_URL: db.url, GCP_KMS_KEY: KEY_B, GCP_KMS_ENDPOINT: kms.endpoint, LOG_LEVEL: 'info' });
+    const env = baseTestEnv({
+      DATABASE_URL: db.url,
+      GCP_KMS_KEY: KEY_B,
+      GCP_KMS_ENDPOINT: kms.endpoint,
+      LOG_LEVEL: 'info',
+    });
     const run = await spawnKeyfarm('rotate-kek', env, { name: 'rotate-gcp', args: ['--batch-size', '7'] });
     assert.equal((await run.exited).code, 1, 'a key left behind makes the run fail');
     await run.waitForLog(/^re-wrapped 40 keys, 0 already current$/, 1000);
     await run.waitForLog(/^1 keys could not be re-wrapped and stay under their old KEK:/, 1000);
-    await run.waitForLog(/^ {2}key \S+ \(KEK local:00000000deadbeef\): SecretDecryptionError: .* \(UnknownKekError: unknown KEK local:00000000deadbeef/, 1000);
+    await run.waitForLog(
+      /^ {2}key \S+ \(KEK local:00000000deadbeef\): SecretDecryptionError: .* \(UnknownKekError: unknown KEK local:00000000deadbeef/,
+      1000,
+    );
     assert.deepEqual(Object.fromEntries(await countKeysByKek(pool)), { [KEY_B]: 40, 'local:00000000deadbeef': 1 });
     await assertAllOpen(KEY_B);
     await pool.query("DELETE FROM keys WHERE kek_id = 'local:00000000deadbeef'");
@@ -95,7 +109,9 @@ describe('rotate-kek with Cloud KMS', () => {
     try {
       let failed = false;
       const run = rotateKek({
-        db: pool, km, batchSize: 5,
+        db: pool,
+        km,
+        batchSize: 5,
         onProgress: (p) => {
           if (!failed && p.rewrapped >= 10) {
             failed = true;
@@ -122,9 +138,16 @@ describe('rotate-kek with Cloud KMS', () => {
     try {
       let second: Promise<unknown> | undefined; // settles to the error it was refused with
       const first = rotateKek({
-        db: pool, km, batchSize: 5, pauseMs: 50,
+        db: pool,
+        km,
+        batchSize: 5,
+        pauseMs: 50,
         onProgress: (p) => {
-          if (p.done > 0 && !second) second = rotateKek({ db: pool, km, batchSize: 5, lockWaitMs: 0 }).then(() => 'ran', (err: unknown) => err);
+          if (p.done > 0 && !second)
+            second = rotateKek({ db: pool, km, batchSize: 5, lockWaitMs: 0 }).then(
+              () => 'ran',
+              (err: unknown) => err,
+            );
         },
       });
       const result = await first;

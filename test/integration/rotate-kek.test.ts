@@ -45,7 +45,12 @@ async function seed(pool: Db, store: KeyStore): Promise<Map<string, string>> {
         recordKey(sk);
         const userId = randomUUID();
         const pubkey = getPublicKeyHex(sk);
-        await insertUser(tx, { id: userId, email: `seed-${i}-${userId}@example.com`, passwordHash: 'seeded-no-login', pubkey });
+        await insertUser(tx, {
+          id: userId,
+          email: `seed-${i}-${userId}@example.com`,
+          passwordHash: 'seeded-no-login',
+          pubkey,
+        });
         const key = await store.create(tx, 'user', userId, sk);
         await setUserKey(tx, userId, key.keyId);
         pubkeyOfKey.set(key.keyId, key.pubkey);
@@ -61,8 +66,14 @@ async function seed(pool: Db, store: KeyStore): Promise<Map<string, string>> {
       const authorizationId = randomUUID();
       const key = await store.create(tx, 'bunker', authorizationId, sk);
       await insertAuthorization(tx, {
-        id: authorizationId, userId: userIds[i % userIds.length]!, applicationName: `seeded app ${i}`, policySlug: 'full',
-        bunkerPubkey: key.pubkey, bunkerKeyId: key.keyId, secretHash: randomBytes(32), relays: [],
+        id: authorizationId,
+        userId: userIds[i % userIds.length]!,
+        applicationName: `seeded app ${i}`,
+        policySlug: 'full',
+        bunkerPubkey: key.pubkey,
+        bunkerKeyId: key.keyId,
+        secretHash: randomBytes(32),
+        relays: [],
       });
       pubkeyOfKey.set(key.keyId, key.pubkey);
       sk.fill(0);
@@ -152,12 +163,18 @@ describe('keyfarm rotate-kek', () => {
     let registered = 0;
     const signLoop = (async () => {
       for (let i = 0; loading; i++) {
-        await signsAs(base, warm[i % warm.length]!, `during ${i}`).then(() => signed++, (err: Error) => failures.push(err.message));
+        await signsAs(base, warm[i % warm.length]!, `during ${i}`).then(
+          () => signed++,
+          (err: Error) => failures.push(err.message),
+        );
       }
     })();
     const registerLoop = (async () => {
       while (loading) {
-        await registerUser(base).then(() => registered++, (err: Error) => failures.push(err.message));
+        await registerUser(base).then(
+          () => registered++,
+          (err: Error) => failures.push(err.message),
+        );
         await sleep(150);
       }
     })();
@@ -169,7 +186,10 @@ describe('keyfarm rotate-kek', () => {
     phase('first run killed');
     assert.equal((await first.exited).signal, 'SIGKILL', 'the first run was killed, not finished');
     const midway = await countKeysByKek(pool);
-    assert.ok((midway.get(oldKekId) ?? 0) > 0, `rows left under the old KEK after the kill: ${JSON.stringify([...midway])}`);
+    assert.ok(
+      (midway.get(oldKekId) ?? 0) > 0,
+      `rows left under the old KEK after the kill: ${JSON.stringify([...midway])}`,
+    );
     assert.ok(midway.size === 2, `rows under both KEKs after the kill: ${JSON.stringify([...midway])}`);
     for (const u of coldMid) await signsAs(base, u, 'mid-rotation, cold');
 
@@ -179,13 +199,18 @@ describe('keyfarm rotate-kek', () => {
     loading = false;
     await Promise.all([signLoop, registerLoop]);
     assert.deepEqual(failures, [], 'every request during the rotation succeeded');
-    assert.ok(signed > 0 && registered > 0, `load ran during the rotation (${signed} signed, ${registered} registered)`);
+    assert.ok(
+      signed > 0 && registered > 0,
+      `load ran during the rotation (${signed} signed, ${registered} registered)`,
+    );
 
     // The process has exited: its lines are all there (waitForLog reads only this run's output).
     const line = (proc: KeyfarmProcess, pattern: RegExp) => proc.waitForLog(pattern, 1000);
     await line(second, /already the active one; finishing the rotation/);
     const final = /re-wrapped (\d+) keys, (\d+) already current/.exec(await line(second, /re-wrapped \d+ keys/))!;
-    const newKekId = (await LocalKeyManager.open(masterKeyPath, { watchIntervalMs: 0 }).then(async (km) => (await km.close(), km.kekId)));
+    const newKekId = await LocalKeyManager.open(masterKeyPath, { watchIntervalMs: 0 }).then(
+      async (km) => (await km.close(), km.kekId),
+    );
     assert.notEqual(newKekId, oldKekId);
     const byKek = await countKeysByKek(pool);
     assert.deepEqual([...byKek.keys()], [newKekId], 'no row is left under the old KEK');
@@ -194,7 +219,9 @@ describe('keyfarm rotate-kek', () => {
     const total = byKek.get(newKekId)!;
     assert.ok(Number(final[1]) > 0 && Number(final[2]) > 0, final[0]);
     // Users registered after the run ended are not in its count: it must add up to its own final tally.
-    const tally = /: (\d+) keys \(active\)/.exec(await line(second, new RegExp(`^KEK ${newKekId}: \\d+ keys \\(active\\)`)))!;
+    const tally = /: (\d+) keys \(active\)/.exec(
+      await line(second, new RegExp(`^KEK ${newKekId}: \\d+ keys \\(active\\)`)),
+    )!;
     assert.equal(Number(final[1]) + Number(final[2]), Number(tally[1]), `${final[0]} accounts for every key`);
     assert.ok(Number(tally[1]) <= total);
 

@@ -90,11 +90,22 @@ describe('RPC content never sits readable in Redis', () => {
     // decrypt gives back, an event's content and tags going in and coming back signed.
     const enc44 = await ok('nip44_encrypt', [peerPk, `note 44 ${MARKER}`]);
     assert.equal(nip44.v2.decrypt(enc44, conv), `note 44 ${MARKER}`);
-    assert.equal(await ok('nip44_decrypt', [peerPk, nip44.v2.encrypt(`reply 44 ${MARKER}`, conv)]), `reply 44 ${MARKER}`);
+    assert.equal(
+      await ok('nip44_decrypt', [peerPk, nip44.v2.encrypt(`reply 44 ${MARKER}`, conv)]),
+      `reply 44 ${MARKER}`,
+    );
     const enc04 = await ok('nip04_encrypt', [peerPk, `note 04 ${MARKER}`]);
     assert.equal(await nip04.decrypt(peerSk, user.pubkey, enc04), `note 04 ${MARKER}`);
-    assert.equal(await ok('nip04_decrypt', [peerPk, await nip04.encrypt(peerSk, user.pubkey, `reply 04 ${MARKER}`)]), `reply 04 ${MARKER}`);
-    const draft = { kind: 1, content: `draft ${MARKER}`, tags: [['subject', MARKER]], created_at: Math.floor(Date.now() / 1000) };
+    assert.equal(
+      await ok('nip04_decrypt', [peerPk, await nip04.encrypt(peerSk, user.pubkey, `reply 04 ${MARKER}`)]),
+      `reply 04 ${MARKER}`,
+    );
+    const draft = {
+      kind: 1,
+      content: `draft ${MARKER}`,
+      tags: [['subject', MARKER]],
+      created_at: Math.floor(Date.now() / 1000),
+    };
     const signed = await ok('sign_event', [draft]);
     assert.ok(verifyEvent(signed) && signed.content === draft.content, 'the farm signed the draft as given');
 
@@ -111,9 +122,18 @@ describe('RPC content never sits readable in Redis', () => {
 
   it('holds no marker in any key of any type, the jobs and their results included', () => {
     const jobs = rpcJobs();
-    assert.ok(jobs.length >= 1, `the dump holds the RPC jobs (${dump.length} keys: ${dump.map((k) => k.key).join(', ')})`);
-    assert.ok(jobs.every((j) => j.text.includes('"returnvalue"')), 'and their stored results');
-    assert.ok(dump.some((k) => k.type === 'stream'), 'and the queues\' events streams');
+    assert.ok(
+      jobs.length >= 1,
+      `the dump holds the RPC jobs (${dump.length} keys: ${dump.map((k) => k.key).join(', ')})`,
+    );
+    assert.ok(
+      jobs.every((j) => j.text.includes('"returnvalue"')),
+      'and their stored results',
+    );
+    assert.ok(
+      dump.some((k) => k.type === 'stream'),
+      "and the queues' events streams",
+    );
     assert.deepEqual(leaksOf(dump, []), []);
   });
 
@@ -125,7 +145,10 @@ describe('RPC content never sits readable in Redis', () => {
       // Recorded, the suite's log scan (test/zz-secret-scan.test.ts) looks for it in every log too.
       const forms = [key.toString('hex'), key.toString('base64'), key.toString('base64url')].map(recordSecret);
       const text = dump.map((k) => k.text).join('\n') + heard.map((m) => m.message).join('\n');
-      assert.deepEqual(forms.filter((f) => text.includes(f)), []);
+      assert.deepEqual(
+        forms.filter((f) => text.includes(f)),
+        [],
+      );
       key.fill(0);
     } finally {
       await km.close();
@@ -138,7 +161,7 @@ describe('RPC content never sits readable in Redis', () => {
     assert.deepEqual(leaksOf([], heard), []);
   });
 
-  it('shows the jobs\' calls and results in Bull Board as [sealed]', async () => {
+  it("shows the jobs' calls and results in Bull Board as [sealed]", async () => {
     const jobs = rpcJobs();
     assert.ok(jobs.length >= 1);
     for (const { key } of jobs) {
@@ -150,10 +173,15 @@ describe('RPC content never sits readable in Redis', () => {
       assert.equal(res.status, 200, `${queue}/${jobId}`);
       const body = await res.text();
       assert.deepEqual(markersIn(body, MARKER), [], `${queue}/${jobId} shows no marker`);
-      const { job } = JSON.parse(body) as { job: { data: { items: { method: string }[]; calls: unknown }; returnValue: { sealedResults: unknown } } };
+      const { job } = JSON.parse(body) as {
+        job: { data: { items: { method: string }[]; calls: unknown }; returnValue: { sealedResults: unknown } };
+      };
       assert.ok(job.data.items.length >= 1);
       for (const item of job.data.items) {
-        assert.ok(['nip44_encrypt', 'nip44_decrypt', 'nip04_encrypt', 'nip04_decrypt', 'sign_event'].includes(item.method), 'the methods stay readable');
+        assert.ok(
+          ['nip44_encrypt', 'nip44_decrypt', 'nip04_encrypt', 'nip04_decrypt', 'sign_event'].includes(item.method),
+          'the methods stay readable',
+        );
       }
       assert.equal(job.data.calls, '[sealed]');
       assert.equal(job.returnValue.sealedResults, '[sealed]');
@@ -187,13 +215,23 @@ function wrapsTogether(km: KeyManager, n: number): KeyManager {
 describe('NIP-46 content never sits readable in Redis either', () => {
   it('leaves no marker in Redis or on its channels after BunkerSigner calls carrying it', async () => {
     const relay: TestRelay = await startTestRelay();
-    const farm = await startTestFarm('sealed-payloads-nip46', { BUNKER_RELAYS: relay.url }, { api: true, workers: true, relayIngest: true });
+    const farm = await startTestFarm(
+      'sealed-payloads-nip46',
+      { BUNKER_RELAYS: relay.url },
+      { api: true, workers: true, relayIngest: true },
+    );
     const listener = await listenAll(farm.config.KEY_PREFIX);
     const pool = new SimplePool();
     let signer: BunkerSigner | undefined;
     try {
       const user = await registerUser(farm.url);
-      const created = await call(farm.url, 'POST', '/api/user/bunker/create', { app_name: 'sealed test' }, user.session);
+      const created = await call(
+        farm.url,
+        'POST',
+        '/api/user/bunker/create',
+        { app_name: 'sealed test' },
+        user.session,
+      );
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const bp = (await parseBunkerInput(created.body.bunker_url))!;
       recordSecret(bp.secret!);
@@ -203,17 +241,40 @@ describe('NIP-46 content never sits readable in Redis either', () => {
 
       const peer = peerKey();
       const conv = nip44.v2.utils.getConversationKey(peer.sk, user.pubkey);
-      const signed = await signer.signEvent({ kind: 1, content: `draft ${MARKER}`, tags: [['subject', MARKER]], created_at: Math.floor(Date.now() / 1000) });
+      const signed = await signer.signEvent({
+        kind: 1,
+        content: `draft ${MARKER}`,
+        tags: [['subject', MARKER]],
+        created_at: Math.floor(Date.now() / 1000),
+      });
       assert.ok(verifyEvent(signed) && signed.content.includes(MARKER));
-      assert.equal(nip44.v2.decrypt(await signer.nip44Encrypt(peer.pk, `note 44 ${MARKER}`), conv), `note 44 ${MARKER}`);
-      assert.equal(await signer.nip44Decrypt(peer.pk, nip44.v2.encrypt(`reply 44 ${MARKER}`, conv)), `reply 44 ${MARKER}`);
-      assert.equal(await nip04.decrypt(peer.sk, user.pubkey, await signer.nip04Encrypt(peer.pk, `note 04 ${MARKER}`)), `note 04 ${MARKER}`);
-      assert.equal(await signer.nip04Decrypt(peer.pk, await nip04.encrypt(peer.sk, user.pubkey, `reply 04 ${MARKER}`)), `reply 04 ${MARKER}`);
+      assert.equal(
+        nip44.v2.decrypt(await signer.nip44Encrypt(peer.pk, `note 44 ${MARKER}`), conv),
+        `note 44 ${MARKER}`,
+      );
+      assert.equal(
+        await signer.nip44Decrypt(peer.pk, nip44.v2.encrypt(`reply 44 ${MARKER}`, conv)),
+        `reply 44 ${MARKER}`,
+      );
+      assert.equal(
+        await nip04.decrypt(peer.sk, user.pubkey, await signer.nip04Encrypt(peer.pk, `note 04 ${MARKER}`)),
+        `note 04 ${MARKER}`,
+      );
+      assert.equal(
+        await signer.nip04Decrypt(peer.pk, await nip04.encrypt(peer.sk, user.pubkey, `reply 04 ${MARKER}`)),
+        `reply 04 ${MARKER}`,
+      );
 
       const redis = new Redis(redisUrl());
       const dump = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
-      assert.ok(dump.some((k) => k.type === 'hash' && k.text.includes('\\"type\\":\\"nip46\\"')), 'the dump holds the NIP-46 jobs');
-      assert.ok(listener.heard.some((m) => m.channel.includes(':reply:')), 'the listener heard the replies');
+      assert.ok(
+        dump.some((k) => k.type === 'hash' && k.text.includes('\\"type\\":\\"nip46\\"')),
+        'the dump holds the NIP-46 jobs',
+      );
+      assert.ok(
+        listener.heard.some((m) => m.channel.includes(':reply:')),
+        'the listener heard the replies',
+      );
       assert.deepEqual(leaksOf(dump, listener.heard), []);
     } finally {
       await signer?.close().catch(() => undefined);
@@ -247,7 +308,11 @@ describe('the farm payload key', () => {
       for (const sealer of sealers) assert.equal(sealer.open(sealed, 'aad'), MARKER);
       const { rows } = await pools[0]!.query<{ kekId: string }>('SELECT kek_id AS "kekId" FROM payload_keys');
       assert.deepEqual(rows, [{ kekId: oldKm.kekId }], 'one row, sealed under the KEK');
-      assert.equal(await loadPayloadSealer(pools[1]!, oldKm).then((s) => s.open(sealed, 'aad')), MARKER, 'a later start opens the same key');
+      assert.equal(
+        await loadPayloadSealer(pools[1]!, oldKm).then((s) => s.open(sealed, 'aad')),
+        MARKER,
+        'a later start opens the same key',
+      );
 
       // A new master key, the rotation, and the old KEK gone: the payload key still opens, to the same key.
       await installMasterKey(keyPath, { generate: true });
@@ -259,7 +324,11 @@ describe('the farm payload key', () => {
       const onlyNew = await openKm();
       assert.deepEqual(onlyNew.knownKekIds, [newKm.kekId]);
       assert.equal((await loadPayloadSealer(pools[2]!, onlyNew)).open(sealed, 'aad'), MARKER);
-      assert.equal((await rotateKek({ db: pools[0]!, km: onlyNew })).payloadKeysRewrapped, 0, 'a second run has nothing to move');
+      assert.equal(
+        (await rotateKek({ db: pools[0]!, km: onlyNew })).payloadKeysRewrapped,
+        0,
+        'a second run has nothing to move',
+      );
     } finally {
       for (const km of kms) await km.close();
       for (const pool of pools) await pool.end();

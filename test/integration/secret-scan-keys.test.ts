@@ -20,7 +20,7 @@ import { recordStoredKeys } from '../support/stored-keys.js';
 const scratch = mkdtempSync(path.join(tmpdir(), 'kf-scan-keys-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-test('a farm\'s server-generated user and bunker keys are recorded when it stops, and caught when planted in a log', async () => {
+test("a farm's server-generated user and bunker keys are recorded when it stops, and caught when planted in a log", async () => {
   const farm = await startTestFarm('secret-scan-keys', {}, { api: true });
   let held: string[] = [];
   let user!: Awaited<ReturnType<typeof registerUser>>;
@@ -47,22 +47,41 @@ test('a farm\'s server-generated user and bunker keys are recorded when it stops
   held = [];
 
   const recorded = readRecordedSecrets(SECRETS_DIR);
-  assert.ok(recorded.some((s) => s.value === bunkerKey), 'the stop hook recorded the bunker key');
-  assert.ok(recorded.some((s) => s.value === userKey), 'the stop hook recorded the user key');
+  assert.ok(
+    recorded.some((s) => s.value === bunkerKey),
+    'the stop hook recorded the bunker key',
+  );
+  assert.ok(
+    recorded.some((s) => s.value === userKey),
+    'the stop hook recorded the user key',
+  );
 
   const leaky = path.join(scratch, 'leaky.log');
-  writeFileSync(leaky, [
-    JSON.stringify({ level: 30, msg: 'clean line', pubkey: bunkerPubkey }),
-    JSON.stringify({ level: 50, msg: 'oops', bunker: nsecEncode(hexToBytes(bunkerKey)) }),
-    JSON.stringify({ level: 50, msg: 'oops again', key: userKey }),
-  ].join('\n'));
+  writeFileSync(
+    leaky,
+    [
+      JSON.stringify({ level: 30, msg: 'clean line', pubkey: bunkerPubkey }),
+      JSON.stringify({ level: 50, msg: 'oops', bunker: nsecEncode(hexToBytes(bunkerKey)) }),
+      JSON.stringify({ level: 50, msg: 'oops again', key: userKey }),
+    ].join('\n'),
+  );
   const leaks = scanFiles([leaky], recorded);
-  assert.deepEqual(leaks.map((l) => [l.line, l.secret.value === bunkerKey ? 'bunker' : l.secret.value === userKey ? 'user' : 'other', l.form]), [
-    [2, 'bunker', 'nsec'],
-    [3, 'user', 'as recorded'],
-  ]);
+  assert.deepEqual(
+    leaks.map((l) => [
+      l.line,
+      l.secret.value === bunkerKey ? 'bunker' : l.secret.value === userKey ? 'user' : 'other',
+      l.form,
+    ]),
+    [
+      [2, 'bunker', 'nsec'],
+      [3, 'user', 'as recorded'],
+    ],
+  );
 
   const clean = path.join(scratch, 'clean.log');
-  writeFileSync(clean, JSON.stringify({ level: 30, msg: 'only public things', pubkey: bunkerPubkey, user: user.pubkey }));
+  writeFileSync(
+    clean,
+    JSON.stringify({ level: 30, msg: 'only public things', pubkey: bunkerPubkey, user: user.pubkey }),
+  );
   assert.deepEqual(scanFiles([clean], recorded), []);
 });

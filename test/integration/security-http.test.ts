@@ -46,7 +46,11 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     proxyA = await startRedisProxy(redisUrl());
     proxyB = await startRedisProxy(redisUrl());
     // The spraying test names its client in X-Forwarded-For: this farm trusts the loopback proxy (the test).
-    farm = await startTestFarm('security-http', { PUBLIC_URL, REDIS_URL: proxyA.urlFor(redisUrl()), TRUST_PROXY: '127.0.0.1' });
+    farm = await startTestFarm('security-http', {
+      PUBLIC_URL,
+      REDIS_URL: proxyA.urlFor(redisUrl()),
+      TRUST_PROXY: '127.0.0.1',
+    });
     base = farm.url;
     // A second api instance over the same database and Redis (its own link to Redis), as in a deployment.
     keyManagerB = await openKeyManager(farm.rt);
@@ -77,15 +81,27 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
   /** An OAuth code issued to `client_id` for `redirect_uri`, and its PKCE verifier. */
   async function codeFor(session: string, clientId: string, redirectUri = REDIRECT_URI) {
     const { verifier, challenge } = pkcePair();
-    const res = await call(base, 'POST', '/api/oauth/authorize', {
-      client_id: clientId, redirect_uri: redirectUri, scope: 'policy:full', approved: true,
-      code_challenge: challenge, code_challenge_method: 'S256',
-    }, session);
+    const res = await call(
+      base,
+      'POST',
+      '/api/oauth/authorize',
+      {
+        client_id: clientId,
+        redirect_uri: redirectUri,
+        scope: 'policy:full',
+        approved: true,
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+      },
+      session,
+    );
     assert.equal(res.status, 200, JSON.stringify(res.body));
     return { code: recordSecret(res.body.code as string), verifier };
   }
 
-  async function authorizationsOf(session: string): Promise<{ authorization_id: string; application_name: string; revoked_at: string | null }[]> {
+  async function authorizationsOf(
+    session: string,
+  ): Promise<{ authorization_id: string; application_name: string; revoked_at: string | null }[]> {
     const res = await call(base, 'GET', '/api/user/sessions', undefined, session);
     assert.equal(res.status, 200);
     return res.body;
@@ -99,12 +115,13 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     const csrf = cookiePair(res.headers.get('set-cookie'), CSRF_COOKIE);
     const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
     assert.ok(csrf && token, `a form token on ${path}`);
-    const post = (fields: Record<string, string>) => fetch(base + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${cookie}; ${csrf}` },
-      body: form({ ...fields, _csrf: token }),
-      redirect: 'manual',
-    });
+    const post = (fields: Record<string, string>) =>
+      fetch(base + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${cookie}; ${csrf}` },
+        body: form({ ...fields, _csrf: token }),
+        redirect: 'manual',
+      });
     return { post };
   }
 
@@ -113,7 +130,11 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       const user = await registerUser(base);
       const { code, verifier } = await codeFor(user.session, 'app-one');
       const stolen = await call(base, 'POST', '/api/oauth/token', {
-        grant_type: 'authorization_code', code, client_id: 'app-two', redirect_uri: REDIRECT_URI, code_verifier: verifier,
+        grant_type: 'authorization_code',
+        code,
+        client_id: 'app-two',
+        redirect_uri: REDIRECT_URI,
+        code_verifier: verifier,
       });
       assert.equal(stolen.status, 400, JSON.stringify(stolen.body));
       assert.equal(stolen.body.error, 'invalid_grant');
@@ -126,7 +147,11 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       const user = await registerUser(base);
       const { code, verifier } = await codeFor(user.session, 'app-one');
       const stolen = await call(base, 'POST', '/api/oauth/token', {
-        grant_type: 'authorization_code', code, client_id: 'app-one', redirect_uri: 'http://127.0.0.1:9/elsewhere', code_verifier: verifier,
+        grant_type: 'authorization_code',
+        code,
+        client_id: 'app-one',
+        redirect_uri: 'http://127.0.0.1:9/elsewhere',
+        code_verifier: verifier,
       });
       assert.equal(stolen.status, 400, JSON.stringify(stolen.body));
       assert.equal(stolen.body.error, 'invalid_grant');
@@ -134,7 +159,11 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       // The same flow with the client's own values is honoured (the refusal above is the binding, not the flow).
       const own = await codeFor(user.session, 'app-one');
       const exchanged = await call(base, 'POST', '/api/oauth/token', {
-        grant_type: 'authorization_code', code: own.code, client_id: 'app-one', redirect_uri: REDIRECT_URI, code_verifier: own.verifier,
+        grant_type: 'authorization_code',
+        code: own.code,
+        client_id: 'app-one',
+        redirect_uri: REDIRECT_URI,
+        code_verifier: own.verifier,
       });
       assert.equal(exchanged.status, 200, JSON.stringify(exchanged.body));
       recordSecret(exchanged.body.access_token);
@@ -143,16 +172,39 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
 
     it('refuses bad scope and PKCE input at authorize, and a bad verifier or refresh token with invalid_grant, never a 500', async () => {
       const user = await registerUser(base);
-      const authorize = (extra: Record<string, unknown>) => call(base, 'POST', '/api/oauth/authorize', {
-        client_id: 'app-one', redirect_uri: REDIRECT_URI, scope: 'policy:full', approved: true, ...extra,
-      }, user.session);
+      const authorize = (extra: Record<string, unknown>) =>
+        call(
+          base,
+          'POST',
+          '/api/oauth/authorize',
+          {
+            client_id: 'app-one',
+            redirect_uri: REDIRECT_URI,
+            scope: 'policy:full',
+            approved: true,
+            ...extra,
+          },
+          user.session,
+        );
       // The error_description tells the app's developer which parameter is wrong (RFC 6749 5.2).
       const refusals: [Record<string, unknown>, string, string][] = [
         [{ scope: 'policy:no-such-policy' }, 'invalid_scope', 'unknown policy: no-such-policy'],
-        [{ code_challenge: pkcePair().challenge, code_challenge_method: 'plain' }, 'invalid_request', 'code_challenge_method must be S256'],
+        [
+          { code_challenge: pkcePair().challenge, code_challenge_method: 'plain' },
+          'invalid_request',
+          'code_challenge_method must be S256',
+        ],
         [{ code_challenge: 'short' }, 'invalid_request', 'code_challenge must be a base64url SHA-256'],
-        [{ code_challenge: `${pkcePair().challenge}x` }, 'invalid_request', 'code_challenge must be a base64url SHA-256'],
-        [{ code_challenge: `!${pkcePair().challenge.slice(1)}` }, 'invalid_request', 'code_challenge must be a base64url SHA-256'],
+        [
+          { code_challenge: `${pkcePair().challenge}x` },
+          'invalid_request',
+          'code_challenge must be a base64url SHA-256',
+        ],
+        [
+          { code_challenge: `!${pkcePair().challenge.slice(1)}` },
+          'invalid_request',
+          'code_challenge must be a base64url SHA-256',
+        ],
       ];
       for (const [extra, error, description] of refusals) {
         const res = await authorize(extra);
@@ -168,9 +220,18 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
 
       const exchange = async (extra: Record<string, unknown>) => {
         const { code } = await codeFor(user.session, 'app-one');
-        return call(base, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code, client_id: 'app-one', redirect_uri: REDIRECT_URI, ...extra });
+        return call(base, 'POST', '/api/oauth/token', {
+          grant_type: 'authorization_code',
+          code,
+          client_id: 'app-one',
+          redirect_uri: REDIRECT_URI,
+          ...extra,
+        });
       };
-      for (const [extra, description] of [[{}, 'code_verifier is required'], [{ code_verifier: 'v'.repeat(60) }, 'code_verifier does not match']] as const) {
+      for (const [extra, description] of [
+        [{}, 'code_verifier is required'],
+        [{ code_verifier: 'v'.repeat(60) }, 'code_verifier does not match'],
+      ] as const) {
         const res = await exchange(extra);
         assert.equal(res.status, 400, `${JSON.stringify(extra)}: ${JSON.stringify(res.body)}`);
         assert.equal(res.body.error, 'invalid_grant');
@@ -178,12 +239,19 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
         assert.equal(res.body.access_token, undefined);
       }
       const unknownCode = await call(base, 'POST', '/api/oauth/token', {
-        grant_type: 'authorization_code', code: 'A'.repeat(43), client_id: 'app-one', redirect_uri: REDIRECT_URI, code_verifier: 'v'.repeat(60),
+        grant_type: 'authorization_code',
+        code: 'A'.repeat(43),
+        client_id: 'app-one',
+        redirect_uri: REDIRECT_URI,
+        code_verifier: 'v'.repeat(60),
       });
       assert.equal(unknownCode.status, 400, JSON.stringify(unknownCode.body));
       assert.equal(unknownCode.body.error, 'invalid_grant');
       assert.equal(unknownCode.body.error_description, 'the code is unknown, used or expired');
-      const unknown = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: `kfr_${'A'.repeat(43)}` });
+      const unknown = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'refresh_token',
+        refresh_token: `kfr_${'A'.repeat(43)}`,
+      });
       assert.equal(unknown.status, 400, JSON.stringify(unknown.body));
       assert.equal(unknown.body.error, 'invalid_grant');
       assert.equal(unknown.body.error_description, 'unknown refresh token');
@@ -192,19 +260,35 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
 
     it('serves a client without PKCE, which the token endpoint allows: no challenge recorded, no verifier asked, no state invented', async () => {
       const user = await registerUser(base);
-      const auth = await call(base, 'POST', '/api/oauth/authorize', { client_id: 'plain-app', redirect_uri: REDIRECT_URI, scope: 'policy:full', approved: true }, user.session);
+      const auth = await call(
+        base,
+        'POST',
+        '/api/oauth/authorize',
+        { client_id: 'plain-app', redirect_uri: REDIRECT_URI, scope: 'policy:full', approved: true },
+        user.session,
+      );
       assert.equal(auth.status, 200, JSON.stringify(auth.body));
       const code = recordSecret(auth.body.code as string);
       const redirect = new URL(auth.body.redirect_uri as string);
       assert.equal(redirect.searchParams.get('code'), code);
       assert.equal(redirect.searchParams.has('state'), false, `no state was sent, none comes back: ${redirect.search}`);
-      const codeRow = async (c: string) => (await sql('SELECT code_challenge, code_challenge_method FROM oauth_codes WHERE code_hash = $1', [hashToken(c)])).rows[0];
+      const codeRow = async (c: string) =>
+        (
+          await sql('SELECT code_challenge, code_challenge_method FROM oauth_codes WHERE code_hash = $1', [
+            hashToken(c),
+          ])
+        ).rows[0];
       assert.deepEqual(await codeRow(code), { code_challenge: null, code_challenge_method: null });
       // A PKCE client's code records the method its verifier will be checked with.
       const pkce = await codeFor(user.session, 'plain-app');
       assert.equal((await codeRow(pkce.code)).code_challenge_method, 'S256');
 
-      const res = await call(base, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code, client_id: 'plain-app', redirect_uri: REDIRECT_URI });
+      const res = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'authorization_code',
+        code,
+        client_id: 'plain-app',
+        redirect_uri: REDIRECT_URI,
+      });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       recordSecret(res.body.access_token);
       recordSecret(res.body.refresh_token);
@@ -216,7 +300,10 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       const user = await registerUser(base);
       const app = await authorizeApp(base, user.session, 'full');
       assert.equal((await rpc(base, app.access_token, 'ping')).status, 200, 'the token is in use (and cached)');
-      const refreshed = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: app.refresh_token });
+      const refreshed = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'refresh_token',
+        refresh_token: app.refresh_token,
+      });
       assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
       recordSecret(refreshed.body.access_token);
       recordSecret(refreshed.body.refresh_token);
@@ -229,7 +316,13 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       const user = await registerUser(base);
       const { code, verifier } = await codeFor(user.session, 'app-one');
       assert.match(code, /^[A-Za-z0-9]{43}$/);
-      const res = await call(base, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code, client_id: 'app-one', redirect_uri: REDIRECT_URI, code_verifier: verifier });
+      const res = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'authorization_code',
+        code,
+        client_id: 'app-one',
+        redirect_uri: REDIRECT_URI,
+        code_verifier: verifier,
+      });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       const access = recordSecret(res.body.access_token as string);
       const refresh = recordSecret(res.body.refresh_token as string);
@@ -237,7 +330,8 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       assert.match(refresh, /^kfr_/);
       const { rows } = await sql(
         `SELECT extract(epoch FROM access_expires_at - now())::float AS access, extract(epoch FROM refresh_expires_at - now())::float AS refresh
-           FROM oauth_tokens WHERE access_hash = $1`, [hashToken(access)],
+           FROM oauth_tokens WHERE access_hash = $1`,
+        [hashToken(access)],
       );
       const left = rows[0] as { access: number; refresh: number };
       assert.ok(Math.abs(left.access - 24 * 3600) < 120, `access token lives ${left.access} s`);
@@ -250,8 +344,12 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       const user = await registerUser(base);
       const app = await authorizeApp(base, user.session, 'full');
       const [grant] = await authorizationsOf(user.session);
-      await sql(`UPDATE authorizations SET expires_at = now() - interval '1 second' WHERE id = $1`, [grant!.authorization_id]);
-      const res = await rpc(base, app.access_token, 'sign_event', [{ kind: 1, content: 'after expiry', tags: [], created_at: 1_700_000_000 }]);
+      await sql(`UPDATE authorizations SET expires_at = now() - interval '1 second' WHERE id = $1`, [
+        grant!.authorization_id,
+      ]);
+      const res = await rpc(base, app.access_token, 'sign_event', [
+        { kind: 1, content: 'after expiry', tags: [], created_at: 1_700_000_000 },
+      ]);
       assert.equal(res.status, 403, JSON.stringify(res.body));
       assert.match(res.body.error, /authorization expired/);
       assert.equal((await rpc(base, app.access_token, 'get_public_key')).status, 403);
@@ -260,10 +358,15 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     it('refuses an access token past its expiry (401), while its refresh token still works', async () => {
       const user = await registerUser(base);
       const app = await authorizeApp(base, user.session, 'full');
-      await sql(`UPDATE oauth_tokens SET access_expires_at = now() - interval '1 second' WHERE access_hash = $1`, [hashToken(app.access_token)]);
+      await sql(`UPDATE oauth_tokens SET access_expires_at = now() - interval '1 second' WHERE access_hash = $1`, [
+        hashToken(app.access_token),
+      ]);
       const res = await rpc(base, app.access_token, 'ping');
       assert.equal(res.status, 401, JSON.stringify(res.body));
-      const refreshed = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: app.refresh_token });
+      const refreshed = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'refresh_token',
+        refresh_token: app.refresh_token,
+      });
       assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
       recordSecret(refreshed.body.access_token);
       recordSecret(refreshed.body.refresh_token);
@@ -273,21 +376,37 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     it('refuses a refresh token past its expiry (invalid_grant) and issues nothing', async () => {
       const user = await registerUser(base);
       const app = await authorizeApp(base, user.session, 'full');
-      await sql(`UPDATE oauth_tokens SET refresh_expires_at = now() - interval '1 second' WHERE refresh_hash = $1`, [hashToken(app.refresh_token)]);
-      const res = await call(base, 'POST', '/api/oauth/token', { grant_type: 'refresh_token', refresh_token: app.refresh_token });
+      await sql(`UPDATE oauth_tokens SET refresh_expires_at = now() - interval '1 second' WHERE refresh_hash = $1`, [
+        hashToken(app.refresh_token),
+      ]);
+      const res = await call(base, 'POST', '/api/oauth/token', {
+        grant_type: 'refresh_token',
+        refresh_token: app.refresh_token,
+      });
       assert.equal(res.status, 400, JSON.stringify(res.body));
       assert.equal(res.body.error, 'invalid_grant');
       assert.equal(res.body.access_token, undefined);
-      const { rows } = await sql('SELECT count(*)::int AS n FROM oauth_tokens t JOIN authorizations a ON a.id = t.authorization_id WHERE a.user_id = (SELECT user_id FROM sessions WHERE token_hash = $1)', [hashToken(user.session)]);
+      const { rows } = await sql(
+        'SELECT count(*)::int AS n FROM oauth_tokens t JOIN authorizations a ON a.id = t.authorization_id WHERE a.user_id = (SELECT user_id FROM sessions WHERE token_hash = $1)',
+        [hashToken(user.session)],
+      );
       assert.equal(rows[0].n, 1, 'no new token pair');
     });
 
     it('refuses a session past its expiry (401) on the JSON routes and sends the browser to log in', async () => {
       const user = await registerUser(base);
-      await sql(`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1`, [hashToken(user.session)]);
+      await sql(`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1`, [
+        hashToken(user.session),
+      ]);
       assert.equal((await call(base, 'GET', '/api/user/account', undefined, user.session)).status, 401);
-      assert.equal((await call(base, 'POST', '/api/user/bunker/create', { app_name: 'late' }, user.session)).status, 401);
-      const page = await fetch(`${base}/account`, { headers: { cookie: `keyfarm_session=${user.session}` }, redirect: 'manual' });
+      assert.equal(
+        (await call(base, 'POST', '/api/user/bunker/create', { app_name: 'late' }, user.session)).status,
+        401,
+      );
+      const page = await fetch(`${base}/account`, {
+        headers: { cookie: `keyfarm_session=${user.session}` },
+        redirect: 'manual',
+      });
       assert.equal(page.status, 303);
       assert.match(page.headers.get('location') ?? '', /^\/login/);
     });
@@ -302,12 +421,27 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
 
     const newPassword = recordSecret(`new-${user.password}`);
     const page = await browser(user.session, '/account/password');
-    const changed = await page.post({ current_password: user.password, new_password: newPassword, confirm_password: newPassword });
+    const changed = await page.post({
+      current_password: user.password,
+      new_password: newPassword,
+      confirm_password: newPassword,
+    });
     assert.equal(changed.status, 200, await changed.text());
 
-    assert.equal((await call(base, 'GET', '/api/user/account', undefined, otherSession)).status, 401, 'the other session is over');
-    assert.equal((await call(base, 'GET', '/api/user/account', undefined, user.session)).status, 200, 'the session that changed it stays');
-    assert.equal((await call(base, 'POST', '/api/auth/login', { email: user.email, password: user.password })).status, 401);
+    assert.equal(
+      (await call(base, 'GET', '/api/user/account', undefined, otherSession)).status,
+      401,
+      'the other session is over',
+    );
+    assert.equal(
+      (await call(base, 'GET', '/api/user/account', undefined, user.session)).status,
+      200,
+      'the session that changed it stays',
+    );
+    assert.equal(
+      (await call(base, 'POST', '/api/auth/login', { email: user.email, password: user.password })).status,
+      401,
+    );
     const fresh = await call(base, 'POST', '/api/auth/login', { email: user.email, password: newPassword });
     assert.equal(fresh.status, 200);
     recordSecret(fresh.body.token);
@@ -320,21 +454,45 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     const bound = 200;
     for (let i = 0; i < bound; i++) {
       const victim = await registerUser(base);
-      const res = await call(base, 'POST', '/api/auth/login', { email: victim.email, password: 'not the password' }, undefined, sprayer);
+      const res = await call(
+        base,
+        'POST',
+        '/api/auth/login',
+        { email: victim.email, password: 'not the password' },
+        undefined,
+        sprayer,
+      );
       statuses.push(res.status);
       if (res.status !== 401) break;
     }
     assert.equal(statuses.at(-1), 429, `no 429 within ${bound} accounts: ${statuses.join(',')}`);
-    assert.ok(statuses.slice(0, -1).every((s) => s === 401), statuses.join(','));
+    assert.ok(
+      statuses.slice(0, -1).every((s) => s === 401),
+      statuses.join(','),
+    );
     assert.ok(statuses.length > 1, 'the address was refused only after failures');
 
     // The address stays refused, even with a right password; the account itself is not locked.
     const next = await registerUser(base);
-    const refused = await call(base, 'POST', '/api/auth/login', { email: next.email, password: next.password }, undefined, sprayer);
+    const refused = await call(
+      base,
+      'POST',
+      '/api/auth/login',
+      { email: next.email, password: next.password },
+      undefined,
+      sprayer,
+    );
     assert.equal(refused.status, 429);
     assert.ok(Number(refused.headers.get('retry-after')) > 0);
     assert.equal(refused.body.token, undefined);
-    const elsewhere = await call(base, 'POST', '/api/auth/login', { email: next.email, password: next.password }, undefined, { 'x-forwarded-for': '198.51.100.8' });
+    const elsewhere = await call(
+      base,
+      'POST',
+      '/api/auth/login',
+      { email: next.email, password: next.password },
+      undefined,
+      { 'x-forwarded-for': '198.51.100.8' },
+    );
     assert.equal(elsewhere.status, 200);
     recordSecret(elsewhere.body.token);
   });
@@ -398,8 +556,13 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       const app = await authorizeApp(base, user.session, 'full');
       for (const token of [app.access_token, app.refresh_token]) {
         assert.equal((await call(base, 'GET', '/api/user/account', undefined, token)).status, 401);
-        assert.equal((await call(base, 'POST', '/api/user/bunker/create', { app_name: 'by token' }, token)).status, 401);
-        const byCookie = await call(base, 'GET', '/api/user/account', undefined, undefined, { cookie: `keyfarm_session=${token}` });
+        assert.equal(
+          (await call(base, 'POST', '/api/user/bunker/create', { app_name: 'by token' }, token)).status,
+          401,
+        );
+        const byCookie = await call(base, 'GET', '/api/user/account', undefined, undefined, {
+          cookie: `keyfarm_session=${token}`,
+        });
         assert.equal(byCookie.status, 401);
       }
       assert.equal((await authorizationsOf(user.session)).length, 1, 'nothing was created with the app token');
@@ -429,7 +592,13 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       proxyB.cut();
       await waitFor('api B to see Redis gone', async () => (await ready(apiB.url)) === 503, 10_000);
       try {
-        const revoked = await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: authorizationId }, user.session);
+        const revoked = await call(
+          base,
+          'POST',
+          '/api/user/sessions/revoke',
+          { authorization_id: authorizationId },
+          user.session,
+        );
         assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
         // B missed the eviction; it must not answer from its cache.
         const onB = await rpc(apiB.url, token, 'ping');
@@ -446,10 +615,23 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       proxyA.cut();
       proxyB.cut();
       try {
-        await waitFor('both apis to see Redis gone', async () => (await ready(base)) === 503 && (await ready(apiB.url)) === 503, 10_000);
-        const revoked = await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: authorizationId }, user.session);
+        await waitFor(
+          'both apis to see Redis gone',
+          async () => (await ready(base)) === 503 && (await ready(apiB.url)) === 503,
+          10_000,
+        );
+        const revoked = await call(
+          base,
+          'POST',
+          '/api/user/sessions/revoke',
+          { authorization_id: authorizationId },
+          user.session,
+        );
         // The broadcast cannot be sent: either answer is honest, as long as the revoke itself holds.
-        assert.ok([200, 503].includes(revoked.status), `revoke answered ${revoked.status} ${JSON.stringify(revoked.body)}`);
+        assert.ok(
+          [200, 503].includes(revoked.status),
+          `revoke answered ${revoked.status} ${JSON.stringify(revoked.body)}`,
+        );
         const { rows } = await sql('SELECT revoked_at FROM authorizations WHERE id = $1', [authorizationId]);
         assert.notEqual(rows[0].revoked_at, null, 'the revoke is saved');
         assert.equal((await rpc(base, token, 'ping')).status, 403, 'api A honoured a revoked token');

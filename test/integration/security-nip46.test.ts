@@ -41,7 +41,11 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
 
   before(async () => {
     relay = await startTestRelay();
-    farm = await startTestFarm('security-nip46', { BUNKER_RELAYS: relay.url, RPC_TIMEOUT_MS: '3000' }, { api: true, workers: true });
+    farm = await startTestFarm(
+      'security-nip46',
+      { BUNKER_RELAYS: relay.url, RPC_TIMEOUT_MS: '3000' },
+      { api: true, workers: true },
+    );
     base = farm.url;
     user = await registerUser(base);
   });
@@ -52,13 +56,22 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
     await relay?.stop();
   });
 
-  async function startIngest(name: string, tuning: Partial<RelayIngestTuning>, viaRedis = farm.rt.redisUrl): Promise<RelayIngest> {
+  async function startIngest(
+    name: string,
+    tuning: Partial<RelayIngestTuning>,
+    viaRedis = farm.rt.redisUrl,
+  ): Promise<RelayIngest> {
     const ingest = await startRelayIngest({
       config: farm.config,
       logger: testLogger(name),
       db: farm.rt.db,
       redisUrl: viaRedis,
-      tuning: { relay: FAST_RELAY, maxRequestAgeSeconds: MAX_AGE_S, reloadIntervalMs: NO_PERIODIC_RELOAD_MS, ...tuning },
+      tuning: {
+        relay: FAST_RELAY,
+        maxRequestAgeSeconds: MAX_AGE_S,
+        reloadIntervalMs: NO_PERIODIC_RELOAD_MS,
+        ...tuning,
+      },
     });
     ingests.add(ingest);
     return ingest;
@@ -70,7 +83,8 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
   }
 
   /** How many REQs the relay has had for this bunker (each relay-ingest that listens for it sends one). */
-  const reqsFor = (bunkerPubkey: string) => relay.stats.subscribed.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunkerPubkey))).length;
+  const reqsFor = (bunkerPubkey: string) =>
+    relay.stats.subscribed.filter(([, fs]) => fs.some((f) => f['#p']?.includes(bunkerPubkey))).length;
 
   async function newBunker(api = base): Promise<Nip46Probe> {
     const res = await call(api, 'POST', '/api/user/bunker/create', { app_name: 'security test' }, user.session);
@@ -101,7 +115,11 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
       // replayed late, or one its client gave up on long ago.
       const stale = probe.request('ping', [], nowS() - MAX_AGE_S - 30);
       await probe.publish(stale.event, relay.url);
-      await waitFor('the stale request counted as dropped', async () => (await dropped('stale')) === staleBefore + 1, 5000);
+      await waitFor(
+        'the stale request counted as dropped',
+        async () => (await dropped('stale')) === staleBefore + 1,
+        5000,
+      );
       // A fresh request after it is answered, so the farm has been through the stale one: it got nothing.
       assert.equal((await ask(probe, 'ping', [])).result, 'pong');
       assert.deepEqual(probe.answersOn(relay, stale.id), []);
@@ -115,7 +133,9 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
     const probe = await newBunker();
     try {
       await connected(0, probe);
-      const original = probe.request('sign_event', [JSON.stringify({ kind: 1, content: 'once only', tags: [], created_at: nowS() })]);
+      const original = probe.request('sign_event', [
+        JSON.stringify({ kind: 1, content: 'once only', tags: [], created_at: nowS() }),
+      ]);
       await probe.publish(original.event, relay.url);
       await waitFor('the original answered', () => probe.answersOn(relay, original.id).length > 0, 8000);
 
@@ -123,7 +143,11 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
       // relays (or another relay the attacker picks) pass it on again, which inject() does here.
       let duplicatesBefore = await dropped('duplicate');
       await relay.inject(original.event);
-      await waitFor('the replay counted as a duplicate', async () => (await dropped('duplicate')) === duplicatesBefore + 1, 5000);
+      await waitFor(
+        'the replay counted as a duplicate',
+        async () => (await dropped('duplicate')) === duplicatesBefore + 1,
+        5000,
+      );
       assert.equal((await ask(probe, 'ping', [])).result, 'pong');
       assert.equal(probe.answersOn(relay, original.id).length, 1, 'replayed to the same relay-ingest: one answer');
 
@@ -134,7 +158,11 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
       await waitFor('the new relay-ingest listening', () => reqsFor(probe.bunkerPubkey) > reqsBefore, 5000);
       duplicatesBefore = await dropped('duplicate');
       await relay.inject(original.event);
-      await waitFor('the replay counted as a duplicate', async () => (await dropped('duplicate')) === duplicatesBefore + 1, 5000);
+      await waitFor(
+        'the replay counted as a duplicate',
+        async () => (await dropped('duplicate')) === duplicatesBefore + 1,
+        5000,
+      );
       assert.equal((await ask(probe, 'ping', [])).result, 'pong');
       assert.equal(probe.answersOn(relay, original.id).length, 1, 'replayed after a restart: still one answer');
     } finally {
@@ -147,13 +175,20 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
     try {
       const probe = await newBunker();
       await waitFor('relay-ingest listening for the bunker', () => reqsFor(probe.bunkerPubkey) > 0, 5000);
-      await farm.rt.db.query(`UPDATE authorizations SET expires_at = now() - interval '1 second' WHERE bunker_pubkey = $1`, [probe.bunkerPubkey]);
+      await farm.rt.db.query(
+        `UPDATE authorizations SET expires_at = now() - interval '1 second' WHERE bunker_pubkey = $1`,
+        [probe.bunkerPubkey],
+      );
       const connect = await ask(probe, 'connect', [probe.bunkerPubkey, probe.secret]);
       assert.equal(connect.error, 'authorization expired');
       assert.equal(connect.result, '');
-      const sign = await ask(probe, 'sign_event', [JSON.stringify({ kind: 1, content: 'late', tags: [], created_at: nowS() })]);
+      const sign = await ask(probe, 'sign_event', [
+        JSON.stringify({ kind: 1, content: 'late', tags: [], created_at: nowS() }),
+      ]);
       assert.equal(sign.error, 'authorization expired');
-      const { rows } = await farm.rt.db.query('SELECT client_pubkey FROM authorizations WHERE bunker_pubkey = $1', [probe.bunkerPubkey]);
+      const { rows } = await farm.rt.db.query('SELECT client_pubkey FROM authorizations WHERE bunker_pubkey = $1', [
+        probe.bunkerPubkey,
+      ]);
       assert.equal(rows[0].client_pubkey, null, 'no client was bound');
     } finally {
       await stopIngest(ingest);
@@ -190,7 +225,11 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
       try {
         const probe = await newBunker(lostApi.url);
         // Not from an announcement: only a reload can find it, within a few intervals.
-        await waitFor('relay-ingest listening for the bunker', () => reqsFor(probe.bunkerPubkey) > 0, reloadIntervalMs * 10);
+        await waitFor(
+          'relay-ingest listening for the bunker',
+          () => reqsFor(probe.bunkerPubkey) > 0,
+          reloadIntervalMs * 10,
+        );
         assert.ok(ingest.directory.get(probe.bunkerPubkey), 'in the bunker list');
         assert.equal((await ask(probe, 'connect', [probe.bunkerPubkey, probe.secret])).result, 'ack');
         assert.equal((await ask(probe, 'ping', [])).result, 'pong');
@@ -204,13 +243,21 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
       const ingest = await startIngest('security-nip46-reconnect', {}, proxy.urlFor(redisUrl()));
       try {
         proxy.cut();
-        await waitFor('relay-ingest to see Redis gone', async () => (await ingest.readiness()).some(([c, why]) => c === 'redis' && why !== null), 5000);
+        await waitFor(
+          'relay-ingest to see Redis gone',
+          async () => (await ingest.readiness()).some(([c, why]) => c === 'redis' && why !== null),
+          5000,
+        );
         // Announced on the farm's own channel, while this relay-ingest cannot hear it.
         const probe = await newBunker();
         assert.equal(ingest.directory.get(probe.bunkerPubkey), undefined, 'the announcement did not reach it');
         proxy.restore();
         // ioredis retries every <= 2 s; no periodic reload can happen in this window.
-        await waitFor('relay-ingest listening for the bunker after the link came back', () => reqsFor(probe.bunkerPubkey) > 0, 10_000);
+        await waitFor(
+          'relay-ingest listening for the bunker after the link came back',
+          () => reqsFor(probe.bunkerPubkey) > 0,
+          10_000,
+        );
         assert.equal((await ask(probe, 'connect', [probe.bunkerPubkey, probe.secret])).result, 'ack');
         assert.equal((await ask(probe, 'ping', [])).result, 'pong');
       } finally {

@@ -23,7 +23,15 @@ test('a scrape in the same tick as other commands on a watched connection reads 
       const busy = redis.get(`${names.prefix}:x`);
       const states = await readShardStates(redis, names, 4);
       await busy;
-      assert.deepEqual(states.map((s) => [s.shard, s.items, s.hasOwner]), [[0, 0, false], [1, 0, false], [2, 0, false], [3, 0, false]]);
+      assert.deepEqual(
+        states.map((s) => [s.shard, s.items, s.hasOwner]),
+        [
+          [0, 0, false],
+          [1, 0, false],
+          [2, 0, false],
+          [3, 0, false],
+        ],
+      );
       await new Promise((r) => setImmediate(r));
     } finally {
       process.off('uncaughtException', onCrash);

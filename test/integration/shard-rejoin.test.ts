@@ -7,7 +7,16 @@ import { ShardNames } from '../../shared/shard.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import { rendezvousOwner } from '../../workers/shard-leases.js';
 import {
-  FakeCrypto, FakeKeyLoader, REDIS_URL, deleteByPrefix, noActivity, quietLogger, testSealer, uniquePrefix, waitFor, workersConfig,
+  FakeCrypto,
+  FakeKeyLoader,
+  REDIS_URL,
+  deleteByPrefix,
+  noActivity,
+  quietLogger,
+  testSealer,
+  uniquePrefix,
+  waitFor,
+  workersConfig,
 } from './farm-fixtures.js';
 
 const SHARDS = 8;
@@ -27,7 +36,13 @@ after(async () => {
 async function member(id: string): Promise<Workers> {
   const w = await startWorkers({
     config: workersConfig(prefix, { SHARD_COUNT: SHARDS, LEASE_TTL_MS: TTL }),
-    logger, keyLoader: new FakeKeyLoader(), crypto: new FakeCrypto(), activity: noActivity, sealer: testSealer, redisUrl: REDIS_URL, memberId: id,
+    logger,
+    keyLoader: new FakeKeyLoader(),
+    crypto: new FakeCrypto(),
+    activity: noActivity,
+    sealer: testSealer,
+    redisUrl: REDIS_URL,
+    memberId: id,
   });
   closers.push(() => w.stop());
   return w;
@@ -36,7 +51,9 @@ async function member(id: string): Promise<Workers> {
 test('a rejoining member takes its shards back one at a time, each within 300 ms of its release', async (t) => {
   const a = await member('member-a');
   await waitFor('a owns every shard', () => a.ownedShards().length === SHARDS);
-  const moving = Array.from({ length: SHARDS }, (_, s) => s).filter((s) => rendezvousOwner(['member-a', 'member-b'], s) === 'member-b');
+  const moving = Array.from({ length: SHARDS }, (_, s) => s).filter(
+    (s) => rendezvousOwner(['member-a', 'member-b'], s) === 'member-b',
+  );
   assert.ok(moving.length >= 2, `rendezvous hashing moves several shards to b (${moving})`);
 
   let handingOver = 0;
@@ -59,11 +76,16 @@ test('a rejoining member takes its shards back one at a time, each within 300 ms
     if (released !== undefined) gaps.push(Math.round(performance.now() - released));
   });
   await waitFor('b owns its share', () => b.ownedShards().length === moving.length, 20_000);
-  t.diagnostic(`${moving.length} shards moved; at most ${mostAtOnce} at once; release-to-take gaps ${gaps.join(', ')} ms`);
+  t.diagnostic(
+    `${moving.length} shards moved; at most ${mostAtOnce} at once; release-to-take gaps ${gaps.join(', ')} ms`,
+  );
   assert.deepEqual(b.ownedShards(), moving);
   assert.equal(mostAtOnce, 1, 'one shard handed over at a time');
   assert.equal(gaps.length, moving.length, 'every moved shard was released by a and taken by b');
-  assert.ok(gaps.every((g) => g < 300), `each shard without a worker under 300 ms (${gaps})`);
+  assert.ok(
+    gaps.every((g) => g < 300),
+    `each shard without a worker under 300 ms (${gaps})`,
+  );
   const owners = await Promise.all(moving.map((s) => redis.get(names.lease(s))));
   assert.ok(owners.every((o) => o === 'member-b'));
 });

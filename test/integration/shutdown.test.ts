@@ -13,7 +13,15 @@ import pg from 'pg';
 import { ShardNames, shardOf } from '../../shared/shard.js';
 import { rendezvousOwner } from '../../workers/shard-leases.js';
 import { authorizeApp, call, registerUser, rpc, type Res } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, freePort, redisUrl, testKeyPrefix, type TestDatabase, migrateDatabase } from '../support/env.js';
+import {
+  baseTestEnv,
+  createTestDatabase,
+  freePort,
+  redisUrl,
+  testKeyPrefix,
+  type TestDatabase,
+  migrateDatabase,
+} from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { recordDatabaseKeys } from '../support/stored-keys.js';
@@ -71,7 +79,13 @@ describe('graceful shutdown on SIGTERM', () => {
   before(async () => {
     [db, relay] = await Promise.all([createTestDatabase(), startTestRelay()]);
     await migrateDatabase(db.url);
-    env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: '4', LEASE_TTL_MS: '1500', JOB_LOCK_MS: '2000', CRYPTO_THREADS: '1' });
+    env = baseTestEnv({
+      DATABASE_URL: db.url,
+      SHARD_COUNT: '4',
+      LEASE_TTL_MS: '1500',
+      JOB_LOCK_MS: '2000',
+      CRYPTO_THREADS: '1',
+    });
   });
   beforeEach(isolate);
   after(async () => {
@@ -90,10 +104,17 @@ describe('graceful shutdown on SIGTERM', () => {
     env = { ...env, KEY_PREFIX: testKeyPrefix() };
   }
 
-  async function startApi(extra: Record<string, string>, name: string): Promise<{ proc: KeyfarmProcess; base: string }> {
+  async function startApi(
+    extra: Record<string, string>,
+    name: string,
+  ): Promise<{ proc: KeyfarmProcess; base: string }> {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const proc = await spawnKeyfarm('api', { ...env, ...extra, PORT: String(port) }, { name, ready: { url: `${base}/healthz/ready` } });
+    const proc = await spawnKeyfarm(
+      'api',
+      { ...env, ...extra, PORT: String(port) },
+      { name, ready: { url: `${base}/healthz/ready` } },
+    );
     return { proc, base };
   }
 
@@ -102,7 +123,10 @@ describe('graceful shutdown on SIGTERM', () => {
     const names = new ShardNames(env.KEY_PREFIX!);
     const redis = new Redis(redisUrl());
     try {
-      await waitFor('the request queued', async () => Number(await redis.get(names.items(shardOf(user.pubkey, Number(env.SHARD_COUNT))))) > 0);
+      await waitFor(
+        'the request queued',
+        async () => Number(await redis.get(names.items(shardOf(user.pubkey, Number(env.SHARD_COUNT))))) > 0,
+      );
     } finally {
       redis.disconnect();
     }
@@ -119,10 +143,14 @@ describe('graceful shutdown on SIGTERM', () => {
   it('all-in-one: not ready but serving during the delay, then closed; the request in flight is answered; relays closed; exit 0', async () => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const proc = await spawnKeyfarm('all', { ...env, PORT: String(port), SHUTDOWN_DELAY_MS: '1500', BUNKER_RELAYS: relay.url }, {
-      name: 'all-shutdown',
-      ready: { url: `${base}/healthz/ready` },
-    });
+    const proc = await spawnKeyfarm(
+      'all',
+      { ...env, PORT: String(port), SHUTDOWN_DELAY_MS: '1500', BUNKER_RELAYS: relay.url },
+      {
+        name: 'all-shutdown',
+        ready: { url: `${base}/healthz/ready` },
+      },
+    );
     await waitFor('relay-ingest connected', () => relay.clients === 1);
     const user = await coldUser(base);
     const lock = await lockKeys(db.url);
@@ -184,7 +212,9 @@ describe('graceful shutdown on SIGTERM', () => {
     const workerEnv = { ...env, SHUTDOWN_JOBS_TIMEOUT_MS: '1000' };
     const [api, ...workers] = await Promise.all([
       startApi({ RPC_TIMEOUT_MS: '20000' }, 'api-jobs-timeout'),
-      ...[1, 2].map((n) => spawnKeyfarm('workers', workerEnv, { name: `workers-timeout-${n}`, ready: { log: /keyfarm started/ } })),
+      ...[1, 2].map((n) =>
+        spawnKeyfarm('workers', workerEnv, { name: `workers-timeout-${n}`, ready: { log: /keyfarm started/ } }),
+      ),
     ]);
     const user = await coldUser(api.base);
     // The worker that owns the user's shard for good (the lease holder is the rendezvous choice over both

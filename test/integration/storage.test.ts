@@ -31,9 +31,15 @@ describe('migrations', () => {
     assert.equal(first, loadMigrations().length);
     assert.equal(await migrate(pool), 0, 'a second run applies nothing');
     const { rows } = await pool.query('SELECT version, checksum FROM schema_migrations ORDER BY version');
-    assert.deepEqual(rows.map((r) => r.checksum), loadMigrations().map((m) => m.checksum));
+    assert.deepEqual(
+      rows.map((r) => r.checksum),
+      loadMigrations().map((m) => m.checksum),
+    );
     const policies = await pool.query('SELECT slug FROM policies ORDER BY slug');
-    assert.deepEqual(policies.rows.map((r) => r.slug), ['full', 'messaging', 'readonly', 'social', 'wallet']);
+    assert.deepEqual(
+      policies.rows.map((r) => r.slug),
+      ['full', 'messaging', 'readonly', 'social', 'wallet'],
+    );
   });
 
   it('refuses to run when an applied migration was edited', async () => {
@@ -46,7 +52,10 @@ describe('migrations', () => {
     const p = createPool(other.url);
     try {
       const counts = await Promise.all([migrate(p), migrate(p), migrate(p)]);
-      assert.equal(counts.reduce((a, b) => a + b, 0), loadMigrations().length);
+      assert.equal(
+        counts.reduce((a, b) => a + b, 0),
+        loadMigrations().length,
+      );
     } finally {
       await p.end();
       await other.drop();
@@ -67,18 +76,38 @@ describe('secrets at rest', () => {
     const nsec = recordSecret(nip19.nsecEncode(sk));
     const user = await registerUser(farm.url, { nsec });
     const app = await authorizeApp(farm.url, user.session, 'full');
-    assert.equal((await rpc(farm.url, app.access_token, 'sign_event', [{ kind: 1, content: 'x', tags: [], created_at: 1 }])).status, 200);
+    assert.equal(
+      (await rpc(farm.url, app.access_token, 'sign_event', [{ kind: 1, content: 'x', tags: [], created_at: 1 }]))
+        .status,
+      200,
+    );
 
     const db = farm.rt.db;
-    const { rows: [u] } = await db.query('SELECT password_hash, key_id FROM users WHERE pubkey = $1', [user.pubkey]);
+    const {
+      rows: [u],
+    } = await db.query('SELECT password_hash, key_id FROM users WHERE pubkey = $1', [user.pubkey]);
     assert.match(u.password_hash, /^\$argon2id\$/);
-    const { rows: [k] } = await db.query('SELECT * FROM keys WHERE id = $1', [u.key_id]);
+    const {
+      rows: [k],
+    } = await db.query('SELECT * FROM keys WHERE id = $1', [u.key_id]);
     assert.equal(k.owner_kind, 'user');
     assert.ok(!k.ciphertext.includes(Buffer.from(sk)), 'the key is not stored in the clear');
     assert.match(k.kek_id, /^local:/);
     assert.equal((await db.query('SELECT 1 FROM sessions WHERE token_hash = $1', [sha256(user.session)])).rowCount, 1);
-    assert.equal((await db.query('SELECT 1 FROM oauth_tokens WHERE access_hash = $1 AND refresh_hash = $2', [sha256(app.access_token), sha256(app.refresh_token)])).rowCount, 1);
-    assert.equal((await db.query('SELECT 1 FROM oauth_codes WHERE code_hash = $1 AND used_at IS NOT NULL', [sha256(app.code)])).rowCount, 1);
+    assert.equal(
+      (
+        await db.query('SELECT 1 FROM oauth_tokens WHERE access_hash = $1 AND refresh_hash = $2', [
+          sha256(app.access_token),
+          sha256(app.refresh_token),
+        ])
+      ).rowCount,
+      1,
+    );
+    assert.equal(
+      (await db.query('SELECT 1 FROM oauth_codes WHERE code_hash = $1 AND used_at IS NOT NULL', [sha256(app.code)]))
+        .rowCount,
+      1,
+    );
 
     // Nothing in the database's text form holds a secret the test made.
     const dump = await db.query(`SELECT string_agg(t::text, '\n') AS all FROM (
@@ -96,7 +125,10 @@ describe('secrets at rest', () => {
     const user = await registerUser(farm.url, { nsec: hex });
     const app = await authorizeApp(farm.url, user.session, 'full');
     await rpc(farm.url, app.access_token, 'sign_event', [{ kind: 1, content: 'redis check', tags: [], created_at: 1 }]);
-    await rpc(farm.url, app.access_token, 'nip44_encrypt', ['79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798', 'hello']);
+    await rpc(farm.url, app.access_token, 'nip44_encrypt', [
+      '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798',
+      'hello',
+    ]);
     const redis = new Redis(redisUrl());
     try {
       const keys = await redis.keys(`${farm.config.KEY_PREFIX}:*`);
@@ -105,13 +137,20 @@ describe('secrets at rest', () => {
       for (const key of keys) {
         if (key.includes('{shard-')) assert.match(key, new RegExp(`^${farm.config.KEY_PREFIX}:\\{shard-\\d+\\}:`), key);
         const type = await redis.type(key);
-        const dumped = type === 'string' ? await redis.get(key)
-          : type === 'hash' ? JSON.stringify(await redis.hgetall(key))
-          : type === 'list' ? JSON.stringify(await redis.lrange(key, 0, -1))
-          : type === 'zset' ? JSON.stringify(await redis.zrange(key, 0, -1))
-          : type === 'set' ? JSON.stringify(await redis.smembers(key))
-          : type === 'stream' ? JSON.stringify(await redis.xrange(key, '-', '+'))
-          : '';
+        const dumped =
+          type === 'string'
+            ? await redis.get(key)
+            : type === 'hash'
+              ? JSON.stringify(await redis.hgetall(key))
+              : type === 'list'
+                ? JSON.stringify(await redis.lrange(key, 0, -1))
+                : type === 'zset'
+                  ? JSON.stringify(await redis.zrange(key, 0, -1))
+                  : type === 'set'
+                    ? JSON.stringify(await redis.smembers(key))
+                    : type === 'stream'
+                      ? JSON.stringify(await redis.xrange(key, '-', '+'))
+                      : '';
         for (const s of secrets) assert.ok(!String(dumped).includes(s), `secret found in Redis key ${key}`);
       }
     } finally {
@@ -121,12 +160,28 @@ describe('secrets at rest', () => {
 
   it('lets an OAuth code expire after 10 minutes', async () => {
     const user = await registerUser(farm.url);
-    const auth = await call(farm.url, 'POST', '/api/oauth/authorize', { client_id: 'c', redirect_uri: 'https://app.example/cb', scope: 'policy:social', approved: true }, user.session);
+    const auth = await call(
+      farm.url,
+      'POST',
+      '/api/oauth/authorize',
+      { client_id: 'c', redirect_uri: 'https://app.example/cb', scope: 'policy:social', approved: true },
+      user.session,
+    );
     recordSecret(auth.body.code);
-    const { rows } = await farm.rt.db.query('SELECT extract(epoch FROM expires_at - created_at)::float AS ttl FROM oauth_codes WHERE code_hash = $1', [sha256(auth.body.code)]);
+    const { rows } = await farm.rt.db.query(
+      'SELECT extract(epoch FROM expires_at - created_at)::float AS ttl FROM oauth_codes WHERE code_hash = $1',
+      [sha256(auth.body.code)],
+    );
     assert.ok(Math.abs(rows[0].ttl - 600) < 5, `code lifetime ${rows[0].ttl} s`);
-    await farm.rt.db.query("UPDATE oauth_codes SET expires_at = now() - interval '1 second' WHERE code_hash = $1", [sha256(auth.body.code)]);
-    const res = await call(farm.url, 'POST', '/api/oauth/token', { grant_type: 'authorization_code', code: auth.body.code, client_id: 'c', redirect_uri: 'https://app.example/cb' });
+    await farm.rt.db.query("UPDATE oauth_codes SET expires_at = now() - interval '1 second' WHERE code_hash = $1", [
+      sha256(auth.body.code),
+    ]);
+    const res = await call(farm.url, 'POST', '/api/oauth/token', {
+      grant_type: 'authorization_code',
+      code: auth.body.code,
+      client_id: 'c',
+      redirect_uri: 'https://app.example/cb',
+    });
     assert.equal(res.body.error, 'invalid_grant');
   });
 });

@@ -25,7 +25,11 @@ useWebSocketImplementation(WebSocket);
 const SHARDS = 4;
 const note = (content: string) => ({ kind: 1, content, tags: [], created_at: Math.floor(Date.now() / 1000) });
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 10_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await probe();
@@ -84,7 +88,14 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
   before(async () => {
     db = await createTestDatabase();
     relay = await startTestRelay();
-    env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: String(SHARDS), LEASE_TTL_MS: '1500', RPC_TIMEOUT_MS: '4000', BUNKER_RELAYS: relay.url, METRICS_TOKEN: metricsToken });
+    env = baseTestEnv({
+      DATABASE_URL: db.url,
+      SHARD_COUNT: String(SHARDS),
+      LEASE_TTL_MS: '1500',
+      RPC_TIMEOUT_MS: '4000',
+      BUNKER_RELAYS: relay.url,
+      METRICS_TOKEN: metricsToken,
+    });
     await migrateDatabase(db.url);
     const [apiPort, metricsPort, ingestPort] = [await freePort(), await freePort(), await freePort()];
     apiBase = `http://127.0.0.1:${apiPort}`;
@@ -92,7 +103,11 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     ingestBase = `http://127.0.0.1:${ingestPort}`;
     [api, workers, ingest] = await Promise.all([
       spawnKeyfarm('api', { ...env, PORT: String(apiPort) }, { ready: { url: `${apiBase}/health` } }),
-      spawnKeyfarm('workers', { ...env, METRICS_PORT: String(metricsPort) }, { ready: { url: `${workersBase}/health` } }),
+      spawnKeyfarm(
+        'workers',
+        { ...env, METRICS_PORT: String(metricsPort) },
+        { ready: { url: `${workersBase}/health` } },
+      ),
       spawnKeyfarm('relay-ingest', { ...env, PORT: String(ingestPort) }, { ready: { url: `${ingestBase}/health` } }),
     ]);
     user = await registerUser(apiBase);
@@ -118,7 +133,9 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
       'no header': {},
       'a wrong token': { authorization: `Bearer ${randomBytes(32).toString('hex')}` },
       'the token one character short': { authorization: `Bearer ${metricsToken.slice(0, -1)}` },
-      'the token as basic auth': { authorization: `Basic ${Buffer.from(`metrics:${metricsToken}`).toString('base64')}` },
+      'the token as basic auth': {
+        authorization: `Basic ${Buffer.from(`metrics:${metricsToken}`).toString('base64')}`,
+      },
       'the token as a query parameter': {},
     };
     for (const [role, base] of Object.entries(bases)) {
@@ -133,7 +150,8 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
       }
       const allowed = await scrape(base);
       assert.match(allowed, /^# HELP /m, `${role}: the scrape with the token gets the metrics`);
-      for (const probe of ['/health', '/healthz/startup']) assert.equal((await fetch(`${base}${probe}`)).status, 200, `${role} ${probe}`);
+      for (const probe of ['/health', '/healthz/startup'])
+        assert.equal((await fetch(`${base}${probe}`)).status, 200, `${role} ${probe}`);
     }
   });
 
@@ -165,7 +183,9 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const bp = (await parseBunkerInput(created.body.bunker_url))!;
     recordSecret(bp.secret!);
-    await waitFor('relay-ingest to subscribe to the bunker', () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))));
+    await waitFor('relay-ingest to subscribe to the bunker', () =>
+      relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
+    );
     const clientSk = generateSecretKey();
     recordSecret(bytesToHex(clientSk));
     const pool = new SimplePool();
@@ -183,17 +203,28 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     assert.match(traceId, /^n46-/);
     const ingestLines = () => logLines(ingest).filter((l) => l.traceId === traceId);
     const queued = await waitFor('the queued line', () => ingestLines().find((l) => l.msg === 'request queued'));
-    const published = await waitFor('the publish line', () => ingestLines().find((l) => l.msg === 'nip46 response published'));
+    const published = await waitFor('the publish line', () =>
+      ingestLines().find((l) => l.msg === 'nip46 response published'),
+    );
     assert.equal(queued.jobId, done.jobId, 'the job relay-ingest queued is the one the worker ran');
     assert.equal(published.jobId, done.jobId);
-    await waitFor('the published event at the relay', () => relay.published(bp.pubkey).some((e) => e.id === published.eventId));
+    await waitFor('the published event at the relay', () =>
+      relay.published(bp.pubkey).some((e) => e.id === published.eventId),
+    );
   });
 
   it('exports latency per door and method, cache, KeyManager, relays, DB pool, shard and process metrics', async () => {
-    const [fromApi, fromWorkers, fromIngest] = await Promise.all([scrape(apiBase), scrape(workersBase), scrape(ingestBase)]);
+    const [fromApi, fromWorkers, fromIngest] = await Promise.all([
+      scrape(apiBase),
+      scrape(workersBase),
+      scrape(ingestBase),
+    ]);
 
     assert.ok(sample(fromApi, 'keyfarm_rpc_duration_seconds_count', { door: 'http', method: 'sign_event' })! >= 2);
-    assert.ok(sample(fromApi, 'keyfarm_rpc_duration_seconds_bucket', { door: 'http', method: 'sign_event', le: '0.0001' }) !== undefined);
+    assert.ok(
+      sample(fromApi, 'keyfarm_rpc_duration_seconds_bucket', { door: 'http', method: 'sign_event', le: '0.0001' }) !==
+        undefined,
+    );
     assert.ok(sample(fromApi, 'keyfarm_http_rpc_requests_total', { method: 'sign_event', status: '200' })! >= 2);
     assert.ok(sample(fromApi, 'keyfarm_http_requests_total', { route: '/api/auth/register', status: '201' })! >= 1);
     assert.ok(sample(fromApi, 'keyfarm_registrations_total')! >= 1);
@@ -217,7 +248,10 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     }
     for (const text of [fromApi, fromWorkers, fromIngest]) {
       assert.ok(sample(text, 'keyfarm_db_pool_max')! >= 1);
-      assert.ok(sample(text, 'keyfarm_db_pool_idle')! + sample(text, 'keyfarm_db_pool_in_use')! >= 1, 'the pool has connected');
+      assert.ok(
+        sample(text, 'keyfarm_db_pool_idle')! + sample(text, 'keyfarm_db_pool_in_use')! >= 1,
+        'the pool has connected',
+      );
       assert.equal(sample(text, 'keyfarm_db_pool_waiting'), 0);
       assert.ok(sample(text, 'keyfarm_process_cpu_seconds_total')! > 0);
       assert.ok(sample(text, 'keyfarm_process_resident_memory_bytes')! > 0);
@@ -231,7 +265,9 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     const shard = String(shardOf(user.pubkey, SHARDS));
     await waitFor('every shard without an owner', async () => {
       const text = await scrape(apiBase);
-      return Array.from({ length: SHARDS }, (_, s) => sample(text, 'keyfarm_shard_has_owner', { shard: String(s) })).every((v) => v === 0);
+      return Array.from({ length: SHARDS }, (_, s) =>
+        sample(text, 'keyfarm_shard_has_owner', { shard: String(s) }),
+      ).every((v) => v === 0);
     });
     const pending = rpc(apiBase, token, 'sign_event', [note('nobody signs this')]);
     const text = await waitFor('an ageing job', async () => {

@@ -40,7 +40,9 @@ function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms))),
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
+    ),
   ]);
 }
 
@@ -62,7 +64,13 @@ async function internalService(): Promise<{ port: number; connections: () => num
 type User = Awaited<ReturnType<typeof registerUser>>;
 
 const createBunker = (base: string, user: User, relays?: string[], extra: Record<string, unknown> = {}) =>
-  call(base, 'POST', '/api/user/bunker/create', { app_name: 'relay test', ...(relays ? { relays } : {}), ...extra }, user.session);
+  call(
+    base,
+    'POST',
+    '/api/user/bunker/create',
+    { app_name: 'relay test', ...(relays ? { relays } : {}), ...extra },
+    user.session,
+  );
 
 function created(res: { status: number; body: any }): { id: string; pubkey: string } {
   assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -74,7 +82,11 @@ function nostrConnectUri(relays: string[]) {
   const sk = generateSecretKey();
   recordSecret(bytesToHex(sk));
   const secret = recordSecret(`nc-${bytesToHex(generateSecretKey()).slice(0, 24)}`);
-  return { sk, pk: getPublicKey(sk), uri: createNostrConnectURI({ clientPubkey: getPublicKey(sk), relays, secret, name: 'Relay Test App' }) };
+  return {
+    sk,
+    pk: getPublicKey(sk),
+    uri: createNostrConnectURI({ clientPubkey: getPublicKey(sk), relays, secret, name: 'Relay Test App' }),
+  };
 }
 
 describe('user relays on a farm that allows public hosts only', () => {
@@ -85,16 +97,20 @@ describe('user relays on a farm that allows public hosts only', () => {
 
   before(async () => {
     [service, internal] = await Promise.all([startTestRelay(), internalService()]);
-    farm = await startTestFarm('user-relays-public', {
-      BUNKER_RELAYS: service.url,
-      // ws:// allowed so the refusals below are the address checks, not the scheme (the unit test covers wss-only).
-      USER_RELAYS_ALLOW_WS: 'true',
-      USER_RELAYS_ALLOW_PRIVATE: 'false',
-      USER_RELAYS_PER_AUTHORIZATION: '2',
-      USER_RELAYS_PER_USER: '3',
-      USER_RELAYS_TOTAL: '4',
-      MAX_AUTHORIZATIONS_PER_USER: '5',
-    }, { api: true, workers: true, relayIngest: { relay: FAST_RELAY } });
+    farm = await startTestFarm(
+      'user-relays-public',
+      {
+        BUNKER_RELAYS: service.url,
+        // ws:// allowed so the refusals below are the address checks, not the scheme (the unit test covers wss-only).
+        USER_RELAYS_ALLOW_WS: 'true',
+        USER_RELAYS_ALLOW_PRIVATE: 'false',
+        USER_RELAYS_PER_AUTHORIZATION: '2',
+        USER_RELAYS_PER_USER: '3',
+        USER_RELAYS_TOTAL: '4',
+        MAX_AUTHORIZATIONS_PER_USER: '5',
+      },
+      { api: true, workers: true, relayIngest: { relay: FAST_RELAY } },
+    );
     base = farm.url;
   });
 
@@ -108,17 +124,38 @@ describe('user relays on a farm that allows public hosts only', () => {
     const user = await registerUser(base);
     const p = internal.port;
     const attacks = [
-      `ws://127.0.0.1:${p}/internal/admin/delete?id=1`, `ws://localhost:${p}`, `ws://2130706433:${p}`, `ws://0x7f.0.0.1:${p}`,
-      `ws://0177.0.0.1:${p}`, `ws://127.1:${p}`, `ws://0.0.0.0:${p}`, `ws://[::1]:${p}`, `ws://[::ffff:127.0.0.1]:${p}`,
-      'ws://0.0.0.0:6379', 'wss://[::1]:1/', 'ws://169.254.169.254/latest/meta-data', 'ws://metadata.google.internal/computeMetadata/v1',
-      'ws://10.0.0.1', 'ws://192.168.1.1', 'ws://100.64.0.1', 'ws://[fd00:ec2::254]', 'ws://[fe80::1]', 'ws://redis:6379',
+      `ws://127.0.0.1:${p}/internal/admin/delete?id=1`,
+      `ws://localhost:${p}`,
+      `ws://2130706433:${p}`,
+      `ws://0x7f.0.0.1:${p}`,
+      `ws://0177.0.0.1:${p}`,
+      `ws://127.1:${p}`,
+      `ws://0.0.0.0:${p}`,
+      `ws://[::1]:${p}`,
+      `ws://[::ffff:127.0.0.1]:${p}`,
+      'ws://0.0.0.0:6379',
+      'wss://[::1]:1/',
+      'ws://169.254.169.254/latest/meta-data',
+      'ws://metadata.google.internal/computeMetadata/v1',
+      'ws://10.0.0.1',
+      'ws://192.168.1.1',
+      'ws://100.64.0.1',
+      'ws://[fd00:ec2::254]',
+      'ws://[fe80::1]',
+      'ws://redis:6379',
       'ws://user:pass@relay.example.com',
     ];
     for (const relay of attacks) {
       const res = await createBunker(base, user, [relay]);
       assert.equal(res.status, 400, `${relay}: ${JSON.stringify(res.body)}`);
       assert.doesNotMatch(JSON.stringify(res.body), /pass@/, 'no userinfo echoed');
-      const nc = await call(base, 'POST', '/api/user/nostrconnect', { uri: nostrConnectUri([relay]).uri }, user.session);
+      const nc = await call(
+        base,
+        'POST',
+        '/api/user/nostrconnect',
+        { uri: nostrConnectUri([relay]).uri },
+        user.session,
+      );
       assert.equal(nc.status, 400, `nostrconnect ${relay}: ${JSON.stringify(nc.body)}`);
     }
     const sessions = await call(base, 'GET', '/api/user/sessions', undefined, user.session);
@@ -133,28 +170,46 @@ describe('user relays on a farm that allows public hosts only', () => {
     const bunker = created(await createBunker(base, user));
     const p = internal.port;
     // Rows as a legacy version or a rebinding name would leave them: written straight to the table.
-    const stored = [`ws://127.0.0.1:${p}`, `ws://localhost:${p}`, `ws://[::ffff:7f00:1]:${p}`, `ws://rebind.example.com:${p}`];
+    const stored = [
+      `ws://127.0.0.1:${p}`,
+      `ws://localhost:${p}`,
+      `ws://[::ffff:7f00:1]:${p}`,
+      `ws://rebind.example.com:${p}`,
+    ];
     await farm.rt.db.query('UPDATE authorizations SET relays = $2 WHERE id = $1', [bunker.id, stored]);
     // A second relay-ingest whose DNS says rebind.example.com is 127.0.0.1 (as an attacker's DNS server would at connect time).
     const asked: string[] = [];
     const resolver: Resolver = (hostname, _options, callback) => {
       asked.push(hostname);
-      if (hostname === 'rebind.example.com') return callback(null, [{ address: '127.0.0.1', family: 4 } satisfies LookupAddress]);
+      if (hostname === 'rebind.example.com')
+        return callback(null, [{ address: '127.0.0.1', family: 4 } satisfies LookupAddress]);
       callback(Object.assign(new Error(`ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), []);
     };
     const second: RelayIngest = await startRelayIngest({
-      config: farm.config, logger: farm.rt.logger, db: farm.rt.db, redisUrl: farm.rt.redisUrl, tuning: { relay: FAST_RELAY }, userRelayResolver: resolver,
+      config: farm.config,
+      logger: farm.rt.logger,
+      db: farm.rt.db,
+      redisUrl: farm.rt.redisUrl,
+      tuning: { relay: FAST_RELAY },
+      userRelayResolver: resolver,
     });
     const redis = createRedis(farm.rt.redisUrl);
     try {
       await announceBunker(redis, farm.config.KEY_PREFIX, { type: 'bunker_added', bunkerPubkey: bunker.pubkey });
       await waitFor('the name looked up at connect', () => asked.includes('rebind.example.com'));
-      await waitFor('the name looked up again (a reconnect)', () => asked.filter((h) => h === 'rebind.example.com').length >= 2, 5000);
+      await waitFor(
+        'the name looked up again (a reconnect)',
+        () => asked.filter((h) => h === 'rebind.example.com').length >= 2,
+        5000,
+      );
       await Promise.all([second.settled(), farm.relayIngest!.settled()]);
       await sleep(500);
       assert.equal(internal.connections(), 0, 'no connection reached 127.0.0.1');
       for (const ingest of [second, farm.relayIngest!]) {
-        assert.ok(!ingest.pool.has(`ws://127.0.0.1:${p}`) && !ingest.pool.has(`ws://localhost:${p}`), 'literal loopback relays are not in the plan');
+        assert.ok(
+          !ingest.pool.has(`ws://127.0.0.1:${p}`) && !ingest.pool.has(`ws://localhost:${p}`),
+          'literal loopback relays are not in the plan',
+        );
         assert.ok(ingest.pool.has(service.url), 'the service relay (itself on loopback) is trusted');
       }
       // The bunker still works on the service relay.
@@ -172,7 +227,11 @@ describe('user relays on a farm that allows public hosts only', () => {
     const r = (n: number | string) => `wss://r${n}.example.com`;
     // Per authorization: at most 2 besides the service relay, which is free.
     assert.equal((await createBunker(base, u1, [r(1), r(2), r(3)])).status, 400);
-    const slotAttack = await createBunker(base, u1, Array.from({ length: 20 }, (_, i) => `wss://slot-${i}.example.com`));
+    const slotAttack = await createBunker(
+      base,
+      u1,
+      Array.from({ length: 20 }, (_, i) => `wss://slot-${i}.example.com`),
+    );
     assert.equal(slotAttack.status, 400);
     assert.match(slotAttack.body.error, /at most 2 relays/);
     created(await createBunker(base, u1, [r(1), r(2), service.url]));
@@ -188,35 +247,65 @@ describe('user relays on a farm that allows public hosts only', () => {
     assert.match(full.body.error, /cannot listen on more relays/);
     assert.ok(full.headers.get('retry-after'));
     const fullNc = await call(base, 'POST', '/api/user/nostrconnect', { uri: nostrConnectUri([r(5)]).uri }, u3.session);
-    assert.equal(fullNc.status, 503, 'a nostrconnect the pool could not serve is refused, not answered 201 and never connected');
+    assert.equal(
+      fullNc.status,
+      503,
+      'a nostrconnect the pool could not serve is refused, not answered 201 and never connected',
+    );
     created(await createBunker(base, u3, [r(1)])); // a relay already listened on takes no slot
-    await waitFor('relay-ingest on the four user relays', () => [1, 2, 3, 4].every((n) => farm.relayIngest!.pool.has(r(n))));
+    await waitFor('relay-ingest on the four user relays', () =>
+      [1, 2, 3, 4].every((n) => farm.relayIngest!.pool.has(r(n))),
+    );
     assert.ok(!farm.relayIngest!.pool.has(r(5)));
 
     // Revoking frees the relay in PostgreSQL (the next creation gets it) and in relay-ingest at once.
-    assert.equal((await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: third.id }, u1.session)).status, 200);
-    await waitFor('relay-ingest dropping the revoked authorization\'s relay', () => !farm.relayIngest!.pool.has(r(3)), 3000);
+    assert.equal(
+      (await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: third.id }, u1.session)).status,
+      200,
+    );
+    await waitFor(
+      "relay-ingest dropping the revoked authorization's relay",
+      () => !farm.relayIngest!.pool.has(r(3)),
+      3000,
+    );
     const fifth = created(await createBunker(base, u3, [r(5)]));
     await waitFor('relay-ingest on the new relay', () => farm.relayIngest!.pool.has(r(5)));
 
     // One slot free again; several users race for it in parallel, each with a new relay.
-    assert.equal((await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: fifth.id }, u3.session)).status, 200);
+    assert.equal(
+      (await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: fifth.id }, u3.session)).status,
+      200,
+    );
     const racers = await Promise.all(Array.from({ length: 6 }, () => registerUser(base)));
     const results = await Promise.all(racers.map((u, i) => createBunker(base, u, [r(`race-${i}`)])));
     const statuses = results.map((res) => res.status).sort();
     assert.deepEqual(statuses, [201, 503, 503, 503, 503, 503], JSON.stringify(results.map((res) => res.body)));
     for (const res of results) if (res.status === 201) created(res);
     const { rows } = await farm.rt.db.query<{ n: number }>(
-      `SELECT count(DISTINCT x)::int AS n FROM authorizations, unnest(relays) x WHERE revoked_at IS NULL AND x <> $1`, [service.url]);
+      `SELECT count(DISTINCT x)::int AS n FROM authorizations, unnest(relays) x WHERE revoked_at IS NULL AND x <> $1`,
+      [service.url],
+    );
     assert.equal(rows[0]!.n, 4, 'the farm holds exactly its cap of user relays');
 
     // The same race made certain: replica A has checked the last slot and not yet committed when replica
     // B checks. B must wait for A's commit and then be refused, not count the old state and pass too.
     const winner = results.findIndex((res) => res.status === 201);
-    assert.equal((await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: results[winner]!.body.authorization_id }, racers[winner]!.session)).status, 200);
+    assert.equal(
+      (
+        await call(
+          base,
+          'POST',
+          '/api/user/sessions/revoke',
+          { authorization_id: results[winner]!.body.authorization_id },
+          racers[winner]!.session,
+        )
+      ).status,
+      200,
+    );
     const [a, b] = [racers[(winner + 1) % 6]!, racers[(winner + 2) % 6]!];
     const aBunker = created(await createBunker(base, a));
-    const userIdOf = async (u: User) => (await farm.rt.db.query<{ id: string }>('SELECT id FROM users WHERE pubkey = $1', [u.pubkey])).rows[0]!.id;
+    const userIdOf = async (u: User) =>
+      (await farm.rt.db.query<{ id: string }>('SELECT id FROM users WHERE pubkey = $1', [u.pubkey])).rows[0]!.id;
     const [aId, bId] = [await userIdOf(a), await userIdOf(b)];
     const [txA, txB] = [await farm.rt.db.connect(), await farm.rt.db.connect()];
     try {
@@ -250,23 +339,41 @@ describe('user relays on a farm that allows public hosts only', () => {
     assert.match(refused.body.error, /at most 5 live authorizations/);
     // OAuth-created authorizations count too.
     const { verifier, challenge } = pkcePair();
-    const oauth = await call(base, 'POST', '/api/oauth/authorize', {
-      client_id: 'cap-app', redirect_uri: 'http://127.0.0.1:9/cb', scope: 'policy:full', approved: true, state: 's',
-      code_challenge: challenge, code_challenge_method: 'S256',
-    }, user.session);
+    const oauth = await call(
+      base,
+      'POST',
+      '/api/oauth/authorize',
+      {
+        client_id: 'cap-app',
+        redirect_uri: 'http://127.0.0.1:9/cb',
+        scope: 'policy:full',
+        approved: true,
+        state: 's',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+      },
+      user.session,
+    );
     assert.equal(oauth.status, 200, JSON.stringify(oauth.body));
     recordSecret(oauth.body.code);
     const token = await call(base, 'POST', '/api/oauth/token', {
-      grant_type: 'authorization_code', code: oauth.body.code, client_id: 'cap-app', redirect_uri: 'http://127.0.0.1:9/cb', code_verifier: verifier,
+      grant_type: 'authorization_code',
+      code: oauth.body.code,
+      client_id: 'cap-app',
+      redirect_uri: 'http://127.0.0.1:9/cb',
+      code_verifier: verifier,
     });
     assert.equal(token.status, 409, JSON.stringify(token.body));
     const live = await call(base, 'GET', '/api/user/sessions', undefined, user.session);
     assert.equal(live.body.filter((a: { revoked_at: string | null }) => a.revoked_at === null).length, 5);
-    assert.equal((await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: ids[0] }, user.session)).status, 200);
+    assert.equal(
+      (await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: ids[0] }, user.session)).status,
+      200,
+    );
     created(await createBunker(base, user));
   });
 
-  it('publishes only the service relays in /.well-known/nostr.json, never a user\'s own', async () => {
+  it("publishes only the service relays in /.well-known/nostr.json, never a user's own", async () => {
     const user = await registerUser(base);
     // Public hosts that take no new farm slot: relays another user already holds.
     created(await createBunker(base, user, ['wss://r1.example.com', 'wss://r2.example.com']));
@@ -290,15 +397,19 @@ describe('user relays on local relays (development settings), relay slots and re
   before(async () => {
     service = await startTestRelay();
     own = await Promise.all([startTestRelay(), startTestRelay(), startTestRelay()]);
-    farm = await startTestFarm('user-relays-local', {
-      BUNKER_RELAYS: service.url,
-      USER_RELAYS_ALLOW_WS: 'true',
-      USER_RELAYS_ALLOW_PRIVATE: 'true',
-      USER_RELAYS_PER_AUTHORIZATION: '2',
-      USER_RELAYS_PER_USER: '3',
-      USER_RELAYS_TOTAL: '4',
-      RPC_TIMEOUT_MS: '3000',
-    }, { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } });
+    farm = await startTestFarm(
+      'user-relays-local',
+      {
+        BUNKER_RELAYS: service.url,
+        USER_RELAYS_ALLOW_WS: 'true',
+        USER_RELAYS_ALLOW_PRIVATE: 'true',
+        USER_RELAYS_PER_AUTHORIZATION: '2',
+        USER_RELAYS_PER_USER: '3',
+        USER_RELAYS_TOTAL: '4',
+        RPC_TIMEOUT_MS: '3000',
+      },
+      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
+    );
     base = farm.url;
   });
 
@@ -310,24 +421,30 @@ describe('user relays on local relays (development settings), relay slots and re
     for (const r of own ?? []) await r.stop();
   });
 
-  const subscribedOn = (relay: TestRelay, pubkey: string) => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(pubkey)));
+  const subscribedOn = (relay: TestRelay, pubkey: string) =>
+    relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(pubkey)));
 
-  it('drops a revoked authorization\'s relays at once, and an expired one\'s at its expiry (not at the next reload)', async () => {
+  it("drops a revoked authorization's relays at once, and an expired one's at its expiry (not at the next reload)", async () => {
     const user = await registerUser(base);
     const ingest = farm.relayIngest!;
     const revoked = created(await createBunker(base, user, [own[0]!.url]));
     await waitFor('listening on the user relay', () => subscribedOn(own[0]!, revoked.pubkey));
-    assert.equal((await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: revoked.id }, user.session)).status, 200);
-    await waitFor('the revoked authorization\'s relay dropped', () => !ingest.pool.has(own[0]!.url), 3000);
+    assert.equal(
+      (await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: revoked.id }, user.session)).status,
+      200,
+    );
+    await waitFor("the revoked authorization's relay dropped", () => !ingest.pool.has(own[0]!.url), 3000);
     assert.ok(ingest.directory.get(revoked.pubkey), 'the revoked bunker is still answered (on the service relay)');
 
-    const expiring = created(await createBunker(base, user, [own[1]!.url], { expires_at: Math.floor(Date.now() / 1000) + 2 }));
-    await waitFor('listening on the expiring authorization\'s relay', () => subscribedOn(own[1]!, expiring.pubkey));
+    const expiring = created(
+      await createBunker(base, user, [own[1]!.url], { expires_at: Math.floor(Date.now() / 1000) + 2 }),
+    );
+    await waitFor("listening on the expiring authorization's relay", () => subscribedOn(own[1]!, expiring.pubkey));
     // The reload runs every 60 s; the relay must go within moments of the expiry.
-    await waitFor('the expired authorization\'s relay dropped', () => !ingest.pool.has(own[1]!.url), 5000);
+    await waitFor("the expired authorization's relay dropped", () => !ingest.pool.has(own[1]!.url), 5000);
   });
 
-  it('slot exhaustion: an attacker\'s bunkers are refused past the caps; a later user\'s nostrconnect on a relay of their own is answered, and past the farm cap refused with 503', async () => {
+  it("slot exhaustion: an attacker's bunkers are refused past the caps; a later user's nostrconnect on a relay of their own is answered, and past the farm cap refused with 503", async () => {
     const attacker = await registerUser(base);
     for (let i = 0; i < 4; i++) {
       const relays = Array.from({ length: 20 }, (_, j) => `ws://127.0.0.1:9/slot-${i}-${j}`);
@@ -343,22 +460,40 @@ describe('user relays on local relays (development settings), relay slots and re
     const pool = new SimplePool();
     pools.push(pool);
     const pending = BunkerSigner.fromURI(app.sk, app.uri, { pool }, 10_000);
-    await waitFor('the app listening', () => own[2]!.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(app.pk))));
-    const res = await call(base, 'POST', '/api/user/nostrconnect', { uri: app.uri, policy_slug: 'full' }, victim.session);
+    await waitFor('the app listening', () =>
+      own[2]!.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(app.pk))),
+    );
+    const res = await call(
+      base,
+      'POST',
+      '/api/user/nostrconnect',
+      { uri: app.uri, policy_slug: 'full' },
+      victim.session,
+    );
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const signer = await within(10_000, pending, 'the connect reply');
     signers.push(signer);
-    const note = await within(5000, signer.signEvent({ kind: 1, content: 'still served', tags: [], created_at: 1 }), 'sign_event');
+    const note = await within(
+      5000,
+      signer.signEvent({ kind: 1, content: 'still served', tags: [], created_at: 1 }),
+      'sign_event',
+    );
     assert.ok(verifyEvent(note));
     assert.equal(note.pubkey, victim.pubkey);
 
     // The farm's four user relays are taken: a second attacker account is refused out loud.
     const second = await registerUser(base);
-    const refused = await call(base, 'POST', '/api/user/nostrconnect', { uri: nostrConnectUri(['ws://127.0.0.1:9/slot-e']).uri }, second.session);
+    const refused = await call(
+      base,
+      'POST',
+      '/api/user/nostrconnect',
+      { uri: nostrConnectUri(['ws://127.0.0.1:9/slot-e']).uri },
+      second.session,
+    );
     assert.equal(refused.status, 503, JSON.stringify(refused.body));
   });
 
-  it('all-in-one: ready while the service relay is down (relays reported degraded), HTTP signing still works; a user\'s relay counts for nothing', async () => {
+  it("all-in-one: ready while the service relay is down (relays reported degraded), HTTP signing still works; a user's relay counts for nothing", async () => {
     const user = await registerUser(base);
     const { access_token: token } = await authorizeApp(base, user.session, 'full');
     const readyUp = await call(base, 'GET', '/healthz/ready');
@@ -371,7 +506,9 @@ describe('user relays on local relays (development settings), relay slots and re
       const ready = await call(base, 'GET', '/healthz/ready');
       assert.equal(ready.status, 200, JSON.stringify(ready.body));
       assert.equal(ready.body.checks.relays, 'degraded: 0/1 connected');
-      const signed = await rpc(base, token, 'sign_event', [{ kind: 1, content: 'http while relays are down', tags: [], created_at: Math.floor(Date.now() / 1000) }]);
+      const signed = await rpc(base, token, 'sign_event', [
+        { kind: 1, content: 'http while relays are down', tags: [], created_at: Math.floor(Date.now() / 1000) },
+      ]);
       assert.equal(signed.status, 200, JSON.stringify(signed.body));
     } finally {
       await service.start();
@@ -379,14 +516,23 @@ describe('user relays on local relays (development settings), relay slots and re
     await waitFor('the service relay back', () => farm.relayIngest!.pool.serviceStatus().connected === 1, 10_000);
   });
 
-  it('relay-ingest alone: not ready without a service relay, though a user\'s relay is connected', async () => {
+  it("relay-ingest alone: not ready without a service relay, though a user's relay is connected", async () => {
     const dead = await startTestRelay();
     const deadUrl = dead.url;
     await dead.stop();
     const ingest = await startRelayIngest({
-      config: { ...farm.config, BUNKER_RELAYS: [deadUrl] }, logger: farm.rt.logger, db: farm.rt.db, redisUrl: farm.rt.redisUrl, tuning: { relay: FAST_RELAY },
+      config: { ...farm.config, BUNKER_RELAYS: [deadUrl] },
+      logger: farm.rt.logger,
+      db: farm.rt.db,
+      redisUrl: farm.rt.redisUrl,
+      tuning: { relay: FAST_RELAY },
     });
-    const health = await startHealthServer({ host: '127.0.0.1', port: 0, version: 'test', ready: () => ingest.readiness() });
+    const health = await startHealthServer({
+      host: '127.0.0.1',
+      port: 0,
+      version: 'test',
+      ready: () => ingest.readiness(),
+    });
     try {
       await waitFor('the user relay connected', () => ingest.pool.connected().includes(own[2]!.url));
       const res = await call(health.url, 'GET', '/healthz/ready');

@@ -22,7 +22,11 @@ describe('web security', () => {
   let base: string;
 
   before(async () => {
-    farm = await startTestFarm('web-security', { PUBLIC_URL, ALLOWED_ORIGINS: APP_ORIGIN, ADMIN_PASSWORD: '' }, { api: true });
+    farm = await startTestFarm(
+      'web-security',
+      { PUBLIC_URL, ALLOWED_ORIGINS: APP_ORIGIN, ADMIN_PASSWORD: '' },
+      { api: true },
+    );
     base = farm.url;
   });
   after(async () => farm?.stop());
@@ -45,7 +49,13 @@ describe('web security', () => {
   it('sends security headers: CSP, no framing, nosniff, no referrer, HSTS behind https, no caching of pages', async () => {
     const page = await fetch(`${base}/login`);
     const csp = page.headers.get('content-security-policy') ?? '';
-    for (const directive of ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'", 'upgrade-insecure-requests']) {
+    for (const directive of [
+      "default-src 'none'",
+      "script-src 'self'",
+      "frame-ancestors 'none'",
+      "form-action 'self'",
+      'upgrade-insecure-requests',
+    ]) {
       assert.ok(csp.includes(directive), directive);
     }
     assert.equal(page.headers.get('x-frame-options'), 'DENY');
@@ -74,10 +84,15 @@ describe('web security', () => {
   });
 
   it('limits credentialed CORS to ALLOWED_ORIGINS and opens the bearer routes to any origin without cookies', async () => {
-    const preflight = (path: string, origin: string) => fetch(base + path, {
-      method: 'OPTIONS',
-      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' },
-    });
+    const preflight = (path: string, origin: string) =>
+      fetch(base + path, {
+        method: 'OPTIONS',
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type,authorization',
+        },
+      });
     const allowed = await preflight('/api/user/sessions/revoke', APP_ORIGIN);
     assert.equal(allowed.status, 204);
     assert.equal(allowed.headers.get('access-control-allow-origin'), APP_ORIGIN);
@@ -87,7 +102,8 @@ describe('web security', () => {
     assert.equal(other.headers.get('access-control-allow-credentials'), null);
 
     const user = await registerUser(base);
-    const read = (origin: string) => fetch(`${base}/api/user/account`, { headers: { origin, cookie: `keyfarm_session=${user.session}` } });
+    const read = (origin: string) =>
+      fetch(`${base}/api/user/account`, { headers: { origin, cookie: `keyfarm_session=${user.session}` } });
     const fromApp = await read(APP_ORIGIN);
     assert.equal(fromApp.headers.get('access-control-allow-origin'), APP_ORIGIN);
     assert.equal(fromApp.headers.get('access-control-allow-credentials'), 'true');
@@ -101,7 +117,10 @@ describe('web security', () => {
       assert.match(open.headers.get('access-control-allow-headers') ?? '', /authorization/, path);
     }
     // Pages have no CORS at all.
-    assert.equal((await fetch(`${base}/login`, { headers: { origin: APP_ORIGIN } })).headers.get('access-control-allow-origin'), null);
+    assert.equal(
+      (await fetch(`${base}/login`, { headers: { origin: APP_ORIGIN } })).headers.get('access-control-allow-origin'),
+      null,
+    );
   });
 
   it('refuses a form or text post that rides on the session cookie without a CSRF token', async () => {
@@ -110,9 +129,17 @@ describe('web security', () => {
     recordSecret(new URL(created.body.bunker_url).searchParams.get('secret')!);
     const id = created.body.authorization_id;
 
-    const forged = await fetch(`${base}/api/user/sessions/revoke`, { method: 'POST', headers: formHeaders(cookie), body: form({ authorization_id: id }) });
+    const forged = await fetch(`${base}/api/user/sessions/revoke`, {
+      method: 'POST',
+      headers: formHeaders(cookie),
+      body: form({ authorization_id: id }),
+    });
     assert.equal(forged.status, 403);
-    const text = await fetch(`${base}/api/auth/logout`, { method: 'POST', headers: { 'content-type': 'text/plain', cookie }, body: 'x' });
+    const text = await fetch(`${base}/api/auth/logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', cookie },
+      body: 'x',
+    });
     assert.equal(text.status, 403);
     const noBody = await fetch(`${base}/logout`, { method: 'POST', headers: { cookie } });
     assert.equal(noBody.status, 403);
@@ -124,13 +151,20 @@ describe('web security', () => {
     assert.equal(list.body[0].revoked_at, null);
 
     // JSON needs no token (a cross-site page cannot send it without a preflight), nor does a bearer token.
-    const json = await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, undefined, { cookie: session });
+    const json = await call(base, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, undefined, {
+      cookie: session,
+    });
     assert.equal(json.status, 200);
   });
 
   it('logs out through the page only with the form token', async () => {
     const { cookie, session, token } = await browserSession();
-    const res = await fetch(`${base}/logout`, { method: 'POST', headers: formHeaders(cookie), body: form({ _csrf: token }), redirect: 'manual' });
+    const res = await fetch(`${base}/logout`, {
+      method: 'POST',
+      headers: formHeaders(cookie),
+      body: form({ _csrf: token }),
+      redirect: 'manual',
+    });
     assert.equal(res.status, 303);
     assert.equal(res.headers.get('location'), '/login');
     assert.equal((await call(base, 'GET', '/api/user/account', undefined, undefined, { cookie: session })).status, 401);
@@ -138,7 +172,12 @@ describe('web security', () => {
 
   it('refuses a login form without a token (login CSRF)', async () => {
     const user = await registerUser(base);
-    const res = await fetch(`${base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form({ email: user.email, password: user.password }), redirect: 'manual' });
+    const res = await fetch(`${base}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({ email: user.email, password: user.password }),
+      redirect: 'manual',
+    });
     assert.equal(res.status, 403);
     assert.doesNotMatch(res.headers.get('set-cookie') ?? '', /keyfarm_session=/);
   });
@@ -146,8 +185,18 @@ describe('web security', () => {
   describe('GET /api/oauth/authorize', () => {
     const { challenge } = pkcePair();
     const authorize = (params: Record<string, string>, cookie?: string) =>
-      fetch(`${base}/api/oauth/authorize?${new URLSearchParams(params)}`, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-    const good = { client_id: 'Web App', redirect_uri: 'https://app.example/cb', scope: 'policy:readonly', code_challenge: '', code_challenge_method: 'S256', state: 'xyz' };
+      fetch(`${base}/api/oauth/authorize?${new URLSearchParams(params)}`, {
+        redirect: 'manual',
+        headers: cookie ? { cookie } : {},
+      });
+    const good = {
+      client_id: 'Web App',
+      redirect_uri: 'https://app.example/cb',
+      scope: 'policy:readonly',
+      code_challenge: '',
+      code_challenge_method: 'S256',
+      state: 'xyz',
+    };
     before(() => {
       good.code_challenge = challenge;
     });
@@ -199,26 +248,53 @@ describe('web security', () => {
 
     it('issues a code from the consent form only with its token (or to a bearer caller)', async () => {
       const { user, cookie, token } = await browserSession();
-      const fields = { client_id: good.client_id, redirect_uri: good.redirect_uri, scope: good.scope, code_challenge: challenge, code_challenge_method: 'S256', state: 'xyz', approved: 'true' };
-      const forged = await fetch(`${base}/api/oauth/authorize`, { method: 'POST', headers: formHeaders(cookie), body: form(fields), redirect: 'manual' });
+      const fields = {
+        client_id: good.client_id,
+        redirect_uri: good.redirect_uri,
+        scope: good.scope,
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+        state: 'xyz',
+        approved: 'true',
+      };
+      const forged = await fetch(`${base}/api/oauth/authorize`, {
+        method: 'POST',
+        headers: formHeaders(cookie),
+        body: form(fields),
+        redirect: 'manual',
+      });
       assert.equal(forged.status, 403);
       assert.equal(forged.headers.get('location'), null);
 
-      const real = await fetch(`${base}/api/oauth/authorize`, { method: 'POST', headers: formHeaders(cookie), body: form({ ...fields, _csrf: token }), redirect: 'manual' });
+      const real = await fetch(`${base}/api/oauth/authorize`, {
+        method: 'POST',
+        headers: formHeaders(cookie),
+        body: form({ ...fields, _csrf: token }),
+        redirect: 'manual',
+      });
       assert.equal(real.status, 302);
       const code = new URL(real.headers.get('location')!).searchParams.get('code');
       assert.ok(code);
       recordSecret(code);
 
       const bearer = await fetch(`${base}/api/oauth/authorize`, {
-        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${user.session}` }, body: form(fields), redirect: 'manual',
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Bearer ${user.session}` },
+        body: form(fields),
+        redirect: 'manual',
       });
       assert.equal(bearer.status, 302);
       recordSecret(new URL(bearer.headers.get('location')!).searchParams.get('code') ?? '');
       // The token endpoint takes RFC 6749 form bodies without any cookie or token.
       const exchange = await fetch(`${base}/api/oauth/token`, {
-        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: form({ grant_type: 'authorization_code', code: 'kfc_unknown', client_id: 'x', redirect_uri: good.redirect_uri }),
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form({
+          grant_type: 'authorization_code',
+          code: 'kfc_unknown',
+          client_id: 'x',
+          redirect_uri: good.redirect_uri,
+        }),
       });
       assert.equal(exchange.status, 400);
       assert.equal(((await exchange.json()) as { error: string }).error, 'invalid_grant');
@@ -236,9 +312,17 @@ describe('web security', () => {
   it('counts a key export password like a login: five failures, then 429 for the export and for logins', async () => {
     const { user, cookie, token } = await browserSession('/account/export');
     await confirmEmail(base, farm.config.DATA_DIR, user.email);
-    const tryExport = (password: string) => fetch(`${base}/account/export`, {
-      method: 'POST', headers: formHeaders(cookie), body: form({ password, passphrase: 'long enough passphrase', confirm_passphrase: 'long enough passphrase', _csrf: token }),
-    });
+    const tryExport = (password: string) =>
+      fetch(`${base}/account/export`, {
+        method: 'POST',
+        headers: formHeaders(cookie),
+        body: form({
+          password,
+          passphrase: 'long enough passphrase',
+          confirm_passphrase: 'long enough passphrase',
+          _csrf: token,
+        }),
+      });
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push((await tryExport('a wrong password')).status);
     assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
@@ -246,7 +330,10 @@ describe('web security', () => {
     assert.equal(locked.status, 429);
     assert.ok(Number(locked.headers.get('retry-after')) > 0);
     assert.doesNotMatch(await locked.text(), /nsec1/);
-    assert.equal((await call(base, 'POST', '/api/auth/login', { email: user.email, password: user.password })).status, 429);
+    assert.equal(
+      (await call(base, 'POST', '/api/auth/login', { email: user.email, password: user.password })).status,
+      429,
+    );
     // Without a session the page sends the browser to the login page.
     const anonymous = await fetch(`${base}/account/export`, { redirect: 'manual' });
     assert.equal(anonymous.status, 303);

@@ -8,7 +8,14 @@ export interface Res<T = any> {
   headers: Headers;
 }
 
-export async function call<T = any>(base: string, method: string, path: string, body?: unknown, token?: string, headers: Record<string, string> = {}): Promise<Res<T>> {
+export async function call<T = any>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+  headers: Record<string, string> = {},
+): Promise<Res<T>> {
   const res = await fetch(base + path, {
     method,
     headers: {
@@ -20,7 +27,9 @@ export async function call<T = any>(base: string, method: string, path: string, 
     redirect: 'manual',
   }).catch((err: Error & { cause?: { code?: string; message?: string } }) => {
     // undici says only "fetch failed"; the cause (refused, reset, connect timeout) is what helps.
-    throw new Error(`${method} ${path}: ${err.message} (${err.cause?.code ?? err.cause?.message ?? 'no cause'})`, { cause: err.cause ?? err });
+    throw new Error(`${method} ${path}: ${err.message} (${err.cause?.code ?? err.cause?.message ?? 'no cause'})`, {
+      cause: err.cause ?? err,
+    });
   });
   const text = await res.text();
   let parsed: any = text;
@@ -55,24 +64,53 @@ export function pkcePair() {
 export async function authorizeApp(base: string, session: string, policy = 'full', clientId = 'test-app') {
   const { verifier, challenge } = pkcePair();
   const redirectUri = 'http://127.0.0.1:9/callback';
-  const auth = await call(base, 'POST', '/api/oauth/authorize', {
-    client_id: clientId, redirect_uri: redirectUri, scope: `policy:${policy}`, approved: true,
-    code_challenge: challenge, code_challenge_method: 'S256', state: 'st',
-  }, session);
+  const auth = await call(
+    base,
+    'POST',
+    '/api/oauth/authorize',
+    {
+      client_id: clientId,
+      redirect_uri: redirectUri,
+      scope: `policy:${policy}`,
+      approved: true,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state: 'st',
+    },
+    session,
+  );
   if (auth.status !== 200) throw new Error(`authorize failed: ${auth.status} ${JSON.stringify(auth.body)}`);
   recordSecret(auth.body.code);
   const token = await call(base, 'POST', '/api/oauth/token', {
-    grant_type: 'authorization_code', code: auth.body.code, client_id: clientId, redirect_uri: redirectUri, code_verifier: verifier,
+    grant_type: 'authorization_code',
+    code: auth.body.code,
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    code_verifier: verifier,
   });
   if (token.status !== 200) throw new Error(`token failed: ${token.status} ${JSON.stringify(token.body)}`);
   recordSecret(token.body.access_token);
   recordSecret(token.body.refresh_token);
   return { ...token.body, code: auth.body.code, verifier, redirectUri, clientId } as {
-    access_token: string; refresh_token: string; bunker_url: string; policy: { slug: string }; code: string;
-    verifier: string; redirectUri: string; clientId: string; scope: string; expires_in: number;
+    access_token: string;
+    refresh_token: string;
+    bunker_url: string;
+    policy: { slug: string };
+    code: string;
+    verifier: string;
+    redirectUri: string;
+    clientId: string;
+    scope: string;
+    expires_in: number;
   };
 }
 
-export function rpc(base: string, token: string, method: string, params: unknown[] = [], headers: Record<string, string> = {}) {
+export function rpc(
+  base: string,
+  token: string,
+  method: string,
+  params: unknown[] = [],
+  headers: Record<string, string> = {},
+) {
   return call(base, 'POST', '/api/nostr', { method, params }, token, headers);
 }

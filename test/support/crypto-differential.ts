@@ -54,7 +54,8 @@ export function runDifferential(job: DifferentialJob): DifferentialResult {
   const mismatches: string[] = [];
   let nobleCases = 0;
   const differ = (i: number, what: string, values: string[]) => {
-    if (values.some((v) => v !== values[0]) && mismatches.length < 10) mismatches.push(`${job.kind} case ${i} (seed ${job.seed}) ${what}: ${values.join(' / ')}`);
+    if (values.some((v) => v !== values[0]) && mismatches.length < 10)
+      mismatches.push(`${job.kind} case ${i} (seed ${job.seed}) ${what}: ${values.join(' / ')}`);
   };
   for (let i = job.from; i < job.from + job.count; i++) {
     const noble = i % job.nobleEvery === 0;
@@ -69,7 +70,12 @@ export function runDifferential(job: DifferentialJob): DifferentialResult {
       const values = [bytesToHex(sig), bytesToHex(ecc.signSchnorr(msg, sk, aux))];
       if (noble) values.push(bytesToHex(schnorr.sign(msg, sk, aux)));
       differ(i, 'signature', values);
-      if (noble) differ(i, 'public key', [bytesToHex(pub), bytesToHex(ecc.xOnlyPointFromScalar(sk)), bytesToHex(schnorr.getPublicKey(sk))]);
+      if (noble)
+        differ(i, 'public key', [
+          bytesToHex(pub),
+          bytesToHex(ecc.xOnlyPointFromScalar(sk)),
+          bytesToHex(schnorr.getPublicKey(sk)),
+        ]);
       differ(i, 'own signature verifies', [String(native.verify(sig, msg, pub)), 'true']);
     } else if (job.kind === 'verify') {
       // A valid signature, then one of: as is, a bit flipped in the signature, in the message, another key.

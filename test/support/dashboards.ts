@@ -25,5 +25,7 @@ export function loadRules(): Rule[] {
 }
 
 export function alertNames(): string[] {
-  return loadRules().filter((r) => r.alert).map((r) => r.alert!);
+  return loadRules()
+    .filter((r) => r.alert)
+    .map((r) => r.alert!);
 }

@@ -65,7 +65,10 @@ interface DecryptRequest {
 }
 
 class KmsStatus extends Error {
-  constructor(readonly code: grpc.status, details: string) {
+  constructor(
+    readonly code: grpc.status,
+    details: string,
+  ) {
     super(details);
   }
 }
@@ -97,7 +100,8 @@ export async function startFakeKms(): Promise<FakeKms> {
   // Ciphertext: u16 length, key version name, nonce, AES-GCM body, tag. The header is authenticated too.
   function encrypt(req: EncryptRequest) {
     if (!CRYPTO_KEY_NAME.test(req.name)) throw new KmsStatus(grpc.status.INVALID_ARGUMENT, 'name is not a CryptoKey');
-    if (!checksumOk(req.plaintext, req.plaintextCrc32c)) throw new KmsStatus(grpc.status.INVALID_ARGUMENT, 'plaintext checksum mismatch');
+    if (!checksumOk(req.plaintext, req.plaintextCrc32c))
+      throw new KmsStatus(grpc.status.INVALID_ARGUMENT, 'plaintext checksum mismatch');
     if (!checksumOk(req.additionalAuthenticatedData, req.additionalAuthenticatedDataCrc32c)) {
       throw new KmsStatus(grpc.status.INVALID_ARGUMENT, 'additional authenticated data checksum mismatch');
     }
@@ -107,7 +111,13 @@ export async function startFakeKms(): Promise<FakeKms> {
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', keyFor(req.name), nonce);
     cipher.setAAD(Buffer.concat([header, req.additionalAuthenticatedData]));
-    const ciphertext = Buffer.concat([header, nonce, cipher.update(req.plaintext), cipher.final(), cipher.getAuthTag()]);
+    const ciphertext = Buffer.concat([
+      header,
+      nonce,
+      cipher.update(req.plaintext),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
     return {
       name: version,
       ciphertext,
@@ -121,7 +131,8 @@ export async function startFakeKms(): Promise<FakeKms> {
   function decrypt(req: DecryptRequest) {
     const invalid = () => new KmsStatus(grpc.status.INVALID_ARGUMENT, 'Decryption failed: the ciphertext is invalid.');
     if (!CRYPTO_KEY_NAME.test(req.name)) throw new KmsStatus(grpc.status.INVALID_ARGUMENT, 'name is not a CryptoKey');
-    if (!checksumOk(req.ciphertext, req.ciphertextCrc32c)) throw new KmsStatus(grpc.status.INVALID_ARGUMENT, 'ciphertext checksum mismatch');
+    if (!checksumOk(req.ciphertext, req.ciphertextCrc32c))
+      throw new KmsStatus(grpc.status.INVALID_ARGUMENT, 'ciphertext checksum mismatch');
     const key = keys.get(req.name);
     if (!key) throw new KmsStatus(grpc.status.NOT_FOUND, `CryptoKey ${req.name} not found.`);
     const ct = req.ciphertext;
@@ -135,14 +146,20 @@ export async function startFakeKms(): Promise<FakeKms> {
     decipher.setAuthTag(ct.subarray(ct.length - TAG_BYTES));
     let plaintext: Buffer;
     try {
-      plaintext = Buffer.concat([decipher.update(ct.subarray(headerLength + NONCE_BYTES, ct.length - TAG_BYTES)), decipher.final()]);
+      plaintext = Buffer.concat([
+        decipher.update(ct.subarray(headerLength + NONCE_BYTES, ct.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
     } catch {
       throw invalid();
     }
     return { plaintext, plaintextCrc32c: { value: crc32c(plaintext) }, usedPrimary: true, protectionLevel: 'SOFTWARE' };
   }
 
-  function handler<Req, Res extends Record<string, unknown>>(method: KmsMethod, run: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> {
+  function handler<Req, Res extends Record<string, unknown>>(
+    method: KmsMethod,
+    run: (req: Req) => Res,
+  ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const record: FakeKmsCall = { method, at: performance.now(), code: grpc.status.OK };
       calls.push(record);
@@ -176,7 +193,9 @@ export async function startFakeKms(): Promise<FakeKms> {
       Decrypt: handler('decrypt', decrypt),
     });
     const bound = await new Promise<number>((resolve, reject) => {
-      s.bindAsync(`127.0.0.1:${at}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+      s.bindAsync(`127.0.0.1:${at}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      );
     });
     server = s;
     return bound;

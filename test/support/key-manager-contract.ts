@@ -90,7 +90,10 @@ export function keyManagerContract(name: string, setup: () => Promise<ContractSu
           { ...sealed, wrappedDek: flipped(sealed.wrappedDek, sealed.wrappedDek.length >> 1) },
         ];
         for (const row of altered) {
-          const err = await openSecret(km, row, aad).then(() => undefined, (e: unknown) => e);
+          const err = await openSecret(km, row, aad).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
           assert.ok(err instanceof SecretDecryptionError, `expected SecretDecryptionError, got ${String(err)}`);
           assert.equal(err.message.includes(secret.toString('hex')), false);
         }

@@ -16,7 +16,9 @@ export interface Mail {
 }
 
 function decodeQuotedPrintable(body: string): string {
-  const bytes = body.replace(/=\r?\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  const bytes = body
+    .replace(/=\r?\n/g, '')
+    .replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
   return Buffer.from(bytes, 'latin1').toString('utf8');
 }
 
@@ -32,10 +34,19 @@ export function parseMail(raw: string, file = ''): Mail {
     if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
   }
   const encoding = (headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
-  const text = encoding === 'quoted-printable' ? decodeQuotedPrintable(body)
-    : encoding === 'base64' ? Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8')
-      : body;
-  return { file, to: headers.get('to') ?? '', from: headers.get('from') ?? '', subject: headers.get('subject') ?? '', text };
+  const text =
+    encoding === 'quoted-printable'
+      ? decodeQuotedPrintable(body)
+      : encoding === 'base64'
+        ? Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8')
+        : body;
+  return {
+    file,
+    to: headers.get('to') ?? '',
+    from: headers.get('from') ?? '',
+    subject: headers.get('subject') ?? '',
+    text,
+  };
 }
 
 /** Every message in a folder of .eml files, oldest first. */
@@ -62,7 +73,8 @@ export async function waitForMail(dir: string, to: string, count = 1, timeoutMs 
   for (;;) {
     const found = mailTo(dir, to);
     if (found.length >= count) return found;
-    if (Date.now() > deadline) throw new Error(`no mail #${count} to ${to} in ${dir} after ${timeoutMs} ms (found ${found.length})`);
+    if (Date.now() > deadline)
+      throw new Error(`no mail #${count} to ${to} in ${dir} after ${timeoutMs} ms (found ${found.length})`);
     await sleep(50);
   }
 }

@@ -34,8 +34,14 @@ export class Nip46Probe {
   /** A signed kind-24133 request (created now unless `createdAt` says when); its id (for answerOn) is the returned `id`. */
   request(method: string, params: string[], createdAt = Math.floor(Date.now() / 1000)): { id: string; event: Event } {
     const id = `probe-${++this.seq}-${Date.now()}`;
-    const content = nip44.encrypt(JSON.stringify({ id, method, params }), nip44.getConversationKey(this.sk, this.bunkerPubkey));
-    const event = finalizeEvent({ kind: 24133, created_at: createdAt, tags: [['p', this.bunkerPubkey]], content }, this.sk);
+    const content = nip44.encrypt(
+      JSON.stringify({ id, method, params }),
+      nip44.getConversationKey(this.sk, this.bunkerPubkey),
+    );
+    const event = finalizeEvent(
+      { kind: 24133, created_at: createdAt, tags: [['p', this.bunkerPubkey]], content },
+      this.sk,
+    );
     return { id, event };
   }
 

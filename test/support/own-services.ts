@@ -99,7 +99,11 @@ export async function startOwnServices(name: string): Promise<OwnServices> {
       const pid = readPidFile(path.join(dataDir, 'redis', 'redis.pid'));
       if (pid === undefined) throw new Error('embedded redis has no pid file');
       process.kill(pid, 'SIGKILL');
-      const gone = await waitFor(async () => !isProcessRunning(pid, 'redis-server') && !(await redisPing(redisPort, 200, redisPassword)), 10_000, 50);
+      const gone = await waitFor(
+        async () => !isProcessRunning(pid, 'redis-server') && !(await redisPing(redisPort, 200, redisPassword)),
+        10_000,
+        50,
+      );
       if (!gone) throw new Error('redis did not die');
     },
     async startRedis() {

@@ -94,7 +94,11 @@ async function urlAnswers200(url: string): Promise<boolean> {
   }
 }
 
-export async function spawnKeyfarm(role: string, env: Record<string, string>, opts: SpawnKeyfarmOptions = {}): Promise<KeyfarmProcess> {
+export async function spawnKeyfarm(
+  role: string,
+  env: Record<string, string>,
+  opts: SpawnKeyfarmOptions = {},
+): Promise<KeyfarmProcess> {
   installCleanup();
   const label = opts.name ?? role;
   const n = (counters.get(label) ?? 0) + 1;
@@ -158,12 +162,17 @@ export async function spawnKeyfarm(role: string, env: Record<string, string>, op
     async waitForLog(pattern, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const line = output().split('\n').find((l) => pattern.test(l));
+        const line = output()
+          .split('\n')
+          .find((l) => pattern.test(l));
         if (line !== undefined) return line;
         if (status !== undefined) {
-          throw new Error(`${describe()} exited (${status.code ?? status.signal}) before logging ${pattern}:\n${tail(output(), 10)}`);
+          throw new Error(
+            `${describe()} exited (${status.code ?? status.signal}) before logging ${pattern}:\n${tail(output(), 10)}`,
+          );
         }
-        if (Date.now() > deadline) throw new Error(`${describe()} did not log ${pattern} within ${timeoutMs} ms:\n${tail(output(), 10)}`);
+        if (Date.now() > deadline)
+          throw new Error(`${describe()} did not log ${pattern} within ${timeoutMs} ms:\n${tail(output(), 10)}`);
         await sleep(50);
       }
     },
@@ -197,8 +206,12 @@ async function waitUntilReady(
   for (;;) {
     if (await urlAnswers200(ready.url)) return;
     const s = status();
-    if (s !== undefined) throw new Error(`${describe()} exited (${s.code ?? s.signal}) before ${ready.url} answered:\n${tail(output(), 10)}`);
-    if (Date.now() > deadline) throw new Error(`${describe()}: ${ready.url} did not answer 200 within ${timeoutMs} ms:\n${tail(output(), 10)}`);
+    if (s !== undefined)
+      throw new Error(
+        `${describe()} exited (${s.code ?? s.signal}) before ${ready.url} answered:\n${tail(output(), 10)}`,
+      );
+    if (Date.now() > deadline)
+      throw new Error(`${describe()}: ${ready.url} did not answer 200 within ${timeoutMs} ms:\n${tail(output(), 10)}`);
     await sleep(100);
   }
 }

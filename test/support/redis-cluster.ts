@@ -104,7 +104,15 @@ export async function startLocalRedisCluster(): Promise<LocalRedisCluster> {
   const node = (port: number): Redis => {
     let c = connections.get(port);
     if (!c) {
-      c = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: true, retryStrategy: () => 200 });
+      c = new Redis({
+        host: '127.0.0.1',
+        port,
+        password,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        enableOfflineQueue: true,
+        retryStrategy: () => 200,
+      });
       c.on('error', () => undefined);
       connections.set(port, c);
     }
@@ -150,7 +158,9 @@ export async function startLocalRedisCluster(): Promise<LocalRedisCluster> {
   const masters = async () => {
     const [first] = live();
     const lines = await clusterNodes(first!.port);
-    return lines.filter((f) => f[2]!.includes('master') && !f[2]!.includes('fail') && f.length > 8).map((f) => Number(f[1]!.split(/[:@]/)[1]));
+    return lines
+      .filter((f) => f[2]!.includes('master') && !f[2]!.includes('fail') && f.length > 8)
+      .map((f) => Number(f[1]!.split(/[:@]/)[1]));
   };
 
   return {

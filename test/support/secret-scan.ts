@@ -60,12 +60,14 @@ export function readRecordedSecrets(dir: string): RecordedSecret[] {
   const secrets: RecordedSecret[] = [];
   for (const file of listFiles(dir)) {
     const source = path.relative(dir, file);
-    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-      if (line.trim() === '') return;
-      const value: unknown = JSON.parse(line);
-      if (typeof value !== 'string') throw new Error(`${source}:${i + 1}: not a JSON string`);
-      if (value.length >= MIN_SECRET_LENGTH) secrets.push({ source, index: i + 1, value });
-    });
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, i) => {
+        if (line.trim() === '') return;
+        const value: unknown = JSON.parse(line);
+        if (typeof value !== 'string') throw new Error(`${source}:${i + 1}: not a JSON string`);
+        if (value.length >= MIN_SECRET_LENGTH) secrets.push({ source, index: i + 1, value });
+      });
   }
   return secrets;
 }
@@ -115,7 +117,10 @@ export function buildIndex(secrets: RecordedSecret[]): Map<string, SecretNeedle[
   return index;
 }
 
-export function scanText(content: string, index: Map<string, SecretNeedle[]>): Array<{ line: number; needle: SecretNeedle }> {
+export function scanText(
+  content: string,
+  index: Map<string, SecretNeedle[]>,
+): Array<{ line: number; needle: SecretNeedle }> {
   const hits: Array<{ line: number; needle: SecretNeedle }> = [];
   let line = 1;
   for (let i = 0; i + MIN_SECRET_LENGTH <= content.length; i++) {

@@ -9,7 +9,8 @@ import { SMTPServer } from 'smtp-server';
 const dir = process.argv[2];
 const user = process.env.SMTP_SINK_USER;
 const pass = process.env.SMTP_SINK_PASS;
-if (!dir || !user || !pass) throw new Error('usage: SMTP_SINK_USER=.. SMTP_SINK_PASS=.. node smtp-sink-process.js <dir>');
+if (!dir || !user || !pass)
+  throw new Error('usage: SMTP_SINK_USER=.. SMTP_SINK_PASS=.. node smtp-sink-process.js <dir>');
 mkdirSync(dir, { recursive: true, mode: 0o700 });
 let seq = 0;
 

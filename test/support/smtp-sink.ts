@@ -38,10 +38,11 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     url: `smtp://${user}:${pass}@127.0.0.1:${port}`,
     dir,
     process: child,
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
 }

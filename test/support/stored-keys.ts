@@ -11,7 +11,11 @@ import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { recordSecret } from './logs.js';
 
 /** Unseals every row of `keys` and records its secret (as hex: the scan also looks for nsec and base64). Returns how many. */
-export async function recordStoredKeys(db: Queryable, keyManager: KeyManager, record: (secret: string) => unknown = recordSecret): Promise<number> {
+export async function recordStoredKeys(
+  db: Queryable,
+  keyManager: KeyManager,
+  record: (secret: string) => unknown = recordSecret,
+): Promise<number> {
   const store = new KeyStore(keyManager);
   const { rows } = await db.query<{ id: string }>('SELECT id FROM keys ORDER BY id');
   for (const { id } of rows) {

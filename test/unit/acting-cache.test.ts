@@ -8,8 +8,15 @@ import { ActingCache } from '../../api/services/acting-cache.js';
 
 function acting(id: string, revokedAt: Date | null = null): ActingAuthorization {
   return {
-    id, userId: 'u', userPubkey: 'p', userKeyId: 'k', policySlug: 'full',
-    permissions: { allowed_kinds: 'all', encrypt: true, decrypt: true }, revokedAt, expiresAt: null, tokenRevoked: false,
+    id,
+    userId: 'u',
+    userPubkey: 'p',
+    userKeyId: 'k',
+    policySlug: 'full',
+    permissions: { allowed_kinds: 'all', encrypt: true, decrypt: true },
+    revokedAt,
+    expiresAt: null,
+    tokenRevoked: false,
   };
 }
 
@@ -201,7 +208,7 @@ test('a lookup that joins a read after an eviction does not get that read', asyn
   assert.ok((await after)?.revokedAt instanceof Date, 'a request after the revocation reads it');
 });
 
-test('a lookup waits at most lookupTimeoutMs: a stale entry is served past it, else the timeout is the caller\'s', async (t) => {
+test("a lookup waits at most lookupTimeoutMs: a stale entry is served past it, else the timeout is the caller's", async (t) => {
   const table = new GatedTable();
   table.rows.set(key, acting('auth-1'));
   const cache = new ActingCache(table.db, { ttlMs: 1, lookupTimeoutMs: 50 });
@@ -216,7 +223,7 @@ test('a lookup waits at most lookupTimeoutMs: a stale entry is served past it, e
   t.diagnostic(`reads ${table.reads}`);
 });
 
-test('no entry is served past its access token\'s expiry, even while PostgreSQL is down', async (t) => {
+test("no entry is served past its access token's expiry, even while PostgreSQL is down", async (t) => {
   t.mock.timers.enable({ apis: ['Date'] });
   const table = new FlakyTable();
   table.rows.set(key, { ...acting('auth-1'), accessExpiresAt: new Date(Date.now() + 500) });

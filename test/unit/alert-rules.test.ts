@@ -11,7 +11,10 @@ import { exportedMetricNames, metricNamesIn } from '../support/metric-names.js';
 
 function promtool(...args: string[]): { status: number | null; output: string } {
   const r = spawnSync('promtool', args, { cwd: RULES_DIR, encoding: 'utf8', timeout: 60_000 });
-  if (r.error) throw new Error(`promtool could not run (scripts/ensure-deps.sh installs the prometheus package): ${r.error.message}`);
+  if (r.error)
+    throw new Error(
+      `promtool could not run (scripts/ensure-deps.sh installs the prometheus package): ${r.error.message}`,
+    );
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -51,12 +54,22 @@ describe('Prometheus rules', () => {
   });
 
   it('test every alert firing and not firing', () => {
-    const tests = (parse(readFileSync(ALERT_TESTS_FILE, 'utf8')) as { tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[] }).tests;
+    const tests = (
+      parse(readFileSync(ALERT_TESTS_FILE, 'utf8')) as {
+        tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
+      }
+    ).tests;
     const cases = tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const alert of alertNames()) {
       const mine = cases.filter((c) => c.alertname === alert);
-      assert.ok(mine.some((c) => (c.exp_alerts ?? []).length > 0), `${alert} is tested firing`);
-      assert.ok(mine.some((c) => (c.exp_alerts ?? []).length === 0), `${alert} is tested not firing`);
+      assert.ok(
+        mine.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${alert} is tested firing`,
+      );
+      assert.ok(
+        mine.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${alert} is tested not firing`,
+      );
     }
   });
 
@@ -76,7 +89,10 @@ describe('Prometheus rules', () => {
       const names = metricNamesIn(rule.expr);
       assert.ok(names.length > 0, `${rule.alert ?? rule.record} names a metric`);
       for (const name of names) {
-        assert.ok(exported.has(name) || recorded.has(name), `${rule.alert ?? rule.record}: ${name} is neither exported nor recorded`);
+        assert.ok(
+          exported.has(name) || recorded.has(name),
+          `${rule.alert ?? rule.record}: ${name} is neither exported nor recorded`,
+        );
       }
     }
   });

@@ -12,7 +12,11 @@ describe('keyfarm --version', () => {
   for (const flag of ['--version', '-v']) {
     it(`${flag} prints the package version`, () => {
       // A setting that would stop any role's start: the version needs none of them.
-      const out = execFileSync(process.execPath, [KEYFARM_CLI, flag], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, PORT: 'not-a-port' } });
+      const out = execFileSync(process.execPath, [KEYFARM_CLI, flag], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { ...process.env, PORT: 'not-a-port' },
+      });
       assert.match(version, /^\d+\.\d+\.\d+/);
       assert.equal(out, `${version}\n`);
     });

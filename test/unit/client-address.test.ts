@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, parseConfig } from '../../shared/config.js';
-import { clientKey, normaliseClient, parseRate, parseSubnetList, subnetMatcher, trustProxyOption, waitText } from '../../shared/net/client-address.js';
+import {
+  clientKey,
+  normaliseClient,
+  parseRate,
+  parseSubnetList,
+  subnetMatcher,
+  trustProxyOption,
+  waitText,
+} from '../../shared/net/client-address.js';
 
 describe('client addresses for the throttles', () => {
   it('normalises: IPv4 as is, mapped IPv4 unmapped, IPv6 to its /64, anything else to one "invalid" bucket', () => {
@@ -10,7 +18,8 @@ describe('client addresses for the throttles', () => {
     assert.equal(normaliseClient('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
     assert.equal(normaliseClient('2001:DB8:1:2::9'), normaliseClient('2001:db8:1:2:ffff::1'));
     assert.equal(normaliseClient('::1'), '0:0:0:0::/64');
-    for (const bad of ['', 'x'.repeat(6000), '1.2.3.4, 5.6.7.8', '999.1.1.1', undefined]) assert.equal(normaliseClient(bad), 'invalid');
+    for (const bad of ['', 'x'.repeat(6000), '1.2.3.4, 5.6.7.8', '999.1.1.1', undefined])
+      assert.equal(normaliseClient(bad), 'invalid');
   });
 
   it('hashes every client to 32 hex characters', () => {
@@ -32,7 +41,10 @@ describe('client addresses for the throttles', () => {
     assert.equal(trustProxyOption(''), false);
     const oneHop = trustProxyOption('1');
     assert.equal(typeof oneHop, 'function');
-    assert.deepEqual([0, 1].map((hop) => (oneHop as (a: string, h: number) => boolean)('x', hop)), [true, false]);
+    assert.deepEqual(
+      [0, 1].map((hop) => (oneHop as (a: string, h: number) => boolean)('x', hop)),
+      [true, false],
+    );
     assert.deepEqual(trustProxyOption('10.0.0.0/8,192.0.2.1'), ['10.0.0.0/8', '192.0.2.1/32']);
   });
 
@@ -41,17 +53,32 @@ describe('client addresses for the throttles', () => {
     assert.deepEqual(parseRate('5/15m'), { max: 5, windowMs: 900_000 });
     assert.deepEqual(parseRate('30/m'), { max: 30, windowMs: 60_000 });
     assert.throws(() => parseRate('10 per hour'), RangeError);
-    assert.deepEqual([1, 45, 60, 61, 840, 900, 7200, 9000].map(waitText),
-      ['1 second', '45 seconds', '1 minute', '2 minutes', '14 minutes', '15 minutes', '2 hours', '3 hours']);
+    assert.deepEqual([1, 45, 60, 61, 840, 900, 7200, 9000].map(waitText), [
+      '1 second',
+      '45 seconds',
+      '1 minute',
+      '2 minutes',
+      '14 minutes',
+      '15 minutes',
+      '2 hours',
+      '3 hours',
+    ]);
   });
 
   it('stops the start on a bad throttling setting, naming it', () => {
     const bad: [string, string][] = [
-      ['TRUST_PROXY', '10.0.0.0/99'], ['TRUST_PROXY', 'proxy.example'], ['RATE_LIMIT_ALLOWLIST', 'localhost'],
-      ['RATE_LIMIT_LOGIN', '30 a minute'], ['LOGIN_LIMIT_IP', 'off'],
+      ['TRUST_PROXY', '10.0.0.0/99'],
+      ['TRUST_PROXY', 'proxy.example'],
+      ['RATE_LIMIT_ALLOWLIST', 'localhost'],
+      ['RATE_LIMIT_LOGIN', '30 a minute'],
+      ['LOGIN_LIMIT_IP', 'off'],
     ];
     for (const [setting, value] of bad) {
-      assert.throws(() => parseConfig({ [setting]: value }), (err: unknown) => err instanceof ConfigError && err.setting === setting, `${setting}=${value}`);
+      assert.throws(
+        () => parseConfig({ [setting]: value }),
+        (err: unknown) => err instanceof ConfigError && err.setting === setting,
+        `${setting}=${value}`,
+      );
     }
     const cfg = parseConfig({});
     assert.equal(cfg.TRUST_PROXY, '');

@@ -22,7 +22,12 @@ describe('settings', () => {
   });
 
   it('converts and lists values', () => {
-    const cfg = parseConfig({ PORT: '8080', SHARD_COUNT: '32', BUNKER_RELAYS: 'wss://a.example, ws://127.0.0.1:7777', PUBLIC_URL: 'https://kf.example/' });
+    const cfg = parseConfig({
+      PORT: '8080',
+      SHARD_COUNT: '32',
+      BUNKER_RELAYS: 'wss://a.example, ws://127.0.0.1:7777',
+      PUBLIC_URL: 'https://kf.example/',
+    });
     assert.equal(cfg.PORT, 8080);
     assert.equal(cfg.SHARD_COUNT, 32);
     assert.deepEqual(cfg.BUNKER_RELAYS, ['wss://a.example', 'ws://127.0.0.1:7777']);
@@ -36,7 +41,10 @@ describe('settings', () => {
     assert.equal(cfg.EMAIL_VERIFICATION_TTL_HOURS, 24);
     assert.equal(cfg.EMAIL_LIMIT_PER_ADDRESS, '5/1h');
     assert.equal(cfg.RATE_LIMIT_EMAIL, '10/1h');
-    assert.equal(parseConfig({ SMTP_URL: 'smtps://u:p@mail.example:465', SMTP_FROM: 'Ops <ops@kf.example>' }).SMTP_FROM, 'Ops <ops@kf.example>');
+    assert.equal(
+      parseConfig({ SMTP_URL: 'smtps://u:p@mail.example:465', SMTP_FROM: 'Ops <ops@kf.example>' }).SMTP_FROM,
+      'Ops <ops@kf.example>',
+    );
     for (const [setting, value] of [
       ['SMTP_URL', 'https://user:hunter2-secret@mail.example'],
       ['SMTP_URL', 'smtp://user:hunter2-secret@'],
@@ -45,11 +53,14 @@ describe('settings', () => {
       ['EMAIL_LIMIT_PER_ADDRESS', 'often'],
       ['EMAIL_VERIFICATION_TTL_HOURS', '0'],
     ] as const) {
-      assert.throws(() => parseConfig({ [setting]: value }), (err: Error) => {
-        assert.ok(err instanceof ConfigError && err.setting === setting, `${setting}=${value}: ${err.message}`);
-        assert.doesNotMatch(err.message, /hunter2/);
-        return true;
-      });
+      assert.throws(
+        () => parseConfig({ [setting]: value }),
+        (err: Error) => {
+          assert.ok(err instanceof ConfigError && err.setting === setting, `${setting}=${value}: ${err.message}`);
+          assert.doesNotMatch(err.message, /hunter2/);
+          return true;
+        },
+      );
     }
   });
 
@@ -62,14 +73,21 @@ describe('settings', () => {
     assert.equal(cfg.USER_RELAYS_ALLOW_WS, false);
     assert.equal(cfg.USER_RELAYS_ALLOW_PRIVATE, false);
     assert.deepEqual(cfg.USER_RELAYS_ALLOWLIST, []);
-    assert.deepEqual(parseConfig({ USER_RELAYS_ALLOWLIST: 'Relay.Example.com., [2606:4700::1]' }).USER_RELAYS_ALLOWLIST, ['relay.example.com', '2606:4700::1']);
+    assert.deepEqual(
+      parseConfig({ USER_RELAYS_ALLOWLIST: 'Relay.Example.com., [2606:4700::1]' }).USER_RELAYS_ALLOWLIST,
+      ['relay.example.com', '2606:4700::1'],
+    );
     for (const [env, setting] of [
       [{ USER_RELAYS_ALLOWLIST: 'wss://relay.example.com' }, 'USER_RELAYS_ALLOWLIST'],
       [{ USER_RELAYS_TOTAL: '-1' }, 'USER_RELAYS_TOTAL'],
       [{ MAX_AUTHORIZATIONS_PER_USER: '0' }, 'MAX_AUTHORIZATIONS_PER_USER'],
       [{ USER_RELAYS_ALLOW_PRIVATE: 'yes please' }, 'USER_RELAYS_ALLOW_PRIVATE'],
     ] as const) {
-      assert.throws(() => parseConfig(env), (err: unknown) => err instanceof ConfigError && err.setting === setting, setting);
+      assert.throws(
+        () => parseConfig(env),
+        (err: unknown) => err instanceof ConfigError && err.setting === setting,
+        setting,
+      );
     }
   });
 
@@ -88,7 +106,10 @@ describe('settings', () => {
   ];
   for (const [env, setting] of bad) {
     it(`refuses a bad ${setting}, naming it`, () => {
-      assert.throws(() => parseConfig(env), (err: unknown) => err instanceof ConfigError && err.setting === setting && err.message.includes(setting));
+      assert.throws(
+        () => parseConfig(env),
+        (err: unknown) => err instanceof ConfigError && err.setting === setting && err.message.includes(setting),
+      );
     });
   }
 
@@ -96,7 +117,12 @@ describe('settings', () => {
     const good = 'a3f1'.repeat(16);
     assert.equal(parseConfig({ METRICS_TOKEN: good }).METRICS_TOKEN, good);
     assert.equal(parseConfig({}).METRICS_TOKEN, undefined, 'unset by default: /api/metrics stays open');
-    for (const value of ['too-short-token', `${'x'.repeat(40)} with spaces`, `${'y'.repeat(40)}"quote`, 'z'.repeat(513)]) {
+    for (const value of [
+      'too-short-token',
+      `${'x'.repeat(40)} with spaces`,
+      `${'y'.repeat(40)}"quote`,
+      'z'.repeat(513),
+    ]) {
       assert.throws(
         () => parseConfig({ METRICS_TOKEN: value }),
         (err: unknown) => err instanceof ConfigError && err.setting === 'METRICS_TOKEN' && !err.message.includes(value),
@@ -133,14 +159,28 @@ describe('settings', () => {
   });
 
   it('names a Redis Cluster by REDIS_CLUSTER_NODES, which wins over REDIS_URL; a bad node list stops the start', () => {
-    const cfg = parseConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b.internal:7001', REDIS_PASSWORD: 'cluster-pass' });
+    const cfg = parseConfig({
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b.internal:7001',
+      REDIS_PASSWORD: 'cluster-pass',
+    });
     assert.deepEqual(redisTargetOf(cfg, cfg.REDIS_URL!), {
-      clusterNodes: [{ host: '10.0.0.1', port: 7000 }, { host: 'redis-b.internal', port: 7001 }],
+      clusterNodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: 'redis-b.internal', port: 7001 },
+      ],
       password: 'cluster-pass',
     });
-    assert.equal(redisTargetOf(parseConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }), 'redis://127.0.0.1:6379'), 'redis://127.0.0.1:6379');
+    assert.equal(
+      redisTargetOf(parseConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }), 'redis://127.0.0.1:6379'),
+      'redis://127.0.0.1:6379',
+    );
     for (const bad of ['10.0.0.1', '10.0.0.1:7000,', 'redis://10.0.0.1:7000', '10.0.0.1:port']) {
-      assert.throws(() => parseConfig({ REDIS_CLUSTER_NODES: bad }), (err: Error) => err instanceof ConfigError && err.setting === 'REDIS_CLUSTER_NODES', bad);
+      assert.throws(
+        () => parseConfig({ REDIS_CLUSTER_NODES: bad }),
+        (err: Error) => err instanceof ConfigError && err.setting === 'REDIS_CLUSTER_NODES',
+        bad,
+      );
     }
   });
 });

@@ -19,7 +19,8 @@ function capture() {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
+      for (const l of chunk.toString().split('\n').filter(Boolean))
+        lines.push(JSON.parse(l) as Record<string, unknown>);
       done();
     },
   });
@@ -44,7 +45,9 @@ test('without the library, auto falls back to WASM, warns once with the reason, 
     assert.match(String(warnings[0]!.reason), /libsecp256k1 not found/);
     assert.deepEqual(await backendGauge(), { native: 0, wasm: 1 });
     const sk = generateSecretKey();
-    assert.ok(verifyEvent(finalizeEvent({ kind: 1, content: 'on wasm', tags: [], created_at: 1 }, sk, getPublicKeyHex(sk))));
+    assert.ok(
+      verifyEvent(finalizeEvent({ kind: 1, content: 'on wasm', tags: [], created_at: 1 }, sk, getPublicKeyHex(sk))),
+    );
   } finally {
     useCryptoBackend('auto');
   }
@@ -52,7 +55,10 @@ test('without the library, auto falls back to WASM, warns once with the reason, 
 
 test('CRYPTO_BACKEND=native without the library refuses to start, naming the cause', () => {
   const { logger } = capture();
-  assert.throws(() => startCryptoBackend('native', logger, (c) => useCryptoBackend(c, () => loadNativeBackend(MISSING))), /CRYPTO_BACKEND=native: libsecp256k1 not found/);
+  assert.throws(
+    () => startCryptoBackend('native', logger, (c) => useCryptoBackend(c, () => loadNativeBackend(MISSING))),
+    /CRYPTO_BACKEND=native: libsecp256k1 not found/,
+  );
 });
 
 test('with the library, auto runs native, logs it at info, and the metric says native', async () => {
@@ -79,7 +85,9 @@ for (const name of ['native', 'wasm'] as const) {
       const sk = generateSecretKey();
       const pubkey = getPublicKeyHex(sk);
       const material = cryptoBackend().keyMaterial(sk);
-      const [r] = await pool.run([{ op: 'sign_event', sk: material, pubkey, event: { kind: 1, content: name, tags: [], created_at: 1 } }]);
+      const [r] = await pool.run([
+        { op: 'sign_event', sk: material, pubkey, event: { kind: 1, content: name, tags: [], created_at: 1 } },
+      ]);
       assert.ok(r?.ok, JSON.stringify(r));
       assert.ok(verifyEvent(r.value as never));
     } finally {

@@ -40,7 +40,10 @@ test('koffi passes a buffer to a const pointer parameter by reference: no copy o
   const memset = koffi.load('libc.so.6').func('void *memset(const uint8_t *s, int c, size_t n)');
   const buffer = new Uint8Array(96).fill(1);
   memset(buffer, 7, 96);
-  assert.ok(buffer.every((b) => b === 7), 'koffi copied the buffer');
+  assert.ok(
+    buffer.every((b) => b === 7),
+    'koffi copied the buffer',
+  );
 });
 
 const N = BigInt('0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141');
@@ -71,7 +74,11 @@ for (const name of ['native', 'wasm'] as const) {
   test(`${name}: BIP-340 vectors verify as expected, failures included`, () => {
     assert.equal(rows.length, 15);
     for (const row of rows) {
-      assert.equal(backend().verify(hexToBytes(row.signature), hexToBytes(row.message), hexToBytes(row.publicKey)), row.valid, `row ${row.index} ${row.comment}`);
+      assert.equal(
+        backend().verify(hexToBytes(row.signature), hexToBytes(row.message), hexToBytes(row.publicKey)),
+        row.valid,
+        `row ${row.index} ${row.comment}`,
+      );
     }
   });
 
@@ -83,11 +90,18 @@ for (const name of ['native', 'wasm'] as const) {
       for (const v of valid.get_conversation_key) {
         const sk = hexToBytes(v.sec1);
         assert.equal(bytesToHex(getConversationKey(sk, v.pub2)), v.conversation_key, v.pub2);
-        assert.equal(bytesToHex(getConversationKey(backend().keyMaterial(sk), v.pub2)), v.conversation_key, 'from key material');
+        assert.equal(
+          bytesToHex(getConversationKey(backend().keyMaterial(sk), v.pub2)),
+          v.conversation_key,
+          'from key material',
+        );
       }
       for (const v of valid.encrypt_decrypt) {
         const sec2 = hexToBytes(v.sec2);
-        assert.equal(bytesToHex(getConversationKey(hexToBytes(v.sec1), bytesToHex(backend().getPublicKey(sec2)))), v.conversation_key);
+        assert.equal(
+          bytesToHex(getConversationKey(hexToBytes(v.sec1), bytesToHex(backend().getPublicKey(sec2)))),
+          v.conversation_key,
+        );
       }
       assert.equal(invalid.get_conversation_key.length, 8);
       for (const v of invalid.get_conversation_key) {
@@ -104,7 +118,10 @@ for (const name of ['native', 'wasm'] as const) {
     const pub = backend().getPublicKey(sk);
     const msg = randomBytes(32);
     for (const key of [backend().keyMaterial(other), other]) {
-      assert.throws(() => backend().signWithKey(msg, key, pub), (err: Error) => err instanceof InvalidKeyError && /does not match/.test(err.message));
+      assert.throws(
+        () => backend().signWithKey(msg, key, pub),
+        (err: Error) => err instanceof InvalidKeyError && /does not match/.test(err.message),
+      );
     }
     useCryptoBackend(name);
     try {
@@ -167,7 +184,9 @@ const NOBLE_EVERY = 250;
 
 function runInWorker(job: DifferentialJob): Promise<DifferentialResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('../support/crypto-differential.js', import.meta.url), { workerData: { differential: job } });
+    const worker = new Worker(new URL('../support/crypto-differential.js', import.meta.url), {
+      workerData: { differential: job },
+    });
     worker.once('message', resolve);
     worker.once('error', reject);
     worker.once('exit', (code) => code !== 0 && reject(new Error(`differential worker exited with ${code}`)));
@@ -180,7 +199,8 @@ test('100,000 random cases: native against WASM on each, against noble on every 
   const jobs: DifferentialJob[] = [];
   for (const [kind, total] of Object.entries(SPLIT) as [DifferentialKind, number][]) {
     const per = Math.ceil(total / threads);
-    for (let from = 0; from < total; from += per) jobs.push({ kind, seed, from, count: Math.min(per, total - from), nobleEvery: NOBLE_EVERY });
+    for (let from = 0; from < total; from += per)
+      jobs.push({ kind, seed, from, count: Math.min(per, total - from), nobleEvery: NOBLE_EVERY });
   }
   // One worker per core at a time, each taking the next job.
   const results: DifferentialResult[] = [];
@@ -194,5 +214,9 @@ test('100,000 random cases: native against WASM on each, against noble on every 
   const nobleCases = results.reduce((n, r) => n + r.nobleCases, 0);
   assert.ok(cases >= 100_000, `${cases} cases`);
   assert.ok(nobleCases >= 400, `${nobleCases} noble cases`);
-  assert.deepEqual(results.flatMap((r) => r.mismatches), [], `seed ${seed}`);
+  assert.deepEqual(
+    results.flatMap((r) => r.mismatches),
+    [],
+    `seed ${seed}`,
+  );
 });

@@ -14,6 +14,9 @@ test('measureRawSchnorrRate reports a per-thread and total rate from real worker
 
 test('measureBackendCosts times both backends', () => {
   const rows = measureBackendCosts({ reference: 5, fast: 20 });
-  assert.deepEqual(rows.map((r) => r.backend), ['@noble/curves', 'libsecp256k1-wasm (tiny-secp256k1)']);
+  assert.deepEqual(
+    rows.map((r) => r.backend),
+    ['@noble/curves', 'libsecp256k1-wasm (tiny-secp256k1)'],
+  );
   for (const row of rows) assert.ok(row.signMicros > 0 && row.verifyMicros > 0);
 });

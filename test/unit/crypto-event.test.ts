@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getEventHash as toolsGetEventHash, verifyEvent as toolsVerifyEvent, finalizeEvent as toolsFinalizeEvent } from 'nostr-tools/pure';
+import {
+  getEventHash as toolsGetEventHash,
+  verifyEvent as toolsVerifyEvent,
+  finalizeEvent as toolsFinalizeEvent,
+} from 'nostr-tools/pure';
 import {
   EVENT_LIMITS,
   EventValidationError,
@@ -12,7 +16,12 @@ import {
 } from '../../shared/nostr/event.js';
 import { generateSecretKey, getPublicKeyHex, InvalidKeyError } from '../../shared/nostr/keys.js';
 
-const GOOD = { kind: 1, content: 'hello "world"\n\u0001 ✓', tags: [['p', 'a'.repeat(64)], ['t', 'x'], []], created_at: 1700000000 };
+const GOOD = {
+  kind: 1,
+  content: 'hello "world"\n\u0001 ✓',
+  tags: [['p', 'a'.repeat(64)], ['t', 'x'], []],
+  created_at: 1700000000,
+};
 
 test('valid events are accepted as objects or JSON strings; unknown fields are dropped', () => {
   const withExtras = { ...GOOD, id: 'nope', pubkey: 'nope', sig: 'nope', extra: { deep: true } };
@@ -45,7 +54,11 @@ test('each bad field is rejected with an EventValidationError naming it', () => 
     ['content missing', { ...GOOD, content: undefined }, /^event\.content/],
     ['content number', { ...GOOD, content: 5 }, /^event\.content/],
     ['content too long', { ...GOOD, content: big(EVENT_LIMITS.contentBytes + 1) }, /^event\.content: longer/],
-    ['content too long in UTF-8', { ...GOOD, content: '✓'.repeat(EVENT_LIMITS.contentBytes / 3 + 1) }, /^event\.content: longer/],
+    [
+      'content too long in UTF-8',
+      { ...GOOD, content: '✓'.repeat(EVENT_LIMITS.contentBytes / 3 + 1) },
+      /^event\.content: longer/,
+    ],
     ['created_at missing', { ...GOOD, created_at: undefined }, /^event\.created_at/],
     ['created_at in ms past 2^32', { ...GOOD, created_at: 2 ** 32 }, /^event\.created_at/],
     ['created_at negative', { ...GOOD, created_at: -1 }, /^event\.created_at/],
@@ -56,14 +69,34 @@ test('each bad field is rejected with an EventValidationError naming it', () => 
     ['tag not array', { ...GOOD, tags: [['p'], 'e'] }, /^event\.tags\[1\]/],
     ['tag item number', { ...GOOD, tags: [['p', 5]] }, /^event\.tags\[0\]\[1\]/],
     ['tag item null', { ...GOOD, tags: [[null]] }, /^event\.tags\[0\]\[0\]/],
-    ['too many tags', { ...GOOD, tags: Array.from({ length: EVENT_LIMITS.tags + 1 }, () => ['t']) }, /^event\.tags: more than/],
-    ['too many strings in a tag', { ...GOOD, tags: [Array.from({ length: EVENT_LIMITS.stringsPerTag + 1 }, () => 'x')] }, /^event\.tags\[0\]: more than/],
-    ['tag string too long', { ...GOOD, tags: [['x', big(EVENT_LIMITS.tagStringBytes + 1)]] }, /^event\.tags\[0\]\[1\]: longer/],
-    ['whole event too large', { ...GOOD, content: big(200_000), tags: Array.from({ length: 6 }, () => ['x', big(60_000)]) }, /^event: larger than/],
+    [
+      'too many tags',
+      { ...GOOD, tags: Array.from({ length: EVENT_LIMITS.tags + 1 }, () => ['t']) },
+      /^event\.tags: more than/,
+    ],
+    [
+      'too many strings in a tag',
+      { ...GOOD, tags: [Array.from({ length: EVENT_LIMITS.stringsPerTag + 1 }, () => 'x')] },
+      /^event\.tags\[0\]: more than/,
+    ],
+    [
+      'tag string too long',
+      { ...GOOD, tags: [['x', big(EVENT_LIMITS.tagStringBytes + 1)]] },
+      /^event\.tags\[0\]\[1\]: longer/,
+    ],
+    [
+      'whole event too large',
+      { ...GOOD, content: big(200_000), tags: Array.from({ length: 6 }, () => ['x', big(60_000)]) },
+      /^event: larger than/,
+    ],
     ['JSON input absurdly long', ' '.repeat(EVENT_LIMITS.jsonInputChars + 1), /^event: JSON is too large/],
   ];
   for (const [name, input, pattern] of cases) {
-    assert.throws(() => validateUnsignedEvent(input), (err: Error) => err instanceof EventValidationError && pattern.test(err.message), name);
+    assert.throws(
+      () => validateUnsignedEvent(input),
+      (err: Error) => err instanceof EventValidationError && pattern.test(err.message),
+      name,
+    );
   }
 });
 
@@ -72,7 +105,10 @@ test('serialization, id and signature match nostr-tools', () => {
   const pubkey = getPublicKeyHex(sk);
   const signed = finalizeEvent(GOOD, sk);
   assert.equal(signed.pubkey, pubkey);
-  assert.equal(serializeEvent(signed), JSON.stringify([0, pubkey, GOOD.created_at, GOOD.kind, GOOD.tags, GOOD.content]));
+  assert.equal(
+    serializeEvent(signed),
+    JSON.stringify([0, pubkey, GOOD.created_at, GOOD.kind, GOOD.tags, GOOD.content]),
+  );
   assert.equal(signed.id, toolsGetEventHash(signed));
   assert.equal(getEventHash(signed), signed.id);
   assert.ok(toolsVerifyEvent({ ...signed }));
@@ -86,7 +122,10 @@ test('verifyEvent rejects a changed field, a bad id, a bad sig and malformed eve
   const signed = finalizeEvent(GOOD, sk);
   assert.equal(verifyEvent({ ...signed, content: 'changed' }), false);
   assert.equal(verifyEvent({ ...signed, id: 'f'.repeat(64) }), false);
-  assert.equal(verifyEvent({ ...signed, sig: signed.sig.slice(0, -2) + (signed.sig.endsWith('00') ? '01' : '00') }), false);
+  assert.equal(
+    verifyEvent({ ...signed, sig: signed.sig.slice(0, -2) + (signed.sig.endsWith('00') ? '01' : '00') }),
+    false,
+  );
   assert.equal(verifyEvent({ ...signed, pubkey: getPublicKeyHex(generateSecretKey()) }), false);
   assert.equal(verifyEvent({ ...signed, sig: signed.sig.toUpperCase() }), false);
   assert.equal(verifyEvent({ ...signed, tags: 'x' as unknown as string[][] }), false);

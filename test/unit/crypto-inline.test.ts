@@ -30,13 +30,28 @@ test('runsInline: only NIP-44/NIP-04 work with a conversation key at hand and a 
   assert.equal(runsInline({ op: 'nip44_encrypt', sk, peer: peerPub, plaintext: text, convKey }), true);
   assert.equal(runsInline({ op: 'nip04_decrypt', sk, peer: peerPub, ciphertext: text, convKey }), true);
   assert.equal(runsInline({ op: 'nip44_encrypt', sk, peer: peerPub, plaintext: text }), false, 'no key: ECDH');
-  assert.equal(runsInline({ op: 'nip44_decrypt', sk, peer: peerPub, ciphertext: 'x'.repeat(INLINE_MAX_TEXT + 1), convKey }), false, 'large');
-  assert.equal(runsInline({ op: 'nip44_decrypt', sk, peer: peerPub, ciphertext: 42 as unknown as string, convKey }), false);
-  assert.equal(runsInline({ op: 'sign_event', sk, pubkey: getPublicKeyHex(sk), event: { kind: 1, content: '', tags: [], created_at: 1 } }), false);
+  assert.equal(
+    runsInline({ op: 'nip44_decrypt', sk, peer: peerPub, ciphertext: 'x'.repeat(INLINE_MAX_TEXT + 1), convKey }),
+    false,
+    'large',
+  );
+  assert.equal(
+    runsInline({ op: 'nip44_decrypt', sk, peer: peerPub, ciphertext: 42 as unknown as string, convKey }),
+    false,
+  );
+  assert.equal(
+    runsInline({
+      op: 'sign_event',
+      sk,
+      pubkey: getPublicKeyHex(sk),
+      event: { kind: 1, content: '', tags: [], created_at: 1 },
+    }),
+    false,
+  );
   assert.equal(runsInline({ op: 'verify_event', event: {} as never }), false);
 });
 
-test('a mixed batch: cheap ops answered here, the rest by the pool, results in the caller\'s order', async () => {
+test("a mixed batch: cheap ops answered here, the rest by the pool, results in the caller's order", async () => {
   const pool = new RecordingPool();
   const runner = new InlineCheapOpsRunner(pool);
   const ciphertext = toolsNip44.encrypt('from peer', toolsNip44.utils.getConversationKey(peer, getPublicKeyHex(sk)));
@@ -59,7 +74,10 @@ test('all-cheap batches never reach the pool; all-pool batches go through untouc
   const runner = new InlineCheapOpsRunner(pool);
   const [enc] = await runner.run([{ op: 'nip44_encrypt', sk, peer: peerPub, plaintext: 'hello', convKey }]);
   assert.ok(enc?.ok);
-  assert.equal(toolsNip44.decrypt(enc.value as string, toolsNip44.utils.getConversationKey(peer, getPublicKeyHex(sk))), 'hello');
+  assert.equal(
+    toolsNip44.decrypt(enc.value as string, toolsNip44.utils.getConversationKey(peer, getPublicKeyHex(sk))),
+    'hello',
+  );
   assert.equal(pool.seen.length, 0);
   const verify: CryptoOp[] = [{ op: 'verify_event', event: {} as never }];
   await runner.run(verify);

@@ -30,7 +30,10 @@ test('parseSecretKey accepts nsec and hex of either case, with surrounding white
   for (const input of [hex, hex.toUpperCase(), ` ${hex}\n`, nsec, nsec.toUpperCase()]) {
     assert.equal(bytesToHex(parseSecretKey(input)), hex);
   }
-  assert.equal(bytesToHex(parseSecretKey('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140')), 'fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140');
+  assert.equal(
+    bytesToHex(parseSecretKey('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140')),
+    'fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140',
+  );
 });
 
 test('parseSecretKey rejects malformed, zero and out-of-range keys without echoing the input', () => {
@@ -83,7 +86,11 @@ test('isValidPubkeyHex requires 64 lowercase hex of an x coordinate on the curve
   assert.equal(isValidPubkeyHex(pub.slice(2)), false);
   assert.equal(isValidPubkeyHex(`${pub}00`), false);
   assert.equal(isValidPubkeyHex('f'.repeat(64)), false, 'above the field size');
-  assert.equal(isValidPubkeyHex('eefdea4cdb677750a420fee807eacf21eb9898ae79b9768766e4faa04a2d4a34'), false, 'BIP-340 row 5: not on the curve');
+  assert.equal(
+    isValidPubkeyHex('eefdea4cdb677750a420fee807eacf21eb9898ae79b9768766e4faa04a2d4a34'),
+    false,
+    'BIP-340 row 5: not on the curve',
+  );
   assert.equal(isValidPubkeyHex('0'.repeat(64)), false);
   assert.equal(isValidPubkeyHex(42), false);
 });

@@ -40,7 +40,11 @@ test('malformed payloads and wrong keys give clear Nip04Errors', () => {
     [`?iv=${iv}`, /invalid ciphertext length/],
   ];
   for (const [payload, pattern] of cases) {
-    assert.throws(() => nip04Decrypt(key, payload), (err: Error) => err instanceof Nip04Error && pattern.test(err.message), payload);
+    assert.throws(
+      () => nip04Decrypt(key, payload),
+      (err: Error) => err instanceof Nip04Error && pattern.test(err.message),
+      payload,
+    );
   }
   // A wrong key almost always breaks the PKCS#7 padding; when it happens not to, the text is garbage.
   let refused = 0;

@@ -83,7 +83,8 @@ test('invalid.decrypt: every vector throws a Nip44Error naming the problem', () 
     const pattern = expectedKind[v.note] ?? /invalid payload length/;
     assert.throws(
       () => nip44Decrypt(v.payload, hexToBytes(v.conversation_key)),
-      (err: Error) => err instanceof Nip44Error && pattern.test(err.message) && !err.message.includes(v.conversation_key),
+      (err: Error) =>
+        err instanceof Nip44Error && pattern.test(err.message) && !err.message.includes(v.conversation_key),
       v.note,
     );
   }
@@ -137,7 +138,11 @@ test('byte-compatible with nostr-tools for random keys, both ways, short and ext
   const nonce = randomBytes(32);
   for (const len of [65535, 65536, 100000]) {
     const plaintext = 'z'.repeat(len);
-    assert.equal(nip44Encrypt(plaintext, convKey, nonce), toolsNip44.encrypt(plaintext, convKey, nonce), `length ${len}`);
+    assert.equal(
+      nip44Encrypt(plaintext, convKey, nonce),
+      toolsNip44.encrypt(plaintext, convKey, nonce),
+      `length ${len}`,
+    );
   }
 });
 

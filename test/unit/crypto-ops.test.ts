@@ -45,14 +45,24 @@ test('a mixed batch: every op gets its own result and a failing op does not fail
 
   const signed = okValue(results[0]).value as NostrEvent;
   assert.equal(signed.pubkey, userPub);
-  assert.deepEqual({ kind: signed.kind, content: signed.content, tags: signed.tags, created_at: signed.created_at }, EVENT);
+  assert.deepEqual(
+    { kind: signed.kind, content: signed.content, tags: signed.tags, created_at: signed.created_at },
+    EVENT,
+  );
   assert.ok(toolsVerifyEvent({ ...signed }));
 
   assert.match(errorOf(results[1]), /invalid payload length|invalid base64/);
 
   const enc44 = okValue(results[2]);
-  assert.equal(toolsNip44.decrypt(enc44.value as string, toolsNip44.utils.getConversationKey(peer, userPub)), 'to peer (44)');
-  assert.equal(bytesToHex(enc44.convKey as Uint8Array), bytesToHex(getConversationKey(user, peerPub)), 'computed key is returned for the cache');
+  assert.equal(
+    toolsNip44.decrypt(enc44.value as string, toolsNip44.utils.getConversationKey(peer, userPub)),
+    'to peer (44)',
+  );
+  assert.equal(
+    bytesToHex(enc44.convKey as Uint8Array),
+    bytesToHex(getConversationKey(user, peerPub)),
+    'computed key is returned for the cache',
+  );
 
   assert.equal(okValue(results[3]).value, 'from peer (44)');
 
@@ -80,7 +90,7 @@ test('a cached conversation key is used as given and not returned again', () => 
   assert.equal(errorOf(bad), 'invalid MAC');
 });
 
-test('sign_event refuses a pubkey that is not the key\'s, an invalid event, and unknown ops, without leaking keys', () => {
+test("sign_event refuses a pubkey that is not the key's, an invalid event, and unknown ops, without leaking keys", () => {
   const skHex = bytesToHex(user);
   const results = runCryptoOps([
     { op: 'sign_event', sk: user, pubkey: peerPub, event: EVENT },
@@ -110,13 +120,35 @@ test('an empty batch gives an empty result', () => {
 test('nip46_respond: runs the user op, encrypts the answer to the client and signs it with the bunker key', async () => {
   const bunker = generateSecretKey();
   const bunkerPub = getPublicKeyHex(bunker);
-  const seal = (scheme: 'nip44' | 'nip04', convKey?: Uint8Array) => ({ sk: bunker, pubkey: bunkerPub, peer: peerPub, scheme, createdAt: 1700000001, ...(convKey ? { convKey } : {}) });
+  const seal = (scheme: 'nip44' | 'nip04', convKey?: Uint8Array) => ({
+    sk: bunker,
+    pubkey: bunkerPub,
+    peer: peerPub,
+    scheme,
+    createdAt: 1700000001,
+    ...(convKey ? { convKey } : {}),
+  });
   const [signed, refused, failedOp, nip04, cached] = runCryptoOps([
-    { op: 'nip46_respond', id: 'r1', userOp: { op: 'sign_event', sk: user, pubkey: userPub, event: EVENT }, seal: seal('nip44') },
+    {
+      op: 'nip46_respond',
+      id: 'r1',
+      userOp: { op: 'sign_event', sk: user, pubkey: userPub, event: EVENT },
+      seal: seal('nip44'),
+    },
     { op: 'nip46_respond', id: 'r2', answer: { result: '', error: 'Operation denied by policy' }, seal: seal('nip44') },
-    { op: 'nip46_respond', id: 'r3', userOp: { op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: 'not a payload' }, seal: seal('nip44') },
+    {
+      op: 'nip46_respond',
+      id: 'r3',
+      userOp: { op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: 'not a payload' },
+      seal: seal('nip44'),
+    },
     { op: 'nip46_respond', id: 'r4', answer: { result: 'pong' }, seal: seal('nip04') },
-    { op: 'nip46_respond', id: 'r5', answer: { result: 'ack' }, seal: seal('nip44', getConversationKey(bunker, peerPub)) },
+    {
+      op: 'nip46_respond',
+      id: 'r5',
+      answer: { result: 'ack' },
+      seal: seal('nip44', getConversationKey(bunker, peerPub)),
+    },
   ]);
   const clientConv = toolsNip44.utils.getConversationKey(peer, bunkerPub);
   const open = (r: CryptoResult | undefined, scheme: 'nip44' | 'nip04' = 'nip44') => {
@@ -125,7 +157,10 @@ test('nip46_respond: runs the user op, encrypts the answer to the client and sig
     assert.equal(event.kind, 24133);
     assert.equal(event.pubkey, bunkerPub);
     assert.deepEqual(event.tags, [['p', peerPub]]);
-    const text = scheme === 'nip44' ? toolsNip44.decrypt(event.content, clientConv) : toolsNip04.decrypt(peer, bunkerPub, event.content);
+    const text =
+      scheme === 'nip44'
+        ? toolsNip44.decrypt(event.content, clientConv)
+        : toolsNip04.decrypt(peer, bunkerPub, event.content);
     return JSON.parse(text as string) as { id: string; result: string; error?: string };
   };
 
@@ -135,7 +170,11 @@ test('nip46_respond: runs the user op, encrypts the answer to the client and sig
   assert.ok(toolsVerifyEvent(inner as never));
   assert.equal(inner.pubkey, userPub);
   assert.equal(inner.content, EVENT.content);
-  assert.equal(((signed as { inner?: CryptoResult }).inner as { value: NostrEvent }).value.id, inner.id, 'the user op result comes back as inner');
+  assert.equal(
+    ((signed as { inner?: CryptoResult }).inner as { value: NostrEvent }).value.id,
+    inner.id,
+    'the user op result comes back as inner',
+  );
   assert.ok(okValue(signed).convKey, 'a conversation key it had to derive is returned for the cache');
 
   assert.deepEqual(open(refused), { id: 'r2', result: '', error: 'Operation denied by policy' });
@@ -147,7 +186,9 @@ test('nip46_respond: runs the user op, encrypts the answer to the client and sig
   assert.deepEqual(open(cached), { id: 'r5', result: 'ack' });
   assert.equal(okValue(cached).convKey, undefined, 'a cached conversation key is not returned again');
 
-  const bad = runCryptoOps([{ op: 'nip46_respond', id: 'r6', answer: { result: 'x' }, seal: { ...seal('nip44'), peer: 'zz' } }]);
+  const bad = runCryptoOps([
+    { op: 'nip46_respond', id: 'r6', answer: { result: 'x' }, seal: { ...seal('nip44'), peer: 'zz' } },
+  ]);
   assert.equal(errorOf(bad[0]), 'invalid peer pubkey');
 });
 
@@ -178,29 +219,43 @@ test('a nip46_respond whose user op is not a key op is refused', () => {
   assert.equal(errorOf(r), 'unknown crypto op');
 });
 
-for (const name of ['native', 'wasm'] as const) test(`${name}: every signature returned to an app is verified before it leaves; a NIP-46 envelope is left to the relays`, () => {
-  useCryptoBackend(name);
-  const backend = cryptoBackend() as { verify: CryptoBackend['verify'] };
-  const realVerify = backend.verify;
-  let checks = 0;
-  let fail = false;
-  backend.verify = (sig, msg, pub) => {
-    checks++;
-    return !fail && realVerify(sig, msg, pub);
-  };
-  const signOp = (content: string): KeyOp => ({ op: 'sign_event', sk: user, pubkey: userPub, event: { ...EVENT, content } });
-  const seal = { sk: peer, pubkey: peerPub, peer: userPub, scheme: 'nip44' as const, createdAt: 1700000000 };
-  try {
-    const results = runCryptoOps([signOp('a'), signOp('b'), { op: 'nip46_respond', id: 'r1', userOp: signOp('c'), seal }, { op: 'nip46_respond', id: 'r2', answer: { result: 'pong' }, seal }]);
-    assert.equal(checks, 3, 'the three app signatures, not the two envelopes');
-    for (const r of results) assert.ok(toolsVerifyEvent(okValue(r).value as NostrEvent));
-    fail = true;
-    const [direct, wrapped] = runCryptoOps([signOp('d'), { op: 'nip46_respond', id: 'r3', userOp: signOp('e'), seal }]);
-    assert.equal(errorOf(direct), 'signature check failed');
-    const inner = (wrapped as { inner?: CryptoResult }).inner;
-    assert.equal(errorOf(inner), 'signature check failed', 'the app gets an error, not an unchecked signature');
-  } finally {
-    backend.verify = realVerify;
-    useCryptoBackend('auto');
-  }
-});
+for (const name of ['native', 'wasm'] as const)
+  test(`${name}: every signature returned to an app is verified before it leaves; a NIP-46 envelope is left to the relays`, () => {
+    useCryptoBackend(name);
+    const backend = cryptoBackend() as { verify: CryptoBackend['verify'] };
+    const realVerify = backend.verify;
+    let checks = 0;
+    let fail = false;
+    backend.verify = (sig, msg, pub) => {
+      checks++;
+      return !fail && realVerify(sig, msg, pub);
+    };
+    const signOp = (content: string): KeyOp => ({
+      op: 'sign_event',
+      sk: user,
+      pubkey: userPub,
+      event: { ...EVENT, content },
+    });
+    const seal = { sk: peer, pubkey: peerPub, peer: userPub, scheme: 'nip44' as const, createdAt: 1700000000 };
+    try {
+      const results = runCryptoOps([
+        signOp('a'),
+        signOp('b'),
+        { op: 'nip46_respond', id: 'r1', userOp: signOp('c'), seal },
+        { op: 'nip46_respond', id: 'r2', answer: { result: 'pong' }, seal },
+      ]);
+      assert.equal(checks, 3, 'the three app signatures, not the two envelopes');
+      for (const r of results) assert.ok(toolsVerifyEvent(okValue(r).value as NostrEvent));
+      fail = true;
+      const [direct, wrapped] = runCryptoOps([
+        signOp('d'),
+        { op: 'nip46_respond', id: 'r3', userOp: signOp('e'), seal },
+      ]);
+      assert.equal(errorOf(direct), 'signature check failed');
+      const inner = (wrapped as { inner?: CryptoResult }).inner;
+      assert.equal(errorOf(inner), 'signature check failed', 'the app gets an error, not an unchecked signature');
+    } finally {
+      backend.verify = realVerify;
+      useCryptoBackend('auto');
+    }
+  });

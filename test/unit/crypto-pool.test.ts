@@ -47,4 +47,3 @@ test('CryptoPool rejects a thread count that is not a positive integer', () => {
   assert.throws(() => new CryptoPool({ threads: 0 }), RangeError);
   assert.throws(() => new CryptoPool({ threads: 1.5 }), RangeError);
 });
-

@@ -46,7 +46,10 @@ for (const backend of BACKENDS) {
     const msg = randomBytes(32);
     const order = hexToBytes('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141');
     for (const sk of [new Uint8Array(32), order, new Uint8Array(31).fill(1)]) {
-      assert.throws(() => backend.sign(msg, sk), (err: Error) => !err.message.includes(bytesToHex(sk)));
+      assert.throws(
+        () => backend.sign(msg, sk),
+        (err: Error) => !err.message.includes(bytesToHex(sk)),
+      );
       assert.throws(() => backend.getPublicKey(sk));
     }
   });
@@ -85,7 +88,12 @@ test('fast and reference backends agree on random keys (sign with one, verify wi
 test('KnownKeySigner signs the BIP-340 vectors byte for byte (odd- and even-y keys)', () => {
   const signer = new KnownKeySigner();
   for (const row of rows.filter((r) => r.secretKey !== '')) {
-    const sig = signer.sign(hexToBytes(row.message), hexToBytes(row.secretKey), hexToBytes(row.publicKey.toLowerCase()), hexToBytes(row.auxRand));
+    const sig = signer.sign(
+      hexToBytes(row.message),
+      hexToBytes(row.secretKey),
+      hexToBytes(row.publicKey.toLowerCase()),
+      hexToBytes(row.auxRand),
+    );
     assert.equal(bytesToHex(sig), row.signature.toLowerCase(), `row ${row.index}`);
   }
 });
@@ -114,7 +122,10 @@ test('KnownKeySigner refuses a secret that is not the public key’s, bad length
   const sk = generateSecretKey();
   const msg = randomBytes(32);
   const otherPub = fastSchnorr.getPublicKey(generateSecretKey());
-  assert.throws(() => signer.sign(msg, sk, otherPub), (err: Error) => err instanceof InvalidKeyError && !err.message.includes(bytesToHex(sk)));
+  assert.throws(
+    () => signer.sign(msg, sk, otherPub),
+    (err: Error) => err instanceof InvalidKeyError && !err.message.includes(bytesToHex(sk)),
+  );
   assert.equal(signer.size, 0, 'a refused key is not remembered');
   const pub = fastSchnorr.getPublicKey(sk);
   assert.throws(() => signer.sign(msg.subarray(0, 31), sk, pub), TypeError);
@@ -130,7 +141,9 @@ test('KnownKeySigner refuses a secret that is not the public key’s, bad length
 test('KnownKeySigner signs with either secret of an x-only key (d and n − d), alternating', () => {
   const signer = new KnownKeySigner();
   const sk = generateSecretKey();
-  const negated = hexToBytes((secp256k1.Point.CURVE().n - BigInt(`0x${bytesToHex(sk)}`)).toString(16).padStart(64, '0'));
+  const negated = hexToBytes(
+    (secp256k1.Point.CURVE().n - BigInt(`0x${bytesToHex(sk)}`)).toString(16).padStart(64, '0'),
+  );
   const pub = fastSchnorr.getPublicKey(sk);
   assert.equal(bytesToHex(fastSchnorr.getPublicKey(negated)), bytesToHex(pub));
   for (const key of [sk, negated, sk, negated]) {

@@ -4,7 +4,12 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createKeyManager, instrumentKeyManager, KeyManagerUnavailableError, type KeyManager } from '../../shared/custody/index.js';
+import {
+  createKeyManager,
+  instrumentKeyManager,
+  KeyManagerUnavailableError,
+  type KeyManager,
+} from '../../shared/custody/index.js';
 import { metrics } from '../../shared/metrics.js';
 
 async function calls(op: string, outcome: string): Promise<number> {
@@ -33,7 +38,12 @@ describe('createKeyManager', () => {
     assert.match(km.kekId, /^local:[0-9a-f]{16}$/);
     assert.equal((await stat(file)).mode & 0o777, 0o600);
 
-    const before = { wrapOk: await calls('wrap', 'ok'), unwrapOk: await calls('unwrap', 'ok'), unwrapError: await calls('unwrap', 'error'), wrapTimed: await timed('wrap') };
+    const before = {
+      wrapOk: await calls('wrap', 'ok'),
+      unwrapOk: await calls('unwrap', 'ok'),
+      unwrapError: await calls('unwrap', 'error'),
+      wrapTimed: await timed('wrap'),
+    };
     const dek = randomBytes(32);
     const wrapped = await km.wrap(dek);
     assert.deepEqual(Buffer.from(await km.unwrap(wrapped, km.kekId)), dek);

@@ -6,7 +6,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { KeyManagerUnavailableError, type KeyManager } from '../../shared/custody/key-manager.js';
 import { LocalKeyManager } from '../../shared/custody/local-key-manager.js';
-import { SecretDecryptionError, openSecret, ownerAad, rewrapSecret, sealSecret } from '../../shared/custody/envelope.js';
+import {
+  SecretDecryptionError,
+  openSecret,
+  ownerAad,
+  rewrapSecret,
+  sealSecret,
+} from '../../shared/custody/envelope.js';
 
 /** Passes calls through to `inner` and keeps what sealSecret handed to wrap(), to look at afterwards. */
 function recording(inner: KeyManager) {
@@ -56,7 +62,11 @@ describe('envelope', () => {
     assert.notDeepEqual(a.nonce, b.nonce);
     assert.notDeepEqual(a.ciphertext, b.ciphertext);
     assert.notDeepEqual(a.wrappedDek, b.wrappedDek);
-    for (const dek of passed) assert.ok(dek.every((byte) => byte === 0), 'DEK buffer was not zeroed');
+    for (const dek of passed)
+      assert.ok(
+        dek.every((byte) => byte === 0),
+        'DEK buffer was not zeroed',
+      );
     assert.deepEqual(Buffer.from(await openSecret(km, a, aad)), secret);
     assert.deepEqual(Buffer.from(await openSecret(km, b, aad)), secret);
   });
@@ -77,8 +87,14 @@ describe('envelope', () => {
     const aad = ownerAad('user', 'x');
     const sealed = await sealSecret(local, randomBytes(32), aad);
     const asDecrypt = (err: Error) => err instanceof SecretDecryptionError && err.reason === 'decrypt';
-    await assert.rejects(openSecret(local, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 10) }, aad), asDecrypt);
-    await assert.rejects(openSecret(local, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 15) }, aad), asDecrypt);
+    await assert.rejects(
+      openSecret(local, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 10) }, aad),
+      asDecrypt,
+    );
+    await assert.rejects(
+      openSecret(local, { ...sealed, ciphertext: sealed.ciphertext.subarray(0, 15) }, aad),
+      asDecrypt,
+    );
     await assert.rejects(openSecret(local, { ...sealed, nonce: sealed.nonce.subarray(0, 8) }, aad), asDecrypt);
   });
 
@@ -92,7 +108,10 @@ describe('envelope', () => {
   it('keeps the cause of a failed authentication and of a failed unwrap', async () => {
     const sealed = await sealSecret(local, randomBytes(32), ownerAad('user', 'a'));
     await assert.rejects(openSecret(local, sealed, ownerAad('user', 'b')), (err: Error) => err.cause instanceof Error);
-    await assert.rejects(openSecret(local, { ...sealed, kekId: 'local:ffffffffffffffff' }, ownerAad('user', 'a')), (err: Error) => err.cause instanceof Error);
+    await assert.rejects(
+      openSecret(local, { ...sealed, kekId: 'local:ffffffffffffffff' }, ownerAad('user', 'a')),
+      (err: Error) => err.cause instanceof Error,
+    );
   });
 
   it('zeroes the unwrapped DEK after opening and after re-wrapping', async () => {
@@ -114,7 +133,8 @@ describe('envelope', () => {
     await assert.rejects(openSecret(km, sealed, ownerAad('user', 'other')), SecretDecryptionError);
     await rewrapSecret(km, sealed);
     assert.equal(unwrapped.length, 3);
-    for (const dek of unwrapped) assert.ok(dek.length === 32 && dek.every((b) => b === 0), 'the DEK was left in memory');
+    for (const dek of unwrapped)
+      assert.ok(dek.length === 32 && dek.every((b) => b === 0), 'the DEK was left in memory');
   });
 
   it('refuses, and zeroes, an unwrapped DEK of the wrong length', async () => {
@@ -122,9 +142,22 @@ describe('envelope', () => {
     const sealed = await sealSecret(local, randomBytes(32), aad);
     for (const length of [16, 31, 33]) {
       const handed = new Uint8Array(length).fill(0xaa);
-      const km: KeyManager = { kind: local.kind, kekId: local.kekId, wrap: (d) => local.wrap(d), unwrap: async () => handed, close: async () => {} };
-      await assert.rejects(openSecret(km, sealed, aad), (err: Error) => err instanceof SecretDecryptionError && err.reason === 'unwrap', `a ${length}-byte DEK`);
-      assert.ok(handed.every((b) => b === 0), `the ${length}-byte DEK was not zeroed`);
+      const km: KeyManager = {
+        kind: local.kind,
+        kekId: local.kekId,
+        wrap: (d) => local.wrap(d),
+        unwrap: async () => handed,
+        close: async () => {},
+      };
+      await assert.rejects(
+        openSecret(km, sealed, aad),
+        (err: Error) => err instanceof SecretDecryptionError && err.reason === 'unwrap',
+        `a ${length}-byte DEK`,
+      );
+      assert.ok(
+        handed.every((b) => b === 0),
+        `the ${length}-byte DEK was not zeroed`,
+      );
     }
   });
 
@@ -144,8 +177,12 @@ describe('envelope', () => {
     const down: KeyManager = {
       kind: 'gcp',
       kekId: local.kekId,
-      wrap: async () => { throw new KeyManagerUnavailableError('down'); },
-      unwrap: async () => { throw new KeyManagerUnavailableError('down'); },
+      wrap: async () => {
+        throw new KeyManagerUnavailableError('down');
+      },
+      unwrap: async () => {
+        throw new KeyManagerUnavailableError('down');
+      },
       close: async () => {},
     };
     await assert.rejects(openSecret(down, sealed, aad), KeyManagerUnavailableError);

@@ -97,7 +97,10 @@ describe('LocalKeyManager keyring and master key installation', () => {
     const open = await newKeyFile();
     await chmod(open, 0o644);
     await assert.rejects(installMasterKey(file, { file: open }), MasterKeyFileError);
-    await assert.rejects(installMasterKey(path.join(dir, 'none', 'master.key'), { generate: true }), /nothing to rotate from/);
+    await assert.rejects(
+      installMasterKey(path.join(dir, 'none', 'master.key'), { generate: true }),
+      /nothing to rotate from/,
+    );
     await km.close();
   });
 

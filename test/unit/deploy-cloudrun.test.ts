@@ -37,7 +37,8 @@ describe('deploy/cloudrun', () => {
           assert.equal(probe.httpGet.port, port);
         }
         assert.equal(env.has('PORT'), false, 'PORT is set by Cloud Run');
-        if (role === 'workers') assert.equal(Number(env.get('METRICS_PORT').value), port, 'workers serve probes on METRICS_PORT');
+        if (role === 'workers')
+          assert.equal(Number(env.get('METRICS_PORT').value), port, 'workers serve probes on METRICS_PORT');
         assert.equal(env.get('HOST').value, '0.0.0.0');
       });
 
@@ -49,7 +50,8 @@ describe('deploy/cloudrun', () => {
         }
         const pattern = new RegExp((ConfigSchema.properties.GCP_KMS_KEY as unknown as { pattern: string }).pattern);
         assert.match(env.get('GCP_KMS_KEY').value, pattern);
-        const drain = Number(env.get('SHUTDOWN_HTTP_TIMEOUT_MS').value) + Number(env.get('SHUTDOWN_JOBS_TIMEOUT_MS').value);
+        const drain =
+          Number(env.get('SHUTDOWN_HTTP_TIMEOUT_MS').value) + Number(env.get('SHUTDOWN_JOBS_TIMEOUT_MS').value);
         assert.ok(drain < 10_000, 'the drain fits in the 10 s Cloud Run gives after SIGTERM');
       });
 

@@ -57,12 +57,21 @@ describe('deploy/Dockerfile', () => {
     assert.ok(stages.length >= 2, `multi-stage: ${stages.length} FROM`);
     const names = stages.slice(0, -1).map((s) => /\bAS\s+(\S+)$/i.exec(s.args)?.[1]);
     assert.ok(names.every(Boolean), 'every stage before the last is named');
-    const copiedFrom = runtime.filter((i) => i.op === 'COPY').map((i) => /--from=(\S+)/.exec(i.args)?.[1]).filter(Boolean);
+    const copiedFrom = runtime
+      .filter((i) => i.op === 'COPY')
+      .map((i) => /--from=(\S+)/.exec(i.args)?.[1])
+      .filter(Boolean);
     assert.ok(copiedFrom.includes('build'), 'dist/ comes from the build stage');
     assert.ok(copiedFrom.includes('deps'), 'node_modules come from the production-deps stage');
-    const deps = dockerfile.filter((i) => i.stage === names.indexOf('deps') && i.op === 'RUN').map((i) => i.args).join(' ');
+    const deps = dockerfile
+      .filter((i) => i.stage === names.indexOf('deps') && i.op === 'RUN')
+      .map((i) => i.args)
+      .join(' ');
     assert.match(deps, /npm ci\b.*--omit=dev/, 'the runtime gets production dependencies only');
-    const build = dockerfile.filter((i) => i.stage === names.indexOf('build') && i.op === 'RUN').map((i) => i.args).join(' ');
+    const build = dockerfile
+      .filter((i) => i.stage === names.indexOf('build') && i.op === 'RUN')
+      .map((i) => i.args)
+      .join(' ');
     assert.match(build, /npm ci\b/);
     assert.match(build, /tsc -p tsconfig\.json/);
     assert.match(build, /copy-assets\.mjs/);
@@ -83,19 +92,38 @@ describe('deploy/Dockerfile', () => {
     assert.equal(arg?.args, `NODE_IMAGE=node:${NODE_LTS_MAJOR}-bookworm-slim`);
     for (const stage of stages) assert.match(stage.args, /^\$\{NODE_IMAGE\}(\s|$)/, `FROM ${stage.args}`);
     const lts = readFileSync(path.join(PROJECT_ROOT, 'scripts/node-lts.sh'), 'utf8');
-    assert.match(lts, new RegExp(`NODE_LTS_VERSION:-${NODE_LTS_MAJOR}\\.\\d+\\.\\d+\\}`), 'scripts/node-lts.sh fetches the same major');
-    const { engines } = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
-    assert.ok(engines.node.split('||').some((range) => new RegExp(`^\\^${NODE_LTS_MAJOR}\\.`).test(range.trim())), `engines ${engines.node} accepts Node ${NODE_LTS_MAJOR}`);
-    assert.match(readFileSync(path.join(PROJECT_ROOT, '.ci/run'), 'utf8'), /node-lts\.sh/, '.ci/run runs the suite under it');
+    assert.match(
+      lts,
+      new RegExp(`NODE_LTS_VERSION:-${NODE_LTS_MAJOR}\\.\\d+\\.\\d+\\}`),
+      'scripts/node-lts.sh fetches the same major',
+    );
+    const { engines } = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+    };
+    assert.ok(
+      engines.node.split('||').some((range) => new RegExp(`^\\^${NODE_LTS_MAJOR}\\.`).test(range.trim())),
+      `engines ${engines.node} accepts Node ${NODE_LTS_MAJOR}`,
+    );
+    assert.match(
+      readFileSync(path.join(PROJECT_ROOT, '.ci/run'), 'utf8'),
+      /node-lts\.sh/,
+      '.ci/run runs the suite under it',
+    );
   });
 
   it('runs as a non-root user', () => {
     const user = one('USER').args.split(':')[0]!;
     assert.notEqual(user, 'root');
     assert.notEqual(user, '0');
-    assert.ok(runtime.some((i) => i.op === 'RUN' && new RegExp(`useradd\\b.*\\b${user}\\b`).test(i.args)), `user ${user} is created`);
+    assert.ok(
+      runtime.some((i) => i.op === 'RUN' && new RegExp(`useradd\\b.*\\b${user}\\b`).test(i.args)),
+      `user ${user} is created`,
+    );
     const userAt = runtime.indexOf(one('USER'));
-    assert.ok(runtime.slice(userAt).every((i) => i.op !== 'RUN'), 'nothing runs as root after USER');
+    assert.ok(
+      runtime.slice(userAt).every((i) => i.op !== 'RUN'),
+      'nothing runs as root after USER',
+    );
   });
 
   it('checks /health, enters through keyfarm and runs a real command by default', () => {
@@ -104,15 +132,24 @@ describe('deploy/Dockerfile', () => {
     const route = /\/health\b[^'"]*/.exec(check)?.[0];
     assert.ok(route && probeRoutes().has(route), `HEALTHCHECK hits a real route: ${route}`);
     assert.deepEqual(words(one('ENTRYPOINT').args), ['keyfarm']);
-    assert.ok(runtime.some((i) => i.op === 'RUN' && /ln -s \/app\/dist\/bin\/keyfarm\.js \/usr\/local\/bin\/keyfarm/.test(i.args)));
-    assert.ok(readFileSync(path.join(PROJECT_ROOT, 'bin/keyfarm.ts'), 'utf8').startsWith('#!/usr/bin/env node\n'), 'the CLI runs as a program');
+    assert.ok(
+      runtime.some(
+        (i) => i.op === 'RUN' && /ln -s \/app\/dist\/bin\/keyfarm\.js \/usr\/local\/bin\/keyfarm/.test(i.args),
+      ),
+    );
+    assert.ok(
+      readFileSync(path.join(PROJECT_ROOT, 'bin/keyfarm.ts'), 'utf8').startsWith('#!/usr/bin/env node\n'),
+      'the CLI runs as a program',
+    );
     const [command] = words(one('CMD').args);
     assert.ok(cliCommands().has(command!), `CMD ${command} is a keyfarm command`);
     assert.equal(one('STOPSIGNAL').args, 'SIGTERM');
   });
 
   it('bakes in no secret and names only real settings', () => {
-    const env = runtime.filter((i) => i.op === 'ENV').flatMap((i) => [...i.args.matchAll(/(?:^|\s)(\w+)=/g)].map((m) => m[1]!));
+    const env = runtime
+      .filter((i) => i.op === 'ENV')
+      .flatMap((i) => [...i.args.matchAll(/(?:^|\s)(\w+)=/g)].map((m) => m[1]!));
     assert.deepEqual(unknownSettings(env), []);
     for (const i of dockerfile.filter((x) => x.op === 'ENV' || x.op === 'ARG')) {
       assert.doesNotMatch(i.args, /PASSWORD|SECRET|TOKEN|DATABASE_URL|REDIS_URL|MASTER_KEY|_KEY=/, `${i.op} ${i.args}`);
@@ -120,17 +157,26 @@ describe('deploy/Dockerfile', () => {
     for (const i of dockerfile.filter((x) => x.op === 'COPY' || x.op === 'ADD')) {
       assert.doesNotMatch(i.args, /\.env\b|\.key\b|\.data\b/, `${i.op} ${i.args}`);
     }
-    const ignored = readDeploy('Dockerfile.dockerignore').split('\n').map((l) => l.trim());
+    const ignored = readDeploy('Dockerfile.dockerignore')
+      .split('\n')
+      .map((l) => l.trim());
     for (const pattern of ['.env', '*.key', '.data', 'node_modules', 'dist', '*.dump']) {
       assert.ok(ignored.includes(pattern), `the build context leaves out ${pattern}`);
     }
   });
 
   it('runs Node with the flags of bin/node-options.ts, as do the systemd units and npm start', () => {
-    const env = runtime.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+    const env = runtime
+      .filter((i) => i.op === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
     assert.match(env, new RegExp(`\\bNODE_OPTIONS=${NODE_OPTIONS}(\\s|$)`));
     for (const role of ['api', 'relay-ingest', 'workers']) {
-      assert.match(readDeploy(`systemd/keyfarm-${role}.service`), new RegExp(`^Environment=.*\\bNODE_OPTIONS=${NODE_OPTIONS}(\\s|$)`, 'm'), role);
+      assert.match(
+        readDeploy(`systemd/keyfarm-${role}.service`),
+        new RegExp(`^Environment=.*\\bNODE_OPTIONS=${NODE_OPTIONS}(\\s|$)`, 'm'),
+        role,
+      );
     }
     const run = readFileSync(path.join(PROJECT_ROOT, 'scripts/run.sh'), 'utf8');
     assert.ok(run.includes(`export NODE_OPTIONS="${NODE_OPTIONS}`), 'scripts/run.sh exports them');

@@ -4,7 +4,17 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse as parseToml } from 'smol-toml';
-import { DEPLOY_DIR, ROLES, cliCommands, deployFiles, durationSeconds, looksLikeRealSecret, probeRoutes, readDeploy, unknownSettings } from './deploy-helpers.js';
+import {
+  DEPLOY_DIR,
+  ROLES,
+  cliCommands,
+  deployFiles,
+  durationSeconds,
+  looksLikeRealSecret,
+  probeRoutes,
+  readDeploy,
+  unknownSettings,
+} from './deploy-helpers.js';
 
 describe('deploy/fly', () => {
   it('has one fly.toml per role', () => {
@@ -20,7 +30,10 @@ describe('deploy/fly', () => {
 
       it('is its own app, built from deploy/Dockerfile, running the role', () => {
         assert.equal(fly.app, `keyfarm-${role}`);
-        assert.equal(path.resolve(path.dirname(path.join(DEPLOY_DIR, file)), fly.build.dockerfile), path.join(DEPLOY_DIR, 'Dockerfile'));
+        assert.equal(
+          path.resolve(path.dirname(path.join(DEPLOY_DIR, file)), fly.build.dockerfile),
+          path.join(DEPLOY_DIR, 'Dockerfile'),
+        );
         assert.deepEqual(Object.values(fly.processes), [role]);
         assert.ok(cliCommands().has(role));
       });
@@ -32,10 +45,16 @@ describe('deploy/fly', () => {
 
       it('sets real settings and no secret', () => {
         assert.deepEqual(unknownSettings(Object.keys(env)), []);
-        for (const name of ['DATABASE_URL', 'REDIS_URL', 'ADMIN_PASSWORD']) assert.equal(env[name], undefined, `${name} is a fly secret`);
-        for (const [k, v] of Object.entries(env)) assert.ok(!/PASSWORD|SECRET|TOKEN/.test(k) || !looksLikeRealSecret(v), k);
+        for (const name of ['DATABASE_URL', 'REDIS_URL', 'ADMIN_PASSWORD'])
+          assert.equal(env[name], undefined, `${name} is a fly secret`);
+        for (const [k, v] of Object.entries(env))
+          assert.ok(!/PASSWORD|SECRET|TOKEN/.test(k) || !looksLikeRealSecret(v), k);
         assert.equal(env.HOST, '0.0.0.0');
-        assert.equal(env.GOOGLE_APPLICATION_CREDENTIALS, fly.files[0].guest_path, 'the KMS credentials come from a fly secret');
+        assert.equal(
+          env.GOOGLE_APPLICATION_CREDENTIALS,
+          fly.files[0].guest_path,
+          'the KMS credentials come from a fly secret',
+        );
       });
 
       it('checks the machine on a real route of the port it serves', () => {

@@ -18,7 +18,13 @@ const RUNTIME_VARIABLES = new Set(['NODE_ENV', 'NODE_OPTIONS', 'GOOGLE_APPLICATI
 /** Commands the CLI lists in its usage (`keyfarm --help`). */
 export function cliCommands(): Set<string> {
   const usage = execFileSync(process.execPath, [KEYFARM_CLI, '--help'], { encoding: 'utf8' });
-  return new Set(usage.split('\n').slice(1).map((l) => /^\s+([a-z-]+)\s/.exec(l)?.[1]).filter((c): c is string => !!c));
+  return new Set(
+    usage
+      .split('\n')
+      .slice(1)
+      .map((l) => /^\s+([a-z-]+)\s/.exec(l)?.[1])
+      .filter((c): c is string => !!c),
+  );
 }
 
 /** Names in the environment a deploy file sets that Keyfarm would not read (typos, stale names). */
@@ -47,7 +53,9 @@ export function readDeploy(file: string): string {
 }
 
 export function deployFiles(dir: string, suffix: string): string[] {
-  return readdirSync(path.join(DEPLOY_DIR, dir)).filter((f) => f.endsWith(suffix)).sort();
+  return readdirSync(path.join(DEPLOY_DIR, dir))
+    .filter((f) => f.endsWith(suffix))
+    .sort();
 }
 
 /** Every YAML document of a file. Kubernetes reads YAML 1.1 (0440 is octal there), so that is the default. */

@@ -15,7 +15,9 @@ import {
 } from './deploy-helpers.js';
 
 const files = deployFiles('k8s', '.yaml');
-const objects = files.filter((f) => f !== 'kustomization.yaml').flatMap((f) => yamlDocuments(`k8s/${f}`).map((o) => ({ ...o, file: f })));
+const objects = files
+  .filter((f) => f !== 'kustomization.yaml')
+  .flatMap((f) => yamlDocuments(`k8s/${f}`).map((o) => ({ ...o, file: f })));
 const ofKind = (kind: string) => objects.filter((o) => o.kind === kind);
 const named = (kind: string, name: string) => ofKind(kind).find((o) => o.metadata.name === name);
 const deployment = (role: string) => named('Deployment', `keyfarm-${role}`);
@@ -24,8 +26,16 @@ const configMap = named('ConfigMap', 'keyfarm-config');
 /** Every pod spec: Deployments, Jobs, CronJobs. */
 function podSpecs(): { where: string; spec: any; labels: Record<string, string> }[] {
   return objects.flatMap((o) => {
-    if (o.kind === 'Deployment' || o.kind === 'Job') return [{ where: `${o.kind} ${o.metadata.name ?? o.metadata.generateName}`, spec: o.spec.template.spec, labels: o.spec.template.metadata?.labels ?? {} }];
-    if (o.kind === 'CronJob') return [{ where: `CronJob ${o.metadata.name}`, spec: o.spec.jobTemplate.spec.template.spec, labels: {} }];
+    if (o.kind === 'Deployment' || o.kind === 'Job')
+      return [
+        {
+          where: `${o.kind} ${o.metadata.name ?? o.metadata.generateName}`,
+          spec: o.spec.template.spec,
+          labels: o.spec.template.metadata?.labels ?? {},
+        },
+      ];
+    if (o.kind === 'CronJob')
+      return [{ where: `CronJob ${o.metadata.name}`, spec: o.spec.jobTemplate.spec.template.spec, labels: {} }];
     return [];
   });
 }
@@ -57,14 +67,24 @@ describe('deploy/k8s', () => {
       assert.ok(d, `Deployment keyfarm-${role}`);
       const c = d.spec.template.spec.containers[0];
       assert.deepEqual(c.args, [role]);
-      const expected = { startupProbe: '/healthz/startup', livenessProbe: '/health', readinessProbe: '/healthz/ready' } as const;
+      const expected = {
+        startupProbe: '/healthz/startup',
+        livenessProbe: '/health',
+        readinessProbe: '/healthz/ready',
+      } as const;
       for (const [probe, route] of Object.entries(expected)) {
         assert.equal(c[probe]?.httpGet?.path, route, `${role} ${probe}`);
         assert.ok(routes.has(route), `${route} is served`);
         const port = c[probe].httpGet.port;
-        assert.ok(c.ports.some((p: any) => p.name === port || p.containerPort === port), `${role} ${probe} port ${port} is a container port`);
+        assert.ok(
+          c.ports.some((p: any) => p.name === port || p.containerPort === port),
+          `${role} ${probe} port ${port} is a container port`,
+        );
       }
-      assert.ok(matches(d.spec.selector.matchLabels, d.spec.template.metadata.labels), `${role} selector matches its pods`);
+      assert.ok(
+        matches(d.spec.selector.matchLabels, d.spec.template.metadata.labels),
+        `${role} selector matches its pods`,
+      );
       assert.equal(d.spec.strategy.rollingUpdate.maxUnavailable, 0, `${role} rolls without losing capacity`);
       assert.equal(d.spec.template.metadata.annotations['prometheus.io/path'], '/api/metrics');
     }
@@ -75,7 +95,10 @@ describe('deploy/k8s', () => {
   });
 
   it('gives every pod a grace period of at least 30 s that covers the whole drain', () => {
-    const drainMs = ['SHUTDOWN_DELAY_MS', 'SHUTDOWN_HTTP_TIMEOUT_MS', 'SHUTDOWN_JOBS_TIMEOUT_MS'].reduce((s, k) => s + Number(configMap.data[k]), 0);
+    const drainMs = ['SHUTDOWN_DELAY_MS', 'SHUTDOWN_HTTP_TIMEOUT_MS', 'SHUTDOWN_JOBS_TIMEOUT_MS'].reduce(
+      (s, k) => s + Number(configMap.data[k]),
+      0,
+    );
     for (const role of ROLES) {
       const grace = deployment(role).spec.template.spec.terminationGracePeriodSeconds;
       assert.ok(grace >= 30, `${role}: ${grace} s`);
@@ -108,21 +131,25 @@ describe('deploy/k8s', () => {
   it('runs only real commands and reads only real settings from existing ConfigMaps and Secrets', () => {
     const commands = cliCommands();
     const settingNames = new Set<string>(Object.keys(configMap.data));
-    for (const s of ofKind('Secret')) if (s.metadata.name === 'keyfarm-secrets') for (const k of Object.keys(s.stringData)) settingNames.add(k);
+    for (const s of ofKind('Secret'))
+      if (s.metadata.name === 'keyfarm-secrets') for (const k of Object.keys(s.stringData)) settingNames.add(k);
     for (const { where, spec } of podSpecs()) {
       for (const c of spec.containers) {
         const command = c.args?.[0] ?? /keyfarm (\S+)/.exec(c.command.join(' '))?.[1];
         assert.ok(commands.has(command), `${where}: ${command} is a keyfarm command`);
         for (const e of c.env ?? []) settingNames.add(e.name);
         for (const from of c.envFrom ?? []) {
-          if (from.configMapRef) assert.ok(named('ConfigMap', from.configMapRef.name), `${where}: ConfigMap ${from.configMapRef.name}`);
-          if (from.secretRef) assert.ok(named('Secret', from.secretRef.name), `${where}: Secret ${from.secretRef.name}`);
+          if (from.configMapRef)
+            assert.ok(named('ConfigMap', from.configMapRef.name), `${where}: ConfigMap ${from.configMapRef.name}`);
+          if (from.secretRef)
+            assert.ok(named('Secret', from.secretRef.name), `${where}: Secret ${from.secretRef.name}`);
         }
       }
       for (const v of spec.volumes ?? []) {
         if (v.secret) assert.ok(named('Secret', v.secret.secretName), `${where}: Secret ${v.secret.secretName}`);
         if (v.secret) assert.equal(v.secret.defaultMode, 0o440, `${where}: the key Secret is not world-readable`);
-        if (v.persistentVolumeClaim) assert.ok(named('PersistentVolumeClaim', v.persistentVolumeClaim.claimName), where);
+        if (v.persistentVolumeClaim)
+          assert.ok(named('PersistentVolumeClaim', v.persistentVolumeClaim.claimName), where);
       }
     }
     assert.deepEqual(unknownSettings(settingNames), []);
@@ -140,10 +167,16 @@ describe('deploy/k8s', () => {
       const spec = deployment(role).spec.template.spec;
       const mount = spec.containers[0].volumeMounts.find((m: any) => m.mountPath === keyDir);
       assert.ok(mount, `${role}: ${keyDir} is mounted`);
-      const init = spec.initContainers.find((c: any) => c.volumeMounts.some((m: any) => m.name === mount.name && !m.readOnly));
+      const init = spec.initContainers.find((c: any) =>
+        c.volumeMounts.some((m: any) => m.name === mount.name && !m.readOnly),
+      );
       assert.ok(init, `${role}: an init container writes the master key`);
       assert.match(init.command.join(' '), new RegExp(`umask 077[\\s\\S]*${keyDir}[\\s\\S]*master\\.key\\.keyring`));
-      assert.equal(spec.volumes.find((v: any) => v.name === mount.name).emptyDir.medium, 'Memory', 'the key stays off disk');
+      assert.equal(
+        spec.volumes.find((v: any) => v.name === mount.name).emptyDir.medium,
+        'Memory',
+        'the key stays off disk',
+      );
     }
   });
 
@@ -156,9 +189,14 @@ describe('deploy/k8s', () => {
       assert.ok(hpa.spec.minReplicas >= 2 && hpa.spec.maxReplicas > hpa.spec.minReplicas);
     }
     const shards = Number(configMap.data.SHARD_COUNT);
-    assert.ok(named('HorizontalPodAutoscaler', 'keyfarm-workers').spec.maxReplicas <= shards, 'no more workers than shards');
+    assert.ok(
+      named('HorizontalPodAutoscaler', 'keyfarm-workers').spec.maxReplicas <= shards,
+      'no more workers than shards',
+    );
     for (const role of ROLES) {
-      const pdbs = ofKind('PodDisruptionBudget').filter((p) => matches(p.spec.selector.matchLabels, deployment(role).spec.template.metadata.labels));
+      const pdbs = ofKind('PodDisruptionBudget').filter((p) =>
+        matches(p.spec.selector.matchLabels, deployment(role).spec.template.metadata.labels),
+      );
       assert.equal(pdbs.length, 1, `one PDB for ${role}`);
       assert.ok(pdbs[0].spec.minAvailable >= 1 && pdbs[0].spec.minAvailable < deployment(role).spec.replicas);
     }

@@ -29,11 +29,13 @@ function parseUnit(text: string): Unit {
   return unit;
 }
 
-const values = (unit: Unit, section: string, key: string) => (unit.get(section) ?? []).filter(([k]) => k === key).map(([, v]) => v);
+const values = (unit: Unit, section: string, key: string) =>
+  (unit.get(section) ?? []).filter(([k]) => k === key).map(([, v]) => v);
 const value = (unit: Unit, section: string, key: string) => values(unit, section, key).at(-1);
 
 /** Environment= values: NAME=value pairs separated by spaces. */
-const environmentNames = (unit: Unit) => values(unit, 'Service', 'Environment').flatMap((v) => v.split(/\s+/).map((p) => p.split('=')[0]!));
+const environmentNames = (unit: Unit) =>
+  values(unit, 'Service', 'Environment').flatMap((v) => v.split(/\s+/).map((p) => p.split('=')[0]!));
 
 const HARDENING: Record<string, string> = {
   NoNewPrivileges: 'yes',
@@ -106,8 +108,13 @@ describe('deploy/systemd', () => {
   }
 
   function verify(dir: string, files: string[]): { status: number | null; complaints: string[] } {
-    const res = spawnSync('systemd-analyze', ['verify', '--man=no', ...files.map((f) => path.join(dir, f))], { encoding: 'utf8' });
-    if (res.error) throw new Error(`systemd-analyze: ${res.error.message} (scripts/ensure-deps.sh installs Debian's systemd package)`);
+    const res = spawnSync('systemd-analyze', ['verify', '--man=no', ...files.map((f) => path.join(dir, f))], {
+      encoding: 'utf8',
+    });
+    if (res.error)
+      throw new Error(
+        `systemd-analyze: ${res.error.message} (scripts/ensure-deps.sh installs Debian's systemd package)`,
+      );
     const complaints = `${res.stdout}${res.stderr}`.split('\n').filter((l) => l.trim() !== '');
     return { status: res.status, complaints };
   }
@@ -135,8 +142,13 @@ describe('deploy/systemd', () => {
   it('would fail on a unit error (the check itself works)', () => {
     const dir = path.join(scratch, 'broken');
     execFileSync('mkdir', ['-p', dir]);
-    const names = copyUnits(dir, (name, text) => (name === 'keyfarm-api.service' ? text.replace('ProtectHome=yes', 'ProtectHome=yes\nProtectHomme=yes') : text));
-    assert.ok(verify(dir, names).complaints.some((l) => /keyfarm-api\.service.*ProtectHomme/.test(l)), 'a misspelt directive is reported');
+    const names = copyUnits(dir, (name, text) =>
+      name === 'keyfarm-api.service' ? text.replace('ProtectHome=yes', 'ProtectHome=yes\nProtectHomme=yes') : text,
+    );
+    assert.ok(
+      verify(dir, names).complaints.some((l) => /keyfarm-api\.service.*ProtectHomme/.test(l)),
+      'a misspelt directive is reported',
+    );
     const missing = path.join(scratch, 'missing-binary');
     execFileSync('mkdir', ['-p', missing]);
     const again = copyUnits(missing, (_name, text) => text.replace(/^ExecStart=\S+/m, 'ExecStart=/nonexistent/node'));

@@ -6,7 +6,12 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { MissingBinaryError, removeEmbeddedServicesData, startEmbeddedServices, type EmbeddedServices } from '../../shared/embedded-services.js';
+import {
+  MissingBinaryError,
+  removeEmbeddedServicesData,
+  startEmbeddedServices,
+  type EmbeddedServices,
+} from '../../shared/embedded-services.js';
 import { findPostgres } from '../../shared/embedded/binaries.js';
 import { recordSecret, testLogger } from '../support/logs.js';
 
@@ -75,7 +80,9 @@ test('serves PostgreSQL and Redis on loopback ports of its own', async () => {
   assert.equal(redis.hostname, '127.0.0.1');
   assert.ok(![5432, 6379].includes(portOf(services.databaseUrl)));
   assert.ok(![5432, 6379].includes(portOf(services.redisUrl)));
-  assert.deepEqual(await withPg(services.databaseUrl, async (c) => (await c.query('SELECT 1 AS one')).rows), [{ one: 1 }]);
+  assert.deepEqual(await withPg(services.databaseUrl, async (c) => (await c.query('SELECT 1 AS one')).rows), [
+    { one: 1 },
+  ]);
   assert.equal(await withRedis(services.redisUrl, (r) => r.ping()), 'PONG');
 });
 
@@ -86,7 +93,9 @@ test('a second start on the same data dir reuses the running servers and leaves 
   assert.equal(again.redisUrl, services.redisUrl);
   await again.stop();
   assert.equal(await withRedis(services.redisUrl, (r) => r.ping()), 'PONG');
-  assert.deepEqual(await withPg(services.databaseUrl, async (c) => (await c.query('SELECT 2 AS two')).rows), [{ two: 2 }]);
+  assert.deepEqual(await withPg(services.databaseUrl, async (c) => (await c.query('SELECT 2 AS two')).rows), [
+    { two: 2 },
+  ]);
 });
 
 test('data survives a stop and a start, on the same ports', async () => {
@@ -132,6 +141,7 @@ test('a missing server binary is one line naming the Debian package to install',
     () => findPostgres('99'),
     (err: unknown) =>
       err instanceof MissingBinaryError &&
-      err.message === 'PostgreSQL 99 server not found: install the Debian package postgresql-99 (apt-get install postgresql-99), or set DATABASE_URL to use an existing server',
+      err.message ===
+        'PostgreSQL 99 server not found: install the Debian package postgresql-99 (apt-get install postgresql-99), or set DATABASE_URL to use an existing server',
   );
 });

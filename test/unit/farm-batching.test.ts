@@ -11,24 +11,44 @@ test('what arrives for one shard in one event-loop turn becomes one batch', asyn
   assert.equal(flushed.length, 0, 'nothing leaves before the turn ends');
   assert.equal(b.pending, 51);
   await nextTurn();
-  assert.deepEqual(flushed, [[3, Array.from({ length: 50 }, (_, i) => i)], [7, [100]]]);
+  assert.deepEqual(flushed, [
+    [3, Array.from({ length: 50 }, (_, i) => i)],
+    [7, [100]],
+  ]);
   assert.equal(b.pending, 0);
 
   b.add(3, 1);
   await nextTurn();
   b.add(3, 2);
   await nextTurn();
-  assert.deepEqual(flushed.slice(2), [[3, [1]], [3, [2]]], 'separate turns make separate batches');
+  assert.deepEqual(
+    flushed.slice(2),
+    [
+      [3, [1]],
+      [3, [2]],
+    ],
+    'separate turns make separate batches',
+  );
 });
 
 test('a batch leaves as soon as it reaches the cap', async () => {
   const flushed: number[][] = [];
   const b = new MicroBatcher<number>((_s, items) => void flushed.push(items), { maxBatch: 256 });
   for (let i = 0; i < 600; i++) b.add(0, i);
-  assert.deepEqual(flushed.map((x) => x.length), [256, 256]);
+  assert.deepEqual(
+    flushed.map((x) => x.length),
+    [256, 256],
+  );
   await nextTurn();
-  assert.deepEqual(flushed.map((x) => x.length), [256, 256, 88]);
-  assert.deepEqual(flushed.flat(), Array.from({ length: 600 }, (_, i) => i), 'order is kept');
+  assert.deepEqual(
+    flushed.map((x) => x.length),
+    [256, 256, 88],
+  );
+  assert.deepEqual(
+    flushed.flat(),
+    Array.from({ length: 600 }, (_, i) => i),
+    'order is kept',
+  );
 });
 
 test('with a window, what arrives within it across turns becomes one batch', async () => {
@@ -56,17 +76,28 @@ test('group commit: while a shard has a batch in flight, new requests gather int
   const b = new MicroBatcher<number>(flush, { maxInFlight: 1, holdMaxMs: 1000 });
   b.add(0, 1);
   await nextTurn();
-  assert.deepEqual(sent.map((s) => s.items), [[1]]);
+  assert.deepEqual(
+    sent.map((s) => s.items),
+    [[1]],
+  );
   for (let i = 2; i <= 5; i++) {
     b.add(0, i);
     await nextTurn();
   }
   b.add(9, 42);
   await nextTurn();
-  assert.deepEqual(sent.map((s) => s.items), [[1], [42]], 'shard 0 waits for its slot; shard 9 is not held back');
+  assert.deepEqual(
+    sent.map((s) => s.items),
+    [[1], [42]],
+    'shard 0 waits for its slot; shard 9 is not held back',
+  );
   sent[0]!.answer();
   await nextTurn();
-  assert.deepEqual(sent.map((s) => s.items), [[1], [42], [2, 3, 4, 5]], 'the answer releases one batch of everything gathered');
+  assert.deepEqual(
+    sent.map((s) => s.items),
+    [[1], [42], [2, 3, 4, 5]],
+    'the answer releases one batch of everything gathered',
+  );
 });
 
 test('group commit: a batch is not held past holdMaxMs behind a stalled one', async () => {
@@ -78,7 +109,10 @@ test('group commit: a batch is not held past holdMaxMs behind a stalled one', as
   await nextTurn();
   assert.equal(sent.length, 1);
   await new Promise((r) => setTimeout(r, 60));
-  assert.deepEqual(sent.map((s) => s.items), [[1], [2]]);
+  assert.deepEqual(
+    sent.map((s) => s.items),
+    [[1], [2]],
+  );
 });
 
 test('group commit: a timer firing early re-arms for what is left of the hold, not a whole hold', async () => {
@@ -92,9 +126,16 @@ test('group commit: a timer firing early re-arms for what is left of the hold, n
   lag = 5;
   b.add(0, 2);
   await nextTurn();
-  assert.deepEqual(sent.map((s) => s.items), [[1]], 'held while batch 1 is out');
+  assert.deepEqual(
+    sent.map((s) => s.items),
+    [[1]],
+    'held while batch 1 is out',
+  );
   await new Promise((r) => setTimeout(r, 70)); // a whole second hold would take it to about 80 ms
-  assert.deepEqual(sent.map((s) => s.items), [[1], [2]]);
+  assert.deepEqual(
+    sent.map((s) => s.items),
+    [[1], [2]],
+  );
 });
 
 test('group commit: a full batch leaves at once, and flushAll sends everything', async () => {
@@ -103,9 +144,15 @@ test('group commit: a full batch leaves at once, and flushAll sends everything',
   b.add(0, 1);
   await nextTurn();
   for (let i = 2; i <= 4; i++) b.add(0, i);
-  assert.deepEqual(sent.map((s) => s.items), [[1], [2, 3, 4]]);
+  assert.deepEqual(
+    sent.map((s) => s.items),
+    [[1], [2, 3, 4]],
+  );
   b.add(0, 5);
   b.flushAll();
-  assert.deepEqual(sent.map((s) => s.items), [[1], [2, 3, 4], [5]]);
+  assert.deepEqual(
+    sent.map((s) => s.items),
+    [[1], [2, 3, 4], [5]],
+  );
   assert.equal(b.pending, 0);
 });

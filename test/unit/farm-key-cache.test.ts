@@ -11,10 +11,12 @@ import { bytesToHex, hexToBytes } from '../../shared/nostr/hex.js';
 const keyId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
 const pubkeyOf = (i: number) => i.toString(16).padStart(64, '0');
 const fakeKey = (i: number): CachedKey => ({ secretKey: new Uint8Array(32).fill((i % 250) + 1), pubkey: pubkeyOf(i) });
-const loader = (calls: string[] = []) => async (id: string) => {
-  calls.push(id);
-  return fakeKey(Number(id.slice(-12)));
-};
+const loader =
+  (calls: string[] = []) =>
+  async (id: string) => {
+    calls.push(id);
+    return fakeKey(Number(id.slice(-12)));
+  };
 
 async function metricValue(name: string, labels: Record<string, string> = {}): Promise<number> {
   const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
@@ -49,7 +51,10 @@ test('zeroes secret and conversation keys when they leave the cache', async () =
   assert.ok(first.secretKey.some((b) => b !== 0));
   for (let i = 2; i < 10; i++) await cache.getKey(keyId(i), loader());
   assert.equal(cache.peekKey(keyId(1)), undefined);
-  assert.ok(first.secretKey.every((b) => b === 0), 'evicted secret key is zeroed');
+  assert.ok(
+    first.secretKey.every((b) => b === 0),
+    'evicted secret key is zeroed',
+  );
 
   const big = new KeyCache(1 << 20);
   const k = await big.getKey(keyId(7), loader());
@@ -94,7 +99,11 @@ test('loads a cold key once for concurrent requests, and not into the cache if e
     await sleep(20);
     return fakeKey(3);
   };
-  const [a, b, c] = await Promise.all([cache.getKey(keyId(3), slow), cache.getKey(keyId(3), slow), cache.getKey(keyId(3), slow)]);
+  const [a, b, c] = await Promise.all([
+    cache.getKey(keyId(3), slow),
+    cache.getKey(keyId(3), slow),
+    cache.getKey(keyId(3), slow),
+  ]);
   assert.equal(calls.length, 1);
   assert.equal(a, b);
   assert.equal(b, c);
@@ -122,9 +131,12 @@ test('a secret loaded as a view on a larger buffer becomes key material of the b
   const pubkey = getPublicKeyHex(new Uint8Array(32).fill(0xee));
   const key = await cache.getKey(keyId(9), async () => ({ secretKey: view, pubkey }));
   assert.notEqual(key.secretKey.buffer, big.buffer);
-  assert.equal(bytesToHex(cryptoBackend().getPublicKey(key.secretKey)), pubkey, 'the cached material is the secret\'s');
+  assert.equal(bytesToHex(cryptoBackend().getPublicKey(key.secretKey)), pubkey, "the cached material is the secret's");
   assert.equal(key.pubkey, pubkey);
-  assert.ok(view.every((b) => b === 0), 'the loader buffer is wiped');
+  assert.ok(
+    view.every((b) => b === 0),
+    'the loader buffer is wiped',
+  );
   assert.equal(cache.peekKey(keyId(9)), key);
 });
 
@@ -143,8 +155,14 @@ for (const name of ['native', 'wasm'] as const) {
       assert.ok(cache.bytes <= 300, `${cache.bytes} bytes for one key`);
       const held = new Uint8Array(key.secretKey);
       cache.evictKey(keyId(1));
-      assert.ok(key.secretKey.every((b) => b === 0), 'an evicted entry answers with zeros');
-      assert.throws(() => cryptoBackend().signWithKey(msg, key.secretKey, hexToBytes(pubkey)), /invalid key material|out of range/);
+      assert.ok(
+        key.secretKey.every((b) => b === 0),
+        'an evicted entry answers with zeros',
+      );
+      assert.throws(
+        () => cryptoBackend().signWithKey(msg, key.secretKey, hexToBytes(pubkey)),
+        /invalid key material|out of range/,
+      );
       held.fill(0);
     } finally {
       useCryptoBackend('auto');
@@ -159,7 +177,10 @@ test('a slot freed by an eviction is wiped, and the next key reuses it without s
   cache.evictKey(keyId(1));
   const b = await cache.getKey(keyId(2), loader());
   assert.notDeepEqual(new Uint8Array(b.secretKey), aMaterial);
-  assert.ok(a.secretKey.every((x) => x === 0), 'the old entry does not show the new key');
+  assert.ok(
+    a.secretKey.every((x) => x === 0),
+    'the old entry does not show the new key',
+  );
   assert.equal(a.pubkey, '');
   assert.equal(b.pubkey, pubkeyOf(2));
 });
@@ -193,7 +214,10 @@ test('evicting a key drops every conversation key of it, also after one was repl
   cache.evictKey(keyId(1));
   assert.equal(cache.getConvKey(keyId(1), 'peer-a', 'nip44'), undefined);
   assert.equal(cache.getConvKey(keyId(1), 'peer-b', 'nip44'), undefined, 'a conversation key outlived its key');
-  assert.ok(b.every((x) => x === 0), 'and was not zeroed');
+  assert.ok(
+    b.every((x) => x === 0),
+    'and was not zeroed',
+  );
   assert.ok(cache.getConvKey(keyId(2), 'peer-a', 'nip44'), 'another key keeps its own');
   assert.deepEqual(cache.size, { keys: 0, convKeys: 1 });
 });

@@ -63,7 +63,12 @@ const convKey = nip44.getConversationKey(clientSk, bunkerPk);
 
 function request(id: string, method: string, params: unknown[]): Nip46Item {
   const event = finalizeEvent(
-    { kind: NIP46_KIND, created_at: Math.floor(Date.now() / 1000), tags: [['p', bunkerPk]], content: nip44.encrypt(JSON.stringify({ id, method, params }), convKey) },
+    {
+      kind: NIP46_KIND,
+      created_at: Math.floor(Date.now() / 1000),
+      tags: [['p', bunkerPk]],
+      content: nip44.encrypt(JSON.stringify({ id, method, params }), convKey),
+    },
     clientSk,
   ) as NostrEvent;
   return { id: event.id, traceId: `t-${id}`, bunkerPubkey: bunkerPk, event };
@@ -81,7 +86,14 @@ test('a user key the KeyManager cannot open fails its requests with an error res
   const { processor, published } = processorWith(async () => {
     throw new KeyManagerUnavailableError('kms unreachable');
   });
-  const reply = await processor('n46.a', { type: 'nip46', replyTo: 'ingest-1', items: [request('s1', 'sign_event', [JSON.stringify({ kind: 1, content: 'x', tags: [], created_at: 1 })]), request('p1', 'ping', [])] });
+  const reply = await processor('n46.a', {
+    type: 'nip46',
+    replyTo: 'ingest-1',
+    items: [
+      request('s1', 'sign_event', [JSON.stringify({ kind: 1, content: 'x', tags: [], created_at: 1 })]),
+      request('p1', 'ping', []),
+    ],
+  });
   assert.deepEqual(responses(reply), [
     { id: 's1', result: '', error: 'user key unavailable: key manager unavailable' },
     { id: 'p1', result: 'pong' },
@@ -91,7 +103,11 @@ test('a user key the KeyManager cannot open fails its requests with an error res
 
 test('parameters are checked as on the HTTP door: an empty nip44 plaintext is refused', async () => {
   const { processor } = processorWith(async () => ({ secretKey: new Uint8Array(userSk), pubkey: auth.userPubkey }));
-  const reply = await processor('n46.b', { type: 'nip46', replyTo: 'ingest-1', items: [request('e1', 'nip44_encrypt', [peerPk, '']), request('e2', 'nip44_encrypt', [peerPk, 'hi'])] });
+  const reply = await processor('n46.b', {
+    type: 'nip46',
+    replyTo: 'ingest-1',
+    items: [request('e1', 'nip44_encrypt', [peerPk, '']), request('e2', 'nip44_encrypt', [peerPk, 'hi'])],
+  });
   const [empty, ok] = responses(reply);
   assert.deepEqual(empty, { id: 'e1', result: '', error: 'nip44_encrypt: plaintext must not be empty' });
   assert.equal(ok!.error, undefined);

@@ -45,55 +45,111 @@ test('a wrong AAD or another key is refused', () => {
   const sealed = sealer.seal(MARKER, 'keyfarm:v1:rpc-call:job-1:item-1');
   assert.throws(() => sealer.open(sealed, 'keyfarm:v1:rpc-call:job-1:item-2'), PayloadSealError);
   assert.throws(() => sealer.open(sealed, 'keyfarm:v1:rpc-call:job-2:item-1'), PayloadSealError);
-  assert.throws(() => new PayloadSealer(randomBytes(32)).open(sealed, 'keyfarm:v1:rpc-call:job-1:item-1'), PayloadSealError);
+  assert.throws(
+    () => new PayloadSealer(randomBytes(32)).open(sealed, 'keyfarm:v1:rpc-call:job-1:item-1'),
+    PayloadSealError,
+  );
   assert.throws(() => new PayloadSealer(randomBytes(16)), /^RangeError: PayloadSealer: the key must be 32 bytes$/);
 });
 
 test('each refusal says why, as a PayloadSealError; undefined seals as null', () => {
   const refused = (fn: () => unknown, message: RegExp) =>
-    assert.throws(fn, (err: Error) => err instanceof PayloadSealError && err.name === 'PayloadSealError' && message.test(err.message));
+    assert.throws(
+      fn,
+      (err: Error) => err instanceof PayloadSealError && err.name === 'PayloadSealError' && message.test(err.message),
+    );
   refused(() => sealer.open('plain', 'aad'), /^not a sealed value$/);
   // Shorter than nonce and tag is malformed; nonce and tag with an empty body is checked like any seal.
   refused(() => sealer.open(SEALED_PREFIX + randomBytes(27).toString('base64'), 'aad'), /^sealed value is too short$/);
-  refused(() => sealer.open(SEALED_PREFIX + randomBytes(28).toString('base64'), 'aad'), /^sealed value failed authentication/);
-  refused(() => sealer.open(sealer.seal(1, 'a'), 'b'), /^sealed value failed authentication \(altered, another item, or another key\)$/);
+  refused(
+    () => sealer.open(SEALED_PREFIX + randomBytes(28).toString('base64'), 'aad'),
+    /^sealed value failed authentication/,
+  );
+  refused(
+    () => sealer.open(sealer.seal(1, 'a'), 'b'),
+    /^sealed value failed authentication \(altered, another item, or another key\)$/,
+  );
   assert.equal(sealer.open(sealer.seal(undefined, 'aad'), 'aad'), null);
 });
 
 test('RPC jobs and replies: sealed per job, the calls bound to their items', () => {
   const item = (id: string, plaintext: string): RpcItem => ({
-    id, traceId: `t-${id}`, authorizationId: 'auth', keyId: 'key', pubkey: 'a'.repeat(64),
+    id,
+    traceId: `t-${id}`,
+    authorizationId: 'auth',
+    keyId: 'key',
+    pubkey: 'a'.repeat(64),
     call: { method: 'nip44_encrypt', peer: 'b'.repeat(64), plaintext },
   });
   const items = [item('a', MARKER), item('b', 'other')];
   const job = sealRpcJob(sealer, 'job-1', 'api-1', 'http', items);
-  assert.deepEqual(job.items.map((i) => [i.id, i.method]), [['a', 'nip44_encrypt'], ['b', 'nip44_encrypt']], 'ids and methods stay readable');
+  assert.deepEqual(
+    job.items.map((i) => [i.id, i.method]),
+    [
+      ['a', 'nip44_encrypt'],
+      ['b', 'nip44_encrypt'],
+    ],
+    'ids and methods stay readable',
+  );
   assert.equal(JSON.stringify(job).includes(MARKER), false);
   assert.deepEqual(openRpcJob(sealer, 'job-1', job), items);
   assert.throws(() => openRpcJob(sealer, 'job-2', job), PayloadSealError, 'calls moved to another job');
   const other = sealRpcJob(sealer, 'job-1', 'api-1', 'http', [item('b', 'x'), item('a', 'y')]);
-  assert.throws(() => openRpcJob(sealer, 'job-1', { ...job, calls: other.calls }), PayloadSealError, 'calls of other items');
-  assert.throws(() => openRpcJob(sealer, 'job-1', { ...job, items: [job.items[1]!, job.items[0]!] }), PayloadSealError, 'items reordered');
-  assert.throws(() => openRpcJob(sealer, 'job-1', { ...job, items: job.items.slice(0, 1) }), PayloadSealError, 'an item dropped');
-  assert.throws(() => openRpcJob(sealer, 'job-1', { ...job, items: [{ ...job.items[0]!, method: 'nip44_decrypt' }, job.items[1]!] }), PayloadSealError, 'a relabelled method');
+  assert.throws(
+    () => openRpcJob(sealer, 'job-1', { ...job, calls: other.calls }),
+    PayloadSealError,
+    'calls of other items',
+  );
+  assert.throws(
+    () => openRpcJob(sealer, 'job-1', { ...job, items: [job.items[1]!, job.items[0]!] }),
+    PayloadSealError,
+    'items reordered',
+  );
+  assert.throws(
+    () => openRpcJob(sealer, 'job-1', { ...job, items: job.items.slice(0, 1) }),
+    PayloadSealError,
+    'an item dropped',
+  );
+  assert.throws(
+    () =>
+      openRpcJob(sealer, 'job-1', { ...job, items: [{ ...job.items[0]!, method: 'nip44_decrypt' }, job.items[1]!] }),
+    PayloadSealError,
+    'a relabelled method',
+  );
 
-  const results = [{ id: 'a', ok: true as const, result: MARKER }, { id: 'b', ok: false as const, status: 400, error: 'invalid ciphertext' }];
+  const results = [
+    { id: 'a', ok: true as const, result: MARKER },
+    { id: 'b', ok: false as const, status: 400, error: 'invalid ciphertext' },
+  ];
   const reply = sealReply(sealer, 'job-1', results);
   assert.equal(JSON.stringify(reply).includes(MARKER), false);
   assert.deepEqual(openReply(sealer, reply), results);
-  assert.throws(() => openReply(sealer, { ...reply, jobId: 'job-2' }), PayloadSealError, 'a reply moved to another job');
+  assert.throws(
+    () => openReply(sealer, { ...reply, jobId: 'job-2' }),
+    PayloadSealError,
+    'a reply moved to another job',
+  );
   // An unsealed reply (a job that failed for good) is believed only for its errors.
   assert.deepEqual(openReply(sealer, { jobId: 'job-1', results }), [results[1]]);
 });
 
 test('Bull Board redaction replaces every sealed string and keeps the rest', () => {
-  const job = sealRpcJob(sealer, 'job-1', 'api-1', 'http', [{
-    id: 'a', traceId: 't', authorizationId: 'auth', keyId: 'key', pubkey: 'a'.repeat(64),
-    call: { method: 'sign_event', event: { kind: 1, content: MARKER, tags: [], created_at: 1 } },
-  }]);
+  const job = sealRpcJob(sealer, 'job-1', 'api-1', 'http', [
+    {
+      id: 'a',
+      traceId: 't',
+      authorizationId: 'auth',
+      keyId: 'key',
+      pubkey: 'a'.repeat(64),
+      call: { method: 'sign_event', event: { kind: 1, content: MARKER, tags: [], created_at: 1 } },
+    },
+  ]);
   assert.deepEqual(redactSealed(job), { ...job, calls: REDACTED });
   const reply = sealReply(sealer, 'job-1', [{ id: 'a', ok: true, result: { content: MARKER } }]);
   assert.deepEqual(redactSealed(reply), { jobId: 'job-1', sealedResults: REDACTED });
-  assert.deepEqual(redactSealed({ nested: [{ deep: reply.sealedResults }], n: 1 }), { nested: [{ deep: REDACTED }], n: 1 });
+  assert.deepEqual(redactSealed({ nested: [{ deep: reply.sealedResults }], n: 1 }), {
+    nested: [{ deep: REDACTED }],
+    n: 1,
+  });
   assert.equal(redactSealed(null), null);
 });

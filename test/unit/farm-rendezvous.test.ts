@@ -22,7 +22,8 @@ test('rendezvous assignment is balanced', () => {
   }
   // With the deployment default of 16 shards, no member of three goes without work or takes most of it.
   const small = countBy(Array.from({ length: 16 }, (_, s) => rendezvousOwner(members, s)!));
-  for (const m of members) assert.ok((small.get(m) ?? 0) >= 2 && (small.get(m) ?? 0) <= 10, `${m} owns ${small.get(m)} of 16`);
+  for (const m of members)
+    assert.ok((small.get(m) ?? 0) >= 2 && (small.get(m) ?? 0) <= 10, `${m} owns ${small.get(m)} of 16`);
 });
 
 test('a member joining takes only its share, and only from others to itself', () => {

@@ -21,7 +21,8 @@ const logger = createLogger({ level: 'silent' });
 const sealer = new PayloadSealer(randomBytes(32));
 
 /** A job as the api makes it: every call sealed for this job. */
-const job = (jobId: string, items: RpcItem[], replyTo = 'api-1'): RpcJobData => sealRpcJob(sealer, jobId, replyTo, 'http', items);
+const job = (jobId: string, items: RpcItem[], replyTo = 'api-1'): RpcJobData =>
+  sealRpcJob(sealer, jobId, replyTo, 'http', items);
 
 /** The reply with its results opened, as the api reads it. */
 const opened = (reply: SealedReplyMessage): ReplyMessage => ({ jobId: reply.jobId, results: openReply(sealer, reply) });
@@ -34,9 +35,11 @@ class FakeCrypto implements CryptoRunner {
     this.runs.push(ops);
     this.seenSecrets.push(ops.map((o) => (o as KeyOp).sk[0]!));
     return ops.map((o): CryptoResult => {
-      if (o.op === 'sign_event') return { ok: true, value: { ...o.event, id: 'e'.repeat(64), pubkey: o.pubkey, sig: 'f'.repeat(128) } };
+      if (o.op === 'sign_event')
+        return { ok: true, value: { ...o.event, id: 'e'.repeat(64), pubkey: o.pubkey, sig: 'f'.repeat(128) } };
       if (o.op === 'nip44_decrypt' && o.ciphertext === 'bad') return { ok: false, error: 'invalid ciphertext' };
-      if (o.op === 'nip44_encrypt') return { ok: true, value: `enc:${o.plaintext}`, convKey: o.convKey ? undefined : new Uint8Array(32).fill(7) };
+      if (o.op === 'nip44_encrypt')
+        return { ok: true, value: `enc:${o.plaintext}`, convKey: o.convKey ? undefined : new Uint8Array(32).fill(7) };
       return { ok: true, value: 'x' };
     });
   }
@@ -45,7 +48,9 @@ class FakeCrypto implements CryptoRunner {
 
 function setup(loadImpl: (keyId: string) => Promise<{ secretKey: Uint8Array; pubkey: string }>) {
   const published: [string, ReplyMessage][] = [];
-  const publisher = { publish: async (ch: string, msg: string) => (published.push([ch, JSON.parse(msg)]), 1) } as unknown as Redis;
+  const publisher = {
+    publish: async (ch: string, msg: string) => (published.push([ch, JSON.parse(msg)]), 1),
+  } as unknown as Redis;
   const activity: ActivityEntry[] = [];
   const crypto = new FakeCrypto();
   const cache = new KeyCache(1 << 20);
@@ -65,11 +70,19 @@ function setup(loadImpl: (keyId: string) => Promise<{ secretKey: Uint8Array; pub
 }
 
 const item = (id: string, call: RpcItem['call'], keyId = 'key-1', pubkey = PUB): RpcItem => ({
-  id, traceId: `trace-${id}`, authorizationId: 'auth-1', keyId, pubkey, call,
+  id,
+  traceId: `trace-${id}`,
+  authorizationId: 'auth-1',
+  keyId,
+  pubkey,
+  call,
 });
 
 test('runs every op of a job in one crypto call and answers each item', async () => {
-  const { processor, published, activity, crypto, loads, cache, names } = setup(async () => ({ secretKey: new Uint8Array(32).fill(5), pubkey: PUB }));
+  const { processor, published, activity, crypto, loads, cache, names } = setup(async () => ({
+    secretKey: new Uint8Array(32).fill(5),
+    pubkey: PUB,
+  }));
   const data = job('job-1', [
     item('1', { method: 'ping' }),
     item('2', { method: 'get_public_key' }),
@@ -83,7 +96,10 @@ test('runs every op of a job in one crypto call and answers each item', async ()
   assert.equal(crypto.runs[0]!.length, 3, 'ping and get_public_key need no crypto');
   assert.deepEqual(crypto.seenSecrets[0], [5, 5, 5]);
   assert.equal(loads.length, 1, 'one key load for the job');
-  assert.deepEqual(reply.results.map((r) => (r.ok ? 200 : r.status)), [200, 200, 200, 200, 400]);
+  assert.deepEqual(
+    reply.results.map((r) => (r.ok ? 200 : r.status)),
+    [200, 200, 200, 200, 400],
+  );
   assert.equal(reply.results[0]!.ok && reply.results[0]!.result, 'pong');
   assert.equal(reply.results[1]!.ok && reply.results[1]!.result, PUB);
   assert.deepEqual(reply.results[4], { id: '5', ok: false, status: 400, error: 'invalid ciphertext' });
@@ -91,7 +107,12 @@ test('runs every op of a job in one crypto call and answers each item', async ()
   assert.equal(JSON.stringify(sealedReply).includes(PUB), false, 'results leave sealed');
   assert.deepEqual(
     activity.map((a) => [a.method, a.kind, a.eventId, a.door]),
-    [['ping', undefined, undefined, 'http'], ['get_public_key', undefined, undefined, 'http'], ['sign_event', 1, 'e'.repeat(64), 'http'], ['nip44_encrypt', undefined, undefined, 'http']],
+    [
+      ['ping', undefined, undefined, 'http'],
+      ['get_public_key', undefined, undefined, 'http'],
+      ['sign_event', 1, 'e'.repeat(64), 'http'],
+      ['nip44_encrypt', undefined, undefined, 'http'],
+    ],
   );
   // The op buffers were copies, zeroed after the run; the cached key is intact.
   assert.ok(crypto.runs[0]!.every((o) => (o as KeyOp).sk.every((b) => b === 0)));
@@ -114,14 +135,22 @@ test('maps key errors to statuses without failing the other items', async () => 
     return { secretKey: new Uint8Array(32).fill(2), pubkey: PUB };
   });
   const sign: RpcItem['call'] = { method: 'sign_event', event: { kind: 1, content: '', tags: [], created_at: 1 } };
-  const reply = opened(await processor('job-3', job('job-3', [item('a', sign, 'missing'), item('b', sign, 'kms-down'), item('c', sign, 'other'), item('d', sign, 'good'), item('e', sign, 'look-alike')])));
-  assert.deepEqual(reply.results.map((r) => (r.ok ? 200 : `${r.status} ${r.error}`)), [
-    '404 key not found',
-    '503 key manager unavailable',
-    '500 key integrity check failed',
-    200,
-    '503 key unavailable',
-  ]);
+  const reply = opened(
+    await processor(
+      'job-3',
+      job('job-3', [
+        item('a', sign, 'missing'),
+        item('b', sign, 'kms-down'),
+        item('c', sign, 'other'),
+        item('d', sign, 'good'),
+        item('e', sign, 'look-alike'),
+      ]),
+    ),
+  );
+  assert.deepEqual(
+    reply.results.map((r) => (r.ok ? 200 : `${r.status} ${r.error}`)),
+    ['404 key not found', '503 key manager unavailable', '500 key integrity check failed', 200, '503 key unavailable'],
+  );
   assert.equal(crypto.runs.length, 1);
   assert.equal(crypto.runs[0]!.length, 1);
 });
@@ -146,26 +175,46 @@ test('a crypto pool failure fails the job (BullMQ retries it) and zeroes the cop
     activity: { record: () => {} },
     keyLoader: { load: async () => ({ secretKey: new Uint8Array(32).fill(3), pubkey: PUB }) },
   });
-  await assert.rejects(p('job-4', job('job-4', [item('z', { method: 'nip04_encrypt', peer: PEER, plaintext: 'm' })], 'x')), /pool crashed/);
+  await assert.rejects(
+    p('job-4', job('job-4', [item('z', { method: 'nip04_encrypt', peer: PEER, plaintext: 'm' })], 'x')),
+    /pool crashed/,
+  );
   assert.ok((seen[0] as KeyOp).sk.every((b) => b === 0));
   assert.equal(published.length, 0);
 });
 
-test('a job whose calls do not open (another job\'s, altered, another key) runs nothing and answers 500', async () => {
-  const { processor, crypto, activity, published } = setup(async () => ({ secretKey: new Uint8Array(32).fill(4), pubkey: PUB }));
-  const sign = (content: string): RpcItem['call'] => ({ method: 'sign_event', event: { kind: 1, content, tags: [], created_at: 1 } });
+test("a job whose calls do not open (another job's, altered, another key) runs nothing and answers 500", async () => {
+  const { processor, crypto, activity, published } = setup(async () => ({
+    secretKey: new Uint8Array(32).fill(4),
+    pubkey: PUB,
+  }));
+  const sign = (content: string): RpcItem['call'] => ({
+    method: 'sign_event',
+    event: { kind: 1, content, tags: [], created_at: 1 },
+  });
   const items = [item('a', sign('mine')), item('b', sign('mine too'))];
   const moved = { ...job('job-5', items), calls: job('job-other', items).calls };
   const foreign = sealRpcJob(new PayloadSealer(randomBytes(32)), 'job-6', 'api-1', 'http', items);
   const good = job('job-7', items);
   const altered = { ...good, calls: good.calls.slice(0, -4) + (good.calls.endsWith('AAAA') ? 'BBBB' : 'AAAA') };
-  for (const [jobId, data] of [['job-5', moved], ['job-6', foreign], ['job-7', altered]] as const) {
+  for (const [jobId, data] of [
+    ['job-5', moved],
+    ['job-6', foreign],
+    ['job-7', altered],
+  ] as const) {
     const reply = opened(await processor(jobId, data));
-    assert.deepEqual(reply.results.map((r) => (r.ok ? 200 : `${r.status} ${r.error}`)), ['500 calls could not be opened', '500 calls could not be opened'], jobId);
+    assert.deepEqual(
+      reply.results.map((r) => (r.ok ? 200 : `${r.status} ${r.error}`)),
+      ['500 calls could not be opened', '500 calls could not be opened'],
+      jobId,
+    );
   }
   assert.equal(crypto.runs.length, 0, 'nothing reached the crypto pool');
   assert.equal(activity.length, 0);
   assert.equal(published.length, 3, 'the api hears the failure at once instead of waiting for its timeout');
   const ok = opened(await processor('job-7', good));
-  assert.deepEqual(ok.results.map((r) => r.ok && (r.result as { content: string }).content), ['mine', 'mine too']);
+  assert.deepEqual(
+    ok.results.map((r) => r.ok && (r.result as { content: string }).content),
+    ['mine', 'mine too'],
+  );
 });

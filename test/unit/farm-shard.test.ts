@@ -42,7 +42,7 @@ test('every key of a shard shares its hash tag', () => {
   }
 });
 
-test('clusterSlot is Redis Cluster\'s CRC16 slot (vectors from the Redis Cluster spec and CLUSTER KEYSLOT)', () => {
+test("clusterSlot is Redis Cluster's CRC16 slot (vectors from the Redis Cluster spec and CLUSTER KEYSLOT)", () => {
   assert.equal(clusterSlot('123456789'), 0x31c3 % 16384);
   assert.equal(clusterSlot('shard-0'), 4971);
   assert.equal(clusterSlot('shard-3'), 8968);
@@ -61,7 +61,13 @@ test('on a cluster, shard tags spread evenly over the slots: each shard in its o
   const master = (slot: number) => (slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2);
   const spread = new ShardNames('kf', { spreadOverSlots: 3 });
   const tagOf = (n: ShardNames, s: number) => /\{([^}]+)\}/.exec(n.items(s))![1]!;
-  assert.deepEqual([0, 1, 2].map((s) => master(clusterSlot(tagOf(spread, s)))), [0, 1, 2]);
-  assert.deepEqual([0, 1, 2].map((s) => master(clusterSlot(tagOf(new ShardNames('kf'), s)))), [0, 0, 2]);
+  assert.deepEqual(
+    [0, 1, 2].map((s) => master(clusterSlot(tagOf(spread, s)))),
+    [0, 1, 2],
+  );
+  assert.deepEqual(
+    [0, 1, 2].map((s) => master(clusterSlot(tagOf(new ShardNames('kf'), s)))),
+    [0, 0, 2],
+  );
   assert.equal(new ShardNames('kf').queuePrefix(5), 'kf:{shard-5}', 'a single Redis keeps its key names');
 });

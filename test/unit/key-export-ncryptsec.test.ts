@@ -7,7 +7,12 @@ import { decrypt } from 'nostr-tools/nip49';
 import { bech32 } from '@scure/base';
 import type { ApiContext } from '../../api/context.js';
 import { HttpError } from '../../api/errors.js';
-import { MIN_PASSPHRASE_LENGTH, NCRYPTSEC_LOG_N, encryptNcryptsec, exportUserKey } from '../../api/services/key-export.js';
+import {
+  MIN_PASSPHRASE_LENGTH,
+  NCRYPTSEC_LOG_N,
+  encryptNcryptsec,
+  exportUserKey,
+} from '../../api/services/key-export.js';
 import { recordSecret } from '../support/logs.js';
 
 // A low scrypt cost keeps the test fast; the exported default is checked apart.
@@ -27,7 +32,10 @@ describe('key export ncryptsec (NIP-49)', () => {
   it('writes version 2, the log N it used, a fresh salt and nonce, and key security byte 2', async () => {
     const secret = new Uint8Array(32).fill(7);
     // @scure/base is nostr-tools' own bech32; nip19's decode() does not take the ncryptsec prefix.
-    const payload = async () => bech32.fromWords(bech32.decode((await encryptNcryptsec(secret, 'passphrase', LOG_N)) as `${string}1${string}`, 5000).words);
+    const payload = async () =>
+      bech32.fromWords(
+        bech32.decode((await encryptNcryptsec(secret, 'passphrase', LOG_N)) as `${string}1${string}`, 5000).words,
+      );
     const a = await payload();
     const b = await payload();
     assert.equal(a.length, 91);
@@ -42,7 +50,10 @@ describe('key export ncryptsec (NIP-49)', () => {
 describe('key export passphrase minimum', () => {
   it('is refused by the service itself, whoever calls it, before the account or its key is read', async () => {
     // Every use of the context fails the test: the refusal comes before any of it.
-    const untouchable = new Proxy({}, { get: (_t, name) => assert.fail(`the context was read (${String(name)})`) }) as ApiContext;
+    const untouchable = new Proxy(
+      {},
+      { get: (_t, name) => assert.fail(`the context was read (${String(name)})`) },
+    ) as ApiContext;
     const input = { userId: '00000000-0000-4000-8000-000000000000', password: 'pw', ip: '192.0.2.1' };
     await assert.rejects(exportUserKey(untouchable, { ...input, passphrase: 'seven77' }), (err: unknown) => {
       assert.ok(err instanceof HttpError, String(err));

@@ -14,7 +14,15 @@ function capture(level = 'debug'): { logger: Logger; lines: () => Record<string,
     },
   });
   const logger = createLogger({ level, role: 'test', destination });
-  return { logger, text: () => text, lines: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    logger,
+    text: () => text,
+    lines: () =>
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 /** A value no ordinary log field would hold, distinct per field. */
@@ -23,8 +31,24 @@ const secretFor = (field: string) => `S3CRET-${field}-value`;
 describe('log redaction', () => {
   it('covers the secret field names the service handles', () => {
     for (const name of [
-      'password', 'token', 'nsec', 'secret', 'sk', 'dek', 'kek', 'authorization', 'cookie', 'set-cookie',
-      'refresh_token', 'access_token', 'code', 'code_verifier', 'client_secret', 'bunker_url', 'plaintext', 'convKey',
+      'password',
+      'token',
+      'nsec',
+      'secret',
+      'sk',
+      'dek',
+      'kek',
+      'authorization',
+      'cookie',
+      'set-cookie',
+      'refresh_token',
+      'access_token',
+      'code',
+      'code_verifier',
+      'client_secret',
+      'bunker_url',
+      'plaintext',
+      'convKey',
     ]) {
       assert.ok((SECRET_FIELDS as readonly string[]).includes(name), name);
     }
@@ -48,7 +72,8 @@ describe('log redaction', () => {
       );
     }
     const out = text();
-    for (const field of SECRET_FIELDS) assert.ok(!out.includes(secretFor(field)), `${field} leaked: ${out.slice(0, 300)}`);
+    for (const field of SECRET_FIELDS)
+      assert.ok(!out.includes(secretFor(field)), `${field} leaked: ${out.slice(0, 300)}`);
     const all = lines();
     assert.equal(all.length, SECRET_FIELDS.length);
     all.forEach((line, i) => {

@@ -62,12 +62,17 @@ describe('Grafana dashboard', () => {
 
   it('names only metrics the code exports', async () => {
     const exported = await exportedMetricNames();
-    const recorded = new Set(loadRules().filter((r) => r.record).map((r) => r.record!));
+    const recorded = new Set(
+      loadRules()
+        .filter((r) => r.record)
+        .map((r) => r.record!),
+    );
     assert.ok(queries.length > 20);
     for (const q of queries) {
       const names = metricNamesIn(q.expr);
       assert.ok(names.length > 0, `${q.panel}: ${q.expr}`);
-      for (const name of names) assert.ok(exported.has(name) || recorded.has(name), `${q.panel}: ${name} is not exported`);
+      for (const name of names)
+        assert.ok(exported.has(name) || recorded.has(name), `${q.panel}: ${name} is not exported`);
     }
   });
 

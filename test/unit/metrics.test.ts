@@ -3,7 +3,14 @@
 // the scrape).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LATENCY_BUCKETS, SCRAPE_HOOK_TIMEOUT_MS, addScrapeHook, metrics, registry, watchDbPool } from '../../shared/metrics.js';
+import {
+  LATENCY_BUCKETS,
+  SCRAPE_HOOK_TIMEOUT_MS,
+  addScrapeHook,
+  metrics,
+  registry,
+  watchDbPool,
+} from '../../shared/metrics.js';
 import { exportedMetricNames, metricNamesIn } from '../support/metric-names.js';
 
 async function gaugeValue(name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
@@ -17,9 +24,17 @@ describe('exported metrics', () => {
   it("has API.md's keycast-compatible counters and gauges under the keyfarm_ prefix", async () => {
     const names = await exportedMetricNames();
     for (const suffix of [
-      'cache_hits_total', 'cache_misses_total', 'cache_size', 'nip46_requests_total', 'nip46_processed_total',
-      'nip46_queue_dropped_total', 'http_rpc_requests_total', 'http_rpc_auth_errors_total', 'registrations_total',
-      'logins_total', 'login_failures_total',
+      'cache_hits_total',
+      'cache_misses_total',
+      'cache_size',
+      'nip46_requests_total',
+      'nip46_processed_total',
+      'nip46_queue_dropped_total',
+      'http_rpc_requests_total',
+      'http_rpc_auth_errors_total',
+      'registrations_total',
+      'logins_total',
+      'login_failures_total',
     ]) {
       assert.ok(names.has(`keyfarm_${suffix}`), `keyfarm_${suffix}`);
     }
@@ -28,12 +43,24 @@ describe('exported metrics', () => {
   it('has what operations watch: latency per door and method, queues per shard, KeyManager, relays, DB pool, process', async () => {
     const names = await exportedMetricNames();
     for (const name of [
-      'keyfarm_rpc_duration_seconds_bucket', 'keyfarm_queue_depth', 'keyfarm_queue_oldest_job_age_seconds',
-      'keyfarm_shard_has_owner', 'keyfarm_shards_owned', 'keyfarm_backpressure_rejected_total',
-      'keyfarm_key_manager_calls_total', 'keyfarm_key_manager_duration_seconds_bucket', 'keyfarm_relays_connected',
-      'keyfarm_db_pool_in_use', 'keyfarm_db_pool_idle', 'keyfarm_db_pool_waiting', 'keyfarm_db_pool_max',
-      'keyfarm_http_requests_total', 'keyfarm_process_cpu_seconds_total', 'keyfarm_process_resident_memory_bytes',
-      'keyfarm_nodejs_eventloop_lag_seconds', 'keyfarm_nodejs_heap_size_used_bytes',
+      'keyfarm_rpc_duration_seconds_bucket',
+      'keyfarm_queue_depth',
+      'keyfarm_queue_oldest_job_age_seconds',
+      'keyfarm_shard_has_owner',
+      'keyfarm_shards_owned',
+      'keyfarm_backpressure_rejected_total',
+      'keyfarm_key_manager_calls_total',
+      'keyfarm_key_manager_duration_seconds_bucket',
+      'keyfarm_relays_connected',
+      'keyfarm_db_pool_in_use',
+      'keyfarm_db_pool_idle',
+      'keyfarm_db_pool_waiting',
+      'keyfarm_db_pool_max',
+      'keyfarm_http_requests_total',
+      'keyfarm_process_cpu_seconds_total',
+      'keyfarm_process_resident_memory_bytes',
+      'keyfarm_nodejs_eventloop_lag_seconds',
+      'keyfarm_nodejs_heap_size_used_bytes',
     ]) {
       assert.ok(names.has(name), name);
     }
@@ -49,7 +76,12 @@ describe('exported metrics', () => {
     const { values } = await metrics.rpcDuration.get();
     const labels = (v: (typeof values)[number]) => v.labels as Record<string, string | number>;
     const bucket = (le: number) =>
-      values.find((v) => v.metricName === 'keyfarm_rpc_duration_seconds_bucket' && labels(v).le === le && labels(v).method === 'sign_event')?.value;
+      values.find(
+        (v) =>
+          v.metricName === 'keyfarm_rpc_duration_seconds_bucket' &&
+          labels(v).le === le &&
+          labels(v).method === 'sign_event',
+      )?.value;
     assert.equal(bucket(0.00025), 0);
     assert.equal(bucket(0.0005), 1);
   });
@@ -113,6 +145,10 @@ describe('metricNamesIn', () => {
     const expr =
       'histogram_quantile(0.95, sum by (le, door) (rate(keyfarm_rpc_duration_seconds_bucket{door="http", method=~"$method"}[$__rate_interval]))) > 0.1 ' +
       'and on (door) keyfarm:rpc_requests:rate5m > 1e3 or vector(0) unless absent(keyfarm_relays_connected offset 5m)';
-    assert.deepEqual(metricNamesIn(expr).sort(), ['keyfarm:rpc_requests:rate5m', 'keyfarm_relays_connected', 'keyfarm_rpc_duration_seconds_bucket']);
+    assert.deepEqual(metricNamesIn(expr).sort(), [
+      'keyfarm:rpc_requests:rate5m',
+      'keyfarm_relays_connected',
+      'keyfarm_rpc_duration_seconds_bucket',
+    ]);
   });
 });

@@ -7,8 +7,17 @@ import { CachedNip46Store } from '../../workers/nip46-authorization-cache.js';
 
 function auth(n: number, clientPubkey: string | null, revokedAt: Date | null = null): Nip46Authorization {
   return {
-    id: `auth-${n}`, userId: 'u', bunkerPubkey: `bunker-${n}`, bunkerKeyId: `bk-${n}`, secretHash: Buffer.alloc(32),
-    clientPubkey, relays: [], revokedAt, expiresAt: null, userPubkey: 'p', userKeyId: 'uk',
+    id: `auth-${n}`,
+    userId: 'u',
+    bunkerPubkey: `bunker-${n}`,
+    bunkerKeyId: `bk-${n}`,
+    secretHash: Buffer.alloc(32),
+    clientPubkey,
+    relays: [],
+    revokedAt,
+    expiresAt: null,
+    userPubkey: 'p',
+    userKeyId: 'uk',
     permissions: { allowed_kinds: 'all', encrypt: true, decrypt: true },
   };
 }
@@ -29,7 +38,13 @@ class CountingStore implements Nip46Store {
 }
 
 test('bound authorizations are served from memory; unbound and revoked ones are read every time', async () => {
-  const inner = new CountingStore(new Map([['bunker-1', auth(1, 'client')], ['bunker-2', auth(2, null)], ['bunker-3', auth(3, 'c', new Date())]]));
+  const inner = new CountingStore(
+    new Map([
+      ['bunker-1', auth(1, 'client')],
+      ['bunker-2', auth(2, null)],
+      ['bunker-3', auth(3, 'c', new Date())],
+    ]),
+  );
   const store = new CachedNip46Store(inner);
   assert.equal((await store.findAuthorizations(['bunker-1', 'bunker-2', 'bunker-3', 'bunker-9'])).length, 3);
   assert.deepEqual(inner.reads, [['bunker-1', 'bunker-2', 'bunker-3', 'bunker-9']]);
@@ -81,7 +96,12 @@ class GatedStore extends CountingStore {
 }
 
 test('a revocation announced while the authorization is being read is not undone by that read', async () => {
-  const inner = new GatedStore(new Map([['bunker-1', auth(1, 'client')], ['bunker-2', auth(2, 'client')]]));
+  const inner = new GatedStore(
+    new Map([
+      ['bunker-1', auth(1, 'client')],
+      ['bunker-2', auth(2, 'client')],
+    ]),
+  );
   const store = new CachedNip46Store(inner);
   const reading = store.findAuthorizations(['bunker-1', 'bunker-2']);
   await inner.waitForReads(1);
@@ -98,7 +118,10 @@ test('a revocation announced while the authorization is being read is not undone
 });
 
 test('a clear or a dropped subscription during a read keeps that read out of the cache', async () => {
-  for (const interrupt of [(s: CachedNip46Store) => s.clear(), (s: CachedNip46Store) => (s.setLinked(false), s.setLinked(true))]) {
+  for (const interrupt of [
+    (s: CachedNip46Store) => s.clear(),
+    (s: CachedNip46Store) => (s.setLinked(false), s.setLinked(true)),
+  ]) {
     const inner = new GatedStore(new Map([['bunker-1', auth(1, 'client')]]));
     const store = new CachedNip46Store(inner);
     const reading = store.findAuthorizations(['bunker-1']);

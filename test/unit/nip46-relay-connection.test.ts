@@ -60,7 +60,12 @@ describe('relay connection', () => {
     servers.push(s.wss);
     await new Promise((r) => s.wss.once('listening', r));
     const events: unknown[] = [];
-    const conn = new RelayConnection(s.url(), { onEvent: (_r, e) => events.push(e), onOversized: () => undefined }, log, TUNING);
+    const conn = new RelayConnection(
+      s.url(),
+      { onEvent: (_r, e) => events.push(e), onOversized: () => undefined },
+      log,
+      TUNING,
+    );
     conns.push(conn);
     conn.setSubscription('kf46-0', { kinds: [24133], '#p': ['a'.repeat(64)] });
     conn.start();
@@ -90,19 +95,35 @@ describe('relay connection', () => {
     await new Promise((r) => s.wss.once('listening', r));
     const port = (s.wss.address() as AddressInfo).port;
     const changes: boolean[] = [];
-    const conn = new RelayConnection(s.url(), { onEvent: () => undefined, onOversized: () => undefined, onConnectedChange: (_r, c) => changes.push(c) }, log, TUNING);
+    const conn = new RelayConnection(
+      s.url(),
+      { onEvent: () => undefined, onOversized: () => undefined, onConnectedChange: (_r, c) => changes.push(c) },
+      log,
+      TUNING,
+    );
     conns.push(conn);
     conn.start();
     await waitFor(() => conn.connected);
-    s.wss.on('connection', (ws) => ws.on('message', (d) => {
-      const m = JSON.parse(d.toString()) as unknown[];
-      if (m[0] === 'EVENT') ws.send(JSON.stringify(['OK', (m[1] as { id: string }).id, true, '']));
-    }));
+    s.wss.on('connection', (ws) =>
+      ws.on('message', (d) => {
+        const m = JSON.parse(d.toString()) as unknown[];
+        if (m[0] === 'EVENT') ws.send(JSON.stringify(['OK', (m[1] as { id: string }).id, true, '']));
+      }),
+    );
     s.sockets[0]!.on('message', (d) => {
       const m = JSON.parse(d.toString()) as unknown[];
-      if (m[0] === 'EVENT') s.sockets[0]!.send(JSON.stringify(['OK', (m[1] as { id: string }).id, false, 'duplicate: have it']));
+      if (m[0] === 'EVENT')
+        s.sockets[0]!.send(JSON.stringify(['OK', (m[1] as { id: string }).id, false, 'duplicate: have it']));
     });
-    const ev = { id: 'e'.repeat(64), pubkey: 'p'.repeat(64), sig: 's'.repeat(128), kind: 24133, content: '', tags: [], created_at: 1 };
+    const ev = {
+      id: 'e'.repeat(64),
+      pubkey: 'p'.repeat(64),
+      sig: 's'.repeat(128),
+      kind: 24133,
+      content: '',
+      tags: [],
+      created_at: 1,
+    };
     assert.deepEqual(await conn.publish(ev), { ok: true, message: 'duplicate: have it' });
 
     for (const ws of s.sockets) ws.terminate();
@@ -137,9 +158,19 @@ describe('subscription plan', () => {
 
 describe('nip46 request parsing', () => {
   it('keeps the id for an error reply whenever there is one', () => {
-    assert.deepEqual(parseNip46Request('{"id":"1","method":"ping","params":[]}'), { ok: true, request: { id: '1', method: 'ping', params: [] } });
-    assert.deepEqual(parseNip46Request('{"id":"1","method":"ping"}'), { ok: true, request: { id: '1', method: 'ping', params: [] } });
-    assert.deepEqual(parseNip46Request('{"id":"2","method":3}'), { ok: false, id: '2', error: 'method must be a string' });
+    assert.deepEqual(parseNip46Request('{"id":"1","method":"ping","params":[]}'), {
+      ok: true,
+      request: { id: '1', method: 'ping', params: [] },
+    });
+    assert.deepEqual(parseNip46Request('{"id":"1","method":"ping"}'), {
+      ok: true,
+      request: { id: '1', method: 'ping', params: [] },
+    });
+    assert.deepEqual(parseNip46Request('{"id":"2","method":3}'), {
+      ok: false,
+      id: '2',
+      error: 'method must be a string',
+    });
     assert.equal(parseNip46Request('{"method":"ping"}').ok, false);
     assert.equal((parseNip46Request('[1]') as { id?: string }).id, undefined);
     assert.equal((parseNip46Request('nope') as { id?: string }).id, undefined);

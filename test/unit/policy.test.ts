@@ -12,7 +12,15 @@ import type { RpcMethod } from '../../shared/farm/jobs.js';
 import { policyPermits } from '../../shared/policy.js';
 import { PROJECT_ROOT } from '../support/paths.js';
 
-const METHODS: RpcMethod[] = ['get_public_key', 'ping', 'sign_event', 'nip44_encrypt', 'nip04_encrypt', 'nip44_decrypt', 'nip04_decrypt'];
+const METHODS: RpcMethod[] = [
+  'get_public_key',
+  'ping',
+  'sign_event',
+  'nip44_encrypt',
+  'nip04_encrypt',
+  'nip44_decrypt',
+  'nip04_decrypt',
+];
 const ENCRYPT: RpcMethod[] = ['nip44_encrypt', 'nip04_encrypt'];
 const DECRYPT: RpcMethod[] = ['nip44_decrypt', 'nip04_decrypt'];
 
@@ -62,13 +70,15 @@ describe('policyPermits', () => {
     const p: PolicyPermissions = { allowed_kinds: [1, 7], encrypt: true, decrypt: true };
     assert.equal(policyPermits(p, 'sign_event', 1), true);
     assert.equal(policyPermits(p, 'sign_event', 7), true);
-    for (const kind of [0, 2, 4, 6, 8, 22242, 65535]) assert.equal(policyPermits(p, 'sign_event', kind), false, `kind ${kind}`);
+    for (const kind of [0, 2, 4, 6, 8, 22242, 65535])
+      assert.equal(policyPermits(p, 'sign_event', kind), false, `kind ${kind}`);
     assert.equal(policyPermits(p, 'sign_event'), false, 'no kind given');
   });
 
   it('signs any kind under allowed_kinds "all"', () => {
     const p: PolicyPermissions = { allowed_kinds: 'all', encrypt: false, decrypt: false };
-    for (const kind of [0, 1, 4, 22242, 30023, 65535]) assert.equal(policyPermits(p, 'sign_event', kind), true, `kind ${kind}`);
+    for (const kind of [0, 1, 4, 22242, 30023, 65535])
+      assert.equal(policyPermits(p, 'sign_event', kind), true, `kind ${kind}`);
   });
 
   it('grants encrypt and decrypt separately, for NIP-44 and NIP-04 alike', () => {
@@ -104,12 +114,32 @@ describe('the built-in policies', () => {
   /** What each built-in policy must allow and deny, written out by hand. */
   const expected: Record<string, { signs: number[]; refuses: number[]; encrypt: boolean; decrypt: boolean }> = {
     // Keycast's social: notes, profile, follows, reactions, private messages (4, 44, 1059), zap receipts, relay AUTH.
-    social: { signs: [0, 1, 3, 4, 7, 44, 1059, 9735, 22242], refuses: [5, 6, 13, 14, 16, 1111, 9734, 10002, 30023, 2, 9999], encrypt: true, decrypt: true },
+    social: {
+      signs: [0, 1, 3, 4, 7, 44, 1059, 9735, 22242],
+      refuses: [5, 6, 13, 14, 16, 1111, 9734, 10002, 30023, 2, 9999],
+      encrypt: true,
+      decrypt: true,
+    },
     // Keycast's readonly: reads private messages and authenticates to relays, nothing else.
-    readonly: { signs: [22242], refuses: [0, 1, 3, 4, 7, 14, 44, 1059, 9734, 24242, 27235], encrypt: false, decrypt: true },
-    messaging: { signs: [4, 13, 14, 15, 1059, 10050, 22242], refuses: [0, 1, 3, 6, 7, 30023], encrypt: true, decrypt: true },
+    readonly: {
+      signs: [22242],
+      refuses: [0, 1, 3, 4, 7, 14, 44, 1059, 9734, 24242, 27235],
+      encrypt: false,
+      decrypt: true,
+    },
+    messaging: {
+      signs: [4, 13, 14, 15, 1059, 10050, 22242],
+      refuses: [0, 1, 3, 6, 7, 30023],
+      encrypt: true,
+      decrypt: true,
+    },
     // Keycast's wallet signs zap requests; Keyfarm adds relay AUTH and no messages.
-    wallet: { signs: [9734, 22242], refuses: [0, 1, 3, 4, 7, 44, 1059, 9735, 23194, 23195], encrypt: false, decrypt: false },
+    wallet: {
+      signs: [9734, 22242],
+      refuses: [0, 1, 3, 4, 7, 44, 1059, 9735, 23194, 23195],
+      encrypt: false,
+      decrypt: false,
+    },
     full: { signs: [0, 1, 4, 14, 1059, 22242, 30023, 65535], refuses: [], encrypt: true, decrypt: true },
   };
 
@@ -119,8 +149,10 @@ describe('the built-in policies', () => {
 
   for (const [slug, want] of Object.entries(expected)) {
     it(`${slug}: signs what it should, refuses the rest, and has the right encrypt and decrypt rights`, () => {
-      for (const kind of want.signs) assert.equal(permits(slug, 'sign_event', kind), true, `${slug} signs kind ${kind}`);
-      for (const kind of want.refuses) assert.equal(permits(slug, 'sign_event', kind), false, `${slug} refuses kind ${kind}`);
+      for (const kind of want.signs)
+        assert.equal(permits(slug, 'sign_event', kind), true, `${slug} signs kind ${kind}`);
+      for (const kind of want.refuses)
+        assert.equal(permits(slug, 'sign_event', kind), false, `${slug} refuses kind ${kind}`);
       for (const m of ENCRYPT) assert.equal(permits(slug, m), want.encrypt, `${slug} ${m}`);
       for (const m of DECRYPT) assert.equal(permits(slug, m), want.decrypt, `${slug} ${m}`);
       assert.equal(permits(slug, 'ping'), true);

@@ -34,7 +34,12 @@ function cli(...args: string[]): string {
 }
 
 /** GitHub's anchor of a heading. */
-const anchorOf = (heading: string) => heading.trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-');
+const anchorOf = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\w\- ]/g, '')
+    .replace(/ /g, '-');
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -56,7 +61,16 @@ describe('docs/RUNBOOK.md', () => {
   });
 
   it('covers daily checks, incident steps, maintenance and disaster recovery with RTO and RPO', () => {
-    for (const heading of ['## Daily checks', '## Alerts', '## Incident steps', '## Maintenance', '## Disaster recovery', '### KEK rotation', '### Backups', '### Scaling']) {
+    for (const heading of [
+      '## Daily checks',
+      '## Alerts',
+      '## Incident steps',
+      '## Maintenance',
+      '## Disaster recovery',
+      '### KEK rotation',
+      '### Backups',
+      '### Scaling',
+    ]) {
       assert.ok(RUNBOOK.includes(`\n${heading}\n`), heading);
     }
     assert.match(RUNBOOK, /\*\*RPO\*\*/);
@@ -84,7 +98,11 @@ describe('docs/RUNBOOK.md', () => {
 
   it('names only metrics the code exports and recording rules that exist', async () => {
     const exported = await exportedMetricNames();
-    const recorded = new Set(loadRules().filter((r) => r.record).map((r) => r.record!));
+    const recorded = new Set(
+      loadRules()
+        .filter((r) => r.record)
+        .map((r) => r.record!),
+    );
     const named = new Set([...RUNBOOK.matchAll(/\bkeyfarm(?:_[a-z0-9_]*[a-z0-9]|:[\w:]+)\b/g)].map((m) => m[0]));
     assert.ok(named.size > 20);
     for (const name of named) assert.ok(exported.has(name) || recorded.has(name), `${name} is exported`);

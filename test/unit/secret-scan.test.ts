@@ -11,7 +11,15 @@ import { generateSecretKey } from 'nostr-tools/pure';
 import { nsecEncode } from 'nostr-tools/nip19';
 import { recordSecret, testLogFile, testLogger } from '../support/logs.js';
 import { ensurePassword } from '../../shared/embedded/credentials.js';
-import { describeLeak, listFiles, readEmbeddedPasswords, readRecordedSecrets, scanFiles, secretForms, type RecordedSecret } from '../support/secret-scan.js';
+import {
+  describeLeak,
+  listFiles,
+  readEmbeddedPasswords,
+  readRecordedSecrets,
+  scanFiles,
+  secretForms,
+  type RecordedSecret,
+} from '../support/secret-scan.js';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'kf-scan-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -35,7 +43,10 @@ test('finds a planted secret in any form, naming file and line but never the sec
   const hex = bytesToHex(key);
   const password = 'pw-planted-in-a-log';
   const file = path.join(scratch, 'leaky.log');
-  writeFileSync(file, ['{"msg":"start"}', '{"msg":"fine"}', `{"msg":"oops ${nsecEncode(key)}"}`, `{"pw":"${password}"}`].join('\n'));
+  writeFileSync(
+    file,
+    ['{"msg":"start"}', '{"msg":"fine"}', `{"msg":"oops ${nsecEncode(key)}"}`, `{"pw":"${password}"}`].join('\n'),
+  );
   writeFileSync(path.join(scratch, 'clean.log'), '{"msg":"nothing to see","password":"[redacted]"}\n');
 
   const leaks = scanFiles(listFiles(scratch), [secret(hex, 1), secret(password, 2)]);
@@ -55,7 +66,9 @@ test('reads recorded secrets back as JSON lines, skipping ones too short to scan
   assert.deepEqual(readRecordedSecrets(dir), [], 'a missing dir holds no secrets');
   mkdirSync(dir);
   writeFileSync(file, `${JSON.stringify('with "quotes"\nand a newline')}\n${JSON.stringify('short')}\n`);
-  assert.deepEqual(readRecordedSecrets(dir), [{ source: 'a.test.txt', index: 1, value: 'with "quotes"\nand a newline' }]);
+  assert.deepEqual(readRecordedSecrets(dir), [
+    { source: 'a.test.txt', index: 1, value: 'with "quotes"\nand a newline' },
+  ]);
 });
 
 test("reads the embedded servers' generated passwords from a data dir, and finds them in a log", () => {
@@ -63,15 +76,19 @@ test("reads the embedded servers' generated passwords from a data dir, and finds
   assert.deepEqual(readEmbeddedPasswords(dataDir), [], 'a data dir without servers holds no passwords');
   const postgres = ensurePassword(dataDir, 'postgres');
   const redis = ensurePassword(dataDir, 'redis');
-  assert.deepEqual(readEmbeddedPasswords(dataDir).map((s) => [s.source, s.value]), [
-    [path.join('credentials', 'postgres.password'), postgres],
-    [path.join('credentials', 'redis.password'), redis],
-  ]);
+  assert.deepEqual(
+    readEmbeddedPasswords(dataDir).map((s) => [s.source, s.value]),
+    [
+      [path.join('credentials', 'postgres.password'), postgres],
+      [path.join('credentials', 'redis.password'), redis],
+    ],
+  );
   const log = path.join(scratch, 'url.log');
   writeFileSync(log, `{"msg":"connecting to redis://:${redis}@127.0.0.1:6379"}\n`);
-  assert.deepEqual(scanFiles([log], readEmbeddedPasswords(dataDir)).map((l) => describeLeak(l, scratch)), [
-    'url.log:1: secret #1 recorded in credentials/redis.password (as recorded form)',
-  ]);
+  assert.deepEqual(
+    scanFiles([log], readEmbeddedPasswords(dataDir)).map((l) => describeLeak(l, scratch)),
+    ['url.log:1: secret #1 recorded in credentials/redis.password (as recorded form)'],
+  );
 });
 
 test("the suite's logger writes secret fields to its file as [redacted]", () => {
@@ -86,4 +103,3 @@ test("the suite's logger writes secret fields to its file as [redacted]", () => 
   assert.match(written, /\[redacted\]/);
   for (const value of [hex, nsec, password]) assert.ok(!written.includes(value));
 });
-

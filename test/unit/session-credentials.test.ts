@@ -4,11 +4,21 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../../api/context.js';
-import { SESSION_COOKIE, bearerToken, clearSessionCookie, sessionToken, sessionUser, setSessionCookie } from '../../api/plugins/session.js';
+import {
+  SESSION_COOKIE,
+  bearerToken,
+  clearSessionCookie,
+  sessionToken,
+  sessionUser,
+  setSessionCookie,
+} from '../../api/plugins/session.js';
 import { SESSION_TTL_MS } from '../../api/services/accounts.js';
 
 function request(authorization?: string, cookie?: string): FastifyRequest {
-  return { headers: authorization === undefined ? {} : { authorization }, cookies: cookie === undefined ? {} : { [SESSION_COOKIE]: cookie } } as unknown as FastifyRequest;
+  return {
+    headers: authorization === undefined ? {} : { authorization },
+    cookies: cookie === undefined ? {} : { [SESSION_COOKIE]: cookie },
+  } as unknown as FastifyRequest;
 }
 
 describe('session credentials', () => {
@@ -19,7 +29,16 @@ describe('session credentials', () => {
   });
 
   it('takes nothing from other schemes, two tokens, or a token glued to the scheme', () => {
-    for (const header of ['', 'Basic a2ZzX2FiYw==', 'Bearer', 'Bearer ', 'Bearerkfs_abc', 'Bearer kfs_a kfs_b', 'x Bearer kfs_abc', 'Token kfs_abc']) {
+    for (const header of [
+      '',
+      'Basic a2ZzX2FiYw==',
+      'Bearer',
+      'Bearer ',
+      'Bearerkfs_abc',
+      'Bearer kfs_a kfs_b',
+      'x Bearer kfs_abc',
+      'Token kfs_abc',
+    ]) {
       assert.equal(bearerToken(request(header)), undefined, JSON.stringify(header));
     }
   });
@@ -46,15 +65,28 @@ describe('session credentials', () => {
 describe('session cookie', () => {
   function reply() {
     const calls: unknown[][] = [];
-    const r = { setCookie: (...args: unknown[]) => calls.push(['set', ...args]), clearCookie: (...args: unknown[]) => calls.push(['clear', ...args]) };
+    const r = {
+      setCookie: (...args: unknown[]) => calls.push(['set', ...args]),
+      clearCookie: (...args: unknown[]) => calls.push(['clear', ...args]),
+    };
     return { r: r as unknown as FastifyReply, calls };
   }
 
   it('is HttpOnly, SameSite=Lax, site-wide, lives as long as the session, and Secure behind https', () => {
-    for (const [url, secure] of [['https://keys.example', true], ['http://127.0.0.1:3000', false]] as const) {
+    for (const [url, secure] of [
+      ['https://keys.example', true],
+      ['http://127.0.0.1:3000', false],
+    ] as const) {
       const { r, calls } = reply();
       setSessionCookie({ config: { PUBLIC_URL: url } } as unknown as ApiContext, r, 'kfs_token');
-      assert.deepEqual(calls, [['set', SESSION_COOKIE, 'kfs_token', { path: '/', httpOnly: true, sameSite: 'lax', secure, maxAge: Math.floor(SESSION_TTL_MS / 1000) }]]);
+      assert.deepEqual(calls, [
+        [
+          'set',
+          SESSION_COOKIE,
+          'kfs_token',
+          { path: '/', httpOnly: true, sameSite: 'lax', secure, maxAge: Math.floor(SESSION_TTL_MS / 1000) },
+        ],
+      ]);
     }
   });
 

@@ -26,7 +26,10 @@ function readmeSettingRows(): string[] {
   const readme = read('README.md');
   const section = /^## Settings\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1];
   assert.ok(section, 'README.md has a "## Settings" section');
-  const rows = section.split('\n').filter((l) => l.startsWith('|') && !/^\|[-| ]+\|$/.test(l)).slice(1);
+  const rows = section
+    .split('\n')
+    .filter((l) => l.startsWith('|') && !/^\|[-| ]+\|$/.test(l))
+    .slice(1);
   assert.ok(rows.length > 20, 'the settings table has its rows');
   return rows.flatMap((row) => [...row.split('|')[1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
 }
@@ -35,9 +38,21 @@ describe('settings are documented', () => {
   it('.env.example lists every setting once, with its default', () => {
     const entries = exampleEntries();
     const names = entries.map((e) => [...e.keys()][0]!);
-    assert.deepEqual(names.filter((n, i) => names.indexOf(n) !== i), [], 'no setting twice');
-    assert.deepEqual(NAMES.filter((n) => !names.includes(n)), [], 'settings missing from .env.example');
-    assert.deepEqual(names.filter((n) => !NAMES.includes(n)), [], '.env.example names only real settings');
+    assert.deepEqual(
+      names.filter((n, i) => names.indexOf(n) !== i),
+      [],
+      'no setting twice',
+    );
+    assert.deepEqual(
+      NAMES.filter((n) => !names.includes(n)),
+      [],
+      'settings missing from .env.example',
+    );
+    assert.deepEqual(
+      names.filter((n) => !NAMES.includes(n)),
+      [],
+      '.env.example names only real settings',
+    );
     for (const entry of entries) {
       const [name, value] = [...entry][0]!;
       const def = (SETTINGS[name] as { default?: unknown }).default;
@@ -53,7 +68,15 @@ describe('settings are documented', () => {
 
   it('README.md has a row for every setting and none for a setting the config does not know', () => {
     const named = readmeSettingRows();
-    assert.deepEqual(NAMES.filter((n) => !named.includes(n)), [], 'settings missing from the README table');
-    assert.deepEqual(named.filter((n) => !NAMES.includes(n)), [], 'README rows naming unknown settings');
+    assert.deepEqual(
+      NAMES.filter((n) => !named.includes(n)),
+      [],
+      'settings missing from the README table',
+    );
+    assert.deepEqual(
+      named.filter((n) => !NAMES.includes(n)),
+      [],
+      'README rows naming unknown settings',
+    );
   });
 });

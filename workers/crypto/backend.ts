@@ -21,7 +21,10 @@ export function startCryptoBackend(
   const { backend, fallbackReason } = use(choice);
   for (const name of NAMES) metrics.cryptoBackend.set({ backend: name }, name === backend.name ? 1 : 0);
   if (fallbackReason !== undefined) {
-    logger.warn({ backend: backend.name, reason: fallbackReason }, 'crypto backend: the native libsecp256k1 is unavailable; using its WASM build, about 5 times slower');
+    logger.warn(
+      { backend: backend.name, reason: fallbackReason },
+      'crypto backend: the native libsecp256k1 is unavailable; using its WASM build, about 5 times slower',
+    );
   } else {
     logger.info({ backend: backend.name, library: backend.description, setting: choice }, 'crypto backend');
   }

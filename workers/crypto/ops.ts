@@ -60,7 +60,13 @@ function runOp(op: CryptoOp): CryptoResult {
 
 const NIP46_KIND = 24133;
 /** What a NIP-46 request may ask of the user's key inside a nip46_respond. */
-const USER_OPS = new Set<CryptoOp['op']>(['sign_event', 'nip44_encrypt', 'nip44_decrypt', 'nip04_encrypt', 'nip04_decrypt']);
+const USER_OPS = new Set<CryptoOp['op']>([
+  'sign_event',
+  'nip44_encrypt',
+  'nip44_decrypt',
+  'nip04_encrypt',
+  'nip04_decrypt',
+]);
 
 function respond(op: Nip46RespondOp): CryptoResult {
   let inner: CryptoResult | undefined;
@@ -72,7 +78,11 @@ function respond(op: Nip46RespondOp): CryptoResult {
       ? { id: op.id, result: typeof inner.value === 'string' ? inner.value : JSON.stringify(inner.value) }
       : { id: op.id, result: '', error: inner.error };
   } else {
-    response = { id: op.id, result: op.answer?.result ?? '', ...(op.answer?.error !== undefined ? { error: op.answer.error } : {}) };
+    response = {
+      id: op.id,
+      result: op.answer?.result ?? '',
+      ...(op.answer?.error !== undefined ? { error: op.answer.error } : {}),
+    };
   }
   const { seal } = op;
   const plaintext = JSON.stringify(response);
@@ -85,7 +95,12 @@ function respond(op: Nip46RespondOp): CryptoResult {
     conv = conversationKey(seal.convKey, seal.sk, seal.peer, getConversationKey);
     content = nip44Encrypt(plaintext, conv.key);
   }
-  const event = signEvent(seal.sk, seal.pubkey, { kind: NIP46_KIND, content, tags: [['p', seal.peer]], created_at: seal.createdAt }, false);
+  const event = signEvent(
+    seal.sk,
+    seal.pubkey,
+    { kind: NIP46_KIND, content, tags: [['p', seal.peer]], created_at: seal.createdAt },
+    false,
+  );
   return { ok: true, value: event, ...(conv.computed ? { convKey: conv.key } : {}), ...(inner ? { inner } : {}) };
 }
 

@@ -20,7 +20,14 @@ export interface Nip46RespondOp {
   id: string;
   userOp?: KeyOp;
   answer?: { result: string; error?: string };
-  seal: { sk: Uint8Array; pubkey: string; peer: string; scheme: 'nip44' | 'nip04'; convKey?: Uint8Array; createdAt: number };
+  seal: {
+    sk: Uint8Array;
+    pubkey: string;
+    peer: string;
+    scheme: 'nip44' | 'nip04';
+    convKey?: Uint8Array;
+    createdAt: number;
+  };
 }
 
 /** Checks a received event's id and signature (relay-ingest): ok when both hold. No key involved. */

@@ -56,7 +56,11 @@ export function watchRoutes(): RouteWatch {
 /** Bull Board's own routes: a library's, reached only past the admin password (api/routes/admin.ts). */
 export const THIRD_PARTY_PREFIX = '/admin/queues';
 
-const READS = { body: /\b(?:request|req)\.body\b/, querystring: /\b(?:request|req)\.query\b/, params: /\b(?:request|req)\.params\b/ } as const;
+const READS = {
+  body: /\b(?:request|req)\.body\b/,
+  querystring: /\b(?:request|req)\.query\b/,
+  params: /\b(?:request|req)\.params\b/,
+} as const;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
@@ -68,7 +72,8 @@ export function routesWithoutSchema(routes: FuzzRoute[]): string[] {
   for (const route of routes) {
     if (route.url.startsWith(THIRD_PARTY_PREFIX) || route.method === 'OPTIONS') continue;
     const name = `${route.method} ${route.url}`;
-    if (BODY_METHODS.has(route.method) && !route.schema.body && READS.body.test(route.source)) missing.push(`${name}: body`);
+    if (BODY_METHODS.has(route.method) && !route.schema.body && READS.body.test(route.source))
+      missing.push(`${name}: body`);
     if (!route.schema.querystring && READS.querystring.test(route.source)) missing.push(`${name}: querystring`);
     if (route.url.includes(':') && !route.schema.params) missing.push(`${name}: params`);
     if (!route.schema.params && READS.params.test(route.source)) missing.push(`${name}: params`);

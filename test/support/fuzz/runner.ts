@@ -56,8 +56,18 @@ interface Answer {
 
 const SAME_SITE_PATH = /^\/(?![/\\])[\x21-\x7e]*$/;
 const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const OWN_CSP = new Set(['default-src', 'script-src', 'style-src', 'img-src', 'connect-src', 'form-action', 'frame-ancestors', 'base-uri',
-  'object-src', 'upgrade-insecure-requests']);
+const OWN_CSP = new Set([
+  'default-src',
+  'script-src',
+  'style-src',
+  'img-src',
+  'connect-src',
+  'form-action',
+  'frame-ancestors',
+  'base-uri',
+  'object-src',
+  'upgrade-insecure-requests',
+]);
 const BOARD_PREFIX = '/admin/queues';
 const RENEW_EVERY_MS = 3000;
 
@@ -81,7 +91,8 @@ function isReadinessVerdict(input: FuzzInput, answer: Answer): boolean {
 
 /** What is wrong with an answer, or undefined. */
 export function problemWith(input: FuzzInput, answer: Answer, allowedOrigins: string[]): string | undefined {
-  if (answer.status >= 500 && !isReadinessVerdict(input, answer)) return `status ${answer.status}: ${answer.body.slice(0, 200)}`;
+  if (answer.status >= 500 && !isReadinessVerdict(input, answer))
+    return `status ${answer.status}: ${answer.body.slice(0, 200)}`;
   if (answer.status >= 400 && input.method !== 'HEAD') {
     const type = header(answer, 'content-type') ?? '';
     if (type.startsWith('application/json')) {
@@ -91,7 +102,8 @@ export function problemWith(input: FuzzInput, answer: Answer, allowedOrigins: st
       } catch {
         return `status ${answer.status}: a JSON error that does not parse: ${answer.body.slice(0, 200)}`;
       }
-      if (typeof body?.error !== 'string') return `status ${answer.status}: no "error" string in ${answer.body.slice(0, 200)}`;
+      if (typeof body?.error !== 'string')
+        return `status ${answer.status}: no "error" string in ${answer.body.slice(0, 200)}`;
       if (/\n\s+at /.test(answer.body)) return `status ${answer.status}: a stack trace in the body`;
     } else if (!(type.startsWith('text/html') && mayAnswerHtml(input.path, input.method))) {
       return `status ${answer.status}: a ${type || 'typeless'} error body: ${answer.body.slice(0, 200)}`;
@@ -102,7 +114,9 @@ export function problemWith(input: FuzzInput, answer: Answer, allowedOrigins: st
     let origin = '';
     try {
       origin = new URL(location).origin;
-    } catch { /* not absolute */ }
+    } catch {
+      /* not absolute */
+    }
     if (!/^[\x21-\x7e]+$/.test(location) || !isWellFormedOrigin(origin)) return `Location ${JSON.stringify(location)}`;
   }
   const csp = header(answer, 'content-security-policy');
@@ -110,13 +124,15 @@ export function problemWith(input: FuzzInput, answer: Answer, allowedOrigins: st
     for (const directive of csp.split(';').map((d) => d.trim())) {
       const [name, ...sources] = directive.split(/ +/);
       if (!OWN_CSP.has(name!)) return `CSP directive ${JSON.stringify(directive)}`;
-      if (name === 'form-action' && sources.some((s) => s !== "'self'" && !isWellFormedOrigin(s))) return `CSP form-action ${directive}`;
+      if (name === 'form-action' && sources.some((s) => s !== "'self'" && !isWellFormedOrigin(s)))
+        return `CSP form-action ${directive}`;
     }
   }
   const traceId = header(answer, 'x-trace-id');
   if (traceId !== undefined && !TRACE_ID.test(traceId)) return `x-trace-id ${JSON.stringify(traceId)}`;
   const allowOrigin = header(answer, 'access-control-allow-origin');
-  if (allowOrigin !== undefined && allowOrigin !== '*' && !allowedOrigins.includes(allowOrigin)) return `Access-Control-Allow-Origin ${allowOrigin}`;
+  if (allowOrigin !== undefined && allowOrigin !== '*' && !allowedOrigins.includes(allowOrigin))
+    return `Access-Control-Allow-Origin ${allowOrigin}`;
   return undefined;
 }
 
@@ -134,7 +150,8 @@ export async function signIn(app: FastifyInstance, access: string): Promise<Cred
   const password = recordSecret(`fuzz-${randomBytes(12).toString('hex')}`);
   const email = `fuzz-${randomBytes(6).toString('hex')}@example.com`;
   const registered = await app.inject({ method: 'POST', url: '/api/auth/register', payload: { email, password } });
-  if (registered.statusCode !== 201) throw new Error(`fuzz sign-in: register answered ${registered.statusCode} ${registered.body}`);
+  if (registered.statusCode !== 201)
+    throw new Error(`fuzz sign-in: register answered ${registered.statusCode} ${registered.body}`);
   const session = recordSecret(registered.json().token as string);
   const page = await app.inject({ method: 'GET', url: '/account', headers: { cookie: `keyfarm_session=${session}` } });
   const csrf = [...cookiesOf(page.headers['set-cookie'])].find(([name]) => name.includes('csrf'));
@@ -203,12 +220,26 @@ export async function runFuzz(target: FuzzTarget, options: FuzzOptions): Promise
   const send = async (input: FuzzInput, viaHttp: boolean, using: Credentials): Promise<Answer> => {
     const request = requestOf(input, using);
     if (viaHttp) return rawHttp(target.url, request);
-    const res = await target.app.inject({ method: request.method as 'GET', url: request.target, headers: request.headers, payload: request.payload });
+    const res = await target.app.inject({
+      method: request.method as 'GET',
+      url: request.target,
+      headers: request.headers,
+      payload: request.payload,
+    });
     return { status: res.statusCode, headers: res.headers, body: res.body };
   };
 
   const fuzzRoute = async (route: FuzzRoute) => {
-    const row: RouteStats = { route: `${route.method} ${route.url}`, inputs: 0, viaHttp: 0, s2xx: 0, s3xx: 0, s4xx: 0, s5xx: 0, notReady: 0 };
+    const row: RouteStats = {
+      route: `${route.method} ${route.url}`,
+      inputs: 0,
+      viaHttp: 0,
+      s2xx: 0,
+      s3xx: 0,
+      s4xx: 0,
+      s5xx: 0,
+      notReady: 0,
+    };
     stats.push(row);
     const isLogout = /logout/.test(route.url);
     const property = fc.asyncProperty(requestFor(route), async (input) => {
@@ -270,8 +301,12 @@ export function formatReport(report: FuzzReport): string {
   const rows = report.routes.map((r) => [r.route, ...columns.map((c) => String(r[c]))]);
   rows.push(['total', ...columns.map((c) => String(report.routes.reduce((n, r) => n + r[c], 0)))]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(head), ...rows.map(line),
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [
+    line(head),
+    ...rows.map(line),
     `${report.inputs} inputs in ${(report.durationMs / 1000).toFixed(1)} s (${Math.round(report.inputs / (report.durationMs / 1000))}/s), ` +
-    `seed ${report.seed}, 5xx ${report.fiveXx}, problems ${report.problems.length}, crashes ${report.crashes.length}`].join('\n');
+      `seed ${report.seed}, 5xx ${report.fiveXx}, problems ${report.problems.length}, crashes ${report.crashes.length}`,
+  ].join('\n');
 }

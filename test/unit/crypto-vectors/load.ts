@@ -16,7 +16,14 @@ export interface Nip44Vectors {
         keys: { nonce: string; chacha_key: string; chacha_nonce: string; hmac_key: string }[];
       };
       calc_padded_len: [number, number][];
-      encrypt_decrypt: { sec1: string; sec2: string; conversation_key: string; nonce: string; plaintext: string; payload: string }[];
+      encrypt_decrypt: {
+        sec1: string;
+        sec2: string;
+        conversation_key: string;
+        nonce: string;
+        plaintext: string;
+        payload: string;
+      }[];
       encrypt_decrypt_long_msg: {
         conversation_key: string;
         nonce: string;
