@@ -31,11 +31,14 @@ export const MODULES = [
   { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [unit('key-export-ncryptsec'), integration('web-security', 'key export'), integration('security-http', 'key export')] },
   // The keys and arguments of the Lua counter and what its answer becomes (the counting itself is Lua).
   { name: 'login-limiter', source: 'api/services/login-limiter.ts', ranges: ['75-111'], kind: 'integration', tests: [integration('security-http', 'password spraying'), integration('login-throttle')] },
-  // The store, the per-route options and their keys, and the install hook (not the table of routes, nor the Lua).
-  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', ranges: ['42-96'], kind: 'integration', tests: [integration('rate-limits')] },
+  // The Lua counter's registration and countInWindow, the store, the per-route options and their keys, and the
+  // install (not the table of routes, nor the Lua).
+  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', ranges: ['43-113'], kind: 'integration', tests: [integration('rate-limits')] },
   // The request window (onEvent) and the claim (claim); the rest parses, batches and publishes.
   { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['125-128', '206-219'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|either edge|claim Redis refused|relay-ingest restarts|limits requests from client keys')] },
-  { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', kind: 'integration', tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')] },
+  // The window default, the per-bunker keys and what the Lua's answer becomes; not the script's loading and
+  // registration with ioredis (lines 8-9, 30-32), whose mutants cannot change what the limit does.
+  { name: 'unbound-client-limit', source: 'relay-ingest/unbound-client-limit.ts', ranges: ['29-29', '36-41'], kind: 'integration', tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')] },
 ];
 
 /** Modules named on the command line (all when none), or an error naming the unknown ones. */
