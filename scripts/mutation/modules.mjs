@@ -32,8 +32,8 @@ export const MODULES = [
   // The keys and arguments of the Lua counter and what its answer becomes (the counting itself is Lua).
   { name: 'login-limiter', source: 'api/services/login-limiter.ts', ranges: ['75-111'], kind: 'integration', tests: [integration('security-http', 'password spraying'), integration('login-throttle')] },
   // The Lua counter's registration and countInWindow, the store, the per-route options and their keys, and the
-  // install (not the table of routes, nor the Lua).
-  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', ranges: ['43-113'], kind: 'integration', tests: [integration('rate-limits')] },
+  // install (not the table of routes, nor the Lua). countInWindow counts the mail sent to one address.
+  { name: 'rate-limits', source: 'api/plugins/rate-limits.ts', ranges: ['43-113'], kind: 'integration', tests: [integration('rate-limits'), integration('email', 'EMAIL_LIMIT_PER_ADDRESS')] },
   // The request window (onEvent) and the claim (claim); the rest parses, batches and publishes.
   { name: 'request-router', source: 'relay-ingest/request-router.ts', ranges: ['125-128', '206-219'], kind: 'integration', tests: [integration('security-nip46', 'stale|replayed'), integration('nip46-abuse', 'inside the window|either edge|claim Redis refused|relay-ingest restarts|limits requests from client keys')] },
   // The window default, the per-bunker keys and what the Lua's answer becomes; not the script's loading and
