@@ -28,7 +28,7 @@ export const MODULES = [
   // Revocation and the access-token lookup (expiry); the rest is listing and relay bookkeeping.
   { name: 'authorizations', source: 'database/queries/authorizations.ts', ranges: ['76-106'], kind: 'integration', tests: [integration('api-flow', '^authorizations$|^RPC$|^OAuth$'), integration('security-http', 'expires_at|access token past|refresh token past|RPC access token|revoke')] },
   { name: 'session-plugin', source: 'api/plugins/session.ts', kind: 'integration', tests: [unit('session-credentials'), integration('web-security'), integration('api-flow', '^accounts$'), integration('security-http', 'session past|other session|as a session')] },
-  { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [unit('key-export-ncryptsec'), integration('web-security', 'key export'), integration('security-http', 'key export')] },
+  { name: 'key-export', source: 'api/services/key-export.ts', kind: 'integration', tests: [unit('key-export-ncryptsec'), integration('web-security', 'key export'), integration('security-http', 'key export'), integration('email', 'refuses key export until')] },
   // The keys and arguments of the Lua counter and what its answer becomes (the counting itself is Lua).
   { name: 'login-limiter', source: 'api/services/login-limiter.ts', ranges: ['75-111'], kind: 'integration', tests: [integration('security-http', 'password spraying'), integration('login-throttle')] },
   // The Lua counter's registration and countInWindow, the store, the per-route options and their keys, and the
