@@ -203,6 +203,10 @@ describe('request limits shared by two api instances', () => {
         keys.push(...batch);
       } while (cursor !== '0');
       assert.ok(keys.some((k) => k.includes(':ratelimit:')), 'request counts are in Redis');
+      // Under this deployment's KEY_PREFIX, by group: another farm on the same Redis keeps its own counts.
+      for (const group of ['register', 'login']) {
+        assert.ok(keys.some((k) => k.startsWith(`${a.config.KEY_PREFIX}:ratelimit:${group}:c:`)), `the ${group} counts under the prefix`);
+      }
       for (const key of keys) assert.ok(key.length <= 120, `key of ${key.length} bytes: ${key.slice(0, 80)}…`);
     } finally {
       redis.disconnect();
