@@ -100,6 +100,7 @@ export const MODULES = [
       unit('key-export-ncryptsec'),
       integration('web-security', 'key export'),
       integration('security-http', 'key export'),
+      integration('email', 'refuses key export until'),
     ],
   },
   // The keys and arguments of the Lua counter and what its answer becomes (the counting itself is Lua).
@@ -110,13 +111,14 @@ export const MODULES = [
     kind: 'integration',
     tests: [integration('security-http', 'password spraying'), integration('login-throttle')],
   },
-  // The store, the per-route options and their keys, and the install hook (not the table of routes, nor the Lua).
+  // The Lua counter's registration and countInWindow, the store, the per-route options and their keys, and the
+  // install (not the table of routes, nor the Lua). countInWindow counts the mail sent to one address.
   {
     name: 'rate-limits',
     source: 'api/plugins/rate-limits.ts',
-    ranges: ['42-96'],
+    ranges: ['43-113'],
     kind: 'integration',
-    tests: [integration('rate-limits')],
+    tests: [integration('rate-limits'), integration('email', 'EMAIL_LIMIT_PER_ADDRESS')],
   },
   // The request window (onEvent) and the claim (claim); the rest parses, batches and publishes.
   {
@@ -132,9 +134,12 @@ export const MODULES = [
       ),
     ],
   },
+  // The window default, the per-bunker keys and what the Lua's answer becomes; not the script's loading and
+  // registration with ioredis (lines 8-9, 30-32), whose mutants cannot change what the limit does.
   {
     name: 'unbound-client-limit',
     source: 'relay-ingest/unbound-client-limit.ts',
+    ranges: ['29-29', '36-41'],
     kind: 'integration',
     tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')],
   },

@@ -1,6 +1,8 @@
 // Request limits across replicas: two api instances on one Redis and one database share every count, so
 // a client spreading its requests over both still meets the limit; the allow-list exempts from the
-// request limits but not from the login-failure limits; Redis keys stay short.
+// request limits but not from the login-failure limits; Redis keys stay short; requests that fail
+// validation still count; a limit set to `off` and the routes not listed are not limited; a Redis that
+// refuses the count fails the request at once, and nothing is done.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -8,6 +10,7 @@ import { Redis } from 'ioredis';
 import { call, type Res } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { redisUrl } from '../support/env.js';
+import { createRedis } from '../../shared/redis.js';
 import { recordSecret } from '../support/logs.js';
 
 const ALLOWED = '203.0.113.9';
@@ -19,6 +22,7 @@ const LIMITS = {
   RATE_LIMIT_OAUTH_TOKEN: '4/1m',
   RATE_LIMIT_BUNKER_CREATE: '3/1h',
   RATE_LIMIT_NOSTRCONNECT: '3/1h',
+  RATE_LIMIT_OAUTH_POLL: 'off',
 };
 
 let seq = 0;
@@ -220,6 +224,67 @@ describe('request limits shared by two api instances', () => {
     assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429]);
   });
 
+  it('counts requests whose body fails validation: malformed logins use up the limit too', async () => {
+    const ip = freshIp();
+    const raw = (i: number, body: string) =>
+      fetch(`${base(i)}/api/auth/login`, {
+        method: 'POST',
+        headers: { ...from(ip), 'content-type': 'application/json' },
+        body,
+      });
+    // Two bodies the schema refuses and two that are not JSON: each is answered 400, and each is counted.
+    const malformed = [
+      JSON.stringify({ email: 'x@example.com' }),
+      JSON.stringify({ email: 'x@example.com', password: 7 }),
+      '{"email":',
+      'not json',
+    ];
+    for (const [i, body] of malformed.entries())
+      assert.equal((await raw(i, body)).status, 400, `malformed body ${i + 1}`);
+    const valid = await call(
+      base(4),
+      'POST',
+      '/api/auth/login',
+      { email: 'none@example.com', password: 'wrong password' },
+      undefined,
+      from(ip),
+    );
+    assertLimited(valid, 'a well-formed login after four malformed ones');
+    assert.equal(
+      (await raw(5, 'not json')).status,
+      429,
+      'a malformed one past the limit is refused before its body is read',
+    );
+  });
+
+  it('applies no limit to a route whose setting is off (RATE_LIMIT_OAUTH_POLL=off), not even the default', async () => {
+    const ip = freshIp();
+    // One more than RATE_LIMIT_OAUTH_POLL's default (60/1m), over both instances.
+    const statuses = new Set<number>();
+    for (let i = 0; i < 61; i++)
+      statuses.add(
+        (await call(base(i), 'GET', `/api/oauth/poll?state=rl-off-${i}`, undefined, undefined, from(ip))).status,
+      );
+    assert.deepEqual([...statuses], [202], 'every poll is answered as pending');
+  });
+
+  it('limits no route the table does not list: 1,001 requests to /health from one address are all served', async () => {
+    // @fastify/rate-limit's own default, were it applied to every route, is 1,000 a minute per address.
+    const ip = freshIp();
+    const statuses = new Set<number>();
+    for (let batch = 0; batch < 1001; batch += 77) {
+      const n = Math.min(77, 1001 - batch);
+      const res = await Promise.all(
+        Array.from({ length: n }, (_, j) => fetch(`${base(batch + j)}/health`, { headers: from(ip) })),
+      );
+      for (const r of res) {
+        statuses.add(r.status);
+        await r.body?.cancel();
+      }
+    }
+    assert.deepEqual([...statuses], [200]);
+  });
+
   it('keeps every Redis key short, whatever the client sent', async () => {
     await call(
       a.url,
@@ -250,9 +315,68 @@ describe('request limits shared by two api instances', () => {
         keys.some((k) => k.includes(':ratelimit:')),
         'request counts are in Redis',
       );
+      // Under this deployment's KEY_PREFIX, by group: another farm on the same Redis keeps its own counts.
+      for (const group of ['register', 'login']) {
+        assert.ok(
+          keys.some((k) => k.startsWith(`${a.config.KEY_PREFIX}:ratelimit:${group}:c:`)),
+          `the ${group} counts under the prefix`,
+        );
+      }
       for (const key of keys) assert.ok(key.length <= 120, `key of ${key.length} bytes: ${key.slice(0, 80)}…`);
     } finally {
       redis.disconnect();
     }
+  });
+});
+
+describe('request limits when Redis refuses the count', () => {
+  // An api whose Redis user can lose the scripting commands, as a Redis that refuses them (a read-only
+  // replica after a failover, an ACL change) while it still answers. The count cannot be taken.
+  let farm: TestFarm;
+  let admin: ReturnType<typeof createRedis>;
+  const aclUser = `kf-ratelimit-${process.pid}-${Date.now()}`;
+
+  before(async () => {
+    admin = createRedis(redisUrl());
+    const aclPassword = recordSecret(randomBytes(16).toString('hex'));
+    await admin.call('ACL', 'SETUSER', aclUser, 'on', `>${aclPassword}`, '~*', '&*', '+@all');
+    const viaUser = new URL(redisUrl());
+    viaUser.username = aclUser;
+    viaUser.password = aclPassword;
+    farm = await startTestFarm('rate-limits-redis-down', { ...LIMITS, REDIS_URL: viaUser.toString() }, { api: true });
+  });
+  after(async () => {
+    await farm?.stop();
+    await admin.call('ACL', 'DELUSER', aclUser);
+    await admin.quit();
+  });
+
+  it('fails a limited request at once (no hang, no 429) and does nothing; once Redis counts again it is served', async () => {
+    const ip = freshIp();
+    const email = `rl-down-${randomBytes(6).toString('hex')}@example.com`;
+    const password = recordSecret(`pw-${randomBytes(12).toString('hex')}`);
+    const register = () =>
+      fetch(`${farm.url}/api/auth/register`, {
+        method: 'POST',
+        headers: { ...from(ip), 'content-type': 'application/json' },
+        body: JSON.stringify({ email, password }),
+        // Far longer than a refused count takes to come back; a request left waiting on it would never end.
+        signal: AbortSignal.timeout(5000),
+      });
+    await admin.call('ACL', 'SETUSER', aclUser, '-@scripting');
+    let res: Response;
+    try {
+      res = await register();
+    } finally {
+      await admin.call('ACL', 'SETUSER', aclUser, '+@all');
+    }
+    // The project's answer to a failure it cannot name: no Redis error text, nothing of the request.
+    assert.equal(res.status, 500);
+    assert.deepEqual(await res.json(), { error: 'internal error' });
+    // Nothing was registered while the count could not be taken: the address is still free.
+    const again = await register();
+    const body = (await again.json()) as { token: string };
+    assert.equal(again.status, 201, JSON.stringify(body));
+    recordSecret(body.token);
   });
 });

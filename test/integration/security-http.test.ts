@@ -22,6 +22,9 @@ import { confirmEmail } from '../support/mail.js';
 import { startRedisProxy, type CuttableProxy } from '../support/tcp-proxy.js';
 import { waitFor } from './farm-fixtures.js';
 import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
+import { KeyStore } from '../../shared/custody/key-store.js';
+import { createRedis } from '../../shared/redis.js';
+import { LoginLimiter } from '../../api/services/login-limiter.js';
 
 const PUBLIC_URL = 'https://keyfarm.example';
 const CSRF_COOKIE = '__Host-keyfarm_csrf';
@@ -525,6 +528,59 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
     assert.equal(plain.status, 200, plainBody);
     assert.equal(/nsec1[02-9ac-hj-np-z]{58}/.exec(plainBody)?.[0], nsec);
     assert.doesNotMatch(plainBody, /ncryptsec1/);
+  });
+
+  it('zeroes the key it opened once a key export is answered, with a passphrase and without', async () => {
+    const user = await registerUser(base);
+    await confirmEmail(base, farm.config.DATA_DIR, user.email);
+    const { rows } = await sql('SELECT user_id FROM sessions WHERE token_hash = $1', [hashToken(user.session)]);
+    const userId = rows[0].user_id as string;
+    // The api's key store, watched: each secret key it hands out is kept to be looked at after the export.
+    const store = new KeyStore(keyManagerB);
+    const opened: Uint8Array[] = [];
+    const keyStore = {
+      open: async (db: Parameters<KeyStore['open']>[0], keyId: string) => {
+        const key = await store.open(db, keyId);
+        opened.push(key.secretKey);
+        return key;
+      },
+    };
+    const redis = createRedis(redisUrl());
+    try {
+      const loginLimiter = new LoginLimiter(redis, farm.config.KEY_PREFIX);
+      const ctx = {
+        config: farm.config,
+        db: farm.rt.db,
+        redis,
+        keyStore,
+        loginLimiter,
+        logger: testLogger('security-http-export'),
+      } as unknown as ApiContext;
+      for (const passphrase of [undefined, 'eight888']) {
+        const result = await exportUserKey(ctx, {
+          userId,
+          password: user.password,
+          ip: '192.0.2.7',
+          ...(passphrase ? { passphrase } : {}),
+        });
+        recordSecret(result.nsec);
+        if (result.ncryptsec) recordSecret(result.ncryptsec);
+        const exported = nip19.decode(result.nsec).data as Uint8Array;
+        assert.ok(
+          exported.some((b) => b !== 0),
+          'the export holds the key',
+        );
+        const key = opened.at(-1)!;
+        assert.equal(key.length, 32);
+        assert.ok(
+          key.every((b) => b === 0),
+          `the key opened for the export is zeroed (passphrase: ${passphrase !== undefined})`,
+        );
+      }
+      assert.equal(opened.length, 2);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('answers 404 to a key export for an account deleted while the request was under way', async () => {
