@@ -65,3 +65,13 @@ export function formErrorBox(form: FormState): SafeHtml | '' {
     ? html`<p class="error" role="alert" id="form-error" tabindex="-1" autofocus>${form.error}</p>`
     : '';
 }
+
+/** The new password, typed twice: the password change and the reset forms. */
+export function newPasswordFields(form: FormState): SafeHtml {
+  return html`<label for="new_password">New password</label>
+        <input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"${fieldAttrs(form, 'new_password')}>
+        ${fieldError(form, 'new_password')}
+        <label for="confirm_password">New password again</label>
+        <input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"${fieldAttrs(form, 'confirm_password')}>
+        ${fieldError(form, 'confirm_password')}`;
+}

@@ -2,7 +2,7 @@
 import type { ActivityView } from '../../database/queries/activity.js';
 import type { AuthorizationRow } from '../../database/queries/authorizations.js';
 import type { Policy } from '../../database/queries/policies.js';
-import { emptyForm, fieldAttrs, fieldError, formErrorBox, type FormState } from './forms.js';
+import { emptyForm, fieldAttrs, fieldError, formErrorBox, newPasswordFields, type FormState } from './forms.js';
 import { html, raw, type SafeHtml } from './html.js';
 import { csrfField, type PageOptions, type SignedIn } from './layout.js';
 import { kindName } from './policy-words.js';
@@ -375,12 +375,7 @@ export function passwordPage(user: SignedIn, result: { form?: FormState; changed
         <label for="current_password">Current password</label>
         <input id="current_password" name="current_password" type="password" autocomplete="current-password" required maxlength="1024"${fieldAttrs(form, 'current_password')}>
         ${fieldError(form, 'current_password')}
-        <label for="new_password">New password</label>
-        <input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"${fieldAttrs(form, 'new_password')}>
-        ${fieldError(form, 'new_password')}
-        <label for="confirm_password">New password again</label>
-        <input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"${fieldAttrs(form, 'confirm_password')}>
-        ${fieldError(form, 'confirm_password')}
+        ${newPasswordFields(form)}
         <div class="actions"><button type="submit">Change password</button></div>
       </form>`,
   };

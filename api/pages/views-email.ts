@@ -1,6 +1,6 @@
 // Pages about the account's email: forgot password, reset password, the confirmation link's answer, the
 // banner of an unconfirmed address, and the change of address.
-import { emptyForm, fieldAttrs, fieldError, formErrorBox, type FormState } from './forms.js';
+import { emptyForm, fieldAttrs, fieldError, formErrorBox, newPasswordFields, type FormState } from './forms.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, type PageOptions, type SignedIn } from './layout.js';
 
@@ -56,12 +56,7 @@ export function resetPasswordPage(csrf: string, token: string, form: FormState =
       <form method="post" action="/reset-password" class="card" novalidate>
         ${csrfField(csrf)}
         <input type="hidden" name="token" value="${token}">
-        <label for="new_password">New password</label>
-        <input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"${fieldAttrs(form, 'new_password')}>
-        ${fieldError(form, 'new_password')}
-        <label for="confirm_password">New password again</label>
-        <input id="confirm_password" name="confirm_password" type="password" autocomplete="new-password" required minlength="8" maxlength="1024"${fieldAttrs(form, 'confirm_password')}>
-        ${fieldError(form, 'confirm_password')}
+        ${newPasswordFields(form)}
         <div class="actions"><button type="submit">Change password</button></div>
       </form>`,
   };
