@@ -6,7 +6,14 @@ import type { Db } from '../database/pool.js';
 import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import type { Logger } from '../shared/logger.js';
-import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../shared/nip46/channels.js';
+import { takeDecidedNip46Approval } from '../database/queries/approvals.js';
+import {
+  bunkerChannel,
+  parseAnnouncement,
+  parseApprovalDecided,
+  type BunkerAnnouncement,
+} from '../shared/nip46/channels.js';
+import type { NostrEvent } from '../shared/nostr/types.js';
 import { recordConnectResult } from '../shared/nip46/connect-result.js';
 import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
@@ -203,12 +210,26 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
       });
     });
 
+  // A decided approval: the first replica to take it sends its request through the pipeline again.
+  const onApprovalDecided = async (approvalId: string) => {
+    try {
+      const taken = await takeDecidedNip46Approval(opts.db, approvalId);
+      if (!taken) return;
+      const sent = router!.submitDecided(taken.event as NostrEvent, approvalId, serviceRelays);
+      if (!sent) log.warn({ bunkerPubkey: taken.bunkerPubkey }, 'an approved nip46 request could not be sent again');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'taking a decided approval failed');
+    }
+  };
+
   const announceChannel = bunkerChannel(config.KEY_PREFIX);
   const evictChannel = names.evictChannel();
   subscriber.on('message', (channel: string, message: string) => {
     if (channel === announceChannel) {
       const a = parseAnnouncement(message);
       if (a) void onAnnouncement(a);
+      const decided = a ? undefined : parseApprovalDecided(message);
+      if (decided) void onApprovalDecided(decided.approvalId);
       return;
     }
     if (channel === evictChannel) {
