@@ -6,7 +6,7 @@ import type { Db } from '../database/pool.js';
 import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import type { Logger } from '../shared/logger.js';
-import { takeDecidedNip46Approval } from '../database/queries/approvals.js';
+import { listUndispatchedNip46Approvals, takeDecidedNip46Approval } from '../database/queries/approvals.js';
 import {
   bunkerChannel,
   parseAnnouncement,
@@ -193,6 +193,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     update('reload', async () => {
       await directory.reload();
       sync();
+      await sweepDecided();
     });
   const onAnnouncement = (a: BunkerAnnouncement) =>
     update('announcement', async () => {
@@ -219,6 +220,15 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
       if (!sent) log.warn({ bunkerPubkey: taken.bunkerPubkey }, 'an approved nip46 request could not be sent again');
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'taking a decided approval failed');
+    }
+  };
+
+  // Decisions whose announcement was lost (no relay-ingest subscribed then): taken with each reload.
+  const sweepDecided = async () => {
+    try {
+      for (const id of await listUndispatchedNip46Approvals(opts.db)) await onApprovalDecided(id);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'reading decided approvals failed');
     }
   };
 

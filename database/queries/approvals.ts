@@ -106,11 +106,12 @@ export async function findUserApproval(db: Queryable, id: string, userId: string
   return rows[0];
 }
 
-/** This user's requests still waiting, newest first. */
+/** This user's requests still waiting (of apps not revoked), newest first. */
 export async function listPendingApprovals(db: Queryable, userId: string, limit = 100): Promise<ApprovalView[]> {
   const { rows } = await db.query<ApprovalView>(
     `SELECT ${VIEW} FROM approvals p JOIN authorizations a ON a.id = p.authorization_id
      WHERE p.user_id = $1 AND p.status = 'pending' AND p.expires_at > now()
+       AND a.revoked_at IS NULL AND (a.expires_at IS NULL OR a.expires_at > now())
      ORDER BY p.created_at DESC LIMIT $2`,
     [userId, limit],
   );
@@ -208,6 +209,17 @@ export async function takeDecidedNip46Approval(
     [id],
   );
   return rows[0];
+}
+
+/** Decided NIP-46 approvals no relay-ingest has taken yet (their announcement was lost). */
+export async function listUndispatchedNip46Approvals(db: Queryable, limit = 100): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM approvals
+     WHERE door = 'nip46' AND status <> 'pending' AND dispatched_at IS NULL AND expires_at > now()
+     ORDER BY decided_at LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => r.id);
 }
 
 /**

@@ -84,7 +84,12 @@ describe('approval per request', () => {
         APPROVAL_WAIT_MAX_SECONDS: '2',
         APPROVAL_TTL_SECONDS: '600',
       },
-      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
+      // A reload each second: it also takes decisions whose announcement was lost.
+      {
+        api: true,
+        workers: true,
+        relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100, reloadIntervalMs: 1000 },
+      },
     );
     base = farm.url;
     user = await registerUser(base);
@@ -286,6 +291,17 @@ describe('approval per request', () => {
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(responses(), before, 'no second response was published');
     assert.equal(await statusOf(url), 'approved');
+  });
+
+  it('NIP-46: a decision whose announcement was lost is still answered (relay-ingest reads decided approvals)', async () => {
+    const { signer, urls } = await askingSigner();
+    const signing = signer.signEvent(note(7, privateContent('announcement lost')));
+    const url = await urls.next();
+    // Decided as the page does, but nobody hears of it.
+    await farm.rt.db.query(`UPDATE approvals SET status = 'approved', decided_at = now() WHERE id = $1`, [
+      new URL(url).pathname.split('/').pop(),
+    ]);
+    assert.ok(verifyEvent(await within(8000, signing, 'answer after a lost announcement')));
   });
 
   it('attack: an expired approval cannot be approved, shows as expired and leaves the account page', async () => {
