@@ -13,7 +13,13 @@ import type { ApiContext } from '../context.js';
 import { HttpError, forbidden } from '../errors.js';
 
 /** How often a waiting request reads its approval's state. */
-const POLL_MS = 250;
+const POLL_MS = 500;
+/** Requests one api process holds waiting, over all authorizations; past it a request does not wait. */
+const MAX_WAITING = 1000;
+
+/** Requests held waiting in this process, per authorization (identical calls share one approval, not one wait). */
+const waiting = new Map<string, number>();
+let waitingTotal = 0;
 
 /** The 403 body of a call that waits for (or was refused by) its user. */
 export interface ApprovalRefusal {
@@ -68,24 +74,45 @@ export async function askForApproval(
     throw new HttpError(429, 'too many requests are waiting for approval; try again later', {
       'retry-after': String(Math.min(config.APPROVAL_TTL_SECONDS, 60)),
     });
-  const waiting: ApprovalRefusal = {
+  const asked: ApprovalRefusal = {
     error: 'this request needs your approval: open approval_url',
     reason: 'approval_required',
     approval_url: approvalUrl(config.PUBLIC_URL, created.id),
     approval_id: created.id,
   };
-  if (waitSeconds <= 0) return waiting;
+  // Each wait reads the database: an app gets no more waits than it may have approvals pending.
+  const mine = waiting.get(acting.id) ?? 0;
+  if (waitSeconds <= 0 || mine >= config.APPROVAL_MAX_PENDING || waitingTotal >= MAX_WAITING) return asked;
+  waiting.set(acting.id, mine + 1);
+  waitingTotal++;
+  try {
+    return await waitForDecision(ctx, acting.id, created.id, waitSeconds, connection, asked);
+  } finally {
+    waitingTotal--;
+    const left = (waiting.get(acting.id) ?? 1) - 1;
+    if (left > 0) waiting.set(acting.id, left);
+    else waiting.delete(acting.id);
+  }
+}
 
+async function waitForDecision(
+  ctx: ApiContext,
+  authorizationId: string,
+  approvalId: string,
+  waitSeconds: number,
+  connection: IncomingMessage,
+  asked: ApprovalRefusal,
+): Promise<'approved' | ApprovalRefusal> {
   const deadline = Date.now() + waitSeconds * 1000;
   while (Date.now() < deadline && !connection.socket.destroyed) {
-    const state = await approvalStatus(db, created.id);
+    const state = await approvalStatus(ctx.db, approvalId);
     if (!state || state.expired) break;
     if (state.status === 'denied') return { error: 'the user denied this request', reason: 'approval_denied' };
     if (state.status === 'approved') {
-      if (await useHttpApproval(db, acting.id, { id: created.id })) return 'approved';
+      if (await useHttpApproval(ctx.db, authorizationId, { id: approvalId })) return 'approved';
       break; // used by a retry of the same call meanwhile
     }
     await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
   }
-  return waiting;
+  return asked;
 }

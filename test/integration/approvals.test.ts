@@ -403,6 +403,22 @@ describe('approval per request', () => {
     assert.equal(refused.body.reason, 'approval_denied');
   });
 
+  it('attack: a flood of identical waiting calls holds no more waits than APPROVAL_MAX_PENDING', async () => {
+    const { token } = await askingApp();
+    const event = note(7, privateContent('the same call many times'));
+    const started = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        rpc(base, token, 'sign_event', [event], { prefer: 'wait=2' }).then((r) => ({ ...r, ms: Date.now() - started })),
+      ),
+    );
+    assert.ok(answers.every((r) => r.status === 403));
+    assert.equal(new Set(answers.map((r) => r.body.approval_url)).size, 1, 'one approval for the identical calls');
+    const held = answers.filter((r) => r.ms >= 1500).length;
+    assert.equal(held, MAX_PENDING, `held: ${answers.map((r) => r.ms).join(', ')} ms`);
+    await decide(answers[0]!.body.approval_url, 'deny');
+  });
+
   it('attack: flooding pending approvals stops at APPROVAL_MAX_PENDING, on both doors', async () => {
     const { token, authorizationId } = await askingApp();
     for (let i = 0; i < MAX_PENDING; i++) {
