@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools';
+import { npubEncode } from 'nostr-tools/nip19';
 import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
@@ -353,13 +354,20 @@ describe('approval per request', () => {
     const { token } = await askingApp();
     // Nobody decides: held for the setting's 2 s (not the 30 asked for), then 403 with the URL.
     const started = Date.now();
-    const timedOut = await rpc(base, token, 'nip44_encrypt', [getPublicKey(generateSecretKey()), 'x'], {
+    const peer = getPublicKey(generateSecretKey());
+    const timedOut = await rpc(base, token, 'nip44_encrypt', [peer, privateContent('plaintext to encrypt')], {
       prefer: 'wait=30',
     });
     const held = Date.now() - started;
     assert.equal(timedOut.status, 403);
     assert.ok(timedOut.body.approval_url);
     assert.ok(held >= 1900 && held < 6000, `held ${held} ms`);
+    // An encryption shows its counterparty, not what is encrypted.
+    const shown = await page(new URL(timedOut.body.approval_url).pathname, user.session);
+    assert.match(shown.html, /id="approval-what">Encrypt a message as you \(NIP-44\)</);
+    assert.match(shown.html, new RegExp(`id="approval-peer">${npubEncode(peer)}<`));
+    assert.ok(shown.html.includes(peer));
+    assert.doesNotMatch(shown.html, /plaintext to encrypt/);
     await decide(timedOut.body.approval_url, 'deny');
 
     // Decided while the call waits: it gets its signature.
