@@ -6,7 +6,11 @@ import type { Db } from '../database/pool.js';
 import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import type { Logger } from '../shared/logger.js';
-import { listUndispatchedNip46Approvals, takeDecidedNip46Approval } from '../database/queries/approvals.js';
+import {
+  listUndispatchedNip46Approvals,
+  releaseNip46Approval,
+  takeDecidedNip46Approval,
+} from '../database/queries/approvals.js';
 import {
   bunkerChannel,
   parseAnnouncement,
@@ -217,7 +221,10 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
       const taken = await takeDecidedNip46Approval(opts.db, approvalId);
       if (!taken) return;
       const sent = router!.submitDecided(taken.event as NostrEvent, approvalId, serviceRelays);
-      if (!sent) log.warn({ bunkerPubkey: taken.bunkerPubkey }, 'an approved nip46 request could not be sent again');
+      if (sent) return;
+      // Draining, or this replica does not know the bunker: another relay-ingest (or a later sweep) sends it.
+      log.warn({ bunkerPubkey: taken.bunkerPubkey }, 'a decided nip46 request could not be sent again here');
+      await releaseNip46Approval(opts.db, approvalId);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'taking a decided approval failed');
     }

@@ -211,6 +211,11 @@ export async function takeDecidedNip46Approval(
   return rows[0];
 }
 
+/** Gives a taken approval back (this relay-ingest could not send it), for another to take. */
+export async function releaseNip46Approval(db: Queryable, id: string): Promise<void> {
+  await db.query('UPDATE approvals SET dispatched_at = NULL WHERE id = $1 AND consumed_at IS NULL', [id]);
+}
+
 /** Decided NIP-46 approvals no relay-ingest has taken yet (their announcement was lost). */
 export async function listUndispatchedNip46Approvals(db: Queryable, limit = 100): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
