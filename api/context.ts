@@ -2,6 +2,7 @@ import type { RedisClient } from '../shared/redis.js';
 import type { Db } from '../database/pool.js';
 import type { Config } from '../shared/config.js';
 import type { KeyStore } from '../shared/custody/key-store.js';
+import type { PayloadSealer } from '../shared/farm/payload-seal.js';
 import type { RpcClient } from '../shared/farm/rpc-client.js';
 import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
@@ -20,6 +21,8 @@ export interface ApiContext {
   acting: ActingCache;
   loginLimiter: LoginLimiter;
   mailer: Mailer;
+  /** The farm payload key: seals what an approval page shows. */
+  sealer: PayloadSealer;
   logger: Logger;
   version: string;
 }

@@ -80,6 +80,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     acting,
     loginLimiter: new LoginLimiter(redis, config.KEY_PREFIX, loginLimits(config)),
     mailer: createMailer(config, logger),
+    sealer: deps.payloadSealer,
     logger,
     version: deps.version,
   };

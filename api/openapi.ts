@@ -78,7 +78,8 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
   'POST /api/nostr': {
     tag: SIGNING,
-    summary: 'Call a NIP-46 method (sign_event, nip44_encrypt, ...) with an app token',
+    summary:
+      'Call a NIP-46 method (sign_event, nip44_encrypt, ...) with an app token; outside an asking policy: 403 with approval_url, or wait (Prefer: wait=N)',
     auth: 'token',
   },
   'GET /.well-known/nostr.json': { tag: SIGNING, summary: 'NIP-05 names and the NIP-46 bunker relays' },

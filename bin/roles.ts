@@ -13,6 +13,7 @@ import { startCryptoBackend } from '../workers/crypto/backend.js';
 import { startWorkers } from '../workers/index.js';
 import { PostgresKeyLoader } from '../workers/postgres-key-loader.js';
 import { PostgresNip46Store } from '../workers/postgres-nip46-store.js';
+import { PostgresApprovals } from '../workers/postgres-approvals.js';
 import { startRelayIngest, type RelayIngest, type RelayIngestTuning } from '../relay-ingest/index.js';
 import { startHealthServer } from './health-server.js';
 import type { NostrEvent } from '../shared/nostr/types.js';
@@ -79,6 +80,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       activity,
       sealer: payloadSealer,
       nip46Store: new PostgresNip46Store(rt.db),
+      approvals: new PostgresApprovals(rt.db, payloadSealer, rt.config),
     });
     const drain = new ActivityDrain({
       db: rt.db,

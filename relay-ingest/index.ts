@@ -6,7 +6,18 @@ import type { Db } from '../database/pool.js';
 import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
 import type { Logger } from '../shared/logger.js';
-import { bunkerChannel, parseAnnouncement, type BunkerAnnouncement } from '../shared/nip46/channels.js';
+import {
+  listUndispatchedNip46Approvals,
+  releaseNip46Approval,
+  takeDecidedNip46Approval,
+} from '../database/queries/approvals.js';
+import {
+  bunkerChannel,
+  parseAnnouncement,
+  parseApprovalDecided,
+  type BunkerAnnouncement,
+} from '../shared/nip46/channels.js';
+import type { NostrEvent } from '../shared/nostr/types.js';
 import { recordConnectResult } from '../shared/nip46/connect-result.js';
 import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
@@ -186,6 +197,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     update('reload', async () => {
       await directory.reload();
       sync();
+      await sweepDecided();
     });
   const onAnnouncement = (a: BunkerAnnouncement) =>
     update('announcement', async () => {
@@ -203,12 +215,38 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
       });
     });
 
+  // A decided approval: the first replica to take it sends its request through the pipeline again.
+  const onApprovalDecided = async (approvalId: string) => {
+    try {
+      const taken = await takeDecidedNip46Approval(opts.db, approvalId);
+      if (!taken) return;
+      const sent = router!.submitDecided(taken.event as NostrEvent, approvalId, serviceRelays);
+      if (sent) return;
+      // Draining, or this replica does not know the bunker: another relay-ingest (or a later sweep) sends it.
+      log.warn({ bunkerPubkey: taken.bunkerPubkey }, 'a decided nip46 request could not be sent again here');
+      await releaseNip46Approval(opts.db, approvalId);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'taking a decided approval failed');
+    }
+  };
+
+  // Decisions whose announcement was lost (no relay-ingest subscribed then): taken with each reload.
+  const sweepDecided = async () => {
+    try {
+      for (const id of await listUndispatchedNip46Approvals(opts.db)) await onApprovalDecided(id);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'reading decided approvals failed');
+    }
+  };
+
   const announceChannel = bunkerChannel(config.KEY_PREFIX);
   const evictChannel = names.evictChannel();
   subscriber.on('message', (channel: string, message: string) => {
     if (channel === announceChannel) {
       const a = parseAnnouncement(message);
       if (a) void onAnnouncement(a);
+      const decided = a ? undefined : parseApprovalDecided(message);
+      if (decided) void onApprovalDecided(decided.approvalId);
       return;
     }
     if (channel === evictChannel) {

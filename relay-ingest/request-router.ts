@@ -244,6 +244,27 @@ export class RequestRouter {
   }
 
   /**
+   * A request its user decided on (approval per request), sent through the pipeline again with its
+   * approval: the worker uses the decision and the answer goes out like any other, to the bunker's relays
+   * and `relays`. The claim was taken when it first came; the approval is taken once (by the caller).
+   */
+  submitDecided(event: NostrEvent, approvalId: string, relays: Iterable<string>): boolean {
+    if (this.closed || !this.accepting) return false;
+    const bunker = bunkerPubkeyOf(event);
+    const route = bunker ? this.opts.route(bunker) : undefined;
+    if (!bunker || !route) return false;
+    const traceId = `n46-${this.opts.instanceId}-a${++this.traceSeq}`;
+    const item: Nip46Item = { id: event.id, traceId, bunkerPubkey: bunker, event, approvalId };
+    this.ingress.submit(shardOf(route.userPubkey, this.opts.shardCount), {
+      item,
+      route,
+      seenOn: new Set(relays),
+      receivedAt: Date.now(),
+    });
+    return true;
+  }
+
+  /**
    * This door's side of the shard pipeline. A request not taken (shard full, Redis unreachable, closing)
    * is dropped, counted, and its claim given back, so a copy arriving later (another relay, a resend)
    * can still be taken. A job not answered by the timeout is waited for again while it is queued or
@@ -255,7 +276,11 @@ export class RequestRouter {
       door: 'nip46',
       // Claims are exclusive, so no other job can carry this first request: the id is unique, and a job
       // somehow made twice for it is one BullMQ job.
-      jobId: (batch) => `n46.${batch[0]!.item.id}`,
+      // A request sent again after its approval is its own job (the first one's id may still be kept).
+      jobId: (batch) => {
+        const first = batch[0]!.item;
+        return first.approvalId === undefined ? `n46.${first.id}` : `n46a.${first.approvalId}`;
+      },
       jobData: (_jobId, requests) => ({
         type: 'nip46',
         replyTo: this.opts.instanceId,

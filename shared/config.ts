@@ -164,6 +164,19 @@ export const ConfigSchema = Type.Object({
   NIP46_UNBOUND_CLIENT_PER_MINUTE: Int(10, 1, 100_000),
   /** NIP-46 requests per minute one bunker takes from all client keys other than its bound client. */
   NIP46_UNBOUND_BUNKER_PER_MINUTE: Int(60, 1, 1_000_000),
+
+  // Approval per request (docs/RUNBOOK.md, "Approvals"): a policy with `ask` sends what it does not allow
+  // to its user for approval, at PUBLIC_URL/approve/<id>.
+  /** How long a request waits for the user's decision; an approved HTTP request may be sent again this long. */
+  APPROVAL_TTL_SECONDS: Int(600, 10, 86_400),
+  /** Requests waiting for approval per authorization; past it the request is refused. */
+  APPROVAL_MAX_PENDING: Int(20, 1, 1000),
+  /** Requests waiting for approval per user, over all their authorizations. */
+  APPROVAL_MAX_PENDING_PER_USER: Int(100, 1, 10_000),
+  /** Largest request (NIP-46 event, or HTTP call as JSON) that may wait for approval, in bytes. */
+  APPROVAL_MAX_REQUEST_BYTES: Int(65_536, 1024, 1_048_576),
+  /** Longest an HTTP RPC request that asked to wait (`Prefer: wait=N`) is held for the decision. */
+  APPROVAL_WAIT_MAX_SECONDS: Int(60, 0, 600),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

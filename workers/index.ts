@@ -25,6 +25,7 @@ import type { CryptoRunner } from './crypto/types.js';
 import { KeyCache } from './key-cache.js';
 import type { KeyLoader } from './key-loader.js';
 import { createNip46Processor, type Nip46Store } from './nip46-processor.js';
+import type { Nip46Approvals } from './postgres-approvals.js';
 import { createRpcProcessor } from './rpc-processor.js';
 import { ShardLeases } from './shard-leases.js';
 import { ShardWorker } from './shard-worker.js';
@@ -44,6 +45,8 @@ export interface StartWorkersOptions {
   sealer: PayloadSealer;
   /** The authorizations table for NIP-46 jobs; without it this process runs no NIP-46 jobs. */
   nip46Store?: Nip46Store;
+  /** Approval per request for NIP-46 (policies with `ask`); without it such requests are refused. */
+  approvals?: Nip46Approvals;
   redisUrl: RedisTarget;
   /** Unique per process; default host:pid:random. */
   memberId?: string;
@@ -97,7 +100,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   };
   const processor = createRpcProcessor({ ...deps, sealer: opts.sealer });
   const nip46Store = opts.nip46Store ? new CachedNip46Store(opts.nip46Store) : undefined;
-  const nip46Processor = nip46Store ? createNip46Processor({ ...deps, store: nip46Store }) : undefined;
+  const nip46Processor = nip46Store
+    ? createNip46Processor({ ...deps, store: nip46Store, approvals: opts.approvals })
+    : undefined;
 
   subscriber.on('message', (_channel: string, message: string) => {
     const e = parseEviction(message);

@@ -15,7 +15,7 @@ import { publishEviction } from '../shared/evictions.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } from '../shared/farm/jobs.js';
 import { RpcParamsError, parseRpcCall } from '../shared/farm/rpc-params.js';
 import { metrics } from '../shared/metrics.js';
-import { policyPermits } from '../shared/policy.js';
+import { policyAsks, policyPermits } from '../shared/policy.js';
 import { announceBunker } from '../shared/nip46/channels.js';
 import {
   NIP46_METHODS,
@@ -27,6 +27,7 @@ import {
 import type { NostrEvent } from '../shared/nostr/types.js';
 import type { CryptoOp, CryptoResult, KeyOp } from './crypto/types.js';
 import type { CachedKey, ConvScheme } from './key-cache.js';
+import type { Nip46Approvals } from './postgres-approvals.js';
 import { runShardJob, schemeOf, type JobScope, type KeyCall, type ShardJobDeps } from './shard-job.js';
 
 /** The authorizations table as the NIP-46 handler needs it (database/queries/nip46.ts in production). */
@@ -41,6 +42,8 @@ export interface Nip46Store {
 /** The job skeleton's needs (its publisher also announces bindings and logouts), plus the store. */
 export interface Nip46ProcessorDeps extends ShardJobDeps {
   store: Nip46Store;
+  /** Asking the user for what a policy with `ask` does not allow; without it such a request is refused. */
+  approvals?: Nip46Approvals;
   /** Seconds since the epoch for response events; a parameter for tests. */
   now?: () => number;
 }
@@ -316,6 +319,26 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
     answer('ack');
   }
 
+  async function useApproval(id: string, authorizationId: string, eventId: string) {
+    try {
+      return await deps.approvals?.use(id, authorizationId, eventId);
+    } catch (err) {
+      throw new RetryableError(`using an approval failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Stores the request for its user and answers NIP-46's auth_url with the approval's address. */
+  async function ask(w: Work, approvals: Nip46Approvals, call: KeyCall, refuse: (e: string) => void): Promise<void> {
+    let asked: { url: string } | { refused: string };
+    try {
+      asked = await approvals.ask({ auth: w.auth!, event: w.item.event, call });
+    } catch (err) {
+      throw new RetryableError(`asking for approval failed: ${(err as Error).message}`);
+    }
+    if ('refused' in asked) return void refuse(asked.refused);
+    w.response = { id: w.request!.id, result: 'auth_url', error: asked.url };
+  }
+
   async function userOperation(
     w: Work,
     method: KeyCall['method'],
@@ -330,8 +353,16 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
       if (err instanceof RpcParamsError) return refuse(err.message);
       throw err;
     }
-    if (!policyPermits(auth.permissions, method, call.method === 'sign_event' ? call.event.kind : undefined))
-      return refuse('Operation denied by policy');
+    const kind = call.method === 'sign_event' ? call.event.kind : undefined;
+    if (w.item.approvalId !== undefined) {
+      // Sent again after its user decided: the decision is used once, whatever the policy says now.
+      const decision = await useApproval(w.item.approvalId, auth.id, w.item.id);
+      if (decision === 'denied') return refuse('the user denied this request');
+      if (decision !== 'approved') return void (w.drop = 'approval used or gone');
+    } else if (!policyPermits(auth.permissions, method, kind, auth.grantedKinds)) {
+      if (!deps.approvals || !policyAsks(auth.permissions)) return refuse('Operation denied by policy');
+      return ask(w, deps.approvals, call, refuse);
+    }
     const k = await job.key(auth.userKeyId, auth.userPubkey);
     if (!k.ok) return refuse(`user key unavailable: ${k.error}`);
     w.userOp = {

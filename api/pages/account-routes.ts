@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from 'typebox/value';
 import QRCode from 'qrcode';
 import { recentUserActivity } from '../../database/queries/activity.js';
+import { listPendingApprovals } from '../../database/queries/approvals.js';
 import { countLiveAuthorizations, listUserAuthorizations } from '../../database/queries/authorizations.js';
 import { listPolicies } from '../../database/queries/policies.js';
 import { readConnectResult } from '../../shared/nip46/connect-result.js';
@@ -44,6 +45,7 @@ import {
   passwordPage,
   type DeliveryState,
 } from './views-account.js';
+import { pendingApprovalsSection } from './views-approvals.js';
 import { changeEmailPage, verifyBanner } from './views-email.js';
 
 const Csrf = Type.String({ maxLength: 512 });
@@ -103,7 +105,10 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     { schema: { querystring: Type.Object({ notice: Type.Optional(Type.String({ maxLength: 32 })) }) } },
     async (request, reply) => {
       const user = request.user!;
-      const appCount = await countLiveAuthorizations(ctx.db, user.id);
+      const [appCount, pending] = await Promise.all([
+        countLiveAuthorizations(ctx.db, user.id),
+        listPendingApprovals(ctx.db, user.id),
+      ]);
       const me = signedIn(request, reply);
       const notice = ACCOUNT_NOTICES.get(request.query.notice ?? '');
       const banner = user.emailVerifiedAt
@@ -120,6 +125,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
           emailVerified,
           banner,
           notice,
+          pending: pendingApprovalsSection(pending),
         }),
       );
     },

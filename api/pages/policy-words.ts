@@ -51,5 +51,6 @@ export function describePolicy(p: PolicyPermissions): PolicyWords {
   }
   (p.encrypt ? can : cannot).push('Encrypt messages as you (NIP-04, NIP-44).');
   (p.decrypt ? can : cannot).push('Decrypt and read your private messages.');
+  if (p.ask) can.push('Ask you, one request at a time, for anything else.');
   return { can, cannot };
 }

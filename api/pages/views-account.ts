@@ -31,6 +31,8 @@ export function accountPage(
     emailVerified: boolean;
     banner?: SafeHtml;
     notice?: string;
+    /** Requests waiting for the user's approval (views-approvals.ts). */
+    pending?: SafeHtml | '';
   },
 ): PageOptions {
   const firstSteps = html`<section class="card welcome" id="first-steps" aria-labelledby="first-steps-title">
@@ -48,6 +50,7 @@ export function accountPage(
     body: html`<h1>Your account</h1>
       ${a.notice ? html`<p class="notice" role="status" id="account-notice">${a.notice}</p>` : ''}
       ${a.banner ?? ''}
+      ${a.pending ?? ''}
       ${a.appCount === 0 ? firstSteps : ''}
       <div class="card">
         <dl class="facts">

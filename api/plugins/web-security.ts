@@ -22,7 +22,7 @@ const OPEN_CORS_PATHS = new Set([
 /** Unsafe routes that authenticate without the session cookie (the admin routes check the Origin instead). */
 const CSRF_EXEMPT_PATHS = new Set(['/api/oauth/token', '/api/nostr']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-const CORS_HEADERS = ['authorization', 'content-type', 'x-trace-id'];
+const CORS_HEADERS = ['authorization', 'content-type', 'x-trace-id', 'prefer'];
 const EXPOSED_HEADERS = ['x-trace-id', 'retry-after'];
 
 const isHttps = (config: Config) => config.PUBLIC_URL.startsWith('https://');

@@ -10,6 +10,8 @@ import { shardOf } from '../../shared/shard.js';
 import type { ApiContext } from '../context.js';
 import { HttpError, badRequest, forbidden, unauthorized } from '../errors.js';
 import { bearerToken } from '../plugins/session.js';
+import { policyAsks } from '../../shared/policy.js';
+import { askForApproval, requestedWait } from '../services/approvals.js';
 import { policyAllows } from '../services/policy.js';
 import { hashToken } from '../services/tokens.js';
 import { ErrorBody } from '../schemas.js';
@@ -22,13 +24,26 @@ const RpcBody = Type.Object({
 
 export const RPC_ROUTE = '/api/nostr';
 
+/** A refusal; a call waiting for its user's approval also names where they approve it. */
+const ApprovalRefusalBody = Type.Object({
+  error: Type.String(),
+  reason: Type.Optional(Type.Union([Type.Literal('approval_required'), Type.Literal('approval_denied')])),
+  approval_url: Type.Optional(Type.String()),
+  approval_id: Type.Optional(Type.String()),
+});
+
 export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.post(
     RPC_ROUTE,
     {
       schema: {
         body: RpcBody,
-        response: { 200: Type.Object({ result: Type.Unknown() }), '4xx': ErrorBody, '5xx': ErrorBody },
+        response: {
+          200: Type.Object({ result: Type.Unknown() }),
+          403: ApprovalRefusalBody,
+          '4xx': ErrorBody,
+          '5xx': ErrorBody,
+        },
       },
       onResponse: async (request, reply) => {
         const method = (request.body as { method?: string } | undefined)?.method ?? 'invalid';
@@ -37,7 +52,7 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
         metrics.rpcDuration.observe({ door: 'http', method: label }, reply.elapsedTime / 1000);
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const token = bearerToken(request);
       if (!token || token.length > 512) {
         metrics.httpRpcAuthErrors.inc();
@@ -58,7 +73,12 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
         if (err instanceof RpcParamsError) throw badRequest(err.message);
         throw err;
       }
-      if (!policyAllows(acting.permissions, call)) throw forbidden('Operation denied by policy');
+      if (!policyAllows(acting.permissions, call, acting.grantedKinds)) {
+        if (!policyAsks(acting.permissions)) throw forbidden('Operation denied by policy');
+        const wait = requestedWait(request.headers.prefer, ctx.config.APPROVAL_WAIT_MAX_SECONDS);
+        const asked = await askForApproval(ctx, acting, call, wait, request.raw);
+        if (asked !== 'approved') return reply.code(403).send(asked);
+      }
       if (call.method === 'ping') return { result: 'pong' };
       if (call.method === 'get_public_key') return { result: acting.userPubkey };
 

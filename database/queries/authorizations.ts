@@ -42,6 +42,8 @@ export interface ActingAuthorization {
   userKeyId: string;
   policySlug: string;
   permissions: PolicyPermissions;
+  /** Kinds the user approved "always" for this authorization. */
+  grantedKinds: number[];
   revokedAt: Date | null;
   expiresAt: Date | null;
   /** The token itself was revoked or rotated away (the authorization may still stand). */
@@ -102,7 +104,7 @@ export async function revokeAuthorization(
 }
 
 const ACTING = `a.id, a.user_id AS "userId", u.pubkey AS "userPubkey", u.key_id AS "userKeyId",
-  a.policy_slug AS "policySlug", p.permissions, a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt",
+  a.policy_slug AS "policySlug", p.permissions, a.granted_kinds AS "grantedKinds", a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt",
   t.revoked_at IS NOT NULL AS "tokenRevoked", t.access_expires_at AS "accessExpiresAt"`;
 
 /** The authorization behind an unexpired access token, revoked or not (the caller tells 401 from 403). */

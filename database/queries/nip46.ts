@@ -30,6 +30,8 @@ export interface Nip46Authorization {
   userPubkey: string;
   userKeyId: string;
   permissions: PolicyPermissions;
+  /** Kinds the user approved "always" for this authorization. */
+  grantedKinds: number[];
 }
 
 const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.pubkey AS "userPubkey", a.relays,
@@ -65,7 +67,8 @@ export async function findNip46Authorizations(db: Queryable, bunkerPubkeys: stri
   const { rows } = await db.query<Nip46Authorization>(
     `SELECT a.id, a.user_id AS "userId", a.bunker_pubkey AS "bunkerPubkey", a.bunker_key_id AS "bunkerKeyId",
        a.secret_hash AS "secretHash", a.client_pubkey AS "clientPubkey", a.relays, a.revoked_at AS "revokedAt",
-       a.expires_at AS "expiresAt", u.pubkey AS "userPubkey", u.key_id AS "userKeyId", p.permissions
+       a.expires_at AS "expiresAt", u.pubkey AS "userPubkey", u.key_id AS "userKeyId", p.permissions,
+       a.granted_kinds AS "grantedKinds"
      FROM authorizations a JOIN users u ON u.id = a.user_id JOIN policies p ON p.slug = a.policy_slug
      WHERE a.bunker_pubkey = ANY($1::char(64)[])`,
     [bunkerPubkeys],

@@ -5,6 +5,8 @@ export interface PolicyPermissions {
   allowed_kinds: number[] | 'all';
   encrypt: boolean;
   decrypt: boolean;
+  /** Ask the user (NIP-46 auth_url, HTTP 403 with an approval URL) for what is not allowed outright. */
+  ask?: boolean;
 }
 
 export interface Policy {

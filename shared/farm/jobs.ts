@@ -66,6 +66,8 @@ export interface Nip46Item {
   /** The bunker pubkey the request is addressed to (its `p` tag). */
   bunkerPubkey: string;
   event: NostrEvent;
+  /** Sent again once its user decided: the approval the worker uses (once) instead of asking. */
+  approvalId?: string;
 }
 
 /**

@@ -4,7 +4,7 @@
 // to open.
 //
 // A sealed value is one string: SEALED_PREFIX, then base64 of nonce | ciphertext | tag.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 
 export const PAYLOAD_KEY_BYTES = 32;
 const NONCE_BYTES = 12;
@@ -32,6 +32,19 @@ export class PayloadSealer {
       throw new RangeError(`PayloadSealer: the key must be ${PAYLOAD_KEY_BYTES} bytes`);
     this.#key = Buffer.alloc(PAYLOAD_KEY_BYTES);
     this.#key.set(key);
+  }
+
+  /**
+   * A keyed hash of `data` for `purpose` (HMAC-SHA256 under a key derived from the payload key): lets a
+   * stored request be matched again without storing anything a reader of the database could test guesses on.
+   */
+  mac(data: string, purpose: string): Buffer {
+    const key = Buffer.from(hkdfSync('sha256', this.#key, Buffer.alloc(0), `keyfarm mac ${purpose}`, 32));
+    try {
+      return createHmac('sha256', key).update(data, 'utf8').digest();
+    } finally {
+      key.fill(0);
+    }
   }
 
   /** JSON of `value`, sealed for `aad`. */

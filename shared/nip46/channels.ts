@@ -35,3 +35,25 @@ export function parseAnnouncement(message: string): BunkerAnnouncement | undefin
     return undefined;
   }
 }
+
+/** A NIP-46 request's user decided on it: one relay-ingest takes it and sends it through again. */
+export interface ApprovalDecided {
+  type: 'approval_decided';
+  approvalId: string;
+}
+
+export async function announceApprovalDecided(redis: RedisClient, prefix: string, approvalId: string): Promise<void> {
+  const a: ApprovalDecided = { type: 'approval_decided', approvalId };
+  await redis.publish(bunkerChannel(prefix), JSON.stringify(a));
+}
+
+export function parseApprovalDecided(message: string): ApprovalDecided | undefined {
+  try {
+    const a = JSON.parse(message) as ApprovalDecided;
+    return a?.type === 'approval_decided' && typeof a.approvalId === 'string' && a.approvalId.length <= 64
+      ? a
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

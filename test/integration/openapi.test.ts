@@ -23,6 +23,7 @@ const NOT_API = [
   /^\/reset-password$/,
   /^\/verify-email$/,
   /^\/account(\/|$)/,
+  /^\/approve\/:id$/,
   /^\/oauth\/consent$/,
   /^\/assets\//,
   /^\/docs$/,

@@ -14,6 +14,7 @@ function acting(id: string, revokedAt: Date | null = null): ActingAuthorization 
     userKeyId: 'k',
     policySlug: 'full',
     permissions: { allowed_kinds: 'all', encrypt: true, decrypt: true },
+    grantedKinds: [],
     revokedAt,
     expiresAt: null,
     tokenRevoked: false,

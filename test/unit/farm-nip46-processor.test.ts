@@ -38,6 +38,7 @@ const auth: Nip46Authorization = {
   userPubkey: getPublicKey(userSk),
   userKeyId: 'user-key',
   permissions: { allowed_kinds: 'all', encrypt: true, decrypt: true },
+  grantedKinds: [],
 };
 
 const inThread: CryptoRunner = { run: async (ops) => runCryptoOps(ops), close: async () => {} };

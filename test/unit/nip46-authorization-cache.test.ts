@@ -19,6 +19,7 @@ function auth(n: number, clientPubkey: string | null, revokedAt: Date | null = n
     userPubkey: 'p',
     userKeyId: 'uk',
     permissions: { allowed_kinds: 'all', encrypt: true, decrypt: true },
+    grantedKinds: [],
   };
 }
 
