@@ -15,7 +15,8 @@ import { publishEviction } from '../shared/evictions.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } from '../shared/farm/jobs.js';
 import { RpcParamsError, parseRpcCall } from '../shared/farm/rpc-params.js';
 import { metrics } from '../shared/metrics.js';
-import { policyPermits } from '../shared/policy.js';
+import { callRefusal } from '../shared/policy.js';
+import { PolicyUses, USES_EXHAUSTED } from '../shared/policy-uses.js';
 import { announceBunker } from '../shared/nip46/channels.js';
 import {
   NIP46_METHODS,
@@ -81,6 +82,7 @@ function methodLabel(method: string | undefined): string {
 export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
   const { store, activity, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  const uses = new PolicyUses(deps.publisher, deps.names.prefix);
 
   return async function processNip46Job(jobId: string, data: Nip46JobData): Promise<ReplyMessage> {
     try {
@@ -330,8 +332,10 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
       if (err instanceof RpcParamsError) return refuse(err.message);
       throw err;
     }
-    if (!policyPermits(auth.permissions, method, call.method === 'sign_event' ? call.event.kind : undefined))
-      return refuse('Operation denied by policy');
+    const refusal = callRefusal(auth.permissions, call);
+    if (refusal !== undefined) return refuse(refusal);
+    const maxUses = auth.permissions.max_uses;
+    if (maxUses !== undefined && !(await uses.takeOne(auth.id, maxUses))) return refuse(USES_EXHAUSTED);
     const k = await job.key(auth.userKeyId, auth.userPubkey);
     if (!k.ok) return refuse(`user key unavailable: ${k.error}`);
     w.userOp = {

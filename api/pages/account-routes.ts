@@ -167,7 +167,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     async (request, reply) => {
       const [apps, policies] = await Promise.all([
         listUserAuthorizations(ctx.db, request.user!.id),
-        listPolicies(ctx.db),
+        listPolicies(ctx.db, request.user!.id),
       ]);
       const notice =
         request.query.notice === 'revoked' ? 'The app is revoked: it can no longer sign for you.' : undefined;
@@ -190,7 +190,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
   app.get('/account/bunker', async (request, reply) => {
     return sendPage(
       reply,
-      bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db), ctx.config.BUNKER_RELAYS),
+      bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db, request.user!.id), ctx.config.BUNKER_RELAYS),
     );
   });
 
@@ -240,7 +240,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         });
         return sendPage(
           reply,
-          bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db), ctx.config.BUNKER_RELAYS, form),
+          bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db, request.user!.id), ctx.config.BUNKER_RELAYS, form),
           failure.statusCode,
         );
       }
@@ -275,7 +275,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       try {
         const parsed = parseNostrConnectUri(uri);
         const preview = { uri, name: parsed.name, perms: parsed.perms, relays: parsed.relays };
-        return sendPage(reply, nostrConnectPreviewPage(signedIn(request, reply), preview, await listPolicies(ctx.db)));
+        return sendPage(reply, nostrConnectPreviewPage(signedIn(request, reply), preview, await listPolicies(ctx.db, request.user!.id)));
       } catch (err) {
         const failure = nostrConnectMistake(formError(err, reply));
         return sendPage(
@@ -326,7 +326,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         const page = nostrConnectPreviewPage(
           signedIn(request, reply),
           preview,
-          await listPolicies(ctx.db),
+          await listPolicies(ctx.db, request.user!.id),
           failedForm(failure, values),
         );
         return sendPage(reply, page, failure.statusCode);

@@ -6,11 +6,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RpcCall, RpcMethod } from '../../shared/farm/jobs.js';
 import { RPC_METHODS, RpcParamsError, parseRpcCall } from '../../shared/farm/rpc-params.js';
 import { metrics } from '../../shared/metrics.js';
+import { callRefusal, countsAsUse } from '../../shared/policy.js';
+import { PolicyUses, USES_EXHAUSTED } from '../../shared/policy-uses.js';
 import { shardOf } from '../../shared/shard.js';
 import type { ApiContext } from '../context.js';
 import { HttpError, badRequest, forbidden, unauthorized } from '../errors.js';
 import { bearerToken } from '../plugins/session.js';
-import { policyAllows } from '../services/policy.js';
 import { hashToken } from '../services/tokens.js';
 import { ErrorBody } from '../schemas.js';
 
@@ -23,6 +24,7 @@ const RpcBody = Type.Object({
 export const RPC_ROUTE = '/api/nostr';
 
 export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  const uses = new PolicyUses(ctx.redis, ctx.names.prefix);
   app.post(
     RPC_ROUTE,
     {
@@ -58,7 +60,11 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
         if (err instanceof RpcParamsError) throw badRequest(err.message);
         throw err;
       }
-      if (!policyAllows(acting.permissions, call)) throw forbidden('Operation denied by policy');
+      const refusal = callRefusal(acting.permissions, call);
+      if (refusal !== undefined) throw forbidden(refusal);
+      const maxUses = acting.permissions.max_uses;
+      if (maxUses !== undefined && countsAsUse(call.method) && !(await uses.takeOne(acting.id, maxUses)))
+        throw forbidden(USES_EXHAUSTED);
       if (call.method === 'ping') return { result: 'pong' };
       if (call.method === 'get_public_key') return { result: acting.userPubkey };
 
