@@ -65,7 +65,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'POST /api/user/sessions/revoke': { tag: APPS, summary: 'Revoke an app authorization', auth: 'session' },
   'GET /api/user/policies': { tag: APPS, summary: "The account's own policies", auth: 'session' },
   'POST /api/user/policies': { tag: APPS, summary: 'Create a custom policy', auth: 'session' },
-  'GET /api/user/policies/:slug': { tag: APPS, summary: 'One of the account\'s own policies', auth: 'session' },
+  'GET /api/user/policies/:slug': { tag: APPS, summary: "One of the account's own policies", auth: 'session' },
   'PUT /api/user/policies/:slug': {
     tag: APPS,
     summary: 'Replace a custom policy; its authorizations obey the new version at once',

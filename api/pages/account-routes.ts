@@ -240,7 +240,12 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         });
         return sendPage(
           reply,
-          bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db, request.user!.id), ctx.config.BUNKER_RELAYS, form),
+          bunkerFormPage(
+            signedIn(request, reply),
+            await listPolicies(ctx.db, request.user!.id),
+            ctx.config.BUNKER_RELAYS,
+            form,
+          ),
           failure.statusCode,
         );
       }
@@ -275,7 +280,10 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       try {
         const parsed = parseNostrConnectUri(uri);
         const preview = { uri, name: parsed.name, perms: parsed.perms, relays: parsed.relays };
-        return sendPage(reply, nostrConnectPreviewPage(signedIn(request, reply), preview, await listPolicies(ctx.db, request.user!.id)));
+        return sendPage(
+          reply,
+          nostrConnectPreviewPage(signedIn(request, reply), preview, await listPolicies(ctx.db, request.user!.id)),
+        );
       } catch (err) {
         const failure = nostrConnectMistake(formError(err, reply));
         return sendPage(

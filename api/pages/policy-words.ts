@@ -55,7 +55,9 @@ export function describePolicy(p: PolicyPermissions): PolicyWords {
   if (encrypt.yes.length) can.push(`Encrypt messages as you (${encrypt.yes.join(', ')}).`);
   if (encrypt.no.length) cannot.push(`Encrypt messages as you (${encrypt.no.join(', ')}).`);
   const readWords = (nips: string[]) =>
-    nips.length === 2 ? 'Decrypt and read your private messages.' : `Decrypt and read your private messages (${nips[0]}).`;
+    nips.length === 2
+      ? 'Decrypt and read your private messages.'
+      : `Decrypt and read your private messages (${nips[0]}).`;
   if (decrypt.yes.length) can.push(readWords(decrypt.yes));
   if (decrypt.no.length) cannot.push(readWords(decrypt.no));
   if (p.max_content_bytes !== undefined)

@@ -66,12 +66,19 @@ export function normalisePermissions(input: PolicyInput['permissions']): PolicyP
 function fields(input: PolicyInput) {
   const name = input.name.trim();
   if (name.length === 0) throw badRequest('name must not be blank');
-  return { display_name: name, description: (input.description ?? '').trim(), permissions: normalisePermissions(input.permissions) };
+  return {
+    display_name: name,
+    description: (input.description ?? '').trim(),
+    permissions: normalisePermissions(input.permissions),
+  };
 }
 
 /** Custom slugs are random: they name nothing about their owner and cannot collide with a built-in. */
 function newSlug(): string {
-  return `p-${randomBytes(9).toString('base64url').toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
+  return `p-${randomBytes(9)
+    .toString('base64url')
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x')}`;
 }
 
 export async function createUserPolicy(ctx: ApiContext, userId: string, input: PolicyInput): Promise<CustomPolicy> {

@@ -111,7 +111,8 @@ export async function issueCode(
 ): Promise<string> {
   checkRedirectUri(input.redirectUri);
   const slug = input.policySlug ?? policySlugOfScope(input.scope);
-  if (!(await findPolicy(ctx.db, slug, input.userId ?? undefined))) throw new OAuthError(400, 'invalid_scope', `unknown policy: ${slug}`);
+  if (!(await findPolicy(ctx.db, slug, input.userId ?? undefined)))
+    throw new OAuthError(400, 'invalid_scope', `unknown policy: ${slug}`);
   checkPkce(input.codeChallenge, input.codeChallengeMethod);
   const pending = input.userId === null ? input.pending : undefined;
   const code = newToken('code');
