@@ -91,6 +91,11 @@ const nostrConnectMistake = (err: HttpError): HttpError =>
     ? new FieldError('uri', `That link cannot be used: ${err.detail}.`)
     : authorizationMistake(err);
 
+const APPS_NOTICES = new Map([
+  ['revoked', 'The app is revoked: it can no longer sign for you.'],
+  ['policy-changed', 'The permission is changed: the app is under it from its next request.'],
+]);
+
 const ACCOUNT_NOTICES = new Map([
   ['email-changed', 'Your email address is changed. Confirm it with the link we mailed to it.'],
 ]);
@@ -169,8 +174,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         listUserAuthorizations(ctx.db, request.user!.id),
         listPolicies(ctx.db, request.user!.id),
       ]);
-      const notice =
-        request.query.notice === 'revoked' ? 'The app is revoked: it can no longer sign for you.' : undefined;
+      const notice = APPS_NOTICES.get(request.query.notice ?? '');
       return sendPage(
         reply,
         appsPage(signedIn(request, reply), apps, new Map(policies.map((p) => [p.slug, p])), notice),

@@ -5,6 +5,7 @@ import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from '../context.js';
 import { HttpError, REFUSED_CHARACTER_MESSAGE, isRefusedCharacter } from '../errors.js';
 import { accountPages } from './account-routes.js';
+import { policyPages } from './policy-routes.js';
 import { assetRoutes } from './assets.js';
 import { authPages } from './auth-routes.js';
 import { consentPages } from './consent-routes.js';
@@ -47,6 +48,7 @@ export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { c
   await app.register(authPages, { ctx });
   await app.register(emailPages, { ctx });
   await app.register(accountPages, { ctx });
+  await app.register(policyPages, { ctx });
   await app.register(consentPages, { ctx });
   await app.register(docsPages);
 };

@@ -45,7 +45,7 @@ const PermissionsInput = Type.Object(
   { additionalProperties: false },
 );
 
-const PolicyBody = Type.Object(
+export const PolicyBody = Type.Object(
   { name: Text(100, 1), description: Type.Optional(Text(500)), permissions: PermissionsInput },
   { additionalProperties: false },
 );
