@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { authorizeApp, registerUser, rpc } from '../support/client.js';
+import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
-import { launchBrowser, newContext, screenshot } from './browser.js';
+import { recordSecret } from '../support/logs.js';
+import { UI_TIMEOUT_MS, launchBrowser, newContext, screenshot } from './browser.js';
+import { startThirdPartyApp, type ThirdPartyApp } from './third-party-app.js';
 
 const note = (kind: number) => ({ kind, content: 'hi', tags: [], created_at: Math.floor(Date.now() / 1000) });
 
@@ -14,6 +16,7 @@ describe('custom policies in the browser', () => {
   let browser: Browser;
   let page: Page;
   let user: Awaited<ReturnType<typeof registerUser>>;
+  let thirdParty: ThirdPartyApp;
 
   before(async () => {
     [farm, browser] = await Promise.all([startTestFarm('browser-policies'), launchBrowser()]);
@@ -27,6 +30,7 @@ describe('custom policies in the browser', () => {
   });
   after(async () => {
     await browser?.close();
+    await thirdParty?.close();
     await farm?.stop();
   });
 
@@ -78,5 +82,53 @@ describe('custom policies in the browser', () => {
     assert.equal(refused.status, 403);
     assert.equal(refused.body.error, 'Operation denied by policy');
     assert.equal((await rpc(farm.url, app.access_token, 'sign_event', [note(1)])).status, 200);
+  });
+
+  it("offers the user's own narrower policy at consent, grants it, and refuses another user's", async () => {
+    thirdParty = await startThirdPartyApp(farm.url, { clientId: 'Policy App', scope: 'policy:social' });
+    await page.goto(`${farm.url}/account/policies`);
+    const slug = (await page.locator('.custom-policy').getAttribute('data-policy')) ?? '';
+    assert.match(slug, /^p-/);
+    const other = await registerUser(farm.url);
+    const theirs = await call(
+      farm.url,
+      'POST',
+      '/api/user/policies',
+      { name: 'theirs', permissions: { allowed_kinds: [1] } },
+      other.session,
+    );
+    assert.equal(theirs.status, 201);
+
+    await page.goto(thirdParty.origin);
+    await page.click('#login');
+    await page.locator('#approve').waitFor();
+    const choices = await page
+      .locator('#scope option')
+      .evaluateAll((os) => os.map((o) => o.getAttribute('value') ?? ''));
+    assert.ok(choices.includes(`policy:${slug}`), 'the narrower custom policy is offered');
+    assert.ok(!choices.includes(`policy:${theirs.body.slug}`), "another user's policy is not offered");
+
+    // Attack: the form edited to grant another user's policy is refused, and the app gets no code.
+    await page.evaluate(`document.querySelector('#scope option').value = 'policy:${theirs.body.slug}'`);
+    await page.click('#approve');
+    await page.getByText('That permission does not exist').waitFor();
+    assert.ok(!page.url().includes('code='));
+
+    await page.goto(thirdParty.origin);
+    await page.click('#login');
+    await page.locator('#approve').waitFor();
+    await page.selectOption('#scope', `policy:${slug}`);
+    await page.click('#approve');
+    await page.waitForURL(`${thirdParty.redirectUri}?**`);
+    recordSecret(new URL(page.url()).searchParams.get('code') ?? '');
+    await page.locator('#tokens').filter({ hasText: /\S/ }).waitFor({ timeout: UI_TIMEOUT_MS });
+    const tokens = JSON.parse((await page.locator('#tokens').textContent()) ?? '{}');
+    recordSecret(tokens.access_token);
+    recordSecret(tokens.refresh_token);
+    recordSecret(new URL(tokens.bunker_url).searchParams.get('secret') ?? '');
+    assert.equal(tokens.scope, `policy:${slug}`);
+    // Kind 1 only: the note the app signs is allowed, a reaction is not.
+    assert.equal((await rpc(farm.url, tokens.access_token, 'sign_event', [note(1)])).status, 200);
+    assert.equal((await rpc(farm.url, tokens.access_token, 'sign_event', [note(7)])).status, 403);
   });
 });
