@@ -9,9 +9,14 @@ import { generateSecretKey, getPublicKey, nip04, nip44, verifyEvent } from 'nost
 import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
 import WebSocket from 'ws';
+import { startApi, type RunningApi } from '../../api/index.js';
+import { openKeyManager, VERSION } from '../../bin/runtime.js';
+import type { KeyManager } from '../../shared/custody/key-manager.js';
+import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
-import { recordSecret } from '../support/logs.js';
+import { redisUrl } from '../support/env.js';
+import { recordSecret, testLogger } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 
 usePoolWebSocket(WebSocket);
@@ -64,6 +69,9 @@ describe('custom policies', () => {
   let relay: TestRelay;
   let farm: TestFarm;
   let base: string;
+  /** A second api instance over the same database and Redis, as in a deployment. */
+  let apiB: RunningApi;
+  let keyManagerB: KeyManager;
   let alice: User;
   let bob: User;
   const signers: BunkerSigner[] = [];
@@ -77,6 +85,16 @@ describe('custom policies', () => {
       { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
     );
     base = farm.url;
+    keyManagerB = await openKeyManager(farm.rt);
+    apiB = await startApi({
+      config: farm.config,
+      logger: testLogger('custom-policies-api-b'),
+      db: farm.rt.db,
+      redisUrl: redisUrl(),
+      keyManager: keyManagerB,
+      payloadSealer: await loadPayloadSealer(farm.rt.db, keyManagerB),
+      version: VERSION,
+    });
     alice = await registerUser(base);
     bob = await registerUser(base);
   });
@@ -84,6 +102,8 @@ describe('custom policies', () => {
   after(async () => {
     for (const s of signers) await s.close().catch(() => undefined);
     for (const p of pools) p.destroy();
+    await apiB?.close();
+    await keyManagerB?.close();
     await farm?.stop();
     await relay?.stop();
   });
@@ -416,8 +436,9 @@ describe('custom policies', () => {
   it('attack: many requests at once take no more than max_uses, on each door', async () => {
     const slug = await createPolicy(alice, { allowed_kinds: [1], max_uses: 5 }, 'five uses');
     const { token } = await httpApp(alice, slug);
+    // Half of them to each api instance: the count is one across replicas.
     const answers = await Promise.all(
-      Array.from({ length: 30 }, (_, i) => rpc(base, token, 'sign_event', [note(1, `n${i}`)])),
+      Array.from({ length: 30 }, (_, i) => rpc(i % 2 ? apiB.url : base, token, 'sign_event', [note(1, `n${i}`)])),
     );
     assert.equal(answers.filter((a) => a.status === 200).length, 5);
     const refused = answers.filter((a) => a.status !== 200);
@@ -445,6 +466,7 @@ describe('custom policies', () => {
     const bunker = await nip46App(alice, slug);
     // Both doors have the authorization cached now.
     assert.equal((await rpc(base, http.token, 'sign_event', [note(1)])).status, 200);
+    assert.equal((await rpc(apiB.url, http.token, 'sign_event', [note(1)])).status, 200);
     await within(5000, bunker.signer.signEvent(note(1)), 'nip46 sign before');
 
     // 1. The authorization switches to readonly: kind 1 is refused at once.
@@ -454,6 +476,8 @@ describe('custom policies', () => {
       assert.equal(res.body.policy, 'readonly');
     }
     assert.equal((await rpc(base, http.token, 'sign_event', [note(1)])).status, 403);
+    // The other api instance learnt it by the broadcast: its cached copy is gone.
+    assert.equal((await rpc(apiB.url, http.token, 'sign_event', [note(1)])).status, 403);
     await assert.rejects(within(5000, bunker.signer.signEvent(note(1)), 'nip46 after switch'), /denied by policy/);
     const sessions = await call(base, 'GET', '/api/user/sessions', undefined, alice.session);
     assert.equal(
@@ -468,6 +492,7 @@ describe('custom policies', () => {
         200,
       );
     assert.equal((await rpc(base, http.token, 'sign_event', [note(1)])).status, 200);
+    assert.equal((await rpc(apiB.url, http.token, 'sign_event', [note(1)])).status, 200);
     await within(5000, bunker.signer.signEvent(note(1)), 'nip46 after switching back');
 
     // 3. The policy itself is edited to drop kind 1 and allow kind 7: both authorizations follow at once.
@@ -481,6 +506,7 @@ describe('custom policies', () => {
     assert.equal(put.status, 200);
     assert.equal((await rpc(base, http.token, 'sign_event', [note(1)])).status, 403);
     assert.equal((await rpc(base, http.token, 'sign_event', [note(7)])).status, 200);
+    assert.equal((await rpc(apiB.url, http.token, 'sign_event', [note(1)])).status, 403);
     await assert.rejects(within(5000, bunker.signer.signEvent(note(1)), 'nip46 after edit'), /denied by policy/);
     await within(5000, bunker.signer.signEvent(note(7)), 'nip46 kind 7 after edit');
 
