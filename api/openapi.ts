@@ -63,6 +63,20 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
   'GET /api/user/sessions': { tag: APPS, summary: "The account's app authorizations", auth: 'session' },
   'POST /api/user/sessions/revoke': { tag: APPS, summary: 'Revoke an app authorization', auth: 'session' },
+  'GET /api/user/policies': { tag: APPS, summary: "The account's own policies", auth: 'session' },
+  'POST /api/user/policies': { tag: APPS, summary: 'Create a custom policy', auth: 'session' },
+  'GET /api/user/policies/:slug': { tag: APPS, summary: "One of the account's own policies", auth: 'session' },
+  'PUT /api/user/policies/:slug': {
+    tag: APPS,
+    summary: 'Replace a custom policy; its authorizations obey the new version at once',
+    auth: 'session',
+  },
+  'DELETE /api/user/policies/:slug': { tag: APPS, summary: 'Delete a custom policy no live app uses', auth: 'session' },
+  'PATCH /api/user/authorizations/:id': {
+    tag: APPS,
+    summary: "Change an authorization's policy, in force at once",
+    auth: 'session',
+  },
   'POST /api/user/nostrconnect': { tag: APPS, summary: 'Authorize the app of a nostrconnect:// URI', auth: 'session' },
   'GET /api/oauth/authorize': { tag: OAUTH, summary: 'The consent page (HTML) an app sends its user to' },
   'POST /api/oauth/authorize': {

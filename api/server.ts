@@ -18,6 +18,7 @@ import type { Db } from '../database/pool.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes } from './routes/admin.js';
 import { authorizationRoutes } from './routes/authorizations.js';
+import { policyRoutes } from './routes/policies.js';
 import { emailRoutes } from './routes/email.js';
 import { healthRoutes } from './routes/health.js';
 import { oauthRoutes } from './routes/oauth.js';
@@ -93,6 +94,7 @@ export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise
   await app.register(accountRoutes, { ctx });
   await app.register(emailRoutes, { ctx });
   await app.register(authorizationRoutes, { ctx });
+  await app.register(policyRoutes, { ctx });
   await app.register(oauthRoutes, { ctx });
   await app.register(rpcRoutes, { ctx });
   await app.register(nip46Routes, { ctx });

@@ -119,6 +119,8 @@ export const ConfigSchema = Type.Object({
   USER_RELAYS_ALLOWLIST: Type.String({ default: '' }),
   /** Live (unrevoked, unexpired) authorizations one user may hold. */
   MAX_AUTHORIZATIONS_PER_USER: Int(50, 1, 100_000),
+  /** Custom policies one user may own (docs/RUNBOOK.md, "Custom policies"). */
+  MAX_POLICIES_PER_USER: Int(20, 1, 1000),
 
   // Throttling (docs/RUNBOOK.md, "Throttling"). Rates read `<count>/<window>`: 10/1h, 5/15m, 30/m.
   /** Proxies allowed to name the client in X-Forwarded-For: a hop count, or addresses/CIDRs; empty trusts none. */

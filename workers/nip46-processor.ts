@@ -15,7 +15,8 @@ import { publishEviction } from '../shared/evictions.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } from '../shared/farm/jobs.js';
 import { RpcParamsError, parseRpcCall } from '../shared/farm/rpc-params.js';
 import { metrics } from '../shared/metrics.js';
-import { policyAsks, policyPermits } from '../shared/policy.js';
+import { DENIED_BY_POLICY, callRefusal, policyAsks } from '../shared/policy.js';
+import { PolicyUses, USES_EXHAUSTED } from '../shared/policy-uses.js';
 import { announceBunker } from '../shared/nip46/channels.js';
 import {
   NIP46_METHODS,
@@ -84,6 +85,7 @@ function methodLabel(method: string | undefined): string {
 export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
   const { store, activity, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  const uses = new PolicyUses(deps.publisher, deps.names.prefix);
 
   return async function processNip46Job(jobId: string, data: Nip46JobData): Promise<ReplyMessage> {
     try {
@@ -353,16 +355,20 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
       if (err instanceof RpcParamsError) return refuse(err.message);
       throw err;
     }
-    const kind = call.method === 'sign_event' ? call.event.kind : undefined;
     if (w.item.approvalId !== undefined) {
       // Sent again after its user decided: the decision is used once, whatever the policy says now.
       const decision = await useApproval(w.item.approvalId, auth.id, w.item.id);
       if (decision === 'denied') return refuse('the user denied this request');
       if (decision !== 'approved') return void (w.drop = 'approval used or gone');
-    } else if (!policyPermits(auth.permissions, method, kind, auth.grantedKinds)) {
-      if (!deps.approvals || !policyAsks(auth.permissions)) return refuse('Operation denied by policy');
-      return ask(w, deps.approvals, call, refuse);
+    } else {
+      const refusal = callRefusal(auth.permissions, call, auth.grantedKinds);
+      if (refusal !== undefined) {
+        if (refusal !== DENIED_BY_POLICY || !deps.approvals || !policyAsks(auth.permissions)) return refuse(refusal);
+        return ask(w, deps.approvals, call, refuse);
+      }
     }
+    const maxUses = auth.permissions.max_uses;
+    if (maxUses !== undefined && !(await uses.takeOne(auth.id, maxUses))) return refuse(USES_EXHAUSTED);
     const k = await job.key(auth.userKeyId, auth.userPubkey);
     if (!k.ok) return refuse(`user key unavailable: ${k.error}`);
     w.userOp = {

@@ -93,6 +93,11 @@ const nostrConnectMistake = (err: HttpError): HttpError =>
     ? new FieldError('uri', `That link cannot be used: ${err.detail}.`)
     : authorizationMistake(err);
 
+const APPS_NOTICES = new Map([
+  ['revoked', 'The app is revoked: it can no longer sign for you.'],
+  ['policy-changed', 'The permission is changed: the app is under it from its next request.'],
+]);
+
 const ACCOUNT_NOTICES = new Map([
   ['email-changed', 'Your email address is changed. Confirm it with the link we mailed to it.'],
 ]);
@@ -173,10 +178,9 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     async (request, reply) => {
       const [apps, policies] = await Promise.all([
         listUserAuthorizations(ctx.db, request.user!.id),
-        listPolicies(ctx.db),
+        listPolicies(ctx.db, request.user!.id),
       ]);
-      const notice =
-        request.query.notice === 'revoked' ? 'The app is revoked: it can no longer sign for you.' : undefined;
+      const notice = APPS_NOTICES.get(request.query.notice ?? '');
       return sendPage(
         reply,
         appsPage(signedIn(request, reply), apps, new Map(policies.map((p) => [p.slug, p])), notice),
@@ -196,7 +200,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
   app.get('/account/bunker', async (request, reply) => {
     return sendPage(
       reply,
-      bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db), ctx.config.BUNKER_RELAYS),
+      bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db, request.user!.id), ctx.config.BUNKER_RELAYS),
     );
   });
 
@@ -246,7 +250,12 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         });
         return sendPage(
           reply,
-          bunkerFormPage(signedIn(request, reply), await listPolicies(ctx.db), ctx.config.BUNKER_RELAYS, form),
+          bunkerFormPage(
+            signedIn(request, reply),
+            await listPolicies(ctx.db, request.user!.id),
+            ctx.config.BUNKER_RELAYS,
+            form,
+          ),
           failure.statusCode,
         );
       }
@@ -281,7 +290,10 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       try {
         const parsed = parseNostrConnectUri(uri);
         const preview = { uri, name: parsed.name, perms: parsed.perms, relays: parsed.relays };
-        return sendPage(reply, nostrConnectPreviewPage(signedIn(request, reply), preview, await listPolicies(ctx.db)));
+        return sendPage(
+          reply,
+          nostrConnectPreviewPage(signedIn(request, reply), preview, await listPolicies(ctx.db, request.user!.id)),
+        );
       } catch (err) {
         const failure = nostrConnectMistake(formError(err, reply));
         return sendPage(
@@ -332,7 +344,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         const page = nostrConnectPreviewPage(
           signedIn(request, reply),
           preview,
-          await listPolicies(ctx.db),
+          await listPolicies(ctx.db, request.user!.id),
           failedForm(failure, values),
         );
         return sendPage(reply, page, failure.statusCode);

@@ -102,6 +102,7 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
         );
       }
       const slug = policySlugOfScope(q.scope);
+      // An app asks for a built-in; the user may grant one of their own policies instead (the choices).
       policy = await findPolicy(ctx.db, slug);
       if (!policy) throw oauthError('invalid_scope', `unknown policy: ${slug}`);
       if (q.byok_pubkey !== undefined && !BYOK_PUBKEY.test(q.byok_pubkey))
@@ -164,7 +165,7 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
           codeChallengeMethod: 'S256',
           state: q.state,
           policy,
-          choices: grantablePolicies(policy, await listPolicies(ctx.db)),
+          choices: grantablePolicies(policy, await listPolicies(ctx.db, user.id)),
           email: user.email,
           npub: npubEncode(user.pubkey),
         },
@@ -192,8 +193,8 @@ export const consentPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     const userId = await sessionUser(ctx, request);
     if (!userId) return reply.redirect(loginUrl(authorizePath(form)), 303);
 
-    const requested = await findPolicy(ctx.db, policySlugOfScope(form.requested_scope));
-    const chosen = await findPolicy(ctx.db, policySlugOfScope(form.scope));
+    const requested = await findPolicy(ctx.db, policySlugOfScope(form.requested_scope), userId);
+    const chosen = await findPolicy(ctx.db, policySlugOfScope(form.scope), userId);
     if (!requested || !chosen) throw badRequest('That permission does not exist. Go back to the app and start again.');
     if (!isNarrowerOrEqual(chosen.permissions, requested.permissions)) {
       throw badRequest(`You can give the app only what it asked for (${requested.display_name}) or less.`);

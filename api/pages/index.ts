@@ -6,6 +6,7 @@ import type { ApiContext } from '../context.js';
 import { HttpError, REFUSED_CHARACTER_MESSAGE, isRefusedCharacter } from '../errors.js';
 import { accountPages } from './account-routes.js';
 import { approvalPages } from './approval-routes.js';
+import { policyPages } from './policy-routes.js';
 import { assetRoutes } from './assets.js';
 import { authPages } from './auth-routes.js';
 import { consentPages } from './consent-routes.js';
@@ -49,6 +50,7 @@ export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { c
   await app.register(emailPages, { ctx });
   await app.register(accountPages, { ctx });
   await app.register(approvalPages, { ctx });
+  await app.register(policyPages, { ctx });
   await app.register(consentPages, { ctx });
   await app.register(docsPages);
 };

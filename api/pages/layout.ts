@@ -24,6 +24,7 @@ export interface PageOptions {
 const NAV: [string, string][] = [
   ['/account', 'Account'],
   ['/account/apps', 'Connected apps'],
+  ['/account/policies', 'Policies'],
   ['/account/bunker', 'New bunker'],
   ['/account/nostrconnect', 'Nostr Connect'],
   ['/account/activity', 'Activity'],

@@ -9,13 +9,38 @@ function kindsWithin(narrow: PolicyPermissions['allowed_kinds'], wide: PolicyPer
   return narrow.every((k) => allowed.has(k));
 }
 
-/** True when `narrow` permits nothing `wide` does not: its kinds a subset, each flag it sets set in `wide` too. */
+/** The encryption rights per NIP, each the policy's own or its general `encrypt`/`decrypt`. */
+function rights(p: PolicyPermissions): boolean[] {
+  return [
+    p.nip04_encrypt ?? p.encrypt,
+    p.nip04_decrypt ?? p.decrypt,
+    p.nip44_encrypt ?? p.encrypt,
+    p.nip44_decrypt ?? p.decrypt,
+  ];
+}
+
+/** Fields that are limits: absent is no limit, and a smaller one is narrower. */
+const LIMITS = ['max_content_bytes', 'expires_after_seconds', 'max_uses'] as const;
+const ORDERED = new Set<string>(['allowed_kinds', 'encrypt', 'decrypt', ...LIMITS]);
+for (const nip of ['nip04', 'nip44']) for (const op of ['encrypt', 'decrypt']) ORDERED.add(`${nip}_${op}`);
+
+/**
+ * True when `narrow` permits nothing `wide` does not: its kinds a subset, each encryption right it has had
+ * by `wide` too, each limit of `wide` also a limit of `narrow`, no larger.
+ */
 export function isNarrowerOrEqual(narrow: PolicyPermissions, wide: PolicyPermissions): boolean {
   if (!kindsWithin(narrow.allowed_kinds, wide.allowed_kinds)) return false;
+  const wideRights = rights(wide);
+  if (rights(narrow).some((r, i) => r && !wideRights[i])) return false;
+  for (const limit of LIMITS) {
+    const w = wide[limit];
+    const n = narrow[limit];
+    if (w !== undefined && (n === undefined || n > w)) return false;
+  }
   const a = narrow as unknown as Record<string, unknown>;
   const b = wide as unknown as Record<string, unknown>;
   for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (key === 'allowed_kinds') continue;
+    if (ORDERED.has(key)) continue;
     const x = a[key];
     const y = b[key];
     if (typeof x === 'boolean' || typeof y === 'boolean') {

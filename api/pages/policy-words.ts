@@ -49,8 +49,45 @@ export function describePolicy(p: PolicyPermissions): PolicyWords {
     can.push(`Sign these events in your name: ${p.allowed_kinds.map(kindName).join(', ')}.`);
     cannot.push('Sign any other kind of event.');
   }
-  (p.encrypt ? can : cannot).push('Encrypt messages as you (NIP-04, NIP-44).');
-  (p.decrypt ? can : cannot).push('Decrypt and read your private messages.');
+  const right = (nip: 'nip04' | 'nip44', op: 'encrypt' | 'decrypt') => p[`${nip}_${op}`] ?? p[op];
+  const encrypt = nipsWhere((nip) => right(nip, 'encrypt'));
+  const decrypt = nipsWhere((nip) => right(nip, 'decrypt'));
+  if (encrypt.yes.length) can.push(`Encrypt messages as you (${encrypt.yes.join(', ')}).`);
+  if (encrypt.no.length) cannot.push(`Encrypt messages as you (${encrypt.no.join(', ')}).`);
+  const readWords = (nips: string[]) =>
+    nips.length === 2
+      ? 'Decrypt and read your private messages.'
+      : `Decrypt and read your private messages (${nips[0]}).`;
+  if (decrypt.yes.length) can.push(readWords(decrypt.yes));
+  if (decrypt.no.length) cannot.push(readWords(decrypt.no));
+  if (p.max_content_bytes !== undefined)
+    cannot.push(`Sign or encrypt more than ${p.max_content_bytes} bytes of content at a time.`);
+  if (p.max_uses !== undefined) cannot.push(`Sign, encrypt or decrypt more than ${p.max_uses} times in all.`);
+  if (p.expires_after_seconds !== undefined)
+    cannot.push(`Act for you longer than ${duration(p.expires_after_seconds)} after you connect it.`);
   if (p.ask) can.push('Ask you, one request at a time, for anything else.');
   return { can, cannot };
+}
+
+function nipsWhere(test: (nip: 'nip04' | 'nip44') => boolean): { yes: string[]; no: string[] } {
+  const yes: string[] = [];
+  const no: string[] = [];
+  for (const nip of ['nip04', 'nip44'] as const) (test(nip) ? yes : no).push(nip === 'nip04' ? 'NIP-04' : 'NIP-44');
+  return { yes, no };
+}
+
+/** Seconds in the largest whole unit that fits: "3 days", "90 minutes". */
+export function duration(seconds: number): string {
+  const units: [number, string][] = [
+    [86_400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+  ];
+  for (const [size, name] of units) {
+    if (seconds % size === 0 && seconds >= size) {
+      const n = seconds / size;
+      return `${n} ${name}${n === 1 ? '' : 's'}`;
+    }
+  }
+  return `${seconds} seconds`;
 }

@@ -6,6 +6,7 @@ import { emptyForm, fieldAttrs, fieldError, formErrorBox, newPasswordFields, typ
 import { html, raw, type SafeHtml } from './html.js';
 import { csrfField, type PageOptions, type SignedIn } from './layout.js';
 import { kindName } from './policy-words.js';
+import { changePolicyForm } from './views-policies.js';
 
 const when = (d: Date | null | undefined): SafeHtml | string =>
   d ? html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : 'never';
@@ -96,7 +97,7 @@ export function appsPage(
       ${
         a.revokedAt
           ? ''
-          : html`<form method="post" action="/account/apps/revoke" data-confirm="Revoke ${a.applicationName}? It stops working at once.">
+          : html`${changePolicyForm(user, a, [...policies.values()])}<form method="post" action="/account/apps/revoke" data-confirm="Revoke ${a.applicationName}? It stops working at once.">
         ${csrfField(user.csrf)}<input type="hidden" name="authorization_id" value="${a.id}">
         <div class="actions"><button type="submit" class="danger">Revoke ${a.applicationName}</button></div>
       </form>`

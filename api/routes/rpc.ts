@@ -6,13 +6,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { RpcCall, RpcMethod } from '../../shared/farm/jobs.js';
 import { RPC_METHODS, RpcParamsError, parseRpcCall } from '../../shared/farm/rpc-params.js';
 import { metrics } from '../../shared/metrics.js';
+import { DENIED_BY_POLICY, callRefusal, countsAsUse, policyAsks } from '../../shared/policy.js';
+import { PolicyUses, USES_EXHAUSTED } from '../../shared/policy-uses.js';
 import { shardOf } from '../../shared/shard.js';
 import type { ApiContext } from '../context.js';
 import { HttpError, badRequest, forbidden, unauthorized } from '../errors.js';
 import { bearerToken } from '../plugins/session.js';
-import { policyAsks } from '../../shared/policy.js';
 import { askForApproval, requestedWait } from '../services/approvals.js';
-import { policyAllows } from '../services/policy.js';
 import { hashToken } from '../services/tokens.js';
 import { ErrorBody } from '../schemas.js';
 
@@ -33,6 +33,7 @@ const ApprovalRefusalBody = Type.Object({
 });
 
 export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
+  const uses = new PolicyUses(ctx.redis, ctx.names.prefix);
   app.post(
     RPC_ROUTE,
     {
@@ -73,12 +74,16 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
         if (err instanceof RpcParamsError) throw badRequest(err.message);
         throw err;
       }
-      if (!policyAllows(acting.permissions, call, acting.grantedKinds)) {
-        if (!policyAsks(acting.permissions)) throw forbidden('Operation denied by policy');
+      const refusal = callRefusal(acting.permissions, call, acting.grantedKinds);
+      if (refusal !== undefined) {
+        if (refusal !== DENIED_BY_POLICY || !policyAsks(acting.permissions)) throw forbidden(refusal);
         const wait = requestedWait(request.headers.prefer, ctx.config.APPROVAL_WAIT_MAX_SECONDS);
         const asked = await askForApproval(ctx, acting, call, wait, request.raw);
         if (asked !== 'approved') return reply.code(403).send(asked);
       }
+      const maxUses = acting.permissions.max_uses;
+      if (maxUses !== undefined && countsAsUse(call.method) && !(await uses.takeOne(acting.id, maxUses)))
+        throw forbidden(USES_EXHAUSTED);
       if (call.method === 'ping') return { result: 'pong' };
       if (call.method === 'get_public_key') return { result: acting.userPubkey };
 

@@ -55,14 +55,15 @@ export function bunkerUrl(bunkerPubkey: string, relays: string[], secret?: strin
   return `bunker://${bunkerPubkey}${params.length ? `?${params.join('&')}` : ''}`;
 }
 
-export async function loadPolicy(ctx: ApiContext, slug: string): Promise<Policy> {
-  const policy = await findPolicy(ctx.db, slug);
+/** A policy the user may use: a built-in, or one of their own. */
+export async function loadPolicy(ctx: ApiContext, slug: string, userId: string): Promise<Policy> {
+  const policy = await findPolicy(ctx.db, slug, userId);
   if (!policy) throw badRequest(`unknown policy: ${slug}`, 'unknown_policy');
   return policy;
 }
 
 export async function createAuthorization(ctx: ApiContext, input: CreateAuthorization): Promise<CreatedAuthorization> {
-  const policy = await loadPolicy(ctx, input.policySlug ?? 'full');
+  const policy = await loadPolicy(ctx, input.policySlug ?? 'full', input.userId);
   if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badRequest('expires_at is in the past');
   const { relays, userRelays } = await vetRelays(ctx.config, input.relays);
   const authorizationId = randomUUID();

@@ -111,7 +111,8 @@ export async function issueCode(
 ): Promise<string> {
   checkRedirectUri(input.redirectUri);
   const slug = input.policySlug ?? policySlugOfScope(input.scope);
-  if (!(await findPolicy(ctx.db, slug))) throw new OAuthError(400, 'invalid_scope', `unknown policy: ${slug}`);
+  if (!(await findPolicy(ctx.db, slug, input.userId ?? undefined)))
+    throw new OAuthError(400, 'invalid_scope', `unknown policy: ${slug}`);
   checkPkce(input.codeChallenge, input.codeChallengeMethod);
   const pending = input.userId === null ? input.pending : undefined;
   const code = newToken('code');
@@ -258,8 +259,8 @@ export async function refreshTokens(ctx: ApiContext, refreshToken: string): Prom
     // A new handle each time (the old one stops); its expiry stays that of the last consent.
     const handle = newToken('handle');
     await setAuthorizationHandle(tx, found.authorizationId, hashToken(handle));
-    const { rows } = await tx.query<{ policy_slug: string; bunker_pubkey: string; relays: string[] }>(
-      'SELECT policy_slug, bunker_pubkey, relays FROM authorizations WHERE id = $1',
+    const { rows } = await tx.query<{ policy_slug: string; bunker_pubkey: string; relays: string[]; user_id: string }>(
+      'SELECT policy_slug, bunker_pubkey, relays, user_id FROM authorizations WHERE id = $1',
       [found.authorizationId],
     );
     return { tokens, handle, authorizationId: found.authorizationId, auth: rows[0]! } as const;
@@ -271,7 +272,7 @@ export async function refreshTokens(ctx: ApiContext, refreshToken: string): Prom
   }
   // The rotated access token must stop at once, in every api process.
   await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
-  const policy = await loadPolicy(ctx, outcome.auth.policy_slug);
+  const policy = await loadPolicy(ctx, outcome.auth.policy_slug, outcome.auth.user_id);
   return {
     access_token: outcome.tokens.access,
     token_type: 'Bearer',

@@ -52,9 +52,16 @@ export interface ActingAuthorization {
   accessExpiresAt?: Date;
 }
 
+/**
+ * An authorization's expiry as both doors enforce it: its own, or its policy's lifetime counted from when it
+ * was made, whichever comes first (LEAST ignores NULLs). Needs `a` and `p` (its policy) in the query.
+ */
+export const EFFECTIVE_EXPIRY = `LEAST(a.expires_at,
+  a.created_at + make_interval(secs => (p.permissions->>'expires_after_seconds')::double precision))`;
+
 const COLUMNS = `a.id, a.user_id AS "userId", a.application_name AS "applicationName", a.policy_slug AS "policySlug",
   a.bunker_pubkey AS "bunkerPubkey", a.bunker_key_id AS "bunkerKeyId", a.client_pubkey AS "clientPubkey",
-  a.client_id AS "clientId", a.redirect_origin AS "redirectOrigin", a.relays, a.expires_at AS "expiresAt",
+  a.client_id AS "clientId", a.redirect_origin AS "redirectOrigin", a.relays, ${EFFECTIVE_EXPIRY} AS "expiresAt",
   a.created_at AS "createdAt", a.last_activity AS "lastActivity", a.activity_count AS "activityCount",
   a.revoked_at AS "revokedAt"`;
 
@@ -82,10 +89,25 @@ export async function insertAuthorization(db: Queryable, a: NewAuthorization): P
 
 export async function listUserAuthorizations(db: Queryable, userId: string): Promise<AuthorizationRow[]> {
   const { rows } = await db.query<AuthorizationRow>(
-    `SELECT ${COLUMNS} FROM authorizations a WHERE a.user_id = $1 ORDER BY a.created_at DESC`,
+    `SELECT ${COLUMNS} FROM authorizations a JOIN policies p ON p.slug = a.policy_slug
+     WHERE a.user_id = $1 ORDER BY a.created_at DESC`,
     [userId],
   );
   return rows;
+}
+
+/** Puts one of the user's unrevoked authorizations under another policy; undefined when there is none such. */
+export async function setAuthorizationPolicy(
+  db: Queryable,
+  userId: string,
+  id: string,
+  policySlug: string,
+): Promise<{ id: string } | undefined> {
+  const { rows } = await db.query<{ id: string }>(
+    'UPDATE authorizations SET policy_slug = $3 WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL RETURNING id',
+    [userId, id, policySlug],
+  );
+  return rows[0];
 }
 
 /** Revokes one of the user's authorizations, by id or by bunker pubkey. Returns its id, or undefined if not theirs. */
@@ -104,7 +126,8 @@ export async function revokeAuthorization(
 }
 
 const ACTING = `a.id, a.user_id AS "userId", u.pubkey AS "userPubkey", u.key_id AS "userKeyId",
-  a.policy_slug AS "policySlug", p.permissions, a.granted_kinds AS "grantedKinds", a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt",
+  a.policy_slug AS "policySlug", p.permissions, a.granted_kinds AS "grantedKinds", a.revoked_at AS "revokedAt",
+  ${EFFECTIVE_EXPIRY} AS "expiresAt",
   t.revoked_at IS NOT NULL AS "tokenRevoked", t.access_expires_at AS "accessExpiresAt"`;
 
 /** The authorization behind an unexpired access token, revoked or not (the caller tells 401 from 403). */

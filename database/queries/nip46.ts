@@ -2,6 +2,7 @@
 // relays to listen on and the user whose shard serves them), one authorization in full for the worker,
 // and the first-client binding, done atomically so two clients racing with one secret cannot both win.
 import type { Queryable } from '../pool.js';
+import { EFFECTIVE_EXPIRY } from './authorizations.js';
 import type { PolicyPermissions } from './policies.js';
 
 /** How relay-ingest routes a request for one bunker pubkey. */
@@ -67,7 +68,7 @@ export async function findNip46Authorizations(db: Queryable, bunkerPubkeys: stri
   const { rows } = await db.query<Nip46Authorization>(
     `SELECT a.id, a.user_id AS "userId", a.bunker_pubkey AS "bunkerPubkey", a.bunker_key_id AS "bunkerKeyId",
        a.secret_hash AS "secretHash", a.client_pubkey AS "clientPubkey", a.relays, a.revoked_at AS "revokedAt",
-       a.expires_at AS "expiresAt", u.pubkey AS "userPubkey", u.key_id AS "userKeyId", p.permissions,
+       ${EFFECTIVE_EXPIRY} AS "expiresAt", u.pubkey AS "userPubkey", u.key_id AS "userKeyId", p.permissions,
        a.granted_kinds AS "grantedKinds"
      FROM authorizations a JOIN users u ON u.id = a.user_id JOIN policies p ON p.slug = a.policy_slug
      WHERE a.bunker_pubkey = ANY($1::char(64)[])`,

@@ -21,7 +21,6 @@ import { launchBrowser, newContext, screenshot } from './browser.js';
 useWebSocketImplementation(WebSocket);
 
 const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
-const ASK_POLICY = 'test-ask-browser';
 
 describe('approval per request in the browser', () => {
   let farm: TestFarm;
@@ -42,10 +41,6 @@ describe('approval per request in the browser', () => {
       ),
       launchBrowser(),
     ]);
-    await farm.rt.db.query(
-      `INSERT INTO policies (slug, display_name, description, permissions) VALUES ($1, 'Ask', 'Notes; ask for the rest', $2)`,
-      [ASK_POLICY, JSON.stringify({ allowed_kinds: [1], encrypt: false, decrypt: false, ask: true })],
-    );
     pool = new SimplePool();
   });
   after(async () => {
@@ -66,10 +61,24 @@ describe('approval per request in the browser', () => {
       user.session,
     );
     assert.equal(created.status, 201);
-    await farm.rt.db.query('UPDATE authorizations SET policy_slug = $2 WHERE id = $1', [
-      created.body.authorization_id,
-      ASK_POLICY,
-    ]);
+    // The user's own policy that asks for what it does not allow, made and given to the app through the API.
+    const policy = await call(
+      farm.url,
+      'POST',
+      '/api/user/policies',
+      { name: 'Ask', description: 'Notes; ask for the rest', permissions: { allowed_kinds: [1], ask: true } },
+      user.session,
+    );
+    assert.equal(policy.status, 201, JSON.stringify(policy.body));
+    assert.equal(policy.body.permissions.ask, true);
+    const moved = await call(
+      farm.url,
+      'PATCH',
+      `/api/user/authorizations/${created.body.authorization_id}`,
+      { policy: policy.body.slug },
+      user.session,
+    );
+    assert.ok(moved.status < 300, JSON.stringify(moved.body));
     const bp = (await parseBunkerInput(created.body.bunker_url)) as BunkerPointer;
     recordSecret(bp.secret!);
     const listening = Date.now() + 5000;

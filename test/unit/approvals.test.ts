@@ -36,9 +36,9 @@ describe('approvals', () => {
   it('a grant allows its kind only; encryption is the policy alone; ask is opt-in', () => {
     const p = { allowed_kinds: [1], encrypt: false, decrypt: false };
     assert.equal(policyPermits(p, 'sign_event', 7), false);
-    assert.equal(policyPermits(p, 'sign_event', 7, [7]), true);
-    assert.equal(policyPermits(p, 'sign_event', 6, [7]), false);
-    assert.equal(policyPermits(p, 'nip44_encrypt', undefined, [7]), false);
+    assert.equal(policyPermits(p, 'sign_event', 7, undefined, [7]), true);
+    assert.equal(policyPermits(p, 'sign_event', 6, undefined, [7]), false);
+    assert.equal(policyPermits(p, 'nip44_encrypt', undefined, undefined, [7]), false);
     assert.equal(policyAsks(p), false);
     assert.equal(policyAsks({ ...p, ask: true }), true);
   });

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import type { PolicyPermissions } from '../../database/queries/policies.js';
 import { policyAllows } from '../../api/services/policy.js';
 import type { RpcMethod } from '../../shared/farm/jobs.js';
-import { policyPermits } from '../../shared/policy.js';
+import { callRefusal, contentBytes, countsAsUse, policyPermits, policyRefusal } from '../../shared/policy.js';
 import { PROJECT_ROOT } from '../support/paths.js';
 
 const METHODS: RpcMethod[] = [
@@ -104,6 +104,67 @@ describe('policyPermits', () => {
     assert.equal(policyAllows(p, { method: 'sign_event', event: event(1) }), false);
     assert.equal(policyAllows(p, { method: 'nip44_encrypt', peer: 'a'.repeat(64), plaintext: 'x' }), false);
     assert.equal(policyAllows(p, { method: 'get_public_key' }), true);
+  });
+});
+
+describe('policyPermits with the custom fields', () => {
+  const perNip: PolicyPermissions = {
+    allowed_kinds: [1],
+    encrypt: true,
+    decrypt: true,
+    nip44_encrypt: true,
+    nip44_decrypt: false,
+    nip04_encrypt: false,
+    nip04_decrypt: true,
+  };
+
+  it('takes each NIP right on its own, over the general encrypt and decrypt', () => {
+    assert.equal(policyPermits(perNip, 'nip44_encrypt'), true);
+    assert.equal(policyPermits(perNip, 'nip44_decrypt'), false);
+    assert.equal(policyPermits(perNip, 'nip04_encrypt'), false);
+    assert.equal(policyPermits(perNip, 'nip04_decrypt'), true);
+    // A per-NIP right granted where the general one is not.
+    const only04: PolicyPermissions = { ...NOTHING, nip04_encrypt: true };
+    assert.equal(policyPermits(only04, 'nip04_encrypt'), true);
+    assert.equal(policyPermits(only04, 'nip44_encrypt'), false);
+    assert.equal(policyPermits(only04, 'nip04_decrypt'), false);
+  });
+
+  it('falls back to encrypt and decrypt when a NIP right is absent (every built-in)', () => {
+    const half: PolicyPermissions = { ...EVERYTHING, nip04_encrypt: false };
+    assert.equal(policyPermits(half, 'nip04_encrypt'), false);
+    assert.equal(policyPermits(half, 'nip44_encrypt'), true);
+    assert.equal(policyPermits(half, 'nip04_decrypt'), true);
+  });
+
+  it('refuses content over max_content_bytes, counted in UTF-8 bytes, and only where content counts', () => {
+    const p: PolicyPermissions = { ...EVERYTHING, max_content_bytes: 4 };
+    assert.equal(policyPermits(p, 'sign_event', 1, 4), true);
+    assert.equal(policyPermits(p, 'sign_event', 1, 5), false);
+    assert.match(policyRefusal(p, 'nip44_encrypt', undefined, 5)!, /at most 4 bytes/);
+    assert.equal(policyPermits(p, 'nip44_encrypt', undefined, 4), true);
+    assert.equal(contentBytes('éé'), 4);
+    assert.equal(contentBytes('ééé'), 6);
+    const event = (content: string) => ({ kind: 1, content, tags: [], created_at: 1 });
+    assert.equal(callRefusal(p, { method: 'sign_event', event: event('éé') }), undefined);
+    assert.match(callRefusal(p, { method: 'sign_event', event: event('ééé') })!, /content too large/);
+    assert.match(callRefusal(p, { method: 'nip04_encrypt', peer: 'a'.repeat(64), plaintext: 'abcde' })!, /too large/);
+    // A ciphertext to decrypt is not content the limit counts.
+    assert.equal(
+      callRefusal(p, { method: 'nip44_decrypt', peer: 'a'.repeat(64), ciphertext: 'x'.repeat(100) }),
+      undefined,
+    );
+    // Without a limit, any size passes.
+    assert.equal(policyPermits(EVERYTHING, 'sign_event', 1, 10_000_000), true);
+  });
+
+  it('says a denied method in the words both doors answer with', () => {
+    assert.equal(policyRefusal(NOTHING, 'sign_event', 1, 1), 'Operation denied by policy');
+    assert.equal(policyRefusal({ ...NOTHING, max_content_bytes: 0 }, 'sign_event', 1, 1), 'Operation denied by policy');
+  });
+
+  it('counts key operations as uses, not ping or get_public_key', () => {
+    for (const m of METHODS) assert.equal(countsAsUse(m), m !== 'ping' && m !== 'get_public_key', m);
   });
 });
 

@@ -132,6 +132,18 @@ describe('web pages', () => {
     // A permission field the order does not know: only the same value counts.
     const withLimit = { ...notes.permissions, max_per_day: 10 } as unknown as Policy['permissions'];
     assert.ok(!isNarrowerOrEqual(withLimit, social.permissions));
+    // Custom fields: per-NIP rights, and limits where smaller (or present against absent) is narrower.
+    const notes44 = { ...notes.permissions, nip44_encrypt: true };
+    assert.ok(isNarrowerOrEqual(notes44, social.permissions), 'a NIP-44 right the wider one has');
+    assert.ok(!isNarrowerOrEqual(notes44, notes.permissions), 'a NIP-44 right the wider one lacks');
+    assert.ok(isNarrowerOrEqual({ ...social.permissions, nip04_decrypt: false }, social.permissions));
+    for (const limit of ['max_content_bytes', 'expires_after_seconds', 'max_uses'] as const) {
+      const limited = { ...notes.permissions, [limit]: 100 };
+      assert.ok(isNarrowerOrEqual(limited, social.permissions), `${limit} against none`);
+      assert.ok(!isNarrowerOrEqual(notes.permissions, limited), `no ${limit} against one`);
+      assert.ok(isNarrowerOrEqual({ ...notes.permissions, [limit]: 99 }, limited), `a smaller ${limit}`);
+      assert.ok(!isNarrowerOrEqual({ ...notes.permissions, [limit]: 101 }, limited), `a larger ${limit}`);
+    }
     const all = [readonly, zaps, full, notes, social];
     assert.deepEqual(
       grantablePolicies(full, all).map((p) => p.slug),
