@@ -21,6 +21,9 @@ export interface HistoryLine {
   /** Cores other people's processes used meanwhile (median); compare runs whose value is near 0. */
   otherCores?: number;
   errors?: number;
+  /** Redis commands (those Lua ran included) and Redis CPU µs per request (median over the runs). */
+  redisCommands?: number;
+  redisCpuUs?: number;
   /** fuzz: inputs sent, answers of 500 and above, bad answers and crashes. */
   inputs?: number;
   fiveXx?: number;
@@ -36,11 +39,27 @@ export interface BenchRecordSummary {
   scenarios?: {
     name: string;
     ratioToRawSchnorr?: number;
-    median?: { rps?: number; p50Ms?: number; p99Ms?: number; errors?: number; cpuCores?: { other?: number } };
+    median?: {
+      rps?: number;
+      p50Ms?: number;
+      p99Ms?: number;
+      errors?: number;
+      cpuCores?: { other?: number };
+      redisCommandsPerRequest?: number;
+      redisCpuUsPerRequest?: number;
+    };
   }[];
   nip46?: {
     clients?: number;
-    median?: { rtPerSec?: number; p50Ms?: number; p99Ms?: number; errors?: number; cpuCores?: { other?: number } };
+    median?: {
+      rtPerSec?: number;
+      p50Ms?: number;
+      p99Ms?: number;
+      errors?: number;
+      cpuCores?: { other?: number };
+      redisCommandsPerRoundTrip?: number;
+      redisCpuUsPerRoundTrip?: number;
+    };
   };
 }
 
@@ -72,6 +91,8 @@ export function benchHistoryLines(r: BenchRecordSummary): HistoryLine[] {
     durationS: r.settings?.durationS,
     otherCores: s.median?.cpuCores?.other,
     errors: s.median?.errors,
+    redisCommands: s.median?.redisCommandsPerRequest,
+    redisCpuUs: s.median?.redisCpuUsPerRequest,
   }));
   const n = r.nip46;
   if (n?.median) {
@@ -87,6 +108,8 @@ export function benchHistoryLines(r: BenchRecordSummary): HistoryLine[] {
       durationS: r.settings?.durationS,
       otherCores: n.median.cpuCores?.other,
       errors: n.median.errors,
+      redisCommands: n.median.redisCommandsPerRoundTrip,
+      redisCpuUs: n.median.redisCpuUsPerRoundTrip,
     });
   }
   return lines.map(compact);

@@ -30,13 +30,18 @@ export interface BenchOptions {
   openLoopConnections: number;
   /** Connections of the get_public_key runs of all-in-one (0: none). */
   getPublicKeyConnections: number;
+  /** Seconds of an extra load run with every Redis command slow-logged: what clients send, by command and script (0: none). */
+  redisMonitorS: number;
 }
 
 /** Deployment shapes loaded with sign_event over HTTP. */
-export type HttpScenarioName = 'all-in-one' | 'split';
-/** nip46: the all-in-one farm answering bunker round trips through a local relay. */
+export type HttpScenarioName = 'all-in-one' | 'split' | 'cluster';
+/**
+ * nip46: the all-in-one farm answering bunker round trips through a local relay. cluster: all-in-one on a
+ * local Redis Cluster (3 masters, 3 replicas), Redis's cost per request read on each master.
+ */
 export type ScenarioName = HttpScenarioName | 'nip46';
-const SCENARIOS: readonly ScenarioName[] = ['all-in-one', 'split', 'nip46'];
+const SCENARIOS: readonly ScenarioName[] = ['all-in-one', 'split', 'nip46', 'cluster'];
 
 const DEFAULTS: BenchOptions = {
   runs: 3,
@@ -58,6 +63,7 @@ const DEFAULTS: BenchOptions = {
   openLoopRate: 2000,
   openLoopConnections: 100,
   getPublicKeyConnections: 50,
+  redisMonitorS: 0,
 };
 
 const NUMERIC: Record<string, keyof BenchOptions> = {
@@ -78,6 +84,7 @@ const NUMERIC: Record<string, keyof BenchOptions> = {
   '--open-loop-rate': 'openLoopRate',
   '--open-loop-connections': 'openLoopConnections',
   '--get-public-key-connections': 'getPublicKeyConnections',
+  '--redis-monitor': 'redisMonitorS',
 };
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -86,7 +93,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --connections N          concurrent connections (default ${DEFAULTS.connections})
   --duration S             seconds per load run (default ${DEFAULTS.durationS})
   --warmup S               seconds of warm-up load (default ${DEFAULTS.warmupS})
-  --scenario NAME          all-in-one, split or nip46; repeatable (default all three)
+  --scenario NAME          all-in-one, split, nip46 or cluster; repeatable (default all four)
   --wrk-threads N          wrk threads (default ${DEFAULTS.wrkThreads})
   --cold-users N           users in the cold-key sample (default ${DEFAULTS.coldUsers})
   --verify-sample N        responses verified per scenario (default ${DEFAULTS.verifySample})
@@ -99,7 +106,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --crypto-backend NAME    CRYPTO_BACKEND of the farm: auto, native or wasm (default ${DEFAULTS.cryptoBackend})
   --open-loop-rate N       all-in-one: requests/s offered at a constant rate for the p99 under steady load (default ${DEFAULTS.openLoopRate}; 0 = skip)
   --open-loop-connections N  connections carrying that rate (default ${DEFAULTS.openLoopConnections})
-  --get-public-key-connections N  all-in-one: get_public_key runs at this many connections (default ${DEFAULTS.getPublicKeyConnections}; 0 = skip)`;
+  --get-public-key-connections N  all-in-one: get_public_key runs at this many connections (default ${DEFAULTS.getPublicKeyConnections}; 0 = skip)
+  --redis-monitor S        after the runs, S s more load with every Redis command slow-logged: commands sent per request, by command and script (default 0 = none)`;
 
 export class UsageError extends Error {}
 
@@ -126,7 +134,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     const key = NUMERIC[flag];
     if (key === undefined) throw new UsageError(`unknown option ${flag}`);
     const n = Number(value);
-    const min = ['quietWaitS', 'openLoopRate', 'getPublicKeyConnections'].includes(key) ? 0 : 1;
+    const min = ['quietWaitS', 'openLoopRate', 'getPublicKeyConnections', 'redisMonitorS'].includes(key) ? 0 : 1;
     if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} needs an integer of at least ${min}`);
     (opts as unknown as Record<string, number>)[key] = n;
     i++;

@@ -136,6 +136,7 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
       );
   }
   if (r.nip46) printNip46(r.nip46, out);
+  printRedisCost(r, out);
   out(
     `Secrets in farm logs: ${r.secretCheck.leaks.length} leaks (${r.secretCheck.secrets} secrets over ${r.secretCheck.logFiles} log files)`,
   );
@@ -176,6 +177,47 @@ function printNip46(n: Nip46Result, out: (line: string) => void): void {
   out(
     `Bar (nip46 >= ${NIP46_BAR.rtPerSec} round trips/s with p99 <= ${NIP46_BAR.p99Ms} ms at ${NIP46_BAR.clients} clients): ${n.barMet ? 'MET' : 'MISSED'}`,
   );
+}
+
+/** Redis's cost per request of each scenario (INFO commandstats and INFO cpu around each run; medians). */
+function printRedisCost(r: BenchReport, out: (line: string) => void): void {
+  const rows: Record<string, Record<string, string | number>> = {};
+  for (const s of r.scenarios) {
+    rows[`${s.name} (HTTP sign_event)`] = {
+      'commands/req': s.median.redisCommandsPerRequest,
+      'CPU µs/req': s.median.redisCpuUsPerRequest,
+      'less idle: commands/req': s.median.redisMarginal.commandsPerRequest,
+      'less idle: CPU µs/req': s.median.redisMarginal.cpuUsPerRequest,
+      'requests per job': s.median.redisItemsPerJob,
+      'commands/job': s.median.redisMarginal.commandsPerJob,
+      'CPU µs/job': s.median.redisMarginal.cpuUsPerJob,
+      'req/s per Redis core': round(1e6 / s.median.redisMarginal.cpuUsPerRequest),
+    };
+    for (const [master, c] of Object.entries(s.median.redisPerServer ?? {}))
+      rows[`${s.name}, master :${master}`] = { 'commands/req': c.commandsPerRequest, 'CPU µs/req': c.cpuUsPerRequest };
+  }
+  if (r.nip46)
+    rows['nip46 (sign_event round trip)'] = {
+      'commands/req': r.nip46.median.redisCommandsPerRoundTrip,
+      'CPU µs/req': r.nip46.median.redisCpuUsPerRoundTrip,
+      'less idle: commands/req': r.nip46.median.redisMarginalCommandsPerRoundTrip,
+      'less idle: CPU µs/req': r.nip46.median.redisMarginalCpuUsPerRoundTrip,
+      'requests per job': r.nip46.median.redisItemsPerJob,
+      'req/s per Redis core': round(1e6 / r.nip46.median.redisMarginalCpuUsPerRoundTrip),
+    };
+  if (Object.keys(rows).length === 0) return;
+  out(
+    'Redis per request (medians; commands = total_commands_processed, those run inside Lua scripts included; CPU = used_cpu_sys + used_cpu_user of redis-server):',
+  );
+  console.table(rows);
+  for (const s of r.scenarios)
+    if (s.redisMonitor)
+      out(
+        `Commands sent per request (${s.name}, one slow-logged run): ${s.redisMonitor.sentPerRequest}; ${s.redisMonitor.perRequest
+          .filter((c) => !c.command.startsWith('lua '))
+          .map((c) => `${c.command} ${c.calls}`)
+          .join(', ')}`,
+      );
 }
 
 /** Writes runs/<timestamp>.json (not committed), latest.json and the run's history.jsonl lines; returns the first. */

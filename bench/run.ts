@@ -14,7 +14,8 @@ import { startNoopServer } from './noop-server.js';
 import { resolveCryptoBackend } from '../shared/nostr/crypto-backend.js';
 import { runWrk } from './wrk-load.js';
 import { BAR, printReport, withRatios, writeReport, type BenchReport } from './report.js';
-import { runScenario, scenarioProcesses, type ScenarioResult } from './scenario.js';
+import { runScenario, scenarioProcesses, type ScenarioContext, type ScenarioResult } from './scenario.js';
+import { startLocalRedisCluster } from '../test/support/redis-cluster.js';
 import { runNip46Scenario, type Nip46Result } from './nip46/nip46-scenario.js';
 import { forgetRecordedSecrets, scanLogsForSecrets } from './secret-check.js';
 import { seedUsers, writeTokenFile, type BenchUser } from './seed-users.js';
@@ -65,6 +66,22 @@ async function setUpUsers(env: Record<string, string>, opts: BenchOptions): Prom
   } finally {
     await api.stop();
     live.delete(api);
+  }
+}
+
+/**
+ * All-in-one on a fresh local Redis Cluster (3 masters, 3 replicas) over the same PostgreSQL and users:
+ * Redis's cost per request is read on each master.
+ */
+async function runClusterScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+  log('starting a local Redis Cluster (3 masters, 3 replicas)');
+  const cluster = await startLocalRedisCluster();
+  try {
+    const { REDIS_URL: _plain, ...env } = ctx.env;
+    const redisServers = (await cluster.masters()).map((port) => ({ name: String(port), client: cluster.node(port) }));
+    return await runScenario('cluster', { ...ctx, env: { ...env, ...cluster.env }, redisServers });
+  } finally {
+    await cluster.stop();
   }
 }
 
@@ -151,7 +168,7 @@ async function main(): Promise<void> {
   const results: ScenarioResult[] = [];
   let nip46: Nip46Result | undefined;
   for (const name of opts.scenarios) {
-    const ctx = {
+    const ctx: ScenarioContext = {
       opts,
       env,
       logDir: LOG_DIR,
@@ -164,6 +181,7 @@ async function main(): Promise<void> {
       live,
     };
     if (name === 'nip46') nip46 = await runNip46Scenario(ctx);
+    else if (name === 'cluster') results.push(await runClusterScenario(ctx));
     else results.push(await runScenario(name, ctx));
   }
 

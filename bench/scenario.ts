@@ -28,6 +28,18 @@ import { median, round } from './stats.js';
 import { runWrk, type WrkResult } from './wrk-load.js';
 import { runOpenLoop, type OpenLoopResult } from './open-loop.js';
 import { waitForQuiet, type QuietWait } from './quiet.js';
+import { Redis } from 'ioredis';
+import {
+  costBetween,
+  idleRate,
+  readCounters,
+  sumCounters,
+  type CounterSource,
+  type IdleRate,
+  type RedisCost,
+  type RedisCounters,
+} from './redis-cost.js';
+import { sentCommands } from './redis-monitor.js';
 
 export interface ProcessSpec {
   name: string;
@@ -37,6 +49,8 @@ export interface ProcessSpec {
 
 export function scenarioProcesses(name: HttpScenarioName, opts: BenchOptions): ProcessSpec[] {
   if (name === 'all-in-one') return [{ name: 'all', role: 'all', env: {} }];
+  // cluster: the same process; run.ts gives it REDIS_CLUSTER_NODES of the local cluster.
+  if (name === 'cluster') return [{ name: 'all', role: 'all', env: {} }];
   return [
     { name: 'api', role: 'api', env: {} },
     ...Array.from({ length: opts.splitWorkers }, (_, i) => ({
@@ -62,6 +76,8 @@ export interface ScenarioContext {
   log(message: string): void;
   /** Processes started and not yet stopped, so an interrupted bench can stop them. */
   live: Set<FarmProcess>;
+  /** The Redis servers whose cost is counted (default: the one at services.redisUrl). */
+  redisServers?: CounterSource[];
 }
 
 /**
@@ -85,6 +101,10 @@ export interface LoadRun extends WrkResult {
   /** How long the run waited for the machine to be quiet, and how busy others still were. */
   quietWait: QuietWait;
   cpu: CpuUse;
+  /** Redis's commands and CPU per answered request over the run (every server added up). */
+  redis: RedisCost;
+  /** On a cluster: each master's share, by port. */
+  redisPerServer?: Record<string, RedisCost>;
 }
 
 export interface ScenarioMedians {
@@ -97,10 +117,28 @@ export interface ScenarioMedians {
   cpuCores: Record<string, number>;
   mainThreadCores: Record<string, number>;
   farmMsPerRequest: number;
+  redisCommandsPerRequest: number;
+  redisCpuUsPerRequest: number;
+  /** The same less Redis's idle work over the run, and per job. */
+  redisMarginal: { commandsPerRequest: number; cpuUsPerRequest: number; commandsPerJob: number; cpuUsPerJob: number };
+  redisItemsPerJob: number;
+  /** On a cluster: each master's commands and CPU µs per request. */
+  redisPerServer?: Record<string, { commandsPerRequest: number; cpuUsPerRequest: number }>;
+}
+
+/** One extra load run with every command slow-logged (--redis-monitor S): what clients send, per answered request. */
+export interface MonitoredRun {
+  requests: number;
+  /** Commands clients sent per request (a script's own commands are not counted). */
+  sentPerRequest: number;
+  /** Per command or script: calls and µs (time inside Redis's command, per the slow log) per request. */
+  perRequest: { command: string; calls: number; us: number }[];
 }
 
 export interface ScenarioResult {
   name: HttpScenarioName;
+  /** Redis's work with the farm idle, read before the runs. */
+  redisIdle?: IdleRate;
   processes: { name: string; role: Role; env: Record<string, string>; notReady?: Record<string, string> }[];
   coldKeys: ColdKeyLatency;
   warmup: WarmUp;
@@ -114,6 +152,7 @@ export interface ScenarioResult {
   openLoop?: OpenLoopResult[];
   /** all-in-one only: get_public_key at its own connection count; median req/s and p99 of the runs. */
   getPublicKey?: { connections: number; runs: WrkResult[]; medianRps: number; medianP99Ms: number };
+  redisMonitor?: MonitoredRun;
 }
 
 export interface CpuSnapshot {
@@ -240,8 +279,95 @@ function mediansOf(runs: readonly LoadRun[]): ScenarioMedians {
       m((r) => r.cpu.farmMsPerRequest),
       3,
     ),
+    redisCommandsPerRequest: round(
+      m((r) => r.redis.commandsPerRequest),
+      2,
+    ),
+    redisCpuUsPerRequest: round(
+      m((r) => r.redis.cpuUsPerRequest),
+      1,
+    ),
+    redisMarginal: {
+      commandsPerRequest: round(
+        m((r) => r.redis.marginal?.commandsPerRequest ?? Number.NaN),
+        2,
+      ),
+      cpuUsPerRequest: round(
+        m((r) => r.redis.marginal?.cpuUsPerRequest ?? Number.NaN),
+        1,
+      ),
+      commandsPerJob: round(
+        m((r) => r.redis.marginal?.commandsPerJob ?? Number.NaN),
+        1,
+      ),
+      cpuUsPerJob: round(m((r) => r.redis.marginal?.cpuUsPerJob ?? Number.NaN)),
+    },
+    redisItemsPerJob: round(
+      m((r) => r.redis.itemsPerJob),
+      2,
+    ),
+    ...(runs[0]?.redisPerServer
+      ? {
+          redisPerServer: Object.fromEntries(
+            Object.keys(runs[0].redisPerServer).map((n) => [
+              n,
+              {
+                commandsPerRequest: round(
+                  m((r) => r.redisPerServer?.[n]?.commandsPerRequest ?? 0),
+                  2,
+                ),
+                cpuUsPerRequest: round(
+                  m((r) => r.redisPerServer?.[n]?.cpuUsPerRequest ?? 0),
+                  1,
+                ),
+              },
+            ]),
+          ),
+        }
+      : {}),
   };
 }
+
+/** A load run with every command slow-logged, tallied per answered request. */
+export async function monitoredRun(
+  redisUrl: string,
+  load: () => Promise<{ requests: number; non2xx: number }>,
+): Promise<MonitoredRun> {
+  let answered = 0;
+  const sent = await sentCommands(redisUrl, async () => {
+    const r = await load();
+    answered = Math.max(1, r.requests - r.non2xx);
+  });
+  return {
+    requests: answered,
+    sentPerRequest: round(
+      sent.filter((c) => !c.command.startsWith('lua ')).reduce((t, c) => t + c.calls, 0) / answered,
+      2,
+    ),
+    perRequest: sent.map((c) => ({
+      command: c.command,
+      calls: round(c.calls / answered, 3),
+      us: round(c.usec / answered, 2),
+    })),
+  };
+}
+
+function perServer(
+  servers: readonly CounterSource[],
+  before: readonly RedisCounters[],
+  after: readonly RedisCounters[],
+  requests: number,
+): Record<string, RedisCost> {
+  return Object.fromEntries(
+    servers.map((x, i) => {
+      const c = costBetween(before[i]!, after[i]!, requests);
+      return [x.name, { ...c, perCommand: c.perCommand.slice(0, 12) }];
+    }),
+  );
+}
+
+/** Seconds of no load over which Redis's idle rate is read, before a scenario's runs. */
+const IDLE_WINDOW_S = 5;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -333,6 +459,12 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
     const footprint = cacheFootprint(metricsBefore);
     const runsStart = performance.now();
 
+    const ownStats = ctx.redisServers ? undefined : new Redis(ctx.services.redisUrl);
+    const servers = ctx.redisServers ?? [{ name: 'redis', client: ownStats! }];
+    const readAll = () => Promise.all(servers.map((x) => readCounters(x.client)));
+    const readSum = async () => sumCounters(await readAll());
+    const idle = await idleRate(readSum, IDLE_WINDOW_S, servers.length);
+    ctx.log(`  Redis idle: ${idle.commandsPerS} commands/s, ${idle.cpuUsPerS} µs CPU/s`);
     const runs: LoadRun[] = [];
     for (let run = 1; run <= opts.runs; run++) {
       const quietWait =
@@ -343,16 +475,42 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
         ctx.log(
           `  other processes still use ${quietWait.otherCores} cores after ${quietWait.waitedS} s; running anyway`,
         );
+      const redisBefore = await readAll();
+      const t0 = performance.now();
       const before = snapshot(procs, ctx.services);
       const result = await wrkRun(opts.durationS, `run${run}`);
       const after = snapshot(procs, ctx.services);
+      // The window closes after the last answer: the jobs' tails (release, activity drain) fall in it.
+      const redisAfter = await readAll();
+      const answered = result.requests - result.non2xx;
+      const redis = costBetween(sumCounters(redisBefore), sumCounters(redisAfter), answered, servers.length, {
+        rate: idle,
+        wallS: (performance.now() - t0) / 1000,
+      });
+      const redisPerServer = ctx.redisServers ? perServer(servers, redisBefore, redisAfter, answered) : undefined;
       const cpu = cpuBetween(before, after, procs, ourPids(procs, ctx.services), result.requests);
-      runs.push({ run, quietWait, ...result, cpu });
+      runs.push({ run, quietWait, ...result, cpu, redis, ...(redisPerServer ? { redisPerServer } : {}) });
+      if (redisPerServer)
+        ctx.log(
+          `  per master: ${Object.entries(redisPerServer)
+            .map(([n, c]) => `${n} ${c.commandsPerRequest} commands, ${c.cpuUsPerRequest} µs`)
+            .join('; ')}`,
+        );
       ctx.log(
         `  run ${run}: ${result.rps} req/s, p50 ${result.latencyMs.p50} ms, p95 ${result.latencyMs.p95} ms, p99 ${result.latencyMs.p99} ms, ` +
-          `non-2xx ${result.non2xx}, cores ${JSON.stringify(cpu.cores)}, main threads ${JSON.stringify(cpu.mainThreadCores)}, busiest others ${JSON.stringify(cpu.busiestOthers)}`,
+          `non-2xx ${result.non2xx}, Redis ${redis.commandsPerRequest} commands and ${redis.cpuUsPerRequest} µs CPU per request (less idle ${redis.marginal?.commandsPerRequest} and ${redis.marginal?.cpuUsPerRequest}; ${redis.itemsPerJob} requests per job, ${redis.marginal?.commandsPerJob} commands and ${redis.marginal?.cpuUsPerJob} µs per job), cores ${JSON.stringify(cpu.cores)}, main threads ${JSON.stringify(cpu.mainThreadCores)}, busiest others ${JSON.stringify(cpu.busiestOthers)}`,
       );
     }
+
+    ownStats?.disconnect();
+    const redisMonitor =
+      opts.redisMonitorS > 0 && !ctx.redisServers
+        ? await monitoredRun(ctx.services.redisUrl, () => wrkRun(opts.redisMonitorS, 'redis-monitor'))
+        : undefined;
+    if (redisMonitor)
+      ctx.log(
+        `  Redis commands sent per request ${redisMonitor.sentPerRequest}: ${redisMonitor.perRequest.map((c) => `${c.command} ${c.calls} (${c.us} µs)`).join(', ')}`,
+      );
 
     let openLoop: OpenLoopResult[] | undefined;
     let getPublicKey: ScenarioResult['getPublicKey'];
@@ -424,6 +582,8 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
       verify,
       ...(openLoop ? { openLoop } : {}),
       ...(getPublicKey ? { getPublicKey } : {}),
+      ...(redisMonitor ? { redisMonitor } : {}),
+      redisIdle: idle,
     };
   } finally {
     for (const p of [...procs].reverse()) {

@@ -39,5 +39,7 @@ export async function seedUsers(
 
 /** One access token a line, for the wrk script; readable by this user only. */
 export function writeTokenFile(file: string, users: readonly BenchUser[]): void {
-  writeFileSync(file, `${users.map((u) => u.accessToken).join('\n')}\n`, { mode: 0o600 });
+  // With no users (a NIP-46-only run) the no-op route's load still needs a token line; that route reads none.
+  const tokens = users.length > 0 ? users.map((u) => u.accessToken) : ['no-user'];
+  writeFileSync(file, `${tokens.join('\n')}\n`, { mode: 0o600 });
 }

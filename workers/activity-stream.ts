@@ -1,5 +1,6 @@
 // Signing activity that survives the crash of any one process. A job's activity is appended to a Redis
-// stream (one MULTI of XADDs) before its answer leaves the worker; every workers process drains the
+// stream (one XADD: one entry holding every row recorded since the last append, so one command per job,
+// not per request) before its answer leaves the worker; every workers process drains the
 // stream into PostgreSQL as a member of one consumer group (XREADGROUP), acknowledging and deleting
 // entries only once their rows are committed, and takes over the entries a dead member had read but not
 // acknowledged (XAUTOCLAIM past ACTIVITY_CLAIM_IDLE_MS). A crash between the commit and the
@@ -21,28 +22,72 @@ export function activityStreamKey(prefix: string): string {
 }
 
 const GROUP = 'activity-writers';
-/** The stream's bound (approximate trim) while PostgreSQL is away: about 150 bytes an entry. */
-const MAX_LENGTH = 1_000_000;
-const BATCH = 1000;
+/**
+ * The stream's bound in entries (approximate trim) while PostgreSQL is away. An entry is one job's rows
+ * (about 100 bytes a row, up to 256 rows): 200,000 entries are 200,000 rows at one request a job and
+ * about 1.7 million (170 MB) at the 8-9 of a busy farm.
+ */
+const MAX_LENGTH = 200_000;
+/** Entries read at once: each holds a job's rows (at most a job's items, 256), so a transaction stays bounded. */
+const BATCH = 200;
+/** The field of an entry holding its rows: a JSON array of [authorization, method, door, at ms, kind, event id]. */
+const ROWS_FIELD = 'rows';
 /** After a partial batch, how long entries gather before the next read: fewer, larger transactions. */
 const GATHER_MS = 250;
 
 type Fields = string[];
+/** One row as an entry packs it. */
+type PackedRow = [
+  authorizationId: string,
+  method: string,
+  door: string,
+  at: number,
+  kind: number | null,
+  eventId: string | null,
+];
 
-function toFields(e: ActivityEntry, at: number): Fields {
-  const f = ['a', e.authorizationId, 'm', e.method, 'd', e.door, 't', String(at)];
-  if (e.kind !== undefined) f.push('k', String(e.kind));
-  if (e.eventId !== undefined) f.push('e', e.eventId);
-  return f;
+function pack(e: ActivityEntry, at: number): PackedRow {
+  return [e.authorizationId, e.method, e.door, at, e.kind ?? null, e.eventId ?? null];
 }
 
-function toRow(fields: Fields): ActivityRow | undefined {
+function unpack(r: unknown): ActivityRow | undefined {
+  if (!Array.isArray(r) || r.length !== 6) return undefined;
+  const [a, method, door, t, kind, eventId] = r as unknown[];
+  if (typeof a !== 'string' || !a || typeof method !== 'string' || !method) return undefined;
+  if ((door !== 'http' && door !== 'nip46') || typeof t !== 'number' || !Number.isFinite(t)) return undefined;
+  if (kind !== null && typeof kind !== 'number') return undefined;
+  if (eventId !== null && typeof eventId !== 'string') return undefined;
+  return {
+    authorizationId: a,
+    method: method as RpcMethod,
+    door,
+    at: new Date(t),
+    kind: kind ?? undefined,
+    eventId: eventId ?? undefined,
+  };
+}
+
+/** The rows of an entry, or undefined when it is malformed. */
+function toRows(fields: Fields): ActivityRow[] | undefined {
   const m = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) m.set(fields[i]!, fields[i + 1]!);
+  const packed = m.get(ROWS_FIELD);
+  if (packed !== undefined) {
+    let list: unknown;
+    try {
+      list = JSON.parse(packed);
+    } catch {
+      return undefined;
+    }
+    if (!Array.isArray(list)) return undefined;
+    const rows = list.map(unpack);
+    return rows.every((r) => r !== undefined) ? (rows as ActivityRow[]) : undefined;
+  }
+  // An entry of one row, field by field (written by an earlier version; read during an upgrade).
   const [a, method, door, t] = [m.get('a'), m.get('m'), m.get('d'), Number(m.get('t'))];
   if (!a || !method || (door !== 'http' && door !== 'nip46') || !Number.isFinite(t)) return undefined;
   const kind = m.has('k') ? Number(m.get('k')) : undefined;
-  return { authorizationId: a, method: method as RpcMethod, door, at: new Date(t), kind, eventId: m.get('e') };
+  return [{ authorizationId: a, method: method as RpcMethod, door, at: new Date(t), kind, eventId: m.get('e') }];
 }
 
 /**
@@ -50,7 +95,7 @@ function toRow(fields: Fields): ActivityRow | undefined {
  * which appends them to the stream. While Redis refuses, they go to `fallback` (the in-memory writer).
  */
 export class ActivityStream implements ActivitySink {
-  private pending: Fields[] = [];
+  private pending: PackedRow[] = [];
   private readonly writes = new Set<Promise<void>>();
 
   constructor(
@@ -61,7 +106,7 @@ export class ActivityStream implements ActivitySink {
   ) {}
 
   record(e: ActivityEntry): void {
-    this.pending.push(toFields(e, Date.now()));
+    this.pending.push(pack(e, Date.now()));
   }
 
   /** Appends what was recorded so far, and waits for earlier appends still in flight. */
@@ -78,19 +123,16 @@ export class ActivityStream implements ActivitySink {
     await Promise.all(earlier);
   }
 
-  private async append(batch: Fields[]): Promise<void> {
-    const multi = this.redis.multi();
-    for (const f of batch) multi.xadd(this.key, 'MAXLEN', '~', MAX_LENGTH, '*', ...f);
+  private async append(batch: PackedRow[]): Promise<void> {
     try {
-      const replies = await multi.exec();
-      if (!replies || replies.some(([err]) => err)) throw new Error('activity append refused');
+      await this.redis.xadd(this.key, 'MAXLEN', '~', MAX_LENGTH, '*', ROWS_FIELD, JSON.stringify(batch));
     } catch (err) {
       this.logger.warn(
         { err: (err as Error).message, entries: batch.length },
         'activity stream append failed; kept in memory',
       );
-      for (const f of batch) {
-        const row = toRow(f);
+      for (const r of batch) {
+        const row = unpack(r);
         if (row) this.fallback.record(row as ActivityEntry);
       }
     }
@@ -197,8 +239,8 @@ export class ActivityDrain {
     const rows: ActivityRow[] = [];
     const done: string[] = [];
     for (const [id, fields] of entries) {
-      const row = toRow(fields);
-      if (row) rows.push(row);
+      const packed = toRows(fields);
+      if (packed) rows.push(...packed);
       else logger.warn({ entry: id }, 'malformed activity stream entry; dropped');
       done.push(id);
     }

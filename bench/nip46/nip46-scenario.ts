@@ -12,6 +12,8 @@ import { startFarmProcess, type FarmProcess } from '../farm-process.js';
 import { waitForQuiet, type QuietWait } from '../quiet.js';
 import { cpuBetween, ourPids, snapshot, type CpuUse, type Measured, type ScenarioContext } from '../scenario.js';
 import { median, round } from '../stats.js';
+import { Redis } from 'ioredis';
+import { costBetween, idleRate, readCounters, type RedisCost } from '../redis-cost.js';
 import { BunkerLoadClient, parseBunkerUrl } from './bunker-client.js';
 import { runNip46Load, type Nip46LoadResult } from './nip46-load.js';
 
@@ -22,6 +24,8 @@ export interface Nip46Run extends Omit<Nip46LoadResult, 'signed'> {
   run: number;
   quietWait: QuietWait;
   cpu: CpuUse;
+  /** Redis's commands and CPU per answered round trip over the run. */
+  redis: RedisCost;
 }
 
 export interface Nip46Result {
@@ -41,6 +45,12 @@ export interface Nip46Result {
     errors: number;
     cpuCores: Record<string, number>;
     farmMsPerRoundTrip: number;
+    redisCommandsPerRoundTrip: number;
+    redisCpuUsPerRoundTrip: number;
+    /** The same less Redis's idle work over the run. */
+    redisMarginalCommandsPerRoundTrip: number;
+    redisMarginalCpuUsPerRoundTrip: number;
+    redisItemsPerJob: number;
   };
   verify: { checked: number; valid: number; rightSigner: number };
   relayStats?: { events: number; rejected: number; delivered: number };
@@ -136,23 +146,33 @@ export async function runNip46Scenario(ctx: ScenarioContext): Promise<Nip46Resul
     const runsStart = performance.now();
     const runs: Nip46Run[] = [];
     const signed = [];
+    const redisStats = new Redis(ctx.services.redisUrl);
+    const idle = await idleRate(() => readCounters(redisStats), 5);
     for (let run = 1; run <= opts.runs; run++) {
       const quietWait =
         opts.quietWaitS > 0
           ? await waitForQuiet(ourPids(measured, ctx.services), opts.quietWaitS)
           : { waitedS: 0, otherCores: Number.NaN, quiet: false };
+      const redisBefore = await readCounters(redisStats);
+      const t0 = performance.now();
       const before = snapshot(measured, ctx.services);
       const result = await runNip46Load(clients, opts.durationS);
       const after = snapshot(measured, ctx.services);
+      const redis = costBetween(redisBefore, await readCounters(redisStats), result.roundTrips, 1, {
+        rate: idle,
+        wallS: (performance.now() - t0) / 1000,
+      });
       const cpu = cpuBetween(before, after, [farm], ourPids(measured, ctx.services), result.roundTrips);
       signed.push(...result.signed);
-      runs.push({ run, quietWait, ...withoutSigned(result), cpu });
+      runs.push({ run, quietWait, ...withoutSigned(result), cpu, redis });
       ctx.log(
         `  run ${run}: ${result.rtPerSec} round trips/s, p50 ${result.latencyMs.p50} ms, p95 ${result.latencyMs.p95} ms, p99 ${result.latencyMs.p99} ms, ` +
+          `Redis ${redis.commandsPerRequest} commands and ${redis.cpuUsPerRequest} µs CPU per round trip (less idle ${redis.marginal?.commandsPerRequest} and ${redis.marginal?.cpuUsPerRequest}; ${redis.itemsPerJob} per job), ` +
           `errors ${result.errors.replied}+${result.errors.failed} ${JSON.stringify(result.errors.samples)}, cores ${JSON.stringify(cpu.cores)}`,
       );
     }
 
+    redisStats.disconnect();
     const farmView = farmBreakdown(
       farm.name,
       metricsBefore,
@@ -198,6 +218,26 @@ export async function runNip46Scenario(ctx: ScenarioContext): Promise<Nip46Resul
       farmMsPerRoundTrip: round(
         m((r) => r.cpu.farmMsPerRequest),
         3,
+      ),
+      redisCommandsPerRoundTrip: round(
+        m((r) => r.redis.commandsPerRequest),
+        2,
+      ),
+      redisCpuUsPerRoundTrip: round(
+        m((r) => r.redis.cpuUsPerRequest),
+        1,
+      ),
+      redisMarginalCommandsPerRoundTrip: round(
+        m((r) => r.redis.marginal?.commandsPerRequest ?? Number.NaN),
+        2,
+      ),
+      redisMarginalCpuUsPerRoundTrip: round(
+        m((r) => r.redis.marginal?.cpuUsPerRequest ?? Number.NaN),
+        1,
+      ),
+      redisItemsPerJob: round(
+        m((r) => r.redis.itemsPerJob),
+        2,
       ),
     };
     for (const c of clients) c.close();

@@ -196,4 +196,65 @@ describe('activity writer', () => {
       for (const c of connections) c.disconnect();
     }
   });
+
+  it("appends a job's rows as one stream entry; the drain writes them, an earlier version's entry too, and drops a malformed one", async () => {
+    const auth = await newAuthorization();
+    const key = activityStreamKey(`${farm.config.KEY_PREFIX}-packed`);
+    const redis = createRedis(farm.rt.redisUrl);
+    const drainLink = createRedis(farm.rt.redisUrl);
+    const stream = new ActivityStream(
+      redis,
+      key,
+      { record: () => assert.fail('no fallback while Redis answers') },
+      logger,
+    );
+    const drain = new ActivityDrain({
+      db,
+      redis: drainLink,
+      key,
+      consumer: 'packed',
+      claimIdleMs: 500,
+      logger,
+      blockMs: 100,
+    });
+    try {
+      await redis.xgroup('CREATE', key, 'activity-writers', '0', 'MKSTREAM');
+      for (let i = 0; i < 5; i++)
+        stream.record({
+          authorizationId: auth,
+          method: 'sign_event',
+          kind: i,
+          eventId: String(i).repeat(64),
+          door: 'http',
+        });
+      await stream.persist();
+      assert.equal(await redis.xlen(key), 1, 'five rows, one entry: one command per job, not per request');
+      // One row field by field, as the version before packing wrote it.
+      await redis.xadd(key, '*', 'a', auth, 'm', 'ping', 'd', 'nip46', 't', String(Date.now()));
+      // Hostile or broken entries: not JSON, a row of the wrong shape, an unknown door.
+      await redis.xadd(key, '*', 'rows', '{not json');
+      await redis.xadd(key, '*', 'rows', JSON.stringify([[auth, 'ping']]));
+      await redis.xadd(key, '*', 'rows', JSON.stringify([[auth, 'ping', 'smtp', Date.now(), null, null]]));
+      await drain.start();
+      const end = Date.now() + 10_000;
+      while (Date.now() < end && ((await written(auth)).rows < 6 || (await redis.xlen(key)) > 0))
+        await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(await written(auth), { rows: 6, count: 6 }, 'the packed rows and the old entry, once each');
+      const { rows } = await db.query<{ kind: number | null; door: string }>(
+        'SELECT kind, door FROM signing_activity WHERE authorization_id = $1 ORDER BY kind NULLS LAST',
+        [auth],
+      );
+      assert.deepEqual(
+        rows.map((r) => r.kind),
+        [0, 1, 2, 3, 4, null],
+      );
+      assert.equal(rows[5]!.door, 'nip46');
+      assert.equal(await redis.xlen(key), 0, 'malformed entries are acknowledged and deleted, not retried forever');
+    } finally {
+      await drain.stop();
+      await redis.del(key);
+      redis.disconnect();
+      drainLink.disconnect();
+    }
+  });
 });
