@@ -11,6 +11,7 @@ import { consentPages } from './consent-routes.js';
 import { docsPages } from './docs-routes.js';
 import { emailPages } from './email-routes.js';
 import { sendPage } from './layout.js';
+import { teamPages } from './team-routes.js';
 import { errorPage } from './views-auth.js';
 
 const CSRF_CODES = new Set(['FST_CSRF_MISSING_SECRET', 'FST_CSRF_INVALID_TOKEN']);
@@ -47,6 +48,7 @@ export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { c
   await app.register(authPages, { ctx });
   await app.register(emailPages, { ctx });
   await app.register(accountPages, { ctx });
+  await app.register(teamPages, { ctx });
   await app.register(consentPages, { ctx });
   await app.register(docsPages);
 };

@@ -118,12 +118,11 @@ export async function teamWithRelations(ctx: ApiContext, userId: string, teamId:
   const role = await requireRole(ctx.db, teamId, userId, 'member');
   const team = await findTeam(ctx.db, teamId);
   if (!team) throw notFound(NO_SUCH_TEAM);
-  const [members, keys, policies, invites] = await Promise.all([
-    listMembers(ctx.db, teamId),
-    listTeamKeys(ctx.db, teamId),
-    listTeamPolicies(ctx.db, teamId),
-    role === 'admin' ? listInvites(ctx.db, teamId) : Promise.resolve([]),
-  ]);
+  // One after another: a request holds one pool connection at a time.
+  const members = await listMembers(ctx.db, teamId);
+  const keys = await listTeamKeys(ctx.db, teamId);
+  const policies = await listTeamPolicies(ctx.db, teamId);
+  const invites = role === 'admin' ? await listInvites(ctx.db, teamId) : [];
   return {
     team: { id: team.id, name: team.name, created_at: team.createdAt.toISOString() },
     role,

@@ -10,6 +10,7 @@ import {
   countMembers,
   countTeamKeys,
   countUserTeams,
+  deleteExpiredInvites,
   deleteInvite,
   deleteMember,
   findMemberByPubkey,
@@ -117,6 +118,7 @@ export async function inviteMember(
     );
     if (rows[0]!.member) throw conflict('that address belongs to a member of the team already');
     await deleteInvite(tx, teamId, email);
+    await deleteExpiredInvites(tx, teamId);
     const seats = (await countMembers(tx, teamId)) + (await countInvites(tx, teamId));
     if (seats >= ctx.config.TEAM_MAX_MEMBERS)
       throw conflict(`the team has ${ctx.config.TEAM_MAX_MEMBERS} members and invites, the most allowed`);

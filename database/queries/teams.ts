@@ -256,15 +256,18 @@ export async function replaceInvite(
   );
 }
 
-/** Unexpired invites of the team (expired ones are deleted on the way). */
+/** Unexpired invites of the team. */
 export async function listInvites(db: Queryable, teamId: string): Promise<TeamInvite[]> {
-  await db.query('DELETE FROM team_invites WHERE team_id = $1 AND expires_at <= now()', [teamId]);
   const { rows } = await db.query<TeamInvite>(
     `SELECT email, role, expires_at AS "expiresAt", created_at AS "createdAt" FROM team_invites
-     WHERE team_id = $1 ORDER BY created_at`,
+     WHERE team_id = $1 AND expires_at > now() ORDER BY created_at`,
     [teamId],
   );
   return rows;
+}
+
+export async function deleteExpiredInvites(db: Queryable, teamId: string): Promise<void> {
+  await db.query('DELETE FROM team_invites WHERE team_id = $1 AND expires_at <= now()', [teamId]);
 }
 
 export async function countInvites(db: Queryable, teamId: string): Promise<number> {
