@@ -309,6 +309,43 @@ describe('teams and shared keys', () => {
     assert.ok(rows[0].revoked_at, 'the authorization is revoked in the table');
   });
 
+  it('leaves a removed admin no live authorization when their creations race the removal', async () => {
+    const teamId = await newTeam(alice);
+    const key = await newKey(alice, teamId);
+    await join(alice, teamId, bob, 'admin');
+    const creations = Array.from({ length: 6 }, () =>
+      call(
+        base,
+        'POST',
+        `/api/teams/${teamId}/keys/${key}/authorizations`,
+        { app_name: 'racing', issue_token: true },
+        bob.session,
+      ),
+    );
+    const removal = call(base, 'DELETE', `/api/teams/${teamId}/users/${bob.pubkey}`, undefined, alice.session);
+    const [removed, ...created] = await Promise.all([removal, ...creations]);
+    assert.equal(removed.status, 200);
+    for (const res of created) {
+      assert.ok(res.status === 201 || res.status === 404, `${res.status} ${JSON.stringify(res.body)}`);
+      if (res.status !== 201) continue;
+      recordSecret(res.body.access_token);
+      recordSecret(res.body.refresh_token);
+      recordSecret(res.body.bunker_url);
+      assert.equal(
+        (await rpc(base, res.body.access_token, 'ping')).status,
+        403,
+        'made before the removal, revoked by it',
+      );
+    }
+    const { rows } = await db.query(
+      `SELECT count(*)::int AS n FROM authorizations a JOIN users u ON u.id = a.user_id
+         JOIN keys k ON k.id = a.signing_key_id AND k.owner_id = $2
+       WHERE u.pubkey = $1 AND a.revoked_at IS NULL`,
+      [bob.pubkey, teamId],
+    );
+    assert.equal(rows[0].n, 0);
+  });
+
   it('refuses every admin action to a member (403) and changes nothing', async () => {
     const teamId = await newTeam(alice);
     const key = await newKey(alice, teamId);
