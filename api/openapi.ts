@@ -91,6 +91,11 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     auth: 'session',
   },
   'PUT /api/teams/:id': { tag: TEAMS, summary: 'Rename a team (admin)', auth: 'session' },
+  'DELETE /api/teams/:id': {
+    tag: TEAMS,
+    summary: 'Delete a team with its keys and their authorizations (admin)',
+    auth: 'session',
+  },
   'POST /api/teams/:id/invites': { tag: TEAMS, summary: 'Invite an email address (admin)', auth: 'session' },
   'POST /api/teams/:id/invites/cancel': { tag: TEAMS, summary: 'Cancel an invite (admin)', auth: 'session' },
   'POST /api/teams/invites/accept': {
@@ -106,6 +111,11 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   },
   'GET /api/teams/:id/keys': { tag: TEAMS, summary: "The team's keys (public keys only)", auth: 'session' },
   'POST /api/teams/:id/keys': { tag: TEAMS, summary: 'Generate or import a team key (admin)', auth: 'session' },
+  'DELETE /api/teams/:id/keys/:pubkey': {
+    tag: TEAMS,
+    summary: 'Delete a team key and the authorizations that sign with it (admin)',
+    auth: 'session',
+  },
   'GET /api/teams/:id/keys/:pubkey': {
     tag: TEAMS,
     summary: 'A team key and the authorizations that sign with it',

@@ -25,8 +25,10 @@ import {
   changeRole,
   createTeam,
   createTeamAuthorization,
+  deleteTeam,
   inviteMember,
   removeMember,
+  removeTeamKey,
   renameTeamAsAdmin,
   requireRole,
   revokeTeamAuthorizationAsAdmin,
@@ -192,6 +194,15 @@ export const teamRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
     },
   );
 
+  app.delete(
+    '/api/teams/:id',
+    { preHandler: session, schema: { params: TeamParams, response: { 200: Ok, '4xx': ErrorBody } } },
+    async (request) => {
+      await deleteTeam(ctx, request.userId!, request.params.id);
+      return { ok: true };
+    },
+  );
+
   app.post(
     '/api/teams/:id/invites',
     {
@@ -322,6 +333,15 @@ export const teamRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async 
       if (!key) throw notFound('no such key in this team');
       const authorizations = (await listTeamAuthorizations(ctx.db, id)).filter((a) => a.keyPubkey === pubkey);
       return { stored_key: keyJson(key), authorizations: authorizations.map(authorizationJson) };
+    },
+  );
+
+  app.delete(
+    '/api/teams/:id/keys/:pubkey',
+    { preHandler: session, schema: { params: KeyParams, response: { 200: Ok, '4xx': ErrorBody } } },
+    async (request) => {
+      await removeTeamKey(ctx, request.userId!, request.params.id, request.params.pubkey);
+      return { ok: true };
     },
   );
 

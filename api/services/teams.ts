@@ -10,6 +10,9 @@ import {
   countMembers,
   countTeamKeys,
   countUserTeams,
+  deleteAuthorizationsSigningWith,
+  deleteKeys,
+  deleteTeamRow,
   deleteExpiredInvites,
   deleteInvite,
   deleteMember,
@@ -21,6 +24,7 @@ import {
   isTeamUsablePolicy,
   lockInvite,
   lockTeam,
+  listTeamKeys,
   lockUserTeams,
   renameTeam,
   replaceInvite,
@@ -329,4 +333,37 @@ export async function revokeTeamAuthorizationAsAdmin(
   });
   if (!revoked) throw notFound('no such authorization in this team');
   await evictRevoked(ctx, [revoked]);
+}
+
+/**
+ * Deletes team keys with everything that signs with them: their authorizations (tokens and activity too),
+ * those authorizations' bunker keys, and the sealed keys themselves; then evicts them everywhere.
+ */
+async function deleteKeysAndAuthorizations(tx: PoolClient, keyIds: string[]): Promise<RevokedAuthorization[]> {
+  const removed = await deleteAuthorizationsSigningWith(tx, keyIds);
+  await deleteKeys(tx, [...removed.map((r) => r.bunkerKeyId), ...keyIds]);
+  return removed;
+}
+
+export async function removeTeamKey(ctx: ApiContext, userId: string, teamId: string, pubkey: string): Promise<void> {
+  const { removed, keyId } = await inTransaction(ctx.db, async (tx) => {
+    await lockAsRole(tx, teamId, userId, 'admin');
+    const key = await findTeamKey(tx, teamId, pubkey);
+    if (!key) throw notFound('no such key in this team');
+    return { removed: await deleteKeysAndAuthorizations(tx, [key.id]), keyId: key.id };
+  });
+  await evictRevoked(ctx, removed);
+  await evictEverywhere(ctx, { type: 'key', keyId });
+}
+
+export async function deleteTeam(ctx: ApiContext, userId: string, teamId: string): Promise<void> {
+  const { removed, keyIds } = await inTransaction(ctx.db, async (tx) => {
+    await lockAsRole(tx, teamId, userId, 'admin');
+    const keyIds = (await listTeamKeys(tx, teamId)).map((k) => k.id);
+    const removed = await deleteKeysAndAuthorizations(tx, keyIds);
+    await deleteTeamRow(tx, teamId);
+    return { removed, keyIds };
+  });
+  await evictRevoked(ctx, removed);
+  for (const keyId of keyIds) await evictEverywhere(ctx, { type: 'key', keyId });
 }

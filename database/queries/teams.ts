@@ -314,3 +314,25 @@ export async function listTeamPolicies(
   );
   return rows;
 }
+
+/** Deletes every authorization that signs with one of `keyIds` (their tokens and activity go with them). */
+export async function deleteAuthorizationsSigningWith(
+  db: Queryable,
+  keyIds: string[],
+): Promise<RevokedAuthorization[]> {
+  const { rows } = await db.query<RevokedAuthorization>(
+    `DELETE FROM authorizations WHERE signing_key_id = ANY($1::uuid[]) RETURNING id, bunker_key_id AS "bunkerKeyId"`,
+    [keyIds],
+  );
+  return rows;
+}
+
+/** Deletes sealed keys (a team's, and the bunker keys of its deleted authorizations). */
+export async function deleteKeys(db: Queryable, keyIds: string[]): Promise<void> {
+  await db.query('DELETE FROM keys WHERE id = ANY($1::uuid[])', [keyIds]);
+}
+
+/** Deletes the team row; members, invites and the team's own policies go with it. */
+export async function deleteTeamRow(db: Queryable, teamId: string): Promise<void> {
+  await db.query('DELETE FROM teams WHERE id = $1', [teamId]);
+}

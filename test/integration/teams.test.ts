@@ -363,6 +363,8 @@ describe('teams and shared keys', () => {
       ['POST', `/api/teams/${teamId}/keys`, { name: 'mine', secret_key: bytesToHex(generateSecretKey()) }],
       ['POST', `/api/teams/${teamId}/keys/${key}/authorizations`, { app_name: 'bob app', issue_token: true }],
       ['POST', `/api/teams/${teamId}/authorizations/${auth.id}/revoke`, {}],
+      ['DELETE', `/api/teams/${teamId}/keys/${key}`, undefined],
+      ['DELETE', `/api/teams/${teamId}`, undefined],
     ];
     for (const [method, path, body] of attempts) {
       const res = await call(base, method, path, body, bob.session);
@@ -390,6 +392,8 @@ describe('teams and shared keys', () => {
         ['POST', `/api/teams/${id}/keys`, { name: 'k' }],
         ['POST', `/api/teams/${id}/keys/${key}/authorizations`, { app_name: 'x', issue_token: true }],
         ['POST', `/api/teams/${id}/authorizations/${auth.id}/revoke`, {}],
+        ['DELETE', `/api/teams/${id}/keys/${key}`, undefined],
+        ['DELETE', `/api/teams/${id}`, undefined],
       ];
       for (const [method, path, body] of attempts) {
         const res = await call(base, method, path, body, carol.session);
@@ -473,6 +477,56 @@ describe('teams and shared keys', () => {
     // Importing another team's key makes a separate copy, not access to theirs.
     assert.deepEqual(await snapshot(theirs), before);
     assert.equal((await rpc(base, theirAuth.token, 'ping')).status, 200);
+  });
+
+  it('deletes a key, then the team: their apps stop on both doors and the sealed secrets are gone', async () => {
+    const teamId = await newTeam(alice);
+    const sk = generateSecretKey();
+    recordSecret(bytesToHex(sk));
+    const imported = await call(
+      base,
+      'POST',
+      `/api/teams/${teamId}/keys`,
+      { name: 'doomed', secret_key: bytesToHex(sk) },
+      alice.session,
+    );
+    assert.equal(imported.status, 201);
+    const doomed = imported.body.pubkey as string;
+    const kept = await newKey(alice, teamId, 'kept');
+    const onDoomed = await authorize(alice, teamId, doomed);
+    const onKept = await authorize(alice, teamId, kept);
+    const signer = signerFor(onDoomed.bp);
+    await within(5000, signer.connect(), 'connect');
+    assert.equal((await within(5000, signer.signEvent(note()), 'sign')).pubkey, doomed);
+    assert.equal((await rpc(base, onDoomed.token, 'sign_event', [note()])).status, 200);
+
+    assert.equal(
+      (await call(base, 'DELETE', `/api/teams/${teamId}/keys/${doomed}`, undefined, alice.session)).status,
+      200,
+    );
+    assert.equal((await rpc(base, onDoomed.token, 'sign_event', [note()])).status, 401, 'its token is gone');
+    await assert.rejects(within(3000, signer.signEvent(note()), 'sign after deletion'));
+    const gone = await db.query(
+      `SELECT (SELECT count(*) FROM keys WHERE pubkey = $1)::int AS keys,
+         (SELECT count(*) FROM authorizations WHERE id = $2)::int AS auths`,
+      [doomed, onDoomed.id],
+    );
+    assert.deepEqual(gone.rows[0], { keys: 0, auths: 0 });
+    assert.equal((await rpc(base, onKept.token, 'ping')).status, 200, 'the other key still serves');
+    assert.equal(
+      (await call(base, 'DELETE', `/api/teams/${teamId}/keys/${doomed}`, undefined, alice.session)).status,
+      404,
+    );
+
+    assert.equal((await call(base, 'DELETE', `/api/teams/${teamId}`, undefined, alice.session)).status, 200);
+    assert.equal((await rpc(base, onKept.token, 'ping')).status, 401);
+    assert.equal((await call(base, 'GET', `/api/teams/${teamId}`, undefined, alice.session)).status, 404);
+    const left = await db.query(
+      `SELECT (SELECT count(*) FROM keys WHERE owner_kind = 'team' AND owner_id = $1)::int AS keys,
+         (SELECT count(*) FROM team_members WHERE team_id = $1)::int AS members`,
+      [teamId],
+    );
+    assert.deepEqual(left.rows[0], { keys: 0, members: 0 });
   });
 
   it('holds the limits when requests race (keys, members, teams)', async () => {
