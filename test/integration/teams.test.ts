@@ -141,7 +141,12 @@ describe('teams and shared keys', () => {
       5000,
       'subscription to the new bunker',
     );
-    return { id: res.body.authorization_id as string, token: res.body.access_token as string, bp };
+    return {
+      id: res.body.authorization_id as string,
+      token: res.body.access_token as string,
+      refresh: res.body.refresh_token as string,
+      bp,
+    };
   }
 
   function signerFor(bp: BunkerPointer): BunkerSigner {
@@ -230,6 +235,17 @@ describe('teams and shared keys', () => {
       403,
       'the policy applies',
     );
+    // The token refreshes like an app's, and the new one still signs with the team key.
+    const refreshed = await call(base, 'POST', '/api/oauth/token', {
+      grant_type: 'refresh_token',
+      refresh_token: auth.refresh,
+    });
+    assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
+    recordSecret(refreshed.body.access_token);
+    recordSecret(refreshed.body.refresh_token);
+    recordSecret(refreshed.body.authorization_handle);
+    recordSecret(refreshed.body.bunker_url);
+    assert.deepEqual((await rpc(base, refreshed.body.access_token, 'get_public_key')).body, { result: generated });
 
     // NIP-46 with BunkerSigner on the same authorization.
     const signer = signerFor(auth.bp);
@@ -277,7 +293,7 @@ describe('teams and shared keys', () => {
       alice.session,
     );
     assert.equal(revoked.status, 200);
-    assert.equal((await rpc(base, auth.token, 'sign_event', [note()])).status, 403);
+    assert.equal((await rpc(base, refreshed.body.access_token, 'sign_event', [note()])).status, 403);
     await assert.rejects(within(5000, signer.signEvent(note()), 'sign after revoke'), /authorization revoked/);
 
     // A member may leave.
