@@ -27,9 +27,11 @@ import {
   changeRole,
   createTeam,
   createTeamAuthorization,
+  deleteTeam,
   inviteMember,
   NO_SUCH_TEAM,
   removeMember,
+  removeTeamKey,
   requireRole,
   revokeTeamAuthorizationAsAdmin,
 } from '../services/teams.js';
@@ -52,6 +54,7 @@ const NOTICES = new Map([
   ['key-added', 'The key is added.'],
   ['revoked', 'The app is revoked: it can no longer sign with the team’s key.'],
   ['updated', 'Saved.'],
+  ['key-deleted', 'The key is deleted, with every app that signed with it.'],
 ]);
 
 export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
@@ -276,6 +279,26 @@ export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
               : e,
       );
     },
+  );
+
+  app.post(
+    '/teams/:id/keys/delete',
+    { schema: { params: Params, body: Type.Object({ pubkey: Hex64, _csrf: Csrf }) } },
+    async (request, reply) =>
+      act(request, reply, 'key', {}, async () => {
+        await removeTeamKey(ctx, request.user!.id, request.params.id, request.body.pubkey);
+        return `/teams/${request.params.id}?notice=key-deleted`;
+      }),
+  );
+
+  app.post(
+    '/teams/:id/delete',
+    { schema: { params: Params, body: Type.Object({ _csrf: Csrf }) } },
+    async (request, reply) =>
+      act(request, reply, 'invite', {}, async () => {
+        await deleteTeam(ctx, request.user!.id, request.params.id);
+        return '/teams';
+      }),
   );
 
   app.post(

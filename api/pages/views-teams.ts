@@ -122,7 +122,14 @@ function keysSection(user: SignedIn, t: TeamView, form: FormState): SafeHtml {
       t.keys.length
         ? html`<ul class="cards" id="key-list">${t.keys.map(
             (k) => html`<li class="card" data-key="${k.pubkey}"><strong>${k.name}</strong>
-              <code class="value key-pubkey">${k.pubkey}</code><span class="muted small">added ${when(k.createdAt)}</span></li>`,
+              <code class="value key-pubkey">${k.pubkey}</code><span class="muted small">added ${when(k.createdAt)}</span>
+              ${
+                t.role === 'admin'
+                  ? html`<form method="post" action="/teams/${t.id}/keys/delete" class="inline" data-confirm="Delete the key ${k.name}? Its secret is erased and every app that signs with it stops at once.">
+                ${csrfField(user.csrf)}<input type="hidden" name="pubkey" value="${k.pubkey}">
+                <button type="submit" class="danger">Delete key</button></form>`
+                  : ''
+              }</li>`,
           )}</ul>`
         : html`<p class="muted" id="no-keys">The team holds no key yet.</p>`
     }
@@ -203,7 +210,13 @@ export function teamPage(user: SignedIn, t: TeamView, forms: TeamForms = {}, not
       ${membersSection(user, t)}
       ${invitesSection(user, t, forms.invite ?? emptyForm())}
       ${keysSection(user, t, forms.key ?? emptyForm())}
-      ${authorizationsSection(user, t, forms.authorization ?? emptyForm())}`,
+      ${authorizationsSection(user, t, forms.authorization ?? emptyForm())}
+      ${
+        t.role === 'admin'
+          ? html`<form method="post" action="/teams/${t.id}/delete" class="card" data-confirm="Delete ${t.name}? Its keys are erased and every app that signs with them stops at once.">
+        ${csrfField(user.csrf)}<div class="actions"><button type="submit" class="danger">Delete team</button></div></form>`
+          : ''
+      }`,
   };
 }
 

@@ -133,5 +133,16 @@ describe('teams in the browser', () => {
     assert.match(bunkerUrl, /^bunker:\/\/[0-9a-f]{64}\?relay=/);
     await admin.goto(teamUrl);
     await admin.locator('#team-authorizations .app-name:text("Newsroom client")').waitFor();
+
+    // Deleting the key takes its app with it; deleting the team leaves the admin with none.
+    admin.once('dialog', (d) => void d.accept());
+    await admin.getByRole('button', { name: 'Delete key' }).click();
+    await admin.waitForURL(/notice=key-deleted/);
+    assert.equal(await admin.locator('#key-list').count(), 0);
+    assert.equal(await admin.locator('#team-authorizations').count(), 0);
+    admin.once('dialog', (d) => void d.accept());
+    await admin.getByRole('button', { name: 'Delete team' }).click();
+    await admin.waitForURL(`${farm.url}/teams`);
+    await admin.locator('#no-teams').waitFor();
   });
 });
