@@ -8,6 +8,7 @@ import { inTransaction } from '../../database/pool.js';
 import {
   countInvites,
   countMembers,
+  countTeamKeyPubkey,
   countTeamKeys,
   countUserTeams,
   deleteAuthorizationsSigningWith,
@@ -18,7 +19,9 @@ import {
   deleteMember,
   findMemberByPubkey,
   findRole,
+  findTeam,
   findTeamKey,
+  isMemberEmail,
   insertMember,
   insertTeam,
   isTeamUsablePolicy,
@@ -115,12 +118,8 @@ export async function inviteMember(
   const expiresAt = new Date(Date.now() + ctx.config.TEAM_INVITE_TTL_HOURS * 3600_000);
   const teamName = await inTransaction(ctx.db, async (tx) => {
     await lockAsRole(tx, teamId, userId, 'admin');
-    const { rows } = await tx.query<{ name: string; member: boolean }>(
-      `SELECT t.name, EXISTS (SELECT 1 FROM team_members m JOIN users u ON u.id = m.user_id
-         WHERE m.team_id = t.id AND lower(u.email) = lower($2)) AS member FROM teams t WHERE t.id = $1`,
-      [teamId, email],
-    );
-    if (rows[0]!.member) throw conflict('that address belongs to a member of the team already');
+    const team = (await findTeam(tx, teamId))!;
+    if (await isMemberEmail(tx, teamId, email)) throw conflict('that address belongs to a member of the team already');
     await deleteInvite(tx, teamId, email);
     await deleteExpiredInvites(tx, teamId);
     const seats = (await countMembers(tx, teamId)) + (await countInvites(tx, teamId));
@@ -134,7 +133,7 @@ export async function inviteMember(
       invitedBy: userId,
       expiresAt,
     });
-    return rows[0]!.name;
+    return team.name;
   });
   if (await mayMail(ctx, email)) {
     ctx.mailer.deliver({
@@ -264,14 +263,6 @@ export async function addTeamKey(
   } finally {
     secretKey.fill(0);
   }
-}
-
-async function countTeamKeyPubkey(tx: PoolClient, teamId: string, pubkey: string): Promise<number> {
-  const { rows } = await tx.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM keys WHERE owner_kind = 'team' AND owner_id = $1 AND pubkey = $2`,
-    [teamId, pubkey],
-  );
-  return rows[0]!.n;
 }
 
 export interface TeamAuthorizationInput {

@@ -152,6 +152,15 @@ export async function countMembers(db: Queryable, teamId: string, role?: TeamRol
   return rows[0]!.n;
 }
 
+/** Whether a member of the team has this email address (case aside). */
+export async function isMemberEmail(db: Queryable, teamId: string, email: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = $1 AND lower(u.email) = lower($2)`,
+    [teamId, email],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
 export async function setRole(db: Queryable, teamId: string, userId: string, role: TeamRole): Promise<void> {
   await db.query('UPDATE team_members SET role = $3 WHERE team_id = $1 AND user_id = $2', [teamId, userId, role]);
 }
@@ -190,6 +199,15 @@ const TEAM_AUTHORIZATION = `a.id, a.user_id AS "userId", u.email AS "userEmail",
   a.policy_slug AS "policySlug", a.bunker_pubkey AS "bunkerPubkey", k.pubkey AS "keyPubkey", k.name AS "keyName",
   a.client_pubkey AS "clientPubkey", a.created_at AS "createdAt", a.last_activity AS "lastActivity",
   a.activity_count AS "activityCount", a.expires_at AS "expiresAt", a.revoked_at AS "revokedAt"`;
+
+/** How many of the team's keys have this pubkey (a key is held once per team). */
+export async function countTeamKeyPubkey(db: Queryable, teamId: string, pubkey: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM keys WHERE owner_kind = 'team' AND owner_id = $1 AND pubkey = $2`,
+    [teamId, pubkey],
+  );
+  return rows[0]!.n;
+}
 
 /** Authorizations that sign with one of the team's keys, newest first. */
 export async function listTeamAuthorizations(db: Queryable, teamId: string): Promise<TeamAuthorization[]> {
