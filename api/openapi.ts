@@ -19,6 +19,7 @@ const ACCOUNTS = 'Accounts';
 const APPS = 'App authorizations';
 const OAUTH = 'OAuth';
 const SIGNING = 'Signing';
+const TEAMS = 'Teams';
 const OPERATIONS_TAG = 'Operations';
 
 /** Keyed by `METHOD url`, as Fastify registers the route. */
@@ -97,6 +98,59 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
     auth: 'token',
   },
   'GET /.well-known/nostr.json': { tag: SIGNING, summary: 'NIP-05 names and the NIP-46 bunker relays' },
+  'GET /api/teams': { tag: TEAMS, summary: 'The teams the account belongs to, with its role', auth: 'session' },
+  'POST /api/teams': { tag: TEAMS, summary: 'Create a team (its creator is its admin)', auth: 'session' },
+  'GET /api/teams/:id': {
+    tag: TEAMS,
+    summary: 'A team: members, keys, policies (invites for admins)',
+    auth: 'session',
+  },
+  'PUT /api/teams/:id': { tag: TEAMS, summary: 'Rename a team (admin)', auth: 'session' },
+  'DELETE /api/teams/:id': {
+    tag: TEAMS,
+    summary: 'Delete a team with its keys and their authorizations (admin)',
+    auth: 'session',
+  },
+  'POST /api/teams/:id/invites': { tag: TEAMS, summary: 'Invite an email address (admin)', auth: 'session' },
+  'POST /api/teams/:id/invites/cancel': { tag: TEAMS, summary: 'Cancel an invite (admin)', auth: 'session' },
+  'POST /api/teams/invites/accept': {
+    tag: TEAMS,
+    summary: 'Join a team with a mailed invite (the account must have the invited address)',
+    auth: 'session',
+  },
+  'PUT /api/teams/:id/users/:pubkey': { tag: TEAMS, summary: "Change a member's role (admin)", auth: 'session' },
+  'DELETE /api/teams/:id/users/:pubkey': {
+    tag: TEAMS,
+    summary: 'Remove a member (admin) or leave; their team authorizations are revoked',
+    auth: 'session',
+  },
+  'GET /api/teams/:id/keys': { tag: TEAMS, summary: "The team's keys (public keys only)", auth: 'session' },
+  'POST /api/teams/:id/keys': { tag: TEAMS, summary: 'Generate or import a team key (admin)', auth: 'session' },
+  'DELETE /api/teams/:id/keys/:pubkey': {
+    tag: TEAMS,
+    summary: 'Delete a team key and the authorizations that sign with it (admin)',
+    auth: 'session',
+  },
+  'GET /api/teams/:id/keys/:pubkey': {
+    tag: TEAMS,
+    summary: 'A team key and the authorizations that sign with it',
+    auth: 'session',
+  },
+  'POST /api/teams/:id/keys/:pubkey/authorizations': {
+    tag: TEAMS,
+    summary: 'Authorize an app to sign with a team key: bunker URL, optionally an RPC token (admin)',
+    auth: 'session',
+  },
+  'GET /api/teams/:id/authorizations': {
+    tag: TEAMS,
+    summary: "The authorizations that sign with the team's keys",
+    auth: 'session',
+  },
+  'POST /api/teams/:id/authorizations/:authorization_id/revoke': {
+    tag: TEAMS,
+    summary: 'Revoke a team authorization (admin)',
+    auth: 'session',
+  },
   'GET /health': { tag: OPERATIONS_TAG, summary: 'Liveness' },
   'GET /healthz/startup': { tag: OPERATIONS_TAG, summary: 'Started' },
   'GET /healthz/ready': { tag: OPERATIONS_TAG, summary: 'Ready: PostgreSQL, Redis and the key manager answer' },
@@ -126,7 +180,7 @@ export async function installOpenApi(app: FastifyInstance, version: string): Pro
         description:
           'Nostr key custody and remote signing. Errors are `{"error": "..."}` (OAuth token errors: `{"error", "error_description"}`).',
       },
-      tags: [ACCOUNTS, APPS, OAUTH, SIGNING, OPERATIONS_TAG].map((name) => ({ name })),
+      tags: [ACCOUNTS, APPS, TEAMS, OAUTH, SIGNING, OPERATIONS_TAG].map((name) => ({ name })),
       components: {
         securitySchemes: {
           sessionCookie: {

@@ -159,6 +159,16 @@ export const ConfigSchema = Type.Object({
   /** Requests that send mail (forgot password, resend verification, email change) per client address or user. */
   RATE_LIMIT_EMAIL: RateOrOff('10/1h'),
 
+  // Teams (docs/RUNBOOK.md, "Teams"): shared keys. Each limit is checked under the team's row lock.
+  /** Teams one user may belong to (created or joined). */
+  TEAMS_MAX_PER_USER: Int(20, 1, 10_000),
+  /** Members of one team, counting invites not yet accepted. */
+  TEAM_MAX_MEMBERS: Int(50, 1, 100_000),
+  /** Keys one team holds. */
+  TEAM_MAX_KEYS: Int(20, 1, 10_000),
+  /** How long a mailed team invite works. */
+  TEAM_INVITE_TTL_HOURS: Int(72, 1, 720),
+
   /**
    * NIP-46 requests per minute that one client key other than a bunker's bound client (a stranger, or a
    * client before its connect) may send to that bunker; past it they are dropped before any queue.

@@ -13,6 +13,7 @@ import { consentPages } from './consent-routes.js';
 import { docsPages } from './docs-routes.js';
 import { emailPages } from './email-routes.js';
 import { sendPage } from './layout.js';
+import { teamPages } from './team-routes.js';
 import { errorPage } from './views-auth.js';
 
 const CSRF_CODES = new Set(['FST_CSRF_MISSING_SECRET', 'FST_CSRF_INVALID_TOKEN']);
@@ -51,6 +52,7 @@ export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { c
   await app.register(accountPages, { ctx });
   await app.register(approvalPages, { ctx });
   await app.register(policyPages, { ctx });
+  await app.register(teamPages, { ctx });
   await app.register(consentPages, { ctx });
   await app.register(docsPages);
 };

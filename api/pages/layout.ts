@@ -28,6 +28,7 @@ const NAV: [string, string][] = [
   ['/account/bunker', 'New bunker'],
   ['/account/nostrconnect', 'Nostr Connect'],
   ['/account/activity', 'Activity'],
+  ['/teams', 'Teams'],
   ['/account/export', 'Export key'],
   ['/account/password', 'Password'],
 ];

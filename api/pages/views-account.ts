@@ -67,6 +67,7 @@ export function accountPage(
         <li><a href="/account/apps">See and revoke the apps</a> that sign for you.</li>
         <li><a href="/account/bunker">Create a bunker connection</a> for a Nostr client, or <a href="/account/nostrconnect">paste a nostrconnect:// link</a>.</li>
         <li><a href="/account/activity">See recent signing activity</a>.</li>
+        <li><a href="/teams">Share keys with a team</a>: invite people, hold team keys, connect apps that sign with them.</li>
         <li><a href="/account/export">Export your secret key</a>, <a href="/account/password">change your password</a> or <a href="/account/email">your email address</a>.</li>
       </ul>`,
   };

@@ -45,6 +45,10 @@ export const LIMITED_ROUTES: Readonly<Record<string, RouteLimit>> = {
   'POST /account/verify-email': { setting: 'RATE_LIMIT_EMAIL', per: 'user' },
   'POST /api/user/change-email': { setting: 'RATE_LIMIT_EMAIL', per: 'user' },
   'POST /account/email': { setting: 'RATE_LIMIT_EMAIL', per: 'user' },
+  'POST /api/teams/:id/invites': { setting: 'RATE_LIMIT_EMAIL', per: 'user' },
+  'POST /teams/:id/invites': { setting: 'RATE_LIMIT_EMAIL', per: 'user' },
+  'POST /api/teams/:id/keys/:pubkey/authorizations': { setting: 'RATE_LIMIT_BUNKER_CREATE', per: 'user' },
+  'POST /teams/:id/authorizations': { setting: 'RATE_LIMIT_BUNKER_CREATE', per: 'user' },
 };
 
 const LUA = readFileSync(new URL('./rate-limits.lua', import.meta.url), 'utf8');

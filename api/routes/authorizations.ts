@@ -36,7 +36,7 @@ const Revoke = Type.Union([
   Type.Object({ bunker_pubkey: Hex64 }, { additionalProperties: false }),
 ]);
 
-function parseExpiry(value: string | number | null | undefined): Date | null {
+export function parseExpiry(value: string | number | null | undefined): Date | null {
   if (value === undefined || value === null) return null;
   const date = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
   if (Number.isNaN(date.getTime())) throw badRequest('expires_at is not a valid date');

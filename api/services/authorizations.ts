@@ -1,6 +1,7 @@
 // An authorization lets one app act for one user under one policy. It has a bunker key pair of its own
 // (sealed like every secret) and a connect secret stored only as a hash.
 import { randomUUID } from 'node:crypto';
+import type { PoolClient } from 'pg';
 import { inTransaction } from '../../database/pool.js';
 import {
   findLiveAppAuthorization,
@@ -37,6 +38,13 @@ export interface CreateAuthorization {
    * it (policy, new connect secret, no bound client) instead of creating another with another bunker key.
    */
   reuseApp?: boolean;
+  /** A team key to sign with instead of the user's own (NULL in the row: the user's key). */
+  signingKeyId?: string;
+  /**
+   * Runs first in the creating transaction: a team authorization checks there, under the team's lock,
+   * that its creator is still an admin and the key still the team's.
+   */
+  checkInTransaction?: (tx: PoolClient) => Promise<void>;
 }
 
 export interface CreatedAuthorization {
@@ -72,6 +80,7 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
   const { clientId, redirectOrigin } = input;
   try {
     const outcome = await inTransaction(ctx.db, async (tx) => {
+      await input.checkInTransaction?.(tx);
       if (input.reuseApp && clientId !== undefined && redirectOrigin !== undefined) {
         // Under the user's creation lock, so two exchanges at once cannot both create one.
         await lockUserAuthorizations(tx, input.userId);
@@ -102,6 +111,7 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
         clientPubkey: input.clientPubkey,
         relays,
         expiresAt: input.expiresAt ?? null,
+        signingKeyId: input.signingKeyId,
       });
       return { authorizationId, bunkerPubkey: key.pubkey, relays, reused: false };
     });

@@ -15,7 +15,7 @@ export interface MailMessage {
   /** Plain text only: no HTML a mail client could render from user input. */
   text: string;
   /** For the logs and metrics: what this message is (never its text). */
-  kind: 'verify' | 'reset' | 'email-changed';
+  kind: 'verify' | 'reset' | 'email-changed' | 'team-invite';
 }
 
 export interface Mailer {

@@ -179,7 +179,8 @@ export interface TokenResponse {
   authorization_handle: string;
 }
 
-async function issueTokens(db: Queryable, authorizationId: string, familyId: string) {
+/** A new access and refresh token (a new family when `familyId` is new) for one authorization. */
+export async function issueTokens(db: Queryable, authorizationId: string, familyId: string) {
   const access = newToken('access');
   const refresh = newToken('refresh');
   const now = Date.now();

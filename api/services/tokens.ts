@@ -10,7 +10,8 @@ export type TokenKind =
   | 'bunker-secret'
   | 'handle'
   | 'email-verify'
-  | 'password-reset';
+  | 'password-reset'
+  | 'team-invite';
 
 const PREFIX: Record<Exclude<TokenKind, 'code'>, string> = {
   session: 'kfs_',
@@ -18,6 +19,7 @@ const PREFIX: Record<Exclude<TokenKind, 'code'>, string> = {
   refresh: 'kfr_',
   'email-verify': 'kfv_',
   'password-reset': 'kfp_',
+  'team-invite': 'kft_',
   'bunker-secret': '',
   handle: '',
 };

@@ -32,12 +32,15 @@ export interface NewAuthorization {
   redirectOrigin?: string | null;
   relays: string[];
   expiresAt?: Date | null;
+  /** A team key the authorization signs with instead of the user's own. */
+  signingKeyId?: string | null;
 }
 
-/** What a request needs to act under an authorization: the grant, its policy and the user's key. */
+/** What a request needs to act under an authorization: the grant, its policy and the key it signs with. */
 export interface ActingAuthorization {
   id: string;
   userId: string;
+  /** The key it signs with: the user's own, or the team key the authorization names (signing_key_id). */
   userPubkey: string;
   userKeyId: string;
   policySlug: string;
@@ -68,8 +71,8 @@ const COLUMNS = `a.id, a.user_id AS "userId", a.application_name AS "application
 export async function insertAuthorization(db: Queryable, a: NewAuthorization): Promise<void> {
   await db.query(
     `INSERT INTO authorizations (id, user_id, application_name, policy_slug, bunker_pubkey, bunker_key_id, secret_hash,
-       client_id, client_pubkey, redirect_origin, relays, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+       client_id, client_pubkey, redirect_origin, relays, expires_at, signing_key_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
     [
       a.id,
       a.userId,
@@ -83,6 +86,7 @@ export async function insertAuthorization(db: Queryable, a: NewAuthorization): P
       a.redirectOrigin ?? null,
       a.relays,
       a.expiresAt ?? null,
+      a.signingKeyId ?? null,
     ],
   );
 }
@@ -125,7 +129,9 @@ export async function revokeAuthorization(
   return rows[0];
 }
 
-const ACTING = `a.id, a.user_id AS "userId", u.pubkey AS "userPubkey", u.key_id AS "userKeyId",
+// The signing key is joined in the same read: a team key costs no extra round trip, the user's key none more.
+const ACTING = `a.id, a.user_id AS "userId", COALESCE(sk.pubkey, u.pubkey) AS "userPubkey",
+  COALESCE(a.signing_key_id, u.key_id) AS "userKeyId",
   a.policy_slug AS "policySlug", p.permissions, a.granted_kinds AS "grantedKinds", a.revoked_at AS "revokedAt",
   ${EFFECTIVE_EXPIRY} AS "expiresAt",
   t.revoked_at IS NOT NULL AS "tokenRevoked", t.access_expires_at AS "accessExpiresAt"`;
@@ -140,6 +146,7 @@ export async function findActingByAccessHash(
        JOIN authorizations a ON a.id = t.authorization_id
        JOIN users u ON u.id = a.user_id
        JOIN policies p ON p.slug = a.policy_slug
+       LEFT JOIN keys sk ON sk.id = a.signing_key_id
      WHERE t.access_hash = $1 AND t.access_expires_at > now()`,
     [accessHash],
   );

@@ -1,13 +1,16 @@
 import type { SealedSecret } from './sealed-secret.js';
 import type { Queryable } from '../pool.js';
 
-export type KeyOwnerKind = 'user' | 'bunker';
+/** A team holds several keys (each named); a user and a bunker one each. */
+export type KeyOwnerKind = 'user' | 'bunker' | 'team';
 
 export interface KeyRow extends SealedSecret {
   id: string;
   ownerKind: KeyOwnerKind;
   ownerId: string;
   pubkey: string;
+  /** A team key's name; null for the others. */
+  name?: string | null;
 }
 
 const COLUMNS = `id, owner_kind AS "ownerKind", owner_id AS "ownerId", pubkey, ciphertext, nonce,
@@ -15,9 +18,19 @@ const COLUMNS = `id, owner_kind AS "ownerKind", owner_id AS "ownerId", pubkey, c
 
 export async function insertKey(db: Queryable, row: KeyRow): Promise<void> {
   await db.query(
-    `INSERT INTO keys (id, owner_kind, owner_id, pubkey, ciphertext, nonce, wrapped_dek, kek_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [row.id, row.ownerKind, row.ownerId, row.pubkey, row.ciphertext, row.nonce, row.wrappedDek, row.kekId],
+    `INSERT INTO keys (id, owner_kind, owner_id, pubkey, ciphertext, nonce, wrapped_dek, kek_id, name)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [
+      row.id,
+      row.ownerKind,
+      row.ownerId,
+      row.pubkey,
+      row.ciphertext,
+      row.nonce,
+      row.wrappedDek,
+      row.kekId,
+      row.name ?? null,
+    ],
   );
 }
 

@@ -9,6 +9,7 @@ import type { PolicyPermissions } from './policies.js';
 export interface BunkerRoute {
   authorizationId: string;
   bunkerPubkey: string;
+  /** The pubkey it signs as (the user's, or its team key's): the shard is chosen by it. */
   userPubkey: string;
   relays: string[];
   revokedAt: Date | null;
@@ -28,6 +29,7 @@ export interface Nip46Authorization {
   relays: string[];
   revokedAt: Date | null;
   expiresAt: Date | null;
+  /** The key it signs with: the user's own, or the team key the authorization names. */
   userPubkey: string;
   userKeyId: string;
   permissions: PolicyPermissions;
@@ -35,7 +37,7 @@ export interface Nip46Authorization {
   grantedKinds: number[];
 }
 
-const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.pubkey AS "userPubkey", a.relays,
+const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", COALESCE(sk.pubkey, u.pubkey) AS "userPubkey", a.relays,
   a.revoked_at AS "revokedAt", a.expires_at AS "expiresAt", a.client_pubkey AS "clientPubkey"`;
 
 /**
@@ -45,7 +47,7 @@ const ROUTE = `a.id AS "authorizationId", a.bunker_pubkey AS "bunkerPubkey", u.p
  */
 export async function listBunkerRoutes(db: Queryable, graceSeconds: number): Promise<BunkerRoute[]> {
   const { rows } = await db.query<BunkerRoute>(
-    `SELECT ${ROUTE} FROM authorizations a JOIN users u ON u.id = a.user_id
+    `SELECT ${ROUTE} FROM authorizations a JOIN users u ON u.id = a.user_id LEFT JOIN keys sk ON sk.id = a.signing_key_id
      WHERE (a.revoked_at IS NULL OR a.revoked_at > now() - make_interval(secs => $1))
        AND (a.expires_at IS NULL OR a.expires_at > now() - make_interval(secs => $1))
      ORDER BY a.created_at, a.id`,
@@ -56,7 +58,8 @@ export async function listBunkerRoutes(db: Queryable, graceSeconds: number): Pro
 
 export async function findBunkerRoute(db: Queryable, bunkerPubkey: string): Promise<BunkerRoute | undefined> {
   const { rows } = await db.query<BunkerRoute>(
-    `SELECT ${ROUTE} FROM authorizations a JOIN users u ON u.id = a.user_id WHERE a.bunker_pubkey = $1`,
+    `SELECT ${ROUTE} FROM authorizations a JOIN users u ON u.id = a.user_id
+       LEFT JOIN keys sk ON sk.id = a.signing_key_id WHERE a.bunker_pubkey = $1`,
     [bunkerPubkey],
   );
   return rows[0];
@@ -68,9 +71,10 @@ export async function findNip46Authorizations(db: Queryable, bunkerPubkeys: stri
   const { rows } = await db.query<Nip46Authorization>(
     `SELECT a.id, a.user_id AS "userId", a.bunker_pubkey AS "bunkerPubkey", a.bunker_key_id AS "bunkerKeyId",
        a.secret_hash AS "secretHash", a.client_pubkey AS "clientPubkey", a.relays, a.revoked_at AS "revokedAt",
-       ${EFFECTIVE_EXPIRY} AS "expiresAt", u.pubkey AS "userPubkey", u.key_id AS "userKeyId", p.permissions,
-       a.granted_kinds AS "grantedKinds"
+       ${EFFECTIVE_EXPIRY} AS "expiresAt", COALESCE(sk.pubkey, u.pubkey) AS "userPubkey",
+       COALESCE(a.signing_key_id, u.key_id) AS "userKeyId", p.permissions, a.granted_kinds AS "grantedKinds"
      FROM authorizations a JOIN users u ON u.id = a.user_id JOIN policies p ON p.slug = a.policy_slug
+       LEFT JOIN keys sk ON sk.id = a.signing_key_id
      WHERE a.bunker_pubkey = ANY($1::char(64)[])`,
     [bunkerPubkeys],
   );

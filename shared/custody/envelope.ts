@@ -15,7 +15,7 @@ const DEK_BYTES = 32;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 
-export type OwnerKind = 'user' | 'bunker';
+export type OwnerKind = 'user' | 'bunker' | 'team';
 
 /** The AAD of an owner's secret. Versioned so the binding can change without ambiguity. */
 export function ownerAad(ownerKind: OwnerKind, ownerId: string): string {

@@ -19,11 +19,17 @@ export interface StoredKey {
 export class KeyStore {
   constructor(private readonly km: KeyManager) {}
 
-  async create(db: Queryable, ownerKind: KeyOwnerKind, ownerId: string, secretKey: Uint8Array): Promise<StoredKey> {
+  async create(
+    db: Queryable,
+    ownerKind: KeyOwnerKind,
+    ownerId: string,
+    secretKey: Uint8Array,
+    name?: string,
+  ): Promise<StoredKey> {
     const pubkey = getPublicKeyHex(secretKey);
     const sealed = await sealSecret(this.km, secretKey, ownerAad(ownerKind, ownerId));
     const keyId = randomUUID();
-    await insertKey(db, { id: keyId, ownerKind, ownerId, pubkey, ...sealed });
+    await insertKey(db, { id: keyId, ownerKind, ownerId, pubkey, name, ...sealed });
     return { keyId, pubkey };
   }
 

@@ -24,6 +24,7 @@ const NOT_API = [
   /^\/verify-email$/,
   /^\/account(\/|$)/,
   /^\/approve\/:id$/,
+  /^\/teams(\/|$)/,
   /^\/oauth\/consent$/,
   /^\/assets\//,
   /^\/docs$/,
@@ -31,7 +32,7 @@ const NOT_API = [
 ];
 /** Fastify's automatic HEAD twins of GET routes and the CORS preflight catch-all are not operations. */
 const IMPLICIT_METHODS = new Set(['HEAD', 'OPTIONS']);
-/** A Fastify route path as OpenAPI writes it: `:slug` becomes `{slug}`. */
+/** A Fastify route's path as OpenAPI writes it: `:id` becomes `{id}`. */
 const documentedPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');
 const isApiPath = (url: string) =>
   url.startsWith('/api/') || url === '/health' || url.startsWith('/healthz/') || url.startsWith('/.well-known/');
