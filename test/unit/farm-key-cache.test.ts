@@ -110,8 +110,11 @@ test('loads a cold key once for concurrent requests, and not into the cache if e
 
   const pending = cache.getKey(keyId(4), slow);
   cache.evictKey(keyId(4));
-  await pending;
+  const overtaken = await pending;
   assert.equal(cache.peekKey(keyId(4)), undefined, 'a key evicted during its load is not cached');
+  // The request that started the load still gets the key it asked for, to use once.
+  assert.equal(overtaken.pubkey, pubkeyOf(3));
+  assert.ok(overtaken.secretKey instanceof Uint8Array && overtaken.secretKey.some((x) => x !== 0));
   await cache.getKey(keyId(4), slow);
   assert.ok(cache.peekKey(keyId(4)));
 
