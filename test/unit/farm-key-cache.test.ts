@@ -67,6 +67,8 @@ test('zeroes secret and conversation keys when they leave the cache', async () =
   assert.equal(big.getConvKey(keyId(7), pubkeyOf(99), 'nip44'), undefined, 'conversation keys go with their key');
   assert.ok(k.secretKey.every((b) => b === 0) && conv.every((b) => b === 0));
   assert.equal(big.bytes, 0);
+  // The private index of conversation keys by key id keeps no empty set behind (one per key ever seen).
+  assert.equal((big as unknown as { convByKey: Map<string, unknown> }).convByKey.size, 0);
 
   const c2 = new KeyCache(1 << 20);
   const k2 = await c2.getKey(keyId(8), loader());
