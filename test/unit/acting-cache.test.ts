@@ -423,3 +423,14 @@ test('the read started after an eviction stays joinable when the older read retu
   assert.equal((await after)?.id, 'auth-1');
   assert.equal((await joining)?.id, 'auth-1');
 });
+
+test('while PostgreSQL is down, an entry whose access token has not expired yet is served stale', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new FlakyTable();
+  table.rows.set(key, { ...acting('auth-1'), accessExpiresAt: new Date(Date.now() + 3_600_000) });
+  const cache = new ActingCache(table.flaky, { ttlMs: 1000 });
+  await cache.get(token);
+  table.down = true;
+  t.mock.timers.tick(1000);
+  assert.equal((await cache.get(token))?.id, 'auth-1', 'past its TTL, an hour before the token expires');
+});
