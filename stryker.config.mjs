@@ -21,8 +21,9 @@ export default {
   concurrency: kind === 'unit' ? 2 : 1,
   timeoutMS: 20_000,
   timeoutFactor: 1.5,
-  ignorePatterns: ['dist', '.data', 'test-artifacts', 'reports', 'bench/results', 'deploy'],
-  tempDirName: '.stryker-tmp',
+  // One sandbox directory per kind, so a unit run and an integration run can go at the same time.
+  ignorePatterns: ['dist', '.data', 'test-artifacts', 'reports', 'bench/results', 'deploy', '.stryker-tmp*'],
+  tempDirName: `.stryker-tmp-${kind}`,
   cleanTempDir: 'always',
   reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
   htmlReporter: { fileName: `reports/mutation/${kind}/index.html` },

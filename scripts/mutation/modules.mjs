@@ -28,11 +28,12 @@ export const MODULES = [
     kind: 'unit',
     tests: [unit('nip46-authorization-cache')],
   },
-  // Eviction: evictKey, clear, a load that an eviction overtook, the byte budget, and wiping on removal.
+  // Eviction: an entry's release (its slot wiped, zeros answered after), evictKey, clear, a load that an
+  // eviction overtook, the byte budget, and wiping on removal.
   {
     name: 'key-cache',
     source: 'workers/key-cache.ts',
-    ranges: ['120-144', '173-198'],
+    ranges: ['55-59', '152-178', '219-244'],
     kind: 'unit',
     tests: [unit('farm-key-cache')],
   },
@@ -51,7 +52,7 @@ export const MODULES = [
   {
     name: 'oauth',
     source: 'api/services/oauth.ts',
-    ranges: ['33-153', '182-249'],
+    ranges: ['40-167', '196-274'],
     kind: 'integration',
     tests: [
       unit('oauth-checks'),
@@ -74,7 +75,7 @@ export const MODULES = [
   {
     name: 'authorizations',
     source: 'database/queries/authorizations.ts',
-    ranges: ['76-106'],
+    ranges: ['89-122'],
     kind: 'integration',
     tests: [
       integration('api-flow', '^authorizations$|^RPC$|^OAuth$'),
@@ -107,16 +108,17 @@ export const MODULES = [
   {
     name: 'login-limiter',
     source: 'api/services/login-limiter.ts',
-    ranges: ['75-111'],
+    ranges: ['81-130'],
     kind: 'integration',
     tests: [integration('security-http', 'password spraying'), integration('login-throttle')],
   },
-  // The Lua counter's registration and countInWindow, the store, the per-route options and their keys, and the
-  // install (not the table of routes, nor the Lua). countInWindow counts the mail sent to one address.
+  // countInWindow, the store, the per-route options and their keys, and the install; not the table of routes,
+  // nor the Lua, nor the script's loading and registration with ioredis (lines 50-51, 55-59), whose mutants
+  // cannot change what the limit does. countInWindow counts the mail sent to one address.
   {
     name: 'rate-limits',
     source: 'api/plugins/rate-limits.ts',
-    ranges: ['43-113'],
+    ranges: ['61-128'],
     kind: 'integration',
     tests: [integration('rate-limits'), integration('email', 'EMAIL_LIMIT_PER_ADDRESS')],
   },
@@ -124,7 +126,7 @@ export const MODULES = [
   {
     name: 'request-router',
     source: 'relay-ingest/request-router.ts',
-    ranges: ['125-128', '206-219'],
+    ranges: ['131-134', '215-235'],
     kind: 'integration',
     tests: [
       integration('security-nip46', 'stale|replayed'),
@@ -135,11 +137,11 @@ export const MODULES = [
     ],
   },
   // The window default, the per-bunker keys and what the Lua's answer becomes; not the script's loading and
-  // registration with ioredis (lines 8-9, 30-32), whose mutants cannot change what the limit does.
+  // registration with ioredis (lines 8-9, 39-41), whose mutants cannot change what the limit does.
   {
     name: 'unbound-client-limit',
     source: 'relay-ingest/unbound-client-limit.ts',
-    ranges: ['29-29', '36-41'],
+    ranges: ['38-38', '45-56'],
     kind: 'integration',
     tests: [integration('nip46-abuse', 'limits requests from client keys|counts unbound requests atomically')],
   },

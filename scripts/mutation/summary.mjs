@@ -21,6 +21,7 @@ for (const report of process.argv.slice(2).filter((p) => existsSync(p))) {
         return m.location.start.line >= from && m.location.start.line <= to;
       });
     const counted = mutants.filter(inRanges);
+    const count = (status) => counted.filter((m) => m.status === status).length;
     const detected = counted.filter((m) => DETECTED.has(m.status)).length;
     const undetected = counted.filter((m) => UNDETECTED.has(m.status));
     const total = detected + undetected.length;
@@ -28,8 +29,10 @@ for (const report of process.argv.slice(2).filter((p) => existsSync(p))) {
       module: module?.name ?? path,
       path,
       total,
-      detected,
-      survived: undetected.length,
+      killed: count('Killed'),
+      timeout: count('Timeout'),
+      survived: count('Survived'),
+      noCoverage: count('NoCoverage'),
       score: total === 0 ? 100 : (100 * detected) / total,
     });
     for (const m of undetected) {
@@ -44,9 +47,11 @@ if (rows.length === 0) {
   process.exit(1);
 }
 const pad = (s, n) => String(s).padEnd(n);
-console.log(`\n${pad('module', 28)}${pad('mutants', 9)}${pad('killed', 8)}${pad('survived', 10)}score`);
+console.log(
+  `\n${pad('module', 28)}${pad('mutants', 9)}${pad('killed', 8)}${pad('timeout', 9)}${pad('survived', 10)}${pad('no cov.', 9)}score`,
+);
 for (const r of rows)
   console.log(
-    `${pad(r.module, 28)}${pad(r.total, 9)}${pad(r.detected, 8)}${pad(r.survived, 10)}${r.score.toFixed(1)}%`,
+    `${pad(r.module, 28)}${pad(r.total, 9)}${pad(r.killed, 8)}${pad(r.timeout, 9)}${pad(r.survived, 10)}${pad(r.noCoverage, 9)}${r.score.toFixed(1)}%`,
   );
 if (survivors.length > 0) console.log(`\nsurviving mutants:\n${survivors.join('\n')}`);

@@ -623,6 +623,27 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
       }
       assert.equal((await authorizationsOf(user.session)).length, 1, 'nothing was created with the app token');
     });
+
+    it('as a session, looks up a token of up to 512 characters and refuses a longer one unread (401)', async () => {
+      // Both tokens are live sessions of the user in the database: only the cap tells them apart.
+      const user = await registerUser(base);
+      const { rows } = await sql('SELECT user_id FROM sessions WHERE token_hash = $1', [hashToken(user.session)]);
+      const atCap = recordSecret(`kfs_${'a'.repeat(508)}`);
+      const overCap = recordSecret(`kfs_${'b'.repeat(509)}`);
+      assert.equal(atCap.length, 512);
+      for (const token of [atCap, overCap]) {
+        await sql(`INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + interval '1 hour')`, [
+          hashToken(token),
+          rows[0].user_id,
+        ]);
+      }
+      const served = await call(base, 'GET', '/api/user/account', undefined, atCap);
+      assert.equal(served.status, 200, JSON.stringify(served.body));
+      assert.equal(served.body.email, user.email);
+      const refused = await call(base, 'GET', '/api/user/account', undefined, overCap);
+      assert.equal(refused.status, 401);
+      assert.deepEqual(refused.body, { error: 'a valid session is required' });
+    });
   });
 
   describe('revoke while the revocation broadcast or Redis is down', () => {

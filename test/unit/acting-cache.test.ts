@@ -46,6 +46,11 @@ class GatedTable {
     for (const open of this.gates.splice(0)) open();
   }
 
+  /** Lets the oldest read waiting complete. */
+  releaseOldest(): void {
+    this.gates.shift()?.();
+  }
+
   async waitForReads(n: number): Promise<void> {
     const end = Date.now() + 2000;
     while (this.gates.length < n) {
@@ -218,7 +223,11 @@ test("a lookup waits at most lookupTimeoutMs: a stale entry is served past it, e
   table.gated = true;
   const started = Date.now();
   assert.equal((await cache.get(token))?.id, 'auth-1', 'the stale entry, once the read is too slow');
-  await assert.rejects(cache.get(otherToken), { name: 'DatabaseTimeoutError', code: 'ETIMEDOUT' });
+  await assert.rejects(cache.get(otherToken), {
+    name: 'DatabaseTimeoutError',
+    code: 'ETIMEDOUT',
+    message: 'token lookup timed out after 50 ms',
+  });
   assert.ok(Date.now() - started < 1000, `both answered within their deadlines (${Date.now() - started} ms)`);
   table.release();
   t.diagnostic(`reads ${table.reads}`);
@@ -333,4 +342,96 @@ test('by default a token is served stale for 15 minutes past its 30-second TTL w
   assert.equal((await cache.get(token))?.id, 'auth-1');
   t.mock.timers.tick(1);
   await assert.rejects(cache.get(token), /ECONNREFUSED/);
+});
+
+test('with only ttlMs given, an entry is refreshed from five sixths of its TTL on', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.db, { ttlMs: 600 });
+  await cache.get(token);
+  t.mock.timers.tick(499);
+  await cache.get(token);
+  assert.equal(table.reads, 1, 'no refresh before 500 ms');
+  t.mock.timers.tick(1);
+  await cache.get(token);
+  assert.equal(table.reads, 2, 'a background refresh at 500 ms');
+});
+
+test('a token found in no row is cached as such, and read again once its TTL is over', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new GatedTable();
+  const cache = new ActingCache(table.db, { ttlMs: 1000 });
+  assert.equal(await cache.get(token), undefined);
+  assert.equal(await cache.get(token), undefined);
+  assert.equal(table.reads, 1);
+  t.mock.timers.tick(1000);
+  table.rows.set(key, acting('auth-1'));
+  assert.equal((await cache.get(token))?.id, 'auth-1', 'the row written since, not an error');
+  assert.equal(table.reads, 2);
+});
+
+test('within a second of a failed refresh, a fresh entry is served without asking the database again', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new FlakyTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.flaky, { ttlMs: 10_000, refreshAfterMs: 500 });
+  await cache.get(token);
+  table.down = true;
+  t.mock.timers.tick(500);
+  assert.equal((await cache.get(token))?.id, 'auth-1');
+  assert.equal(table.reads, 2, 'the refresh was tried');
+  await new Promise((r) => setImmediate(r)); // the refresh's failure is recorded
+  t.mock.timers.tick(999);
+  assert.equal((await cache.get(token))?.id, 'auth-1');
+  assert.equal(table.reads, 2, 'no refresh within DB_RETRY_MS of the failure');
+  t.mock.timers.tick(1);
+  assert.equal((await cache.get(token))?.id, 'auth-1');
+  assert.equal(table.reads, 3, 'tried again once DB_RETRY_MS has passed');
+});
+
+test('while the broadcast link is down, concurrent lookups of one token each read the database', async () => {
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.db);
+  cache.setLinked(false);
+  table.gated = true;
+  const lookups = [cache.get(token), cache.get(token)];
+  await table.waitForReads(2);
+  table.release();
+  assert.deepEqual(
+    (await Promise.all(lookups)).map((a) => a?.id),
+    ['auth-1', 'auth-1'],
+  );
+});
+
+test('the read started after an eviction stays joinable when the older read returns', async () => {
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const cache = new ActingCache(table.db);
+  table.gated = true;
+  const before = cache.get(token);
+  await table.waitForReads(1);
+  cache.evict({ type: 'authorization', authorizationId: 'auth-1' });
+  const after = cache.get(token);
+  await table.waitForReads(2);
+  table.releaseOldest();
+  await before;
+  const joining = cache.get(token);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(table.reads, 2, 'the third lookup joined the read in flight');
+  table.release();
+  assert.equal((await after)?.id, 'auth-1');
+  assert.equal((await joining)?.id, 'auth-1');
+});
+
+test('while PostgreSQL is down, an entry whose access token has not expired yet is served stale', async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new FlakyTable();
+  table.rows.set(key, { ...acting('auth-1'), accessExpiresAt: new Date(Date.now() + 3_600_000) });
+  const cache = new ActingCache(table.flaky, { ttlMs: 1000 });
+  await cache.get(token);
+  table.down = true;
+  t.mock.timers.tick(1000);
+  assert.equal((await cache.get(token))?.id, 'auth-1', 'past its TTL, an hour before the token expires');
 });

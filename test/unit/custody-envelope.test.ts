@@ -96,6 +96,8 @@ describe('envelope', () => {
       asDecrypt,
     );
     await assert.rejects(openSecret(local, { ...sealed, nonce: sealed.nonce.subarray(0, 8) }, aad), asDecrypt);
+    // An empty nonce, which the cipher itself refuses with an error of its own.
+    await assert.rejects(openSecret(local, { ...sealed, nonce: sealed.nonce.subarray(0, 0) }, aad), asDecrypt);
   });
 
   it('opens a sealed empty secret (a ciphertext that is the tag alone)', async () => {

@@ -67,6 +67,8 @@ test('zeroes secret and conversation keys when they leave the cache', async () =
   assert.equal(big.getConvKey(keyId(7), pubkeyOf(99), 'nip44'), undefined, 'conversation keys go with their key');
   assert.ok(k.secretKey.every((b) => b === 0) && conv.every((b) => b === 0));
   assert.equal(big.bytes, 0);
+  // The private index of conversation keys by key id keeps no empty set behind (one per key ever seen).
+  assert.equal((big as unknown as { convByKey: Map<string, unknown> }).convByKey.size, 0);
 
   const c2 = new KeyCache(1 << 20);
   const k2 = await c2.getKey(keyId(8), loader());
@@ -110,8 +112,11 @@ test('loads a cold key once for concurrent requests, and not into the cache if e
 
   const pending = cache.getKey(keyId(4), slow);
   cache.evictKey(keyId(4));
-  await pending;
+  const overtaken = await pending;
   assert.equal(cache.peekKey(keyId(4)), undefined, 'a key evicted during its load is not cached');
+  // The request that started the load still gets the key it asked for, to use once.
+  assert.equal(overtaken.pubkey, pubkeyOf(3));
+  assert.ok(overtaken.secretKey instanceof Uint8Array && overtaken.secretKey.some((x) => x !== 0));
   await cache.getKey(keyId(4), slow);
   assert.ok(cache.peekKey(keyId(4)));
 

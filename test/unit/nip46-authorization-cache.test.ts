@@ -168,3 +168,24 @@ test('holds at most 100 000 authorizations by default', async () => {
   await store.findAuthorizations([...rows.keys()]);
   assert.equal(store.size, 100_000);
 });
+
+test('keeps no bookkeeping for authorizations that left the cache, nor for reads that ended', async () => {
+  // The revocation index and the reads in flight are private; an index that outgrew the LRU would hold
+  // one entry per authorization ever cached, for the life of the worker.
+  type Internals = { bunkerOf: Map<string, string>; loads: Set<unknown> };
+  const rows = new Map<string, Nip46Authorization>();
+  for (let i = 0; i < 10; i++) rows.set(`bunker-${i}`, auth(i, 'client'));
+  const store = new CachedNip46Store(new CountingStore(rows), { max: 3 });
+  await store.findAuthorizations([...rows.keys()]);
+  const internals = store as unknown as Internals;
+  assert.equal(store.size, 3);
+  assert.equal(internals.bunkerOf.size, 3, 'an authorization pushed out of the LRU leaves the index too');
+  assert.equal(internals.loads.size, 0, 'a finished read is no longer in flight');
+  const failing = new CachedNip46Store({
+    findAuthorizations: async () => {
+      throw new Error('db down');
+    },
+  } as unknown as Nip46Store);
+  await assert.rejects(failing.findAuthorizations(['bunker-1']), /db down/);
+  assert.equal((failing as unknown as Internals).loads.size, 0, 'nor is a read that failed');
+});

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { hashToken, newToken } from '../../api/services/tokens.js';
 
 describe('tokens', () => {
-  it('gives each kind its prefix and 32 random bytes (base64url; hex for bunker secrets and handles; codes alphanumeric, as Keycast)', () => {
+  it('gives each kind its prefix and 32 random bytes (base64url, mailed links too; hex for bunker secrets and handles; codes alphanumeric, as Keycast)', () => {
     const forms = {
       session: /^kfs_[A-Za-z0-9_-]{43}$/,
       code: /^[A-Za-z0-9]{43}$/,
@@ -14,6 +14,8 @@ describe('tokens', () => {
       refresh: /^kfr_[A-Za-z0-9_-]{43}$/,
       'bunker-secret': /^[0-9a-f]{64}$/,
       handle: /^[0-9a-f]{64}$/,
+      'email-verify': /^kfv_[A-Za-z0-9_-]{43}$/,
+      'password-reset': /^kfp_[A-Za-z0-9_-]{43}$/,
     } as const;
     for (const [kind, form] of Object.entries(forms)) {
       const a = newToken(kind as keyof typeof forms);
