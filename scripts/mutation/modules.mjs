@@ -52,7 +52,7 @@ export const MODULES = [
   {
     name: 'oauth',
     source: 'api/services/oauth.ts',
-    ranges: ['40-167', '196-274'],
+    ranges: ['40-168', '198-276'],
     kind: 'integration',
     tests: [
       unit('oauth-checks'),
@@ -75,7 +75,7 @@ export const MODULES = [
   {
     name: 'authorizations',
     source: 'database/queries/authorizations.ts',
-    ranges: ['89-122'],
+    ranges: ['117-154'],
     kind: 'integration',
     tests: [
       integration('api-flow', '^authorizations$|^RPC$|^OAuth$'),
@@ -118,7 +118,7 @@ export const MODULES = [
   {
     name: 'rate-limits',
     source: 'api/plugins/rate-limits.ts',
-    ranges: ['61-128'],
+    ranges: ['65-132'],
     kind: 'integration',
     tests: [integration('rate-limits'), integration('email', 'EMAIL_LIMIT_PER_ADDRESS')],
   },
