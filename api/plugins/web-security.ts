@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import cors from '@fastify/cors';
 import csrf from '@fastify/csrf-protection';
-import helmet from '@fastify/helmet';
+import helmet from 'helmet';
 import type { Config } from '../../shared/config.js';
 import { isWellFormedOrigin } from '../safe-origin.js';
 import { bearerToken } from './session.js';
@@ -68,17 +68,42 @@ export function csrfToken(reply: FastifyReply): string {
   return reply.generateCsrf();
 }
 
+/**
+ * Helmet's security headers for these options, computed once: its middleware sets the same static headers
+ * on every response, and building and running it per request cost about 3.5% of the event loop under
+ * HTTP RPC load (docs/BENCHMARKS.md).
+ */
+export function securityHeaders(options: Parameters<typeof helmet>[0]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const res = {
+    setHeader(name: string, value: unknown) {
+      headers[name.toLowerCase()] = String(value);
+    },
+    removeHeader(name: string) {
+      delete headers[name.toLowerCase()];
+    },
+  };
+  helmet(options)({} as never, res as never, (err?: unknown) => {
+    if (err) throw err;
+  });
+  return headers;
+}
+
 export async function installWebSecurity(app: FastifyInstance, config: Config): Promise<void> {
   const https = isHttps(config);
-  await app.register(helmet, {
-    contentSecurityPolicy: false, // set below, so a route can widen form-action
-    hsts: https ? { maxAge: 180 * 24 * 3600, includeSubDomains: false } : false,
-    frameguard: { action: 'deny' },
-  });
-  // Built once: these run on every request, /api/nostr's included.
-  const csp = pageCsp(config);
-  app.addHook('onRequest', async (_request, reply) => {
-    reply.header('content-security-policy', csp);
+  // Built once: these run on every request, /api/nostr's included. The CSP is set here rather than by
+  // helmet so a route can widen form-action.
+  const headers = {
+    ...securityHeaders({
+      contentSecurityPolicy: false,
+      hsts: https ? { maxAge: 180 * 24 * 3600, includeSubDomains: false } : false,
+      frameguard: { action: 'deny' },
+    }),
+    'content-security-policy': pageCsp(config),
+  };
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(headers);
+    done();
   });
 
   const credentialed = config.ALLOWED_ORIGINS;
