@@ -94,7 +94,7 @@ async function main() {
       KEY_PREFIX: 'bench',
       DATA_DIR,
       MASTER_KEY_PATH: path.join(DATA_DIR, 'master.key'),
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: 'info', // a workers-only process is ready once it logs that it started
       RATE_LIMIT_ALLOWLIST: '127.0.0.0/8,::1/128',
     };
     const migrate = await startFarmProcess({ name: 'migrate', role: 'migrate', env, logDir: LOG_DIR });
