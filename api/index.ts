@@ -87,8 +87,9 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   const app = await buildApi(ctx, deps.hooks);
   // Once draining, every response ends its connection, so keep-alive clients go elsewhere.
   let draining = false;
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close');
+    done(null, payload);
   });
   const unwatchShards = watchShards(redis, names, config.SHARD_COUNT);
   // A burst of new connections (many apps at once, clients reconnecting after a deploy) waits in the

@@ -68,10 +68,12 @@ export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise
     return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Hooks on every request take a callback rather than return a promise: one allocation less each.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-trace-id', request.id);
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     // The RPC route counts itself (keyfarm_http_rpc_requests_total): one counter per request at most.
     const route = request.routeOptions.url;
     if (route !== RPC_ROUTE) metrics.httpRequests.inc({ route: route ?? 'unmatched', status: reply.statusCode });
@@ -81,6 +83,7 @@ export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise
         'request',
       );
     }
+    done();
   });
   if (hooks.onRoute) app.addHook('onRoute', hooks.onRoute);
   const dependencies: DependencyState = { redisUp: () => isUp(ctx.redis), databaseUp: databaseProbe(ctx.db) };

@@ -32,6 +32,8 @@ export interface StartOptions {
   env: Record<string, string>;
   logDir: string;
   timeoutMs?: number;
+  /** The keyfarm CLI to run (default this checkout's dist/bin/keyfarm.js): bench/ab.ts compares two builds. */
+  cli?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -92,7 +94,7 @@ export async function startFarmProcess(opts: StartOptions): Promise<FarmProcess>
   const fd = openSync(logFile, 'a');
   // KEYFARM_BENCH_NODE_ARGS: flags for the farm's node only, e.g. "--cpu-prof --cpu-prof-dir=DIR" (not allowed in NODE_OPTIONS).
   const nodeArgs = (process.env.KEYFARM_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, CLI, opts.role], {
+  const child = spawn(process.execPath, [...nodeArgs, opts.cli ?? CLI, opts.role], {
     cwd: PROJECT_ROOT,
     env,
     stdio: ['ignore', fd, fd],

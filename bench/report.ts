@@ -100,6 +100,7 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
           users: s.coldKeys.users,
           'cold p50 ms': s.coldKeys.coldMs.p50,
           'cold p95 ms': s.coldKeys.coldMs.p95,
+          'cold p99 ms': s.coldKeys.coldMs.p99,
           'warm p50 ms': s.coldKeys.warmMs.p50,
           'warm p95 ms': s.coldKeys.warmMs.p95,
         },

@@ -435,7 +435,7 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
     const jit = users.slice(Math.max(0, users.length - opts.coldUsers - 20), users.length - opts.coldUsers);
     const coldKeys = await measureColdKeys(base, cohort, jit);
     ctx.log(
-      `  cold key: first sign_event p50 ${coldKeys.coldMs.p50} ms, p95 ${coldKeys.coldMs.p95} ms; warm p50 ${coldKeys.warmMs.p50} ms (${coldKeys.users} users)`,
+      `  cold key: first sign_event p50 ${coldKeys.coldMs.p50} ms, p95 ${coldKeys.coldMs.p95} ms, p99 ${coldKeys.coldMs.p99} ms; warm p50 ${coldKeys.warmMs.p50} ms (${coldKeys.users} users)`,
     );
 
     const wrkRun = (durationS: number, label: string, startAt = 0) =>

@@ -60,15 +60,17 @@ export async function verifySample(base: string, users: readonly BenchUser[], co
 export interface ColdKeyLatency {
   users: number;
   /** First sign_event of a user whose key is not in the worker cache (its token already cached by the api). */
-  coldMs: { p50: number; p95: number; max: number };
+  coldMs: { p50: number; p95: number; p99: number; max: number };
   /** The same user's second sign_event, right after. */
-  warmMs: { p50: number; p95: number; max: number };
+  warmMs: { p50: number; p95: number; p99: number; max: number };
   check: SampleCheck;
 }
 
 const summary = (ms: number[]) => ({
   p50: round(percentile(ms, 50), 2),
   p95: round(percentile(ms, 95), 2),
+  // The target is a p99; with the default 50 users it is about the second-slowest.
+  p99: round(percentile(ms, 99), 2),
   max: round(Math.max(...ms), 2),
 });
 

@@ -58,7 +58,9 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   const threads = rt.config.CRYPTO_THREADS;
   const crypto =
     roles.workers || roles.relayIngest
-      ? new InlineCheapOpsRunner(new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads }))
+      ? new InlineCheapOpsRunner(new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads }), {
+          curveOpsInline: rt.config.CRYPTO_INLINE_MAX_OPS,
+        })
       : undefined;
   if (roles.workers && crypto) {
     // Activity goes to a Redis stream before each answer leaves, and is drained into PostgreSQL by every

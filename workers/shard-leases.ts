@@ -1,6 +1,6 @@
 // Worker processes divide the shards among themselves. Each process is a member (a sorted set in Redis
-// scored by expiry, refreshed every tick); rendezvous hashing over the live members says who should own
-// each shard, and a lease key per shard (owner id, PX ttl, SET NX) makes sure at most one does.
+// scored by expiry, refreshed every tick); rendezvous hashing with bounded loads over the live members says
+// who should own each shard (an even split), and a lease key per shard (owner id, PX ttl, SET NX) makes sure at most one does.
 // A shard that should move is handed over only after its local BullMQ Worker has closed; a member that
 // dies stops renewing, and its leases expire so the others take its shards within about the TTL.
 // Shards move back to a member that (re)joins one at a time, each taken up within tens of milliseconds
@@ -33,6 +33,42 @@ export function rendezvousOwner(members: readonly string[], shard: number): stri
     }
   }
   return best;
+}
+
+/**
+ * Who should own each shard: rendezvous hashing with bounded loads. Every (member, shard) pair is taken in
+ * order of its rendezvous score, and a shard goes to the first member that still has room, room being
+ * floor(shards / members) each plus one more for the first (shards mod members) members to fill up. So the
+ * shards divide evenly (two workers and 8 shards: 4 each; plain rendezvous gave splits like 6 and 2), every
+ * member computes the same answer from the same member list, and a join or a leave moves few shards besides
+ * the joiner's or the leaver's.
+ */
+export function shardOwners(members: readonly string[], shardCount: number): (string | undefined)[] {
+  const owners: (string | undefined)[] = new Array(shardCount).fill(undefined);
+  const unique = [...new Set(members)].sort();
+  if (unique.length === 0) return owners;
+  const pairs: { member: string; shard: number; score: number }[] = [];
+  for (const member of unique)
+    for (let shard = 0; shard < shardCount; shard++)
+      pairs.push({ member, shard, score: rendezvousScore(member, shard) });
+  pairs.sort((a, b) => b.score - a.score || (a.member < b.member ? -1 : a.member > b.member ? 1 : a.shard - b.shard));
+  const base = Math.floor(shardCount / unique.length);
+  let extra = shardCount % unique.length;
+  const load = new Map<string, number>();
+  let left = shardCount;
+  for (const { member, shard } of pairs) {
+    if (left === 0) break;
+    if (owners[shard] !== undefined) continue;
+    const n = load.get(member) ?? 0;
+    if (n >= base) {
+      if (n > base || extra === 0) continue;
+      extra--;
+    }
+    load.set(member, n + 1);
+    owners[shard] = member;
+    left--;
+  }
+  return owners;
 }
 
 export type ReleaseReason = 'rebalance' | 'lost' | 'stop';
@@ -71,6 +107,8 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
   private readonly held = new Map<number, 'owned' | 'releasing'>();
   private readonly handovers = new Set<Promise<void>>();
   private liveMembers: string[] = [];
+  /** shardOwners of the last member list (recomputed only when the members change). */
+  private owners: { members: string; owners: (string | undefined)[] } | undefined;
   /** Rebalance hand-overs in progress. */
   private moving = 0;
   /** Shards this member should own that another member still held at the last try. */
@@ -144,7 +182,7 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
   }
 
   private async round(): Promise<void> {
-    const { names, memberId, ttlMs, shardCount, logger } = this.opts;
+    const { names, memberId, ttlMs, logger } = this.opts;
     let live: string[];
     try {
       live = (await this.command(names.members(), 'heartbeat', memberId, ttlMs)) as string[];
@@ -154,8 +192,8 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
     }
     if (!live.includes(memberId)) live.push(memberId);
     this.liveMembers = live;
-    const shards = Array.from({ length: shardCount }, (_, i) => i);
-    await Promise.all(shards.map((shard) => this.settle(shard, rendezvousOwner(live, shard) === memberId)));
+    const owners = this.ownersOf(live);
+    await Promise.all(owners.map((owner, shard) => this.settle(shard, owner === memberId)));
   }
 
   private async settle(shard: number, mine: boolean): Promise<void> {
@@ -212,14 +250,20 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
     this.emit('acquired', shard);
   }
 
+  private ownersOf(live: readonly string[]): (string | undefined)[] {
+    const members = [...live].sort().join('\n');
+    if (this.owners?.members !== members) this.owners = { members, owners: shardOwners(live, this.opts.shardCount) };
+    return this.owners.owners;
+  }
+
   /** Between rounds, tries the wanted shards again: one released by its owner is taken up at once. */
   private schedulePickUp(): void {
     if (this.pickUpTimer || this.stopped) return;
     this.pickUpTimer = setTimeout(() => {
       this.pickUpTimer = undefined;
-      const live = this.liveMembers;
+      const owners = this.ownersOf(this.liveMembers);
       for (const shard of this.wanted) {
-        if (rendezvousOwner(live, shard) !== this.opts.memberId) this.wanted.delete(shard);
+        if (owners[shard] !== this.opts.memberId) this.wanted.delete(shard);
         else
           void this.acquire(shard).catch((err: Error) =>
             this.opts.logger.warn({ shard, err: err.message }, 'shard pick-up failed'),

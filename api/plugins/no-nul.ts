@@ -25,8 +25,9 @@ export function containsNul(value: unknown): boolean {
 
 /** `exempt`: routes whose values never reach a PostgreSQL text column (the RPC door signs what it is given). */
 export function installNulGuard(app: FastifyInstance, exempt: ReadonlySet<string>): void {
-  app.addHook('preValidation', async (request) => {
-    if (exempt.has(request.routeOptions.url ?? '')) return;
-    if (containsNul(request.params) || containsNul(request.body)) throw badRequest(REFUSED_CHARACTER_MESSAGE);
+  app.addHook('preValidation', (request, _reply, done) => {
+    if (exempt.has(request.routeOptions.url ?? '')) return done();
+    if (containsNul(request.params) || containsNul(request.body)) return done(badRequest(REFUSED_CHARACTER_MESSAGE));
+    done();
   });
 }

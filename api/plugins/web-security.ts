@@ -3,9 +3,8 @@
 // cookie), and CSRF tokens on every request a browser could forge: an unsafe method sent without a bearer
 // token and without a JSON body (a cross-site page can send JSON only after a CORS preflight we refuse).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import cors from '@fastify/cors';
 import csrf from '@fastify/csrf-protection';
-import helmet from '@fastify/helmet';
+import helmet from 'helmet';
 import type { Config } from '../../shared/config.js';
 import { isWellFormedOrigin } from '../safe-origin.js';
 import { bearerToken } from './session.js';
@@ -26,7 +25,10 @@ const CORS_HEADERS = ['authorization', 'content-type', 'x-trace-id', 'prefer'];
 const EXPOSED_HEADERS = ['x-trace-id', 'retry-after'];
 
 const isHttps = (config: Config) => config.PUBLIC_URL.startsWith('https://');
-const pathOf = (request: FastifyRequest) => request.url.split('?')[0]!;
+const pathOf = (request: FastifyRequest) => {
+  const query = request.url.indexOf('?');
+  return query < 0 ? request.url : request.url.slice(0, query);
+};
 
 /**
  * The pages' policy: our own scripts, styles and forms only; no framing. `formTargets` adds form-action
@@ -68,38 +70,81 @@ export function csrfToken(reply: FastifyReply): string {
   return reply.generateCsrf();
 }
 
+/**
+ * Helmet's security headers for these options, computed once: its middleware sets the same static headers
+ * on every response, and building and running it per request cost about 3.5% of the event loop under
+ * HTTP RPC load (docs/BENCHMARKS.md).
+ */
+export function securityHeaders(options: Parameters<typeof helmet>[0]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const res = {
+    setHeader(name: string, value: unknown) {
+      headers[name.toLowerCase()] = String(value);
+    },
+    removeHeader(name: string) {
+      delete headers[name.toLowerCase()];
+    },
+  };
+  helmet(options)({} as never, res as never, (err?: unknown) => {
+    if (err) throw err;
+  });
+  return headers;
+}
+
 export async function installWebSecurity(app: FastifyInstance, config: Config): Promise<void> {
   const https = isHttps(config);
-  await app.register(helmet, {
-    contentSecurityPolicy: false, // set below, so a route can widen form-action
-    hsts: https ? { maxAge: 180 * 24 * 3600, includeSubDomains: false } : false,
-    frameguard: { action: 'deny' },
-  });
-  // Built once: these run on every request, /api/nostr's included.
-  const csp = pageCsp(config);
-  app.addHook('onRequest', async (_request, reply) => {
-    reply.header('content-security-policy', csp);
-  });
-
-  const credentialed = config.ALLOWED_ORIGINS;
-  const common = { methods: ['GET', 'POST'], exposedHeaders: EXPOSED_HEADERS, maxAge: 600 };
-  const open = { ...common, origin: '*', credentials: false, allowedHeaders: CORS_HEADERS };
-  const withCookies = {
-    ...common,
-    origin: credentialed,
-    credentials: true,
-    allowedHeaders: [...CORS_HEADERS, 'x-csrf-token'],
+  // Built once: these run on every request, /api/nostr's included. The CSP is set here rather than by
+  // helmet so a route can widen form-action.
+  const headers = {
+    ...securityHeaders({
+      contentSecurityPolicy: false,
+      hsts: https ? { maxAge: 180 * 24 * 3600, includeSubDomains: false } : false,
+      frameguard: { action: 'deny' },
+    }),
+    'content-security-policy': pageCsp(config),
   };
-  const none = { origin: false };
-  await app.register(cors, {
-    delegator: (request, callback) => {
-      const path = pathOf(request);
-      if (OPEN_CORS_PATHS.has(path)) callback(null, open);
-      else if (path.startsWith('/api/') && credentialed.includes(request.headers.origin ?? ''))
-        callback(null, withCookies);
-      else callback(null, none);
-    },
+  // CORS, decided by path: open (any origin, no cookies) for the routes apps call with a bearer token;
+  // the session routes under /api/ only for ALLOWED_ORIGINS, with credentials; nothing for the rest. The
+  // header sets are built once (@fastify/cors rebuilt its options on every request).
+  const credentialed = config.ALLOWED_ORIGINS;
+  const expose = EXPOSED_HEADERS.join(', ');
+  const preflightOf = (allowed: string[]) => ({
+    'access-control-allow-methods': 'GET, POST',
+    'access-control-allow-headers': allowed.join(', '),
+    'access-control-max-age': '600',
   });
+  const open = { 'access-control-allow-origin': '*', 'access-control-expose-headers': expose };
+  const openPreflight = preflightOf(CORS_HEADERS);
+  const cookiePreflight = preflightOf([...CORS_HEADERS, 'x-csrf-token']);
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(headers);
+    reply.header('vary', 'Origin');
+    const path = pathOf(request);
+    const origin = request.headers.origin;
+    let preflight: Record<string, string>;
+    if (OPEN_CORS_PATHS.has(path)) {
+      reply.headers(open);
+      preflight = openPreflight;
+    } else if (origin !== undefined && path.startsWith('/api/') && credentialed.includes(origin)) {
+      reply.headers({
+        'access-control-allow-origin': origin,
+        'access-control-allow-credentials': 'true',
+        'access-control-expose-headers': expose,
+      });
+      preflight = cookiePreflight;
+    } else {
+      return done();
+    }
+    if (request.method !== 'OPTIONS') return done();
+    if (!origin || !request.headers['access-control-request-method']) {
+      reply.code(400).type('text/plain').send('Invalid Preflight Request');
+      return;
+    }
+    // Content-Length 0: some browsers wait for a body after a 204 without it.
+    reply.headers(preflight).code(204).header('content-length', '0').send();
+  });
+  // A preflight is answered by the hook above; any other OPTIONS request finds nothing.
+  app.options('*', { schema: { hide: true } }, (_request, reply) => reply.callNotFound());
 
   await app.register(csrf, {
     cookieKey: https ? '__Host-keyfarm_csrf' : 'keyfarm_csrf',

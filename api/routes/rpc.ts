@@ -46,11 +46,12 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
           '5xx': ErrorBody,
         },
       },
-      onResponse: async (request, reply) => {
+      onResponse: (request, reply, done) => {
         const method = (request.body as { method?: string } | undefined)?.method ?? 'invalid';
         const label = RPC_METHODS.includes(method as RpcMethod) ? method : 'invalid';
         metrics.httpRpcRequests.inc({ method: label, status: reply.statusCode });
         metrics.rpcDuration.observe({ door: 'http', method: label }, reply.elapsedTime / 1000);
+        done();
       },
     },
     async (request, reply) => {

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { RpcClient } from '../../shared/farm/rpc-client.js';
 import { ShardNames } from '../../shared/shard.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
-import { rendezvousOwner } from '../../workers/shard-leases.js';
+import { shardOwners } from '../../workers/shard-leases.js';
 import {
   FakeCrypto,
   FakeKeyLoader,
@@ -94,7 +94,7 @@ async function leaseOwners(): Promise<(string | null)[]> {
 
 /** The shards rendezvous hashing gives `member` among `members`: what it owns once the division settles. */
 function shareOf(member: string, members: readonly string[]): number[] {
-  return Array.from({ length: SHARDS }, (_, s) => s).filter((s) => rendezvousOwner(members, s) === member);
+  return Array.from({ length: SHARDS }, (_, s) => s).filter((s) => shardOwners(members, SHARDS)[s] === member);
 }
 
 const same = (a: readonly number[], b: readonly number[]) =>
@@ -127,7 +127,7 @@ test('three members divide the shards without overlap; a killed one hands its sh
         same(a.ownedShards(), shareOf('member-a', three)) &&
         same(b.ownedShards(), shareOf('member-b', three)) &&
         same(c.owned, shareOf('member-c', three)) &&
-        owners.every((o, s) => o === rendezvousOwner(three, s))
+        owners.every((o, s) => o === shardOwners(three, SHARDS)[s])
       );
     },
     15_000,

@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { verifyEvent } from 'nostr-tools';
 import pg from 'pg';
 import { ShardNames, shardOf } from '../../shared/shard.js';
-import { rendezvousOwner } from '../../workers/shard-leases.js';
+import { shardOwners } from '../../workers/shard-leases.js';
 import { authorizeApp, call, registerUser, rpc, type Res } from '../support/client.js';
 import {
   baseTestEnv,
@@ -217,7 +217,7 @@ describe('graceful shutdown on SIGTERM', () => {
       ),
     ]);
     const user = await coldUser(api.base);
-    // The worker that owns the user's shard for good (the lease holder is the rendezvous choice over both
+    // The worker that owns the user's shard for good (the lease holder is shardOwners' choice over both
     // members); its member id carries its pid.
     const names = new ShardNames(env.KEY_PREFIX!);
     const shard = shardOf(user.pubkey, Number(env.SHARD_COUNT));
@@ -228,7 +228,9 @@ describe('graceful shutdown on SIGTERM', () => {
         const members = await redis.zrange(names.members(), 0, -1);
         const holder = (await redis.get(names.lease(shard))) ?? '';
         owner = workers.find((w) => holder.split(':')[1] === String(w.pid));
-        return members.length === 2 && holder === rendezvousOwner(members, shard) && owner !== undefined;
+        return (
+          members.length === 2 && holder === shardOwners(members, Number(env.SHARD_COUNT))[shard] && owner !== undefined
+        );
       });
     } finally {
       redis.disconnect();

@@ -97,9 +97,16 @@ describe('web security', () => {
     assert.equal(allowed.status, 204);
     assert.equal(allowed.headers.get('access-control-allow-origin'), APP_ORIGIN);
     assert.equal(allowed.headers.get('access-control-allow-credentials'), 'true');
+    assert.match(allowed.headers.get('access-control-allow-headers') ?? '', /x-csrf-token/);
+    assert.equal(allowed.headers.get('access-control-allow-methods'), 'GET, POST');
+    assert.equal(allowed.headers.get('access-control-max-age'), '600');
+    assert.equal(allowed.headers.get('vary'), 'Origin');
     const other = await preflight('/api/user/sessions/revoke', 'https://evil.example');
+    assert.equal(other.status, 404, 'a preflight from another origin finds nothing');
     assert.equal(other.headers.get('access-control-allow-origin'), null);
     assert.equal(other.headers.get('access-control-allow-credentials'), null);
+    const noMethod = await fetch(`${base}/api/nostr`, { method: 'OPTIONS', headers: { origin: APP_ORIGIN } });
+    assert.equal(noMethod.status, 400, 'a preflight without Access-Control-Request-Method is refused');
 
     const user = await registerUser(base);
     const read = (origin: string) =>
@@ -115,7 +122,16 @@ describe('web security', () => {
       assert.equal(open.headers.get('access-control-allow-origin'), '*', path);
       assert.equal(open.headers.get('access-control-allow-credentials'), null, path);
       assert.match(open.headers.get('access-control-allow-headers') ?? '', /authorization/, path);
+      assert.doesNotMatch(open.headers.get('access-control-allow-headers') ?? '', /x-csrf-token/, path);
     }
+    const rpc = await fetch(`${base}/api/nostr`, {
+      method: 'POST',
+      headers: { origin: 'https://any-app.example', 'content-type': 'application/json' },
+      body: '{"method":"ping"}',
+    });
+    assert.equal(rpc.status, 401);
+    assert.equal(rpc.headers.get('access-control-allow-origin'), '*');
+    assert.equal(rpc.headers.get('access-control-expose-headers'), 'x-trace-id, retry-after');
     // Pages have no CORS at all.
     assert.equal(
       (await fetch(`${base}/login`, { headers: { origin: APP_ORIGIN } })).headers.get('access-control-allow-origin'),

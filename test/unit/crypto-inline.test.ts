@@ -7,6 +7,8 @@ import { InlineCheapOpsRunner, INLINE_MAX_TEXT, runsInline } from '../../workers
 import type { CryptoOp, CryptoResult, CryptoRunner } from '../../workers/crypto/types.js';
 import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
 import { getConversationKey } from '../../shared/nostr/nip44.js';
+import { verifyEvent } from '../../shared/nostr/event.js';
+import type { NostrEvent } from '../../shared/nostr/types.js';
 
 const sk = generateSecretKey();
 const peer = generateSecretKey();
@@ -84,4 +86,40 @@ test('all-cheap batches never reach the pool; all-pool batches go through untouc
   assert.equal(pool.seen[0], verify, 'the same array, no copy');
   await runner.close();
   assert.ok(pool.closed);
+});
+
+test('with a fast curve, a call of at most curveOpsInline small ops runs here, signed and verified', async () => {
+  const pool = new RecordingPool();
+  const runner = new InlineCheapOpsRunner(pool, { curveOpsInline: 2, fastCurve: () => true });
+  const sign = (content: string): CryptoOp => ({
+    op: 'sign_event',
+    sk,
+    pubkey: getPublicKeyHex(sk),
+    event: { kind: 1, content, tags: [], created_at: 1 },
+  });
+  const [signed, wrongKey] = await runner.run([
+    sign('inline'),
+    {
+      op: 'sign_event',
+      sk: peer,
+      pubkey: getPublicKeyHex(sk),
+      event: { kind: 1, content: '', tags: [], created_at: 1 },
+    },
+  ]);
+  assert.equal(pool.seen.length, 0, 'nothing posted to the pool');
+  assert.ok(signed?.ok);
+  assert.ok(verifyEvent(signed.value as NostrEvent), 'a valid signature by the user key');
+  assert.equal(wrongKey?.ok, false, "another key's secret is refused, not signed");
+
+  await runner.run([sign('a'), sign('b'), sign('c')]);
+  assert.equal(pool.seen.length, 1, 'a call larger than curveOpsInline goes to the pool');
+  await runner.run([sign('x'.repeat(INLINE_MAX_TEXT + 1))]);
+  assert.equal(pool.seen.length, 2, 'a large text goes to the pool');
+
+  const slowCurve = new InlineCheapOpsRunner(pool, { curveOpsInline: 64, fastCurve: () => false });
+  await slowCurve.run([sign('wasm')]);
+  assert.equal(pool.seen.length, 3, 'a slow (WASM) curve always uses the pool');
+  const off = new InlineCheapOpsRunner(pool, { curveOpsInline: 0, fastCurve: () => true });
+  await off.run([sign('off')]);
+  assert.equal(pool.seen.length, 4, 'curveOpsInline 0 turns it off');
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rendezvousOwner } from '../../workers/shard-leases.js';
+import { rendezvousOwner, shardOwners } from '../../workers/shard-leases.js';
 
 const SHARDS = 1024;
 const assign = (members: string[]) => Array.from({ length: SHARDS }, (_, s) => rendezvousOwner(members, s)!);
@@ -46,4 +46,47 @@ test('a member leaving gives away only its own shards', () => {
     if (owner !== 'c') assert.equal(after[s], owner, `shard ${s} moved though its owner stayed`);
     else assert.notEqual(after[s], 'c');
   });
+});
+
+const countOf = (owners: (string | undefined)[]) => countBy(owners.map((o) => o!));
+
+test('shardOwners divides the shards evenly: two workers and 8 shards get 4 each, whatever their ids', () => {
+  for (let run = 0; run < 200; run++) {
+    const members = [`host-${run}:${1000 + run}:${run * 7919}`, `host-${run + 1}:${2000 + run}:${run * 104729}`];
+    const owners = shardOwners(members, 8);
+    assert.deepEqual([...countOf(owners).values()], [4, 4], `${members}: ${owners}`);
+  }
+  // And any number of members: each gets floor or ceil of its share, every shard exactly one owner.
+  for (const [m, s] of [
+    [3, 8],
+    [3, 16],
+    [4, 10],
+    [5, 64],
+    [7, 1024],
+    [9, 4],
+  ] as const) {
+    const members = Array.from({ length: m }, (_, i) => `w-${m}-${s}-${i}`);
+    const owners = shardOwners(members, s);
+    assert.equal(owners.filter((o) => o === undefined).length, 0);
+    for (const member of members) {
+      const c = owners.filter((o) => o === member).length;
+      assert.ok(c === Math.floor(s / m) || c === Math.ceil(s / m), `${member}: ${c} of ${s} shards over ${m}`);
+    }
+  }
+  assert.deepEqual(shardOwners([], 3), [undefined, undefined, undefined]);
+  assert.deepEqual(shardOwners(['solo', 'solo'], 3), ['solo', 'solo', 'solo']);
+});
+
+test('shardOwners is the same in every member and moves little on a join or a leave', () => {
+  const members = ['a', 'b', 'c'];
+  assert.deepEqual(shardOwners(['c', 'a', 'b'], 64), shardOwners(members, 64));
+  const before = shardOwners(members, 64);
+  const joined = shardOwners([...members, 'd'], 64);
+  const moved = before.filter((o, s) => joined[s] !== o).length;
+  assert.equal(joined.filter((o) => o === 'd').length, 16);
+  // At least the joiner's 16; bounded loads may shift a few more between the others, never most of them.
+  assert.ok(moved >= 16 && moved <= 24, `a join moved ${moved} of 64 shards`);
+  const left = shardOwners(['a', 'b'], 64);
+  const movedOnLeave = before.filter((o, s) => o !== 'c' && left[s] !== o).length;
+  assert.ok(movedOnLeave <= 8, `a leave moved ${movedOnLeave} shards of the members that stayed`);
 });

@@ -1,0 +1,173 @@
+// `node dist/bench/ab.js`: interleaved A/B runs of the farm under HTTP sign_event load, for changes whose
+// effect is smaller than the noise of a shared machine. One set of servers and users; then, round after
+// round, each variant (a build and settings, all-in-one or split) is started fresh, warmed over every
+// user, loaded with wrk, and stopped, in alternating order. Reported per run: farm CPU per request (the
+// figure that survives other people's load), req/s, p99, main-thread cores, and the machine's load average.
+//
+//   node dist/bench/ab.js --variant 'before|/tmp/before/dist|' --variant 'after||CRYPTO_INLINE_MAX_OPS=64' \
+//     [--rounds 3] [--users 300] [--duration 10] [--connections 64] [--method sign_event|get_public_key]
+// A variant is NAME|DIST|K=V;K=V|SHAPE: DIST empty for this checkout's dist, SHAPE all (default) or split.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import path from 'node:path';
+import { startBenchServices, type BenchServices } from './bench-services.js';
+import { PROJECT_ROOT, startFarmProcess, type FarmProcess, type Role } from './farm-process.js';
+import { cpuBetween, ourPids, snapshot } from './scenario.js';
+import { seedUsers, writeTokenFile } from './seed-users.js';
+import { median, round } from './stats.js';
+import { runWrk, writeSignEventScript, type WrkMethod } from './wrk-load.js';
+
+interface Variant {
+  name: string;
+  cli?: string;
+  env: Record<string, string>;
+  shape: 'all' | 'split';
+}
+
+const DATA_DIR = path.join(PROJECT_ROOT, '.data', 'bench-ab');
+const LOG_DIR = path.join(DATA_DIR, 'logs');
+const log = (m: string) => console.log(`[ab] ${m}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function parseVariant(spec: string): Variant {
+  const [name = '', dist = '', envSpec = '', shape = 'all'] = spec.split('|');
+  if (!name || (shape !== 'all' && shape !== 'split')) throw new Error(`bad --variant ${spec}`);
+  const env: Record<string, string> = {};
+  for (const kv of envSpec.split(';').filter(Boolean)) {
+    const at = kv.indexOf('=');
+    env[kv.slice(0, at)] = kv.slice(at + 1);
+  }
+  return { name, env, shape, ...(dist ? { cli: path.join(path.resolve(dist), 'bin', 'keyfarm.js') } : {}) };
+}
+
+function parseArgs(argv: string[]) {
+  const o = { rounds: 3, users: 300, duration: 10, connections: 64, method: 'sign_event' as WrkMethod };
+  const variants: Variant[] = [];
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value = ''] = [argv[i], argv[i + 1]];
+    if (flag === '--variant') variants.push(parseVariant(value));
+    else if (flag === '--method') o.method = value as WrkMethod;
+    else if (flag === '--rounds') o.rounds = Number(value);
+    else if (flag === '--users') o.users = Number(value);
+    else if (flag === '--duration') o.duration = Number(value);
+    else if (flag === '--connections') o.connections = Number(value);
+    else throw new Error(`unknown option ${flag}`);
+  }
+  if (variants.length < 1) throw new Error('at least one --variant');
+  return { ...o, variants };
+}
+
+async function startVariant(v: Variant, env: Record<string, string>, live: Set<FarmProcess>) {
+  const specs: { name: string; role: Role; env: Record<string, string> }[] =
+    v.shape === 'all'
+      ? [{ name: 'all', role: 'all', env: {} }]
+      : [
+          { name: 'api', role: 'api', env: {} },
+          { name: 'workers-1', role: 'workers', env: { CRYPTO_THREADS: '1' } },
+          { name: 'workers-2', role: 'workers', env: { CRYPTO_THREADS: '1' } },
+        ];
+  const procs: FarmProcess[] = [];
+  for (const s of specs) {
+    const p = await startFarmProcess({
+      name: `${v.name}-${s.name}`,
+      role: s.role,
+      env: { ...env, ...s.env, ...v.env },
+      logDir: LOG_DIR,
+      ...(v.cli ? { cli: v.cli } : {}),
+    });
+    live.add(p);
+    procs.push(p);
+  }
+  return procs;
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const live = new Set<FarmProcess>();
+  let services: BenchServices | undefined;
+  try {
+    services = await startBenchServices(DATA_DIR);
+    mkdirSync(LOG_DIR, { recursive: true });
+    const env = {
+      DATABASE_URL: services.databaseUrl,
+      REDIS_URL: services.redisUrl,
+      KEY_PREFIX: 'bench',
+      DATA_DIR,
+      MASTER_KEY_PATH: path.join(DATA_DIR, 'master.key'),
+      LOG_LEVEL: 'info', // a workers-only process is ready once it logs that it started
+      RATE_LIMIT_ALLOWLIST: '127.0.0.0/8,::1/128',
+    };
+    const migrate = await startFarmProcess({ name: 'migrate', role: 'migrate', env, logDir: LOG_DIR });
+    await migrate.stop();
+    const setup = await startFarmProcess({ name: 'setup', role: 'api', env, logDir: LOG_DIR });
+    live.add(setup);
+    const users = await seedUsers(setup.url!, args.users, 4);
+    await setup.stop();
+    live.delete(setup);
+    const tokens = path.join(DATA_DIR, 'tokens.txt');
+    const script = path.join(DATA_DIR, 'load.lua');
+    writeTokenFile(tokens, users);
+    writeSignEventScript(script, tokens, args.method);
+    log(`${users.length} users; ${args.method} c=${args.connections} ${args.duration}s x ${args.rounds} rounds`);
+
+    const byVariant = new Map<string, { cpu: number[]; rps: number[]; p99: number[] }>();
+    for (let round_ = 0; round_ < args.rounds; round_++) {
+      const order = round_ % 2 === 0 ? args.variants : [...args.variants].reverse();
+      for (const v of order) {
+        const procs = await startVariant(v, env, live);
+        const base = procs.find((p) => p.url)!.url!;
+        if (v.shape === 'split') await sleep(6000); // shards settle between the workers
+        const wrk = (d: number, label: string, startAt = 0) =>
+          runWrk({
+            url: base,
+            scriptFile: script,
+            connections: args.connections,
+            threads: 1,
+            durationS: d,
+            startAt,
+            outputFile: path.join(LOG_DIR, `${v.name}-${label}.txt`),
+          });
+        let warmed = 0;
+        for (let w = 0; w < 6 && warmed < users.length * 1.5; w++)
+          warmed += (await wrk(3, `warm${w}`, warmed)).requests;
+        const load = loadavg()[0]!;
+        const before = snapshot(procs, services);
+        const r = await wrk(args.duration, `run${round_}`);
+        const after = snapshot(procs, services);
+        const cpu = cpuBetween(before, after, procs, ourPids(procs, services), r.requests);
+        const entry = byVariant.get(v.name) ?? { cpu: [], rps: [], p99: [] };
+        entry.cpu.push(cpu.farmMsPerRequest);
+        entry.rps.push(r.rps);
+        entry.p99.push(r.latencyMs.p99);
+        byVariant.set(v.name, entry);
+        log(
+          `${v.name} round ${round_ + 1}: farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
+        );
+        for (const p of procs) {
+          await p.stop();
+          live.delete(p);
+        }
+      }
+    }
+    const summary = [...byVariant].map(([name, e]) => ({
+      name,
+      cpuUsPerRequest: e.cpu.map((c) => Math.round(c * 1000)),
+      medianCpuUs: Math.round(median(e.cpu) * 1000),
+      medianRps: round(median(e.rps)),
+      medianP99Ms: round(median(e.p99), 2),
+    }));
+    for (const s of summary)
+      log(
+        `${s.name}: median ${s.medianCpuUs} µs/req (${s.cpuUsPerRequest.join(', ')}), ${s.medianRps} req/s, p99 ${s.medianP99Ms} ms`,
+      );
+    writeFileSync(path.join(DATA_DIR, 'summary.json'), JSON.stringify(summary, null, 2));
+  } finally {
+    for (const p of live) await p.stop().catch(() => undefined);
+    await services?.stop().catch(() => undefined);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`ab failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});
