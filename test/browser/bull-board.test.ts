@@ -6,7 +6,7 @@ import { Queue } from 'bullmq';
 import type { Browser, Page } from 'playwright-core';
 import { createBullConnection } from '../../shared/redis.js';
 import { ShardNames } from '../../shared/shard.js';
-import { redisUrl } from '../support/env.js';
+import { redisUrl, shardNamesOf } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { launchBrowser, newContext, screenshot } from './browser.js';
 
@@ -41,7 +41,7 @@ describe('Bull Board for operators', () => {
       ),
       launchBrowser(),
     ]);
-    const names = new ShardNames(readOnly.config.KEY_PREFIX);
+    const names = shardNamesOf(readOnly.config);
     busy = new Queue(names.queue(BUSY_SHARD), { connection: redis, prefix: names.queuePrefix(BUSY_SHARD) });
     await busy.add('probe', { n: 1 });
     await busy.add('probe', { n: 2 });
@@ -121,7 +121,7 @@ describe('Bull Board for operators', () => {
 
   it('acts on queues when ADMIN_QUEUES_READ_ONLY=false, but never for another site', async () => {
     const password = writable.env.ADMIN_PASSWORD!;
-    const names = new ShardNames(writable.config.KEY_PREFIX);
+    const names = shardNamesOf(writable.config);
     const queue = new Queue(names.queue(2), { connection: redis, prefix: names.queuePrefix(2) });
     try {
       const headers = { authorization: basic(password) };

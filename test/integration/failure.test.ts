@@ -87,7 +87,6 @@ describe('failure behaviour: real servers stopped and started under a running fa
         'api',
         baseTestEnv({
           DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/keyfarm`,
-          REDIS_URL: redisUrl(),
           PORT: String(await freePort()),
         }),
         { name: 'api-dead-postgres' },

@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { generateSecretKey, getPublicKey, nip04, nip44, verifyEvent } from 'nostr-tools';
 import { BunkerSigner, parseBunkerInput } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
@@ -24,9 +23,10 @@ import { installMasterKey } from '../../shared/custody/local-key-manager-install
 import { rotateKek } from '../../shared/custody/rotate-kek.js';
 import { FARM_PAYLOAD_KEY_ID, loadPayloadSealer, payloadKeyAad } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { createTestDatabase, migrateDatabase, redisUrl, testDataDir } from '../support/env.js';
+import { createTestDatabase, migrateDatabase, redisUrl, testDataDir, suiteRedis } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { isCluster } from '../../shared/redis.js';
 import { dumpRedis, markersIn, type DumpedKey } from '../support/redis-dump.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 
@@ -51,10 +51,28 @@ interface Heard {
 /** Every message published on any channel under `prefix` from now on. */
 async function listenAll(prefix: string): Promise<{ heard: Heard[]; close(): void }> {
   const heard: Heard[] = [];
-  const listener = new Redis(redisUrl());
-  listener.on('pmessage', (_pattern: string, channel: string, message: string) => heard.push({ channel, message }));
-  await listener.psubscribe(`${prefix}:*`);
-  return { heard, close: () => listener.disconnect() };
+  const listener = suiteRedis();
+  if (!isCluster(listener)) {
+    listener.on('pmessage', (_pattern: string, channel: string, message: string) => heard.push({ channel, message }));
+    await listener.psubscribe(`${prefix}:*`);
+    return { heard, close: () => listener.disconnect() };
+  }
+  // On a cluster, replies take sharded pub/sub, which has no pattern subscription: every master's MONITOR
+  // shows each PUBLISH and SPUBLISH it serves.
+  await listener.ping();
+  const monitors = await Promise.all(listener.nodes('master').map((node) => node.monitor()));
+  for (const monitor of monitors)
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const [command = '', channel = '', message = ''] = args;
+      if (/^s?publish$/i.test(command) && channel.startsWith(`${prefix}:`)) heard.push({ channel, message });
+    });
+  return {
+    heard,
+    close: () => {
+      for (const monitor of monitors) monitor.disconnect();
+      listener.disconnect();
+    },
+  };
 }
 
 /** Where the marker shows, in any form, in the dumped keys and the heard messages. */
@@ -109,7 +127,7 @@ describe('RPC content never sits readable in Redis', () => {
     const signed = await ok('sign_event', [draft]);
     assert.ok(verifyEvent(signed) && signed.content === draft.content, 'the farm signed the draft as given');
 
-    const redis = new Redis(redisUrl());
+    const redis = suiteRedis();
     dump = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
   });
   after(async () => {
@@ -265,7 +283,7 @@ describe('NIP-46 content never sits readable in Redis either', () => {
         `reply 04 ${MARKER}`,
       );
 
-      const redis = new Redis(redisUrl());
+      const redis = suiteRedis();
       const dump = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
       assert.ok(
         dump.some((k) => k.type === 'hash' && k.text.includes('\\"type\\":\\"nip46\\"')),
