@@ -256,11 +256,13 @@ test('reconcile rebuilds the count: orphaned admissions and unreleased finished 
   const redis = createRedis(REDIS_TARGET);
   closers.push(() => redis.quit());
   const admission = new Admission(redis, names, { limit: 100, orphanMs: 300 });
+  // Connected first: the orphan's 300 ms must not pass while the queue connects.
+  const queue = shardQueue(names, 3);
+  closers.push(() => queue.close());
+  await queue.waitUntilReady();
   // An api died between admit and add.
   assert.equal(await admission.admit(3, 'ghost.1', 7), 7);
   // A real job finished but its worker died before releasing.
-  const queue = shardQueue(names, 3);
-  closers.push(() => queue.close());
   assert.equal(await admission.admit(3, 'done.1', 5), 5);
   await queue.add('rpc', { type: 'rpc', replyTo: 'x', items: [] }, { jobId: 'done.1' });
   await redis.hset(`${names.queuePrefix(3)}:${names.queue(3)}:done.1`, 'finishedOn', Date.now());
