@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { Queue } from 'bullmq';
 import type { Browser, Page } from 'playwright-core';
 import { createBullConnection } from '../../shared/redis.js';
-import { ShardNames } from '../../shared/shard.js';
-import { redisUrl, shardNamesOf } from '../support/env.js';
+import { shardNamesOf, suiteRedisTarget } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { launchBrowser, newContext, screenshot } from './browser.js';
 
@@ -27,7 +26,7 @@ describe('Bull Board for operators', () => {
   let readOnly: TestFarm;
   let writable: TestFarm;
   let browser: Browser;
-  const redis = createBullConnection(redisUrl());
+  const redis = createBullConnection(suiteRedisTarget());
   let busy: Queue;
 
   before(async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { call, registerUser } from '../support/client.js';
-import { redisUrl, suiteRedis } from '../support/env.js';
+import { suiteRedis } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { dumpRedis, markerForms } from '../support/redis-dump.js';

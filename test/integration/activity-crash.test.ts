@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import type { RedisClient } from '../../shared/redis.js';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { shardOf } from '../../shared/shard.js';
 import { activityStreamKey } from '../../workers/activity-stream.js';
 import { authorizeApp, registerUser, rpc } from '../support/client.js';
 import {

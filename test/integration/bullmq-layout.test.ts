@@ -4,7 +4,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Job, Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { createBullConnection, createRedis } from '../../shared/redis.js';
 import { Admission } from '../../shared/farm/admission.js';
 import { JOB_CREATED_FIELD, JOB_FINISHED_FIELD, jobKeyPrefix } from '../../shared/farm/bullmq-layout.js';

@@ -6,10 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
 import { createRedis } from '../../shared/redis.js';
 import { RpcClient } from '../../shared/farm/rpc-client.js';
-import { ShardNames } from '../../shared/shard.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import { rendezvousOwner } from '../../workers/shard-leases.js';
 import {

@@ -2,7 +2,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../../shared/redis.js';
 import { verifyEvent, type Event } from 'nostr-tools/pure';

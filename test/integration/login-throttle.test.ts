@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { LoginLimiter } from '../../api/services/login-limiter.js';
-import { redisUrl, testKeyPrefix, suiteRedis, scanKeys } from '../support/env.js';
+import { testKeyPrefix, suiteRedis, scanKeys } from '../support/env.js';
 import type { RedisClient } from '../../shared/redis.js';
 
 let seq = 0;

@@ -15,7 +15,7 @@ import { Admission } from '../../shared/farm/admission.js';
 import { metrics } from '../../shared/metrics.js';
 import { requestClaimKey } from '../../shared/nip46/channels.js';
 import { createRedis } from '../../shared/redis.js';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { shardOf } from '../../shared/shard.js';
 import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';

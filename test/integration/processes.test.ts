@@ -3,13 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { verifyEvent } from 'nostr-tools';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import {
   baseTestEnv,
   createTestDatabase,
   freePort,
-  redisUrl,
   type TestDatabase,
   migrateDatabase,
   shardNamesOf,

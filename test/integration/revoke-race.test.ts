@@ -4,7 +4,6 @@
 // PostgreSQL's answer and the cache.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ShardNames } from '../../shared/shard.js';
 import { createRedis } from '../../shared/redis.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';

@@ -23,10 +23,10 @@ import { installMasterKey } from '../../shared/custody/local-key-manager-install
 import { rotateKek } from '../../shared/custody/rotate-kek.js';
 import { FARM_PAYLOAD_KEY_ID, loadPayloadSealer, payloadKeyAad } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { createTestDatabase, migrateDatabase, redisUrl, testDataDir, suiteRedis } from '../support/env.js';
+import { createTestDatabase, migrateDatabase, testDataDir, suiteRedis } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
-import { isCluster } from '../../shared/redis.js';
+import { isCluster, untilReady } from '../../shared/redis.js';
 import { dumpRedis, markersIn, type DumpedKey } from '../support/redis-dump.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 
@@ -48,31 +48,26 @@ interface Heard {
   message: string;
 }
 
-/** Every message published on any channel under `prefix` from now on. */
+/**
+ * Every message published on any channel under `prefix` from now on. On a cluster, the direct (reply)
+ * channels take sharded pub/sub, which has no pattern subscription: the channels the farm's processes
+ * listen on (each started before this) are read from every master and subscribed to by name.
+ */
 async function listenAll(prefix: string): Promise<{ heard: Heard[]; close(): void }> {
   const heard: Heard[] = [];
   const listener = suiteRedis();
-  if (!isCluster(listener)) {
-    listener.on('pmessage', (_pattern: string, channel: string, message: string) => heard.push({ channel, message }));
-    await listener.psubscribe(`${prefix}:*`);
-    return { heard, close: () => listener.disconnect() };
+  listener.on('pmessage', (_pattern: string, channel: string, message: string) => heard.push({ channel, message }));
+  await listener.psubscribe(`${prefix}:*`);
+  if (isCluster(listener)) {
+    listener.on('smessage', (channel: string, message: string) => heard.push({ channel, message }));
+    await untilReady(listener);
+    const channels = new Set<string>();
+    for (const master of listener.nodes('master'))
+      for (const c of (await master.call('PUBSUB', 'SHARDCHANNELS', `${prefix}:*`)) as string[]) channels.add(c);
+    assert.ok(channels.size > 0, 'the farm listens on sharded reply channels');
+    for (const channel of channels) await listener.ssubscribe(channel);
   }
-  // On a cluster, replies take sharded pub/sub, which has no pattern subscription: every master's MONITOR
-  // shows each PUBLISH and SPUBLISH it serves.
-  await listener.ping();
-  const monitors = await Promise.all(listener.nodes('master').map((node) => node.monitor()));
-  for (const monitor of monitors)
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      const [command = '', channel = '', message = ''] = args;
-      if (/^s?publish$/i.test(command) && channel.startsWith(`${prefix}:`)) heard.push({ channel, message });
-    });
-  return {
-    heard,
-    close: () => {
-      for (const monitor of monitors) monitor.disconnect();
-      listener.disconnect();
-    },
-  };
+  return { heard, close: () => listener.disconnect() };
 }
 
 /** Where the marker shows, in any form, in the dumped keys and the heard messages. */

@@ -2,9 +2,7 @@
 // milliseconds of its release: a rejoin never leaves several shards at once without a worker.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Redis } from 'ioredis';
 import { createRedis } from '../../shared/redis.js';
-import { ShardNames } from '../../shared/shard.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import { rendezvousOwner } from '../../workers/shard-leases.js';
 import {

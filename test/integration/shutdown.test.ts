@@ -9,14 +9,13 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { verifyEvent } from 'nostr-tools';
 import pg from 'pg';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { shardOf } from '../../shared/shard.js';
 import { rendezvousOwner } from '../../workers/shard-leases.js';
 import { authorizeApp, call, registerUser, rpc, type Res } from '../support/client.js';
 import {
   baseTestEnv,
   createTestDatabase,
   freePort,
-  redisUrl,
   testKeyPrefix,
   type TestDatabase,
   migrateDatabase,

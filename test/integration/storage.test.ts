@@ -7,7 +7,7 @@ import { generateSecretKey, nip19 } from 'nostr-tools';
 import { loadMigrations, migrate, MigrationError } from '../../database/migrate.js';
 import { createPool, type Db } from '../../database/pool.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { createTestDatabase, redisUrl, type TestDatabase, suiteRedis, scanKeys } from '../support/env.js';
+import { createTestDatabase, type TestDatabase, suiteRedis, scanKeys } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 

@@ -17,6 +17,7 @@ import {
   type RedisClusterTarget,
   type RedisTarget,
   shardNamesFor,
+  untilReady,
 } from '../../shared/redis.js';
 import type { ShardNames } from '../../shared/shard.js';
 import { recordSecret } from './logs.js';
@@ -85,6 +86,8 @@ export function shardNamesOf(settings: {
 /** Every key matching `pattern`: SCAN on the server, or on every master of a cluster. */
 export async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
   const keys = new Set<string>();
+  // A cluster client knows its masters once it is ready.
+  await untilReady(redis);
   const servers = isCluster(redis) ? redis.nodes('master') : [redis];
   for (const server of servers) {
     let cursor = '0';
