@@ -135,7 +135,8 @@ describe('secrets at rest', () => {
       const secrets = [hex, nip19.nsecEncode(sk), user.password, user.session, app.access_token, app.refresh_token];
       for (const key of keys) {
         // {shard-N}, or on a cluster {shard-N.k}: a tag spread over the slots (spreadShardTags).
-        if (key.includes('{shard-')) assert.match(key, new RegExp(`^${farm.config.KEY_PREFIX}:\\{shard-\\d+(\\.\\d+)?\\}:`), key);
+        if (key.includes('{shard-'))
+          assert.match(key, new RegExp(`^${farm.config.KEY_PREFIX}:\\{shard-\\d+(\\.\\d+)?\\}:`), key);
         const type = await redis.type(key);
         const dumped =
           type === 'string'
