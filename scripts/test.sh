@@ -3,12 +3,37 @@
 # (wiped first). Unit, integration and browser (Chromium) tests run one file at a time; the secret scan
 # runs last and checks every log in test-artifacts/logs/ for every secret the tests recorded. The output
 # ends with node's test runner summary; the exit status is the runner's.
+# Cluster mode (`npm test -- --redis-cluster`, or KEYFARM_TEST_REDIS=cluster): the same suite with every
+# test farm and Keyfarm process on a local Redis Cluster (3 masters, 3 replicas; data under
+# .data/test-cluster) instead of the single Redis; only tests that need a single server by design (a proxy
+# in front of it, their own embedded services) keep one.
+# KEYFARM_SKIP_ENSURE_DEPS=1 skips scripts/ensure-deps.sh (for a tree already installed and built).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/ensure-deps.sh
+redis_mode=${KEYFARM_TEST_REDIS:-single}
+for arg in "$@"; do
+  case $arg in
+    --redis-cluster) redis_mode=cluster ;;
+    *)
+      echo "usage: scripts/test.sh [--redis-cluster]" >&2
+      exit 2
+      ;;
+  esac
+done
+case $redis_mode in
+  single | cluster) ;;
+  *)
+    echo "test.sh: KEYFARM_TEST_REDIS must be single or cluster, not $redis_mode" >&2
+    exit 2
+    ;;
+esac
+
+if [ "${KEYFARM_SKIP_ENSURE_DEPS:-}" != 1 ]; then bash scripts/ensure-deps.sh; fi
 
 TEST_DATA=.data/test
+CLUSTER_DATA=.data/test-cluster
+CLUSTER_CLI=dist/test/support/redis-cluster-cli.js
 ARTIFACTS=test-artifacts
 SERVICES_LOG=$ARTIFACTS/logs/suite--embedded-services.log
 SECRET_SCAN=dist/test/zz-secret-scan.test.js
@@ -19,7 +44,10 @@ node dist/bin/services.js wipe --data-dir "$TEST_DATA" >/dev/null 2>&1 || true
 rm -rf "$TEST_DATA" "$ARTIFACTS"
 mkdir -p "$ARTIFACTS/logs" "$ARTIFACTS/secrets"
 
-stop_services() { node dist/bin/services.js stop --data-dir "$TEST_DATA" >>"$SERVICES_LOG" 2>&1 || true; }
+stop_services() {
+  node dist/bin/services.js stop --data-dir "$TEST_DATA" >>"$SERVICES_LOG" 2>&1 || true
+  if [ "$redis_mode" = cluster ]; then node "$CLUSTER_CLI" stop --data-dir "$CLUSTER_DATA" >>"$SERVICES_LOG" 2>&1 || true; fi
+}
 trap stop_services EXIT
 services_env=$(node dist/bin/services.js start --data-dir "$TEST_DATA" --no-fsync 2>>"$SERVICES_LOG") || {
   echo "test.sh: the embedded services did not start; see $SERVICES_LOG:" >&2
@@ -28,7 +56,17 @@ services_env=$(node dist/bin/services.js start --data-dir "$TEST_DATA" --no-fsyn
 }
 eval "$services_env"
 export DATABASE_URL REDIS_URL
-export KEYFARM_TEST_SUITE=1
+export KEYFARM_TEST_SUITE=1 KEYFARM_TEST_REDIS=$redis_mode
+if [ "$redis_mode" = cluster ]; then
+  cluster_env=$(node "$CLUSTER_CLI" start --data-dir "$CLUSTER_DATA" 2>>"$SERVICES_LOG") || {
+    echo "test.sh: the local Redis Cluster did not start; see $SERVICES_LOG:" >&2
+    tail -n 5 "$SERVICES_LOG" >&2
+    exit 1
+  }
+  eval "$cluster_env"
+  export KEYFARM_TEST_REDIS_CLUSTER_NODES KEYFARM_TEST_REDIS_PASSWORD
+  echo "test.sh: Redis Cluster mode (seed nodes $KEYFARM_TEST_REDIS_CLUSTER_NODES)" >&2
+fi
 
 # Compiled tests whose TypeScript source still exists (dist/ may keep files of deleted tests).
 files=()

@@ -18,6 +18,8 @@ export interface RedisClusterNode {
 export interface RedisClusterTarget {
   clusterNodes: RedisClusterNode[];
   password?: string;
+  /** An ACL user of every node (tests); unset: the default user. */
+  username?: string;
 }
 
 /** Where Redis is: a redis:// URL, or a Redis Cluster. */
@@ -75,7 +77,7 @@ function clusterOptions(target: RedisClusterTarget, opts: RedisOptions): Cluster
     retryDelayOnClusterDown: 200,
     // A dead node's slots move to its replica: learn the new map soon, not at the 5 s default.
     slotsRefreshInterval: 1000,
-    redisOptions: { ...nodeOptions, password: target.password },
+    redisOptions: { ...nodeOptions, username: target.username, password: target.password },
   };
 }
 

@@ -1,6 +1,7 @@
 // Runs last in the suite (node's runner sorts files: dist/test/zz-* comes after unit/ and integration/).
 // Every secret a test recorded must be absent from every log the suite wrote, in every obvious encoding,
-// and so must the generated passwords of the suite's embedded PostgreSQL and Redis (read from .data/test).
+// and so must the generated passwords of the suite's embedded PostgreSQL and Redis (read from .data/test)
+// and, in cluster mode, of its Redis Cluster (recorded by test/support/redis-cluster-cli.ts).
 // Recorded secrets include every key the suite's farms held (server-generated bunker and user keys too):
 // test farms and the tests that run Keyfarm processes unseal and record them before dropping their
 // databases (test/support/stored-keys.ts).
@@ -33,6 +34,13 @@ test('no secret a test made appears in any log of the suite', (t) => {
       2,
       `the suite's embedded servers have no password files under ${TEST_DATA_DIR}/credentials`,
     );
+    // Cluster mode: the suite's Redis Cluster password is one of the secrets looked for.
+    const clusterPassword = process.env.KEYFARM_TEST_REDIS_PASSWORD;
+    if (clusterPassword)
+      assert.ok(
+        recorded.some((s) => s.value === clusterPassword),
+        "the suite's Redis Cluster password was not recorded",
+      );
   } else if (logs.length === 0 || secrets.length === 0) {
     t.diagnostic('run alone with no logs or no recorded secrets: nothing to scan (the suite run requires both)');
   }

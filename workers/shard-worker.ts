@@ -42,6 +42,8 @@ export class ShardWorker {
   readonly shard: number;
   private readonly worker: Worker<JobData, Reply>;
   private readonly opts: ShardWorkerOptions;
+  /** Settles once BullMQ's start-up checks (INFO on both connections) are done: true if they passed. */
+  private readonly started: Promise<boolean>;
 
   constructor(opts: ShardWorkerOptions) {
     this.opts = opts;
@@ -61,6 +63,10 @@ export class ShardWorker {
     this.worker.on('failed', (job, err) => void this.onFailed(job, err));
     this.worker.on('stalled', (jobId) => logger.warn({ shard, jobId }, 'stalled job will run again'));
     this.worker.on('error', (err) => logger.warn({ shard, err: err.message }, 'shard worker error'));
+    this.started = this.worker.waitUntilReady().then(
+      () => true,
+      () => false,
+    );
   }
 
   /**
@@ -70,8 +76,14 @@ export class ShardWorker {
    */
   async close(giveUp?: Promise<unknown>, { force = false } = {}): Promise<void> {
     // A Worker closed while BullMQ still checks its connections (INFO, at start) leaves that check's
-    // rejection unhandled: let the check finish first, for a moment at most.
-    await Promise.race([this.worker.waitUntilReady().catch(() => undefined), delay(READY_WAIT_MS)]);
+    // rejection unhandled, and the process would die of it. A Redis Cluster connection (BullMQ makes a
+    // new one for each Worker) can take longer than a moment to come up: past that moment, the close
+    // happens in the background once the check is done.
+    const started = await Promise.race([this.started.then(() => true), delay(READY_WAIT_MS).then(() => false)]);
+    if (!started) {
+      void this.started.then(() => this.worker.close(true)).catch(() => undefined);
+      return;
+    }
     const closed = this.worker.close(force).then(() => true);
     const finished = giveUp ? await Promise.race([closed, giveUp.then(() => false)]) : await closed;
     if (!finished)

@@ -5,8 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { Queue } from 'bullmq';
 import type { Browser, Page } from 'playwright-core';
 import { createBullConnection } from '../../shared/redis.js';
-import { ShardNames } from '../../shared/shard.js';
-import { redisUrl } from '../support/env.js';
+import { shardNamesOf, suiteRedisTarget } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { launchBrowser, newContext, screenshot } from './browser.js';
 
@@ -27,7 +26,7 @@ describe('Bull Board for operators', () => {
   let readOnly: TestFarm;
   let writable: TestFarm;
   let browser: Browser;
-  const redis = createBullConnection(redisUrl());
+  const redis = createBullConnection(suiteRedisTarget());
   let busy: Queue;
 
   before(async () => {
@@ -41,7 +40,7 @@ describe('Bull Board for operators', () => {
       ),
       launchBrowser(),
     ]);
-    const names = new ShardNames(readOnly.config.KEY_PREFIX);
+    const names = shardNamesOf(readOnly.config);
     busy = new Queue(names.queue(BUSY_SHARD), { connection: redis, prefix: names.queuePrefix(BUSY_SHARD) });
     await busy.add('probe', { n: 1 });
     await busy.add('probe', { n: 2 });
@@ -121,7 +120,7 @@ describe('Bull Board for operators', () => {
 
   it('acts on queues when ADMIN_QUEUES_READ_ONLY=false, but never for another site', async () => {
     const password = writable.env.ADMIN_PASSWORD!;
-    const names = new ShardNames(writable.config.KEY_PREFIX);
+    const names = shardNamesOf(writable.config);
     const queue = new Queue(names.queue(2), { connection: redis, prefix: names.queuePrefix(2) });
     try {
       const headers = { authorization: basic(password) };

@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { Redis } from 'ioredis';
 import { call, registerUser } from '../support/client.js';
-import { redisUrl } from '../support/env.js';
+import { suiteRedis } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { dumpRedis, markerForms } from '../support/redis-dump.js';
@@ -259,7 +258,7 @@ describe('consent and forms in the browser', () => {
     const resultUrl = new URL(posted.headers().location ?? '', farm.url).toString();
     assert.match(resultUrl, /\/account\/bunker\/created\?flash=[0-9a-f]{32}$/);
     // While it waits, Redis holds the link only sealed.
-    const redis = new Redis(redisUrl());
+    const redis = suiteRedis();
     const waiting = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
     assert.ok(
       waiting.some((k) => k.key.includes(':flash:')),

@@ -3,11 +3,19 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { Redis } from 'ioredis';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import type { RedisClient } from '../../shared/redis.js';
+import { shardOf } from '../../shared/shard.js';
 import { activityStreamKey } from '../../workers/activity-stream.js';
 import { authorizeApp, registerUser, rpc } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, freePort, migrateDatabase, type TestDatabase } from '../support/env.js';
+import {
+  baseTestEnv,
+  createTestDatabase,
+  freePort,
+  migrateDatabase,
+  type TestDatabase,
+  shardNamesOf,
+  suiteRedis,
+} from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms } from '../support/processes.js';
 
 const SHARDS = 2;
@@ -16,7 +24,7 @@ describe('signing activity through a worker crash', () => {
   let database: TestDatabase;
   let env: Record<string, string>;
   let base: string;
-  let redis: Redis;
+  let redis: RedisClient;
   let db: pg.Client;
 
   before(async () => {
@@ -36,7 +44,7 @@ describe('signing activity through a worker crash', () => {
     });
     await spawnKeyfarm('api', { ...env, PORT: String(port) }, { ready: { url: `${base}/healthz/ready` } });
     await Promise.all([1, 2].map(() => spawnKeyfarm('workers', env, { ready: { log: /keyfarm started/ } })));
-    redis = new Redis(env.REDIS_URL!);
+    redis = suiteRedis();
     db = new pg.Client({ connectionString: database.url });
     await db.connect();
   });
@@ -51,7 +59,7 @@ describe('signing activity through a worker crash', () => {
   it('kill -9 of the worker signing under load loses no activity row of an answered request', async (t) => {
     const user = await registerUser(base);
     const { access_token: token } = await authorizeApp(base, user.session, 'full');
-    const names = new ShardNames(env.KEY_PREFIX!);
+    const names = shardNamesOf(env);
 
     const answered: string[] = [];
     let failed = 0;

@@ -4,17 +4,17 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Job, Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import { createBullConnection, createRedis } from '../../shared/redis.js';
 import { Admission } from '../../shared/farm/admission.js';
 import { JOB_CREATED_FIELD, JOB_FINISHED_FIELD, jobKeyPrefix } from '../../shared/farm/bullmq-layout.js';
 import { ShardNames } from '../../shared/shard.js';
-import { REDIS_URL, deleteByPrefix, uniquePrefix, waitFor } from './farm-fixtures.js';
+import { REDIS_TARGET, deleteByPrefix, uniquePrefix, waitFor } from './farm-fixtures.js';
 
 const prefix = uniquePrefix();
 const names = new ShardNames(prefix);
 const SHARD = 2;
-const redis = new Redis(REDIS_URL);
-const bull = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+const redis = createRedis(REDIS_TARGET);
+const bull = createBullConnection(REDIS_TARGET);
 const queue = new Queue(names.queue(SHARD), { connection: redis, prefix: names.queuePrefix(SHARD) });
 after(async () => {
   await queue.close();

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { verifyEvent } from 'nostr-tools';
 import { ShardNames, shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc, type Res } from '../support/client.js';
-import { baseTestEnv, freePort, redisUrl, migrateDatabase } from '../support/env.js';
+import { baseTestEnv, freePort, migrateDatabase } from '../support/env.js';
 import { startFakeKms, type FakeKms } from '../support/fake-kms.js';
 import { recordSecret } from '../support/logs.js';
 import { Nip46Probe } from '../support/nip46-probe.js';
@@ -87,7 +87,6 @@ describe('failure behaviour: real servers stopped and started under a running fa
         'api',
         baseTestEnv({
           DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/keyfarm`,
-          REDIS_URL: redisUrl(),
           PORT: String(await freePort()),
         }),
         { name: 'api-dead-postgres' },

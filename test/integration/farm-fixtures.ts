@@ -1,16 +1,32 @@
 // Shared by the farm integration tests: a fake key loader and crypto runner, worker settings, Redis
 // cleanup by prefix. Everything a test stores lives under its own KEY_PREFIX.
 import { createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Queue } from 'bullmq';
 import { getPublicKey } from 'nostr-tools/pure';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import type { RpcItem } from '../../shared/farm/jobs.js';
 import { PayloadSealer } from '../../shared/farm/payload-seal.js';
 import type { CryptoOp, CryptoResult, CryptoRunner } from '../../workers/crypto/types.js';
 import type { KeyLoader } from '../../workers/key-loader.js';
+import { createBullConnection, createRedis, type RedisTarget } from '../../shared/redis.js';
+import type { ShardNames } from '../../shared/shard.js';
+import { deleteKeys, suiteRedisTarget } from '../support/env.js';
 import type { WorkersConfig } from '../../workers/index.js';
 
-export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+/** The suite's Redis: its single server, or its Redis Cluster in cluster mode. */
+export const REDIS_TARGET: RedisTarget = suiteRedisTarget();
+
+/** A BullMQ queue of one shard over a connection of its own, which its close() also closes. */
+export function shardQueue(names: ShardNames, shard: number): Queue {
+  const connection = createBullConnection(REDIS_TARGET);
+  const queue = new Queue(names.queue(shard), { connection, prefix: names.queuePrefix(shard) });
+  const close = queue.close.bind(queue);
+  queue.close = async () => {
+    await close();
+    await connection.quit();
+  };
+  return queue;
+}
 
 export function uniquePrefix(): string {
   return `kft_farm_${randomBytes(4).toString('hex')}`;
@@ -87,14 +103,9 @@ export function signItem(keyId = 'key-1', content = 'hello'): RpcItem {
 export const noActivity = { record: () => {} };
 
 export async function deleteByPrefix(prefix: string): Promise<void> {
-  const r = new Redis(REDIS_URL);
+  const r = createRedis(REDIS_TARGET);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeys(r, `${prefix}:*`);
   } finally {
     r.disconnect();
   }

@@ -6,15 +6,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { createRedis } from '../../shared/redis.js';
 import { RpcClient } from '../../shared/farm/rpc-client.js';
-import { ShardNames } from '../../shared/shard.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import { shardOwners } from '../../workers/shard-leases.js';
 import {
   FakeCrypto,
   FakeKeyLoader,
-  REDIS_URL,
+  REDIS_TARGET,
   deleteByPrefix,
   noActivity,
   quietLogger,
@@ -24,13 +23,14 @@ import {
   waitFor,
   workersConfig,
 } from './farm-fixtures.js';
+import { suiteShardNames } from '../support/env.js';
 
 const SHARDS = 8;
 const TTL = 1000;
 const logger = quietLogger();
 const prefix = uniquePrefix();
-const names = new ShardNames(prefix);
-const redis = new Redis(REDIS_URL);
+const names = suiteShardNames(prefix, SHARDS);
+const redis = createRedis(REDIS_TARGET);
 const closers: (() => Promise<unknown>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c().catch(() => undefined);
@@ -46,7 +46,7 @@ async function member(id: string): Promise<Workers> {
     crypto: new FakeCrypto(),
     activity: noActivity,
     sealer: testSealer,
-    redisUrl: REDIS_URL,
+    redisUrl: REDIS_TARGET,
     memberId: id,
   });
   closers.push(() => w.stop());
@@ -68,7 +68,6 @@ async function childMember(id: string, cryptoDelayMs: number): Promise<ChildMemb
       SHARD_COUNT: String(SHARDS),
       MEMBER_ID: id,
       CRYPTO_DELAY_MS: String(cryptoDelayMs),
-      REDIS_URL,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -141,7 +140,7 @@ test('three members divide the shards without overlap; a killed one hands its sh
 
   // Work on every shard; the child's crypto is slow, so it holds jobs when it dies.
   const rpc = new RpcClient({
-    redisUrl: REDIS_URL,
+    redisUrl: REDIS_TARGET,
     names,
     shardCount: SHARDS,
     queueLimit: 4096,

@@ -2,21 +2,22 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis } from '../../shared/redis.js';
 import { verifyEvent, type Event } from 'nostr-tools/pure';
 import { Admission } from '../../shared/farm/admission.js';
 import type { ItemResult, RpcItem, RpcJobData } from '../../shared/farm/jobs.js';
 import { RpcClient, type RpcClientOptions } from '../../shared/farm/rpc-client.js';
 import { registry } from '../../shared/metrics.js';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { type ShardNames, shardOf } from '../../shared/shard.js';
 import { CryptoPool } from '../../workers/crypto/pool.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import type { ActivityEntry } from '../../workers/activity.js';
 import {
   FakeCrypto,
   FakeKeyLoader,
-  REDIS_URL,
+  REDIS_TARGET,
+  shardQueue,
   deleteByPrefix,
   noActivity,
   pubkeyOf,
@@ -27,6 +28,7 @@ import {
   waitFor,
   workersConfig,
 } from './farm-fixtures.js';
+import { suiteShardNames } from '../support/env.js';
 
 const logger = quietLogger();
 const prefixes: string[] = [];
@@ -39,12 +41,12 @@ after(async () => {
 function farmPrefix(): { prefix: string; names: ShardNames } {
   const prefix = uniquePrefix();
   prefixes.push(prefix);
-  return { prefix, names: new ShardNames(prefix) };
+  return { prefix, names: suiteShardNames(prefix, 4) };
 }
 
 async function client(names: ShardNames, opts: Partial<RpcClientOptions> = {}): Promise<RpcClient> {
   const c = new RpcClient({
-    redisUrl: REDIS_URL,
+    redisUrl: REDIS_TARGET,
     names,
     shardCount: 4,
     queueLimit: 4096,
@@ -71,7 +73,7 @@ async function workers(
     crypto: new FakeCrypto(),
     activity: noActivity,
     sealer: testSealer,
-    redisUrl: REDIS_URL,
+    redisUrl: REDIS_TARGET,
     ...opts,
   });
   closers.push(() => w.stop());
@@ -120,7 +122,7 @@ test('round trip through the real crypto pool: sign, encrypt and decrypt, ping',
   assert.deepEqual(activity.map((a) => a.method).sort(), ['nip44_decrypt', 'nip44_encrypt', 'ping', 'sign_event']);
   assert.equal(activity.find((a) => a.method === 'sign_event')?.eventId, event.id);
 
-  const admission = new Admission(new Redis(REDIS_URL), names, { limit: 4096 });
+  const admission = new Admission(createRedis(REDIS_TARGET), names, { limit: 4096 });
   await waitFor('the items to be released', async () => (await admission.depth(shard)) === 0);
   await (admission as unknown as { redis: Redis }).redis.quit();
 });
@@ -133,7 +135,7 @@ test('calls of one turn go as one job; with no worker they answer 504 at the tim
   const calls = Array.from({ length: 20 }, () => rpc.call(2, signItem()));
   await nextTurn();
   await nextTurn();
-  const queue = new Queue(names.queue(2), { connection: { url: REDIS_URL }, prefix: names.queuePrefix(2) });
+  const queue = shardQueue(names, 2);
   closers.push(() => queue.close());
   await waitFor('the job', async () => (await queue.getJobCountByTypes('waiting')) === 1);
   const [job] = await queue.getJobs(['waiting']);
@@ -152,7 +154,7 @@ test('calls of one turn go as one job; with no worker they answer 504 at the tim
 async function fillPastLimit(limit: number) {
   const { prefix, names } = farmPrefix();
   const rpc = await client(names, { queueLimit: limit, timeoutMs: 30_000 });
-  const items = new Redis(REDIS_URL);
+  const items = createRedis(REDIS_TARGET);
   closers.push(() => items.quit());
   const depth = async () => Number((await items.get(names.items(1))) ?? 0);
   const rejectedBefore = await metric('keyfarm_backpressure_rejected_total', { door: 'http' });
@@ -188,7 +190,7 @@ async function fillPastLimit(limit: number) {
   const one = await rpc.call(1, signItem());
   assert.equal(statusOf(one), 503);
   assert.equal(await depth(), limit, 'the count is exactly the limit');
-  const queue = new Queue(names.queue(1), { connection: { url: REDIS_URL }, prefix: names.queuePrefix(1) });
+  const queue = shardQueue(names, 1);
   closers.push(() => queue.close());
   const waiting = await queue.getJobs(['waiting']);
   assert.equal(
@@ -231,7 +233,7 @@ test('a lost reply is recovered from the stored job result before the timeout an
 
 test('admission takes the items that fit and refuses the rest; the count never passes the limit', async () => {
   const { names } = farmPrefix();
-  const redis = new Redis(REDIS_URL);
+  const redis = createRedis(REDIS_TARGET);
   closers.push(() => redis.quit());
   const admission = new Admission(redis, names, { limit: 10 });
   assert.equal(await admission.admit(0, 'a.1', 7), 7);
@@ -250,14 +252,16 @@ test('admission takes the items that fit and refuses the rest; the count never p
 
 test('reconcile rebuilds the count: orphaned admissions and unreleased finished jobs drop out', async () => {
   const { names } = farmPrefix();
-  const redis = new Redis(REDIS_URL);
+  const redis = createRedis(REDIS_TARGET);
   closers.push(() => redis.quit());
   const admission = new Admission(redis, names, { limit: 100, orphanMs: 300 });
+  // Connected first: the orphan's 300 ms must not pass while the queue connects.
+  const queue = shardQueue(names, 3);
+  closers.push(() => queue.close());
+  await queue.waitUntilReady();
   // An api died between admit and add.
   assert.equal(await admission.admit(3, 'ghost.1', 7), 7);
   // A real job finished but its worker died before releasing.
-  const queue = new Queue(names.queue(3), { connection: { url: REDIS_URL }, prefix: names.queuePrefix(3) });
-  closers.push(() => queue.close());
   assert.equal(await admission.admit(3, 'done.1', 5), 5);
   await queue.add('rpc', { type: 'rpc', replyTo: 'x', items: [] }, { jobId: 'done.1' });
   await redis.hset(`${names.queuePrefix(3)}:${names.queue(3)}:done.1`, 'finishedOn', Date.now());

@@ -1,7 +1,7 @@
 // A worker member in its own process, for the test that kills one with SIGKILL. Settings from env;
 // prints one JSON line per lease change and per job it starts.
 import { startWorkers } from '../../workers/index.js';
-import { FakeCrypto, FakeKeyLoader, REDIS_URL, quietLogger, testSealer, workersConfig } from './farm-fixtures.js';
+import { FakeCrypto, FakeKeyLoader, REDIS_TARGET, quietLogger, testSealer, workersConfig } from './farm-fixtures.js';
 
 const env = process.env;
 const crypto = new FakeCrypto(Number(env.CRYPTO_DELAY_MS ?? 0));
@@ -18,7 +18,7 @@ const workers = await startWorkers({
   crypto,
   activity: { record: () => {} },
   sealer: testSealer,
-  redisUrl: REDIS_URL,
+  redisUrl: REDIS_TARGET,
   memberId: env.MEMBER_ID,
 });
 const report = () => process.stdout.write(`${JSON.stringify({ event: 'owned', shards: workers.ownedShards() })}\n`);

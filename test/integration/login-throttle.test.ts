@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { LoginLimiter } from '../../api/services/login-limiter.js';
-import { redisUrl, testKeyPrefix } from '../support/env.js';
+import { testKeyPrefix, suiteRedis, scanKeys } from '../support/env.js';
+import type { RedisClient } from '../../shared/redis.js';
 
 let seq = 0;
 /** A documentation-range address (198.18.0.0/15) no other test uses. */
@@ -33,16 +33,9 @@ async function failedChecks(base: string): Promise<number> {
 }
 
 async function keysUnder(prefix: string): Promise<string[]> {
-  const redis = new Redis(redisUrl());
+  const redis = suiteRedis();
   try {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    return keys;
+    return await scanKeys(redis, `${prefix}:*`);
   } finally {
     redis.disconnect();
   }
@@ -228,9 +221,9 @@ describe('lockout as a weapon (a loopback proxy: TRUST_PROXY=127.0.0.1)', () => 
 });
 
 describe("the login limiter's accounting, on Redis", () => {
-  let redis: Redis;
+  let redis: RedisClient;
   before(() => {
-    redis = new Redis(redisUrl());
+    redis = suiteRedis();
   });
   after(async () => {
     await redis.quit();

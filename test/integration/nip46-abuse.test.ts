@@ -15,7 +15,7 @@ import { startRelayIngest, type RelayIngest } from '../../relay-ingest/index.js'
 import { ingestMetrics } from '../../relay-ingest/metrics.js';
 import { UnboundClientLimit } from '../../relay-ingest/unbound-client-limit.js';
 import { requestClaimKey } from '../../shared/nip46/channels.js';
-import { createRedis } from '../../shared/redis.js';
+import { createRedis, isCluster, type RedisTarget, untilReady } from '../../shared/redis.js';
 import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret, testLogFile, testLogger } from '../support/logs.js';
@@ -310,16 +310,24 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     const admin = createRedis(farm.rt.redisUrl);
     const aclUser = `kf-claim-${process.pid}-${Date.now()}`;
     const aclPassword = recordSecret(randomBytes(16).toString('hex'));
-    await admin.call('ACL', 'SETUSER', aclUser, 'on', `>${aclPassword}`, '~*', '&*', '+@all');
-    const viaUser = new URL(farm.rt.redisUrl);
-    viaUser.username = aclUser;
-    viaUser.password = aclPassword;
+    // ACL users live on each server: on a cluster, every node gets the same.
+    await untilReady(admin);
+    const aclServers = isCluster(admin) ? admin.nodes('all') : [admin];
+    const acl = (...args: string[]) => Promise.all(aclServers.map((server) => server.call('ACL', ...args)));
+    await acl('SETUSER', aclUser, 'on', `>${aclPassword}`, '~*', '&*', '+@all');
+    let viaUser: RedisTarget;
+    if (typeof farm.rt.redisUrl === 'string') {
+      const url = new URL(farm.rt.redisUrl);
+      url.username = aclUser;
+      url.password = aclPassword;
+      viaUser = url.toString();
+    } else viaUser = { ...farm.rt.redisUrl, username: aclUser, password: aclPassword };
     const logName = `nip46-abuse-claim-${process.pid}`;
     await ingest.stop();
-    ingest = await startIngest(viaUser.toString(), testLogger(logName));
+    ingest = await startIngest(viaUser, testLogger(logName));
     try {
       const { c } = await boundClient();
-      await admin.call('ACL', 'SETUSER', aclUser, '-set');
+      await acl('SETUSER', aclUser, '-set');
       const unavailableBefore = await dropped('redis_unavailable');
       const req = c.request('ping');
       await c.publish(req.event);
@@ -340,7 +348,7 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
       assert.deepEqual(c.answers(req.rid), [], 'nothing was queued for it');
 
       // Redis takes writes again; the request comes once more (from another relay, or the client's retry).
-      await admin.call('ACL', 'SETUSER', aclUser, '+set');
+      await acl('SETUSER', aclUser, '+set');
       await relay.inject(req.event);
       assert.equal((await c.answer(req.rid)).result, 'pong');
       await sleep(LATE_ANSWER_MS);
@@ -348,7 +356,7 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
     } finally {
       await ingest.stop();
       ingest = await startIngest();
-      await admin.call('ACL', 'DELUSER', aclUser);
+      await acl('DELUSER', aclUser);
       await admin.quit();
     }
   });

@@ -15,11 +15,12 @@ import { Admission } from '../../shared/farm/admission.js';
 import { metrics } from '../../shared/metrics.js';
 import { requestClaimKey } from '../../shared/nip46/channels.js';
 import { createRedis } from '../../shared/redis.js';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { shardOf } from '../../shared/shard.js';
 import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { shardNamesOf } from '../support/env.js';
 
 usePoolWebSocket(WebSocket);
 useRelayWebSocket(WebSocket);
@@ -367,7 +368,7 @@ describe('NIP-46 bunker over relays', () => {
       );
       assert.equal(c.answersTo('p2').length, 1);
 
-      const names = new ShardNames(farm.config.KEY_PREFIX);
+      const names = shardNamesOf(farm.config);
       const shard = shardOf(user.pubkey, farm.config.SHARD_COUNT);
       const queue = new Queue(names.queue(shard), { connection: redis, prefix: names.queuePrefix(shard) });
       const jobs = await queue.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
@@ -386,7 +387,7 @@ describe('NIP-46 bunker over relays', () => {
   it('drops and counts a request for a full shard, and answers again once the shard has room', async () => {
     const { bp, c } = await connectedRawClient();
     const redis = createRedis(farm.rt.redisUrl);
-    const names = new ShardNames(farm.config.KEY_PREFIX);
+    const names = shardNamesOf(farm.config);
     const shard = shardOf(user.pubkey, farm.config.SHARD_COUNT);
     const admission = new Admission(redis, names, { limit: farm.config.QUEUE_LIMIT });
     const filler = `test-fill.${bp.pubkey.slice(0, 8)}`;

@@ -2,17 +2,17 @@
 // a worker killed with SIGKILL under load, backpressure at the HTTP door, and a restart that keeps everything.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { verifyEvent } from 'nostr-tools';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import {
   baseTestEnv,
   createTestDatabase,
   freePort,
-  redisUrl,
   type TestDatabase,
   migrateDatabase,
+  shardNamesOf,
+  suiteRedis,
 } from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { recordDatabaseKeys } from '../support/stored-keys.js';
@@ -146,9 +146,9 @@ describe('the farm as processes', () => {
     const api = await startApi(small, 'api-backpressure');
     const user = await registerUser(api.base);
     const { access_token: token } = await authorizeApp(api.base, user.session, 'full');
-    const names = new ShardNames(small.KEY_PREFIX!);
+    const names = shardNamesOf(small);
     const shard = shardOf(user.pubkey, Number(small.SHARD_COUNT));
-    const redis = new Redis(redisUrl());
+    const redis = suiteRedis();
     try {
       // No worker runs: the shard fills. 4,200 requests at once: the first 4,096 wait, the rest are refused.
       const started = Date.now();

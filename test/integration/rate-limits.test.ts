@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { call, type Res } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
-import { redisUrl } from '../support/env.js';
+import { redisUrl, suiteRedis, scanKeys } from '../support/env.js';
 import { createRedis } from '../../shared/redis.js';
 import { recordSecret } from '../support/logs.js';
 
@@ -302,15 +301,9 @@ describe('request limits shared by two api instances', () => {
       undefined,
       from(`${'1'.repeat(6000)}`),
     );
-    const redis = new Redis(redisUrl());
+    const redis = suiteRedis();
     try {
-      const keys: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, batch] = await redis.scan(cursor, 'MATCH', `${a.config.KEY_PREFIX}:*`, 'COUNT', 1000);
-        cursor = next;
-        keys.push(...batch);
-      } while (cursor !== '0');
+      const keys = await scanKeys(redis, `${a.config.KEY_PREFIX}:*`);
       assert.ok(
         keys.some((k) => k.includes(':ratelimit:')),
         'request counts are in Redis',

@@ -4,10 +4,10 @@
 // PostgreSQL's answer and the cache.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ShardNames } from '../../shared/shard.js';
 import { createRedis } from '../../shared/redis.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { shardNamesOf } from '../support/env.js';
 
 describe('revoke racing a token read', () => {
   let farm: TestFarm;
@@ -51,7 +51,7 @@ describe('revoke racing a token read', () => {
       const broadcast = new Promise<void>((resolve) =>
         listener.on('message', (_c: string, m: string) => m.includes(id) && resolve()),
       );
-      await listener.subscribe(new ShardNames(farm.config.KEY_PREFIX).evictChannel());
+      await listener.subscribe(shardNamesOf(farm.config).evictChannel());
 
       const first = rpc(farm.url, token, 'ping');
       await read; // the live row is read, not yet cached

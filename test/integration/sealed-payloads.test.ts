@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { generateSecretKey, getPublicKey, nip04, nip44, verifyEvent } from 'nostr-tools';
 import { BunkerSigner, parseBunkerInput } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
@@ -24,9 +23,10 @@ import { installMasterKey } from '../../shared/custody/local-key-manager-install
 import { rotateKek } from '../../shared/custody/rotate-kek.js';
 import { FARM_PAYLOAD_KEY_ID, loadPayloadSealer, payloadKeyAad } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { createTestDatabase, migrateDatabase, redisUrl, testDataDir } from '../support/env.js';
+import { createTestDatabase, migrateDatabase, testDataDir, suiteRedis } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { isCluster, untilReady } from '../../shared/redis.js';
 import { dumpRedis, markersIn, type DumpedKey } from '../support/redis-dump.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 
@@ -48,12 +48,25 @@ interface Heard {
   message: string;
 }
 
-/** Every message published on any channel under `prefix` from now on. */
+/**
+ * Every message published on any channel under `prefix` from now on. On a cluster, the direct (reply)
+ * channels take sharded pub/sub, which has no pattern subscription: the channels the farm's processes
+ * listen on (each started before this) are read from every master and subscribed to by name.
+ */
 async function listenAll(prefix: string): Promise<{ heard: Heard[]; close(): void }> {
   const heard: Heard[] = [];
-  const listener = new Redis(redisUrl());
+  const listener = suiteRedis();
   listener.on('pmessage', (_pattern: string, channel: string, message: string) => heard.push({ channel, message }));
   await listener.psubscribe(`${prefix}:*`);
+  if (isCluster(listener)) {
+    listener.on('smessage', (channel: string, message: string) => heard.push({ channel, message }));
+    await untilReady(listener);
+    const channels = new Set<string>();
+    for (const master of listener.nodes('master'))
+      for (const c of (await master.call('PUBSUB', 'SHARDCHANNELS', `${prefix}:*`)) as string[]) channels.add(c);
+    assert.ok(channels.size > 0, 'the farm listens on sharded reply channels');
+    for (const channel of channels) await listener.ssubscribe(channel);
+  }
   return { heard, close: () => listener.disconnect() };
 }
 
@@ -109,7 +122,7 @@ describe('RPC content never sits readable in Redis', () => {
     const signed = await ok('sign_event', [draft]);
     assert.ok(verifyEvent(signed) && signed.content === draft.content, 'the farm signed the draft as given');
 
-    const redis = new Redis(redisUrl());
+    const redis = suiteRedis();
     dump = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
   });
   after(async () => {
@@ -265,7 +278,7 @@ describe('NIP-46 content never sits readable in Redis either', () => {
         `reply 04 ${MARKER}`,
       );
 
-      const redis = new Redis(redisUrl());
+      const redis = suiteRedis();
       const dump = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
       assert.ok(
         dump.some((k) => k.type === 'hash' && k.text.includes('\\"type\\":\\"nip46\\"')),

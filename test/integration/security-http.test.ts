@@ -545,7 +545,7 @@ describe('security of the HTTP doors: attacks that must do no harm', () => {
         return key;
       },
     };
-    const redis = createRedis(redisUrl());
+    const redis = createRedis(farm.rt.redisUrl);
     try {
       const loginLimiter = new LoginLimiter(redis, farm.config.KEY_PREFIX);
       const ctx = {

@@ -11,6 +11,7 @@ import { ingestMetrics } from '../../relay-ingest/metrics.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { call, registerUser } from '../support/client.js';
 import { redisUrl } from '../support/env.js';
+import { startRoles } from '../../bin/roles.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { testLogger } from '../support/logs.js';
 import { Nip46Probe, type Nip46Answer } from '../support/nip46-probe.js';
@@ -241,6 +242,12 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
     it('reloads the bunker list when its Redis link comes back', async () => {
       const proxy: CuttableProxy = await startRedisProxy(redisUrl());
       const ingest = await startIngest('security-nip46-reconnect', {}, proxy.urlFor(redisUrl()));
+      // The proxy stands in front of the single Redis: on a cluster (the suite's cluster mode) the farm's
+      // workers are elsewhere, so workers of the same farm serve the jobs this relay-ingest queues there.
+      const ownWorkers =
+        typeof farm.rt.redisUrl === 'string'
+          ? undefined
+          : await startRoles({ ...farm.rt, redisUrl: redisUrl() }, { workers: true });
       try {
         proxy.cut();
         await waitFor(
@@ -263,6 +270,7 @@ describe('security of the NIP-46 door: attacks through a real relay', () => {
       } finally {
         proxy.restore();
         await stopIngest(ingest);
+        await ownWorkers?.stop();
         await proxy.stop();
       }
     });

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { createRedis } from '../../shared/redis.js';
 import { readShardStates, watchShards } from '../../shared/farm/shard-metrics.js';
 import { ShardNames } from '../../shared/shard.js';
-import { redisUrl, testKeyPrefix } from '../support/env.js';
+import { suiteRedisTarget, testKeyPrefix } from '../support/env.js';
 
-const redis = createRedis(redisUrl());
+const redis = createRedis(suiteRedisTarget());
 after(() => redis.quit());
 
 test('a scrape in the same tick as other commands on a watched connection reads every shard', async () => {

@@ -2,14 +2,13 @@
 // milliseconds of its release: a rejoin never leaves several shards at once without a worker.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
-import { ShardNames } from '../../shared/shard.js';
+import { createRedis } from '../../shared/redis.js';
 import { startWorkers, type Workers } from '../../workers/index.js';
 import { shardOwners } from '../../workers/shard-leases.js';
 import {
   FakeCrypto,
   FakeKeyLoader,
-  REDIS_URL,
+  REDIS_TARGET,
   deleteByPrefix,
   noActivity,
   quietLogger,
@@ -18,14 +17,15 @@ import {
   waitFor,
   workersConfig,
 } from './farm-fixtures.js';
+import { suiteShardNames } from '../support/env.js';
 
 const SHARDS = 8;
 /** Rounds every second: a shard released just after one would wait most of it for the next. */
 const TTL = 3000;
 const logger = quietLogger();
 const prefix = uniquePrefix();
-const names = new ShardNames(prefix);
-const redis = new Redis(REDIS_URL);
+const names = suiteShardNames(prefix, SHARDS);
+const redis = createRedis(REDIS_TARGET);
 const closers: (() => Promise<unknown>)[] = [];
 after(async () => {
   for (const c of closers.reverse()) await c().catch(() => undefined);
@@ -41,7 +41,7 @@ async function member(id: string): Promise<Workers> {
     crypto: new FakeCrypto(),
     activity: noActivity,
     sealer: testSealer,
-    redisUrl: REDIS_URL,
+    redisUrl: REDIS_TARGET,
     memberId: id,
   });
   closers.push(() => w.stop());

@@ -7,20 +7,20 @@
 // worker's cold load of the user's key (a SELECT on it) waits inside a running job until the lock goes.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { verifyEvent } from 'nostr-tools';
 import pg from 'pg';
-import { ShardNames, shardOf } from '../../shared/shard.js';
+import { shardOf } from '../../shared/shard.js';
 import { shardOwners } from '../../workers/shard-leases.js';
 import { authorizeApp, call, registerUser, rpc, type Res } from '../support/client.js';
 import {
   baseTestEnv,
   createTestDatabase,
   freePort,
-  redisUrl,
   testKeyPrefix,
   type TestDatabase,
   migrateDatabase,
+  shardNamesOf,
+  suiteRedis,
 } from '../support/env.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
@@ -120,8 +120,8 @@ describe('graceful shutdown on SIGTERM', () => {
 
   /** Waits until a request of the user is admitted to its shard (in flight, with no worker to run it). */
   async function queued(user: Account): Promise<void> {
-    const names = new ShardNames(env.KEY_PREFIX!);
-    const redis = new Redis(redisUrl());
+    const names = shardNamesOf(env);
+    const redis = suiteRedis();
     try {
       await waitFor(
         'the request queued',
@@ -219,9 +219,9 @@ describe('graceful shutdown on SIGTERM', () => {
     const user = await coldUser(api.base);
     // The worker that owns the user's shard for good (the lease holder is shardOwners' choice over both
     // members); its member id carries its pid.
-    const names = new ShardNames(env.KEY_PREFIX!);
+    const names = shardNamesOf(env);
     const shard = shardOf(user.pubkey, Number(env.SHARD_COUNT));
-    const redis = new Redis(redisUrl());
+    const redis = suiteRedis();
     let owner: KeyfarmProcess | undefined;
     try {
       await waitFor('the shard settled on its owner', async () => {

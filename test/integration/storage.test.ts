@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { Redis } from 'ioredis';
 import { generateSecretKey, nip19 } from 'nostr-tools';
 import { loadMigrations, migrate, MigrationError } from '../../database/migrate.js';
 import { createPool, type Db } from '../../database/pool.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { createTestDatabase, redisUrl, type TestDatabase } from '../support/env.js';
+import { createTestDatabase, type TestDatabase, suiteRedis, scanKeys } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 
@@ -129,13 +128,15 @@ describe('secrets at rest', () => {
       '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798',
       'hello',
     ]);
-    const redis = new Redis(redisUrl());
+    const redis = suiteRedis();
     try {
-      const keys = await redis.keys(`${farm.config.KEY_PREFIX}:*`);
+      const keys = await scanKeys(redis, `${farm.config.KEY_PREFIX}:*`);
       assert.ok(keys.length > 0);
       const secrets = [hex, nip19.nsecEncode(sk), user.password, user.session, app.access_token, app.refresh_token];
       for (const key of keys) {
-        if (key.includes('{shard-')) assert.match(key, new RegExp(`^${farm.config.KEY_PREFIX}:\\{shard-\\d+\\}:`), key);
+        // {shard-N}, or on a cluster {shard-N.k}: a tag spread over the slots (spreadShardTags).
+        if (key.includes('{shard-'))
+          assert.match(key, new RegExp(`^${farm.config.KEY_PREFIX}:\\{shard-\\d+(\\.\\d+)?\\}:`), key);
         const type = await redis.type(key);
         const dumped =
           type === 'string'

@@ -6,8 +6,20 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
+import type { RedisOptions } from 'ioredis';
 import { migrate } from '../../database/migrate.js';
 import { createPool } from '../../database/pool.js';
+import {
+  createRedis,
+  isCluster,
+  parseClusterNodes,
+  type RedisClient,
+  type RedisClusterTarget,
+  type RedisTarget,
+  shardNamesFor,
+  untilReady,
+} from '../../shared/redis.js';
+import type { ShardNames } from '../../shared/shard.js';
 import { recordSecret } from './logs.js';
 import { TEST_DATA_DIR } from './paths.js';
 
@@ -26,6 +38,73 @@ export function databaseUrl(): string {
 
 export function redisUrl(): string {
   return process.env.REDIS_URL || DEFAULT_REDIS_URL;
+}
+
+/**
+ * Cluster mode (scripts/test.sh --redis-cluster): the suite's local Redis Cluster, which every test farm
+ * and Keyfarm process uses instead of the single Redis. Undefined in the default mode.
+ */
+export function suiteRedisCluster(): RedisClusterTarget | undefined {
+  const nodes = process.env.KEYFARM_TEST_REDIS_CLUSTER_NODES;
+  if (!nodes) return undefined;
+  return { clusterNodes: parseClusterNodes(nodes), password: process.env.KEYFARM_TEST_REDIS_PASSWORD || undefined };
+}
+
+/** The suite's Redis: the cluster in cluster mode, else the single server of REDIS_URL. */
+export function suiteRedisTarget(): RedisTarget {
+  return suiteRedisCluster() ?? redisUrl();
+}
+
+/** The settings naming the suite's cluster for a Keyfarm process (none in the default mode). */
+export function suiteRedisClusterEnv(): Record<string, string> {
+  const nodes = process.env.KEYFARM_TEST_REDIS_CLUSTER_NODES;
+  if (!nodes) return {};
+  const password = process.env.KEYFARM_TEST_REDIS_PASSWORD;
+  return { REDIS_CLUSTER_NODES: nodes, ...(password ? { REDIS_PASSWORD: password } : {}) };
+}
+
+/** A connection to the suite's Redis (a cluster client in cluster mode), for tests that look inside. */
+export function suiteRedis(opts: RedisOptions = {}): RedisClient {
+  return createRedis(suiteRedisTarget(), { enableAutoPipelining: false, ...opts });
+}
+
+/** The shard names of `shardCount` shards on the suite's Redis (spread over the slots on the cluster). */
+export function suiteShardNames(prefix: string, shardCount: number): ShardNames {
+  return shardNamesFor(prefix, suiteRedisTarget(), shardCount);
+}
+
+/** The shard names a Keyfarm of these settings (a Config, or a test env) uses. */
+export function shardNamesOf(settings: {
+  KEY_PREFIX?: string;
+  SHARD_COUNT?: number | string;
+  REDIS_CLUSTER_NODES?: string;
+}): ShardNames {
+  const target = settings.REDIS_CLUSTER_NODES ? { clusterNodes: [] } : redisUrl();
+  return shardNamesFor(settings.KEY_PREFIX ?? 'kf', target, Number(settings.SHARD_COUNT ?? 4));
+}
+
+/** Every key matching `pattern`: SCAN on the server, or on every master of a cluster. */
+export async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
+  const keys = new Set<string>();
+  // A cluster client knows its masters once it is ready.
+  await untilReady(redis);
+  const servers = isCluster(redis) ? redis.nodes('master') : [redis];
+  for (const server of servers) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const k of batch) keys.add(k);
+    } while (cursor !== '0');
+  }
+  return [...keys];
+}
+
+/** Deletes every key matching `pattern` (one key a command: on a cluster they lie in many slots). */
+export async function deleteKeys(redis: RedisClient, pattern: string): Promise<number> {
+  const keys = await scanKeys(redis, pattern);
+  await Promise.all(keys.map((k) => redis.del(k)));
+  return keys.length;
 }
 
 function randomId(bytes = 6): string {
@@ -99,13 +178,17 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * Environment for a Keyfarm process under test: the suite's servers, a fresh KEY_PREFIX and DATA_DIR,
- * debug logs, a recorded random ADMIN_PASSWORD, loopback exempt from the request limits, a placeholder service relay. Pass `{ DATABASE_URL: db.url, PORT: ... }` as overrides.
+ * Environment for a Keyfarm process under test: the suite's servers (its Redis Cluster in cluster mode), a
+ * fresh KEY_PREFIX and DATA_DIR, debug logs, a recorded random ADMIN_PASSWORD, loopback exempt from the
+ * request limits, a placeholder service relay. Pass `{ DATABASE_URL: db.url, PORT: ... }` as overrides.
+ * Overrides naming a REDIS_URL (and no cluster) mean that single server, in either mode.
  */
 export function baseTestEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const ownRedis = 'REDIS_URL' in overrides && !('REDIS_CLUSTER_NODES' in overrides);
   return {
     DATABASE_URL: databaseUrl(),
     REDIS_URL: redisUrl(),
+    ...(ownRedis ? {} : suiteRedisClusterEnv()),
     KEY_PREFIX: testKeyPrefix(),
     DATA_DIR: testDataDir(),
     LOG_LEVEL: 'debug',

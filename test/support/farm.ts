@@ -26,7 +26,7 @@ export async function startTestFarm(
   roles: RoleSet = { api: true, workers: true },
 ): Promise<TestFarm> {
   const database = await createTestDatabase();
-  const env: Record<string, string> = { ...baseTestEnv(), DATABASE_URL: database.url, PORT: '0', ...overrides };
+  const env: Record<string, string> = baseTestEnv({ DATABASE_URL: database.url, PORT: '0', ...overrides });
   const config = parseConfig(env);
   const rt = await prepareRuntime('all', config, testLogger(name));
   await migrate(rt.db, rt.logger);

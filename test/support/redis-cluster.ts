@@ -36,6 +36,8 @@ export interface LocalRedisCluster {
   healthy(timeoutMs?: number): Promise<void>;
   /** A plain connection to one node (for CLUSTER and INFO commands). */
   node(port: number): Redis;
+  /** Closes this process's connections to the nodes, leaving them running. */
+  disconnect(): void;
   stop(): Promise<void>;
 }
 
@@ -88,10 +90,17 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, what: str
   }
 }
 
-export async function startLocalRedisCluster(): Promise<LocalRedisCluster> {
+export interface LocalRedisClusterOptions {
+  /** Where the nodes keep their data (default: a fresh dir under .data/test). */
+  root?: string;
+  /** The nodes outlive this process (the suite's cluster, started once by scripts/test.sh). */
+  detached?: boolean;
+}
+
+export async function startLocalRedisCluster(opts: LocalRedisClusterOptions = {}): Promise<LocalRedisCluster> {
   const binary = findRedisServer();
   const password = recordSecret(randomBytes(24).toString('hex'));
-  const root = testDataDir();
+  const root = opts.root ?? testDataDir();
   const ports = await distinctFreePorts(12);
   const nodes: (ClusterNodeProcess & ClusterNodePorts & { conf: string })[] = [];
   for (let i = 0; i < 6; i++) {
@@ -119,8 +128,12 @@ export async function startLocalRedisCluster(): Promise<LocalRedisCluster> {
     return c;
   };
   const startNode = async (n: (typeof nodes)[number]) => {
-    n.child = spawn(binary, [n.conf], { stdio: 'ignore' });
+    n.child = spawn(binary, [n.conf], { stdio: 'ignore', detached: opts.detached ?? false });
     n.child.on('error', () => undefined);
+    if (opts.detached) {
+      n.child.unref();
+      writeFileSync(path.join(n.dir, 'redis.pid'), `${n.child.pid}\n`);
+    }
     await until(async () => (await node(n.port).ping()) === 'PONG', 10_000, `node ${n.port} did not answer`);
   };
   await Promise.all(nodes.map(startNode));
@@ -191,6 +204,9 @@ export async function startLocalRedisCluster(): Promise<LocalRedisCluster> {
     },
     healthy,
     node,
+    disconnect() {
+      for (const c of connections.values()) c.disconnect();
+    },
     async stop() {
       for (const c of connections.values()) c.disconnect();
       await Promise.all(

@@ -1,5 +1,6 @@
 // Everything Redis holds under a key prefix, as text: for tests that prove some content never got there.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../shared/redis.js';
+import { scanKeys } from './env.js';
 
 export interface DumpedKey {
   key: string;
@@ -8,7 +9,7 @@ export interface DumpedKey {
   text: string;
 }
 
-async function readValue(redis: Redis, key: string, type: string): Promise<unknown> {
+async function readValue(redis: RedisClient, key: string, type: string): Promise<unknown> {
   switch (type) {
     case 'string':
       return redis.get(key);
@@ -30,16 +31,10 @@ async function readValue(redis: Redis, key: string, type: string): Promise<unkno
 }
 
 /** Every key whose name starts with `prefix`, of every type, with its whole value. */
-export async function dumpRedis(redis: Redis, prefix: string): Promise<DumpedKey[]> {
-  const keys = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    for (const k of batch) keys.add(k);
-  } while (cursor !== '0');
+export async function dumpRedis(redis: RedisClient, prefix: string): Promise<DumpedKey[]> {
+  const keys = await scanKeys(redis, `${prefix}*`);
   const dumped: DumpedKey[] = [];
-  for (const key of [...keys].sort()) {
+  for (const key of keys.sort()) {
     const type = await redis.type(key);
     dumped.push({ key, type, text: JSON.stringify(await readValue(redis, key, type)) });
   }
