@@ -82,7 +82,9 @@ describe('pg errors of a database that cannot serve are "database unavailable"',
   it('a client outside a pool whose connect timed out', async () => {
     const client = new pg.Client({ connectionString: silent.url, connectionTimeoutMillis: 150 });
     client.on('error', () => undefined);
-    await assertDatabaseUnavailable(await rejection(client.connect()));
+    const err = await rejection(client.connect());
+    assert.equal(err.message, 'timeout expired');
+    await assertDatabaseUnavailable(err);
   });
 
   it('a server that hangs up while connecting', async () => {
