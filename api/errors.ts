@@ -78,11 +78,42 @@ function isUnavailableSqlState(code: string): boolean {
 }
 
 /**
- * The dependency an error says is down, or undefined, from the error's class and code. Such a request
- * gets 503 with Retry-After (the client may try again shortly), never a 500.
+ * pg's and pg-pool's own errors for a connection that could not be had in time or was lost: plain Errors
+ * with no code, so their fixed texts are what tells them apart. test/unit/database-unavailable.test.ts
+ * makes each one with real pg, so an upgrade that rewords one fails there.
+ */
+const PG_CONNECTION_FAILURES = new Set([
+  'timeout exceeded when trying to connect', // no pooled connection came free within the acquire timeout
+  'Connection terminated due to connection timeout', // a new connection did not finish its startup in time
+  'timeout expired', // the same, from a client connected outside a pool
+  'Query read timeout', // no answer within query_timeout (the server is frozen or the network is gone)
+  'Connection terminated unexpectedly',
+  'Connection terminated',
+  'Client has encountered a connection error and is not queryable',
+  'Client was closed and is not queryable',
+  'Cannot use a pool after calling end on the pool',
+]);
+/** How deep a chain of `cause`s is followed (wrappers add one level each). */
+const MAX_CAUSE_DEPTH = 4;
+/** Seconds a client is asked to wait before retrying a request refused for a dependency. */
+export const DEPENDENCY_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * The dependency an error says is down, or undefined, from the error's class, code or (for pg's own
+ * connection errors) text, following its causes. Such a request gets 503 with Retry-After (the client may
+ * try again shortly), never a 500.
  */
 export function unavailableDependency(err: unknown): Dependency | undefined {
-  if (!(err instanceof Error)) return undefined;
+  let current: unknown = err;
+  for (let depth = 0; depth < MAX_CAUSE_DEPTH && current instanceof Error; depth++) {
+    const found = unavailableByItself(current);
+    if (found) return found;
+    current = current.cause;
+  }
+  return undefined;
+}
+
+function unavailableByItself(err: Error): Dependency | undefined {
   if (err instanceof KeyManagerUnavailableError) return 'key manager';
   // ioredis does not export this class; its name is set by the class itself.
   if (err.name === 'MaxRetriesPerRequestError') return 'redis';
@@ -91,19 +122,24 @@ export function unavailableDependency(err: unknown): Dependency | undefined {
   if (err instanceof pg.DatabaseError)
     return typeof code === 'string' && isUnavailableSqlState(code) ? 'database' : undefined;
   if (typeof code === 'string' && NETWORK_CODES.has(code)) return 'database';
+  if (PG_CONNECTION_FAILURES.has(err.message)) return 'database';
   return undefined;
 }
 
 /**
- * What the handler asks when an error carries no class or code that says what failed: pg and ioredis
- * raise a plain Error when a connection breaks or cannot be made in time. Then the connections' state
- * tells whether a dependency is down.
+ * What the handlers ask when an error carries no class, code or known text that says what failed (ioredis
+ * raises a plain Error when its connection breaks). Then the connections' state tells whether a dependency
+ * is down.
  */
 export interface DependencyState {
   redisUp(): boolean;
   databaseUp(): Promise<boolean>;
 }
 
+/**
+ * The one classifier both error handlers (JSON and pages) use: the dependency whose failure an error is,
+ * whose request then answers 503 `<dependency> unavailable` with Retry-After; undefined means a 500.
+ */
 export async function dependencyDown(
   err: unknown,
   state: DependencyState | undefined,
@@ -148,7 +184,7 @@ export function installErrorHandler(app: FastifyInstance, state?: DependencyStat
       request.log.warn({ err: err.message, dependency: down }, 'dependency unavailable');
       return reply
         .status(503)
-        .header('retry-after', '2')
+        .header('retry-after', String(DEPENDENCY_RETRY_AFTER_SECONDS))
         .send({ error: `${down} unavailable` });
     }
     request.log.error({ err }, 'unhandled error');

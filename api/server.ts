@@ -103,7 +103,7 @@ export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise
   await app.register(rpcRoutes, { ctx });
   await app.register(nip46Routes, { ctx });
   await app.register(teamRoutes, { ctx });
-  await app.register(webPages, { ctx });
+  await app.register(webPages, { ctx, dependencies });
   await app.register(adminRoutes, { ctx });
   return app as unknown as FastifyInstance;
 }

@@ -3,7 +3,14 @@
 // Errors on these routes answer with an HTML page rather than JSON.
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import type { ApiContext } from '../context.js';
-import { HttpError, REFUSED_CHARACTER_MESSAGE, isRefusedCharacter } from '../errors.js';
+import {
+  DEPENDENCY_RETRY_AFTER_SECONDS,
+  type DependencyState,
+  HttpError,
+  REFUSED_CHARACTER_MESSAGE,
+  dependencyDown,
+  isRefusedCharacter,
+} from '../errors.js';
 import { accountPages } from './account-routes.js';
 import { approvalPages } from './approval-routes.js';
 import { policyPages } from './policy-routes.js';
@@ -18,7 +25,13 @@ import { errorPage } from './views-auth.js';
 
 const CSRF_CODES = new Set(['FST_CSRF_MISSING_SECRET', 'FST_CSRF_INVALID_TOKEN']);
 
-function describeError(err: FastifyError): { status: number; title: string; message: string } {
+interface ErrorView {
+  status: number;
+  title: string;
+  message: string;
+}
+
+function describeError(err: FastifyError): ErrorView | undefined {
   if (CSRF_CODES.has(err.code)) {
     return {
       status: 403,
@@ -32,19 +45,43 @@ function describeError(err: FastifyError): { status: number; title: string; mess
   if (isRefusedCharacter(err)) return { status: 400, title: 'That did not work', message: REFUSED_CHARACTER_MESSAGE };
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) return { status, title: 'That did not work', message: err.message };
-  return {
-    status: 500,
-    title: 'Something went wrong',
-    message: 'Keyfarm could not do that just now. Please try again.',
-  };
+  return undefined;
 }
 
-export const webPages: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    const { status, title, message } = describeError(err);
-    if (status >= 500) request.log.error({ err }, 'page error');
+const INTERNAL_ERROR: ErrorView = {
+  status: 500,
+  title: 'Something went wrong',
+  message: 'Keyfarm could not do that just now. Please try again.',
+};
+
+const BUSY: ErrorView = {
+  status: 503,
+  title: 'Keyfarm is busy',
+  message: 'Keyfarm cannot do that just now. Please try again in a moment.',
+};
+
+export interface WebPagesOptions {
+  ctx: ApiContext;
+  /** Asked, as by the JSON error handler, when an error does not say by itself which dependency is down. */
+  dependencies?: DependencyState;
+}
+
+export const webPages: FastifyPluginAsync<WebPagesOptions> = async (app, { ctx, dependencies }) => {
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
     if (err instanceof HttpError) reply.headers(err.headers);
-    return sendPage(reply, errorPage(title, message), status);
+    const known = describeError(err);
+    if (known) {
+      if (known.status >= 500) request.log.error({ err }, 'page error');
+      return sendPage(reply, errorPage(known.title, known.message), known.status);
+    }
+    const down = await dependencyDown(err, dependencies);
+    if (down) {
+      request.log.warn({ err: err.message, dependency: down }, 'dependency unavailable');
+      reply.header('retry-after', String(DEPENDENCY_RETRY_AFTER_SECONDS));
+      return sendPage(reply, errorPage(BUSY.title, BUSY.message), BUSY.status);
+    }
+    request.log.error({ err }, 'page error');
+    return sendPage(reply, errorPage(INTERNAL_ERROR.title, INTERNAL_ERROR.message), INTERNAL_ERROR.status);
   });
   await app.register(assetRoutes);
   await app.register(authPages, { ctx });
