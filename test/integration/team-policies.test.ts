@@ -472,4 +472,64 @@ describe('team policies', () => {
     assert.match(asMember, /Page policy/);
     assert.doesNotMatch(asMember, new RegExp(`action="/teams/${teamId}/policies"`));
   });
+
+  it('makes a team policy and moves a team app to it through the team page forms, for admins only', async () => {
+    const teamId = await newTeam(alice);
+    const key = await newKey(alice, teamId);
+    await join(alice, teamId, bob);
+    const auth = await authorize(alice, teamId, key, 'full');
+
+    /** The team page as `who`'s browser: its cookies (session + CSRF secret) and form token. */
+    const browser = async (who: User) => {
+      const session = `keyfarm_session=${who.session}`;
+      const res = await fetch(`${base}/teams/${teamId}`, { headers: { cookie: session } });
+      const html = await res.text();
+      const csrf = /(keyfarm_csrf=[^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1];
+      const token = /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+      assert.ok(csrf && token, 'a form token on the team page');
+      const post = (path: string, fields: Record<string, string>) =>
+        fetch(base + path, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `${session}; ${csrf}` },
+          body: new URLSearchParams({ ...fields, _csrf: token }).toString(),
+          redirect: 'manual',
+        });
+      return { post };
+    };
+    const form = { name: 'From the page', kinds: '1, 7', nip44_encrypt: 'on' };
+
+    const member = await browser(bob);
+    const refused = await member.post(`/teams/${teamId}/policies`, form);
+    assert.equal(refused.status, 403);
+    assert.equal((await call(base, 'GET', `/api/teams/${teamId}/policies`, undefined, alice.session)).body.length, 0);
+
+    const admin = await browser(alice);
+    const bad = await admin.post(`/teams/${teamId}/policies`, { ...form, kinds: '1, seven' });
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /Enter kinds as numbers/);
+    const made = await admin.post(`/teams/${teamId}/policies`, form);
+    assert.equal(made.status, 303);
+    const listed = await call(base, 'GET', `/api/teams/${teamId}/policies`, undefined, alice.session);
+    assert.equal(listed.body.length, 1);
+    const slug = listed.body[0].slug as string;
+    assert.deepEqual(listed.body[0].permissions.allowed_kinds, [1, 7]);
+    assert.equal(listed.body[0].permissions.nip44_encrypt, true);
+
+    const memberMove = await member.post(`/teams/${teamId}/authorizations/policy`, {
+      authorization_id: auth.id,
+      policy_slug: slug,
+    });
+    assert.equal(memberMove.status, 403);
+    assert.equal(await policyOf(auth.id), 'full');
+    assert.equal((await rpc(base, auth.token, 'sign_event', [note(30_023)])).status, 200);
+
+    const moved = await admin.post(`/teams/${teamId}/authorizations/policy`, {
+      authorization_id: auth.id,
+      policy_slug: slug,
+    });
+    assert.equal(moved.status, 303);
+    assert.equal(await policyOf(auth.id), slug);
+    assert.equal((await rpc(base, auth.token, 'sign_event', [note(30_023)])).status, 403, 'in force at once');
+    assert.equal((await rpc(base, auth.token, 'sign_event', [note(7)])).status, 200);
+  });
 });
