@@ -531,5 +531,11 @@ describe('team policies', () => {
     assert.equal(await policyOf(auth.id), slug);
     assert.equal((await rpc(base, auth.token, 'sign_event', [note(30_023)])).status, 403, 'in force at once');
     assert.equal((await rpc(base, auth.token, 'sign_event', [note(7)])).status, 200);
+
+    // Deleting the team takes its policies with it, the authorization under one too.
+    assert.equal((await call(base, 'DELETE', `/api/teams/${teamId}`, undefined, alice.session)).status, 200);
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM policies WHERE slug = $1', [slug]);
+    assert.equal(rows[0].n, 0);
+    assert.equal((await rpc(base, auth.token, 'sign_event', [note(7)])).status, 401);
   });
 });
