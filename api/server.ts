@@ -24,6 +24,7 @@ import { healthRoutes } from './routes/health.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { nip46Routes } from './routes/nip46.js';
 import { RPC_ROUTE, rpcRoutes } from './routes/rpc.js';
+import { teamPolicyRoutes } from './routes/team-policies.js';
 import { teamRoutes } from './routes/teams.js';
 import { metrics } from '../shared/metrics.js';
 
@@ -103,6 +104,7 @@ export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise
   await app.register(rpcRoutes, { ctx });
   await app.register(nip46Routes, { ctx });
   await app.register(teamRoutes, { ctx });
+  await app.register(teamPolicyRoutes, { ctx });
   await app.register(webPages, { ctx, dependencies });
   await app.register(adminRoutes, { ctx });
   return app as unknown as FastifyInstance;

@@ -173,6 +173,8 @@ export const ConfigSchema = Type.Object({
   TEAM_MAX_KEYS: Int(20, 1, 10_000),
   /** How long a mailed team invite works. */
   TEAM_INVITE_TTL_HOURS: Int(72, 1, 720),
+  /** Custom policies one team may own (docs/RUNBOOK.md, "Teams"). */
+  TEAM_MAX_POLICIES: Int(20, 1, 1000),
 
   /**
    * NIP-46 requests per minute that one client key other than a bunker's bound client (a stranger, or a

@@ -3,14 +3,14 @@
 import { type Static, Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from 'typebox/value';
-import { listUserPolicies } from '../../database/queries/policies.js';
+import { listOwnedPolicies } from '../../database/queries/policies.js';
 import type { ApiContext } from '../context.js';
 import { MAX_LIFETIME_SECONDS, PolicyBody } from '../routes/policies.js';
 import { PolicySlug, Uuid } from '../schemas.js';
 import {
   changeAuthorizationPolicy,
-  createUserPolicy,
-  removeUserPolicy,
+  createPolicy,
+  removePolicy,
   type PolicyInput,
 } from '../services/custom-policies.js';
 import { FieldError, failedForm, formError } from './forms.js';
@@ -22,7 +22,7 @@ const Csrf = Type.String({ maxLength: 512 });
 const Field = (maxLength: number) => Type.Optional(Type.String({ maxLength }));
 const Check = Type.Optional(Type.Literal('on'));
 
-const PolicyForm = Type.Object({
+export const PolicyForm = Type.Object({
   _csrf: Csrf,
   name: Field(200),
   description: Field(1000),
@@ -36,7 +36,7 @@ const PolicyForm = Type.Object({
   max_uses: Field(20),
   ask: Check,
 });
-type PolicyFormBody = Static<typeof PolicyForm>;
+export type PolicyFormBody = Static<typeof PolicyForm>;
 
 const NOTICES = new Map([
   ['created', 'Your policy is created. Choose it when you connect an app, or for an app under Connected apps.'],
@@ -102,7 +102,7 @@ export const policyPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
     '/account/policies',
     { schema: { querystring: Type.Object({ notice: Type.Optional(Type.String({ maxLength: 32 })) }) } },
     async (request, reply) => {
-      const policies = await listUserPolicies(ctx.db, request.user!.id);
+      const policies = await listOwnedPolicies(ctx.db, { userId: request.user!.id });
       const notice = NOTICES.get(request.query.notice ?? '');
       return sendPage(reply, policiesPage(signedIn(request, reply), policies, undefined, notice));
     },
@@ -111,11 +111,11 @@ export const policyPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
   app.post('/account/policies', { schema: { body: PolicyForm } }, async (request, reply) => {
     const { _csrf, ...values } = request.body;
     try {
-      await createUserPolicy(ctx, request.user!.id, policyInputOfForm(request.body));
+      await createPolicy(ctx, { userId: request.user!.id }, policyInputOfForm(request.body));
       return reply.redirect('/account/policies?notice=created', 303);
     } catch (err) {
       const failure = formError(err, reply);
-      const policies = await listUserPolicies(ctx.db, request.user!.id);
+      const policies = await listOwnedPolicies(ctx.db, { userId: request.user!.id });
       return sendPage(
         reply,
         policiesPage(signedIn(request, reply), policies, failedForm(failure, values)),
@@ -128,7 +128,7 @@ export const policyPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async
     '/account/policies/delete',
     { schema: { body: Type.Object({ slug: PolicySlug, _csrf: Csrf }) } },
     async (request, reply) => {
-      await removeUserPolicy(ctx, request.user!.id, request.body.slug);
+      await removePolicy(ctx, { userId: request.user!.id }, request.body.slug);
       return reply.redirect('/account/policies?notice=deleted', 303);
     },
   );

@@ -14,6 +14,7 @@ import {
   listUserTeams,
   findTeam,
 } from '../../database/queries/teams.js';
+import { listOwnedPolicies } from '../../database/queries/policies.js';
 import type { ApiContext } from '../context.js';
 import { type HttpError, notFound } from '../errors.js';
 import { requireSomeRelay } from '../routes/authorizations.js';
@@ -26,17 +27,21 @@ import {
   cancelInvite,
   changeRole,
   createTeam,
+  changeTeamAuthorizationPolicy,
   createTeamAuthorization,
+  createTeamPolicy,
   deleteTeam,
   inviteMember,
   NO_SUCH_TEAM,
   removeMember,
   removeTeamKey,
+  removeTeamPolicy,
   requireRole,
   revokeTeamAuthorizationAsAdmin,
 } from '../services/teams.js';
 import { parseRelayLines } from './account-routes.js';
 import { putFlash, takeFlash } from './flash.js';
+import { PolicyForm, policyInputOfForm } from './policy-routes.js';
 import { FieldError, failedForm, formError, sentence } from './forms.js';
 import { requirePageUser, signedIn } from './guard.js';
 import { sendPage } from './layout.js';
@@ -55,6 +60,9 @@ const NOTICES = new Map([
   ['revoked', 'The app is revoked: it can no longer sign with the team’s key.'],
   ['updated', 'Saved.'],
   ['key-deleted', 'The key is deleted, with every app that signed with it.'],
+  ['policy-created', 'The team policy is created: give it to an app of the team below its name.'],
+  ['policy-deleted', 'The team policy is deleted.'],
+  ['policy-changed', 'The app’s permission is changed, in force at once.'],
 ]);
 
 export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
@@ -70,6 +78,7 @@ export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
     const keys = await listTeamKeys(ctx.db, teamId);
     const authorizations = await listTeamAuthorizations(ctx.db, teamId);
     const policies = await listTeamPolicies(ctx.db, teamId);
+    const ownPolicies = await listOwnedPolicies(ctx.db, { teamId });
     return {
       id: team.id,
       name: team.name,
@@ -80,6 +89,7 @@ export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
       keys,
       authorizations,
       policies,
+      ownPolicies,
       serviceRelays: ctx.config.BUNKER_RELAYS,
     };
   }
@@ -288,6 +298,35 @@ export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
       act(request, reply, 'key', {}, async () => {
         await removeTeamKey(ctx, request.user!.id, request.params.id, request.body.pubkey);
         return `/teams/${request.params.id}?notice=key-deleted`;
+      }),
+  );
+
+  app.post('/teams/:id/policies', { schema: { params: Params, body: PolicyForm } }, async (request, reply) => {
+    const { _csrf, ...values } = request.body;
+    return act(request, reply, 'policy', values, async () => {
+      await createTeamPolicy(ctx, request.user!.id, request.params.id, policyInputOfForm(request.body));
+      return `/teams/${request.params.id}?notice=policy-created`;
+    });
+  });
+
+  app.post(
+    '/teams/:id/policies/delete',
+    { schema: { params: Params, body: Type.Object({ slug: PolicySlug, _csrf: Csrf }) } },
+    async (request, reply) =>
+      act(request, reply, 'policy', {}, async () => {
+        await removeTeamPolicy(ctx, request.user!.id, request.params.id, request.body.slug);
+        return `/teams/${request.params.id}?notice=policy-deleted`;
+      }),
+  );
+
+  app.post(
+    '/teams/:id/authorizations/policy',
+    { schema: { params: Params, body: Type.Object({ authorization_id: Uuid, policy_slug: PolicySlug, _csrf: Csrf }) } },
+    async (request, reply) =>
+      act(request, reply, 'authorization', {}, async () => {
+        const { authorization_id, policy_slug } = request.body;
+        await changeTeamAuthorizationPolicy(ctx, request.user!.id, request.params.id, authorization_id, policy_slug);
+        return `/teams/${request.params.id}?notice=policy-changed`;
       }),
   );
 

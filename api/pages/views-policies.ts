@@ -25,14 +25,19 @@ const NIP_RIGHTS: [string, string][] = [
   ['nip04_decrypt', 'Decrypt messages (NIP-04, old style)'],
 ];
 
-function policyCard(user: SignedIn, p: CustomPolicy): SafeHtml {
+/** What an app under a custom policy can and cannot do, with its name and identifier. */
+export function policySummary(p: CustomPolicy): SafeHtml {
   const words = describePolicy(p.permissions);
-  return html`<li class="card custom-policy" data-policy="${p.slug}">
-    <h2 class="policy-name">${p.display_name}</h2>
+  return html`<h2 class="policy-name">${p.display_name}</h2>
     ${p.description ? html`<p>${p.description}</p>` : ''}
     <p class="muted small">Identifier: <code>${p.slug}</code></p>
     <p>An app under it can:</p><ul>${words.can.map((w) => html`<li>${w}</li>`)}</ul>
-    <p>It cannot:</p><ul>${words.cannot.map((w) => html`<li>${w}</li>`)}</ul>
+    <p>It cannot:</p><ul>${words.cannot.map((w) => html`<li>${w}</li>`)}</ul>`;
+}
+
+function policyCard(user: SignedIn, p: CustomPolicy): SafeHtml {
+  return html`<li class="card custom-policy" data-policy="${p.slug}">
+    ${policySummary(p)}
     <form method="post" action="/account/policies/delete" data-confirm="Delete ${p.display_name}?">
       ${csrfField(user.csrf)}<input type="hidden" name="slug" value="${p.slug}">
       <div class="actions"><button type="submit" class="danger">Delete ${p.display_name}</button></div>
@@ -40,26 +45,15 @@ function policyCard(user: SignedIn, p: CustomPolicy): SafeHtml {
   </li>`;
 }
 
-export function policiesPage(
-  user: SignedIn,
-  policies: CustomPolicy[],
-  form: FormState = emptyForm(),
-  notice?: string,
-): PageOptions {
+/**
+ * The form that makes a policy, read by policyInputOfForm (policy-routes.ts): the same fields wherever a
+ * policy is made (the account's policies, a team's).
+ */
+export function policyForm(user: SignedIn, form: FormState, action: string, askLabel: string): SafeHtml {
   const v = form.values;
   const checked = (name: string) => (v[name] === 'on' ? html` checked` : '');
-  return {
-    title: 'Your policies',
-    user,
-    path: '/account/policies',
-    body: html`<h1>Your policies</h1>
-      <p>A policy says what an app may do with your key. Besides the built-in ones, make your own here, then
-        choose it when you connect an app, or for an app already connected under <a href="/account/apps">Connected apps</a>.</p>
-      ${notice ? html`<p class="notice" role="status" id="policies-notice">${notice}</p>` : ''}
-      ${policies.length ? html`<ul class="policies">${policies.map((p) => policyCard(user, p))}</ul>` : html`<p id="no-policies">You have no policy of your own yet.</p>`}
-      <h2>New policy</h2>
-      ${formErrorBox(form)}
-      <form method="post" action="/account/policies" class="card" novalidate>
+  return html`${formErrorBox(form)}
+      <form method="post" action="${action}" class="card policy-form" novalidate>
         ${csrfField(user.csrf)}
         <label for="name">Name</label>
         <input id="name" name="name" type="text" required maxlength="100" value="${v.name ?? ''}"${fieldAttrs(form, 'name')}>
@@ -83,8 +77,27 @@ export function policiesPage(
         <label for="max_uses">Most signatures, encryptions and decryptions per app (optional)</label>
         <input id="max_uses" name="max_uses" type="number" min="1" value="${v.max_uses ?? ''}"${fieldAttrs(form, 'max_uses')}>
         ${fieldError(form, 'max_uses')}
-        <label class="check"><input type="checkbox" id="ask" name="ask"${checked('ask')}> Ask me, request by request, for anything else</label>
+        <label class="check"><input type="checkbox" id="ask" name="ask"${checked('ask')}> ${askLabel}</label>
         <div class="actions"><button type="submit">Create policy</button></div>
-      </form>`,
+      </form>`;
+}
+
+export function policiesPage(
+  user: SignedIn,
+  policies: CustomPolicy[],
+  form: FormState = emptyForm(),
+  notice?: string,
+): PageOptions {
+  return {
+    title: 'Your policies',
+    user,
+    path: '/account/policies',
+    body: html`<h1>Your policies</h1>
+      <p>A policy says what an app may do with your key. Besides the built-in ones, make your own here, then
+        choose it when you connect an app, or for an app already connected under <a href="/account/apps">Connected apps</a>.</p>
+      ${notice ? html`<p class="notice" role="status" id="policies-notice">${notice}</p>` : ''}
+      ${policies.length ? html`<ul class="policies">${policies.map((p) => policyCard(user, p))}</ul>` : html`<p id="no-policies">You have no policy of your own yet.</p>`}
+      <h2>New policy</h2>
+      ${policyForm(user, form, '/account/policies', 'Ask me, request by request, for anything else')}`,
   };
 }

@@ -8,9 +8,11 @@ import type {
   TeamMember,
   TeamRole,
 } from '../../database/queries/teams.js';
+import type { CustomPolicy } from '../../database/queries/policies.js';
 import { emptyForm, fieldAttrs, fieldError, formErrorBox, type FormState } from './forms.js';
 import { html, type SafeHtml } from './html.js';
 import { csrfField, type PageOptions, type SignedIn } from './layout.js';
+import { teamPoliciesSection } from './views-team-policies.js';
 
 const when = (d: Date | null | undefined): SafeHtml | string =>
   d ? html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>` : 'never';
@@ -54,6 +56,8 @@ export interface TeamView {
   keys: TeamKey[];
   authorizations: TeamAuthorization[];
   policies: { slug: string; displayName: string }[];
+  /** The team's own policies (also among `policies`, which adds the built-ins). */
+  ownPolicies: CustomPolicy[];
   serviceRelays: string[];
 }
 
@@ -62,6 +66,7 @@ export interface TeamForms {
   invite?: FormState;
   key?: FormState;
   authorization?: FormState;
+  policy?: FormState;
 }
 
 function membersSection(user: SignedIn, t: TeamView): SafeHtml {
@@ -163,7 +168,12 @@ function authorizationsSection(user: SignedIn, t: TeamView, form: FormState): Sa
       </dl>
       ${
         admin && !a.revokedAt
-          ? html`<form method="post" action="/teams/${t.id}/authorizations/revoke" data-confirm="Revoke ${a.applicationName}? It stops working at once.">
+          ? html`<form method="post" action="/teams/${t.id}/authorizations/policy" class="change-policy">
+        ${csrfField(user.csrf)}<input type="hidden" name="authorization_id" value="${a.id}">
+        <label for="policy-${a.id}">Change its permission</label>
+        <select id="policy-${a.id}" name="policy_slug">${t.policies.map((p) => html`<option value="${p.slug}"${p.slug === a.policySlug ? html` selected` : ''}>${p.displayName}</option>`)}</select>
+        <div class="actions"><button type="submit" class="secondary">Change permission of ${a.applicationName}</button></div></form>
+        <form method="post" action="/teams/${t.id}/authorizations/revoke" data-confirm="Revoke ${a.applicationName}? It stops working at once.">
         ${csrfField(user.csrf)}<input type="hidden" name="authorization_id" value="${a.id}">
         <div class="actions"><button type="submit" class="danger">Revoke ${a.applicationName}</button></div></form>`
           : ''
@@ -211,6 +221,7 @@ export function teamPage(user: SignedIn, t: TeamView, forms: TeamForms = {}, not
       ${invitesSection(user, t, forms.invite ?? emptyForm())}
       ${keysSection(user, t, forms.key ?? emptyForm())}
       ${authorizationsSection(user, t, forms.authorization ?? emptyForm())}
+      ${teamPoliciesSection(user, { id: t.id, admin: t.role === 'admin' }, t.ownPolicies, forms.policy ?? emptyForm())}
       ${
         t.role === 'admin'
           ? html`<form method="post" action="/teams/${t.id}/delete" class="card" data-confirm="Delete ${t.name}? Its keys are erased and every app that signs with them stops at once.">

@@ -2,16 +2,11 @@
 // the owner's alone: another user's slug answers 404 exactly like a slug that does not exist.
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { findUserPolicy, listUserPolicies, type CustomPolicy } from '../../database/queries/policies.js';
+import { findOwnedPolicy, listOwnedPolicies, type CustomPolicy } from '../../database/queries/policies.js';
 import type { ApiContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { requireSession } from '../plugins/session.js';
-import {
-  changeAuthorizationPolicy,
-  createUserPolicy,
-  editUserPolicy,
-  removeUserPolicy,
-} from '../services/custom-policies.js';
+import { changeAuthorizationPolicy, createPolicy, editPolicy, removePolicy } from '../services/custom-policies.js';
 import { ErrorBody, PolicySlug, Uuid } from '../schemas.js';
 
 /** The most kinds one policy may list (the built-ins list at most 17). */
@@ -65,7 +60,7 @@ const Permissions = Type.Object({
   ask: Type.Optional(Type.Boolean()),
 });
 
-const PolicyOut = Type.Object({
+export const PolicyOut = Type.Object({
   slug: Type.String(),
   name: Type.String(),
   display_name: Type.String(),
@@ -75,9 +70,10 @@ const PolicyOut = Type.Object({
   updated_at: Type.String(),
 });
 
-const SlugParams = Type.Object({ slug: PolicySlug });
+export const SlugParams = Type.Object({ slug: PolicySlug });
 
-function out(p: CustomPolicy) {
+/** A custom policy as the API shows it. */
+export function policyJson(p: CustomPolicy) {
   return {
     slug: p.slug,
     name: p.display_name,
@@ -95,22 +91,23 @@ export const policyRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
   app.get(
     '/api/user/policies',
     { preHandler: session, schema: { response: { 200: Type.Array(PolicyOut), '4xx': ErrorBody } } },
-    async (request) => (await listUserPolicies(ctx.db, request.userId!)).map(out),
+    async (request) => (await listOwnedPolicies(ctx.db, { userId: request.userId! })).map(policyJson),
   );
 
   app.post(
     '/api/user/policies',
     { preHandler: session, schema: { body: PolicyBody, response: { 201: PolicyOut, '4xx': ErrorBody } } },
-    async (request, reply) => reply.status(201).send(out(await createUserPolicy(ctx, request.userId!, request.body))),
+    async (request, reply) =>
+      reply.status(201).send(policyJson(await createPolicy(ctx, { userId: request.userId! }, request.body))),
   );
 
   app.get(
     '/api/user/policies/:slug',
     { preHandler: session, schema: { params: SlugParams, response: { 200: PolicyOut, '4xx': ErrorBody } } },
     async (request) => {
-      const policy = await findUserPolicy(ctx.db, request.userId!, request.params.slug);
+      const policy = await findOwnedPolicy(ctx.db, { userId: request.userId! }, request.params.slug);
       if (!policy) throw notFound('no such policy');
-      return out(policy);
+      return policyJson(policy);
     },
   );
 
@@ -120,14 +117,15 @@ export const policyRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
       preHandler: session,
       schema: { params: SlugParams, body: PolicyBody, response: { 200: PolicyOut, '4xx': ErrorBody } },
     },
-    async (request) => out(await editUserPolicy(ctx, request.userId!, request.params.slug, request.body)),
+    async (request) =>
+      policyJson(await editPolicy(ctx, { userId: request.userId! }, request.params.slug, request.body)),
   );
 
   app.delete(
     '/api/user/policies/:slug',
     { preHandler: session, schema: { params: SlugParams, response: { 204: Type.Null(), '4xx': ErrorBody } } },
     async (request, reply) => {
-      await removeUserPolicy(ctx, request.userId!, request.params.slug);
+      await removePolicy(ctx, { userId: request.userId! }, request.params.slug);
       return reply.status(204).send(null);
     },
   );

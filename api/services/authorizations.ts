@@ -23,6 +23,8 @@ export interface CreateAuthorization {
   userId: string;
   applicationName: string;
   policySlug?: string;
+  /** The policy, already checked by the caller (a team's authorization may use the team's); else `policySlug`'s. */
+  policy?: Policy;
   relays?: string[];
   expiresAt?: Date | null;
   clientId?: string;
@@ -71,7 +73,7 @@ export async function loadPolicy(ctx: ApiContext, slug: string, userId: string):
 }
 
 export async function createAuthorization(ctx: ApiContext, input: CreateAuthorization): Promise<CreatedAuthorization> {
-  const policy = await loadPolicy(ctx, input.policySlug ?? 'full', input.userId);
+  const policy = input.policy ?? (await loadPolicy(ctx, input.policySlug ?? 'full', input.userId));
   if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badRequest('expires_at is in the past');
   const { relays, userRelays } = await vetRelays(ctx.config, input.relays);
   const authorizationId = randomUUID();

@@ -1,20 +1,21 @@
-// Policies users make for themselves: validated and normalised here, counted under a per-user lock, and
-// every change that alters what an authorization may do (an edit of its policy, a switch to another) is
+// Policies users make for themselves, and team admins for their team: validated and normalised here,
+// counted under a per-owner lock, and every change that alters what an authorization may do (an edit of its policy, a switch to another) is
 // evicted from every cache at once, through the revocation broadcast.
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import pg, { type PoolClient } from 'pg';
 import { inTransaction } from '../../database/pool.js';
 import { setAuthorizationPolicy } from '../../database/queries/authorizations.js';
 import {
   authorizationsUsingPolicy,
-  countUserPolicies,
-  deleteUserPolicy,
+  countOwnedPolicies,
+  deleteOwnedPolicy,
   findPolicy,
-  insertUserPolicy,
-  lockUserPolicies,
-  updateUserPolicy,
+  insertOwnedPolicy,
+  lockOwnedPolicies,
+  updateOwnedPolicy,
   type CustomPolicy,
   type Policy,
+  type PolicyOwner,
   type PolicyPermissions,
 } from '../../database/queries/policies.js';
 import type { ApiContext } from '../context.js';
@@ -83,34 +84,63 @@ function newSlug(): string {
     .replace(/[^a-z0-9]/g, 'x')}`;
 }
 
-export async function createUserPolicy(ctx: ApiContext, userId: string, input: PolicyInput): Promise<CustomPolicy> {
+/** Checks, in the changing transaction, that the caller may change the owner's policies (a team's: its admins). */
+export type MayChangePolicies = (tx: PoolClient) => Promise<unknown>;
+
+function policyCap(ctx: ApiContext, owner: PolicyOwner): { most: number; per: string } {
+  return 'userId' in owner
+    ? { most: ctx.config.MAX_POLICIES_PER_USER, per: 'user' }
+    : { most: ctx.config.TEAM_MAX_POLICIES, per: 'team' };
+}
+
+export async function createPolicy(
+  ctx: ApiContext,
+  owner: PolicyOwner,
+  input: PolicyInput,
+  mayChange?: MayChangePolicies,
+): Promise<CustomPolicy> {
   const f = fields(input);
+  const cap = policyCap(ctx, owner);
   return inTransaction(ctx.db, async (tx) => {
-    await lockUserPolicies(tx, userId);
-    if ((await countUserPolicies(tx, userId)) >= ctx.config.MAX_POLICIES_PER_USER)
-      throw conflict(`at most ${ctx.config.MAX_POLICIES_PER_USER} policies per user: delete one first`);
-    return insertUserPolicy(tx, userId, newSlug(), f);
+    await mayChange?.(tx);
+    await lockOwnedPolicies(tx, owner);
+    if ((await countOwnedPolicies(tx, owner)) >= cap.most)
+      throw conflict(`at most ${cap.most} policies per ${cap.per}: delete one first`);
+    return insertOwnedPolicy(tx, owner, newSlug(), f);
   });
 }
 
-/** Replaces one of the user's policies; every authorization under it obeys the new version from now on. */
-export async function editUserPolicy(
+/** Replaces one of the owner's policies; every authorization under it obeys the new version from now on. */
+export async function editPolicy(
   ctx: ApiContext,
-  userId: string,
+  owner: PolicyOwner,
   slug: string,
   input: PolicyInput,
+  mayChange?: MayChangePolicies,
 ): Promise<CustomPolicy> {
-  const updated = await updateUserPolicy(ctx.db, userId, slug, fields(input));
+  const f = fields(input);
+  const updated = await inTransaction(ctx.db, async (tx) => {
+    await mayChange?.(tx);
+    return updateOwnedPolicy(tx, owner, slug, f);
+  });
   if (!updated) throw notFound('no such policy');
   for (const authorizationId of await authorizationsUsingPolicy(ctx.db, slug))
     await evictEverywhere(ctx, { type: 'authorization', authorizationId });
   return updated;
 }
 
-export async function removeUserPolicy(ctx: ApiContext, userId: string, slug: string): Promise<void> {
-  let outcome: Awaited<ReturnType<typeof deleteUserPolicy>>;
+export async function removePolicy(
+  ctx: ApiContext,
+  owner: PolicyOwner,
+  slug: string,
+  mayChange?: MayChangePolicies,
+): Promise<void> {
+  let outcome: Awaited<ReturnType<typeof deleteOwnedPolicy>>;
   try {
-    outcome = await inTransaction(ctx.db, (tx) => deleteUserPolicy(tx, userId, slug));
+    outcome = await inTransaction(ctx.db, async (tx) => {
+      await mayChange?.(tx);
+      return deleteOwnedPolicy(tx, owner, slug);
+    });
   } catch (err) {
     // An authorization or code took the policy meanwhile.
     if (err instanceof pg.DatabaseError && err.code === FOREIGN_KEY_VIOLATION) outcome = 'in_use';
@@ -139,7 +169,8 @@ export async function changeAuthorizationPolicy(
       throw badRequest(`unknown policy: ${slug}`, 'unknown_policy');
     throw err;
   }
-  if (!changed) throw notFound('no such authorization (or it is revoked)');
+  if (!changed)
+    throw notFound('no such authorization (or it is revoked, or signs with a team key: a team admin changes that one)');
   await evictEverywhere(ctx, { type: 'authorization', authorizationId });
   return policy;
 }

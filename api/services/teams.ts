@@ -24,7 +24,7 @@ import {
   isMemberEmail,
   insertMember,
   insertTeam,
-  isTeamUsablePolicy,
+  findTeamUsablePolicy,
   lockInvite,
   lockTeam,
   listTeamKeys,
@@ -34,6 +34,7 @@ import {
   revokeMemberTeamAuthorizations,
   revokeTeamAuthorization,
   setRole,
+  setTeamAuthorizationPolicy,
   spendInvite,
   type RevokedAuthorization,
   type TeamKey,
@@ -43,7 +44,9 @@ import { findUserById } from '../../database/queries/users.js';
 import { generateSecretKey, parseSecretKey } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, conflict, forbidden, notFound } from '../errors.js';
+import type { CustomPolicy, Policy } from '../../database/queries/policies.js';
 import { createAuthorization, evictEverywhere, type CreatedAuthorization } from './authorizations.js';
+import { createPolicy, editPolicy, removePolicy, type PolicyInput } from './custom-policies.js';
 import { mayMail } from './mail-quota.js';
 import { issueTokens } from './oauth.js';
 import { hashToken, newToken } from './tokens.js';
@@ -265,6 +268,13 @@ export async function addTeamKey(
   }
 }
 
+/** A built-in or one of this team's own policies (never a user's, nor another team's); else 400. */
+async function teamUsablePolicy(db: ApiContext['db'] | PoolClient, teamId: string, slug: string): Promise<Policy> {
+  const policy = await findTeamUsablePolicy(db, teamId, slug);
+  if (!policy) throw badRequest(`unknown policy: ${slug}`, 'unknown_policy');
+  return policy;
+}
+
 export interface TeamAuthorizationInput {
   applicationName: string;
   policySlug?: string;
@@ -292,19 +302,18 @@ export async function createTeamAuthorization(
   await requireRole(ctx.db, teamId, userId, 'admin');
   const key = await findTeamKey(ctx.db, teamId, keyPubkey);
   if (!key) throw notFound('no such key in this team');
-  const policySlug = input.policySlug ?? 'full';
-  if (!(await isTeamUsablePolicy(ctx.db, teamId, policySlug)))
-    throw badRequest(`unknown policy: ${policySlug}`, 'unknown_policy');
+  const policy = await teamUsablePolicy(ctx.db, teamId, input.policySlug ?? 'full');
   const created = await createAuthorization(ctx, {
     userId,
     applicationName: input.applicationName,
-    policySlug,
+    policy,
     relays: input.relays,
     expiresAt: input.expiresAt ?? null,
     signingKeyId: key.id,
     checkInTransaction: async (tx) => {
       await lockAsRole(tx, teamId, userId, 'admin');
       if (!(await findTeamKey(tx, teamId, keyPubkey))) throw notFound('no such key in this team');
+      await teamUsablePolicy(tx, teamId, policy.slug);
     },
   });
   if (!input.issueToken) return created;
@@ -357,4 +366,51 @@ export async function deleteTeam(ctx: ApiContext, userId: string, teamId: string
   });
   await evictRevoked(ctx, removed);
   for (const keyId of keyIds) await evictEverywhere(ctx, { type: 'key', keyId });
+}
+
+/** Team policies: the custom-policy service with the team as owner, its admins alone changing them. */
+const asTeamAdmin = (teamId: string, userId: string) => (tx: PoolClient) => lockAsRole(tx, teamId, userId, 'admin');
+
+export function createTeamPolicy(
+  ctx: ApiContext,
+  userId: string,
+  teamId: string,
+  input: PolicyInput,
+): Promise<CustomPolicy> {
+  return createPolicy(ctx, { teamId }, input, asTeamAdmin(teamId, userId));
+}
+
+export function editTeamPolicy(
+  ctx: ApiContext,
+  userId: string,
+  teamId: string,
+  slug: string,
+  input: PolicyInput,
+): Promise<CustomPolicy> {
+  return editPolicy(ctx, { teamId }, slug, input, asTeamAdmin(teamId, userId));
+}
+
+export function removeTeamPolicy(ctx: ApiContext, userId: string, teamId: string, slug: string): Promise<void> {
+  return removePolicy(ctx, { teamId }, slug, asTeamAdmin(teamId, userId));
+}
+
+/**
+ * Puts one of the team's authorizations under another policy: a built-in or one of this team's own (never a
+ * user's, nor another team's). In force on both doors at once.
+ */
+export async function changeTeamAuthorizationPolicy(
+  ctx: ApiContext,
+  userId: string,
+  teamId: string,
+  authorizationId: string,
+  slug: string,
+): Promise<void> {
+  await inTransaction(ctx.db, async (tx) => {
+    await lockAsRole(tx, teamId, userId, 'admin');
+    // Under the team's lock: a team policy cannot be deleted between this check and the update.
+    await teamUsablePolicy(tx, teamId, slug);
+    if (!(await setTeamAuthorizationPolicy(tx, teamId, authorizationId, slug)))
+      throw notFound('no such authorization in this team (or it is revoked)');
+  });
+  await evictEverywhere(ctx, { type: 'authorization', authorizationId });
 }

@@ -100,7 +100,10 @@ export async function listUserAuthorizations(db: Queryable, userId: string): Pro
   return rows;
 }
 
-/** Puts one of the user's unrevoked authorizations under another policy; undefined when there is none such. */
+/**
+ * Puts one of the user's unrevoked authorizations on their own key under another policy (one on a team key
+ * is the team admins' to change); undefined when there is none such.
+ */
 export async function setAuthorizationPolicy(
   db: Queryable,
   userId: string,
@@ -108,7 +111,8 @@ export async function setAuthorizationPolicy(
   policySlug: string,
 ): Promise<{ id: string } | undefined> {
   const { rows } = await db.query<{ id: string }>(
-    'UPDATE authorizations SET policy_slug = $3 WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL RETURNING id',
+    `UPDATE authorizations SET policy_slug = $3
+     WHERE id = $2 AND user_id = $1 AND revoked_at IS NULL AND signing_key_id IS NULL RETURNING id`,
     [userId, id, policySlug],
   );
   return rows[0];

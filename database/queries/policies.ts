@@ -65,34 +65,48 @@ export async function findPolicy(db: Queryable, slug: string, userId?: string): 
   return rows[0];
 }
 
-export async function listUserPolicies(db: Queryable, userId: string): Promise<CustomPolicy[]> {
+/** Who a custom policy belongs to: a user, or a team (whose admins manage it). */
+export type PolicyOwner = { userId: string } | { teamId: string };
+
+/** The owner's column (a constant, never user input) and id. */
+function ownedBy(owner: PolicyOwner): [column: 'owner_user_id' | 'owner_team_id', id: string] {
+  return 'userId' in owner ? ['owner_user_id', owner.userId] : ['owner_team_id', owner.teamId];
+}
+
+export async function listOwnedPolicies(db: Queryable, owner: PolicyOwner): Promise<CustomPolicy[]> {
+  const [column, id] = ownedBy(owner);
   const { rows } = await db.query<CustomPolicy>(
-    `SELECT ${CUSTOM_COLUMNS} FROM policies WHERE owner_user_id = $1 ORDER BY created_at, slug`,
-    [userId],
+    `SELECT ${CUSTOM_COLUMNS} FROM policies WHERE ${column} = $1 ORDER BY created_at, slug`,
+    [id],
   );
   return rows;
 }
 
-export async function findUserPolicy(db: Queryable, userId: string, slug: string): Promise<CustomPolicy | undefined> {
+export async function findOwnedPolicy(
+  db: Queryable,
+  owner: PolicyOwner,
+  slug: string,
+): Promise<CustomPolicy | undefined> {
+  const [column, id] = ownedBy(owner);
   const { rows } = await db.query<CustomPolicy>(
-    `SELECT ${CUSTOM_COLUMNS} FROM policies WHERE slug = $1 AND owner_user_id = $2`,
-    [slug, userId],
+    `SELECT ${CUSTOM_COLUMNS} FROM policies WHERE slug = $1 AND ${column} = $2`,
+    [slug, id],
   );
   return rows[0];
 }
 
-/** Advisory lock namespace (first key of the two-key form): one user's policies. */
-const USER_POLICIES_LOCK = 0x6b66_706f; // "kfpo"
+/** Advisory lock namespaces (first key of the two-key form): one user's, or one team's, policies. */
+const POLICIES_LOCK = { owner_user_id: 0x6b66_706f /* "kfpo" */, owner_team_id: 0x6b66_7470 /* "kftp" */ };
 
-/** Serialises policy creations for one user until the transaction ends, so the count and insert are one step. */
-export async function lockUserPolicies(tx: Queryable, userId: string): Promise<void> {
-  await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [USER_POLICIES_LOCK, userId]);
+/** Serialises policy creations for one owner until the transaction ends, so the count and insert are one step. */
+export async function lockOwnedPolicies(tx: Queryable, owner: PolicyOwner): Promise<void> {
+  const [column, id] = ownedBy(owner);
+  await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [POLICIES_LOCK[column], id]);
 }
 
-export async function countUserPolicies(db: Queryable, userId: string): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM policies WHERE owner_user_id = $1', [
-    userId,
-  ]);
+export async function countOwnedPolicies(db: Queryable, owner: PolicyOwner): Promise<number> {
+  const [column, id] = ownedBy(owner);
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM policies WHERE ${column} = $1`, [id]);
   return rows[0]!.n;
 }
 
@@ -102,31 +116,33 @@ export interface PolicyFields {
   permissions: PolicyPermissions;
 }
 
-export async function insertUserPolicy(
+export async function insertOwnedPolicy(
   db: Queryable,
-  userId: string,
+  owner: PolicyOwner,
   slug: string,
   p: PolicyFields,
 ): Promise<CustomPolicy> {
+  const [column, id] = ownedBy(owner);
   const { rows } = await db.query<CustomPolicy>(
-    `INSERT INTO policies (slug, display_name, description, permissions, owner_user_id)
+    `INSERT INTO policies (slug, display_name, description, permissions, ${column})
      VALUES ($1, $2, $3, $4, $5) RETURNING ${CUSTOM_COLUMNS}`,
-    [slug, p.display_name, p.description, JSON.stringify(p.permissions), userId],
+    [slug, p.display_name, p.description, JSON.stringify(p.permissions), id],
   );
   return rows[0]!;
 }
 
-/** Replaces one of the user's policies; undefined when it is not theirs. */
-export async function updateUserPolicy(
+/** Replaces one of the owner's policies; undefined when it is not theirs. */
+export async function updateOwnedPolicy(
   db: Queryable,
-  userId: string,
+  owner: PolicyOwner,
   slug: string,
   p: PolicyFields,
 ): Promise<CustomPolicy | undefined> {
+  const [column, id] = ownedBy(owner);
   const { rows } = await db.query<CustomPolicy>(
     `UPDATE policies SET display_name = $3, description = $4, permissions = $5, updated_at = now()
-     WHERE slug = $1 AND owner_user_id = $2 RETURNING ${CUSTOM_COLUMNS}`,
-    [slug, userId, p.display_name, p.description, JSON.stringify(p.permissions)],
+     WHERE slug = $1 AND ${column} = $2 RETURNING ${CUSTOM_COLUMNS}`,
+    [slug, id, p.display_name, p.description, JSON.stringify(p.permissions)],
   );
   return rows[0];
 }
@@ -146,14 +162,15 @@ const FALLBACK_POLICY = 'readonly';
 export type DeleteOutcome = 'deleted' | 'not_found' | 'in_use';
 
 /**
- * Deletes one of the user's policies unless a live authorization or an unspent code uses it (call in a
+ * Deletes one of the owner's policies unless a live authorization or an unspent code uses it (call in a
  * transaction). Ended ones (revoked or expired) and spent codes are moved to the narrowest built-in first:
  * they grant nothing any more, and they must not keep the row alive.
  */
-export async function deleteUserPolicy(tx: Queryable, userId: string, slug: string): Promise<DeleteOutcome> {
+export async function deleteOwnedPolicy(tx: Queryable, owner: PolicyOwner, slug: string): Promise<DeleteOutcome> {
+  const [column, id] = ownedBy(owner);
   const { rows } = await tx.query<{ slug: string }>(
-    'SELECT slug FROM policies WHERE slug = $1 AND owner_user_id = $2 FOR UPDATE',
-    [slug, userId],
+    `SELECT slug FROM policies WHERE slug = $1 AND ${column} = $2 FOR UPDATE`,
+    [slug, id],
   );
   if (rows.length === 0) return 'not_found';
   const live = await tx.query(

@@ -2,6 +2,7 @@
 // (members, keys, its authorizations) run under lockTeam, so the limits and the last-admin rule hold
 // across api replicas.
 import type { Queryable } from '../pool.js';
+import type { Policy } from './policies.js';
 
 export type TeamRole = 'admin' | 'member';
 
@@ -236,6 +237,23 @@ export async function revokeTeamAuthorization(
   return rows[0];
 }
 
+/** Puts an unrevoked authorization on one of the team's keys under another policy; undefined if none such. */
+export async function setTeamAuthorizationPolicy(
+  db: Queryable,
+  teamId: string,
+  authorizationId: string,
+  policySlug: string,
+): Promise<{ id: string } | undefined> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE authorizations a SET policy_slug = $3
+     FROM keys k WHERE a.id = $2 AND a.revoked_at IS NULL
+       AND k.id = a.signing_key_id AND k.owner_kind = 'team' AND k.owner_id = $1
+     RETURNING a.id`,
+    [teamId, authorizationId, policySlug],
+  );
+  return rows[0];
+}
+
 /** Revokes every live authorization of `userId` that signs with a key of this team (they left it). */
 export async function revokeMemberTeamAuthorizations(
   db: Queryable,
@@ -253,12 +271,13 @@ export async function revokeMemberTeamAuthorizations(
 }
 
 /** A policy a team authorization may use: a built-in (no owner) or one of this team's own. */
-export async function isTeamUsablePolicy(db: Queryable, teamId: string, slug: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `SELECT 1 FROM policies WHERE slug = $2 AND owner_user_id IS NULL AND (owner_team_id IS NULL OR owner_team_id = $1)`,
+export async function findTeamUsablePolicy(db: Queryable, teamId: string, slug: string): Promise<Policy | undefined> {
+  const { rows } = await db.query<Policy>(
+    `SELECT slug, display_name, description, permissions FROM policies
+     WHERE slug = $2 AND owner_user_id IS NULL AND (owner_team_id IS NULL OR owner_team_id = $1)`,
     [teamId, slug],
   );
-  return rowCount === 1;
+  return rows[0];
 }
 
 export async function replaceInvite(
