@@ -15,7 +15,6 @@ import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
-import { redisUrl } from '../support/env.js';
 import { recordSecret, testLogger } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 
@@ -90,7 +89,7 @@ describe('custom policies', () => {
       config: farm.config,
       logger: testLogger('custom-policies-api-b'),
       db: farm.rt.db,
-      redisUrl: redisUrl(),
+      redisUrl: farm.rt.redisUrl,
       keyManager: keyManagerB,
       payloadSealer: await loadPayloadSealer(farm.rt.db, keyManagerB),
       version: VERSION,
