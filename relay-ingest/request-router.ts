@@ -32,6 +32,8 @@ export interface RequestRouterOptions {
   keyPrefix: string;
   shardCount: number;
   queueLimit: number;
+  /** The longest an admitted request should wait in its shard (ADMISSION_MAX_WAIT_MS). */
+  admissionMaxWaitMs?: number;
   instanceId: string;
   logger: Logger;
   route(bunkerPubkey: string): BunkerRoute | undefined;
@@ -94,6 +96,7 @@ export class RequestRouter {
       names: opts.names,
       shardCount: opts.shardCount,
       queueLimit: opts.queueLimit,
+      admissionMaxWaitMs: opts.admissionMaxWaitMs,
       instanceId: opts.instanceId,
       replyTimeoutMs: opts.replyTimeoutMs,
       logger: opts.logger,
