@@ -61,8 +61,9 @@ if op == 'admit' then
   local rate = drain(now, held, 0)
   -- What the shard may hold: the limit, and what it can drain within the max wait (FIFO: the last item
   -- admitted waits for everything before it).
+  -- Not measured yet (a new shard): the floor, until the first work shows the rate.
   local room = limit
-  if maxWait > 0 and rate then room = math.min(limit, math.max(floor, math.floor(rate * maxWait))) end
+  if maxWait > 0 then room = math.min(limit, math.max(floor, math.floor((rate or 0) * maxWait))) end
   local admitted = math.min(n, room - held)
   if admitted <= 0 then
     local retry = 1000

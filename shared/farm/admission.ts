@@ -34,8 +34,11 @@ export function drainMeterKey(names: ShardNames, shard: number): string {
 
 /** The drain rate averages over about this much of a shard's busy time. */
 export const DRAIN_WINDOW_MS = 5000;
-/** A shard holding fewer items than this takes more whatever its rate: one full job's worth. */
-export const ADMISSION_FLOOR = 256;
+/**
+ * A shard holding fewer items than this takes more whatever its rate: a shard whose rate is not measured
+ * yet, or fell to nothing in a stall, still takes some work and so measures again.
+ */
+export const ADMISSION_FLOOR = 64;
 
 /** What admission said to a job's items. */
 export interface Admitted {

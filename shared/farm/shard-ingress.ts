@@ -91,9 +91,15 @@ const JOB_ATTEMPTS = 3;
 const KEEP_PAST_TIMEOUT_SECONDS = 60;
 /** Longest wait for admission's answer or a fallback read: a frozen Redis must not hold requests. */
 const REDIS_STEP_DEADLINE_MS = 1000;
-/** After a refusal for lack of room, the shard's requests are refused without a round trip for this long (bounds). */
+/**
+ * After a refusal for lack of room, the shard's requests are refused without a round trip for a while:
+ * the time until one more item should fit, but at least a quarter of the max wait (room comes back a
+ * job at a time, not an item at a time), and at most a second. A hold shorter than the max wait costs no
+ * throughput: the shard still holds work for the rest of it.
+ */
 const HOLD_MIN_MS = 25;
 const HOLD_MAX_MS = 1000;
+const HOLD_MAX_WAIT_SHARE = 1 / 4;
 /** Retry-After of a refusal that is not about room (Redis unreachable, closing). */
 const RETRY_AFTER_MS = 1000;
 
@@ -326,7 +332,8 @@ export class ShardIngress<E extends IngressEntry> {
 
   /** Refuses the shard's requests here for a moment after a refusal for lack of room. */
   private hold(shard: number, retryAfterMs: number): void {
-    const ms = Math.min(Math.max(retryAfterMs, HOLD_MIN_MS), HOLD_MAX_MS);
+    const least = Math.max(HOLD_MIN_MS, this.admissionMaxWaitMs * HOLD_MAX_WAIT_SHARE);
+    const ms = Math.min(Math.max(retryAfterMs, least), HOLD_MAX_MS);
     this.holds.set(shard, { until: performance.now() + ms, retryAfterMs: Math.max(retryAfterMs, 1) });
   }
 
