@@ -271,6 +271,8 @@ export class RequestRouter {
       },
       answer: (req, result, jobId) => this.answer(req, result, jobId),
       refuse: (requests, why) => this.refuse(requests, why),
+      // A dropped request is lost for good (the relay will not send it again): each gets its own admission.
+      holdAfterRefusal: false,
       lateJob: {
         kind: 'wait',
         while: (requests) =>

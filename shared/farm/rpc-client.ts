@@ -60,6 +60,7 @@ function httpPolicy(sealer: PayloadSealer, instanceId: string): DoorPolicy<Waiti
         c.resolve({ id: c.item.id, ok: false, status: 503, error: why, outcome: 'not_queued', retryAfterMs });
     },
     lateJob: { kind: 'fail' },
+    holdAfterRefusal: true,
   };
 }
 

@@ -4,8 +4,8 @@
 //   and, while the shard already has a job out from this process, whatever arrives until it is answered.
 // - Admission (admission.ts) comes before the add and takes the first items that fit, by the shard's
 //   limit and by what it drains within the max wait; the rest are refused at once, as is everything while
-//   Redis is unreachable. After a refusal for lack of room, the shard's requests are refused here without
-//   a round trip for a short hold (refusingFor: the HTTP door checks it before reading a body).
+//   Redis is unreachable. On the HTTP door, after a refusal for lack of room, the shard's requests are
+//   refused here without a round trip for a short hold (refusingFor, checked before a body is read).
 // - The job is registered in flight before the add (a fast worker may reply first), then added. From the
 //   moment the add may have reached Redis, a request is never answered as refused: if no answer comes,
 //   its outcome is unknown (504), since the job may have run or may still run.
@@ -60,6 +60,11 @@ export interface DoorPolicy<E extends IngressEntry> {
   /** Requests that were never put on a queue (no job runs them); `retryAfterMs`: when to try again. */
   refuse(entries: readonly E[], why: Refusal, retryAfterMs: number): void | Promise<void>;
   readonly lateJob: LateJobPolicy<E>;
+  /**
+   * After a refusal for lack of room, refuse the shard's requests here for a moment without asking Redis
+   * (refusingFor). Right for a caller that retries on a 503; not for one whose refused request is lost.
+   */
+  readonly holdAfterRefusal: boolean;
 }
 
 export interface ShardIngressOptions<E extends IngressEntry> {
@@ -284,7 +289,7 @@ export class ShardIngress<E extends IngressEntry> {
         { shard, door: this.door, requests: batch.length - admitted, retryAfterMs },
         'shard full: requests refused',
       );
-      this.hold(shard, retryAfterMs);
+      if (this.policy.holdAfterRefusal) this.hold(shard, retryAfterMs);
       await this.refuse(batch.slice(admitted), 'shard overloaded', retryAfterMs);
     }
     if (entries.length === 0) return;
