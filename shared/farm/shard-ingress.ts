@@ -98,13 +98,13 @@ const KEEP_PAST_TIMEOUT_SECONDS = 60;
 const REDIS_STEP_DEADLINE_MS = 1000;
 /**
  * After a refusal for lack of room, the shard's requests are refused without a round trip for a while:
- * the time until one more item should fit, but at least a quarter of the max wait (room comes back a
+ * the time until one more item should fit, but at least an eighth of the max wait (room comes back a
  * job at a time, not an item at a time), and at most a second. A hold shorter than the max wait costs no
  * throughput: the shard still holds work for the rest of it.
  */
 const HOLD_MIN_MS = 25;
 const HOLD_MAX_MS = 1000;
-const HOLD_MAX_WAIT_SHARE = 1 / 4;
+const HOLD_MAX_WAIT_SHARE = 1 / 8;
 /** Retry-After of a refusal that is not about room (Redis unreachable, closing). */
 const RETRY_AFTER_MS = 1000;
 
