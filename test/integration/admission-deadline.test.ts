@@ -298,6 +298,35 @@ describe("the api's Redis link lost mid-request", () => {
 
     // Link back: calls are signed again.
     proxy.restore();
+    await waitUntil('signing again', async () => (await sign(`back ${Date.now()}`)).status === 200);
+  });
+
+  it('a frozen Redis holds no call: admission gives up after its deadline and says not_queued', async () => {
+    const { crypto } = farm;
+    proxy.freeze();
+    // Without a deadline the call would wait for the thaw: it comes after 4 s whatever happens.
+    const thawLater = setTimeout(() => proxy.thaw(), 4000);
+    try {
+      const frozen = `frozen ${Date.now()}`;
+      const started = performance.now();
+      const r = await sign(frozen);
+      const ms = performance.now() - started;
+      assert.equal(r.status, 503, JSON.stringify(r.body));
+      assert.equal(r.body.reason, 'not_queued');
+      assert.ok(ms < 2500, `answered in ${ms.toFixed(0)} ms, not when Redis thaws`);
+      proxy.thaw();
+      // The admission lands late, but no job is ever added for it: nothing signs the call.
+      await delay(1000);
+      assert.ok(!crypto.signed.has(frozen), 'a call refused not_queued was never signed');
+    } finally {
+      clearTimeout(thawLater);
+      proxy.thaw();
+    }
+  });
+});
+
+describe('after the freeze', () => {
+  it('signs again by itself', async () => {
     const back = Date.now() + 10_000;
     for (;;) {
       const r = await sign(`back ${Date.now()}`);
