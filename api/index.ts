@@ -63,6 +63,7 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
     names,
     shardCount: config.SHARD_COUNT,
     queueLimit: config.QUEUE_LIMIT,
+    admissionMaxWaitMs: config.ADMISSION_MAX_WAIT_MS,
     timeoutMs: config.RPC_TIMEOUT_MS,
     instanceId,
     logger,

@@ -41,6 +41,7 @@ export type RelayIngestConfig = Pick<
   | 'KEY_PREFIX'
   | 'SHARD_COUNT'
   | 'QUEUE_LIMIT'
+  | 'ADMISSION_MAX_WAIT_MS'
   | 'BUNKER_RELAYS'
   | 'RPC_TIMEOUT_MS'
   | 'USER_RELAYS_TOTAL'
@@ -140,6 +141,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     keyPrefix: config.KEY_PREFIX,
     shardCount: config.SHARD_COUNT,
     queueLimit: config.QUEUE_LIMIT,
+    admissionMaxWaitMs: config.ADMISSION_MAX_WAIT_MS,
     instanceId,
     logger: log,
     route: (pk) => directory.get(pk),

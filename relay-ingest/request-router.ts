@@ -32,6 +32,8 @@ export interface RequestRouterOptions {
   keyPrefix: string;
   shardCount: number;
   queueLimit: number;
+  /** The longest an admitted request should wait in its shard (ADMISSION_MAX_WAIT_MS). */
+  admissionMaxWaitMs?: number;
   instanceId: string;
   logger: Logger;
   route(bunkerPubkey: string): BunkerRoute | undefined;
@@ -94,6 +96,7 @@ export class RequestRouter {
       names: opts.names,
       shardCount: opts.shardCount,
       queueLimit: opts.queueLimit,
+      admissionMaxWaitMs: opts.admissionMaxWaitMs,
       instanceId: opts.instanceId,
       replyTimeoutMs: opts.replyTimeoutMs,
       logger: opts.logger,
@@ -293,6 +296,8 @@ export class RequestRouter {
       },
       answer: (req, result, jobId) => this.answer(req, result, jobId),
       refuse: (requests, why) => this.refuse(requests, why),
+      // A dropped request is lost for good (the relay will not send it again): each gets its own admission.
+      holdAfterRefusal: false,
       lateJob: {
         kind: 'wait',
         while: (requests) =>

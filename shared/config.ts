@@ -104,6 +104,12 @@ export const ConfigSchema = Type.Object({
    * entry read by a process that died is taken over by another after this long unacknowledged.
    */
   ACTIVITY_CLAIM_IDLE_MS: Int(30_000, 500, 3_600_000),
+  /**
+   * Admission by deadline: a shard takes no more requests than it drains, at its measured rate, within
+   * this long, so what is accepted is answered well within RPC_TIMEOUT_MS; the rest get a fast 503.
+   * Unset: half of RPC_TIMEOUT_MS. 0: QUEUE_LIMIT only. Must be below RPC_TIMEOUT_MS.
+   */
+  ADMISSION_MAX_WAIT_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 300_000 })),
   /** On SIGTERM, how long the api keeps serving with /healthz/ready at 503 so load balancers stop sending. */
   SHUTDOWN_DELAY_MS: Int(0, 0, 120_000),
   /** On SIGTERM, how long in-flight HTTP requests may take before their connections are closed. */
@@ -201,7 +207,12 @@ export const ConfigSchema = Type.Object({
 export type RawConfig = Static<typeof ConfigSchema>;
 
 export interface Config
-  extends Omit<RawConfig, 'BUNKER_RELAYS' | 'ALLOWED_ORIGINS' | 'USER_RELAYS_ALLOWLIST' | 'SMTP_FROM'> {
+  extends Omit<
+    RawConfig,
+    'BUNKER_RELAYS' | 'ALLOWED_ORIGINS' | 'USER_RELAYS_ALLOWLIST' | 'SMTP_FROM' | 'ADMISSION_MAX_WAIT_MS'
+  > {
+  /** Resolved: half of RPC_TIMEOUT_MS when unset. */
+  ADMISSION_MAX_WAIT_MS: number;
   BUNKER_RELAYS: string[];
   /** Lower-case hosts, brackets and trailing dots removed. */
   USER_RELAYS_ALLOWLIST: string[];
@@ -295,12 +306,16 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   checkSetting('SMTP_URL', () => {
     if (cfg.SMTP_URL !== undefined && !new URL(cfg.SMTP_URL).hostname) throw new Error('names no host');
   });
+  const admissionMaxWait = cfg.ADMISSION_MAX_WAIT_MS ?? Math.floor(cfg.RPC_TIMEOUT_MS / 2);
+  if (admissionMaxWait >= cfg.RPC_TIMEOUT_MS)
+    throw new ConfigError('ADMISSION_MAX_WAIT_MS', `must be below RPC_TIMEOUT_MS (${cfg.RPC_TIMEOUT_MS})`);
   const publicUrl = (cfg.PUBLIC_URL ?? `http://${cfg.HOST}:${cfg.PORT}`).replace(/\/+$/, '');
   return {
     ...cfg,
     BUNKER_RELAYS: relays,
     ALLOWED_ORIGINS: origins,
     USER_RELAYS_ALLOWLIST: relayHosts,
+    ADMISSION_MAX_WAIT_MS: admissionMaxWait,
     MASTER_KEY_PATH: cfg.MASTER_KEY_PATH ?? path.join(cfg.DATA_DIR, 'master.key'),
     PUBLIC_URL: publicUrl,
     SMTP_FROM:

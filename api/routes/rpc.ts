@@ -1,20 +1,64 @@
 // POST /api/nostr: the HTTP RPC door. Authenticate, check the policy here (a denial costs no queue
 // trip), then hand the call to the user's shard and wait for its answer.
+// A farm failure says what became of the call: `not_queued` (503, Retry-After: nothing runs it, safe to
+// retry) or `outcome_unknown` (504: it may have been signed; check before retrying). While the user's
+// shard refuses for lack of room and the token's lookup is in memory, the call is refused before its body
+// is read.
 import { randomUUID } from 'node:crypto';
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { RpcCall, RpcMethod } from '../../shared/farm/jobs.js';
+import type { ItemResult, RpcCall, RpcMethod } from '../../shared/farm/jobs.js';
 import { RPC_METHODS, RpcParamsError, parseRpcCall } from '../../shared/farm/rpc-params.js';
 import { metrics } from '../../shared/metrics.js';
 import { DENIED_BY_POLICY, callRefusal, countsAsUse, policyAsks } from '../../shared/policy.js';
 import { PolicyUses, USES_EXHAUSTED } from '../../shared/policy-uses.js';
 import { shardOf } from '../../shared/shard.js';
 import type { ApiContext } from '../context.js';
-import { HttpError, badRequest, forbidden, unauthorized } from '../errors.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { badRequest, forbidden, unauthorized } from '../errors.js';
 import { bearerToken } from '../plugins/session.js';
 import { askForApproval, requestedWait } from '../services/approvals.js';
 import { hashToken } from '../services/tokens.js';
 import { ErrorBody } from '../schemas.js';
+import type { ActingAuthorization } from '../../database/queries/authorizations.js';
+
+/** An error of the farm says what became of the call, and whether trying again is safe. */
+const RpcErrorBody = Type.Object({
+  error: Type.String(),
+  reason: Type.Optional(Type.Union([Type.Literal('not_queued'), Type.Literal('outcome_unknown')])),
+  retryable: Type.Optional(Type.Boolean()),
+});
+
+/** Requests refused before their body was read (their method is unknown: metric label `unread`). */
+const refusedUnread = new WeakSet<FastifyRequest>();
+
+/** Seconds for Retry-After: at least one. */
+const retryAfter = (ms: number | undefined) => String(Math.max(1, Math.ceil((ms ?? 1000) / 1000)));
+
+/** The answer to a call the farm did not answer with a result. */
+function sendFarmFailure(reply: FastifyReply, answer: Extract<ItemResult, { ok: false }>): FastifyReply {
+  if (answer.outcome === 'not_queued') {
+    return reply
+      .status(503)
+      .header('retry-after', retryAfter(answer.retryAfterMs))
+      .send({ error: answer.error, reason: 'not_queued', retryable: true });
+  }
+  if (answer.outcome === 'unknown') {
+    return reply.status(504).send({ error: answer.error, reason: 'outcome_unknown', retryable: false });
+  }
+  // The worker's own answer (a key that cannot be loaded, a worker that failed): nothing was signed.
+  if (answer.status === 503) reply.header('retry-after', '1');
+  return reply.status(answer.status).send({ error: answer.error });
+}
+
+/** The cached authorization a token acts under, when it is usable (no database read). */
+function cachedActing(ctx: ApiContext, token: string | undefined): ActingAuthorization | undefined {
+  if (!token || token.length > 512) return undefined;
+  const acting = ctx.acting.peek(hashToken(token));
+  if (!acting || acting.tokenRevoked || acting.revokedAt) return undefined;
+  if (acting.expiresAt && acting.expiresAt.getTime() <= Date.now()) return undefined;
+  return acting;
+}
 
 const RpcBody = Type.Object({
   method: Type.Union(RPC_METHODS.map((m) => Type.Literal(m))),
@@ -43,12 +87,29 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
           200: Type.Object({ result: Type.Unknown() }),
           403: ApprovalRefusalBody,
           '4xx': ErrorBody,
-          '5xx': ErrorBody,
+          '5xx': RpcErrorBody,
         },
+      },
+      // Before the body is read or parsed: a flood at a saturated shard costs no parse and no Redis trip.
+      onRequest: (request, reply, done) => {
+        const acting = cachedActing(ctx, bearerToken(request));
+        const refusing = acting ? ctx.rpc.refusingFor(shardOf(acting.userPubkey, ctx.config.SHARD_COUNT)) : 0;
+        if (refusing <= 0) return done();
+        metrics.backpressureRejected.inc({ door: 'http' });
+        refusedUnread.add(request);
+        sendFarmFailure(reply, {
+          id: '',
+          ok: false,
+          status: 503,
+          error: 'shard overloaded',
+          outcome: 'not_queued',
+          retryAfterMs: refusing,
+        });
       },
       onResponse: (request, reply, done) => {
         const method = (request.body as { method?: string } | undefined)?.method ?? 'invalid';
-        const label = RPC_METHODS.includes(method as RpcMethod) ? method : 'invalid';
+        let label = RPC_METHODS.includes(method as RpcMethod) ? method : 'invalid';
+        if (refusedUnread.has(request)) label = 'unread';
         metrics.httpRpcRequests.inc({ method: label, status: reply.statusCode });
         metrics.rpcDuration.observe({ door: 'http', method: label }, reply.elapsedTime / 1000);
         done();
@@ -97,8 +158,7 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
         call,
       });
       if (answer.ok) return { result: answer.result };
-      const headers: Record<string, string> = answer.status === 503 ? { 'retry-after': '1' } : {};
-      throw new HttpError(answer.status, answer.error, headers);
+      return sendFarmFailure(reply, answer);
     },
   );
 };

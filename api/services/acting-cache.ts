@@ -105,6 +105,13 @@ export class ActingCache {
     }
   }
 
+  /** The entry of a token while it is within its TTL, without asking the database (undefined: not cached). */
+  peek(accessHash: Buffer): ActingAuthorization | undefined {
+    if (!this.linked) return undefined;
+    const hit = this.entries.get(accessHash.toString('base64'));
+    return hit && hit.until > Date.now() ? hit.acting : undefined;
+  }
+
   /** The read of this token in flight, or a new one. */
   private load(key: string, accessHash: Buffer): Load {
     const running = this.joinable.get(key);

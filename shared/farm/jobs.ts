@@ -85,9 +85,17 @@ export interface Nip46JobData {
 /** Backpressure counts a job as `items.length` requests (a job without items counts as one). */
 export type JobData = RpcJobData | Nip46JobData;
 
+/**
+ * What the ingress knows of a request it answers itself (never set by a worker):
+ * - 'not_queued': no job carries it and none ever will (refused before the add): safe to retry;
+ * - 'unknown': its job was added, or its add was sent, and no answer came: it may have run, or still run.
+ */
+export type IngressOutcome = 'not_queued' | 'unknown';
+
 export type ItemResult =
   /** `method`: a NIP-46 request's method (a NIP46_METHODS name or "other"), for relay-ingest's latency metric. */
-  { id: string; ok: true; result: unknown; method?: string } | { id: string; ok: false; status: number; error: string };
+  | { id: string; ok: true; result: unknown; method?: string }
+  | { id: string; ok: false; status: number; error: string; outcome?: IngressOutcome; retryAfterMs?: number };
 
 /**
  * What a worker publishes on the reply channel, and stores as the job's return value: for a NIP-46 job,

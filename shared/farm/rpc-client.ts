@@ -1,10 +1,11 @@
 // The HTTP door's side of the shard pipeline (shard-ingress.ts does the queueing): each call's item goes
 // sealed into its job and its result comes back sealed (rpc-sealing.ts). The policy of this door:
-// - a request the farm does not take (shard full, Redis unreachable, shutting down) is answered 503 at
-//   once: the command connection has no offline queue, so nothing waits for Redis to come back;
-// - a job not answered by RPC_TIMEOUT_MS, with no stored result either, answers 504 (503 when Redis could
-//   not be read), and calls in flight when the command link drops answer 503 at once: an HTTP caller
-//   wants a prompt answer it can retry.
+// - a request the farm does not take (shard full or unable to drain it in time, Redis unreachable,
+//   shutting down) is answered 503 at once, outcome `not_queued` (safe to retry): the command connection
+//   has no offline queue, so nothing waits for Redis to come back;
+// - a job not answered by RPC_TIMEOUT_MS, with no stored result either, answers 504 of unknown outcome, as
+//   do calls in flight when the command link drops (at once): an HTTP caller wants a prompt answer, and
+//   must not be told a request that may have been signed is safe to retry.
 import type { Logger } from '../logger.js';
 import { metrics } from '../metrics.js';
 import { closeRedis, connectFailFast, createRedis, type RedisClient, type RedisTarget } from '../redis.js';
@@ -20,6 +21,8 @@ export interface RpcClientOptions {
   shardCount: number;
   /** Items a shard may hold (QUEUE_LIMIT). */
   queueLimit: number;
+  /** The longest an admitted call should wait in its shard (ADMISSION_MAX_WAIT_MS). */
+  admissionMaxWaitMs?: number;
   /** How long a call waits for its answer before 504 (RPC_TIMEOUT_MS). */
   timeoutMs: number;
   /** Unique per process: replies for this process are published on names.replyChannel(instanceId). */
@@ -52,10 +55,12 @@ function httpPolicy(sealer: PayloadSealer, instanceId: string): DoorPolicy<Waiti
       if (!result.ok && result.status === 504) metrics.rpcTimeouts.inc();
       call.resolve(result);
     },
-    refuse(calls, why) {
-      for (const c of calls) c.resolve(fail(c.item.id, 503, why));
+    refuse(calls, why, retryAfterMs) {
+      for (const c of calls)
+        c.resolve({ id: c.item.id, ok: false, status: 503, error: why, outcome: 'not_queued', retryAfterMs });
     },
     lateJob: { kind: 'fail' },
+    holdAfterRefusal: true,
   };
 }
 
@@ -85,6 +90,7 @@ export class RpcClient {
       names: this.opts.names,
       shardCount: this.opts.shardCount,
       queueLimit: this.opts.queueLimit,
+      admissionMaxWaitMs: this.opts.admissionMaxWaitMs,
       instanceId: this.opts.instanceId,
       replyTimeoutMs: this.opts.timeoutMs,
       logger,
@@ -97,8 +103,14 @@ export class RpcClient {
   /** Runs one request on its shard and resolves with its result; never rejects for farm conditions (503/504 are results). */
   call(shard: number, item: RpcItem): Promise<ItemResult> {
     const ingress = this.ingress;
-    if (!ingress || this.closed) return Promise.resolve(fail(item.id, 503, 'shutting down'));
+    if (!ingress || this.closed)
+      return Promise.resolve({ ...fail(item.id, 503, 'shutting down'), outcome: 'not_queued' as const });
     return new Promise((resolve) => ingress.submit(shard, { item, resolve }));
+  }
+
+  /** Retry-After (ms) while the shard's calls are refused without a round trip after a refusal for room; else 0. */
+  refusingFor(shard: number): number {
+    return this.ingress?.refusingFor(shard) ?? 0;
   }
 
   /** Both Redis links (commands and replies) are up. */

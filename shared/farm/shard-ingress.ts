@@ -2,9 +2,13 @@
 // router): it puts requests on their shard's queue and hands each its answer.
 // - Requests for one shard gather into ONE job (micro-batcher.ts): what arrives in one event-loop turn,
 //   and, while the shard already has a job out from this process, whatever arrives until it is answered.
-// - Admission (admission.ts) comes before the add and takes the first items that fit; the rest are
-//   refused at once, as is everything while Redis is unreachable.
-// - The job is registered in flight before the add (a fast worker may reply first), then added.
+// - Admission (admission.ts) comes before the add and takes the first items that fit, by the shard's
+//   limit and by what it drains within the max wait; the rest are refused at once, as is everything while
+//   Redis is unreachable. On the HTTP door, after a refusal for lack of room, the shard's requests are
+//   refused here without a round trip for a short hold (refusingFor, checked before a body is read).
+// - The job is registered in flight before the add (a fast worker may reply first), then added. From the
+//   moment the add may have reached Redis, a request is never answered as refused: if no answer comes,
+//   its outcome is unknown (504), since the job may have run or may still run.
 // - Answers come on this process's reply channel (replies.ts), matched by job id. At the reply timeout
 //   the job's stored return value is read (Job.fromId), so a lost reply costs latency, not the answer.
 // What differs between the doors is a small DoorPolicy: the job's payload, how a reply opens, what an
@@ -16,6 +20,7 @@ import { metrics } from '../metrics.js';
 import { isUp, onLinkLost, type RedisClient } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { Admission } from './admission.js';
+import { withDeadline } from '../deadline.js';
 import type { ItemResult, JobData } from './jobs.js';
 import { MicroBatcher } from './micro-batcher.js';
 import { subscribeReplies } from './replies.js';
@@ -52,9 +57,14 @@ export interface DoorPolicy<E extends IngressEntry> {
   results(jobId: string, reply: unknown): ItemResult[];
   /** Hands one request its answer: a worker's result, or the ingress's own 503/504. */
   answer(entry: E, result: ItemResult, jobId: string): void;
-  /** Requests that were never put on a queue (no job runs them). */
-  refuse(entries: readonly E[], why: Refusal): void | Promise<void>;
+  /** Requests that were never put on a queue (no job runs them); `retryAfterMs`: when to try again. */
+  refuse(entries: readonly E[], why: Refusal, retryAfterMs: number): void | Promise<void>;
   readonly lateJob: LateJobPolicy<E>;
+  /**
+   * After a refusal for lack of room, refuse the shard's requests here for a moment without asking Redis
+   * (refusingFor). Right for a caller that retries on a 503; not for one whose refused request is lost.
+   */
+  readonly holdAfterRefusal: boolean;
 }
 
 export interface ShardIngressOptions<E extends IngressEntry> {
@@ -66,6 +76,8 @@ export interface ShardIngressOptions<E extends IngressEntry> {
   shardCount: number;
   /** Items a shard may hold (QUEUE_LIMIT). */
   queueLimit: number;
+  /** The longest an admitted request should wait in its shard, by the shard's drain rate (ADMISSION_MAX_WAIT_MS); 0: the limit only. */
+  admissionMaxWaitMs?: number;
   /** Unique per process: workers reply on names.replyChannel(instanceId). */
   instanceId: string;
   /** How long to wait for a job's reply before reading its stored result. */
@@ -82,8 +94,30 @@ const BATCH_HOLD_MAX_MS = 250;
 const JOB_ATTEMPTS = 3;
 /** A finished job is kept this long past the reply timeout, so the fallback read finds its result. */
 const KEEP_PAST_TIMEOUT_SECONDS = 60;
+/** Longest wait for admission's answer or a fallback read: a frozen Redis must not hold requests. */
+const REDIS_STEP_DEADLINE_MS = 1000;
+/**
+ * After a refusal for lack of room, the shard's requests are refused without a round trip for a while:
+ * the time until one more item should fit, but at least an eighth of the max wait (room comes back a
+ * job at a time, not an item at a time), and at most a second. A hold shorter than the max wait costs no
+ * throughput: the shard still holds work for the rest of it.
+ */
+const HOLD_MIN_MS = 25;
+const HOLD_MAX_MS = 1000;
+const HOLD_MAX_WAIT_SHARE = 1 / 8;
+/** Retry-After of a refusal that is not about room (Redis unreachable, closing). */
+const RETRY_AFTER_MS = 1000;
 
 const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
+
+/** An answer for a request whose job may have run or may still run. */
+const unknownOutcome = (id: string, error: string): ItemResult => ({
+  id,
+  ok: false,
+  status: 504,
+  error,
+  outcome: 'unknown',
+});
 
 interface InFlightJob<E> {
   shard: number;
@@ -102,6 +136,9 @@ export class ShardIngress<E extends IngressEntry> {
   private readonly queues: ShardQueues;
   private readonly admission: Admission;
   private readonly jobIdBase: string;
+  private readonly admissionMaxWaitMs: number;
+  /** Shards refused for lack of room a moment ago: until when (performance.now) and the retry hint. */
+  private readonly holds = new Map<number, { until: number; retryAfterMs: number }>();
   private seq = 0;
   private state: 'new' | 'started' | 'closed' = 'new';
 
@@ -109,7 +146,11 @@ export class ShardIngress<E extends IngressEntry> {
     this.opts = opts;
     this.policy = opts.policy;
     this.door = opts.policy.door;
-    this.admission = new Admission(opts.redis, opts.names, { limit: opts.queueLimit });
+    this.admissionMaxWaitMs = opts.admissionMaxWaitMs ?? 0;
+    this.admission = new Admission(opts.redis, opts.names, {
+      limit: opts.queueLimit,
+      maxWaitMs: this.admissionMaxWaitMs,
+    });
     this.queues = new ShardQueues(opts.redis, opts.names, (err, shard) =>
       opts.logger.warn({ err: err.message, shard, door: this.door }, 'shard queue error'),
     );
@@ -156,7 +197,23 @@ export class ShardIngress<E extends IngressEntry> {
     if (this.state !== 'started') return void this.refuse([entry], 'shutting down');
     // No offline queue is waited on: while Redis is unreachable a request is refused at once.
     if (!this.connected) return void this.refuse([entry], 'queue unavailable');
+    const held = this.refusingFor(shard);
+    if (held > 0) return void this.refuse([entry], 'shard overloaded', held);
     this.batcher.add(shard, entry);
+  }
+
+  /**
+   * While the shard was refused for lack of room a moment ago (on this process): the Retry-After of a
+   * refusal, ms; 0 otherwise. A request for it is refused without asking Redis.
+   */
+  refusingFor(shard: number): number {
+    const hold = this.holds.get(shard);
+    if (!hold) return 0;
+    if (performance.now() >= hold.until) {
+      this.holds.delete(shard);
+      return 0;
+    }
+    return hold.retryAfterMs;
   }
 
   /** Sends every gathering batch now, whether or not its shard has a job out (draining). */
@@ -188,9 +245,9 @@ export class ShardIngress<E extends IngressEntry> {
     this.finish(jobId, job, this.resultsOf(jobId, job, reply));
   }
 
-  private refuse(entries: readonly E[], why: Refusal): Promise<void> {
+  private refuse(entries: readonly E[], why: Refusal, retryAfterMs = RETRY_AFTER_MS): Promise<void> {
     if (why === 'shard overloaded') metrics.backpressureRejected.inc({ door: this.door }, entries.length);
-    return Promise.resolve(this.policy.refuse(entries, why)).catch((err: Error) =>
+    return Promise.resolve(this.policy.refuse(entries, why, retryAfterMs)).catch((err: Error) =>
       this.opts.logger.warn({ door: this.door, err: err.message }, 'refusing requests failed'),
     );
   }
@@ -212,8 +269,15 @@ export class ShardIngress<E extends IngressEntry> {
     if (this.state !== 'started') return this.refuse(batch, 'shutting down');
     const jobId = this.policy.jobId?.(batch) ?? `${this.jobIdBase}.${++this.seq}`;
     let admitted: number;
+    let retryAfterMs: number;
     try {
-      admitted = await this.admission.admit(shard, jobId, batch.length);
+      // Past the deadline the admission may still land: its ledger entry then names a job never added,
+      // which reconcile drops (nothing runs these requests either way).
+      ({ admitted, retryAfterMs } = await withDeadline(
+        this.admission.request(shard, jobId, batch.length),
+        Math.min(REDIS_STEP_DEADLINE_MS, this.opts.replyTimeoutMs),
+        'admission',
+      ));
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door }, 'admission failed');
       return this.refuse(batch, 'queue unavailable');
@@ -222,10 +286,11 @@ export class ShardIngress<E extends IngressEntry> {
     const entries = batch.slice(0, admitted);
     if (admitted < batch.length) {
       this.opts.logger.warn(
-        { shard, door: this.door, requests: batch.length - admitted },
+        { shard, door: this.door, requests: batch.length - admitted, retryAfterMs },
         'shard full: requests refused',
       );
-      await this.refuse(batch.slice(admitted), 'shard overloaded');
+      if (this.policy.holdAfterRefusal) this.hold(shard, retryAfterMs);
+      await this.refuse(batch.slice(admitted), 'shard overloaded', retryAfterMs);
     }
     if (entries.length === 0) return;
     // Registered before the add: a fast worker may reply before the add's own reply reaches us.
@@ -234,8 +299,12 @@ export class ShardIngress<E extends IngressEntry> {
     const job: InFlightJob<E> = { shard, entries, timer: this.armTimeout(jobId), settle };
     this.jobs.set(jobId, job);
     const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + KEEP_PAST_TIMEOUT_SECONDS };
+    // Without an offline queue, a command given while the link is down is never sent.
+    let sent = false;
     try {
       const data = this.policy.jobData(jobId, entries);
+      sent = isUp(this.opts.redis);
+      if (!sent) throw new Error('redis link down');
       await this.queues
         .get(shard)
         .add(data.type, data, { jobId, attempts: JOB_ATTEMPTS, removeOnComplete: keep, removeOnFail: keep });
@@ -247,16 +316,30 @@ export class ShardIngress<E extends IngressEntry> {
           );
       }
     } catch (err) {
-      this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door }, 'adding a job failed');
-      this.admission.release(shard, jobId).catch(() => undefined);
-      if (this.jobs.get(jobId) === job) {
-        clearTimeout(job.timer);
-        this.jobs.delete(jobId);
-        await this.refuse(entries, 'queue unavailable');
+      this.opts.logger.warn(
+        { err: (err as Error).message, shard, jobId, door: this.door, sent },
+        'adding a job failed',
+      );
+      // An add that may have reached Redis may have made the job: its requests stay in flight, and the
+      // timeout (or the link's loss) answers them as of unknown outcome, never as refused.
+      if (!sent) {
+        this.admission.release(shard, jobId).catch(() => undefined);
+        if (this.jobs.get(jobId) === job) {
+          clearTimeout(job.timer);
+          this.jobs.delete(jobId);
+          await this.refuse(entries, 'queue unavailable');
+        }
+        settle();
       }
-      settle();
     }
     await answered;
+  }
+
+  /** Refuses the shard's requests here for a moment after a refusal for lack of room. */
+  private hold(shard: number, retryAfterMs: number): void {
+    const least = Math.max(HOLD_MIN_MS, this.admissionMaxWaitMs * HOLD_MAX_WAIT_SHARE);
+    const ms = Math.min(Math.max(retryAfterMs, least), HOLD_MAX_MS);
+    this.holds.set(shard, { until: performance.now() + ms, retryAfterMs: Math.max(retryAfterMs, 1) });
   }
 
   private armTimeout(jobId: string): NodeJS.Timeout {
@@ -270,7 +353,11 @@ export class ShardIngress<E extends IngressEntry> {
     let pending = false;
     let unreachable = false;
     try {
-      const j = await Job.fromId(this.queues.get(job.shard), jobId);
+      const j = await withDeadline(
+        Job.fromId(this.queues.get(job.shard), jobId),
+        REDIS_STEP_DEADLINE_MS,
+        'reading a job result',
+      );
       if (j?.finishedOn && j.returnvalue) stored = this.resultsOf(jobId, job, j.returnvalue);
       else pending = j !== undefined && !j.finishedOn;
     } catch (err) {
@@ -290,36 +377,38 @@ export class ShardIngress<E extends IngressEntry> {
       job.timer = this.armTimeout(jobId);
       return;
     }
-    this.finish(jobId, job, stored ?? [], unreachable ? 503 : 504);
+    this.finish(jobId, job, stored ?? [], unreachable ? 'queue unavailable' : 'no answer in time');
   }
 
-  /** Answers the requests of a job from `results`; one without a result gets `missing` (504: none in time; 503: Redis unreadable). */
-  private finish(jobId: string, job: InFlightJob<E>, results: ItemResult[], missing: 503 | 504 = 504): void {
+  /** Answers the requests of a job from `results`; one without a result gets 504 of unknown outcome, saying `missing`. */
+  private finish(jobId: string, job: InFlightJob<E>, results: ItemResult[], missing = 'no answer in time'): void {
     clearTimeout(job.timer);
     this.jobs.delete(jobId);
     job.settle();
     const byId = new Map(results.map((r) => [r.id, r]));
     for (const e of job.entries) {
       let r = byId.get(e.item.id);
-      if (!r && missing === 503) r = fail(e.item.id, 503, 'queue unavailable');
       if (!r) {
         this.opts.logger.warn(
-          { traceId: e.item.traceId, jobId, shard: job.shard, door: this.door },
-          'no answer in time',
+          { traceId: e.item.traceId, jobId, shard: job.shard, door: this.door, why: missing },
+          'no answer in time; outcome unknown',
         );
-        r = fail(e.item.id, 504, 'no answer in time');
+        r = unknownOutcome(e.item.id, missing);
       }
       this.policy.answer(e, r, jobId);
     }
   }
 
-  /** Answers every request whose job is out with 503 (a late reply is then ignored). */
+  /**
+   * Answers every request whose job is out at once (a late reply is then ignored): 504 of unknown outcome,
+   * since each job was added, or its add sent, and may run.
+   */
   private failInFlight(error: string): void {
     for (const [jobId, job] of this.jobs) {
       clearTimeout(job.timer);
       this.jobs.delete(jobId);
       job.settle();
-      for (const e of job.entries) this.policy.answer(e, fail(e.item.id, 503, error), jobId);
+      for (const e of job.entries) this.policy.answer(e, unknownOutcome(e.item.id, error), jobId);
     }
   }
 }

@@ -1,11 +1,11 @@
 // The farm's request path on the real Redis: RpcClient -> shard queue -> startWorkers -> reply.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../../shared/redis.js';
 import { verifyEvent, type Event } from 'nostr-tools/pure';
-import { Admission } from '../../shared/farm/admission.js';
+import { ADMISSION_FLOOR, Admission } from '../../shared/farm/admission.js';
 import type { ItemResult, RpcItem, RpcJobData } from '../../shared/farm/jobs.js';
 import { RpcClient, type RpcClientOptions } from '../../shared/farm/rpc-client.js';
 import { registry } from '../../shared/metrics.js';
@@ -248,6 +248,39 @@ test('admission takes the items that fit and refuses the rest; the count never p
   assert.equal(await admission.admit(0, 'a.4', 3), 3);
   assert.equal(await admission.release(0, 'a.1'), 3);
   assert.equal(await admission.release(0, 'a.4'), 0);
+});
+
+test('admission by deadline: a shard takes what it drains within the max wait, as every replica sees it', async () => {
+  const { names } = farmPrefix();
+  const [r1, r2] = [createRedis(REDIS_TARGET), createRedis(REDIS_TARGET)];
+  closers.push(
+    () => r1.quit(),
+    () => r2.quit(),
+  );
+  // Two replicas of the ingress, each on its own connection.
+  const a1 = new Admission(r1, names, { limit: 4096, maxWaitMs: 1000 });
+  const a2 = new Admission(r2, names, { limit: 4096, maxWaitMs: 1000 });
+  assert.equal(await a1.admit(0, 'd.1', 500), ADMISSION_FLOOR, 'not measured yet: the floor');
+  // The shard holds those items for about 400 ms, then they are released: about 160 items a second.
+  await sleep(400);
+  assert.equal(await a1.release(0, 'd.1'), 0);
+  const measured = (await a2.drainRate(0)).perSecond;
+  assert.ok(measured !== undefined && measured > 30 && measured < 180, `rate ${measured}`);
+  // What drains within 1 s at that rate, and no more.
+  const first = await a1.request(0, 'd.2', 1000);
+  assert.ok(first.admitted > 30 && first.admitted < 180, `admitted ${first.admitted}`);
+  assert.ok(first.retryAfterMs > 0, 'the rest are told when to come back');
+  // The other replica finds the shard full by the same figure.
+  const second = await a2.request(0, 'd.3', 10);
+  assert.equal(second.admitted, 0);
+  assert.ok(second.retryAfterMs > 0);
+  assert.equal(await a2.depth(0), first.admitted, 'the count holds only what was admitted');
+  // Held with nothing released (a stall): the rate falls.
+  await sleep(300);
+  const stalled = (await a2.drainRate(0)).perSecond!;
+  assert.ok(stalled < measured, `rate ${stalled} < ${measured}`);
+  // Without a max wait only the limit counts.
+  assert.equal(await new Admission(r1, names, { limit: 4096 }).admit(0, 'd.4', 500), 500);
 });
 
 test('reconcile rebuilds the count: orphaned admissions and unreleased finished jobs drop out', async () => {

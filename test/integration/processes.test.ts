@@ -142,6 +142,8 @@ describe('the farm as processes', () => {
       KEY_PREFIX: `${env.KEY_PREFIX}bp`,
       QUEUE_LIMIT: String(limit),
       RPC_TIMEOUT_MS: '120000',
+      // The count limit alone (admission by deadline would refuse sooner: no worker drains this shard).
+      ADMISSION_MAX_WAIT_MS: '0',
     };
     const api = await startApi(small, 'api-backpressure');
     const user = await registerUser(api.base);

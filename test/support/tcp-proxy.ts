@@ -1,6 +1,7 @@
 // A TCP proxy in front of a server (Redis here) whose link a test can cut: `cut()` drops every connection
 // at once and refuses new ones, as if the server were gone for the processes behind the proxy, while the
-// server itself keeps running for everyone else; `restore()` lets connections through again.
+// server itself keeps running for everyone else; `restore()` lets connections through again. `freeze()`
+// holds every byte with the connections open, as a stopped (SIGSTOP) server would, until `thaw()`.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -48,6 +49,15 @@ export class CuttableProxy {
 
   restore(): void {
     this.down = false;
+  }
+
+  /** Stops forwarding in both directions with every connection left open: a frozen server. */
+  freeze(): void {
+    for (const s of this.sockets) s.pause();
+  }
+
+  thaw(): void {
+    for (const s of this.sockets) s.resume();
   }
 
   async stop(): Promise<void> {

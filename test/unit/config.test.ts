@@ -21,6 +21,23 @@ describe('settings', () => {
     assert.equal(cfg.DATABASE_URL, undefined);
   });
 
+  it('admission waits at most half of the RPC timeout by default, and never as long as the timeout', () => {
+    assert.equal(parseConfig({}).ADMISSION_MAX_WAIT_MS, 5000);
+    assert.equal(parseConfig({ RPC_TIMEOUT_MS: '3000' }).ADMISSION_MAX_WAIT_MS, 1500);
+    assert.equal(parseConfig({ ADMISSION_MAX_WAIT_MS: '0' }).ADMISSION_MAX_WAIT_MS, 0);
+    assert.equal(parseConfig({ ADMISSION_MAX_WAIT_MS: '8000' }).ADMISSION_MAX_WAIT_MS, 8000);
+    for (const value of ['10000', '20000']) {
+      assert.throws(
+        () => parseConfig({ ADMISSION_MAX_WAIT_MS: value }),
+        (err: unknown) => err instanceof ConfigError && err.setting === 'ADMISSION_MAX_WAIT_MS',
+      );
+    }
+    assert.throws(
+      () => parseConfig({ ADMISSION_MAX_WAIT_MS: '-1' }),
+      (err: unknown) => err instanceof ConfigError && err.setting === 'ADMISSION_MAX_WAIT_MS',
+    );
+  });
+
   it('converts and lists values', () => {
     const cfg = parseConfig({
       PORT: '8080',
