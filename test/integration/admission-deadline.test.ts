@@ -21,7 +21,14 @@ import type { CryptoOp, CryptoResult, CryptoRunner } from '../../workers/crypto/
 import { startWorkers, type Workers } from '../../workers/index.js';
 import { PostgresKeyLoader } from '../../workers/postgres-key-loader.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, freePort, migrateDatabase, type TestDatabase } from '../support/env.js';
+import {
+  baseTestEnv,
+  createTestDatabase,
+  freePort,
+  migrateDatabase,
+  redisUrl,
+  type TestDatabase,
+} from '../support/env.js';
 import { testLogger } from '../support/logs.js';
 import { PROJECT_ROOT } from '../support/paths.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
@@ -93,6 +100,8 @@ async function startFarm(name: string, env: Record<string, string>, proxy?: Cutt
     ADMISSION_MAX_WAIT_MS: String(MAX_WAIT_MS),
     JOB_CONCURRENCY: '1',
     LEASE_TTL_MS: '1000',
+    // Behind a proxy the farm stays on the single Redis, in cluster mode too (the proxy fronts one server).
+    ...(proxy ? { REDIS_URL: redisUrl() } : {}),
     ...env,
   });
   const api = await spawnKeyfarm(
