@@ -14,10 +14,10 @@ import WebSocket from 'ws';
 import { announceApprovalDecided } from '../../shared/nip46/channels.js';
 import { closeRedis, createRedis } from '../../shared/redis.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
-import { startTestRelay, type TestRelay } from '../support/relay.js';
-import { BunkerClients, FAST_RELAY, waitForBunkerListener } from '../support/bunker.js';
+import type { TestRelay } from '../support/relay.js';
+import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
 import { waitFor, within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -58,22 +58,12 @@ describe('approval per request', () => {
   const clients = new BunkerClients();
 
   before(async () => {
-    relay = await startTestRelay();
-    farm = await startTestFarm(
+    // A reload each second: it also takes decisions whose announcement was lost.
+    ({ relay, farm } = await startFarmOnTestRelay(
       'approvals',
-      {
-        BUNKER_RELAYS: relay.url,
-        APPROVAL_MAX_PENDING: String(MAX_PENDING),
-        APPROVAL_WAIT_MAX_SECONDS: '2',
-        APPROVAL_TTL_SECONDS: '600',
-      },
-      // A reload each second: it also takes decisions whose announcement was lost.
-      {
-        api: true,
-        workers: true,
-        relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100, reloadIntervalMs: 1000 },
-      },
-    );
+      { APPROVAL_MAX_PENDING: String(MAX_PENDING), APPROVAL_WAIT_MAX_SECONDS: '2', APPROVAL_TTL_SECONDS: '600' },
+      { reloadIntervalMs: 1000 },
+    ));
     base = farm.url;
     user = await registerUser(base);
     // A policy that asks (the custom policies' own pages make such rows; here it is made directly).

@@ -14,10 +14,10 @@ import { openKeyManager, VERSION } from '../../bin/runtime.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret, testLogger } from '../support/logs.js';
-import { startTestRelay, type TestRelay } from '../support/relay.js';
-import { BunkerClients, FAST_RELAY, waitForBunkerListener } from '../support/bunker.js';
+import type { TestRelay } from '../support/relay.js';
+import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
 import { within } from '../support/wait.js';
 
 usePoolWebSocket(WebSocket);
@@ -59,12 +59,10 @@ describe('custom policies', () => {
   const clients = new BunkerClients();
 
   before(async () => {
-    relay = await startTestRelay();
-    farm = await startTestFarm(
-      'custom-policies',
-      { BUNKER_RELAYS: relay.url, RPC_TIMEOUT_MS: '3000', MAX_POLICIES_PER_USER: '10' },
-      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
-    );
+    ({ relay, farm } = await startFarmOnTestRelay('custom-policies', {
+      RPC_TIMEOUT_MS: '3000',
+      MAX_POLICIES_PER_USER: '10',
+    }));
     base = farm.url;
     keyManagerB = await openKeyManager(farm.rt);
     apiB = await startApi({

@@ -13,11 +13,11 @@ import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { createPool, type Db } from '../../database/pool.js';
 import { call, registerUser, rpc } from '../support/client.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
-import { startTestRelay, type TestRelay } from '../support/relay.js';
-import { BunkerClients, FAST_RELAY, waitForBunkerListener } from '../support/bunker.js';
+import type { TestRelay } from '../support/relay.js';
+import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
 import { within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -46,19 +46,13 @@ describe('teams and shared keys', () => {
   const clients = new BunkerClients();
 
   before(async () => {
-    relay = await startTestRelay();
-    farm = await startTestFarm(
-      'teams',
-      {
-        BUNKER_RELAYS: relay.url,
-        RPC_TIMEOUT_MS: '3000',
-        TEAM_MAX_KEYS: String(MAX_KEYS),
-        TEAM_MAX_MEMBERS: String(MAX_MEMBERS),
-        TEAMS_MAX_PER_USER: String(MAX_TEAMS),
-        EMAIL_LIMIT_PER_ADDRESS: '100/1h',
-      },
-      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
-    );
+    ({ relay, farm } = await startFarmOnTestRelay('teams', {
+      RPC_TIMEOUT_MS: '3000',
+      TEAM_MAX_KEYS: String(MAX_KEYS),
+      TEAM_MAX_MEMBERS: String(MAX_MEMBERS),
+      TEAMS_MAX_PER_USER: String(MAX_TEAMS),
+      EMAIL_LIMIT_PER_ADDRESS: '100/1h',
+    }));
     base = farm.url;
     db = createPool(farm.env.DATABASE_URL!, 2);
     alice = await registerUser(base);

@@ -4,12 +4,37 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey } from 'nostr-tools';
 import { BunkerSigner, type BunkerPointer } from 'nostr-tools/nip46';
 import { SimplePool } from 'nostr-tools/pool';
+import type { RelayIngestTuning } from '../../relay-ingest/index.js';
+import { startTestFarm, type TestFarm } from './farm.js';
 import { recordSecret } from './logs.js';
-import type { TestRelay } from './relay.js';
+import { startTestRelay, type TestRelay } from './relay.js';
 import { waitFor, within } from './wait.js';
 
 /** relay-ingest's relay settings in tests: quick reconnects and publish timeouts. */
 export const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
+
+/**
+ * A test relay, and a farm (api, workers, relay-ingest with FAST_RELAY) whose bunkers are on it, with `env`
+ * added to its settings and `tuning` to relay-ingest's. The caller stops both.
+ */
+export async function startFarmOnTestRelay(
+  name: string,
+  env: Record<string, string> = {},
+  tuning: Partial<RelayIngestTuning> = {},
+): Promise<{ relay: TestRelay; farm: TestFarm }> {
+  const relay = await startTestRelay();
+  try {
+    const farm = await startTestFarm(
+      name,
+      { BUNKER_RELAYS: relay.url, ...env },
+      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100, ...tuning } },
+    );
+    return { relay, farm };
+  } catch (err) {
+    await relay.stop();
+    throw err;
+  }
+}
 
 /**
  * Waits until `relay` holds an active subscription naming `pubkey` in `#p` (after its EOSE, not merely a
