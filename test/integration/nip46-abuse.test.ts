@@ -21,6 +21,7 @@ import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret, testLogFile, testLogger } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { FAST_RELAY } from '../support/bunker.js';
+import { waitFor } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
 
@@ -45,14 +46,6 @@ const LATE_ANSWER_MS = 500;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => Math.floor(Date.now() / 1000);
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The JSON lines a test logger has written so far. */
 function readLog(name: string): Record<string, unknown>[] {
