@@ -13,7 +13,7 @@ import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { announceApprovalDecided } from '../../shared/nip46/channels.js';
 import { closeRedis, createRedis } from '../../shared/redis.js';
-import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
+import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '../support/client.js';
 import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import type { TestRelay } from '../support/relay.js';
@@ -24,8 +24,6 @@ useWebSocketImplementation(WebSocket);
 
 const ASK_POLICY = 'test-ask-notes';
 const MAX_PENDING = 3;
-
-type User = Awaited<ReturnType<typeof registerUser>>;
 
 /** Content the suite's log scan must never find (the request content shown only on the approval page). */
 const privateContent = (label: string) => recordSecret(`${label} ${randomBytes(8).toString('hex')}`);

@@ -13,7 +13,7 @@ import { startApi, type RunningApi } from '../../api/index.js';
 import { openKeyManager, VERSION } from '../../bin/runtime.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
-import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
+import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '../support/client.js';
 import type { TestFarm } from '../support/farm.js';
 import { recordSecret, testLogger } from '../support/logs.js';
 import type { TestRelay } from '../support/relay.js';
@@ -21,8 +21,6 @@ import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../s
 import { within } from '../support/wait.js';
 
 usePoolWebSocket(WebSocket);
-
-type User = Awaited<ReturnType<typeof registerUser>>;
 
 function peerKey() {
   const sk = generateSecretKey();

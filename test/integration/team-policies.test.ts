@@ -12,7 +12,7 @@ import { parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
 import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { createPool, type Db } from '../../database/pool.js';
-import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
+import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '../support/client.js';
 import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
@@ -23,8 +23,6 @@ import { within } from '../support/wait.js';
 useWebSocketImplementation(WebSocket);
 
 const MAX_TEAM_POLICIES = 3;
-
-type User = Awaited<ReturnType<typeof registerUser>>;
 
 const note = (kind: number) => ({
   kind,

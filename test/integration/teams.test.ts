@@ -12,7 +12,7 @@ import { parseBunkerInput } from 'nostr-tools/nip46';
 import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { createPool, type Db } from '../../database/pool.js';
-import { call, registerUser, rpc } from '../support/client.js';
+import { call, registerUser, rpc, type TestUser as User } from '../support/client.js';
 import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
@@ -25,8 +25,6 @@ useWebSocketImplementation(WebSocket);
 const MAX_KEYS = 3;
 const MAX_MEMBERS = 4;
 const MAX_TEAMS = 10;
-
-type User = Awaited<ReturnType<typeof registerUser>>;
 
 const note = () => ({
   kind: 1,

@@ -18,7 +18,7 @@ import { startRelayIngest, type RelayIngest } from '../../relay-ingest/index.js'
 import { announceBunker } from '../../shared/nip46/channels.js';
 import { createRedis } from '../../shared/redis.js';
 import type { Resolver } from '../../shared/user-relay-policy.js';
-import { authorizeApp, call, pkcePair, registerUser, rpc } from '../support/client.js';
+import { authorizeApp, call, pkcePair, registerUser, rpc, type TestUser as User } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
@@ -51,8 +51,6 @@ async function internalService(): Promise<{ port: number; connections: () => num
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
-
-type User = Awaited<ReturnType<typeof registerUser>>;
 
 const createBunker = (base: string, user: User, relays?: string[], extra: Record<string, unknown> = {}) =>
   call(
