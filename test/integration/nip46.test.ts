@@ -281,11 +281,7 @@ describe('NIP-46 bunker over relays', () => {
 
   it('answers the same request seen on two relays once', async () => {
     const { bp } = await newBunker();
-    await waitFor(
-      () => relayB.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-      5000,
-      'subscription on relay B',
-    );
+    await waitForBunkerListener(relayB, bp.pubkey, 5000, 'subscription on relay B');
     const c = rawClient(bp.pubkey);
     await c.listen([relayA.url, relayB.url]);
     const duplicatesBefore = await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' });
