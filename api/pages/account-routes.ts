@@ -4,7 +4,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from 'typebox/value';
-import QRCode from 'qrcode';
 import { recentUserActivity } from '../../database/queries/activity.js';
 import { listPendingApprovals } from '../../database/queries/approvals.js';
 import { countLiveAuthorizations, listUserAuthorizations } from '../../database/queries/authorizations.js';
@@ -12,8 +11,7 @@ import { listPolicies } from '../../database/queries/policies.js';
 import { readConnectResult } from '../../shared/nip46/connect-result.js';
 import { npubEncode } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
-import { type HttpError, badRequest, forbidden, notFound } from '../errors.js';
-import { requireSomeRelay } from '../routes/authorizations.js';
+import { type HttpError, forbidden, notFound } from '../errors.js';
 import {
   type NostrConnectUri,
   NostrConnectUriError,
@@ -26,7 +24,8 @@ import { EMAIL_NOT_VERIFIED, MIN_PASSPHRASE_LENGTH, exportUserKey } from '../ser
 import { changeEmail, resendVerificationForUser } from '../services/email-verification.js';
 import { changePassword } from '../services/password-change.js';
 import { Email } from '../schemas.js';
-import { putFlash, takeFlash } from './flash.js';
+import { BunkerFormFields, readBunkerForm, sendCreatedBunker } from './bunker-form.js';
+import { putFlash } from './flash.js';
 import { FieldError, failedForm, formError } from './forms.js';
 import { requirePageUser, signedIn } from './guard.js';
 import { sendPage } from './layout.js';
@@ -34,9 +33,7 @@ import {
   accountPage,
   activityPage,
   appsPage,
-  bunkerCreatedPage,
   bunkerFormPage,
-  bunkerGonePage,
   exportFormPage,
   exportResultPage,
   nostrConnectPage,
@@ -50,28 +47,10 @@ import { changeEmailPage, verifyBanner } from './views-email.js';
 
 const Csrf = Type.String({ maxLength: 512 });
 const Secret = Type.String({ maxLength: 1024 });
-const MAX_RELAYS = 20;
-const RELAY = /^wss?:\/\/[^\s/?#]+\S*$/;
 /** How long the result page waits for relay-ingest's word before showing "sending" and refreshing. */
 const DELIVERY_WAIT_MS = 3_000;
 /** After this, no word from relay-ingest means it will not come. */
 const DELIVERY_GIVE_UP_MS = 30_000;
-
-/** One relay a line; empty means the service's relays. */
-export function parseRelayLines(text: string): string[] {
-  const relays = [
-    ...new Set(
-      text
-        .split(/\s+/)
-        .map((r) => r.trim())
-        .filter(Boolean),
-    ),
-  ];
-  if (relays.length > MAX_RELAYS) throw badRequest(`at most ${MAX_RELAYS} relays`);
-  const bad = relays.find((r) => !RELAY.test(r) || r.length > 512);
-  if (bad !== undefined) throw badRequest(`not a ws:// or wss:// relay address: ${bad.slice(0, 80)}`);
-  return relays;
-}
 
 /** Puts a refusal about relays or the policy on its field; other refusals (limits) stay on the whole form. */
 function authorizationMistake(err: HttpError): HttpError {
@@ -210,29 +189,13 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     '/account/bunker',
     {
       schema: {
-        body: Type.Object({
-          app_name: Type.String({ maxLength: 200 }),
-          policy_slug: PolicySlug,
-          relays: Type.Optional(Type.String({ maxLength: 12_000 })),
-          _csrf: Csrf,
-        }),
+        body: Type.Object(BunkerFormFields),
       },
     },
     async (request, reply) => {
       const body = request.body;
       try {
-        const appName = body.app_name.trim();
-        if (!appName) throw new FieldError('app_name', 'Give the app a name, so you can tell it apart later.');
-        let relays: string[];
-        try {
-          relays = parseRelayLines(body.relays ?? '');
-        } catch (err) {
-          throw new FieldError(
-            'relays',
-            `${(err as Error).message[0]!.toUpperCase()}${(err as Error).message.slice(1)}.`,
-          );
-        }
-        requireSomeRelay(ctx.config, relays);
+        const { appName, relays } = readBunkerForm(ctx.config, body);
         const created = await createAuthorization(ctx, {
           userId: request.user!.id,
           applicationName: appName,
@@ -266,14 +229,7 @@ export const accountPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = asyn
     '/account/bunker/created',
     { schema: { querystring: Type.Object({ flash: Type.Optional(Type.String({ maxLength: 64 })) }) } },
     async (request, reply) => {
-      const shown = await takeFlash<{ appName: string; bunkerUrl: string }>(
-        ctx,
-        request.sessionToken!,
-        request.query.flash,
-      );
-      if (!shown) return sendPage(reply, bunkerGonePage(signedIn(request, reply)));
-      const qr = await QRCode.toString(shown.bunkerUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-      return sendPage(reply, bunkerCreatedPage(signedIn(request, reply), shown.appName, shown.bunkerUrl, qr));
+      return sendCreatedBunker(ctx, request, reply, request.query.flash);
     },
   );
 

@@ -4,7 +4,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from 'typebox/value';
-import QRCode from 'qrcode';
 import {
   listInvites,
   listMembers,
@@ -17,7 +16,6 @@ import {
 import { listOwnedPolicies } from '../../database/queries/policies.js';
 import type { ApiContext } from '../context.js';
 import { type HttpError, notFound } from '../errors.js';
-import { requireSomeRelay } from '../routes/authorizations.js';
 import { MailedToken } from '../routes/email.js';
 import { TeamName } from '../routes/teams.js';
 import { Email, Hex64, PolicySlug, Uuid } from '../schemas.js';
@@ -39,13 +37,12 @@ import {
   requireRole,
   revokeTeamAuthorizationAsAdmin,
 } from '../services/teams.js';
-import { parseRelayLines } from './account-routes.js';
-import { putFlash, takeFlash } from './flash.js';
+import { BunkerFormFields, readBunkerForm, sendCreatedBunker } from './bunker-form.js';
+import { putFlash } from './flash.js';
 import { PolicyForm, policyInputOfForm } from './policy-routes.js';
 import { FieldError, failedForm, formError, sentence } from './forms.js';
 import { requirePageUser, signedIn } from './guard.js';
 import { sendPage } from './layout.js';
-import { bunkerCreatedPage, bunkerGonePage } from './views-account.js';
 import { acceptInvitePage, teamPage, teamsPage, type TeamForms, type TeamView } from './views-teams.js';
 
 const Csrf = Type.String({ maxLength: 512 });
@@ -345,13 +342,7 @@ export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
     {
       schema: {
         params: Params,
-        body: Type.Object({
-          key_pubkey: Hex64,
-          app_name: Type.String({ maxLength: 200 }),
-          policy_slug: PolicySlug,
-          relays: Type.Optional(Type.String({ maxLength: 12_000 })),
-          _csrf: Csrf,
-        }),
+        body: Type.Object({ key_pubkey: Hex64, ...BunkerFormFields }),
       },
     },
     async (request, reply) => {
@@ -368,15 +359,7 @@ export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
         'authorization',
         values,
         async () => {
-          const appName = body.app_name.trim();
-          if (!appName) throw new FieldError('app_name', 'Give the app a name, so you can tell it apart later.');
-          let relays: string[];
-          try {
-            relays = parseRelayLines(body.relays ?? '');
-          } catch (err) {
-            throw new FieldError('relays', `${sentence((err as Error).message)}.`);
-          }
-          requireSomeRelay(ctx.config, relays);
+          const { appName, relays } = readBunkerForm(ctx.config, body);
           const created = await createTeamAuthorization(ctx, request.user!.id, request.params.id, body.key_pubkey, {
             applicationName: appName,
             policySlug: body.policy_slug,
@@ -405,14 +388,7 @@ export const teamPages: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
     },
     async (request, reply) => {
       await requireRole(ctx.db, request.params.id, request.user!.id, 'admin');
-      const shown = await takeFlash<{ appName: string; bunkerUrl: string }>(
-        ctx,
-        request.sessionToken!,
-        request.query.flash,
-      );
-      if (!shown) return sendPage(reply, bunkerGonePage(signedIn(request, reply)));
-      const qr = await QRCode.toString(shown.bunkerUrl, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
-      return sendPage(reply, bunkerCreatedPage(signedIn(request, reply), shown.appName, shown.bunkerUrl, qr));
+      return sendCreatedBunker(ctx, request, reply, request.query.flash);
     },
   );
 

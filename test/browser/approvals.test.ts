@@ -16,11 +16,10 @@ import { freePort } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { FAST_RELAY, waitForBunkerListener } from '../support/bunker.js';
 import { launchBrowser, newContext, screenshot } from './browser.js';
 
 useWebSocketImplementation(WebSocket);
-
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 
 describe('approval per request in the browser', () => {
   let farm: TestFarm;
@@ -81,11 +80,7 @@ describe('approval per request in the browser', () => {
     assert.ok(moved.status < 300, JSON.stringify(moved.body));
     const bp = (await parseBunkerInput(created.body.bunker_url)) as BunkerPointer;
     recordSecret(bp.secret!);
-    const listening = Date.now() + 5000;
-    while (!relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey)))) {
-      assert.ok(Date.now() < listening, 'relay-ingest listens for the bunker');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitForBunkerListener(relay, bp.pubkey, 5000, 'relay-ingest listening for the bunker');
 
     const clientSk = generateSecretKey();
     recordSecret(bytesToHex(clientSk));

@@ -11,6 +11,7 @@ import {
   type Locator,
   type Page,
 } from 'playwright-core';
+import { recordSecret } from '../support/logs.js';
 import { ARTIFACTS_DIR } from '../support/paths.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -52,4 +53,20 @@ export async function screenshot(page: Page, name: string, mask: Locator[] = [])
 /** The id of the element that has the keyboard focus. */
 export async function focusedId(page: Page): Promise<string> {
   return (await page.evaluate('document.activeElement ? document.activeElement.id : ""')) as string;
+}
+
+/** Records the session cookie `context` holds for `base`, if any, for the secret scan. */
+export async function recordSessionCookie(context: BrowserContext, base: string): Promise<void> {
+  const session = (await context.cookies(base)).find((k) => k.name === 'keyfarm_session');
+  if (session) recordSecret(session.value);
+}
+
+/** Registers `email` with `password` on the register page and waits for the account page. */
+export async function registerInBrowser(page: Page, base: string, email: string, password: string): Promise<void> {
+  await page.goto(`${base}/register`);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.fill('#confirm_password', password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL(`${base}/account`);
 }

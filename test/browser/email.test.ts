@@ -4,12 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { freePort } from '../support/env.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, waitForMail } from '../support/mail.js';
-import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.js';
-import { launchBrowser, newContext, screenshot } from './browser.js';
+import type { SmtpSink } from '../support/smtp-sink.js';
+import { newContext, recordSessionCookie, registerInBrowser, screenshot } from './browser.js';
+import { startMailingFarm } from './mail-farm.js';
 
 describe('email verification and password reset in the browser', () => {
   let sink: SmtpSink;
@@ -22,24 +22,10 @@ describe('email verification and password reset in the browser', () => {
   const newPassword = recordSecret(`reset-password-${Date.now()}`);
 
   before(async () => {
-    sink = await startSmtpSink();
-    const port = await freePort();
-    [farm, browser] = await Promise.all([
-      startTestFarm(
-        'browser-email',
-        { PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, SMTP_URL: sink.url },
-        { api: true },
-      ),
-      launchBrowser(),
-    ]);
+    ({ sink, farm, browser } = await startMailingFarm('browser-email'));
     context = await newContext(browser);
     page = await context.newPage();
   });
-  /** The session cookie a context holds, recorded for the secret scan. */
-  const recordSession = async (c: BrowserContext) => {
-    const session = (await c.cookies(farm.url)).find((k) => k.name === 'keyfarm_session');
-    if (session) recordSecret(session.value);
-  };
   after(async () => {
     await browser?.close();
     await farm?.stop();
@@ -47,13 +33,8 @@ describe('email verification and password reset in the browser', () => {
   });
 
   it('registers, shows the banner of an unconfirmed address, and the mailed link makes it go', async () => {
-    await page.goto(`${farm.url}/register`);
-    await page.fill('#email', email);
-    await page.fill('#password', password);
-    await page.fill('#confirm_password', password);
-    await page.getByRole('button', { name: 'Create account' }).click();
-    await page.waitForURL(`${farm.url}/account`);
-    await recordSession(context);
+    await registerInBrowser(page, farm.url, email, password);
+    await recordSessionCookie(context, farm.url);
     const banner = page.locator('#verify-banner');
     await banner.waitFor();
     assert.match((await banner.textContent()) ?? '', new RegExp(`confirmation link to\\s+${email}`));
@@ -89,7 +70,7 @@ describe('email verification and password reset in the browser', () => {
     await other.fill('#password', password);
     await other.getByRole('button', { name: 'Log in' }).click();
     await other.waitForURL(`${farm.url}/account`);
-    await recordSession(otherContext);
+    await recordSessionCookie(otherContext, farm.url);
 
     await page.locator('#logout').click();
     await page.waitForURL(/\/login/);
@@ -131,6 +112,6 @@ describe('email verification and password reset in the browser', () => {
     await page.fill('#password', newPassword);
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.waitForURL(`${farm.url}/account`);
-    await recordSession(context);
+    await recordSessionCookie(context, farm.url);
   });
 });

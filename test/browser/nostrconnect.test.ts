@@ -14,10 +14,9 @@ import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { launchBrowser, newContext, screenshot, UI_TIMEOUT_MS } from './browser.js';
+import { FAST_RELAY } from '../support/bunker.js';
 
 useWebSocketImplementation(WebSocket);
-
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 
 describe('nostrconnect:// in the browser', () => {
   let farm: TestFarm;

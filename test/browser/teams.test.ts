@@ -6,12 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { call } from '../support/client.js';
-import { freePort } from '../support/env.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, waitForMail } from '../support/mail.js';
-import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.js';
-import { launchBrowser, newContext, screenshot } from './browser.js';
+import type { SmtpSink } from '../support/smtp-sink.js';
+import { newContext, recordSessionCookie, registerInBrowser, screenshot } from './browser.js';
+import { startMailingFarm } from './mail-farm.js';
 
 describe('teams in the browser', () => {
   let sink: SmtpSink;
@@ -26,28 +26,10 @@ describe('teams in the browser', () => {
   const memberPassword = recordSecret(`member-pw-${randomBytes(8).toString('hex')}`);
 
   before(async () => {
-    sink = await startSmtpSink();
-    const port = await freePort();
-    [farm, browser] = await Promise.all([
-      startTestFarm(
-        'browser-teams',
-        {
-          PORT: String(port),
-          PUBLIC_URL: `http://127.0.0.1:${port}`,
-          SMTP_URL: sink.url,
-          BUNKER_RELAYS: 'wss://relay.example.com',
-        },
-        { api: true },
-      ),
-      launchBrowser(),
-    ]);
+    ({ sink, farm, browser } = await startMailingFarm('browser-teams', { BUNKER_RELAYS: 'wss://relay.example.com' }));
     adminContext = await newContext(browser);
     admin = await adminContext.newPage();
   });
-  const recordSession = async (c: BrowserContext) => {
-    const session = (await c.cookies(farm.url)).find((k) => k.name === 'keyfarm_session');
-    if (session) recordSecret(session.value);
-  };
   after(async () => {
     await browser?.close();
     await farm?.stop();
@@ -55,13 +37,8 @@ describe('teams in the browser', () => {
   });
 
   it('creates a team, invites by email, and the invitee joins from the mailed link', async () => {
-    await admin.goto(`${farm.url}/register`);
-    await admin.fill('#email', adminEmail);
-    await admin.fill('#password', adminPassword);
-    await admin.fill('#confirm_password', adminPassword);
-    await admin.getByRole('button', { name: 'Create account' }).click();
-    await admin.waitForURL(`${farm.url}/account`);
-    await recordSession(adminContext);
+    await registerInBrowser(admin, farm.url, adminEmail, adminPassword);
+    await recordSessionCookie(adminContext, farm.url);
 
     await admin.getByRole('link', { name: 'Teams', exact: true }).click();
     await admin.waitForURL(`${farm.url}/teams`);
@@ -105,7 +82,7 @@ describe('teams in the browser', () => {
     await member.fill('#password', memberPassword);
     await member.getByRole('button', { name: 'Log in' }).click();
     await member.waitForURL(/\/teams\/accept\?token=/);
-    await recordSession(memberContext);
+    await recordSessionCookie(memberContext, farm.url);
     await member.getByRole('button', { name: 'Join the team' }).click();
     await member.waitForURL(/notice=joined/);
     assert.equal(member.url().replace(/\?.*$/, ''), teamUrl);

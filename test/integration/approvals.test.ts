@@ -8,41 +8,22 @@ import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools';
 import { npubEncode } from 'nostr-tools/nip19';
-import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
-import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
+import { parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
+import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { announceApprovalDecided } from '../../shared/nip46/channels.js';
 import { closeRedis, createRedis } from '../../shared/redis.js';
-import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '../support/client.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
-import { startTestRelay, type TestRelay } from '../support/relay.js';
+import type { TestRelay } from '../support/relay.js';
+import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { waitFor, within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
 
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 const ASK_POLICY = 'test-ask-notes';
 const MAX_PENDING = 3;
-
-type User = Awaited<ReturnType<typeof registerUser>>;
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
-    ),
-  ]);
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Content the suite's log scan must never find (the request content shown only on the approval page). */
 const privateContent = (label: string) => recordSecret(`${label} ${randomBytes(8).toString('hex')}`);
@@ -72,26 +53,15 @@ describe('approval per request', () => {
   let relay: TestRelay;
   let base: string;
   let user: User;
-  const pools: SimplePool[] = [];
-  const signers: BunkerSigner[] = [];
+  const clients = new BunkerClients();
 
   before(async () => {
-    relay = await startTestRelay();
-    farm = await startTestFarm(
+    // A reload each second: it also takes decisions whose announcement was lost.
+    ({ relay, farm } = await startFarmOnTestRelay(
       'approvals',
-      {
-        BUNKER_RELAYS: relay.url,
-        APPROVAL_MAX_PENDING: String(MAX_PENDING),
-        APPROVAL_WAIT_MAX_SECONDS: '2',
-        APPROVAL_TTL_SECONDS: '600',
-      },
-      // A reload each second: it also takes decisions whose announcement was lost.
-      {
-        api: true,
-        workers: true,
-        relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100, reloadIntervalMs: 1000 },
-      },
-    );
+      { APPROVAL_MAX_PENDING: String(MAX_PENDING), APPROVAL_WAIT_MAX_SECONDS: '2', APPROVAL_TTL_SECONDS: '600' },
+      { reloadIntervalMs: 1000 },
+    ));
     base = farm.url;
     user = await registerUser(base);
     // A policy that asks (the custom policies' own pages make such rows; here it is made directly).
@@ -102,8 +72,7 @@ describe('approval per request', () => {
   });
 
   after(async () => {
-    for (const s of signers) await s.close().catch(() => undefined);
-    for (const p of pools) p.destroy();
+    await clients.close();
     await farm?.stop();
     await relay?.stop();
   });
@@ -118,19 +87,11 @@ describe('approval per request', () => {
     await usePolicy(res.body.authorization_id);
     const bp = (await parseBunkerInput(res.body.bunker_url)) as BunkerPointer;
     recordSecret(bp.secret!);
-    await waitFor(
-      () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-      5000,
-      'subscription to the new bunker',
-    );
+    await waitForBunkerListener(relay, bp.pubkey);
     const sk = generateSecretKey();
     recordSecret(bytesToHex(sk));
     const urls = new AuthUrls();
-    const pool = new SimplePool();
-    pools.push(pool);
-    const signer = BunkerSigner.fromBunker(sk, bp, { pool, onauth: urls.onauth });
-    signers.push(signer);
-    await within(5000, signer.connect(), 'connect');
+    const signer = await clients.connected(bp, { sk, onauth: urls.onauth });
     return { signer, urls, bp, authorizationId: res.body.authorization_id as string, clientPk: getPublicKey(sk) };
   }
 

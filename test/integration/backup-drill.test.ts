@@ -9,8 +9,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, verifyEvent } from 'nostr-tools';
-import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
-import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
+import { parseBunkerInput } from 'nostr-tools/nip46';
+import { useWebSocketImplementation } from 'nostr-tools/pool';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
@@ -28,20 +28,12 @@ import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { recordDatabaseKeys } from '../support/stored-keys.js';
+import { BunkerClients } from '../support/bunker.js';
+import { within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
 
 const note = (content: string) => ({ kind: 1, content, tags: [], created_at: Math.floor(Date.now() / 1000) });
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
-    ),
-  ]);
-}
 
 /** Runs a keyfarm operator command to its end; resolves with its exit code and the process (for its lines). */
 async function command(
@@ -70,8 +62,7 @@ async function recreateDatabase(name: string): Promise<void> {
 describe('backup and restore drill', () => {
   let db: TestDatabase;
   let relay: TestRelay;
-  const pools: SimplePool[] = [];
-  const signers: BunkerSigner[] = [];
+  const clients = new BunkerClients();
 
   before(async () => {
     relay = await startTestRelay();
@@ -79,20 +70,11 @@ describe('backup and restore drill', () => {
     await migrateDatabase(db.url);
   });
   after(async () => {
-    for (const s of signers) await s.close().catch(() => undefined);
-    for (const p of pools) p.destroy();
+    await clients.close();
     await stopAllKeyfarms();
     await relay?.stop();
     await db?.drop().catch(() => undefined);
   });
-
-  function signerFor(bp: BunkerPointer, clientSecret: Uint8Array): BunkerSigner {
-    const pool = new SimplePool();
-    pools.push(pool);
-    const signer = BunkerSigner.fromBunker(clientSecret, { ...bp, relays: [...bp.relays] }, { pool });
-    signers.push(signer);
-    return signer;
-  }
 
   it('users, keys and authorizations survive a stop, a wipe and a restore, and sign afterwards', async () => {
     const port = await freePort();
@@ -117,7 +99,7 @@ describe('backup and restore drill', () => {
     recordSecret(bp.secret!);
     const clientSecret = generateSecretKey();
     recordSecret(bytesToHex(clientSecret));
-    const first = signerFor(bp, clientSecret);
+    const first = clients.signer(bp, { sk: clientSecret });
     await within(10_000, first.connect(), 'connect');
     const overRelay = await within(10_000, first.signEvent(note('bunker, before')), 'bunker sign_event');
     assert.equal(overRelay.pubkey, users[1]!.pubkey);
@@ -181,7 +163,7 @@ describe('backup and restore drill', () => {
     assert.equal(denied.status, 403, 'the restored authorization keeps its policy');
 
     // The bound bunker client carries on without a new connect.
-    const again = signerFor(bp, clientSecret);
+    const again = clients.signer(bp, { sk: clientSecret });
     const afterRestore = await within(
       15_000,
       again.signEvent(note('bunker, after')),

@@ -6,40 +6,21 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey, nip04, nip44, verifyEvent } from 'nostr-tools';
-import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
-import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
+import { type BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
+import { useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { startApi, type RunningApi } from '../../api/index.js';
 import { openKeyManager, VERSION } from '../../bin/runtime.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
 import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
-import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '../support/client.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret, testLogger } from '../support/logs.js';
-import { startTestRelay, type TestRelay } from '../support/relay.js';
+import type { TestRelay } from '../support/relay.js';
+import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { within } from '../support/wait.js';
 
 usePoolWebSocket(WebSocket);
-
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
-type User = Awaited<ReturnType<typeof registerUser>>;
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
-    ),
-  ]);
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function peerKey() {
   const sk = generateSecretKey();
@@ -73,16 +54,13 @@ describe('custom policies', () => {
   let keyManagerB: KeyManager;
   let alice: User;
   let bob: User;
-  const signers: BunkerSigner[] = [];
-  const pools: SimplePool[] = [];
+  const clients = new BunkerClients();
 
   before(async () => {
-    relay = await startTestRelay();
-    farm = await startTestFarm(
-      'custom-policies',
-      { BUNKER_RELAYS: relay.url, RPC_TIMEOUT_MS: '3000', MAX_POLICIES_PER_USER: '10' },
-      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
-    );
+    ({ relay, farm } = await startFarmOnTestRelay('custom-policies', {
+      RPC_TIMEOUT_MS: '3000',
+      MAX_POLICIES_PER_USER: '10',
+    }));
     base = farm.url;
     keyManagerB = await openKeyManager(farm.rt);
     apiB = await startApi({
@@ -99,8 +77,7 @@ describe('custom policies', () => {
   });
 
   after(async () => {
-    for (const s of signers) await s.close().catch(() => undefined);
-    for (const p of pools) p.destroy();
+    await clients.close();
     await apiB?.close();
     await keyManagerB?.close();
     await farm?.stop();
@@ -136,16 +113,8 @@ describe('custom policies', () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const bp = (await parseBunkerInput(res.body.bunker_url)) as BunkerPointer;
     recordSecret(bp.secret!);
-    await waitFor(
-      () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-      5000,
-      'subscription to the new bunker',
-    );
-    const pool = new SimplePool();
-    pools.push(pool);
-    const signer = BunkerSigner.fromBunker(peerKey().sk, { ...bp, relays: [...bp.relays] }, { pool });
-    signers.push(signer);
-    await within(5000, signer.connect(), 'connect');
+    await waitForBunkerListener(relay, bp.pubkey);
+    const signer = await clients.connected(bp);
     return { signer, id: res.body.authorization_id };
   }
 

@@ -7,36 +7,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey, nip19, nip44, verifyEvent } from 'nostr-tools';
-import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
-import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
+import { type BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
+import { useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { call, pkcePair, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
-import { startTestRelay, type TestRelay } from '../support/relay.js';
+import type { TestRelay } from '../support/relay.js';
+import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { within } from '../support/wait.js';
 
 usePoolWebSocket(WebSocket);
 
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 const REDIRECT = 'http://127.0.0.1:9/keycast/callback';
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
-    ),
-  ]);
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface KeycastTokens {
   bunker_url: string;
@@ -141,40 +124,23 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
   let farm: TestFarm;
   let relay: TestRelay;
   let base: string;
-  const pools: SimplePool[] = [];
-  const signers: BunkerSigner[] = [];
+  const clients = new BunkerClients();
 
   before(async () => {
-    relay = await startTestRelay();
-    farm = await startTestFarm(
-      'keycast',
-      { BUNKER_RELAYS: relay.url, RPC_TIMEOUT_MS: '3000' },
-      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
-    );
+    ({ relay, farm } = await startFarmOnTestRelay('keycast', { RPC_TIMEOUT_MS: '3000' }));
     base = farm.url;
   });
 
   after(async () => {
-    for (const s of signers) await s.close().catch(() => undefined);
-    for (const p of pools) p.destroy();
+    await clients.close();
     await farm?.stop();
     await relay?.stop();
   });
 
   async function signerFor(bunkerUrl: string): Promise<BunkerSigner> {
     const bp: BunkerPointer = (await parseBunkerInput(bunkerUrl))!;
-    await waitFor(
-      () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-      5000,
-      'relay-ingest listening for the bunker',
-    );
-    const sk = generateSecretKey();
-    recordSecret(bytesToHex(sk));
-    const pool = new SimplePool();
-    pools.push(pool);
-    const signer = BunkerSigner.fromBunker(sk, { ...bp, relays: [...bp.relays] }, { pool });
-    signers.push(signer);
-    return signer;
+    await waitForBunkerListener(relay, bp.pubkey, 5000, 'relay-ingest listening for the bunker');
+    return clients.signer(bp);
   }
 
   const authorizations = async (session: string) =>

@@ -20,6 +20,8 @@ import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret, testLogFile, testLogger } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { FAST_RELAY } from '../support/bunker.js';
+import { waitFor } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
 
@@ -30,13 +32,7 @@ useWebSocketImplementation(WebSocket);
  */
 const MAX_AGE = 200;
 /** The subscriptions' `since` reaches back past the age bound, so old requests reach the age check. */
-const FAST_RELAY = {
-  minBackoffMs: 100,
-  maxBackoffMs: 800,
-  pingIntervalMs: 1000,
-  publishTimeoutMs: 2000,
-  sinceWindowSeconds: MAX_AGE + 60,
-};
+const RELAY_TUNING = { ...FAST_RELAY, sinceWindowSeconds: MAX_AGE + 60 };
 const MAX_FUTURE = 30;
 const PER_CLIENT = 10;
 const PER_BUNKER = 30;
@@ -50,14 +46,6 @@ const LATE_ANSWER_MS = 500;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => Math.floor(Date.now() / 1000);
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The JSON lines a test logger has written so far. */
 function readLog(name: string): Record<string, unknown>[] {
@@ -156,7 +144,7 @@ describe('NIP-46 abuse: request window, replays, unbound client keys', () => {
       logger,
       db: farm.rt.db,
       redisUrl,
-      tuning: { relay: FAST_RELAY, maxRequestAgeSeconds: MAX_AGE, maxRequestFutureSeconds: MAX_FUTURE },
+      tuning: { relay: RELAY_TUNING, maxRequestAgeSeconds: MAX_AGE, maxRequestFutureSeconds: MAX_FUTURE },
     });
 
   before(async () => {

@@ -20,30 +20,12 @@ import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { FAST_RELAY, waitForBunkerListener } from '../support/bunker.js';
+import { waitFor, within } from '../support/wait.js';
 import { shardNamesOf } from '../support/env.js';
 
 usePoolWebSocket(WebSocket);
 useRelayWebSocket(WebSocket);
-
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
-    ),
-  ]);
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A client key pair whose secret is recorded for the log scan. */
 function clientKey() {
@@ -177,11 +159,7 @@ describe('NIP-46 bunker over relays', () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const bp = (await parseBunkerInput(res.body.bunker_url))!;
     recordSecret(bp.secret!);
-    await waitFor(
-      () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-      5000,
-      'subscription to the new bunker',
-    );
+    await waitForBunkerListener(relay, bp.pubkey);
     return { bp, id: res.body.authorization_id, url: res.body.bunker_url };
   }
 
@@ -303,11 +281,7 @@ describe('NIP-46 bunker over relays', () => {
 
   it('answers the same request seen on two relays once', async () => {
     const { bp } = await newBunker();
-    await waitFor(
-      () => relayB.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-      5000,
-      'subscription on relay B',
-    );
+    await waitForBunkerListener(relayB, bp.pubkey, 5000, 'subscription on relay B');
     const c = rawClient(bp.pubkey);
     await c.listen([relayA.url, relayB.url]);
     const duplicatesBefore = await counter(ingestMetrics.eventsDropped, { reason: 'duplicate' });

@@ -19,8 +19,8 @@ import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { startRedisProxy, type CuttableProxy } from '../support/tcp-proxy.js';
 import { waitFor } from './farm-fixtures.js';
 import { loadPayloadSealer } from '../../shared/farm/payload-key.js';
+import { FAST_RELAY } from '../support/bunker.js';
 
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 /** Requests older than this are stale for the relay-ingests of this file (the default is 900). */
 const MAX_AGE_S = 60;
 /** Long enough that no periodic reload happens during a test that must not rely on one. */

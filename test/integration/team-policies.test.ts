@@ -7,42 +7,22 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { bytesToHex } from '@noble/hashes/utils.js';
-import { generateSecretKey, verifyEvent } from 'nostr-tools';
-import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
-import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
+import { verifyEvent } from 'nostr-tools';
+import { parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
+import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { createPool, type Db } from '../../database/pool.js';
-import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '../support/client.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
-import { startTestRelay, type TestRelay } from '../support/relay.js';
+import type { TestRelay } from '../support/relay.js';
+import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
 
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 const MAX_TEAM_POLICIES = 3;
-
-type User = Awaited<ReturnType<typeof registerUser>>;
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
-    ),
-  ]);
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const note = (kind: number) => ({
   kind,
@@ -61,21 +41,14 @@ describe('team policies', () => {
   let alice: User;
   let bob: User;
   let carol: User;
-  const pools: SimplePool[] = [];
-  const signers: BunkerSigner[] = [];
+  const clients = new BunkerClients();
 
   before(async () => {
-    relay = await startTestRelay();
-    farm = await startTestFarm(
-      'team-policies',
-      {
-        BUNKER_RELAYS: relay.url,
-        RPC_TIMEOUT_MS: '3000',
-        TEAM_MAX_POLICIES: String(MAX_TEAM_POLICIES),
-        EMAIL_LIMIT_PER_ADDRESS: '100/1h',
-      },
-      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
-    );
+    ({ relay, farm } = await startFarmOnTestRelay('team-policies', {
+      RPC_TIMEOUT_MS: '3000',
+      TEAM_MAX_POLICIES: String(MAX_TEAM_POLICIES),
+      EMAIL_LIMIT_PER_ADDRESS: '100/1h',
+    }));
     base = farm.url;
     db = createPool(farm.env.DATABASE_URL!, 2);
     alice = await registerUser(base);
@@ -84,8 +57,7 @@ describe('team policies', () => {
   });
 
   after(async () => {
-    for (const s of signers) await s.close().catch(() => undefined);
-    for (const p of pools) p.destroy();
+    await clients.close();
     await db?.end();
     await farm?.stop();
     await relay?.stop();
@@ -140,23 +112,8 @@ describe('team policies', () => {
     recordSecret(res.body.refresh_token);
     const bp = (await parseBunkerInput(res.body.bunker_url)) as BunkerPointer;
     recordSecret(bp.secret!);
-    await waitFor(
-      () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-      5000,
-      'subscription to the new bunker',
-    );
+    await waitForBunkerListener(relay, bp.pubkey);
     return { id: res.body.authorization_id as string, token: res.body.access_token as string, bp };
-  }
-
-  async function connect(bp: BunkerPointer): Promise<BunkerSigner> {
-    const sk = generateSecretKey();
-    recordSecret(bytesToHex(sk));
-    const pool = new SimplePool();
-    pools.push(pool);
-    const signer = BunkerSigner.fromBunker(sk, { ...bp, relays: [...bp.relays] }, { pool });
-    signers.push(signer);
-    await within(5000, signer.connect(), 'connect');
-    return signer;
   }
 
   const policyOf = async (authorizationId: string) =>
@@ -188,7 +145,7 @@ describe('team policies', () => {
     assert.deepEqual(rows[0], { owner_user_id: null, owner_team_id: teamId });
 
     const auth = await authorize(alice, teamId, key, slug);
-    const signer = await connect(auth.bp);
+    const signer = await clients.connected(auth.bp);
 
     const signed = await rpc(base, auth.token, 'sign_event', [note(1)]);
     assert.equal(signed.status, 200, JSON.stringify(signed.body));

@@ -8,42 +8,23 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey, nip19, verifyEvent, type Event } from 'nostr-tools';
-import { BunkerSigner, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
-import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
+import { parseBunkerInput } from 'nostr-tools/nip46';
+import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { createPool, type Db } from '../../database/pool.js';
-import { call, registerUser, rpc } from '../support/client.js';
-import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { call, registerUser, rpc, type TestUser as User } from '../support/client.js';
+import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
-import { startTestRelay, type TestRelay } from '../support/relay.js';
+import type { TestRelay } from '../support/relay.js';
+import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
 
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 const MAX_KEYS = 3;
 const MAX_MEMBERS = 4;
 const MAX_TEAMS = 10;
-
-type User = Awaited<ReturnType<typeof registerUser>>;
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
-    ),
-  ]);
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const note = () => ({
   kind: 1,
@@ -60,23 +41,16 @@ describe('teams and shared keys', () => {
   let alice: User;
   let bob: User;
   let carol: User;
-  const pools: SimplePool[] = [];
-  const signers: BunkerSigner[] = [];
+  const clients = new BunkerClients();
 
   before(async () => {
-    relay = await startTestRelay();
-    farm = await startTestFarm(
-      'teams',
-      {
-        BUNKER_RELAYS: relay.url,
-        RPC_TIMEOUT_MS: '3000',
-        TEAM_MAX_KEYS: String(MAX_KEYS),
-        TEAM_MAX_MEMBERS: String(MAX_MEMBERS),
-        TEAMS_MAX_PER_USER: String(MAX_TEAMS),
-        EMAIL_LIMIT_PER_ADDRESS: '100/1h',
-      },
-      { api: true, workers: true, relayIngest: { relay: FAST_RELAY, publishRetryDelayMs: 100 } },
-    );
+    ({ relay, farm } = await startFarmOnTestRelay('teams', {
+      RPC_TIMEOUT_MS: '3000',
+      TEAM_MAX_KEYS: String(MAX_KEYS),
+      TEAM_MAX_MEMBERS: String(MAX_MEMBERS),
+      TEAMS_MAX_PER_USER: String(MAX_TEAMS),
+      EMAIL_LIMIT_PER_ADDRESS: '100/1h',
+    }));
     base = farm.url;
     db = createPool(farm.env.DATABASE_URL!, 2);
     alice = await registerUser(base);
@@ -85,8 +59,7 @@ describe('teams and shared keys', () => {
   });
 
   after(async () => {
-    for (const s of signers) await s.close().catch(() => undefined);
-    for (const p of pools) p.destroy();
+    await clients.close();
     await db?.end();
     await farm?.stop();
     await relay?.stop();
@@ -136,27 +109,13 @@ describe('teams and shared keys', () => {
     recordSecret(res.body.refresh_token);
     const bp = (await parseBunkerInput(res.body.bunker_url))!;
     recordSecret(bp.secret!);
-    await waitFor(
-      () => relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-      5000,
-      'subscription to the new bunker',
-    );
+    await waitForBunkerListener(relay, bp.pubkey);
     return {
       id: res.body.authorization_id as string,
       token: res.body.access_token as string,
       refresh: res.body.refresh_token as string,
       bp,
     };
-  }
-
-  function signerFor(bp: BunkerPointer): BunkerSigner {
-    const sk = generateSecretKey();
-    recordSecret(bytesToHex(sk));
-    const pool = new SimplePool();
-    pools.push(pool);
-    const s = BunkerSigner.fromBunker(sk, { ...bp, relays: [...bp.relays] }, { pool });
-    signers.push(s);
-    return s;
   }
 
   /** Everything a team's admin sees, and its rows counted: what "nothing changed" compares. */
@@ -248,8 +207,7 @@ describe('teams and shared keys', () => {
     assert.deepEqual((await rpc(base, refreshed.body.access_token, 'get_public_key')).body, { result: generated });
 
     // NIP-46 with BunkerSigner on the same authorization.
-    const signer = signerFor(auth.bp);
-    await within(5000, signer.connect(), 'connect');
+    const signer = await clients.connected(auth.bp);
     assert.equal(await within(5000, signer.getPublicKey(), 'get_public_key'), generated);
     const viaRelay = await within(5000, signer.signEvent(note()), 'sign_event');
     assert.equal(viaRelay.pubkey, generated);
@@ -309,8 +267,7 @@ describe('teams and shared keys', () => {
     const key = await newKey(alice, teamId);
     await join(alice, teamId, bob, 'admin');
     const auth = await authorize(bob, teamId, key);
-    const signer = signerFor(auth.bp);
-    await within(5000, signer.connect(), 'connect');
+    const signer = await clients.connected(auth.bp);
     assert.equal((await within(5000, signer.signEvent(note()), 'sign before removal')).pubkey, key);
     assert.equal((await rpc(base, auth.token, 'sign_event', [note()])).status, 200);
     // The api's token cache and the worker's authorization cache both hold it now.
@@ -511,8 +468,7 @@ describe('teams and shared keys', () => {
     const kept = await newKey(alice, teamId, 'kept');
     const onDoomed = await authorize(alice, teamId, doomed);
     const onKept = await authorize(alice, teamId, kept);
-    const signer = signerFor(onDoomed.bp);
-    await within(5000, signer.connect(), 'connect');
+    const signer = await clients.connected(onDoomed.bp);
     assert.equal((await within(5000, signer.signEvent(note()), 'sign')).pubkey, doomed);
     assert.equal((await rpc(base, onDoomed.token, 'sign_event', [note()])).status, 200);
 

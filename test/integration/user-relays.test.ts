@@ -18,14 +18,15 @@ import { startRelayIngest, type RelayIngest } from '../../relay-ingest/index.js'
 import { announceBunker } from '../../shared/nip46/channels.js';
 import { createRedis } from '../../shared/redis.js';
 import type { Resolver } from '../../shared/user-relay-policy.js';
-import { authorizeApp, call, pkcePair, registerUser, rpc } from '../support/client.js';
+import { authorizeApp, call, pkcePair, registerUser, rpc, type TestUser as User } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { FAST_RELAY } from '../support/bunker.js';
+import { within } from '../support/wait.js';
 
 usePoolWebSocket(WebSocket);
 
-const FAST_RELAY = { minBackoffMs: 100, maxBackoffMs: 800, pingIntervalMs: 1000, publishTimeoutMs: 2000 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
@@ -34,16 +35,6 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
-}
-
-function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)),
-    ),
-  ]);
 }
 
 /** A plain TCP listener on 127.0.0.1 standing for an internal service: it counts whoever connects. */
@@ -60,8 +51,6 @@ async function internalService(): Promise<{ port: number; connections: () => num
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
-
-type User = Awaited<ReturnType<typeof registerUser>>;
 
 const createBunker = (base: string, user: User, relays?: string[], extra: Record<string, unknown> = {}) =>
   call(

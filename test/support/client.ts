@@ -43,6 +43,9 @@ export async function call<T = any>(
 
 let userSeq = 0;
 
+/** A registered account: its email, password, pubkey and session token. */
+export type TestUser = Awaited<ReturnType<typeof registerUser>>;
+
 export async function registerUser(base: string, extra: { nsec?: string } = {}) {
   const email = `user${process.pid}-${Date.now()}-${userSeq++}@example.com`;
   const password = `pw-${randomBytes(12).toString('hex')}`;

@@ -1,7 +1,7 @@
 // The pages' small pure parts: escaping, the return path after login, a policy in words, relay lines.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseRelayLines } from '../../api/pages/account-routes.js';
+import { parseRelayLines } from '../../api/pages/bunker-form.js';
 import { safeNext } from '../../api/pages/guard.js';
 import { layout } from '../../api/pages/layout.js';
 import { html, raw } from '../../api/pages/html.js';
