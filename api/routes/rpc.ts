@@ -92,6 +92,8 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
       },
       // Before the body is read or parsed: a flood at a saturated shard costs no parse and no Redis trip.
       onRequest: (request, reply, done) => {
+        // Nothing held (the usual case): no token hash nor cache look-up on the hot path.
+        if (!ctx.rpc.holdsAny()) return done();
         const acting = cachedActing(ctx, bearerToken(request));
         const refusing = acting ? ctx.rpc.refusingFor(shardOf(acting.userPubkey, ctx.config.SHARD_COUNT)) : 0;
         if (refusing <= 0) return done();

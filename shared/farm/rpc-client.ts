@@ -108,6 +108,11 @@ export class RpcClient {
     return new Promise((resolve) => ingress.submit(shard, { item, resolve }));
   }
 
+  /** Whether any shard may be held after a refusal; false lets a caller skip finding the shard. */
+  holdsAny(): boolean {
+    return this.ingress?.holdsAny() ?? false;
+  }
+
   /** Retry-After (ms) while the shard's calls are refused without a round trip after a refusal for room; else 0. */
   refusingFor(shard: number): number {
     return this.ingress?.refusingFor(shard) ?? 0;

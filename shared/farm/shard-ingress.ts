@@ -207,6 +207,7 @@ export class ShardIngress<E extends IngressEntry> {
    * refusal, ms; 0 otherwise. A request for it is refused without asking Redis.
    */
   refusingFor(shard: number): number {
+    if (this.holds.size === 0) return 0;
     const hold = this.holds.get(shard);
     if (!hold) return 0;
     if (performance.now() >= hold.until) {
@@ -214,6 +215,11 @@ export class ShardIngress<E extends IngressEntry> {
       return 0;
     }
     return hold.retryAfterMs;
+  }
+
+  /** Whether any shard may be held (a cheap test before finding a request's shard). */
+  holdsAny(): boolean {
+    return this.holds.size > 0;
   }
 
   /** Sends every gathering batch now, whether or not its shard has a job out (draining). */
