@@ -24,7 +24,7 @@ import { startFarmProcess, type FarmProcess, type Role } from './farm-process.js
 import type { BenchOptions, HttpScenarioName } from './options.js';
 import type { BenchUser } from './seed-users.js';
 import { measureColdKeys, verifySample, type ColdKeyLatency, type SampleCheck } from './sign-probe.js';
-import { median, round } from './stats.js';
+import { median, medianLatency, round } from './stats.js';
 import { runWrk, type WrkResult } from './wrk-load.js';
 import { runOpenLoop, type OpenLoopResult } from './open-loop.js';
 import { waitForQuiet, type QuietWait } from './quiet.js';
@@ -259,18 +259,7 @@ function mediansOf(runs: readonly LoadRun[]): ScenarioMedians {
     );
   return {
     rps: round(m((r) => r.rps)),
-    p50Ms: round(
-      m((r) => r.latencyMs.p50),
-      2,
-    ),
-    p95Ms: round(
-      m((r) => r.latencyMs.p95),
-      2,
-    ),
-    p99Ms: round(
-      m((r) => r.latencyMs.p99),
-      2,
-    ),
+    ...medianLatency(runs),
     non2xx: m((r) => r.non2xx),
     errors: m((r) => r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout),
     cpuCores,

@@ -21,3 +21,13 @@ export function round(value: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** The median over runs of each latency percentile, ms to two decimals. */
+export function medianLatency(runs: readonly { latencyMs: { p50: number; p95: number; p99: number } }[]): {
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+} {
+  const at = (k: 'p50' | 'p95' | 'p99') => round(median(runs.map((r) => r.latencyMs[k])), 2);
+  return { p50Ms: at('p50'), p95Ms: at('p95'), p99Ms: at('p99') };
+}

@@ -11,7 +11,7 @@ import { farmBreakdown, fetchMetrics, type FarmBreakdown } from '../farm-metrics
 import { startFarmProcess, type FarmProcess } from '../farm-process.js';
 import { waitForQuiet, type QuietWait } from '../quiet.js';
 import { cpuBetween, ourPids, snapshot, type CpuUse, type Measured, type ScenarioContext } from '../scenario.js';
-import { median, round } from '../stats.js';
+import { median, medianLatency, round } from '../stats.js';
 import { Redis } from 'ioredis';
 import { costBetween, idleRate, readCounters, type RedisCost } from '../redis-cost.js';
 import { BunkerLoadClient, parseBunkerUrl } from './bunker-client.js';
@@ -201,18 +201,7 @@ export async function runNip46Scenario(ctx: ScenarioContext): Promise<Nip46Resul
         );
     const med = {
       rtPerSec: round(m((r) => r.rtPerSec)),
-      p50Ms: round(
-        m((r) => r.latencyMs.p50),
-        2,
-      ),
-      p95Ms: round(
-        m((r) => r.latencyMs.p95),
-        2,
-      ),
-      p99Ms: round(
-        m((r) => r.latencyMs.p99),
-        2,
-      ),
+      ...medianLatency(runs),
       errors: m((r) => r.errors.replied + r.errors.failed),
       cpuCores,
       farmMsPerRoundTrip: round(
