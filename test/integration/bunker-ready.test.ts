@@ -92,6 +92,29 @@ describe('a new bunker answers its first request, sent the moment its URL is han
     }
   });
 
+  it('team bunkers: 5 authorizations of a team key in a row each answer connect and sign_event at once', async () => {
+    const team = await call(base, 'POST', '/api/teams', { name: 'ready team' }, user.session);
+    assert.equal(team.status, 201, JSON.stringify(team.body));
+    const key = await call(base, 'POST', `/api/teams/${team.body.team.id}/keys`, { name: 'shared' }, user.session);
+    assert.equal(key.status, 201, JSON.stringify(key.body));
+    for (let i = 0; i < 5; i++) {
+      const res = await call(
+        base,
+        'POST',
+        `/api/teams/${team.body.team.id}/keys/${key.body.pubkey}/authorizations`,
+        { app_name: `team app ${i}` },
+        user.session,
+      );
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      const bp = (await parseBunkerInput(res.body.bunker_url)) as BunkerPointer;
+      recordSecret(bp.secret!);
+      const signer = clients.signer(bp);
+      await within(5000, signer.connect(), `connect of team bunker ${i}`);
+      const ev = await within(5000, signer.signEvent(note(`team ${i}`)), `sign_event of team bunker ${i}`);
+      assert.equal(ev.pubkey, key.body.pubkey);
+    }
+  });
+
   it("nostrconnect://: the app's first request after relay-ingest's connect response is answered, 5 in a row", async () => {
     for (let i = 0; i < 5; i++) {
       const sk = generateSecretKey();
