@@ -296,9 +296,12 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const reloadTimer = setInterval(() => void reload(), tuning.reloadIntervalMs);
   reloadTimer.unref();
 
-  // While a service relay is connected, the api may wait for this process's listening marks.
+  // While it can listen (a service relay connected; without any configured, a user relay), the api may
+  // wait for this process's listening marks.
   function heartbeat() {
-    if (pool.serviceStatus().connected === 0 || !isUp(redis)) return;
+    const { connected, configured } = pool.serviceStatus();
+    const canListen = configured > 0 ? connected > 0 : pool.connected().length > 0;
+    if (!canListen || !isUp(redis)) return;
     renewListenerPresence(redis, config.KEY_PREFIX).catch((err: Error) =>
       log.debug({ err: err.message }, 'renewing the listener presence failed'),
     );

@@ -73,6 +73,12 @@ export interface PublishOutcome {
   message: string;
 }
 
+/**
+ * REQs of one subscription awaiting their EOSE at most; past it (a relay that never sends EOSE) the
+ * subscription is not trusted to listen until the next connection.
+ */
+const MAX_AWAITING_EOSE = 64;
+
 /** Holding a connection open longer than this resets the backoff. */
 const STABLE_AFTER_MS = 10_000;
 
@@ -83,6 +89,8 @@ export class RelayConnection {
   private readonly awaitingEose = new Map<string, string[][]>();
   /** Per subscription, the pubkeys of its latest REQ the relay confirmed with EOSE: requests to them arrive. */
   private readonly live = new Map<string, Set<string>>();
+  /** Subscriptions whose EOSEs can no longer be matched to their REQs on this connection. */
+  private readonly unmatched = new Set<string>();
   private readonly pending = new Map<
     string,
     { promise: Promise<PublishOutcome>; resolve: (o: PublishOutcome) => void; timer: NodeJS.Timeout }
@@ -291,10 +299,15 @@ export class RelayConnection {
   }
 
   private sendReq(id: string, filter: Omit<RelayFilter, 'since'>, since: number): void {
-    if (!this.send(['REQ', id, { ...filter, since }])) return;
-    const queue = this.awaitingEose.get(id);
-    if (queue) queue.push(filter['#p']);
-    else this.awaitingEose.set(id, [filter['#p']]);
+    if (!this.send(['REQ', id, { ...filter, since }]) || this.unmatched.has(id)) return;
+    const queue = this.awaitingEose.get(id) ?? [];
+    this.awaitingEose.set(id, queue);
+    queue.push(filter['#p']);
+    if (queue.length > MAX_AWAITING_EOSE) {
+      this.unmatched.add(id);
+      this.awaitingEose.delete(id);
+      this.live.delete(id);
+    }
   }
 
   /** A relay answers a subscription's REQs in order: EOSE (active) or CLOSED (refused) each takes the oldest. */
@@ -385,6 +398,7 @@ export class RelayConnection {
     // A new socket starts with no subscription: each is listening again only after its own EOSE.
     this.awaitingEose.clear();
     this.live.clear();
+    this.unmatched.clear();
     this.handlers.onConnectedChange?.(this.url, connected);
   }
 }

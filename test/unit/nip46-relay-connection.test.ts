@@ -180,6 +180,23 @@ describe('relay connection', () => {
     s.sockets[1]!.send(JSON.stringify(['EOSE', 'kf46-0']));
     await waitFor(() => conn.listeningFor(a) && conn.listeningFor(b));
   });
+
+  it('trusts no EOSE of a subscription whose REQs piled up unanswered (a relay that never sends EOSE)', async () => {
+    const s = server();
+    servers.push(s.wss);
+    await new Promise((r) => s.wss.once('listening', r));
+    const a = 'a'.repeat(64);
+    const conn = new RelayConnection(s.url(), { onEvent: () => undefined, onOversized: () => undefined }, log, TUNING);
+    conns.push(conn);
+    conn.start();
+    await waitFor(() => conn.connected);
+    for (let i = 0; i <= 64; i++)
+      conn.setSubscription('kf46-0', { kinds: [24133], '#p': [a, i.toString(16).padStart(64, '0')] });
+    await waitFor(() => s.messages[0]?.length === 65);
+    s.sockets[0]!.send(JSON.stringify(['EOSE', 'kf46-0']));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(conn.listeningFor(a), false, 'which REQ that EOSE answers cannot be known');
+  });
 });
 
 describe('subscription plan', () => {
