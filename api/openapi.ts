@@ -59,7 +59,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /api/policies': { tag: APPS, summary: 'The signing policies an app can be given' },
   'POST /api/user/bunker/create': {
     tag: APPS,
-    summary: 'Authorize a new app: a bunker:// connection string',
+    summary: 'Authorize a new app: a bunker:// connection string, ready to connect to when answered',
     auth: 'session',
   },
   'GET /api/user/sessions': { tag: APPS, summary: "The account's app authorizations", auth: 'session' },
@@ -89,7 +89,7 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
   'GET /api/oauth/poll': { tag: OAUTH, summary: 'The authorization code for a state, once granted' },
   'POST /api/oauth/token': {
     tag: OAUTH,
-    summary: 'Exchange a code (PKCE) or a refresh token for a bunker URL and token',
+    summary: 'Exchange a code (PKCE) or a refresh token for a bunker URL (ready to connect to) and token',
   },
   'POST /api/nostr': {
     tag: SIGNING,

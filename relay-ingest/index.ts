@@ -19,6 +19,7 @@ import {
 } from '../shared/nip46/channels.js';
 import type { NostrEvent } from '../shared/nostr/types.js';
 import { recordConnectResult } from '../shared/nip46/connect-result.js';
+import { LISTENER_HEARTBEAT_MS, markListening, renewListenerPresence } from '../shared/nip46/listening.js';
 import { normalizeRelayUrl } from '../shared/nostr/relay-url.js';
 import { addReadinessCheck, probe, type CheckResult } from '../shared/readiness.js';
 import { watchBroadcastLink } from '../shared/pubsub.js';
@@ -64,6 +65,8 @@ export interface RelayIngestTuning {
   maxRequestFutureSeconds: number;
   publishAttempts: number;
   publishRetryDelayMs: number;
+  /** How long a new bunker (or a nostrconnect response) waits for a relay's EOSE before giving up on it. */
+  listenWaitMs: number;
 }
 
 export const DEFAULT_INGEST_TUNING: RelayIngestTuning = {
@@ -74,6 +77,7 @@ export const DEFAULT_INGEST_TUNING: RelayIngestTuning = {
   maxRequestFutureSeconds: 120,
   publishAttempts: 4,
   publishRetryDelayMs: 250,
+  listenWaitMs: 10_000,
 };
 
 export interface StartRelayIngestOptions {
@@ -133,6 +137,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     publishRetryDelayMs: tuning.publishRetryDelayMs,
     onEvent: (relay, event) => router?.onEvent(relay, event),
     onOversized: () => ingestMetrics.eventsDropped.inc({ reason: 'oversized' }),
+    onConnectedChange: () => heartbeat(),
   });
   router = new RequestRouter({
     redis,
@@ -201,20 +206,40 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
       sync();
       await sweepDecided();
     });
+  // Work that waits on the relays runs beside the update queue, so one slow relay holds up no other bunker.
+  const background = new Set<Promise<void>>();
+  const inBackground = (what: string, fn: () => Promise<void>) => {
+    const p = fn()
+      .catch((err: Error) => log.warn({ err: err.message, what }, 'nip46 background task failed'))
+      .finally(() => background.delete(p));
+    background.add(p);
+  };
+
+  // The api hands out a new bunker's URL once some relay-ingest marks it listened for (EOSE on a relay).
+  const markWhenListening = (bunkerPubkey: string) =>
+    inBackground('listening mark', async () => {
+      if (await pool.waitListening(bunkerPubkey, tuning.listenWaitMs))
+        await markListening(redis, config.KEY_PREFIX, bunkerPubkey);
+    });
+
+  const publishConnectResponse = (bunkerPubkey: string, publish: NonNullable<BunkerAnnouncement['publish']>) =>
+    inBackground('nostrconnect response', async () => {
+      const relays = publish.relays.map(normalizeRelayUrl).filter((u): u is string => u !== undefined && pool.has(u));
+      // The app sends its next request as soon as it has the answer, on these relays: listen there first.
+      await Promise.all(relays.map((u) => pool.waitListening(bunkerPubkey, tuning.listenWaitMs, [u])));
+      const accepted = await pool.publish(publish.event, relays);
+      log.info({ bunkerPubkey, relays: relays.length, accepted }, 'published a nostrconnect response');
+      // For the page that created the link: whether the app could hear the answer.
+      await recordConnectResult(redis, config.KEY_PREFIX, bunkerPubkey, { accepted, relays: publish.relays.length });
+    });
+
   const onAnnouncement = (a: BunkerAnnouncement) =>
     update('announcement', async () => {
-      await directory.refresh(a.bunkerPubkey);
+      const route = await directory.refresh(a.bunkerPubkey);
       sync();
-      if (!a.publish) return;
-      const relays = a.publish.relays.map(normalizeRelayUrl).filter((u): u is string => u !== undefined && pool.has(u));
-      await pool.waitConnected(relays, 5000);
-      const accepted = await pool.publish(a.publish.event, relays);
-      log.info({ bunkerPubkey: a.bunkerPubkey, relays: relays.length, accepted }, 'published a nostrconnect response');
-      // For the page that created the link: whether the app could hear the answer.
-      await recordConnectResult(redis, config.KEY_PREFIX, a.bunkerPubkey, {
-        accepted,
-        relays: a.publish.relays.length,
-      });
+      if (!route) return;
+      markWhenListening(a.bunkerPubkey);
+      if (a.publish) publishConnectResponse(a.bunkerPubkey, a.publish);
     });
 
   // A decided approval: the first replica to take it sends its request through the pipeline again.
@@ -271,6 +296,20 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
   const reloadTimer = setInterval(() => void reload(), tuning.reloadIntervalMs);
   reloadTimer.unref();
 
+  // While it can listen (a service relay connected; without any configured, a user relay), the api may
+  // wait for this process's listening marks.
+  function heartbeat() {
+    const { connected, configured } = pool.serviceStatus();
+    const canListen = configured > 0 ? connected > 0 : pool.connected().length > 0;
+    if (!canListen || !isUp(redis)) return;
+    renewListenerPresence(redis, config.KEY_PREFIX).catch((err: Error) =>
+      log.debug({ err: err.message }, 'renewing the listener presence failed'),
+    );
+  }
+  const heartbeatTimer = setInterval(heartbeat, LISTENER_HEARTBEAT_MS);
+  heartbeatTimer.unref();
+  heartbeat();
+
   // Only the service relays count: a user's relay is theirs, and keeps no process ready.
   const relaysCheck = (): CheckResult => {
     const { connected, configured } = pool.serviceStatus();
@@ -302,6 +341,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
     stop: (drainMs = 0) =>
       (stopping ??= (async () => {
         clearInterval(reloadTimer);
+        clearInterval(heartbeatTimer);
         clearTimeout(expiryTimer);
         removeCheck();
         // Requests already taken from the relays are answered before the relays are closed.
@@ -310,6 +350,7 @@ export async function startRelayIngest(opts: StartRelayIngestOptions): Promise<R
         await router!.close();
         await pool.close();
         await updates;
+        await Promise.allSettled([...background]);
         unwatchLink();
         subscriber.disconnect();
         await redis.quit().catch(() => redis.disconnect());

@@ -1,6 +1,8 @@
 // One relay, kept connected: reconnects with exponential backoff and jitter, finds half-open sockets with
 // WebSocket pings, (re)sends its subscriptions with a `since` window on every (re)connect so requests sent
 // while it was away are still delivered (by relays that keep them), and publishes events awaiting OK.
+// It knows which pubkeys each subscription listens for once the relay's EOSE confirms it: a request
+// published before then (ephemeral, never stored) would not reach it.
 //
 // Written on `ws` directly rather than nostr-tools' Relay: that one reconnects on a fixed 10 s+ schedule
 // without jitter, resubscribes from the last event seen (+1 s, no window for clock skew or requests that
@@ -54,6 +56,8 @@ export interface RelayConnectionHandlers {
   /** A message over maxMessageChars, dropped. */
   onOversized(relay: string, chars: number): void;
   onConnectedChange?(relay: string, connected: boolean): void;
+  /** The relay sent EOSE for a subscription: it now delivers requests to these pubkeys. */
+  onListening?(relay: string, pubkeys: readonly string[]): void;
 }
 
 /** What stands between a user relay's URL and a socket (shared/user-relay-policy.ts); none for service relays. */
@@ -69,12 +73,24 @@ export interface PublishOutcome {
   message: string;
 }
 
+/**
+ * REQs of one subscription awaiting their EOSE at most; past it (a relay that never sends EOSE) the
+ * subscription is not trusted to listen until the next connection.
+ */
+const MAX_AWAITING_EOSE = 64;
+
 /** Holding a connection open longer than this resets the backoff. */
 const STABLE_AFTER_MS = 10_000;
 
 export class RelayConnection {
   private ws: WebSocket | undefined;
   private readonly subs = new Map<string, Omit<RelayFilter, 'since'>>();
+  /** Per subscription, the `#p` lists of REQs sent and not yet answered with EOSE or CLOSED, oldest first. */
+  private readonly awaitingEose = new Map<string, string[][]>();
+  /** Per subscription, the pubkeys of its latest REQ the relay confirmed with EOSE: requests to them arrive. */
+  private readonly live = new Map<string, Set<string>>();
+  /** Subscriptions whose EOSEs can no longer be matched to their REQs on this connection. */
+  private readonly unmatched = new Set<string>();
   private readonly pending = new Map<
     string,
     { promise: Promise<PublishOutcome>; resolve: (o: PublishOutcome) => void; timer: NodeJS.Timeout }
@@ -111,13 +127,20 @@ export class RelayConnection {
     if (filter) {
       this.subs.set(id, filter);
       if (this._connected) this.sendReq(id, filter, this.since());
-    } else if (this.subs.delete(id) && this._connected) {
-      this.send(['CLOSE', id]);
+    } else if (this.subs.delete(id)) {
+      this.live.delete(id);
+      if (this._connected) this.send(['CLOSE', id]);
     }
   }
 
   get subscriptionCount(): number {
     return this.subs.size;
+  }
+
+  /** Whether a subscription naming `pubkey` is active on the relay (its REQ answered with EOSE). */
+  listeningFor(pubkey: string): boolean {
+    for (const pubkeys of this.live.values()) if (pubkeys.has(pubkey)) return true;
+    return false;
   }
 
   /** Sends an event and waits for the relay's OK (a duplicate counts as accepted). */
@@ -276,7 +299,30 @@ export class RelayConnection {
   }
 
   private sendReq(id: string, filter: Omit<RelayFilter, 'since'>, since: number): void {
-    this.send(['REQ', id, { ...filter, since }]);
+    if (!this.send(['REQ', id, { ...filter, since }]) || this.unmatched.has(id)) return;
+    const queue = this.awaitingEose.get(id) ?? [];
+    this.awaitingEose.set(id, queue);
+    queue.push(filter['#p']);
+    if (queue.length > MAX_AWAITING_EOSE) {
+      this.unmatched.add(id);
+      this.awaitingEose.delete(id);
+      this.live.delete(id);
+    }
+  }
+
+  /** A relay answers a subscription's REQs in order: EOSE (active) or CLOSED (refused) each takes the oldest. */
+  private answered(id: string): string[] | undefined {
+    const queue = this.awaitingEose.get(id);
+    const pubkeys = queue?.shift();
+    if (queue?.length === 0) this.awaitingEose.delete(id);
+    return pubkeys;
+  }
+
+  private onEose(id: string): void {
+    const pubkeys = this.answered(id);
+    if (!pubkeys || !this.subs.has(id)) return;
+    this.live.set(id, new Set(pubkeys));
+    this.handlers.onListening?.(this.url, pubkeys);
   }
 
   private send(message: unknown[]): boolean {
@@ -309,6 +355,9 @@ export class RelayConnection {
           this.settle(msg[1], { ok: accepted || message.startsWith('duplicate:'), message });
         }
         return;
+      case 'EOSE':
+        if (typeof msg[1] === 'string') this.onEose(msg[1]);
+        return;
       case 'CLOSED':
         if (typeof msg[1] === 'string') this.onSubscriptionClosed(msg[1], typeof msg[2] === 'string' ? msg[2] : '');
         return;
@@ -321,6 +370,8 @@ export class RelayConnection {
   }
 
   private onSubscriptionClosed(id: string, reason: string): void {
+    this.answered(id);
+    this.live.delete(id);
     if (!this.subs.has(id)) return;
     this.logger.warn(
       { relay: this.url, subscription: id, reason: reason.slice(0, 200) },
@@ -344,6 +395,10 @@ export class RelayConnection {
   private setConnected(connected: boolean): void {
     if (this._connected === connected) return;
     this._connected = connected;
+    // A new socket starts with no subscription: each is listening again only after its own EOSE.
+    this.awaitingEose.clear();
+    this.live.clear();
+    this.unmatched.clear();
     this.handlers.onConnectedChange?.(this.url, connected);
   }
 }

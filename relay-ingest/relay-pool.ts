@@ -13,6 +13,8 @@ export interface RelayPoolOptions {
   logger: Logger;
   onEvent(relay: string, event: unknown): void;
   onOversized(relay: string, chars: number): void;
+  /** A relay connected or disconnected. */
+  onConnectedChange?(): void;
   tuning?: Partial<RelayTuning>;
   /** Relays besides the service relays this process will connect to (authorizations' own relays). */
   maxExtraRelays?: number;
@@ -28,6 +30,15 @@ export interface RelayPoolOptions {
 /** OK messages that no retry can change. */
 const PERMANENT = /^(invalid|blocked|pow|restricted):/;
 
+interface ListenWaiter {
+  /** Relays that count; undefined: any. */
+  urls: Set<string> | undefined;
+  done(listening: boolean): void;
+}
+
+/** Waiters for a pubkey's subscription at most: past it, waitListening answers false at once. */
+const MAX_LISTEN_WAITERS = 10_000;
+
 interface Member {
   conn: RelayConnection;
   plan: SubscriptionPlan;
@@ -37,6 +48,8 @@ export class RelayPool {
   private readonly members = new Map<string, Member>();
   private readonly tuning: RelayTuning;
   private readonly service: Set<string>;
+  private readonly listenWaiters = new Map<string, Set<ListenWaiter>>();
+  private listenWaiterCount = 0;
   private closed = false;
 
   constructor(private readonly opts: RelayPoolOptions) {
@@ -96,6 +109,39 @@ export class RelayPool {
     await Promise.all(urls.map((u) => this.members.get(u)?.conn.waitConnected(timeoutMs)));
   }
 
+  /** Whether a relay (one of `urls`, or any) has an active subscription naming `pubkey`. */
+  isListening(pubkey: string, urls?: Iterable<string>): boolean {
+    const members = urls ? [...urls].map((u) => this.members.get(u)) : [...this.members.values()];
+    return members.some((m) => m?.conn.listeningFor(pubkey) === true);
+  }
+
+  /**
+   * Resolves true once a relay (one of `urls`, or any) has an active subscription naming `pubkey` (its
+   * EOSE came), false after timeoutMs or at close.
+   */
+  waitListening(pubkey: string, timeoutMs: number, urls?: Iterable<string>): Promise<boolean> {
+    if (this.isListening(pubkey, urls)) return Promise.resolve(true);
+    if (this.closed || this.listenWaiterCount >= MAX_LISTEN_WAITERS) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const waiters = this.listenWaiters.get(pubkey) ?? new Set<ListenWaiter>();
+      this.listenWaiters.set(pubkey, waiters);
+      const waiter: ListenWaiter = {
+        urls: urls ? new Set(urls) : undefined,
+        done: (listening) => {
+          clearTimeout(timer);
+          if (!waiters.delete(waiter)) return;
+          this.listenWaiterCount--;
+          if (waiters.size === 0 && this.listenWaiters.get(pubkey) === waiters) this.listenWaiters.delete(pubkey);
+          resolve(listening);
+        },
+      };
+      const timer = setTimeout(() => waiter.done(false), timeoutMs);
+      timer.unref();
+      waiters.add(waiter);
+      this.listenWaiterCount++;
+    });
+  }
+
   /** Publishes to each relay we know of among `urls`, retrying; resolves with how many accepted it. */
   async publish(event: NostrEvent, urls: Iterable<string>, traceId?: string): Promise<number> {
     const targets = [...new Set(urls)].map((u) => this.members.get(u)).filter((m): m is Member => m !== undefined);
@@ -105,6 +151,7 @@ export class RelayPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const waiters of [...this.listenWaiters.values()]) for (const w of [...waiters]) w.done(false);
     const all = [...this.members.values()];
     this.members.clear();
     await Promise.allSettled(all.map((m) => m.conn.close()));
@@ -147,7 +194,11 @@ export class RelayPool {
         {
           onEvent: (relay, event) => this.opts.onEvent(relay, event),
           onOversized: (relay, chars) => this.opts.onOversized(relay, chars),
-          onConnectedChange: () => this.report(),
+          onConnectedChange: () => {
+            this.report();
+            this.opts.onConnectedChange?.();
+          },
+          onListening: (relay, pubkeys) => this.onListening(relay, pubkeys),
         },
         this.opts.logger,
         this.tuning,
@@ -164,6 +215,15 @@ export class RelayPool {
     for (const i of m.plan.assign(pubkeys)) {
       const chunk = m.plan.chunk(i);
       m.conn.setSubscription(`kf46-${i}`, chunk.length ? { kinds: [NIP46_KIND], '#p': chunk } : undefined);
+    }
+  }
+
+  private onListening(relay: string, pubkeys: readonly string[]): void {
+    if (this.listenWaiters.size === 0) return;
+    for (const pk of pubkeys) {
+      const waiters = this.listenWaiters.get(pk);
+      if (!waiters) continue;
+      for (const w of [...waiters]) if (!w.urls || w.urls.has(relay)) w.done(true);
     }
   }
 

@@ -189,6 +189,12 @@ export const ConfigSchema = Type.Object({
   NIP46_UNBOUND_CLIENT_PER_MINUTE: Int(10, 1, 100_000),
   /** NIP-46 requests per minute one bunker takes from all client keys other than its bound client. */
   NIP46_UNBOUND_BUNKER_PER_MINUTE: Int(60, 1, 1_000_000),
+  /**
+   * How long the api waits, before it hands out a new bunker URL, for a relay-ingest to listen for the
+   * bunker on a relay (NIP-46 requests are not stored: one sent earlier is lost). Past it the URL is
+   * answered anyway; no wait when no relay-ingest is connected to a relay. 0: never wait.
+   */
+  BUNKER_LISTEN_WAIT_MS: Int(3000, 0, 30_000),
 
   // Approval per request (docs/RUNBOOK.md, "Approvals"): a policy with `ask` sends what it does not allow
   // to its user for approval, at PUBLIC_URL/approve/<id>.

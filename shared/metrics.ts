@@ -208,6 +208,20 @@ export const metrics = {
     ...scraped,
   }),
 
+  /** New bunker URLs handed out, by whether a relay-ingest listened first (shared/nip46/listening.ts). */
+  bunkerListenWait: new Counter({
+    name: `${P}_bunker_listen_wait_total`,
+    help: 'New bunker URLs handed out by the api, by outcome of the wait for relay-ingest to listen: listening, timeout (answered anyway), no_listener (no relay-ingest with a relay), unknown (Redis did not answer)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  }),
+  bunkerListenWaitSeconds: new Histogram({
+    name: `${P}_bunker_listen_wait_seconds`,
+    help: 'How long the api waited for relay-ingest to listen for a new bunker before handing its URL out',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  }),
+
   /** Activity entries dropped unwritten, by reason: buffer_full, refused, shutdown (workers/activity-writer.ts). */
   activityDropped: new Counter({
     name: `${P}_activity_dropped_total`,

@@ -13,6 +13,8 @@ import {
 import { findPolicy, type Policy } from '../../database/queries/policies.js';
 import { publishEviction, type Eviction } from '../../shared/evictions.js';
 import { announceBunker, type BunkerAnnouncement } from '../../shared/nip46/channels.js';
+import { waitUntilListening } from '../../shared/nip46/listening.js';
+import { metrics } from '../../shared/metrics.js';
 import { generateSecretKey } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
 import { badRequest, notFound } from '../errors.js';
@@ -131,6 +133,8 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
           'announcing a new bunker failed',
         ),
     );
+    // A nostrconnect client learns of the bunker from relay-ingest's response, sent only once it listens.
+    if (!outcome.reused && !publish) await untilListened(ctx, bunkerPubkey);
     return {
       authorizationId: outcome.authorizationId,
       bunkerPubkey,
@@ -142,6 +146,25 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
   } finally {
     bunkerSecretKey.fill(0);
   }
+}
+
+/**
+ * Holds a new bunker's URL back until a relay-ingest listens for it (bounded by BUNKER_LISTEN_WAIT_MS):
+ * a client that connects at once would otherwise send a request no relay keeps for later.
+ */
+async function untilListened(ctx: ApiContext, bunkerPubkey: string): Promise<void> {
+  const maxMs = ctx.config.BUNKER_LISTEN_WAIT_MS;
+  if (maxMs === 0) return;
+  const started = performance.now();
+  const outcome = await waitUntilListening(ctx.redis, ctx.config.KEY_PREFIX, bunkerPubkey, maxMs);
+  const waitedMs = Math.round(performance.now() - started);
+  metrics.bunkerListenWait.inc({ outcome });
+  metrics.bunkerListenWaitSeconds.observe(waitedMs / 1000);
+  if (outcome === 'timeout' || outcome === 'unknown')
+    ctx.logger.warn(
+      { bunkerPubkey, waitedMs, outcome },
+      'handing out a bunker URL no relay-ingest is known to listen for yet',
+    );
 }
 
 /** Revokes in Postgres, then broadcasts, so every instance refuses from the moment this returns. */

@@ -17,7 +17,7 @@ import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '..
 import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import type { TestRelay } from '../support/relay.js';
-import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { BunkerClients, startFarmOnTestRelay } from '../support/bunker.js';
 import { waitFor, within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -87,7 +87,6 @@ describe('approval per request', () => {
     await usePolicy(res.body.authorization_id);
     const bp = (await parseBunkerInput(res.body.bunker_url)) as BunkerPointer;
     recordSecret(bp.secret!);
-    await waitForBunkerListener(relay, bp.pubkey);
     const sk = generateSecretKey();
     recordSecret(bytesToHex(sk));
     const urls = new AuthUrls();

@@ -28,7 +28,7 @@ import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { recordDatabaseKeys } from '../support/stored-keys.js';
-import { BunkerClients, waitForBunkerListener } from '../support/bunker.js';
+import { BunkerClients } from '../support/bunker.js';
 import { within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -99,7 +99,6 @@ describe('backup and restore drill', () => {
     recordSecret(bp.secret!);
     const clientSecret = generateSecretKey();
     recordSecret(bytesToHex(clientSecret));
-    await waitForBunkerListener(relay, bp.pubkey);
     const first = clients.signer(bp, { sk: clientSecret });
     await within(10_000, first.connect(), 'connect');
     const overRelay = await within(10_000, first.signEvent(note('bunker, before')), 'bunker sign_event');

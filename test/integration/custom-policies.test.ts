@@ -17,7 +17,7 @@ import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '..
 import type { TestFarm } from '../support/farm.js';
 import { recordSecret, testLogger } from '../support/logs.js';
 import type { TestRelay } from '../support/relay.js';
-import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { BunkerClients, startFarmOnTestRelay } from '../support/bunker.js';
 import { within } from '../support/wait.js';
 
 usePoolWebSocket(WebSocket);
@@ -113,7 +113,6 @@ describe('custom policies', () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const bp = (await parseBunkerInput(res.body.bunker_url)) as BunkerPointer;
     recordSecret(bp.secret!);
-    await waitForBunkerListener(relay, bp.pubkey);
     const signer = await clients.connected(bp);
     return { signer, id: res.body.authorization_id };
   }

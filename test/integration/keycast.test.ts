@@ -14,7 +14,7 @@ import { call, pkcePair, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import type { TestRelay } from '../support/relay.js';
-import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { BunkerClients, startFarmOnTestRelay } from '../support/bunker.js';
 import { within } from '../support/wait.js';
 
 usePoolWebSocket(WebSocket);
@@ -139,7 +139,6 @@ describe('Keycast compatibility (keycast-login against the farm)', () => {
 
   async function signerFor(bunkerUrl: string): Promise<BunkerSigner> {
     const bp: BunkerPointer = (await parseBunkerInput(bunkerUrl))!;
-    await waitForBunkerListener(relay, bp.pubkey, 5000, 'relay-ingest listening for the bunker');
     return clients.signer(bp);
   }
 

@@ -150,7 +150,10 @@ describe('NIP-46 bunker over relays', () => {
     await relayB?.stop();
   });
 
-  /** Creates a bunker, waits until relay-ingest listens for it on `relay`, returns its pointer. */
+  /**
+   * Creates a bunker, waits until relay-ingest listens for it on `relay` in particular (the api answers
+   * once it listens on one of the two relays, and these tests publish on one), returns its pointer.
+   */
   async function newBunker(
     body: Record<string, unknown> = {},
     relay = relayA,

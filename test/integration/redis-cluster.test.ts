@@ -10,6 +10,7 @@ import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nost
 import WebSocket from 'ws';
 import { UnboundClientLimit } from '../../relay-ingest/unbound-client-limit.js';
 import { Admission } from '../../shared/farm/admission.js';
+import { listeningKey } from '../../shared/nip46/listening.js';
 import { readShardStates } from '../../shared/farm/shard-metrics.js';
 import { closeRedis, createRedis, isCluster, shardNamesFor, type RedisClient } from '../../shared/redis.js';
 import { shardOf, type ShardNames } from '../../shared/shard.js';
@@ -18,6 +19,7 @@ import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { startLocalRedisCluster, type LocalRedisCluster } from '../support/redis-cluster.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
+import { within } from '../support/wait.js';
 
 usePoolWebSocket(WebSocket);
 
@@ -147,17 +149,16 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const bp = (await parseBunkerInput(res.body.bunker_url))!;
     recordSecret(bp.secret!);
-    await waitFor('relay-ingest listening for the bunker', () =>
-      relay.stats.reqs.some(([, fs]) => fs.some((f) => f['#p']?.includes(bp.pubkey))),
-    );
+    // Answered once relay-ingest marked the bunker listened for, a key on whichever master it hashes to.
+    assert.equal(await redis.exists(listeningKey(farm.config.KEY_PREFIX, bp.pubkey)), 1, 'marked listening');
     const sk = generateSecretKey();
     recordSecret(bytesToHex(sk));
     const pool = new SimplePool();
     pools.push(pool);
     const signer = BunkerSigner.fromBunker(sk, bp, { pool });
     try {
-      await signer.connect();
-      const signed = await signer.signEvent(note('over nip46 on the cluster'));
+      await within(5000, signer.connect(), 'connect');
+      const signed = await within(5000, signer.signEvent(note('over nip46 on the cluster')), 'sign_event');
       assert.equal(signed.pubkey, owner.pubkey);
       assert.ok(verifyEvent(signed));
     } finally {

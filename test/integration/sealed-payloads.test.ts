@@ -29,7 +29,6 @@ import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { isCluster, untilReady } from '../../shared/redis.js';
 import { dumpRedis, markersIn, type DumpedKey } from '../support/redis-dump.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
-import { waitForBunkerListener } from '../support/bunker.js';
 import { within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -250,8 +249,6 @@ describe('NIP-46 content never sits readable in Redis either', () => {
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const bp = (await parseBunkerInput(created.body.bunker_url))!;
       recordSecret(bp.secret!);
-      // A request sent before relay-ingest listens for the new bunker would never be answered.
-      await waitForBunkerListener(relay, bp.pubkey);
       const client = peerKey();
       signer = BunkerSigner.fromBunker(client.sk, bp, { pool });
       await within(10_000, signer.connect(), 'connect');

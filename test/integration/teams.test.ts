@@ -17,7 +17,7 @@ import type { TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
 import type { TestRelay } from '../support/relay.js';
-import { BunkerClients, startFarmOnTestRelay, waitForBunkerListener } from '../support/bunker.js';
+import { BunkerClients, startFarmOnTestRelay } from '../support/bunker.js';
 import { within } from '../support/wait.js';
 
 useWebSocketImplementation(WebSocket);
@@ -109,7 +109,6 @@ describe('teams and shared keys', () => {
     recordSecret(res.body.refresh_token);
     const bp = (await parseBunkerInput(res.body.bunker_url))!;
     recordSecret(bp.secret!);
-    await waitForBunkerListener(relay, bp.pubkey);
     return {
       id: res.body.authorization_id as string,
       token: res.body.access_token as string,

@@ -19,7 +19,6 @@ import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { recordDatabaseKeys } from '../support/stored-keys.js';
-import { waitForBunkerListener } from '../support/bunker.js';
 
 useWebSocketImplementation(WebSocket);
 
@@ -184,7 +183,6 @@ describe('trace ids and metrics across api, workers and relay-ingest processes',
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const bp = (await parseBunkerInput(created.body.bunker_url))!;
     recordSecret(bp.secret!);
-    await waitForBunkerListener(relay, bp.pubkey, 10_000, 'relay-ingest to subscribe to the bunker');
     const clientSk = generateSecretKey();
     recordSecret(bytesToHex(clientSk));
     const pool = new SimplePool();

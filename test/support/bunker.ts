@@ -1,5 +1,6 @@
 // NIP-46 clients for tests against a farm's relay-ingest: the fast reconnect settings the tests give it,
-// a wait until it listens for a bunker, and nostr-tools BunkerSigners with recorded client keys.
+// a wait until it listens for a bunker on one relay in particular, and nostr-tools BunkerSigners with
+// recorded client keys.
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey } from 'nostr-tools';
 import { BunkerSigner, type BunkerPointer } from 'nostr-tools/nip46';
@@ -38,7 +39,9 @@ export async function startFarmOnTestRelay(
 
 /**
  * Waits until `relay` holds an active subscription naming `pubkey` in `#p` (after its EOSE, not merely a
- * REQ received: a request published between the two would not reach relay-ingest).
+ * REQ received: a request published between the two would not reach relay-ingest). A new bunker's URL is
+ * handed out once relay-ingest listens on some relay; a test that publishes on one relay of several, or
+ * after relay-ingest resubscribed, waits for that relay here.
  */
 export function waitForBunkerListener(
   relay: TestRelay,

@@ -3,7 +3,7 @@
 // among them): it sends them to the subscribers connected at that moment, and a subscriber that comes back
 // later, whatever its `since`, never sees them. `storeEphemeral` makes a relay that keeps them, for a test
 // that says why it needs one. It can be stopped and started again on the same port, and it injects
-// faults: refused publishes, events that skip validation (forged, oversized).
+// faults: refused publishes, events that skip validation (forged, oversized), slow subscriptions.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { NostrRelay } from '@nostr-relay/core';
@@ -61,6 +61,8 @@ export class TestRelay {
   refuseNext = new Map<string, number>();
   /** While set, REQs naming these pubkeys in `#p` wait here: their subscriptions are not active yet. */
   private held: { pubkeys: Set<string>; release: Promise<void>; open(): void } | undefined;
+  /** While set, matching REQs become active only this long after they arrive (a busy or distant relay). */
+  private slowReqs: { ms: number; match: (subscriptionId: string, filters: Filter[]) => boolean } | undefined;
   private relay: NostrRelay | undefined;
   private http: Server | undefined;
   private wss: WebSocketServer | undefined;
@@ -137,6 +139,11 @@ export class TestRelay {
     this.held = undefined;
   }
 
+  /** Makes every REQ that `match`es wait `ms` before it is served (and its subscription active); 0 stops it. */
+  delayReqs(ms: number, match: (subscriptionId: string, filters: Filter[]) => boolean = () => true): void {
+    this.slowReqs = ms > 0 ? { ms, match } : undefined;
+  }
+
   /** Sends an event to matching subscribers without any validation (forged, malformed or huge events). */
   async inject(event: Event): Promise<void> {
     await this.relay?.broadcast(event);
@@ -158,6 +165,8 @@ export class TestRelay {
         if (message[0] === 'REQ') {
           const filters = message.slice(2) as Filter[];
           this.stats.reqs.push([message[1] as string, filters]);
+          const slow = this.slowReqs;
+          if (slow?.match(message[1] as string, filters)) await new Promise((r) => setTimeout(r, slow.ms).unref());
           const held = this.held;
           if (held && filters.some((f) => f['#p']?.some((p) => held.pubkeys.has(p)))) await held.release;
           const result = await next();

@@ -133,6 +133,70 @@ describe('relay connection', () => {
     assert.deepEqual(changes.slice(0, 3), [true, false, true]);
     assert.equal((s.wss.address() as AddressInfo).port, port);
   });
+
+  it("listens for a pubkey only once the relay's EOSE confirms the REQ naming it, and not after CLOSED or a reconnect", async () => {
+    const s = server();
+    servers.push(s.wss);
+    await new Promise((r) => s.wss.once('listening', r));
+    const [a, b] = ['a'.repeat(64), 'b'.repeat(64)];
+    const heard: string[][] = [];
+    const conn = new RelayConnection(
+      s.url(),
+      { onEvent: () => undefined, onOversized: () => undefined, onListening: (_r, pks) => heard.push([...pks]) },
+      log,
+      TUNING,
+    );
+    conns.push(conn);
+    conn.setSubscription('kf46-0', { kinds: [24133], '#p': [a] });
+    conn.start();
+    await waitFor(() => s.messages[0]?.length === 1);
+    assert.equal(conn.listeningFor(a), false, 'a REQ sent is not yet a subscription');
+    const relay = s.sockets[0]!;
+    relay.send(JSON.stringify(['EOSE', 'kf46-0']));
+    await waitFor(() => conn.listeningFor(a));
+    assert.deepEqual(heard, [[a]]);
+
+    // The chunk grows: b is listened for after the new REQ's EOSE, a all along.
+    conn.setSubscription('kf46-0', { kinds: [24133], '#p': [a, b] });
+    await waitFor(() => s.messages[0]?.length === 2);
+    assert.equal(conn.listeningFor(b), false);
+    assert.equal(conn.listeningFor(a), true);
+    relay.send(JSON.stringify(['EOSE', 'kf46-0']));
+    await waitFor(() => conn.listeningFor(b));
+
+    relay.send(JSON.stringify(['CLOSED', 'kf46-0', 'error: shutting down']));
+    await waitFor(() => !conn.listeningFor(a));
+    assert.equal(conn.listeningFor(b), false, 'a closed subscription listens for nobody');
+
+    // Resent after CLOSED (resubscribeAfterClosedMs), confirmed, then the socket drops: nothing is listened for.
+    await waitFor(() => s.messages[0]?.length === 3);
+    relay.send(JSON.stringify(['EOSE', 'kf46-0']));
+    await waitFor(() => conn.listeningFor(b));
+    relay.terminate();
+    await waitFor(() => !conn.connected);
+    assert.equal(conn.listeningFor(a) || conn.listeningFor(b), false);
+    await waitFor(() => s.messages[1]?.length === 1, 3000);
+    assert.equal(conn.listeningFor(a), false, 'resubscribed on the new socket, not yet confirmed');
+    s.sockets[1]!.send(JSON.stringify(['EOSE', 'kf46-0']));
+    await waitFor(() => conn.listeningFor(a) && conn.listeningFor(b));
+  });
+
+  it('trusts no EOSE of a subscription whose REQs piled up unanswered (a relay that never sends EOSE)', async () => {
+    const s = server();
+    servers.push(s.wss);
+    await new Promise((r) => s.wss.once('listening', r));
+    const a = 'a'.repeat(64);
+    const conn = new RelayConnection(s.url(), { onEvent: () => undefined, onOversized: () => undefined }, log, TUNING);
+    conns.push(conn);
+    conn.start();
+    await waitFor(() => conn.connected);
+    for (let i = 0; i <= 64; i++)
+      conn.setSubscription('kf46-0', { kinds: [24133], '#p': [a, i.toString(16).padStart(64, '0')] });
+    await waitFor(() => s.messages[0]?.length === 65);
+    s.sockets[0]!.send(JSON.stringify(['EOSE', 'kf46-0']));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(conn.listeningFor(a), false, 'which REQ that EOSE answers cannot be known');
+  });
 });
 
 describe('subscription plan', () => {
