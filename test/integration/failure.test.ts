@@ -219,7 +219,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
   it('Redis crashed under load: 503 at once, nothing hangs, not ready; api and workers reconnect by themselves', async () => {
     // Two clients sign in a loop through the crash. Every request is answered, at once: 200 before and
     // after, 503 `not_queued` (Retry-After) while Redis is away, 504 `outcome_unknown` for those whose job
-    // was out when it died (they may have been signed); no 500, no wait for Redis. The same processes serve again once it is back (BullMQ workers, shard leases, the
+    // was out when it died (they may have been signed); no 500, no wait for Redis. The same processes serve again once it is back (shard queue consumers, shard leases, the
     // reply subscriptions reconnect by themselves).
     const { a, b } = users;
     const outcomes: { status: number; ms: number; error: string; reason: string; at: number }[] = [];
@@ -304,7 +304,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
     await redis.connect();
     await waitFor(
       'the NIP-46 job queued',
-      async () => (await redis.llen(`${names.queuePrefix(shard)}:${names.queue(shard)}:wait`)) === 1,
+      async () => (await redis.xlen(names.jobs(shard))) === 1,
     );
     redis.disconnect();
 
