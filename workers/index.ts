@@ -148,7 +148,9 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
       await reconcile(shard);
       // Each owned shard's blocking reads have a connection of their own.
       const reader = createRedis(opts.redisUrl, { enableAutoPipelining: false, maxRetriesPerRequest: null });
-      reader.on('error', (err: Error) => log.warn({ connection: 'reader', shard, err: err.message }, 'workers redis error'));
+      reader.on('error', (err: Error) =>
+        log.warn({ connection: 'reader', shard, err: err.message }, 'workers redis error'),
+      );
       running.set(
         shard,
         new ShardWorker({

@@ -38,11 +38,7 @@ export function readShardStates(redis: RedisClient, names: ShardNames, shardCoun
   const now = Date.now();
   return Promise.all(
     Array.from({ length: shardCount }, async (_, shard): Promise<ShardState> => {
-      const [items, oldest, owned] = await command(
-        names.meter(shard),
-        names.jobs(shard),
-        names.lease(shard),
-      );
+      const [items, oldest, owned] = await command(names.meter(shard), names.jobs(shard), names.lease(shard));
       return {
         shard,
         items: Number(items),

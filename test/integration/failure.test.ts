@@ -302,10 +302,7 @@ describe('failure behaviour: real servers stopped and started under a running fa
     const redis = new Redis(services.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
     redis.on('error', () => undefined);
     await redis.connect();
-    await waitFor(
-      'the NIP-46 job queued',
-      async () => (await redis.xlen(names.jobs(shard))) === 1,
-    );
+    await waitFor('the NIP-46 job queued', async () => (await redis.xlen(names.jobs(shard))) === 1);
     redis.disconnect();
 
     await services.killRedis();

@@ -1,8 +1,7 @@
 // The farm's request path on the real Redis: RpcClient -> shard queue -> startWorkers -> reply.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { createRedis } from '../../shared/redis.js';
 import { verifyEvent, type Event } from 'nostr-tools/pure';
 import { ShardQueue } from '../../shared/farm/shard-queue.js';
@@ -228,4 +227,3 @@ test('a lost reply is recovered from the stored job result before the timeout an
     ['a', 'b'],
   );
 });
-

@@ -361,7 +361,7 @@ describe('NIP-46 bunker over relays', () => {
   });
 
   it('drops and counts a request for a full shard, and answers again once the shard has room', async () => {
-    const { bp, c } = await connectedRawClient();
+    const { c } = await connectedRawClient();
     const redis = createRedis(farm.rt.redisUrl);
     const names = shardNamesOf(farm.config);
     const shard = shardOf(user.pubkey, farm.config.SHARD_COUNT);

@@ -184,7 +184,11 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
       const [entryId, fields] = (await redis.xrange(own.jobs(shard), '-', '+', 'COUNT', 1))[0]!;
       const job = { entryId, id: 'cluster-test-a', type: 'nip46', items: 3, data: '{}', addedAt: 0 };
       assert.equal(fields[1], 'cluster-test-a');
-      const record = finishedRecord(job, { processedOn: 1, finishedOn: 2, attempts: 1 }, { jobId: job.id, results: [] });
+      const record = finishedRecord(
+        job,
+        { processedOn: 1, finishedOn: 2, attempts: 1 },
+        { jobId: job.id, results: [] },
+      );
       assert.equal(await queue.complete(shard, job, record, 60), true);
       assert.equal(await queue.reconcile(shard), 2);
       assert.deepEqual(await queue.lookup(shard, 'cluster-test-a', entryId), {

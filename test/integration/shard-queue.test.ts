@@ -56,7 +56,11 @@ async function complete(queue: ShardQueue, names: ShardNames, shard: number, job
 
 function completeJob(queue: ShardQueue, shard: number, job: QueuedJob) {
   const now = Date.now();
-  const record = finishedRecord(job, { processedOn: now, finishedOn: now, attempts: 1 }, { jobId: job.id, results: [] });
+  const record = finishedRecord(
+    job,
+    { processedOn: now, finishedOn: now, attempts: 1 },
+    { jobId: job.id, results: [] },
+  );
   return queue.complete(shard, job, record, 60);
 }
 
@@ -66,10 +70,18 @@ test('enqueue admits the items that fit and adds the job with exactly those; a r
   assert.equal(first.kind, 'added');
   assert.equal(first.kind === 'added' && first.admitted, 7);
   const second = await add(queue, 0, 'a.2', 5);
-  assert.deepEqual(second.kind === 'added' && [second.admitted, second.retryAfterMs > 0], [3, true], 'three of five fit');
+  assert.deepEqual(
+    second.kind === 'added' && [second.admitted, second.retryAfterMs > 0],
+    [3, true],
+    'three of five fit',
+  );
   assert.equal(await queue.depth(0), 10);
   const refused = await add(queue, 0, 'a.3', 1);
-  assert.deepEqual(refused.kind === 'added' && [refused.admitted, refused.entryId], [0, ''], 'a full shard admits none');
+  assert.deepEqual(
+    refused.kind === 'added' && [refused.admitted, refused.entryId],
+    [0, ''],
+    'a full shard admits none',
+  );
   assert.deepEqual(
     (await queuedJobs(names, 0)).map((j) => [j.id, j.items]),
     [
@@ -216,7 +228,12 @@ test('an enqueue that reaches Redis past its deadline adds nothing', async () =>
     ['p.1'],
   );
   assert.equal(await queue.depth(2), 1, 'it holds no items');
-  const inTime = await queue.enqueue(2, { jobId: 'late.2', items: 2, data: data(2), deadline: probe.serverNow + 60_000 });
+  const inTime = await queue.enqueue(2, {
+    jobId: 'late.2',
+    items: 2,
+    data: data(2),
+    deadline: probe.serverNow + 60_000,
+  });
   assert.equal(inTime.kind, 'added');
   assert.equal(await redis.xlen(names.jobs(2)), 2);
 });
