@@ -144,13 +144,8 @@ export class ShardWorker {
           await this.opts.queue.ensureGroup(shard);
           this.groupReady = true;
         }
-        const entries = await this.read(free);
-        if (this.closing) {
-          // Read while closing: left pending for the next owner's claim.
-          if (entries.length > 0) logger.info({ shard, jobs: entries.length }, 'jobs read while closing left pending');
-          break;
-        }
-        for (const [entryId, fields] of entries) this.start(entryId, fields);
+        // Jobs read as a close began are run too: the close waits for them like the others.
+        for (const [entryId, fields] of await this.read(free)) this.start(entryId, fields);
       } catch (err) {
         if (this.closing) break;
         if (redisReplyCode(err) === 'NOGROUP') this.groupReady = false;

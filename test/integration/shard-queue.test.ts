@@ -1,11 +1,12 @@
 // Keyfarm's shard queue (shared/farm/shard-queue.ts, .lua) against a real Redis: admission fused into the
 // add, completion that gives items back once, the count rebuilt from the stream, NIP-46 ids that never
-// run twice, and the fallback read the ingress does when a reply does not come.
+// run twice, the fallback read the ingress does when a reply does not come, and the consumer
+// (workers/shard-worker.ts): claims of a dead worker's jobs, lock extension, retries.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRedis } from '../../shared/redis.js';
-import type { JobData } from '../../shared/farm/jobs.js';
+import type { JobData, SealedReplyMessage } from '../../shared/farm/jobs.js';
 import {
   ADMISSION_FLOOR,
   type FinishedJob,
@@ -14,7 +15,8 @@ import {
   ShardQueue,
 } from '../../shared/farm/shard-queue.js';
 import { ShardNames } from '../../shared/shard.js';
-import { REDIS_TARGET, deleteByPrefix, queuedJobs, uniquePrefix } from './farm-fixtures.js';
+import { ShardWorker } from '../../workers/shard-worker.js';
+import { REDIS_TARGET, deleteByPrefix, queuedJobs, quietLogger, uniquePrefix, waitFor } from './farm-fixtures.js';
 
 const prefixes: string[] = [];
 const closers: (() => Promise<unknown>)[] = [];
@@ -249,4 +251,110 @@ test('lookup: a queued job is pending, a finished one has its reply, an unknown 
   assert.deepEqual(done.job.reply, { jobId: 'l.1', results: [] });
   assert.deepEqual(await queue.lookup(1, 'l.2', '1-0'), { kind: 'gone' });
   assert.deepEqual(await queue.lookup(1, 'l.3', ''), { kind: 'gone' });
+});
+
+/** A ShardWorker on shard `shard` of `names` whose jobs run `run` (an RPC processor's place). */
+function consumer(
+  names: ShardNames,
+  shard: number,
+  member: string,
+  run: (jobId: string) => Promise<SealedReplyMessage>,
+  lockMs = 300,
+) {
+  const commands = createRedis(REDIS_TARGET);
+  closers.push(() => commands.quit());
+  const worker = new ShardWorker({
+    shard,
+    names,
+    consumer: member,
+    reader: createRedis(REDIS_TARGET, { enableAutoPipelining: false, maxRetriesPerRequest: null }),
+    commands,
+    queue: new ShardQueue(commands, names, { limit: 100 }),
+    processor: (jobId) => run(jobId),
+    logger: quietLogger(),
+    concurrency: 2,
+    lockDurationMs: lockMs,
+    stalledIntervalMs: 100,
+    maxStalledCount: 3,
+    keepSeconds: 60,
+    blockMs: 100,
+  });
+  closers.push(() => worker.close(undefined, { force: true }));
+  return worker;
+}
+
+const rpcData = (n: number): JobData => ({
+  type: 'rpc',
+  replyTo: 'nobody',
+  items: Array.from({ length: n }, (_, i) => ({
+    id: `i${i}`,
+    traceId: `t${i}`,
+    authorizationId: 'a',
+    keyId: 'k',
+    pubkey: 'p',
+    method: 'ping' as const,
+  })),
+  calls: 'sealed',
+});
+
+test("a job read by a worker that died is claimed and run by the shard's next owner, once", async () => {
+  const { names, queue, redis } = setUp(100);
+  await queue.ensureGroup(0);
+  await queue.enqueue(0, { jobId: 'crash.1', items: 2, data: rpcData(2) });
+  // A worker read it and died (kill -9): it sits in the group's pending list under the dead member.
+  const read = await redis.xreadgroup('GROUP', 'workers', 'dead-member', 'COUNT', 10, 'STREAMS', names.jobs(0), '>');
+  assert.equal((read as unknown[] | null)?.length, 1);
+  const ran: string[] = [];
+  consumer(names, 0, 'next-owner', async (jobId) => {
+    ran.push(jobId);
+    return { jobId, sealedResults: 'done' };
+  });
+  await waitFor('the job to finish', async () => (await redis.exists(names.job(0, 'crash.1'))) === 1);
+  assert.deepEqual(ran, ['crash.1'], 'run once, by the next owner, after the lock ran out');
+  const record = JSON.parse((await redis.get(names.job(0, 'crash.1')))!) as FinishedJob;
+  assert.deepEqual(record.reply, { jobId: 'crash.1', sealedResults: 'done' });
+  assert.equal(await queue.depth(0), 0, 'its items went back');
+  assert.equal(await redis.xlen(names.jobs(0)), 0);
+});
+
+test('a slow job keeps its lock; a job that throws is tried 3 times and then answered 503', async () => {
+  const { names, queue, redis } = setUp(100);
+  const lockMs = 600;
+  const runs = new Map<string, number>();
+  consumer(
+    names,
+    1,
+    'owner',
+    async (jobId) => {
+      runs.set(jobId, (runs.get(jobId) ?? 0) + 1);
+      if (jobId === 'slow.1') await sleep(lockMs * 3);
+      if (jobId === 'bad.1') throw new Error('processing failed');
+      return { jobId, sealedResults: 'ok' };
+    },
+    lockMs,
+  );
+  await queue.enqueue(1, { jobId: 'slow.1', items: 1, data: rpcData(1) });
+  await queue.enqueue(1, { jobId: 'bad.1', items: 3, data: rpcData(3) });
+  // Another member claiming what idles past the lock, as the shard's next owner would.
+  const stolen: string[] = [];
+  const done = () => redis.exists(names.job(1, 'slow.1'), names.job(1, 'bad.1'));
+  while ((await done()) < 2) {
+    const [, claimed] = (await redis.xautoclaim(names.jobs(1), 'workers', 'thief', lockMs, '0-0', 'COUNT', 10)) as [
+      string,
+      [string, string[]][],
+    ];
+    stolen.push(...claimed.map(([id]) => id));
+    await sleep(50);
+  }
+  assert.deepEqual(stolen, [], 'no job idled past its lock: the slow one had its lock extended');
+  assert.equal(runs.get('slow.1'), 1);
+  assert.equal(runs.get('bad.1'), 3, 'three tries');
+  const bad = JSON.parse((await redis.get(names.job(1, 'bad.1')))!) as FinishedJob;
+  assert.equal(bad.failedReason, 'processing failed');
+  assert.equal(bad.attempts, 3);
+  assert.deepEqual(
+    (bad.reply as { results: { status: number; error: string }[] }).results.map((r) => `${r.status} ${r.error}`),
+    ['503 worker failed', '503 worker failed', '503 worker failed'],
+  );
+  assert.equal(await queue.depth(1), 0);
 });
