@@ -79,7 +79,8 @@ export class ShardWorker {
   private readonly blockMs: number;
   private readonly running = new Map<string, Running>();
   private closing = false;
-  private groupReady = false;
+  /** The consumer group is made when a read finds none (a new shard, or a Redis that lost its data). */
+  private groupReady = true;
   private slotFreed: (() => void) | undefined;
   private readonly reading: Promise<void>;
   private readonly timer: NodeJS.Timeout;
@@ -148,7 +149,10 @@ export class ShardWorker {
         for (const [entryId, fields] of await this.read(free)) this.start(entryId, fields);
       } catch (err) {
         if (this.closing) break;
-        if (redisReplyCode(err) === 'NOGROUP') this.groupReady = false;
+        if (redisReplyCode(err) === 'NOGROUP' && this.groupReady) {
+          this.groupReady = false;
+          continue;
+        }
         logger.warn({ shard, err: (err as Error).message }, 'reading the shard queue failed; will retry');
         await delay(250);
       }

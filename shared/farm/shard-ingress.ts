@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../logger.js';
 import { metrics } from '../metrics.js';
-import { isUp, onLinkLost, type RedisClient } from '../redis.js';
+import { isUp, onLinkLost, type RedisClient, redisReplyCode } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { withDeadline } from '../deadline.js';
 import type { ItemResult, JobData } from './jobs.js';
@@ -96,7 +96,7 @@ const MAX_BATCH = 256;
 const BATCH_HOLD_MAX_MS = 250;
 /** Longest wait for an enqueue's answer or a fallback read: a frozen Redis must not hold requests. */
 const REDIS_STEP_DEADLINE_MS = 1000;
-/** An enqueue is refused by Redis this long (plus the last round trip) before this side gives up on it. */
+/** An enqueue is refused by Redis at least this long before this side gives up on it. */
 const DEADLINE_MARGIN_MS = 100;
 /**
  * After a refusal for lack of room, the shard's requests are refused without a round trip for a while:
@@ -111,6 +111,9 @@ const HOLD_MAX_WAIT_SHARE = 1 / 8;
 const RETRY_AFTER_MS = 1000;
 
 const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
+
+/** Error replies with which Redis refuses a command without running it. */
+const NOT_RUN = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN', 'LOADING', 'MASTERDOWN', 'READONLY', 'BUSY']);
 
 /** An enqueue given up on that Redis will refuse when it arrives: nothing was added. */
 class EnqueueGivenUp extends Error {
@@ -145,8 +148,8 @@ export class ShardIngress<E extends IngressEntry> {
   private readonly batcher: MicroBatcher<E>;
   private readonly jobs = new Map<string, InFlightJob<E>>();
   private readonly queue: ShardQueue;
-  /** Per shard: Redis's clock minus this process's (ms), and the round trip it was measured over. */
-  private readonly serverClocks = new Map<number, { offsetMs: number; rttMs: number }>();
+  /** Per shard: Redis's clock minus this process's (ms), at least; measured by each enqueue. */
+  private readonly serverClocks = new Map<number, number>();
   private readonly jobIdBase: string;
   private readonly admissionMaxWaitMs: number;
   /** Shards refused for lack of room a moment ago: until when (performance.now) and the retry hint. */
@@ -335,7 +338,8 @@ export class ShardIngress<E extends IngressEntry> {
           );
       }
     } catch (err) {
-      if (err instanceof EnqueueGivenUp) sent = false;
+      // Refused by Redis before the script ran (a moved slot, a failover): nothing was added either.
+      if (err instanceof EnqueueGivenUp || NOT_RUN.has(redisReplyCode(err) ?? '')) sent = false;
       this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door, sent }, 'enqueue failed');
       // An add that may have reached Redis may have made the job: its requests stay in flight, and the
       // timeout (or the link's loss) answers them as of unknown outcome, never as refused. Past the
@@ -360,7 +364,7 @@ export class ShardIngress<E extends IngressEntry> {
     const stepMs = Math.min(REDIS_STEP_DEADLINE_MS, this.opts.replyTimeoutMs);
     const sentAt = Date.now();
     const clock = this.serverClocks.get(shard);
-    const deadline = clock ? sentAt + clock.offsetMs + stepMs - DEADLINE_MARGIN_MS - clock.rttMs : 0;
+    const deadline = clock === undefined ? 0 : sentAt + clock + stepMs - DEADLINE_MARGIN_MS;
     const r = await withDeadline(
       this.queue.enqueue(shard, {
         ...job,
@@ -375,11 +379,8 @@ export class ShardIngress<E extends IngressEntry> {
       if (deadline > 0 && err.message === 'enqueue timed out') throw new EnqueueGivenUp();
       throw err;
     });
-    const answeredAt = Date.now();
-    this.serverClocks.set(shard, {
-      offsetMs: r.serverNow - (sentAt + answeredAt) / 2,
-      rttMs: Math.min(answeredAt - sentAt, stepMs / 2),
-    });
+    // The least the offset can be (Redis's time was read before the answer came): deadlines err early.
+    this.serverClocks.set(shard, r.serverNow - Date.now());
     return r;
   }
 
