@@ -44,8 +44,8 @@ export function processCpuSeconds(pid: number): number | undefined {
 }
 
 /**
- * CPU seconds of a process's main thread alone: in Node, the event loop (HTTP, Redis clients, BullMQ,
- * JSON), as against worker threads, the libuv pool and V8's helpers.
+ * CPU seconds of a process's main thread alone: in Node, the event loop (HTTP, Redis clients, the
+ * shard queue, JSON), as against worker threads, the libuv pool and V8's helpers.
  */
 export function mainThreadCpuSeconds(pid: number): number | undefined {
   return readStat(pid, `/proc/${pid}/task/${pid}/stat`)?.selfS;

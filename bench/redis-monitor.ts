@@ -1,18 +1,17 @@
 // Which commands clients send Redis and what each costs it: for a few seconds every command is slow-logged
 // (slowlog-log-slower-than 0), then the log is tallied by command, scripts (EVALSHA) named by matching their
-// SHA1 against the scripts BullMQ and Keyfarm load. A command a script ran is logged too (client "?:0"):
+// SHA1 against the scripts Keyfarm loads. A command a script ran is logged too (client "?:0"):
 // it is tallied as "lua NAME", apart from what clients sent. A diagnosis: logging every command slows
 // Redis (a script's time includes logging its own commands), so the bench's per-request figures come from
 // redis-cost.ts over unlogged runs; only the counts here compare.
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { PROJECT_ROOT } from './farm-process.js';
 
 export interface SentCommand {
-  /** "evalsha moveToFinished", "xadd", "lua hset" (run inside a script), ... */
+  /** "evalsha shard-queue", "xreadgroup", "lua hset" (run inside a script), ... */
   command: string;
   calls: number;
   usec: number;
@@ -21,7 +20,7 @@ export interface SentCommand {
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
 const KEYFARM_SCRIPTS = [
-  'shared/farm/admission.lua',
+  'shared/farm/shard-queue.lua',
   'shared/farm/shard-metrics.lua',
   'api/services/login-limiter.lua',
   'api/plugins/rate-limits.lua',
@@ -29,16 +28,9 @@ const KEYFARM_SCRIPTS = [
   'workers/shard-leases.lua',
 ];
 
-/** SHA1 -> name of every Lua script BullMQ or Keyfarm defines. */
+/** SHA1 -> name of every Lua script Keyfarm defines. */
 export async function knownScripts(): Promise<Map<string, string>> {
   const names = new Map<string, string>();
-  const require = createRequire(import.meta.url);
-  const scriptsDir = path.join(path.dirname(require.resolve('bullmq/package.json')), 'dist', 'esm', 'scripts');
-  for (const file of readdirSync(scriptsDir)) {
-    if (!file.endsWith('.js') || file === 'index.js') continue;
-    const mod = (await import(path.join(scriptsDir, file))) as Record<string, { name?: string; content?: string }>;
-    for (const v of Object.values(mod)) if (v?.content && v.name) names.set(sha1(v.content), v.name);
-  }
   for (const rel of KEYFARM_SCRIPTS) {
     try {
       names.set(sha1(readFileSync(path.join(PROJECT_ROOT, rel), 'utf8')), path.basename(rel, '.lua'));

@@ -278,12 +278,13 @@ export class RequestRouter {
     return {
       door: 'nip46',
       // Claims are exclusive, so no other job can carry this first request: the id is unique, and a job
-      // somehow made twice for it is one BullMQ job.
+      // somehow made twice for it is refused by the queue (dedupe), so it runs once.
       // A request sent again after its approval is its own job (the first one's id may still be kept).
       jobId: (batch) => {
         const first = batch[0]!.item;
         return first.approvalId === undefined ? `n46.${first.id}` : `n46a.${first.approvalId}`;
       },
+      dedupe: true,
       jobData: (_jobId, requests) => ({
         type: 'nip46',
         replyTo: this.opts.instanceId,

@@ -83,7 +83,7 @@ export const ConfigSchema = Type.Object({
    */
   JOB_CONCURRENCY: Int(2, 1, 256),
   LEASE_TTL_MS: Int(3000, 500, 600_000),
-  /** BullMQ job lock; a worker killed mid-job has its job re-run after about this long. */
+  /** Shard queue job lock: a job idle this long in a dead worker's hands is claimed and run again (docs/QUEUE.md). */
   JOB_LOCK_MS: Int(5000, 1000, 600_000),
   DB_POOL_SIZE: Int(10, 1, 1000),
 

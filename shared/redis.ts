@@ -88,7 +88,10 @@ export function createRedis(target: RedisTarget, opts: RedisOptions = {}): Redis
   return new Cluster(target.clusterNodes, clusterOptions(target, options));
 }
 
-/** BullMQ needs `maxRetriesPerRequest: null` on its blocking connections. */
+/**
+ * A connection with `maxRetriesPerRequest: null`, as BullMQ needs. Only the old Bull Board test uses it;
+ * it goes with that test (the board moves to Keyfarm's own queue).
+ */
 export function createBullConnection(target: RedisTarget): RedisClient {
   return createRedis(target, { maxRetriesPerRequest: null, enableReadyCheck: true, enableAutoPipelining: false });
 }

@@ -49,19 +49,34 @@ export class ShardNames {
     this.tags = opts.spreadOverSlots ? spreadShardTags(opts.spreadOverSlots) : undefined;
   }
 
-  /** BullMQ queue name of a shard (what Bull Board lists). */
+  /** The name of a shard's queue (what Bull Board lists). */
   queue(shard: number): string {
     return `shard-${shard}`;
   }
 
-  /** BullMQ prefix of a shard: its hash tag puts the queue's keys in one cluster slot. */
+  /** The key prefix of a shard: its hash tag puts every key of the shard in one cluster slot. */
   queuePrefix(shard: number): string {
     return `${this.prefix}:{${this.tags?.[shard] ?? `shard-${shard}`}}`;
   }
 
-  /** Items (requests, not jobs) waiting or running in a shard: what backpressure counts. */
-  items(shard: number): string {
-    return `${this.queuePrefix(shard)}:items`;
+  /** The shard's stream of jobs waiting or running (shared/farm/shard-queue.lua). */
+  jobs(shard: number): string {
+    return `${this.queuePrefix(shard)}:jobs`;
+  }
+
+  /** The shard's meter: items (requests, not jobs) held, and the drain rate (what backpressure reads). */
+  meter(shard: number): string {
+    return `${this.queuePrefix(shard)}:meter`;
+  }
+
+  /** A finished job's record (its data and reply), kept a while for the ingress's fallback read. */
+  job(shard: number, jobId: string): string {
+    return `${this.queuePrefix(shard)}:job:${jobId}`;
+  }
+
+  /** Marks a NIP-46 job id as added, so the same id is never run twice. */
+  dedupe(shard: number, jobId: string): string {
+    return `${this.queuePrefix(shard)}:dedupe:${jobId}`;
   }
 
   /** Which worker owns the shard, with a TTL. */

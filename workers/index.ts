@@ -1,24 +1,17 @@
-// The workers role: joins the shard membership, runs a BullMQ Worker for each shard it owns, keeps the
+// The workers role: joins the shard membership, runs a queue consumer for each shard it owns, keeps the
 // decrypted-key cache, and evicts from it the moment a revocation or key change is announced.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../shared/config.js';
 import { parseEviction } from '../shared/evictions.js';
-import { Admission } from '../shared/farm/admission.js';
+import { keepSeconds, ShardQueue } from '../shared/farm/shard-queue.js';
 import type { PayloadSealer } from '../shared/farm/payload-seal.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import { probe, type CheckResult } from '../shared/readiness.js';
 import { watchBroadcastLink } from '../shared/pubsub.js';
-import {
-  closeRedis,
-  createBullConnection,
-  createRedis,
-  isUp,
-  shardNamesFor,
-  type RedisTarget,
-} from '../shared/redis.js';
+import { closeRedis, createRedis, isUp, shardNamesFor, type RedisTarget } from '../shared/redis.js';
 import type { ActivitySink } from './activity.js';
 import { CachedNip46Store } from './nip46-authorization-cache.js';
 import type { CryptoRunner } from './crypto/types.js';
@@ -33,7 +26,16 @@ import { ShardWorker } from './shard-worker.js';
 export type WorkersConfig = Pick<
   Config,
   'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'CACHE_MAX_BYTES' | 'LEASE_TTL_MS' | 'JOB_LOCK_MS' | 'JOB_CONCURRENCY'
->;
+> &
+  Partial<Pick<Config, 'RPC_TIMEOUT_MS'>>;
+
+/**
+ * How long a finished job's record is kept: past the longest reply timeout of an ingress (relay-ingest's,
+ * twice RPC_TIMEOUT_MS), so its fallback read finds it.
+ */
+function finishedKeepSeconds(rpcTimeoutMs = 10_000): number {
+  return keepSeconds(Math.max(rpcTimeoutMs * 2, 5000));
+}
 
 export interface StartWorkersOptions {
   config: WorkersConfig;
@@ -64,7 +66,7 @@ export interface Workers {
   /** [check, null when ok / reason]: Redis answering this process's commands. */
   readiness(): Promise<CheckResult[]>;
   /**
-   * Closes every shard Worker (running jobs finish, for up to jobsTimeoutMs if given), gives the leases
+   * Closes every shard consumer (running jobs finish, for up to jobsTimeoutMs if given), gives the leases
    * back, leaves the membership.
    */
   stop(jobsTimeoutMs?: number): Promise<void>;
@@ -77,18 +79,16 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   const log = logger.child({ member: memberId });
 
   const commands = createRedis(opts.redisUrl);
-  const bull = createBullConnection(opts.redisUrl);
   const subscriber = createRedis(opts.redisUrl, { enableAutoPipelining: false });
   for (const [name, conn] of [
     ['commands', commands],
-    ['bull', bull],
     ['subscriber', subscriber],
   ] as const) {
     conn.on('error', (err: Error) => log.warn({ connection: name, err: err.message }, 'workers redis error'));
   }
 
   const cache = new KeyCache(config.CACHE_MAX_BYTES);
-  const admission = new Admission(commands, names, { limit: config.QUEUE_LIMIT });
+  const queue = new ShardQueue(commands, names, { limit: config.QUEUE_LIMIT });
   const deps = {
     cache,
     keyLoader: opts.keyLoader,
@@ -119,7 +119,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   const unwatchLink = watchBroadcastLink(subscriber, (linked) => nip46Store?.setLinked(linked));
 
   const running = new Map<number, ShardWorker>();
-  // Settles SHUTDOWN_JOBS_TIMEOUT_MS after stop(): no shard Worker closing (for the stop, or a hand-over
+  // Settles SHUTDOWN_JOBS_TIMEOUT_MS after stop(): no shard consumer closing (for the stop, or a hand-over
   // still running then) waits for its running jobs any longer.
   let jobsGraceOver!: () => void;
   const jobsGraceExpired = new Promise<void>((resolve) => (jobsGraceOver = resolve));
@@ -128,7 +128,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
 
   const reconcile = async (shard: number) => {
     try {
-      await admission.reconcile(shard);
+      await queue.reconcile(shard);
     } catch (err) {
       log.warn({ shard, err: (err as Error).message }, 'reconciling the admission count failed');
     }
@@ -146,14 +146,20 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     logger: log,
     onAcquire: async (shard) => {
       await reconcile(shard);
+      // Each owned shard's blocking reads have a connection of their own.
+      const reader = createRedis(opts.redisUrl, { enableAutoPipelining: false, maxRetriesPerRequest: null });
+      reader.on('error', (err: Error) =>
+        log.warn({ connection: 'reader', shard, err: err.message }, 'workers redis error'),
+      );
       running.set(
         shard,
         new ShardWorker({
           shard,
           names,
-          connection: bull,
-          publisher: commands,
-          admission,
+          consumer: memberId,
+          reader,
+          commands,
+          queue,
           processor,
           nip46Processor,
           logger: log,
@@ -161,6 +167,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
           lockDurationMs: config.JOB_LOCK_MS,
           stalledIntervalMs: opts.stalledIntervalMs ?? 1000,
           maxStalledCount: 3,
+          keepSeconds: finishedKeepSeconds(config.RPC_TIMEOUT_MS),
         }),
       );
       reportOwned();
@@ -170,7 +177,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
       running.delete(shard);
       reportOwned();
       // A lease lost (its Redis node failed over, or this process stalled) is not waited on: jobs stuck on
-      // a dead node would hold the shard back and keep the Worker open; the stalled check re-runs them.
+      // a dead node would hold the shard back; the next owner claims and runs them again.
       await worker?.close(jobsGraceExpired, { force: reason === 'lost' });
     },
   });
@@ -203,7 +210,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
         running.clear();
         reportOwned();
         cache.clear();
-        await Promise.all([closeRedis(subscriber), closeRedis(commands), closeRedis(bull)]);
+        await Promise.all([closeRedis(subscriber), closeRedis(commands)]);
         log.info('workers stopped');
       })()),
   };

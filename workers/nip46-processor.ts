@@ -67,7 +67,7 @@ interface Work {
   signed?: NostrEvent;
 }
 
-/** Database failures (authorizations, binding, logout) fail the job so BullMQ runs it again; nothing was published yet. */
+/** Database failures (authorizations, binding, logout) fail the attempt so the shard worker runs it again; nothing was published yet. */
 class RetryableError extends Error {}
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
@@ -91,7 +91,7 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
     try {
       return await runShardJob(
         deps,
-        { jobId, replyTo: data.replyTo, items: data.items.length },
+        { jobId, items: data.items.length },
         (job) => plan(job, data),
         (results) => ({ jobId, results }),
       );

@@ -27,7 +27,7 @@ export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
   return (jobId, data) =>
     runShardJob(
       deps,
-      { jobId, replyTo: data.replyTo, items: data.items.length },
+      { jobId, items: data.items.length },
       async (job) => {
         let items: RpcItem[];
         try {

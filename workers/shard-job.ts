@@ -1,18 +1,17 @@
 // What every shard job does, whichever door it came from: each distinct key is loaded once (the cache,
 // else the key loader), secrets reach the crypto pool only as copies that are wiped when the job ends,
-// the crypto runs in batched rounds (one pool call per round for the whole job), the reply is published
-// to the ingress process waiting for it and returned (BullMQ stores it for the fallback read), and the
-// job's metrics are recorded. The processors (rpc-processor.ts, nip46-processor.ts) only plan the work.
+// the crypto runs in batched rounds (one pool call per round for the whole job), the reply is returned
+// (the shard worker completes the job with it and publishes it to the ingress process waiting for it),
+// and the job's metrics are recorded. The processors (rpc-processor.ts, nip46-processor.ts) only plan the work.
 //
 // A key that cannot be loaded fails the requests that need it, not the job: 404 when it does not exist,
 // 503 when the KeyManager or the database cannot be reached right now, 500 when what was decrypted is not
 // the expected key. Retrying the whole job would hold every other request of the batch behind one key,
-// and an outage outlasts BullMQ's immediate retries anyway; the caller (or NIP-46 client) retries.
+// and an outage outlasts the worker's immediate retries anyway; the caller (or NIP-46 client) retries.
 import type { RedisClient } from '../shared/redis.js';
 import { KeyManagerUnavailableError } from '../shared/custody/key-manager.js';
 import { KeyNotFoundError } from '../shared/custody/key-store.js';
 import type { ItemResult, ReplyMessage, RpcCall, SealedReplyMessage } from '../shared/farm/jobs.js';
-import { publishReply } from '../shared/farm/replies.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
 import type { ShardNames } from '../shared/shard.js';
@@ -130,11 +129,11 @@ export class JobScope {
 /**
  * Runs one job: `plan` does the door's work with the job's scope and returns every item's result;
  * `toReply` makes the reply (sealed or not). Secrets are wiped whether or not `plan` throws; a throw
- * fails the job (BullMQ runs it again) and nothing is published.
+ * fails the attempt (the shard worker runs it again) and nothing is published.
  */
 export async function runShardJob<R extends ReplyMessage | SealedReplyMessage>(
   deps: ShardJobDeps,
-  job: { jobId: string; replyTo: string; items: number },
+  job: { jobId: string; items: number },
   plan: (scope: JobScope) => Promise<ItemResult[]>,
   toReply: (results: ItemResult[]) => R,
 ): Promise<R> {
@@ -148,12 +147,6 @@ export async function runShardJob<R extends ReplyMessage | SealedReplyMessage>(
   }
   const reply = toReply(results);
   await deps.activity.persist?.(); // before the answer leaves: a crash from here on loses no activity
-  try {
-    await publishReply(deps.publisher, deps.names, job.replyTo, reply);
-  } catch (err) {
-    // The ingress reads the stored return value when the reply does not come.
-    deps.logger.warn({ jobId: job.jobId, err: (err as Error).message }, 'publishing a reply failed');
-  }
   metrics.jobItems.observe(job.items);
   metrics.jobDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
   return reply;

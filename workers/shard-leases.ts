@@ -1,7 +1,7 @@
 // Worker processes divide the shards among themselves. Each process is a member (a sorted set in Redis
 // scored by expiry, refreshed every tick); rendezvous hashing with bounded loads over the live members says
 // who should own each shard (an even split), and a lease key per shard (owner id, PX ttl, SET NX) makes sure at most one does.
-// A shard that should move is handed over only after its local BullMQ Worker has closed; a member that
+// A shard that should move is handed over only after its local queue consumer has closed; a member that
 // dies stops renewing, and its leases expire so the others take its shards within about the TTL.
 // Shards move back to a member that (re)joins one at a time, each taken up within tens of milliseconds
 // of its release (the taker retries its wanted shards quickly between rounds), so a rejoin never leaves

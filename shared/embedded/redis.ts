@@ -133,7 +133,7 @@ function writeConfig(p: ReturnType<typeof paths>, port: number, password: string
     'daemonize no',
     `pidfile ${p.pidFile}`,
     `logfile ${p.log}`,
-    // BullMQ requires that Redis never evicts its keys.
+    // The shard queues, leases and claims must never be evicted.
     'maxmemory-policy noeviction',
   ];
   writeFileSync(p.conf, `${lines.join('\n')}\n`, { mode: 0o600 });

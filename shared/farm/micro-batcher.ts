@@ -1,4 +1,4 @@
-// Groups requests for one shard into one batch: BullMQ's cost is per job, so N requests that travel
+// Groups requests for one shard into one batch: the queue's cost is per job, so N requests that travel
 // together cost one job. A batch closes on setImmediate (after the I/O of the current turn), after
 // `windowMs` if set, or at once when it reaches `maxBatch`.
 //

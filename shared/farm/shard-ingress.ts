@@ -2,29 +2,28 @@
 // router): it puts requests on their shard's queue and hands each its answer.
 // - Requests for one shard gather into ONE job (micro-batcher.ts): what arrives in one event-loop turn,
 //   and, while the shard already has a job out from this process, whatever arrives until it is answered.
-// - Admission (admission.ts) comes before the add and takes the first items that fit, by the shard's
-//   limit and by what it drains within the max wait; the rest are refused at once, as is everything while
-//   Redis is unreachable. On the HTTP door, after a refusal for lack of room, the shard's requests are
-//   refused here without a round trip for a short hold (refusingFor, checked before a body is read).
+// - Admission and the add are one step (shard-queue.ts): the first items that fit, by the shard's limit
+//   and by what it drains within the max wait, make the job; the rest are refused at once, as is
+//   everything while Redis is unreachable. On the HTTP door, after a refusal for lack of room, the
+//   shard's requests are refused here without a round trip for a short hold (refusingFor, checked before
+//   a body is read).
 // - The job is registered in flight before the add (a fast worker may reply first), then added. From the
 //   moment the add may have reached Redis, a request is never answered as refused: if no answer comes,
 //   its outcome is unknown (504), since the job may have run or may still run.
 // - Answers come on this process's reply channel (replies.ts), matched by job id. At the reply timeout
-//   the job's stored return value is read (Job.fromId), so a lost reply costs latency, not the answer.
+//   the job's finished record is read (ShardQueue.lookup), so a lost reply costs latency, not the answer.
 // What differs between the doors is a small DoorPolicy: the job's payload, how a reply opens, what an
 // answer and a refusal do, and what a job not answered by the timeout gets (see LateJobPolicy).
 import { randomBytes } from 'node:crypto';
-import { Job } from 'bullmq';
 import type { Logger } from '../logger.js';
 import { metrics } from '../metrics.js';
-import { isUp, onLinkLost, type RedisClient } from '../redis.js';
+import { isUp, onLinkLost, type RedisClient, redisReplyCode } from '../redis.js';
 import type { ShardNames } from '../shard.js';
-import { Admission } from './admission.js';
 import { withDeadline } from '../deadline.js';
 import type { ItemResult, JobData } from './jobs.js';
 import { MicroBatcher } from './micro-batcher.js';
 import { subscribeReplies } from './replies.js';
-import { ShardQueues } from './shard-queues.js';
+import { type EnqueueOptions, keepSeconds, ShardQueue } from './shard-queue.js';
 
 export type Door = 'http' | 'nip46';
 
@@ -51,6 +50,11 @@ export interface DoorPolicy<E extends IngressEntry> {
   readonly door: Door;
   /** The job's id; default: unique per process and restart. Must not contain ':'. */
   jobId?(batch: readonly E[]): string;
+  /**
+   * Whether a job id may have been added before (and must then not be added again): ids made by jobId()
+   * from the requests themselves. The default ids are unique by construction and pay nothing.
+   */
+  readonly dedupe?: boolean;
   /** What the job carries. */
   jobData(jobId: string, entries: readonly E[]): JobData;
   /** The results a reply carries (a pub/sub message or the stored return value); throws when it cannot be opened. */
@@ -90,12 +94,10 @@ export interface ShardIngressOptions<E extends IngressEntry> {
 const MAX_BATCH = 256;
 /** Longest a batch waits for its shard's job in flight (only a stalled job lasts that long). */
 const BATCH_HOLD_MAX_MS = 250;
-/** Attempts of a job whose processing throws (stalled re-runs are counted apart). */
-const JOB_ATTEMPTS = 3;
-/** A finished job is kept this long past the reply timeout, so the fallback read finds its result. */
-const KEEP_PAST_TIMEOUT_SECONDS = 60;
-/** Longest wait for admission's answer or a fallback read: a frozen Redis must not hold requests. */
+/** Longest wait for an enqueue's answer or a fallback read: a frozen Redis must not hold requests. */
 const REDIS_STEP_DEADLINE_MS = 1000;
+/** An enqueue is refused by Redis at least this long before this side gives up on it. */
+const DEADLINE_MARGIN_MS = 100;
 /**
  * After a refusal for lack of room, the shard's requests are refused without a round trip for a while:
  * the time until one more item should fit, but at least an eighth of the max wait (room comes back a
@@ -110,6 +112,16 @@ const RETRY_AFTER_MS = 1000;
 
 const fail = (id: string, status: number, error: string): ItemResult => ({ id, ok: false, status, error });
 
+/** Error replies with which Redis refuses a command without running it. */
+const NOT_RUN = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN', 'LOADING', 'MASTERDOWN', 'READONLY', 'BUSY']);
+
+/** An enqueue given up on that Redis will refuse when it arrives: nothing was added. */
+class EnqueueGivenUp extends Error {
+  constructor() {
+    super('enqueue timed out');
+  }
+}
+
 /** An answer for a request whose job may have run or may still run. */
 const unknownOutcome = (id: string, error: string): ItemResult => ({
   id,
@@ -122,6 +134,8 @@ const unknownOutcome = (id: string, error: string): ItemResult => ({
 interface InFlightJob<E> {
   shard: number;
   entries: E[];
+  /** The job's stream entry, once the add answered ('' until then). */
+  entryId: string;
   timer: NodeJS.Timeout;
   /** Tells the batcher the shard's slot is free. */
   settle(): void;
@@ -133,8 +147,9 @@ export class ShardIngress<E extends IngressEntry> {
   private readonly policy: DoorPolicy<E>;
   private readonly batcher: MicroBatcher<E>;
   private readonly jobs = new Map<string, InFlightJob<E>>();
-  private readonly queues: ShardQueues;
-  private readonly admission: Admission;
+  private readonly queue: ShardQueue;
+  /** Per shard: Redis's clock minus this process's (ms), at least; measured by each enqueue. */
+  private readonly serverClocks = new Map<number, number>();
   private readonly jobIdBase: string;
   private readonly admissionMaxWaitMs: number;
   /** Shards refused for lack of room a moment ago: until when (performance.now) and the retry hint. */
@@ -147,13 +162,10 @@ export class ShardIngress<E extends IngressEntry> {
     this.policy = opts.policy;
     this.door = opts.policy.door;
     this.admissionMaxWaitMs = opts.admissionMaxWaitMs ?? 0;
-    this.admission = new Admission(opts.redis, opts.names, {
+    this.queue = new ShardQueue(opts.redis, opts.names, {
       limit: opts.queueLimit,
       maxWaitMs: this.admissionMaxWaitMs,
     });
-    this.queues = new ShardQueues(opts.redis, opts.names, (err, shard) =>
-      opts.logger.warn({ err: err.message, shard, door: this.door }, 'shard queue error'),
-    );
     this.batcher = new MicroBatcher((shard, entries) => this.send(shard, entries), {
       maxBatch: MAX_BATCH,
       maxInFlight: 1,
@@ -163,16 +175,12 @@ export class ShardIngress<E extends IngressEntry> {
     this.jobIdBase = `${opts.instanceId.replace(/:/g, '_')}.${randomBytes(4).toString('hex')}`;
   }
 
-  /** Subscribes to this process's reply channel and readies every shard's queue; resolves once replies can arrive. */
+  /** Subscribes to this process's reply channel; resolves once replies can arrive. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('ShardIngress.start: already started');
     if (this.policy.lateJob.kind === 'fail') onLinkLost(this.opts.redis, () => this.failInFlight('queue unavailable'));
     await subscribeReplies(this.opts.subscriber, this.opts.names, this.opts.instanceId, (message) =>
       this.onReply(message),
-    );
-    // Every shard's Queue is made now: one made later while Redis is down would wait for it to come back.
-    await Promise.all(
-      Array.from({ length: this.opts.shardCount }, (_, shard) => this.queues.get(shard).waitUntilReady()),
     );
     this.state = 'started';
   }
@@ -233,7 +241,6 @@ export class ShardIngress<E extends IngressEntry> {
     this.state = 'closed';
     this.batcher.flushAll();
     this.failInFlight('shutting down');
-    await this.queues.close();
   }
 
   /** A message on the reply channel. */
@@ -274,71 +281,117 @@ export class ShardIngress<E extends IngressEntry> {
   private async send(shard: number, batch: E[]): Promise<void> {
     if (this.state !== 'started') return this.refuse(batch, 'shutting down');
     const jobId = this.policy.jobId?.(batch) ?? `${this.jobIdBase}.${++this.seq}`;
-    let admitted: number;
-    let retryAfterMs: number;
-    try {
-      // Past the deadline the admission may still land: its ledger entry then names a job never added,
-      // which reconcile drops (nothing runs these requests either way).
-      ({ admitted, retryAfterMs } = await withDeadline(
-        this.admission.request(shard, jobId, batch.length),
-        Math.min(REDIS_STEP_DEADLINE_MS, this.opts.replyTimeoutMs),
-        'admission',
-      ));
-    } catch (err) {
-      this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door }, 'admission failed');
-      return this.refuse(batch, 'queue unavailable');
-    }
-    // The shard had room for the first `admitted` requests: they make the job, the rest are refused now.
-    const entries = batch.slice(0, admitted);
-    if (admitted < batch.length) {
-      this.opts.logger.warn(
-        { shard, door: this.door, requests: batch.length - admitted, retryAfterMs },
-        'shard full: requests refused',
-      );
-      if (this.policy.holdAfterRefusal) this.hold(shard, retryAfterMs);
-      await this.refuse(batch.slice(admitted), 'shard overloaded', retryAfterMs);
-    }
-    if (entries.length === 0) return;
     // Registered before the add: a fast worker may reply before the add's own reply reaches us.
     let settle!: () => void;
     const answered = new Promise<void>((resolve) => (settle = resolve));
-    const job: InFlightJob<E> = { shard, entries, timer: this.armTimeout(jobId), settle };
+    const job: InFlightJob<E> = { shard, entries: batch, entryId: '', timer: this.armTimeout(jobId), settle };
     this.jobs.set(jobId, job);
-    const keep = { age: Math.ceil(this.opts.replyTimeoutMs / 1000) + KEEP_PAST_TIMEOUT_SECONDS };
+    const drop = () => {
+      clearTimeout(job.timer);
+      if (this.jobs.get(jobId) === job) this.jobs.delete(jobId);
+      settle();
+    };
     // Without an offline queue, a command given while the link is down is never sent.
     let sent = false;
     try {
-      const data = this.policy.jobData(jobId, entries);
-      sent = isUp(this.opts.redis);
-      if (!sent) throw new Error('redis link down');
-      await this.queues
-        .get(shard)
-        .add(data.type, data, { jobId, attempts: JOB_ATTEMPTS, removeOnComplete: keep, removeOnFail: keep });
+      // All or nothing first: the job's data (sealed as one) is made for exactly the items it carries,
+      // so a batch that does not fit whole is cut and enqueued again (overload only).
+      let entries = batch;
+      for (;;) {
+        const data = this.policy.jobData(jobId, entries);
+        sent = isUp(this.opts.redis);
+        if (!sent) throw new Error('redis link down');
+        const r = await this.enqueue(shard, { jobId, items: entries.length, data, dedupe: this.policy.dedupe });
+        if (this.jobs.get(jobId) !== job) return; // answered meanwhile (the link dropped, or closing)
+        if (r.kind === 'late') {
+          // Refused by Redis as past this side's deadline: nothing was added.
+          sent = false;
+          throw new Error('enqueue reached Redis past its deadline');
+        }
+        if (r.kind === 'duplicate') {
+          // Added before (by this door, for the same requests): its reply or its record answers them.
+          this.opts.logger.warn({ shard, jobId, door: this.door }, 'job added before; waiting for its answer');
+          job.entryId = r.entryId;
+          break;
+        }
+        if (r.kind === 'added' && r.admitted === entries.length) {
+          job.entryId = r.entryId;
+          break;
+        }
+        if (r.admitted <= 0) {
+          // Nothing was added: none of these requests will ever run.
+          drop();
+          await this.refuseForRoom(shard, entries, r.retryAfterMs, 0);
+          return;
+        }
+        // Only the first ones fit: the rest are refused now (no job carries them), the rest enqueued again.
+        const refused = entries.slice(r.admitted);
+        entries = entries.slice(0, r.admitted);
+        job.entries = entries;
+        await this.refuseForRoom(shard, refused, r.retryAfterMs, r.admitted);
+      }
       if (this.opts.logger.isLevelEnabled('debug')) {
-        for (const e of entries)
+        for (const e of job.entries)
           this.opts.logger.debug(
             { traceId: e.item.traceId, itemId: e.item.id, door: this.door, shard, jobId },
             'request queued',
           );
       }
     } catch (err) {
-      this.opts.logger.warn(
-        { err: (err as Error).message, shard, jobId, door: this.door, sent },
-        'adding a job failed',
-      );
+      // Refused by Redis before the script ran (a moved slot, a failover): nothing was added either.
+      if (err instanceof EnqueueGivenUp || NOT_RUN.has(redisReplyCode(err) ?? '')) sent = false;
+      this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door, sent }, 'enqueue failed');
       // An add that may have reached Redis may have made the job: its requests stay in flight, and the
-      // timeout (or the link's loss) answers them as of unknown outcome, never as refused.
+      // timeout (or the link's loss) answers them as of unknown outcome, never as refused. Past the
+      // deadline it may still land: its requests are then answered 504, and the job may run.
       if (!sent) {
-        this.admission.release(shard, jobId).catch(() => undefined);
         if (this.jobs.get(jobId) === job) {
-          clearTimeout(job.timer);
-          this.jobs.delete(jobId);
-          await this.refuse(entries, 'queue unavailable');
+          drop();
+          await this.refuse(job.entries, 'queue unavailable');
         }
         settle();
       }
     }
     await answered;
+  }
+
+  /**
+   * One all-or-nothing enqueue, given up after REDIS_STEP_DEADLINE_MS. Redis refuses it ('late') past a
+   * deadline set a little before that, by Redis's own clock as the last enqueue on the shard showed it:
+   * an add this side gave up on (and answered "not queued") must never land later.
+   */
+  private async enqueue(shard: number, job: Omit<EnqueueOptions, 'allOrNothing' | 'deadline' | 'keepSeconds'>) {
+    const stepMs = Math.min(REDIS_STEP_DEADLINE_MS, this.opts.replyTimeoutMs);
+    const sentAt = Date.now();
+    const clock = this.serverClocks.get(shard);
+    const deadline = clock === undefined ? 0 : sentAt + clock + stepMs - DEADLINE_MARGIN_MS;
+    const r = await withDeadline(
+      this.queue.enqueue(shard, {
+        ...job,
+        allOrNothing: true,
+        deadline,
+        keepSeconds: keepSeconds(this.opts.replyTimeoutMs),
+      }),
+      stepMs,
+      'enqueue',
+    ).catch((err: Error) => {
+      // Given up with a deadline set: Redis adds nothing past it, so nothing was, or will be, added.
+      if (deadline > 0 && err.message === 'enqueue timed out') throw new EnqueueGivenUp();
+      throw err;
+    });
+    // The least the offset can be (Redis's time was read before the answer came): deadlines err early.
+    this.serverClocks.set(shard, r.serverNow - Date.now());
+    return r;
+  }
+
+  /** Refuses requests for lack of room (the rest of a cut batch, when the job carries `admitted`). */
+  private async refuseForRoom(shard: number, refused: E[], retryAfterMs: number, admitted: number): Promise<void> {
+    this.opts.logger.warn(
+      { shard, door: this.door, requests: refused.length, retryAfterMs, admitted },
+      'shard full: requests refused',
+    );
+    if (this.policy.holdAfterRefusal) this.hold(shard, retryAfterMs);
+    await this.refuse(refused, 'shard overloaded', retryAfterMs);
   }
 
   /** Refuses the shard's requests here for a moment after a refusal for lack of room. */
@@ -359,13 +412,13 @@ export class ShardIngress<E extends IngressEntry> {
     let pending = false;
     let unreachable = false;
     try {
-      const j = await withDeadline(
-        Job.fromId(this.queues.get(job.shard), jobId),
+      const state = await withDeadline(
+        this.queue.lookup(job.shard, jobId, job.entryId),
         REDIS_STEP_DEADLINE_MS,
         'reading a job result',
       );
-      if (j?.finishedOn && j.returnvalue) stored = this.resultsOf(jobId, job, j.returnvalue);
-      else pending = j !== undefined && !j.finishedOn;
+      if (state.kind === 'finished') stored = this.resultsOf(jobId, job, state.job.reply);
+      else pending = state.kind === 'pending';
     } catch (err) {
       unreachable = true;
       this.opts.logger.warn({ err: (err as Error).message, jobId, door: this.door }, 'reading a job result failed');

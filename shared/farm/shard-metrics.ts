@@ -1,24 +1,22 @@
 // Per-shard gauges read from Redis at scrape time, for every shard whether or not this process owns it
 // (an unowned shard is the one whose queue grows): items waiting or running, the age of the oldest job
-// (from the admission ledger: Keyfarm's own keys, not BullMQ's), and whether a worker holds the shard's
-// lease. Processes of one farm read the same state, so dashboards take max by (shard).
+// (the first entry of the shard's stream), and whether a worker holds the shard's lease. Processes of one farm read the same state, so dashboards take max by (shard).
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../redis.js';
 import { withDeadline } from '../deadline.js';
 import { addScrapeHook, metrics } from '../metrics.js';
 import type { ShardNames } from '../shard.js';
-import { admissionLedgerKey } from './admission.js';
 
 const LUA = readFileSync(new URL('./shard-metrics.lua', import.meta.url), 'utf8');
 const COMMAND = 'keyfarmShardMetrics';
 
-type ShardStateCommand = (items: string, ledger: string, lease: string) => Promise<[number, number, number]>;
+type ShardStateCommand = (meter: string, jobs: string, lease: string) => Promise<[number, number, number]>;
 
 export interface ShardState {
   shard: number;
-  /** Items waiting or running (the admission count). */
+  /** Items waiting or running (the shard's count). */
   items: number;
-  /** Seconds since the oldest job waiting or running was admitted; 0 when there is none. */
+  /** Seconds since the oldest job waiting or running was added; 0 when there is none. */
   oldestJobAgeSeconds: number;
   hasOwner: boolean;
 }
@@ -40,11 +38,7 @@ export function readShardStates(redis: RedisClient, names: ShardNames, shardCoun
   const now = Date.now();
   return Promise.all(
     Array.from({ length: shardCount }, async (_, shard): Promise<ShardState> => {
-      const [items, oldest, owned] = await command(
-        names.items(shard),
-        admissionLedgerKey(names, shard),
-        names.lease(shard),
-      );
+      const [items, oldest, owned] = await command(names.meter(shard), names.jobs(shard), names.lease(shard));
       return {
         shard,
         items: Number(items),

@@ -1,14 +1,14 @@
 // Shared by the farm integration tests: a fake key loader and crypto runner, worker settings, Redis
 // cleanup by prefix. Everything a test stores lives under its own KEY_PREFIX.
 import { createHash, randomBytes } from 'node:crypto';
-import { Queue } from 'bullmq';
 import { getPublicKey } from 'nostr-tools/pure';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import type { RpcItem } from '../../shared/farm/jobs.js';
 import { PayloadSealer } from '../../shared/farm/payload-seal.js';
 import type { CryptoOp, CryptoResult, CryptoRunner } from '../../workers/crypto/types.js';
 import type { KeyLoader } from '../../workers/key-loader.js';
-import { createBullConnection, createRedis, type RedisTarget } from '../../shared/redis.js';
+import { createRedis, type RedisTarget } from '../../shared/redis.js';
+import { parseEntry, type QueuedJob } from '../../shared/farm/shard-queue.js';
 import type { ShardNames } from '../../shared/shard.js';
 import { deleteKeys, suiteRedisTarget } from '../support/env.js';
 import type { WorkersConfig } from '../../workers/index.js';
@@ -16,16 +16,15 @@ import type { WorkersConfig } from '../../workers/index.js';
 /** The suite's Redis: its single server, or its Redis Cluster in cluster mode. */
 export const REDIS_TARGET: RedisTarget = suiteRedisTarget();
 
-/** A BullMQ queue of one shard over a connection of its own, which its close() also closes. */
-export function shardQueue(names: ShardNames, shard: number): Queue {
-  const connection = createBullConnection(REDIS_TARGET);
-  const queue = new Queue(names.queue(shard), { connection, prefix: names.queuePrefix(shard) });
-  const close = queue.close.bind(queue);
-  queue.close = async () => {
-    await close();
-    await connection.quit();
-  };
-  return queue;
+/** The jobs a shard's stream holds (waiting or running), oldest first. */
+export async function queuedJobs(names: ShardNames, shard: number): Promise<QueuedJob[]> {
+  const r = createRedis(REDIS_TARGET);
+  try {
+    const entries = (await r.xrange(names.jobs(shard), '-', '+')) as [string, string[]][];
+    return entries.map(([id, fields]) => parseEntry(id, fields)).filter((j): j is QueuedJob => j !== undefined);
+  } finally {
+    r.disconnect();
+  }
 }
 
 export function uniquePrefix(): string {

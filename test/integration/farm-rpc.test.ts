@@ -1,11 +1,10 @@
 // The farm's request path on the real Redis: RpcClient -> shard queue -> startWorkers -> reply.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { createRedis } from '../../shared/redis.js';
 import { verifyEvent, type Event } from 'nostr-tools/pure';
-import { ADMISSION_FLOOR, Admission } from '../../shared/farm/admission.js';
+import { ShardQueue } from '../../shared/farm/shard-queue.js';
 import type { ItemResult, RpcItem, RpcJobData } from '../../shared/farm/jobs.js';
 import { RpcClient, type RpcClientOptions } from '../../shared/farm/rpc-client.js';
 import { registry } from '../../shared/metrics.js';
@@ -17,7 +16,7 @@ import {
   FakeCrypto,
   FakeKeyLoader,
   REDIS_TARGET,
-  shardQueue,
+  queuedJobs,
   deleteByPrefix,
   noActivity,
   pubkeyOf,
@@ -122,9 +121,10 @@ test('round trip through the real crypto pool: sign, encrypt and decrypt, ping',
   assert.deepEqual(activity.map((a) => a.method).sort(), ['nip44_decrypt', 'nip44_encrypt', 'ping', 'sign_event']);
   assert.equal(activity.find((a) => a.method === 'sign_event')?.eventId, event.id);
 
-  const admission = new Admission(createRedis(REDIS_TARGET), names, { limit: 4096 });
-  await waitFor('the items to be released', async () => (await admission.depth(shard)) === 0);
-  await (admission as unknown as { redis: Redis }).redis.quit();
+  const redis = createRedis(REDIS_TARGET);
+  closers.push(() => redis.quit());
+  const queue = new ShardQueue(redis, names, { limit: 4096 });
+  await waitFor('the items to be released', async () => (await queue.depth(shard)) === 0);
 });
 
 test('calls of one turn go as one job; with no worker they answer 504 at the timeout', async () => {
@@ -135,11 +135,10 @@ test('calls of one turn go as one job; with no worker they answer 504 at the tim
   const calls = Array.from({ length: 20 }, () => rpc.call(2, signItem()));
   await nextTurn();
   await nextTurn();
-  const queue = shardQueue(names, 2);
-  closers.push(() => queue.close());
-  await waitFor('the job', async () => (await queue.getJobCountByTypes('waiting')) === 1);
-  const [job] = await queue.getJobs(['waiting']);
-  assert.equal((job!.data as RpcJobData).items.length, 20, 'one job carries the 20 calls');
+  await waitFor('the job', async () => (await queuedJobs(names, 2)).length === 1);
+  const [job] = await queuedJobs(names, 2);
+  assert.equal(job!.items, 20);
+  assert.equal((JSON.parse(job!.data) as RpcJobData).items.length, 20, 'one job carries the 20 calls');
 
   const results = await Promise.all(calls);
   const took = Date.now() - started;
@@ -156,7 +155,7 @@ async function fillPastLimit(limit: number) {
   const rpc = await client(names, { queueLimit: limit, timeoutMs: 30_000 });
   const items = createRedis(REDIS_TARGET);
   closers.push(() => items.quit());
-  const depth = async () => Number((await items.get(names.items(1))) ?? 0);
+  const depth = async () => Number((await items.hget(names.meter(1), 'count')) ?? 0);
   const rejectedBefore = await metric('keyfarm_backpressure_rejected_total', { door: 'http' });
 
   // Turns of `batch` calls, each turn one job, until the shard is full: no worker is running.
@@ -190,11 +189,9 @@ async function fillPastLimit(limit: number) {
   const one = await rpc.call(1, signItem());
   assert.equal(statusOf(one), 503);
   assert.equal(await depth(), limit, 'the count is exactly the limit');
-  const queue = shardQueue(names, 1);
-  closers.push(() => queue.close());
-  const waiting = await queue.getJobs(['waiting']);
+  const waiting = await queuedJobs(names, 1);
   assert.equal(
-    waiting.reduce((n, j) => n + (j.data as RpcJobData).items.length, 0),
+    waiting.reduce((n, j) => n + (JSON.parse(j.data) as RpcJobData).items.length, 0),
     limit,
     'the queue holds exactly the limit',
   );
@@ -229,85 +226,4 @@ test('a lost reply is recovered from the stored job result before the timeout an
     results.map((r) => r.ok && (r.result as Event).content),
     ['a', 'b'],
   );
-});
-
-test('admission takes the items that fit and refuses the rest; the count never passes the limit', async () => {
-  const { names } = farmPrefix();
-  const redis = createRedis(REDIS_TARGET);
-  closers.push(() => redis.quit());
-  const admission = new Admission(redis, names, { limit: 10 });
-  assert.equal(await admission.admit(0, 'a.1', 7), 7);
-  assert.equal(await admission.admit(0, 'a.2', 5), 3, 'three of five fit');
-  assert.equal(await admission.depth(0), 10);
-  assert.equal(await admission.admit(0, 'a.3', 1), 0, 'a full shard admits none');
-  assert.equal(await admission.depth(0), 10, 'a refusal changes nothing');
-  assert.equal(await admission.release(0, 'a.2'), 7, 'a job gives back what it was admitted, not what it asked for');
-  assert.equal(await admission.release(0, 'a.3'), -1, 'a refused job holds nothing');
-  await assert.rejects(admission.admit(0, 'a.1', 1), /already admitted/);
-  assert.equal(await admission.depth(0), 7, 'a second admission of one job changes nothing');
-  assert.equal(await admission.admit(0, 'a.4', 3), 3);
-  assert.equal(await admission.release(0, 'a.1'), 3);
-  assert.equal(await admission.release(0, 'a.4'), 0);
-});
-
-test('admission by deadline: a shard takes what it drains within the max wait, as every replica sees it', async () => {
-  const { names } = farmPrefix();
-  const [r1, r2] = [createRedis(REDIS_TARGET), createRedis(REDIS_TARGET)];
-  closers.push(
-    () => r1.quit(),
-    () => r2.quit(),
-  );
-  // Two replicas of the ingress, each on its own connection.
-  const a1 = new Admission(r1, names, { limit: 4096, maxWaitMs: 1000 });
-  const a2 = new Admission(r2, names, { limit: 4096, maxWaitMs: 1000 });
-  assert.equal(await a1.admit(0, 'd.1', 500), ADMISSION_FLOOR, 'not measured yet: the floor');
-  // The shard holds those items for about 400 ms, then they are released: about 160 items a second.
-  await sleep(400);
-  assert.equal(await a1.release(0, 'd.1'), 0);
-  const measured = (await a2.drainRate(0)).perSecond;
-  assert.ok(measured !== undefined && measured > 30 && measured < 180, `rate ${measured}`);
-  // What drains within 1 s at that rate, and no more.
-  const first = await a1.request(0, 'd.2', 1000);
-  assert.ok(first.admitted > 30 && first.admitted < 180, `admitted ${first.admitted}`);
-  assert.ok(first.retryAfterMs > 0, 'the rest are told when to come back');
-  // The other replica finds the shard full by the same figure.
-  const second = await a2.request(0, 'd.3', 10);
-  assert.equal(second.admitted, 0);
-  assert.ok(second.retryAfterMs > 0);
-  assert.equal(await a2.depth(0), first.admitted, 'the count holds only what was admitted');
-  // Held with nothing released (a stall): the rate falls.
-  await sleep(300);
-  const stalled = (await a2.drainRate(0)).perSecond!;
-  assert.ok(stalled < measured, `rate ${stalled} < ${measured}`);
-  // Without a max wait only the limit counts.
-  assert.equal(await new Admission(r1, names, { limit: 4096 }).admit(0, 'd.4', 500), 500);
-});
-
-test('reconcile rebuilds the count: orphaned admissions and unreleased finished jobs drop out', async () => {
-  const { names } = farmPrefix();
-  const redis = createRedis(REDIS_TARGET);
-  closers.push(() => redis.quit());
-  const admission = new Admission(redis, names, { limit: 100, orphanMs: 300 });
-  // Connected first: the orphan's 300 ms must not pass while the queue connects.
-  const queue = shardQueue(names, 3);
-  closers.push(() => queue.close());
-  await queue.waitUntilReady();
-  // An api died between admit and add.
-  assert.equal(await admission.admit(3, 'ghost.1', 7), 7);
-  // A real job finished but its worker died before releasing.
-  assert.equal(await admission.admit(3, 'done.1', 5), 5);
-  await queue.add('rpc', { type: 'rpc', replyTo: 'x', items: [] }, { jobId: 'done.1' });
-  await redis.hset(`${names.queuePrefix(3)}:${names.queue(3)}:done.1`, 'finishedOn', Date.now());
-  // A job still waiting keeps its items.
-  assert.equal(await admission.admit(3, 'live.1', 4), 4);
-  await queue.add('rpc', { type: 'rpc', replyTo: 'x', items: [] }, { jobId: 'live.1' });
-  assert.equal(await admission.depth(3), 16);
-
-  assert.equal(await admission.reconcile(3), 11, 'the young orphan still counts: its add may be on the way');
-  await new Promise((r) => setTimeout(r, 350));
-  assert.equal(await admission.reconcile(3), 4);
-  assert.equal(await admission.depth(3), 4);
-  assert.equal(await admission.release(3, 'live.1'), 0);
-  assert.equal(await admission.release(3, 'live.1'), -1, 'a second release gives nothing back');
-  assert.equal(await admission.depth(3), 0);
 });

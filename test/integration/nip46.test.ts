@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { Queue } from 'bullmq';
 import { finalizeEvent, generateSecretKey, getPublicKey, nip04, nip44, verifyEvent, type Event } from 'nostr-tools';
 import { BunkerSigner, createNostrConnectURI, parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
@@ -11,7 +10,7 @@ import { Relay, useWebSocketImplementation as useRelayWebSocket } from 'nostr-to
 import WebSocket from 'ws';
 import { startRelayIngest, type RelayIngest } from '../../relay-ingest/index.js';
 import { ingestMetrics } from '../../relay-ingest/metrics.js';
-import { Admission } from '../../shared/farm/admission.js';
+import { ShardQueue } from '../../shared/farm/shard-queue.js';
 import { metrics } from '../../shared/metrics.js';
 import { requestClaimKey } from '../../shared/nip46/channels.js';
 import { createRedis } from '../../shared/redis.js';
@@ -22,7 +21,7 @@ import { recordSecret } from '../support/logs.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { FAST_RELAY, waitForBunkerListener } from '../support/bunker.js';
 import { waitFor, within } from '../support/wait.js';
-import { shardNamesOf } from '../support/env.js';
+import { scanKeys, shardNamesOf } from '../support/env.js';
 
 usePoolWebSocket(WebSocket);
 useRelayWebSocket(WebSocket);
@@ -347,12 +346,15 @@ describe('NIP-46 bunker over relays', () => {
 
       const names = shardNamesOf(farm.config);
       const shard = shardOf(user.pubkey, farm.config.SHARD_COUNT);
-      const queue = new Queue(names.queue(shard), { connection: redis, prefix: names.queuePrefix(shard) });
-      const jobs = await queue.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
-      await queue.close();
-      const carrying = jobs.filter(
-        (j) => j.data?.type === 'nip46' && j.data.items.some((i: { id: string }) => i.id === ping.id),
+      // Every job of the shard: waiting or running (the stream) and finished (their records).
+      const datas: string[] = (await redis.xrange(names.jobs(shard), '-', '+')).map(
+        ([, fields]) => fields[fields.indexOf('data') + 1]!,
       );
+      for (const key of await scanKeys(redis, names.job(shard, '*')))
+        datas.push(JSON.stringify((JSON.parse((await redis.get(key))!) as { data: unknown }).data));
+      const carrying = datas
+        .map((d) => JSON.parse(d) as { type?: string; items?: { id: string }[] })
+        .filter((d) => d.type === 'nip46' && d.items?.some((i) => i.id === ping.id));
       assert.equal(carrying.length, 1, 'one job carries the request');
       assert.ok(await redis.get(requestClaimKey(farm.config.KEY_PREFIX, ping.id)), 'the request was claimed');
     } finally {
@@ -362,16 +364,20 @@ describe('NIP-46 bunker over relays', () => {
   });
 
   it('drops and counts a request for a full shard, and answers again once the shard has room', async () => {
-    const { bp, c } = await connectedRawClient();
+    const { c } = await connectedRawClient();
     const redis = createRedis(farm.rt.redisUrl);
     const names = shardNamesOf(farm.config);
     const shard = shardOf(user.pubkey, farm.config.SHARD_COUNT);
-    const admission = new Admission(redis, names, { limit: farm.config.QUEUE_LIMIT });
-    const filler = `test-fill.${bp.pubkey.slice(0, 8)}`;
+    const queue = new ShardQueue(redis, names, { limit: farm.config.QUEUE_LIMIT });
+    let filled = 0;
+    const unfill = async () => {
+      await redis.hincrby(names.meter(shard), 'count', -filled);
+      filled = 0;
+    };
     try {
-      // Other callers' items, up to the limit: the shard is full.
-      const room = farm.config.QUEUE_LIMIT - (await admission.depth(shard));
-      assert.equal(await admission.admit(shard, filler, room), room);
+      // Other callers' items, up to the limit, held in the shard's count: the shard is full.
+      filled = farm.config.QUEUE_LIMIT - (await queue.depth(shard));
+      await redis.hincrby(names.meter(shard), 'count', filled);
       const droppedBefore = await counter(metrics.nip46QueueDropped);
       const rejectedBefore = await counter(metrics.backpressureRejected, { door: 'nip46' });
       const refused = c.request(c.nip44({ id: 'full1', method: 'ping', params: [] }));
@@ -382,7 +388,8 @@ describe('NIP-46 bunker over relays', () => {
         'a counted drop',
       );
       assert.equal(await counter(metrics.backpressureRejected, { door: 'nip46' }), rejectedBefore + 1);
-      assert.equal(await admission.depth(shard), farm.config.QUEUE_LIMIT, 'the shard never holds more than the limit');
+      assert.equal(await queue.depth(shard), farm.config.QUEUE_LIMIT, 'the shard never holds more than the limit');
+      assert.equal(await redis.xlen(names.jobs(shard)), 0, 'no job was added for it');
 
       // Admission refused it before any job was made (the counted drop above), and gave its claim back.
       await waitFor(
@@ -391,7 +398,7 @@ describe('NIP-46 bunker over relays', () => {
         'the claim given back',
       );
 
-      await admission.release(shard, filler);
+      await unfill();
       await c.publish(c.request(c.nip44({ id: 'room1', method: 'ping', params: [] })), [relayA.url]);
       assert.equal((await c.answer('room1')).result, 'pong');
       assert.equal(c.answersTo('full1').length, 0, 'the dropped request was never run');
@@ -399,7 +406,7 @@ describe('NIP-46 bunker over relays', () => {
       await c.publish(refused, [relayB.url]);
       assert.equal((await c.answer('full1')).result, 'pong');
     } finally {
-      await admission.release(shard, filler);
+      await unfill();
       await redis.quit();
     }
   });

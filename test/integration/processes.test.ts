@@ -172,17 +172,17 @@ describe('the farm as processes', () => {
         assert.equal(r.status, 503);
         assert.ok(Number(r.headers.get('retry-after')) >= 1);
       }
-      const depth = Number(await redis.get(names.items(shard)));
-      assert.equal(depth, limit, 'the shard holds exactly the limit');
-      const waiting = await redis.llen(`${names.queuePrefix(shard)}:${names.queue(shard)}:wait`);
+      const count = () => redis.hget(names.meter(shard), 'count').then(Number);
+      assert.equal(await count(), limit, 'the shard holds exactly the limit');
+      const waiting = await redis.xlen(names.jobs(shard));
       assert.ok(waiting <= limit, `waiting jobs ${waiting} <= ${limit}`);
       // A worker arrives: everything that was accepted is answered.
       const w = await startWorkers(small, 'workers-backpressure');
       const all = await Promise.all(pending);
       assert.equal(all.filter((r) => r.status === 200).length, limit);
       assert.equal(all.filter((r) => r.status === 503).length, 104);
-      for (let i = 0; i < 50 && Number(await redis.get(names.items(shard))) !== 0; i++) await sleep(100);
-      assert.equal(Number(await redis.get(names.items(shard))), 0, 'the count drains back to zero');
+      for (let i = 0; i < 50 && (await count()) !== 0; i++) await sleep(100);
+      assert.equal(await count(), 0, 'the count drains back to zero');
       await w.stop();
     } finally {
       redis.disconnect();

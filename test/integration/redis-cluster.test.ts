@@ -9,11 +9,11 @@ import { BunkerSigner, parseBunkerInput } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { UnboundClientLimit } from '../../relay-ingest/unbound-client-limit.js';
-import { Admission } from '../../shared/farm/admission.js';
+import { finishedRecord, ShardQueue } from '../../shared/farm/shard-queue.js';
 import { listeningKey } from '../../shared/nip46/listening.js';
 import { readShardStates } from '../../shared/farm/shard-metrics.js';
 import { closeRedis, createRedis, isCluster, shardNamesFor, type RedisClient } from '../../shared/redis.js';
-import { shardOf, type ShardNames } from '../../shared/shard.js';
+import { ShardNames, shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
@@ -111,7 +111,7 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     assert.ok(isCluster(redis), 'REDIS_CLUSTER_NODES wins over REDIS_URL');
     const shardsPerMaster = new Map<number, number>();
     for (let shard = 0; shard < SHARDS; shard++) {
-      const master = await cluster.masterOf(names.items(shard));
+      const master = await cluster.masterOf(names.jobs(shard));
       shardsPerMaster.set(master, (shardsPerMaster.get(master) ?? 0) + 1);
     }
     assert.deepEqual([...shardsPerMaster.values()], [2, 2, 2], 'two shards on each master');
@@ -171,16 +171,33 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     assert.ok(claims >= 2, `${claims} request claims`);
   });
 
-  it('admission and the unbound-client limit count atomically on one slot each', async () => {
-    const shard = 1;
-    const admission = new Admission(redis, names, { limit: 5 });
-    const before = await admission.depth(shard);
-    assert.equal(await admission.admit(shard, 'cluster-test-a', 3), Math.min(3, 5 - before));
-    assert.equal(await admission.admit(shard, 'cluster-test-b', 10), Math.max(0, 5 - before - 3));
-    assert.equal(await admission.admit(shard, 'cluster-test-c', 1), 0, 'the shard is full');
-    await admission.release(shard, 'cluster-test-a');
-    await admission.release(shard, 'cluster-test-b');
-    assert.equal(await admission.reconcile(shard), await admission.depth(shard));
+  it('the shard queue (admit and add, complete, reconcile) and the unbound-client limit run on one slot each', async () => {
+    // A queue under a prefix of its own (no worker reads it), its shards spread over the masters.
+    const own = new ShardNames(`${farm.config.KEY_PREFIX}-q`, { spreadOverSlots: SHARDS });
+    const queue = new ShardQueue(redis, own, { limit: 5 });
+    const data = { type: 'nip46' as const, replyTo: 'x', items: [] };
+    for (let shard = 0; shard < SHARDS; shard++) {
+      const a = await queue.enqueue(shard, { jobId: 'cluster-test-a', items: 3, data });
+      const b = await queue.enqueue(shard, { jobId: 'cluster-test-b', items: 10, data, dedupe: true });
+      assert.deepEqual([a.kind === 'added' && a.admitted, b.kind === 'added' && b.admitted], [3, 2]);
+      const c = await queue.enqueue(shard, { jobId: 'cluster-test-c', items: 1, data });
+      assert.equal(c.kind === 'added' && c.admitted, 0, 'the shard is full');
+      const [entryId, fields] = (await redis.xrange(own.jobs(shard), '-', '+', 'COUNT', 1))[0]!;
+      const job = { entryId, id: 'cluster-test-a', type: 'nip46', items: 3, data: '{}', addedAt: 0 };
+      assert.equal(fields[1], 'cluster-test-a');
+      const record = finishedRecord(
+        job,
+        { processedOn: 1, finishedOn: 2, attempts: 1 },
+        { jobId: job.id, results: [] },
+      );
+      assert.equal(await queue.complete(shard, job, record, 60), true);
+      assert.equal(await queue.reconcile(shard), 2);
+      assert.deepEqual(await queue.lookup(shard, 'cluster-test-a', entryId), {
+        kind: 'finished',
+        job: JSON.parse(record),
+      });
+      await redis.del(own.jobs(shard), own.meter(shard), own.job(shard, job.id), own.dedupe(shard, 'cluster-test-b'));
+    }
 
     const limit = new UnboundClientLimit(redis, { keyPrefix: farm.config.KEY_PREFIX, perClient: 2, perBunker: 3 });
     const bunker = getPublicKey(generateSecretKey());
@@ -245,7 +262,7 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
 
   it('a master killed under load: fast 503s or answers, none hangs, every 200 a real signature, back within 10 s', async (t) => {
     const victimShard = accounts[0]!.shard;
-    const victim = await cluster.masterOf(names.items(victimShard));
+    const victim = await cluster.masterOf(names.jobs(victimShard));
     const outcomes: { account: Account; status: number; ms: number; at: number; valid: boolean; reason?: string }[] =
       [];
     let running = true;

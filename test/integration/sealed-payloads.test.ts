@@ -1,6 +1,7 @@
 // No message content in Redis: after HTTP nip44/nip04 encrypt and decrypt and sign_event calls whose
-// plaintexts, decrypted texts and events carry a unique marker, every key under the farm's prefix (job
-// hashes, return values, events streams, everything), every message on its pub/sub channels and Bull
+// plaintexts, decrypted texts and events carry a unique marker, every key under the farm's prefix (the
+// shards' job streams, finished job records with their replies, everything), every message on its pub/sub
+// channels and Bull
 // Board's view of the jobs are searched for the marker in clear, hex and base64, and it is not there.
 // The same holds for the NIP-46 door. The farm payload key that seals the RPC content: made once when
 // processes start together, and re-wrapped by KEK rotation.
@@ -131,8 +132,9 @@ describe('RPC content never sits readable in Redis', () => {
     await farm?.stop();
   });
 
-  /** The job hashes of the RPC jobs the calls made (kept 60 s after they finish). */
-  const rpcJobs = () => dump.filter((k) => k.type === 'hash' && k.text.includes('\\"type\\":\\"rpc\\"'));
+  /** The finished records (P:job:<id>) of the RPC jobs the calls made (kept a while after they finish). */
+  const rpcJobs = () =>
+    dump.filter((k) => k.type === 'string' && k.key.includes(':job:') && k.text.includes('\\"type\\":\\"rpc\\"'));
 
   it('holds no marker in any key of any type, the jobs and their results included', () => {
     const jobs = rpcJobs();
@@ -141,12 +143,12 @@ describe('RPC content never sits readable in Redis', () => {
       `the dump holds the RPC jobs (${dump.length} keys: ${dump.map((k) => k.key).join(', ')})`,
     );
     assert.ok(
-      jobs.every((j) => j.text.includes('"returnvalue"')),
-      'and their stored results',
+      jobs.every((j) => j.text.includes('\\"calls\\"') && j.text.includes('\\"sealedResults\\"')),
+      'and their sealed calls and replies',
     );
     assert.ok(
-      dump.some((k) => k.type === 'stream'),
-      "and the queues' events streams",
+      dump.some((k) => k.type === 'stream' && k.key.endsWith(':jobs')),
+      "and the shards' job streams",
     );
     assert.deepEqual(leaksOf(dump, []), []);
   });
@@ -282,7 +284,7 @@ describe('NIP-46 content never sits readable in Redis either', () => {
       const redis = suiteRedis();
       const dump = await dumpRedis(redis, farm.config.KEY_PREFIX).finally(() => redis.disconnect());
       assert.ok(
-        dump.some((k) => k.type === 'hash' && k.text.includes('\\"type\\":\\"nip46\\"')),
+        dump.some((k) => k.type === 'string' && k.key.includes(':job:') && k.text.includes('\\"type\\":\\"nip46\\"')),
         'the dump holds the NIP-46 jobs',
       );
       assert.ok(

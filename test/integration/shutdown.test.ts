@@ -125,7 +125,7 @@ describe('graceful shutdown on SIGTERM', () => {
     try {
       await waitFor(
         'the request queued',
-        async () => Number(await redis.get(names.items(shardOf(user.pubkey, Number(env.SHARD_COUNT))))) > 0,
+        async () => Number(await redis.hget(names.meter(shardOf(user.pubkey, Number(env.SHARD_COUNT))), 'count')) > 0,
       );
     } finally {
       redis.disconnect();

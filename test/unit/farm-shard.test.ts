@@ -37,7 +37,7 @@ test('shardOf spreads pubkeys evenly', () => {
 
 test('every key of a shard shares its hash tag', () => {
   const names = new ShardNames('kf');
-  for (const key of [names.items(5), names.lease(5), `${names.queuePrefix(5)}:${names.queue(5)}:wait`]) {
+  for (const key of [names.jobs(5), names.meter(5), names.job(5, 'j.1'), names.dedupe(5, 'n46.x'), names.lease(5)]) {
     assert.match(key, /\{shard-5\}/);
   }
 });
@@ -52,7 +52,7 @@ test('on a cluster, shard tags spread evenly over the slots: each shard in its o
   for (const count of [1, 3, 6, 16, 48]) {
     const names = new ShardNames('kf', { spreadOverSlots: count });
     for (let shard = 0; shard < count; shard++) {
-      const tag = /\{([^}]+)\}/.exec(names.items(shard))![1]!;
+      const tag = /\{([^}]+)\}/.exec(names.jobs(shard))![1]!;
       assert.equal(Math.floor((clusterSlot(tag) * count) / 16384), shard, `${count} shards: shard ${shard} tag ${tag}`);
       assert.equal(names.lease(shard).includes(`{${tag}}`), true, 'every key of the shard carries its tag');
     }
@@ -60,7 +60,7 @@ test('on a cluster, shard tags spread evenly over the slots: each shard in its o
   // Three masters over 3 shards: one shard each (plain shard-N tags put two on one master and none on another).
   const master = (slot: number) => (slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2);
   const spread = new ShardNames('kf', { spreadOverSlots: 3 });
-  const tagOf = (n: ShardNames, s: number) => /\{([^}]+)\}/.exec(n.items(s))![1]!;
+  const tagOf = (n: ShardNames, s: number) => /\{([^}]+)\}/.exec(n.jobs(s))![1]!;
   assert.deepEqual(
     [0, 1, 2].map((s) => master(clusterSlot(tagOf(spread, s)))),
     [0, 1, 2],
