@@ -11,7 +11,8 @@
 --                      {entry or false (deleted meanwhile), consumer, idle ms, deliveries}
 -- ARGV[1] = 'find'     KEYS[1] stream, ARGV[2] group, ARGV[3] job id -> the entry whose `id` field is the
 --                      job id, {entry, consumer or false (waiting), deliveries}, or false
--- ARGV[1] = 'classify' KEYS = finished records (one shard: one slot) -> per key 0 gone, 1 completed, 2 failed
+-- ARGV[1] = 'classify' KEYS[1], ARGV[2..] finished records (one shard's: one slot) -> per record 0 gone,
+--                      1 completed, 2 failed
 local op = ARGV[1]
 local WALK_BATCH = 256
 
@@ -86,8 +87,11 @@ if op == 'find' then
 end
 
 if op == 'classify' then
+  -- KEYS[1] and ARGV[2..]: one call's keys must lead its arguments for the client to route it by slot.
+  local keys = {KEYS[1]}
+  for i = 2, #ARGV do keys[#keys + 1] = ARGV[i] end
   local out = {}
-  for i, key in ipairs(KEYS) do
+  for i, key in ipairs(keys) do
     local value = redis.pcall('GET', key)
     if type(value) ~= 'string' then
       out[i] = 0

@@ -68,15 +68,16 @@ interface ClassifiedRecord {
   key: string;
   status: 'completed' | 'failed';
 }
-type ViewCommand = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<unknown>;
+type ViewCommand = (key: string, ...args: (string | number)[]) => Promise<unknown>;
 
 /**
  * Defines the script on the connection when the view is made, not at the first read: with
  * auto-pipelining, a command defined while a pipeline of the same tick is open is missing from it.
+ * It declares one key: an auto-pipelining cluster client groups a call by its first argument's slot.
  */
 function defineViewCommand(redis: RedisClient): ViewCommand {
   const r = redis as unknown as Record<string, ViewCommand | undefined>;
-  if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { lua: LUA });
+  if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
   return (r[COMMAND] as ViewCommand).bind(redis);
 }
 
@@ -217,7 +218,7 @@ export class ShardQueueView {
   }
 
   private run(op: string, ...args: (string | number)[]): Promise<unknown> {
-    return this.command(1, this.streamKey, op, WORKERS_GROUP, ...args);
+    return this.command(this.streamKey, op, WORKERS_GROUP, ...args);
   }
 
   /** Jobs per status. Counting the finished ones walks every record name of the shard. */
@@ -324,7 +325,8 @@ export class ShardQueueView {
     for await (const keys of this.recordKeys()) {
       for (let i = 0; i < keys.length; i += CLASSIFY_BATCH) {
         const chunk = keys.slice(i, i + CLASSIFY_BATCH);
-        const codes = (await this.command(chunk.length, ...chunk, 'classify')) as number[];
+        const [firstKey, ...otherKeys] = chunk;
+        const codes = (await this.command(firstKey!, 'classify', ...otherKeys)) as number[];
         const classified: ClassifiedRecord[] = [];
         chunk.forEach((key, j) => {
           if (codes[j] === 1) classified.push({ key, status: 'completed' });
