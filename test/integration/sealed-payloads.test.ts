@@ -178,20 +178,29 @@ describe('RPC content never sits readable in Redis', () => {
   });
 
   it("shows the jobs' calls and results in Bull Board as [sealed]", async () => {
-    const jobs = rpcJobs();
-    assert.ok(jobs.length >= 1);
-    for (const { key } of jobs) {
-      // <prefix>:{shard-N}:shard-N:<job id>
-      const [, queue, jobId] = /:(shard-\d+):([^:]+)$/.exec(key)!;
-      const res = await fetch(`${farm.url}/admin/queues/api/queues/${queue}/${encodeURIComponent(jobId!)}`, {
+    // The finished RPC jobs' records: <prefix>:{<shard tag>}:job:<job id>, JSON with the job's data and
+    // reply. The tag is shard-N, or shard-N.k on a cluster; Bull Board names the queue shard-N.
+    const finished = dump.flatMap((k) => {
+      const match = /:\{shard-(\d+)(?:\.\d+)?\}:job:([^:]+)$/.exec(k.key);
+      const text = k.type === 'string' ? (JSON.parse(k.text) as string | null) : null;
+      if (!match || text === null) return [];
+      const record = JSON.parse(text) as { type?: string; data?: unknown; reply?: unknown };
+      assert.ok(record.data !== undefined && record.reply !== undefined, `${k.key} holds the job's data and reply`);
+      return record.type === 'rpc' ? [{ queue: `shard-${match[1]}`, jobId: match[2]! }] : [];
+    });
+    assert.ok(finished.length >= 1, `the dump holds finished RPC jobs (${dump.map((k) => k.key).join(', ')})`);
+    for (const { queue, jobId } of finished) {
+      const res = await fetch(`${farm.url}/admin/queues/api/queues/${queue}/${encodeURIComponent(jobId)}`, {
         headers: { authorization: basic(farm.env.ADMIN_PASSWORD!) },
       });
       assert.equal(res.status, 200, `${queue}/${jobId}`);
       const body = await res.text();
       assert.deepEqual(markersIn(body, MARKER), [], `${queue}/${jobId} shows no marker`);
-      const { job } = JSON.parse(body) as {
+      const { job, status } = JSON.parse(body) as {
         job: { data: { items: { method: string }[]; calls: unknown }; returnValue: { sealedResults: unknown } };
+        status: string;
       };
+      assert.equal(status, 'completed', `${queue}/${jobId}`);
       assert.ok(job.data.items.length >= 1);
       for (const item of job.data.items) {
         assert.ok(
