@@ -78,8 +78,8 @@ export const ConfigSchema = Type.Object({
   CRYPTO_BACKEND: Type.Union([Type.Literal('auto'), Type.Literal('native'), Type.Literal('wasm')], { default: 'auto' }),
   /**
    * Jobs of one shard a worker runs at once. Each api and relay-ingest process keeps at most one job per
-   * shard in flight (the next batch gathers meanwhile), so this needs to be about their number; more only
-   * adds idle fetches to Redis.
+   * shard in flight (the next batch gathers meanwhile), so this needs to be about their number; more
+   * costs Redis nothing (one blocking read per shard, for as many jobs as there are free slots).
    */
   JOB_CONCURRENCY: Int(2, 1, 256),
   LEASE_TTL_MS: Int(3000, 500, 600_000),
