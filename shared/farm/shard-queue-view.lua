@@ -32,6 +32,17 @@ local function waitingFrom(info)
   return info and ('(' .. info['last-delivered-id']) or '-'
 end
 
+-- How many entries from `from` to the end, read a batch at a time (the stream holds at most QUEUE_LIMIT).
+local function countFrom(stream, from)
+  local n = 0
+  while true do
+    local batch = redis.call('XRANGE', stream, from, '+', 'COUNT', WALK_BATCH)
+    n = n + #batch
+    if #batch < WALK_BATCH then return n end
+    from = '(' .. batch[#batch][1]
+  end
+end
+
 local function fieldOf(fields, name)
   for i = 1, #fields, 2 do
     if fields[i] == name then return fields[i + 1] end
@@ -46,7 +57,7 @@ if op == 'counts' then
   if not info then return {redis.call('XLEN', stream), 0} end
   -- Redis reports the lag only when it can tell it exactly; else the waiting entries are counted.
   local waiting = info['lag']
-  if type(waiting) ~= 'number' then waiting = #redis.call('XRANGE', stream, waitingFrom(info), '+') end
+  if type(waiting) ~= 'number' then waiting = countFrom(stream, waitingFrom(info)) end
   return {waiting, info['pending']}
 end
 

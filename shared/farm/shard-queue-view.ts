@@ -53,8 +53,9 @@ export interface ShardJob {
   reply?: unknown;
 }
 
-/** Shown in place of a finished record that is not JSON. */
+/** Shown in place of a finished record, or a stream entry's data, that is not JSON (never shown raw). */
 export const UNREADABLE_RECORD = '[unreadable finished record]';
+export const UNREADABLE_DATA = '[unreadable job data]';
 
 /** Longest job id looked up; Keyfarm's ids are far shorter. */
 const MAX_JOB_ID_LENGTH = 256;
@@ -146,7 +147,7 @@ function jobOfEntry(
     status,
     type: fields.get('type') ?? 'unknown',
     items: numberOr(fields.get('items'), 0),
-    data: data.ok ? data.value : (fields.get('data') ?? null),
+    data: data.ok ? data.value : UNREADABLE_DATA,
     addedAt: numberOr(fields.get('at'), numberOr(streamId.split('-')[0], 0)),
     attempts: 0,
     ...(holder ? { consumer: holder.consumer, deliveries: holder.deliveries } : {}),

@@ -11,7 +11,12 @@ import { KeyfarmQueueAdapter, QueueActionRefused, REDACTED, redactSealed } from 
 import type { ItemResult, RpcItem } from '../../shared/farm/jobs.js';
 import { PayloadSealer, SEALED_PREFIX } from '../../shared/farm/payload-seal.js';
 import { sealReply, sealRpcJob } from '../../shared/farm/rpc-sealing.js';
-import { MAX_PAGE_SIZE, ShardQueueView } from '../../shared/farm/shard-queue-view.js';
+import {
+  MAX_PAGE_SIZE,
+  ShardQueueView,
+  UNREADABLE_DATA,
+  UNREADABLE_RECORD,
+} from '../../shared/farm/shard-queue-view.js';
 import { connectFailFast, isCluster, type RedisClient, untilReady } from '../../shared/redis.js';
 import { clusterSlot } from '../../shared/shard.js';
 import { deleteKeys, suiteRedis, suiteRedisTarget, suiteShardNames, testKeyPrefix } from '../support/env.js';
@@ -185,6 +190,45 @@ describe('the shard queue view', () => {
     }
   });
 
+  it('counts waiting jobs exactly when Redis cannot tell the lag (the last job read has finished)', async () => {
+    const crowded = new ShardQueueFixture(redis, names.queuePrefix(EMPTY));
+    // More than the script reads at once (256), so its walk takes several batches.
+    await Promise.all(
+      Array.from({ length: 600 }, (_, i) => crowded.enqueue({ id: `lag-${i}`, type: 'rpc', data: {} })),
+    );
+    const [first, last] = await crowded.take('w3', 2);
+    await crowded.complete(last!, { reply: { jobId: last!.id, results: [] } });
+    try {
+      // XINFO GROUPS gives no lag once the last delivered entry is deleted: the view walks the stream.
+      const [group] = (await redis.xinfo('GROUPS', crowded.stream)) as unknown[][];
+      assert.equal(group![group!.indexOf('lag') + 1], null);
+      const v = view(EMPTY);
+      assert.deepEqual(await v.counts(), { waiting: 598, active: 1, completed: 1, failed: 0 });
+      const next = (await redis.xrange(crowded.stream, `(${last!.entryId}`, '+', 'COUNT', 2)).map(
+        ([, fields]) => fields[fields.indexOf('id') + 1],
+      );
+      assert.deepEqual(ids(await v.jobs('waiting', 0, 1)), next);
+      assert.deepEqual(ids(await v.jobs('active', 0, 9)), [first!.id]);
+    } finally {
+      await crowded.clear([last!.id]);
+    }
+  });
+
+  it('shows a record or an entry that is not JSON as unreadable, never as it is stored', async () => {
+    const junk = new ShardQueueFixture(redis, names.queuePrefix(EMPTY));
+    await redis.set(junk.recordKey('junk-record'), `${SEALED_PREFIX}not json`, 'EX', 60);
+    await redis.xadd(junk.stream, '*', 'id', 'junk-entry', 'type', 'rpc', 'items', '1', 'data', '{"calls":', 'at', '1');
+    try {
+      const v = view(EMPTY);
+      assert.deepEqual(
+        [(await v.job('junk-record'))?.data, (await v.job('junk-entry'))?.data],
+        [UNREADABLE_RECORD, UNREADABLE_DATA],
+      );
+    } finally {
+      await junk.clear(['junk-record']);
+    }
+  });
+
   it("reads INFO from the server holding the shard (on a cluster, its slot's master)", async () => {
     const info = await view(OTHER).redisInfo();
     assert.match(info, /^redis_version:/m);
@@ -304,6 +348,9 @@ describe("Bull Board's Keyfarm adapter", () => {
   });
 
   it('writable: cleans finished jobs past the grace time, of its own shard only, and removes one', async () => {
+    // One finished a minute ago, one just now (the fixture's time may be past the grace on a slow run).
+    const recent = JSON.parse((await redis.get(other.recordKey('other-new')))!) as object;
+    await redis.set(other.recordKey('other-new'), JSON.stringify({ ...recent, finishedOn: Date.now() }), 'EX', 60);
     await writable(OTHER).clean('completed', 5000);
     assert.equal(await redis.exists(other.recordKey('other-old')), 0, 'the old record is gone');
     assert.equal(await redis.exists(other.recordKey('other-new')), 1, 'the recent one stays');
