@@ -89,14 +89,6 @@ export function createRedis(target: RedisTarget, opts: RedisOptions = {}): Redis
 }
 
 /**
- * A connection with `maxRetriesPerRequest: null`, as BullMQ needs. Only the old Bull Board test uses it;
- * it goes with that test (the board moves to Keyfarm's own queue).
- */
-export function createBullConnection(target: RedisTarget): RedisClient {
-  return createRedis(target, { maxRetriesPerRequest: null, enableReadyCheck: true, enableAutoPipelining: false });
-}
-
-/**
  * A command connection for request paths that must answer 503 at once while Redis is unreachable rather
  * than wait for it: no offline queue (a command sent while disconnected fails at once) and no resending
  * after a reconnect (commands in flight when the link drops fail with it). It reconnects by itself.
