@@ -276,12 +276,7 @@ export interface ShardBoard {
 
 export function createShardBoard(o: ShardBoardOptions): ShardBoard {
   const adapters = Array.from({ length: o.shardCount }, (_, shard) =>
-    redactedAdapter(
-      new ShardQueueView(o.connection, o.names.queuePrefix(shard)),
-      o.connection,
-      o.names.queue(shard),
-      o.readOnly,
-    ),
+    redactedAdapter(new ShardQueueView(o.connection, o.names, shard), o.connection, o.names.queue(shard), o.readOnly),
   );
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(o.basePath);

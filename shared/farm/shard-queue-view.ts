@@ -13,13 +13,13 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { isCluster, type RedisClient, untilReady } from '../redis.js';
-import { clusterSlot } from '../shard.js';
+import { clusterSlot, type ShardNames } from '../shard.js';
+import { GROUP } from './shard-queue.js';
 
 const LUA = readFileSync(new URL('./shard-queue-view.lua', import.meta.url), 'utf8');
 const COMMAND = 'keyfarmShardQueueView';
 
 /** The consumer group of every shard's stream. */
-export const WORKERS_GROUP = 'workers';
 
 export type ShardJobStatus = 'waiting' | 'active' | 'completed' | 'failed';
 
@@ -199,16 +199,16 @@ export class ShardQueueView {
   private readonly scanCount: number;
   private readonly command: ViewCommand;
 
-  /** `prefix`: the shard's queue prefix, ShardNames.queuePrefix(shard). */
   constructor(
     private readonly redis: RedisClient,
-    readonly prefix: string,
+    names: ShardNames,
+    shard: number,
     opts: ShardQueueViewOptions = {},
   ) {
-    this.streamKey = `${prefix}:jobs`;
-    this.recordPrefix = `${prefix}:job:`;
+    this.streamKey = names.jobs(shard);
+    this.recordPrefix = names.job(shard, '');
     this.recordPattern = `${globLiteral(this.recordPrefix)}*`;
-    this.tag = hashTagOf(prefix);
+    this.tag = hashTagOf(names.queuePrefix(shard));
     this.scanCount = opts.scanCount ?? 1000;
     this.command = defineViewCommand(redis);
   }
@@ -219,7 +219,7 @@ export class ShardQueueView {
   }
 
   private run(op: string, ...args: (string | number)[]): Promise<unknown> {
-    return this.command(this.streamKey, op, WORKERS_GROUP, ...args);
+    return this.command(this.streamKey, op, GROUP, ...args);
   }
 
   /** Jobs per status. Counting the finished ones walks every record name of the shard. */

@@ -35,7 +35,7 @@ const busy = new ShardQueueFixture(redis, names.queuePrefix(BUSY));
 const other = new ShardQueueFixture(redis, names.queuePrefix(OTHER));
 /** The board's connection, made as the api makes its own: fail-fast, auto-pipelined (on a cluster, by slot). */
 let board: RedisClient;
-const view = (shard: number) => new ShardQueueView(board, names.queuePrefix(shard), { scanCount: 10 });
+const view = (shard: number) => new ShardQueueView(board, names, shard, { scanCount: 10 });
 
 /** An RPC job of `n` sign_event calls whose content carries the marker, sealed as the ingress seals it. */
 function rpcJob(id: string, n: number): FixtureJob {

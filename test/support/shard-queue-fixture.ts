@@ -5,7 +5,7 @@
 // own enqueue / read / complete by changing these bodies alone.
 import type { RedisClient } from '../../shared/redis.js';
 import { redisReplyCode } from '../../shared/redis.js';
-import { WORKERS_GROUP } from '../../shared/farm/shard-queue-view.js';
+import { GROUP } from '../../shared/farm/shard-queue.js';
 
 export interface FixtureJob {
   /** Keyfarm's job id (no `:`). */
@@ -55,7 +55,7 @@ export class ShardQueueFixture {
 
   private async ensureGroup(): Promise<void> {
     try {
-      await this.redis.xgroup('CREATE', this.stream, WORKERS_GROUP, '0', 'MKSTREAM');
+      await this.redis.xgroup('CREATE', this.stream, GROUP, '0', 'MKSTREAM');
     } catch (err) {
       if (redisReplyCode(err) !== 'BUSYGROUP') throw err;
     }
@@ -89,16 +89,9 @@ export class ShardQueueFixture {
   /** Takes up to `n` waiting jobs, oldest first, as worker member `consumer` reads them: they become active. */
   async take(consumer: string, n: number): Promise<TakenJob[]> {
     await this.ensureGroup();
-    const read = (await this.redis.xreadgroup(
-      'GROUP',
-      WORKERS_GROUP,
-      consumer,
-      'COUNT',
-      n,
-      'STREAMS',
-      this.stream,
-      '>',
-    )) as [string, [string, string[]][]][] | null;
+    const read = (await this.redis.xreadgroup('GROUP', GROUP, consumer, 'COUNT', n, 'STREAMS', this.stream, '>')) as
+      | [string, [string, string[]][]][]
+      | null;
     return (read?.[0]?.[1] ?? []).map(([entryId, flat]) => {
       const f = new Map<string, string>();
       for (let i = 0; i + 1 < flat.length; i += 2) f.set(flat[i]!, flat[i + 1]!);
@@ -130,7 +123,7 @@ export class ShardQueueFixture {
     };
     await this.redis
       .multi()
-      .xack(this.stream, WORKERS_GROUP, job.entryId)
+      .xack(this.stream, GROUP, job.entryId)
       .xdel(this.stream, job.entryId)
       .hincrby(this.meter, 'count', -(job.items ?? 1))
       .set(this.recordKey(job.id), JSON.stringify(record), 'EX', finish.keepSeconds ?? 120)
