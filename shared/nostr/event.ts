@@ -3,7 +3,7 @@
 // created_at: any integer second in 0..2^32-1 is accepted, including the far future. The signer signs what
 // the key's owner asks for; freshness windows are a relay's rule (and a policy's, if an authorization
 // wants one), and a back- or forward-dated event is legitimate for drafts and scheduled posts.
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import type { NostrEvent, UnsignedEvent } from './types.js';
 import { cryptoBackend } from './crypto-backend.js';
 import { getPublicKeyHex, InvalidKeyError } from './keys.js';
@@ -110,11 +110,19 @@ export function serializeEvent(event: UnsignedEvent & { pubkey: string }): strin
 }
 
 export function getEventHashBytes(event: UnsignedEvent & { pubkey: string }): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(serializeEvent(event), 'utf8').digest());
+  return new Uint8Array(digest('sha256', serializeEvent(event), 'buffer'));
 }
 
 export function getEventHash(event: UnsignedEvent & { pubkey: string }): string {
   return bytesToHex(getEventHashBytes(event));
+}
+
+/** A signed event with its id, signature and public key also as bytes, as they were signed. */
+export interface SignedEventBytes {
+  event: NostrEvent;
+  id: Uint8Array;
+  sig: Uint8Array;
+  pubkey: Uint8Array;
 }
 
 /**
@@ -123,6 +131,20 @@ export function getEventHash(event: UnsignedEvent & { pubkey: string }): string 
  * per signature; a key that does not belong to it is refused with InvalidKeyError.
  */
 export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex?: string): NostrEvent {
+  return signEventBytes(unsigned, sk, pubkeyHex).event;
+}
+
+/**
+ * finalizeEvent, also giving the id, signature and public key as the bytes the event's hex encodes, so a
+ * caller can verify the signature without decoding them again. aux32: BIP-340 auxiliary randomness (the
+ * backend draws its own when absent).
+ */
+export function signEventBytes(
+  unsigned: UnsignedEvent,
+  sk: Uint8Array,
+  pubkeyHex?: string,
+  aux32?: Uint8Array,
+): SignedEventBytes {
   if (pubkeyHex !== undefined && !isLowerHex(pubkeyHex, 64)) throw new InvalidKeyError('invalid signer pubkey');
   const pubkey = pubkeyHex ?? getPublicKeyHex(sk);
   const event = {
@@ -132,9 +154,10 @@ export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex
     created_at: unsigned.created_at,
     pubkey,
   };
-  const hash = getEventHashBytes(event);
-  const sig = cryptoBackend().signWithKey(hash, sk, hexToBytes(pubkey));
-  return { ...event, id: bytesToHex(hash), sig: bytesToHex(sig) };
+  const id = getEventHashBytes(event);
+  const pubX = hexToBytes(pubkey);
+  const sig = cryptoBackend().signWithKey(id, sk, pubX, aux32);
+  return { event: { ...event, id: bytesToHex(id), sig: bytesToHex(sig) }, id, sig, pubkey: pubX };
 }
 
 /** True when the id is the hash of the event's content and the signature is valid for its pubkey. */
