@@ -65,7 +65,8 @@ export function validateUnsignedEvent(input: unknown): UnsignedEvent {
   const cleanTags = validateTags(tags);
 
   const event: UnsignedEvent = { kind: kind as number, content, tags: cleanTags, created_at: created_at as number };
-  if (signedEventBytes(event) > EVENT_LIMITS.eventBytes)
+  // The bound settles every usual event without serializing it; only a large one is measured exactly.
+  if (signedEventBytesBound(event) > EVENT_LIMITS.eventBytes && signedEventBytes(event) > EVENT_LIMITS.eventBytes)
     fail(`event: larger than ${EVENT_LIMITS.eventBytes} bytes when signed`);
   return event;
 }
@@ -94,7 +95,24 @@ function validateTags(tags: unknown): string[][] {
 // id (64 hex) + pubkey (64 hex) + sig (128 hex) with their keys, quotes and commas.
 const SIGNED_FIELDS_OVERHEAD = ',"id":"","pubkey":"","sig":""'.length + 64 + 64 + 128;
 
-function signedEventBytes(event: UnsignedEvent): number {
+/**
+ * At least signedEventBytes, without serializing: JSON turns one UTF-16 unit into at most 6 UTF-8 bytes
+ * (`\u0001`, or a lone surrogate's `\udXXX`); the rest is field names, quotes, brackets, commas and at
+ * most 10 + 5 digits.
+ */
+function signedEventBytesBound(event: UnsignedEvent): number {
+  let bound = SIGNED_SKELETON_BYTES + 6 * event.content.length;
+  for (const tag of event.tags) {
+    bound += 3; // brackets and a comma
+    for (const item of tag) bound += 3 + 6 * item.length; // quotes and a comma
+  }
+  return bound;
+}
+
+// {"created_at":<10 digits>,"kind":<5 digits>,"tags":[],"content":""} and the signed fields.
+const SIGNED_SKELETON_BYTES = '{"created_at":,"kind":,"tags":[],"content":""}'.length + 10 + 5 + SIGNED_FIELDS_OVERHEAD;
+
+export function signedEventBytes(event: UnsignedEvent): number {
   const body = JSON.stringify({
     created_at: event.created_at,
     kind: event.kind,
