@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ApiContext } from './context.js';
 import { installErrorHandler, type DependencyState } from './errors.js';
 import { installOpenApi } from './openapi.js';
+import { lazyChildLogger } from './request-logger.js';
 import { webPages } from './pages/index.js';
 import { installNulGuard } from './plugins/no-nul.js';
 import { installRateLimits } from './plugins/rate-limits.js';
@@ -64,6 +65,7 @@ export async function buildApi(ctx: ApiContext, hooks: BuildHooks = {}): Promise
       return typeof given === 'string' && TRACE_ID.test(given) ? given : randomUUID();
     },
     logController: new LogController({ requestIdLogLabel: 'traceId', disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLogger,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // While closing, a request already on an open connection is still served (with Connection: close).
     return503OnClosing: false,

@@ -73,6 +73,7 @@ export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
         });
 
         const door = data.door ?? 'http';
+        const debug = logger.isLevelEnabled('debug'); // no log object per item when it would be dropped
         return items.map((item, i) => {
           const r = results[i] ?? fail(item.id, 500, 'no result');
           if (r.ok) {
@@ -85,10 +86,11 @@ export function createRpcProcessor(deps: RpcJobDeps): RpcProcessor {
               door,
             });
           }
-          logger.debug(
-            { traceId: item.traceId, jobId, method: item.call.method, status: r.ok ? 200 : r.status },
-            'rpc item done',
-          );
+          if (debug)
+            logger.debug(
+              { traceId: item.traceId, jobId, method: item.call.method, status: r.ok ? 200 : r.status },
+              'rpc item done',
+            );
           return r;
         });
       },

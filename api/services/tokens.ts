@@ -1,6 +1,6 @@
 // Bearer secrets (sessions, OAuth codes, access and refresh tokens, authorization handles, mailed links) are
 // random, shown once and stored only as SHA-256 hashes: a database leak yields no usable token.
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { hash, randomBytes, randomInt } from 'node:crypto';
 
 export type TokenKind =
   | 'session'
@@ -43,5 +43,5 @@ export function newToken(kind: TokenKind): string {
 }
 
 export function hashToken(token: string): Buffer {
-  return createHash('sha256').update(token).digest();
+  return hash('sha256', token, 'buffer');
 }

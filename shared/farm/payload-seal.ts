@@ -4,7 +4,8 @@
 // to open.
 //
 // A sealed value is one string: SEALED_PREFIX, then base64 of nonce | ciphertext | tag.
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
+import { fillRandom } from '../random-pool.js';
 
 export const PAYLOAD_KEY_BYTES = 32;
 const NONCE_BYTES = 12;
@@ -49,7 +50,7 @@ export class PayloadSealer {
 
   /** JSON of `value`, sealed for `aad`. */
   seal(value: unknown, aad: string): string {
-    const nonce = randomBytes(NONCE_BYTES);
+    const nonce = fillRandom(Buffer.allocUnsafe(NONCE_BYTES));
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);
     cipher.setAAD(Buffer.from(aad, 'utf8'));
     const body = cipher.update(JSON.stringify(value) ?? 'null', 'utf8');

@@ -3,7 +3,7 @@
 // created_at: any integer second in 0..2^32-1 is accepted, including the far future. The signer signs what
 // the key's owner asks for; freshness windows are a relay's rule (and a policy's, if an authorization
 // wants one), and a back- or forward-dated event is legitimate for drafts and scheduled posts.
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import type { NostrEvent, UnsignedEvent } from './types.js';
 import { cryptoBackend } from './crypto-backend.js';
 import { getPublicKeyHex, InvalidKeyError } from './keys.js';
@@ -65,7 +65,8 @@ export function validateUnsignedEvent(input: unknown): UnsignedEvent {
   const cleanTags = validateTags(tags);
 
   const event: UnsignedEvent = { kind: kind as number, content, tags: cleanTags, created_at: created_at as number };
-  if (signedEventBytes(event) > EVENT_LIMITS.eventBytes)
+  // The bound settles every usual event without serializing it; only a large one is measured exactly.
+  if (signedEventBytesBound(event) > EVENT_LIMITS.eventBytes && signedEventBytes(event) > EVENT_LIMITS.eventBytes)
     fail(`event: larger than ${EVENT_LIMITS.eventBytes} bytes when signed`);
   return event;
 }
@@ -94,7 +95,24 @@ function validateTags(tags: unknown): string[][] {
 // id (64 hex) + pubkey (64 hex) + sig (128 hex) with their keys, quotes and commas.
 const SIGNED_FIELDS_OVERHEAD = ',"id":"","pubkey":"","sig":""'.length + 64 + 64 + 128;
 
-function signedEventBytes(event: UnsignedEvent): number {
+/**
+ * At least signedEventBytes, without serializing: JSON turns one UTF-16 unit into at most 6 UTF-8 bytes
+ * (`\u0001`, or a lone surrogate's `\udXXX`); the rest is field names, quotes, brackets, commas and at
+ * most 10 + 5 digits.
+ */
+function signedEventBytesBound(event: UnsignedEvent): number {
+  let bound = SIGNED_SKELETON_BYTES + 6 * event.content.length;
+  for (const tag of event.tags) {
+    bound += 3; // brackets and a comma
+    for (const item of tag) bound += 3 + 6 * item.length; // quotes and a comma
+  }
+  return bound;
+}
+
+// {"created_at":<10 digits>,"kind":<5 digits>,"tags":[],"content":""} and the signed fields.
+const SIGNED_SKELETON_BYTES = '{"created_at":,"kind":,"tags":[],"content":""}'.length + 10 + 5 + SIGNED_FIELDS_OVERHEAD;
+
+export function signedEventBytes(event: UnsignedEvent): number {
   const body = JSON.stringify({
     created_at: event.created_at,
     kind: event.kind,
@@ -110,11 +128,19 @@ export function serializeEvent(event: UnsignedEvent & { pubkey: string }): strin
 }
 
 export function getEventHashBytes(event: UnsignedEvent & { pubkey: string }): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(serializeEvent(event), 'utf8').digest());
+  return new Uint8Array(digest('sha256', serializeEvent(event), 'buffer'));
 }
 
 export function getEventHash(event: UnsignedEvent & { pubkey: string }): string {
   return bytesToHex(getEventHashBytes(event));
+}
+
+/** A signed event with its id, signature and public key also as bytes, as they were signed. */
+export interface SignedEventBytes {
+  event: NostrEvent;
+  id: Uint8Array;
+  sig: Uint8Array;
+  pubkey: Uint8Array;
 }
 
 /**
@@ -123,6 +149,20 @@ export function getEventHash(event: UnsignedEvent & { pubkey: string }): string 
  * per signature; a key that does not belong to it is refused with InvalidKeyError.
  */
 export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex?: string): NostrEvent {
+  return signEventBytes(unsigned, sk, pubkeyHex).event;
+}
+
+/**
+ * finalizeEvent, also giving the id, signature and public key as the bytes the event's hex encodes, so a
+ * caller can verify the signature without decoding them again. aux32: BIP-340 auxiliary randomness (the
+ * backend draws its own when absent).
+ */
+export function signEventBytes(
+  unsigned: UnsignedEvent,
+  sk: Uint8Array,
+  pubkeyHex?: string,
+  aux32?: Uint8Array,
+): SignedEventBytes {
   if (pubkeyHex !== undefined && !isLowerHex(pubkeyHex, 64)) throw new InvalidKeyError('invalid signer pubkey');
   const pubkey = pubkeyHex ?? getPublicKeyHex(sk);
   const event = {
@@ -132,9 +172,10 @@ export function finalizeEvent(unsigned: UnsignedEvent, sk: Uint8Array, pubkeyHex
     created_at: unsigned.created_at,
     pubkey,
   };
-  const hash = getEventHashBytes(event);
-  const sig = cryptoBackend().signWithKey(hash, sk, hexToBytes(pubkey));
-  return { ...event, id: bytesToHex(hash), sig: bytesToHex(sig) };
+  const id = getEventHashBytes(event);
+  const pubX = hexToBytes(pubkey);
+  const sig = cryptoBackend().signWithKey(id, sk, pubX, aux32);
+  return { event: { ...event, id: bytesToHex(id), sig: bytesToHex(sig) }, id, sig, pubkey: pubX };
 }
 
 /** True when the id is the hash of the event's content and the signature is valid for its pubkey. */

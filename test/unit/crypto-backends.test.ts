@@ -156,6 +156,25 @@ for (const name of ['native', 'wasm'] as const) {
   });
 }
 
+test('native: a verification answers for the key it is given, whatever keys were parsed before it', () => {
+  const msg = randomBytes(32);
+  const [a, b] = [randomBytes(32), randomBytes(32)].map((sk) => native!.keyMaterial(sk));
+  const [pubA, pubB] = [a!, b!].map((k) => native!.getPublicKey(k));
+  const sigA = native!.signWithKey(msg, a!, pubA!);
+  const notOnCurve = hexToBytes('eefdea4cdb677750a420fee807eacf21eb9898ae79b9768766e4faa04a2d4a34'); // BIP-340 vector 5
+  for (let round = 0; round < 2; round++) {
+    assert.equal(native!.verify(sigA, msg, pubA!), true, `round ${round}: the signer's key`);
+    assert.equal(native!.verify(sigA, msg, pubB!), false, `round ${round}: another key`);
+    assert.equal(native!.verify(sigA, msg, notOnCurve), false, `round ${round}: no curve point`);
+    // Past the parsed-key cache's size: it starts over, and answers stay right.
+    for (let i = 0; i < 5000; i++) assert.equal(native!.verify(sigA, msg, randomBytes(32)), false);
+  }
+  const copyOfA = new Uint8Array(33).subarray(1);
+  copyOfA.set(pubA!);
+  assert.equal(native!.verify(sigA, msg, copyOfA), true, 'the same key at another offset');
+  assert.equal(native!.verify(randomBytes(64), msg, pubA!), false, 'a random signature');
+});
+
 test('edge scalars 1, 2, n-1, n-2: public keys, signatures and ECDH agree across native, WASM and noble', () => {
   const msg = hexToBytes('243f6a8885a308d313198a2e03707344a4093822299f31d0082efa98ec4e6c89');
   const aux = new Uint8Array(32).fill(0x5a);

@@ -100,6 +100,37 @@ test('each bad field is rejected with an EventValidationError naming it', () => 
   }
 });
 
+test('the signed-size limit holds to the byte, however the content and tags escape', () => {
+  const limit = EVENT_LIMITS.eventBytes;
+  // Measured apart from the code under test: the signed event as JSON, in UTF-8 bytes.
+  const signedSize = (e: { kind: number; content: string; tags: string[][]; created_at: number }) =>
+    Buffer.byteLength(JSON.stringify({ ...e, id: 'f'.repeat(64), pubkey: 'f'.repeat(64), sig: 'f'.repeat(128) }));
+  // U+0001 becomes \u0001 (6 bytes), '✓' 3 bytes, a lone surrogate \udXXX (6 bytes), 'a' one byte.
+  for (const unit of ['\u0001', '✓', '\ud800', 'a']) {
+    for (const where of ['content', 'tags'] as const) {
+      const event = (n: number) =>
+        where === 'content'
+          ? { ...GOOD, tags: [], content: unit.repeat(n) }
+          : { ...GOOD, content: '', tags: Array.from({ length: 20 }, () => ['x', unit.repeat(n)]) };
+      const per = signedSize(event(1)) - signedSize(event(0));
+      let n = Math.floor((limit - signedSize(event(0))) / per);
+      while (signedSize(event(n + 1)) <= limit) n++;
+      const fits = event(n);
+      const over = event(n + 1);
+      assert.ok(signedSize(fits) <= limit && signedSize(over) > limit);
+      // Where a field's own limit comes first, that one answers (tested above).
+      if (where === 'content' && Buffer.byteLength(over.content) > EVENT_LIMITS.contentBytes) continue;
+      if (where === 'tags' && Buffer.byteLength(unit.repeat(n + 1)) > EVENT_LIMITS.tagStringBytes) continue;
+      assert.deepEqual(validateUnsignedEvent(fits).content, fits.content, `${unit} in ${where}: at the limit`);
+      assert.throws(
+        () => validateUnsignedEvent(over),
+        /EventValidationError: event: larger than/,
+        `${unit} in ${where}: one unit over`,
+      );
+    }
+  }
+});
+
 test('serialization, id and signature match nostr-tools', () => {
   const sk = generateSecretKey();
   const pubkey = getPublicKeyHex(sk);
