@@ -49,6 +49,7 @@ import { createAuthorization, evictEverywhere, type CreatedAuthorization } from 
 import { createPolicy, editPolicy, removePolicy, type PolicyInput } from './custom-policies.js';
 import { mayMail } from './mail-quota.js';
 import { issueTokens } from './oauth.js';
+import { warmIssuedToken } from './key-prefetch.js';
 import { hashToken, newToken } from './tokens.js';
 
 export const NO_SUCH_TEAM = 'no such team';
@@ -318,6 +319,7 @@ export async function createTeamAuthorization(
   });
   if (!input.issueToken) return created;
   const tokens = await issueTokens(ctx.db, created.authorizationId, randomUUID());
+  warmIssuedToken(ctx, tokens.access);
   return { ...created, tokens };
 }
 
