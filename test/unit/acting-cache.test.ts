@@ -32,9 +32,10 @@ class GatedTable {
   gated = false;
 
   readonly db = {
-    query: async (_sql: string, params: unknown[]) => {
+    query: async (query: string | { values: unknown[] }, params?: unknown[]) => {
       this.reads++;
-      const row = this.rows.get((params[0] as Buffer).toString('base64'));
+      const values = typeof query === 'string' ? params! : query.values;
+      const row = this.rows.get((values[0] as Buffer).toString('base64'));
       const snapshot = row ? { ...row } : undefined;
       if (this.gated) await new Promise<void>((resolve) => this.gates.push(resolve));
       return { rows: snapshot ? [snapshot] : [], rowCount: snapshot ? 1 : 0 };
