@@ -205,9 +205,9 @@ export const ConfigSchema = Type.Object({
 
   // Cold keys (docs/RUNBOOK.md, "Cold keys and prefetch").
   /**
-   * When a session starts (a token issued, or first seen by an api process), the worker owning the user's
-   * shard loads the key before the first request; at most this many such loads run at once per workers
-   * process, further hints are dropped. 0: no prefetch (the api sends no hints, workers ignore them).
+   * When a session starts (a token issued or first seen by an api process, a bunker created), the worker
+   * owning the user's shard loads the keys before the first request; at most this many such loads run at
+   * once per workers process, further hints are dropped. 0: no prefetch (no hints sent, none heeded).
    */
   KEY_PREFETCH_MAX_INFLIGHT: Int(4, 0, 256),
 });

@@ -15,6 +15,7 @@ import { publishEviction, type Eviction } from '../../shared/evictions.js';
 import { announceBunker, type BunkerAnnouncement } from '../../shared/nip46/channels.js';
 import { generateSecretKey } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
+import { warmAuthorizationKeys } from './key-prefetch.js';
 import { badRequest, notFound } from '../errors.js';
 import { hashToken, newToken } from './tokens.js';
 import { reserveCreation, vetRelays } from './user-relays.js';
@@ -120,6 +121,8 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
     const { bunkerPubkey } = outcome;
     // The policy, secret and bound client changed: every cache holding the old ones drops them.
     if (outcome.reused) await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
+    // A bunker's client connects next: its keys are loaded meanwhile. (An OAuth app's token does the same.)
+    else if (!input.reuseApp) warmAuthorizationKeys(ctx, outcome.authorizationId, { bunker: true });
     const response = outcome.reused ? undefined : input.connectResponse?.(bunkerSecretKey, bunkerPubkey);
     // Only to the relays that passed the checks, in their checked spelling.
     const publish = response && { ...response, relays: outcome.relays };

@@ -49,7 +49,6 @@ import { createAuthorization, evictEverywhere, type CreatedAuthorization } from 
 import { createPolicy, editPolicy, removePolicy, type PolicyInput } from './custom-policies.js';
 import { mayMail } from './mail-quota.js';
 import { issueTokens } from './oauth.js';
-import { warmIssuedToken } from './key-prefetch.js';
 import { hashToken, newToken } from './tokens.js';
 
 export const NO_SUCH_TEAM = 'no such team';
@@ -319,7 +318,6 @@ export async function createTeamAuthorization(
   });
   if (!input.issueToken) return created;
   const tokens = await issueTokens(ctx.db, created.authorizationId, randomUUID());
-  warmIssuedToken(ctx, tokens.access);
   return { ...created, tokens };
 }
 

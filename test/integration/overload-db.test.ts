@@ -127,9 +127,6 @@ describe('a frozen PostgreSQL', () => {
         DB_LOOKUP_TIMEOUT_MS: String(LOOKUP_TIMEOUT_MS),
         DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
         DB_ACQUIRE_TIMEOUT_MS: '500',
-        // No lookup when a token is issued: the uncached token is one this api never read (as one issued
-        // by another replica).
-        KEY_PREFETCH_MAX_INFLIGHT: '0',
       },
       { api: true },
     );

@@ -13,8 +13,7 @@ describe('revoke racing a token read', () => {
   let farm: TestFarm;
 
   before(async () => {
-    // No lookup when a token is issued (key prefetch): the token's first read is its first request's.
-    farm = await startTestFarm('revoke-race', { KEY_PREFETCH_MAX_INFLIGHT: '0' }, { api: true, workers: true });
+    farm = await startTestFarm('revoke-race', {}, { api: true, workers: true });
   });
 
   after(async () => {
