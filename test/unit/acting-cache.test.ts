@@ -436,3 +436,26 @@ test('while PostgreSQL is down, an entry whose access token has not expired yet 
   t.mock.timers.tick(1000);
   assert.equal((await cache.get(token))?.id, 'auth-1', 'past its TTL, an hour before the token expires');
 });
+
+test("a token's first read is announced once (key prefetch); refreshes and joined reads are not", async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const seen: string[] = [];
+  const cache = new ActingCache(table.db, { ttlMs: 1000, refreshAfterMs: 800, onFirstSight: (a) => seen.push(a.id) });
+  table.gated = true;
+  const both = Promise.all([cache.get(token), cache.get(token)]);
+  await table.waitForReads(1);
+  table.release();
+  await both;
+  assert.deepEqual(seen, ['auth-1'], 'two requests joined one read: one announcement');
+  t.mock.timers.tick(800);
+  table.gated = false;
+  await cache.get(token); // starts the background refresh
+  await new Promise((r) => setImmediate(r));
+  assert.equal(table.reads, 2);
+  assert.deepEqual(seen, ['auth-1'], 'a refresh is not a first sight');
+  const unknown = Buffer.alloc(32, 9);
+  assert.equal(await cache.get(unknown), undefined);
+  assert.deepEqual(seen, ['auth-1'], 'an unknown token announces nothing');
+});
