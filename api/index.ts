@@ -15,6 +15,7 @@ import { closeRedis, connectFailFast, createRedis, shardNamesFor, type RedisTarg
 import type { ApiContext } from './context.js';
 import { buildApi, type BuildHooks } from './server.js';
 import { ActingCache } from './services/acting-cache.js';
+import { keyPrefetchHinter } from './services/key-prefetch.js';
 import { LoginLimiter, loginLimits } from './services/login-limiter.js';
 import { createMailer } from './services/mailer.js';
 
@@ -48,6 +49,8 @@ export async function startApi(deps: ApiDeps): Promise<RunningApi> {
   const acting = new ActingCache(deps.db, {
     ttlMs: config.TOKEN_CACHE_TTL_MS,
     lookupTimeoutMs: config.DB_LOOKUP_TIMEOUT_MS,
+    onFirstSight:
+      config.KEY_PREFETCH_MAX_INFLIGHT > 0 ? keyPrefetchHinter(redis, names, config.SHARD_COUNT, logger) : undefined,
   });
 
   // A missed eviction must not leave a revoked token usable: while the link is down nothing is cached.

@@ -91,7 +91,9 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
   console.table(Object.fromEntries(r.scenarios.map((s) => [s.name, s.median.cpuCores])));
   out('Of which the main thread (event loop) of each Keyfarm process, cores (median):');
   console.table(Object.fromEntries(r.scenarios.map((s) => [s.name, s.median.mainThreadCores])));
-  out('Cold keys (first sign_event of a user not in the worker cache, sequential) vs warm:');
+  out(
+    "Cold keys (a user's first sign_event after a ping on a fresh farm, sequential; the ping's token lookup hints the key to its worker unless KEY_PREFETCH_MAX_INFLIGHT=0) vs warm:",
+  );
   console.table(
     Object.fromEntries(
       r.scenarios.map((s) => [

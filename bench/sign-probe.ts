@@ -75,13 +75,15 @@ const summary = (ms: number[]) => ({
 });
 
 /**
- * For each cohort user in turn: `ping` (the api caches the token; the key is not touched), then a timed
- * cold sign_event, then a timed warm one. `jitUsers` sign first so the code paths are compiled.
+ * For each cohort user in turn: `ping` (the api caches the token; unless `ping` is false), then a timed
+ * cold sign_event, then a timed warm one. `jitUsers` sign first so the code paths are compiled. With key
+ * prefetch on (KEY_PREFETCH_MAX_INFLIGHT), the ping's token lookup also hints the key to its worker.
  */
 export async function measureColdKeys(
   base: string,
   cohort: readonly BenchUser[],
   jitUsers: readonly BenchUser[],
+  { ping = true }: { ping?: boolean } = {},
 ): Promise<ColdKeyLatency> {
   for (const u of jitUsers) {
     await signAndCheck(base, u);
@@ -90,9 +92,11 @@ export async function measureColdKeys(
   const cold: SignOutcome[] = [];
   const warm: SignOutcome[] = [];
   for (const u of cohort) {
-    const ping = await rpc(base, u.accessToken, 'ping');
-    if (ping.status !== 200)
-      throw new Error(`ping failed: HTTP ${ping.status} ${JSON.stringify(ping.body?.error ?? ping.body)}`);
+    if (ping) {
+      const pong = await rpc(base, u.accessToken, 'ping');
+      if (pong.status !== 200)
+        throw new Error(`ping failed: HTTP ${pong.status} ${JSON.stringify(pong.body?.error ?? pong.body)}`);
+    }
     cold.push(await signAndCheck(base, u));
     warm.push(await signAndCheck(base, u));
   }

@@ -208,6 +208,14 @@ export const ConfigSchema = Type.Object({
   APPROVAL_MAX_REQUEST_BYTES: Int(65_536, 1024, 1_048_576),
   /** Longest an HTTP RPC request that asked to wait (`Prefer: wait=N`) is held for the decision. */
   APPROVAL_WAIT_MAX_SECONDS: Int(60, 0, 600),
+
+  // Cold keys (docs/RUNBOOK.md, "Cold keys and prefetch").
+  /**
+   * When a session starts (a token issued or first seen by an api process, a bunker created), the worker
+   * owning the user's shard loads the keys before the first request; at most this many such loads run at
+   * once per workers process, further hints are dropped. 0: no prefetch (no hints sent, none heeded).
+   */
+  KEY_PREFETCH_MAX_INFLIGHT: Int(4, 0, 256),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -145,6 +145,12 @@ export const metrics = {
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   }),
+  keyPrefetch: new Counter({
+    name: `${P}_key_prefetch_total`,
+    help: 'Key prefetch hints a workers process heard, by what it did with them',
+    labelNames: ['outcome'],
+    registers: [registry],
+  }),
   rpcTimeouts: new Counter({ name: `${P}_rpc_timeouts_total`, help: 'Requests answered 504', registers: [registry] }),
   keyManagerCalls: new Counter({
     name: `${P}_key_manager_calls_total`,

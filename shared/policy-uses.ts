@@ -16,12 +16,20 @@ type TakeUse = (key: string, max: number) => Promise<number>;
 export const USES_EXHAUSTED = 'this authorization has used all the uses its policy allows';
 
 export class PolicyUses {
-  private take: TakeUse | undefined;
+  private readonly take: TakeUse;
 
+  /**
+   * Defines the script on the connection at once: an auto-pipeline opened on it before the definition
+   * (any command sent in the same tick) lacks the command, and a first use in that tick would fail.
+   */
   constructor(
-    private readonly redis: RedisClient,
+    redis: RedisClient,
     private readonly prefix: string,
-  ) {}
+  ) {
+    const r = redis as unknown as Record<string, TakeUse | undefined>;
+    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
+    this.take = (r[COMMAND] as TakeUse).bind(redis);
+  }
 
   key(authorizationId: string): string {
     return `${this.prefix}:uses:${authorizationId}`;
@@ -29,15 +37,6 @@ export class PolicyUses {
 
   /** Takes one use of the authorization's `max`; false when they are all used. */
   async takeOne(authorizationId: string, max: number): Promise<boolean> {
-    return (await this.command()(this.key(authorizationId), max)) >= 0;
-  }
-
-  /** The script, defined on the connection the first time a policy with max_uses is met. */
-  private command(): TakeUse {
-    if (this.take) return this.take;
-    const r = this.redis as unknown as Record<string, TakeUse | undefined>;
-    if (typeof r[COMMAND] !== 'function') this.redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
-    this.take = (r[COMMAND] as TakeUse).bind(this.redis);
-    return this.take;
+    return (await this.take(this.key(authorizationId), max)) >= 0;
   }
 }

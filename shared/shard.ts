@@ -98,4 +98,9 @@ export class ShardNames {
   evictChannel(): string {
     return `${this.prefix}:evict`;
   }
+
+  /** Pub/sub channel of key prefetch hints (shared/key-prefetch.ts), heard by every workers process. */
+  keyPrefetchChannel(): string {
+    return `${this.prefix}:key-prefetch`;
+  }
 }

@@ -16,6 +16,7 @@ import type { ActivitySink } from './activity.js';
 import { CachedNip46Store } from './nip46-authorization-cache.js';
 import type { CryptoRunner } from './crypto/types.js';
 import { KeyCache } from './key-cache.js';
+import { KeyPrefetcher } from './key-prefetch.js';
 import type { KeyLoader } from './key-loader.js';
 import { createNip46Processor, type Nip46Store } from './nip46-processor.js';
 import type { Nip46Approvals } from './postgres-approvals.js';
@@ -25,7 +26,14 @@ import { ShardWorker } from './shard-worker.js';
 
 export type WorkersConfig = Pick<
   Config,
-  'KEY_PREFIX' | 'SHARD_COUNT' | 'QUEUE_LIMIT' | 'CACHE_MAX_BYTES' | 'LEASE_TTL_MS' | 'JOB_LOCK_MS' | 'JOB_CONCURRENCY'
+  | 'KEY_PREFIX'
+  | 'SHARD_COUNT'
+  | 'QUEUE_LIMIT'
+  | 'CACHE_MAX_BYTES'
+  | 'LEASE_TTL_MS'
+  | 'JOB_LOCK_MS'
+  | 'JOB_CONCURRENCY'
+  | 'KEY_PREFETCH_MAX_INFLIGHT'
 > &
   Partial<Pick<Config, 'RPC_TIMEOUT_MS'>>;
 
@@ -104,7 +112,17 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     ? createNip46Processor({ ...deps, store: nip46Store, approvals: opts.approvals })
     : undefined;
 
-  subscriber.on('message', (_channel: string, message: string) => {
+  const running = new Map<number, ShardWorker>();
+  const prefetcher = new KeyPrefetcher({
+    cache,
+    keyLoader: opts.keyLoader,
+    shardCount: config.SHARD_COUNT,
+    owns: (shard) => running.has(shard),
+    maxInFlight: config.KEY_PREFETCH_MAX_INFLIGHT,
+    logger: log,
+  });
+  subscriber.on('message', (channel: string, message: string) => {
+    if (channel === names.keyPrefetchChannel()) return void prefetcher.hint(message);
     const e = parseEviction(message);
     if (e?.type === 'key' && typeof e.keyId === 'string') cache.evictKey(e.keyId);
     else if (e?.type === 'authorization' && typeof e.authorizationId === 'string') nip46Store?.evict(e.authorizationId);
@@ -114,11 +132,11 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
     }
   });
   await subscriber.subscribe(names.evictChannel());
+  if (config.KEY_PREFETCH_MAX_INFLIGHT > 0) await subscriber.subscribe(names.keyPrefetchChannel());
   // Announcements made while the subscription is down are lost: cache nothing meanwhile, and forget
   // whatever they might have named both when it drops and when it is back.
   const unwatchLink = watchBroadcastLink(subscriber, (linked) => nip46Store?.setLinked(linked));
 
-  const running = new Map<number, ShardWorker>();
   // Settles SHUTDOWN_JOBS_TIMEOUT_MS after stop(): no shard consumer closing (for the stop, or a hand-over
   // still running then) waits for its running jobs any longer.
   let jobsGraceOver!: () => void;

@@ -124,6 +124,24 @@ export class KeyCache {
     return loaded;
   }
 
+  /**
+   * Loads a key ahead of its first request (a prefetch hint, workers/key-prefetch.ts), sharing the load
+   * with any request for it meanwhile. No hit or miss is counted and a cached key keeps its place in the
+   * recency order. 'cached': it was cached; 'loading': a request is loading it; 'loaded': this loaded it.
+   * A failed load rejects and caches nothing.
+   */
+  async prefetchKey(
+    keyId: string,
+    load: (keyId: string) => Promise<CachedKey>,
+  ): Promise<'cached' | 'loading' | 'loaded'> {
+    if (this.entries.get(keySlot(keyId)) instanceof KeyEntry) return 'cached';
+    if (this.loading.has(keyId)) return 'loading';
+    const loaded = this.loadKey(keyId, load);
+    this.loading.set(keyId, loaded);
+    await loaded;
+    return 'loaded';
+  }
+
   getConvKey(keyId: string, peer: string, scheme: ConvScheme): Uint8Array | undefined {
     const slot = convSlot(keyId, peer, scheme);
     const hit = this.entries.get(slot);

@@ -33,6 +33,8 @@ interface Load {
   stale: boolean;
   /** Authorizations evicted meanwhile. */
   evicted: Set<string>;
+  /** A request waits for it because the token was not cached (not a background refresh). */
+  firstSight: boolean;
 }
 
 /** A lookup that did not finish within its deadline: the door answers 503 `database unavailable`. */
@@ -54,6 +56,8 @@ export interface ActingCacheOptions {
   maxStaleMs: number;
   /** The longest a request waits for a read of the database. */
   lookupTimeoutMs: number;
+  /** Called with what a token's first read found (not on background refreshes): key prefetch hints. */
+  onFirstSight?: (acting: ActingAuthorization) => void;
 }
 
 const DEFAULTS: ActingCacheOptions = {
@@ -91,13 +95,13 @@ export class ActingCache {
     const now = Date.now();
     const hit = this.entries.get(key);
     if (hit && hit.until > now) {
-      if (now >= hit.refreshAt && now - this.dbFailedAt >= DB_RETRY_MS) this.load(key, accessHash);
+      if (now >= hit.refreshAt && now - this.dbFailedAt >= DB_RETRY_MS) this.load(key, accessHash, false);
       return hit.acting;
     }
     const stale = hit && now - hit.until < this.opts.maxStaleMs && !tokenExpired(hit, now) ? hit : undefined;
     if (stale && now - this.dbFailedAt < DB_RETRY_MS) return stale.acting;
     try {
-      return await this.withDeadline(this.load(key, accessHash).result);
+      return await this.withDeadline(this.load(key, accessHash, !stale).result);
     } catch (err) {
       this.dbFailedAt = Date.now();
       if (stale && this.entries.get(key) === stale) return stale.acting;
@@ -113,11 +117,19 @@ export class ActingCache {
   }
 
   /** The read of this token in flight, or a new one. */
-  private load(key: string, accessHash: Buffer): Load {
+  private load(key: string, accessHash: Buffer, firstSight: boolean): Load {
     const running = this.joinable.get(key);
-    if (running) return running;
+    if (running) {
+      running.firstSight ||= firstSight;
+      return running;
+    }
     const started = Date.now();
-    const load: Load = { result: findActingByAccessHash(this.db, accessHash), stale: false, evicted: new Set() };
+    const load: Load = {
+      result: findActingByAccessHash(this.db, accessHash),
+      stale: false,
+      evicted: new Set(),
+      firstSight,
+    };
     this.joinable.set(key, load);
     this.loads.add(load);
     const done = () => {
@@ -132,6 +144,7 @@ export class ActingCache {
         let until = started + this.opts.ttlMs;
         if (acting?.accessExpiresAt) until = Math.min(until, acting.accessExpiresAt.getTime());
         this.entries.set(key, { acting, refreshAt: started + this.opts.refreshAfterMs, until });
+        if (acting && load.firstSight) this.opts.onFirstSight?.(acting);
       },
       () => {
         done();

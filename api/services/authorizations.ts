@@ -17,6 +17,7 @@ import { waitUntilListening } from '../../shared/nip46/listening.js';
 import { metrics } from '../../shared/metrics.js';
 import { generateSecretKey } from '../../shared/nostr/keys.js';
 import type { ApiContext } from '../context.js';
+import { warmAuthorizationKeys } from './key-prefetch.js';
 import { badRequest, notFound } from '../errors.js';
 import { hashToken, newToken } from './tokens.js';
 import { reserveCreation, vetRelays } from './user-relays.js';
@@ -122,6 +123,8 @@ export async function createAuthorization(ctx: ApiContext, input: CreateAuthoriz
     const { bunkerPubkey } = outcome;
     // The policy, secret and bound client changed: every cache holding the old ones drops them.
     if (outcome.reused) await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
+    // A bunker's client connects next: its keys are loaded meanwhile. (An OAuth app's token does the same.)
+    else if (!input.reuseApp) warmAuthorizationKeys(ctx, outcome.authorizationId, { bunker: true });
     const response = outcome.reused ? undefined : input.connectResponse?.(bunkerSecretKey, bunkerPubkey);
     // Only to the relays that passed the checks, in their checked spelling.
     const publish = response && { ...response, relays: outcome.relays };

@@ -23,6 +23,7 @@ import { OAuthError } from '../errors.js';
 import { isWellFormedOrigin } from '../safe-origin.js';
 import { bunkerUrl, createAuthorization, evictEverywhere, loadPolicy } from './authorizations.js';
 import { createByokAccount } from './byok.js';
+import { warmAuthorizationKeys } from './key-prefetch.js';
 import { hashToken, newToken } from './tokens.js';
 
 export const CODE_TTL_MS = 10 * 60 * 1000;
@@ -229,6 +230,7 @@ export async function exchangeCode(
     new Date(Date.now() + HANDLE_TTL_MS),
   );
   const { access, refresh } = await issueTokens(ctx.db, created.authorizationId, randomUUID());
+  warmAuthorizationKeys(ctx, created.authorizationId);
   return {
     authorization_handle: handle,
     access_token: access,
@@ -273,6 +275,7 @@ export async function refreshTokens(ctx: ApiContext, refreshToken: string): Prom
   }
   // The rotated access token must stop at once, in every api process.
   await evictEverywhere(ctx, { type: 'authorization', authorizationId: outcome.authorizationId });
+  warmAuthorizationKeys(ctx, outcome.authorizationId);
   const policy = await loadPolicy(ctx, outcome.auth.policy_slug, outcome.auth.user_id);
   return {
     access_token: outcome.tokens.access,

@@ -140,20 +140,25 @@ const ACTING = `a.id, a.user_id AS "userId", COALESCE(sk.pubkey, u.pubkey) AS "u
   ${EFFECTIVE_EXPIRY} AS "expiresAt",
   t.revoked_at IS NOT NULL AS "tokenRevoked", t.access_expires_at AS "accessExpiresAt"`;
 
-/** The authorization behind an unexpired access token, revoked or not (the caller tells 401 from 403). */
-export async function findActingByAccessHash(
-  db: Queryable,
-  accessHash: Buffer,
-): Promise<ActingAuthorization | undefined> {
-  const { rows } = await db.query<ActingAuthorization>(
-    `SELECT ${ACTING} FROM oauth_tokens t
+const FIND_ACTING = {
+  name: 'keyfarm-find-acting',
+  text: `SELECT ${ACTING} FROM oauth_tokens t
        JOIN authorizations a ON a.id = t.authorization_id
        JOIN users u ON u.id = a.user_id
        JOIN policies p ON p.slug = a.policy_slug
        LEFT JOIN keys sk ON sk.id = a.signing_key_id
      WHERE t.access_hash = $1 AND t.access_expires_at > now()`,
-    [accessHash],
-  );
+};
+
+/**
+ * The authorization behind an unexpired access token, revoked or not (the caller tells 401 from 403). A
+ * named statement: a new token's first request waits for it, so each connection plans the join once.
+ */
+export async function findActingByAccessHash(
+  db: Queryable,
+  accessHash: Buffer,
+): Promise<ActingAuthorization | undefined> {
+  const { rows } = await db.query<ActingAuthorization>({ ...FIND_ACTING, values: [accessHash] });
   return rows[0];
 }
 

@@ -34,8 +34,11 @@ export async function insertKey(db: Queryable, row: KeyRow): Promise<void> {
   );
 }
 
+const FIND_KEY = { name: 'keyfarm-find-key', text: `SELECT ${COLUMNS} FROM keys WHERE id = $1` };
+
+/** A named statement: every cold key load runs it, so each connection parses and plans it once. */
 export async function findKey(db: Queryable, id: string): Promise<KeyRow | undefined> {
-  const { rows } = await db.query<KeyRow>(`SELECT ${COLUMNS} FROM keys WHERE id = $1`, [id]);
+  const { rows } = await db.query<KeyRow>({ ...FIND_KEY, values: [id] });
   return rows[0];
 }
 

@@ -115,6 +115,8 @@ describe('failure behaviour: real servers stopped and started under a running fa
       GCP_KMS_ENDPOINT: kms.endpoint,
       GOOGLE_APPLICATION_CREDENTIALS: NO_ADC,
       BUNKER_RELAYS: relays.map((r) => r.url).join(','),
+      // Keys load when a request needs them, not ahead (key prefetch): the cases below need cold keys.
+      KEY_PREFETCH_MAX_INFLIGHT: '0',
     });
     [api, ingest, workers] = await Promise.all([
       spawnKeyfarm('api', { ...env, PORT: String(apiPort) }, { ready: { url: `${base}/healthz/ready` } }),

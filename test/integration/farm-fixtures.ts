@@ -47,6 +47,7 @@ export function workersConfig(prefix: string, overrides: Partial<WorkersConfig> 
     LEASE_TTL_MS: 1000,
     JOB_LOCK_MS: 1000,
     JOB_CONCURRENCY: 2,
+    KEY_PREFETCH_MAX_INFLIGHT: 4,
     ...overrides,
   };
 }

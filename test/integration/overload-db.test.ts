@@ -17,7 +17,9 @@ function countTokenLookups(db: Db): { readonly count: number } {
   const counter = { count: 0 };
   const query = db.query.bind(db) as (...args: unknown[]) => unknown;
   (db as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && args[0].includes('t.access_hash = $1')) counter.count++;
+    // A query is its text, or a config object (a named statement) carrying it.
+    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+    if (text?.includes('t.access_hash = $1')) counter.count++;
     return query(...args);
   };
   return counter;

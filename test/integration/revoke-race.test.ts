@@ -35,7 +35,8 @@ describe('revoke racing a token read', () => {
     const read = new Promise<void>((r) => (readDone = r));
     let armed = true;
     db.query = (...args: unknown[]) => {
-      const text = args[0];
+      // A query is its text, or a config object (a named statement) carrying it.
+      const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
       if (armed && typeof text === 'string' && text.includes('FROM oauth_tokens t')) {
         armed = false;
         return realQuery(...args).then(async (rows) => {

@@ -114,7 +114,8 @@ describe('keyfarm rotate-kek', () => {
     db = await createTestDatabase();
     pool = createPool(db.url);
     await migrate(pool);
-    env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: '4', LOG_LEVEL: 'info' });
+    // No key prefetch: the cold users' keys must first load mid-rotation, when they sign.
+    env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: '4', LOG_LEVEL: 'info', KEY_PREFETCH_MAX_INFLIGHT: '0' });
     masterKeyPath = path.join(env.DATA_DIR!, 'master.key');
   });
   after(async () => {

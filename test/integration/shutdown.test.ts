@@ -85,6 +85,8 @@ describe('graceful shutdown on SIGTERM', () => {
       LEASE_TTL_MS: '1500',
       JOB_LOCK_MS: '2000',
       CRYPTO_THREADS: '1',
+      // Keys load when a request needs them, not ahead (key prefetch): a cold user's key stays cold.
+      KEY_PREFETCH_MAX_INFLIGHT: '0',
     });
   });
   beforeEach(isolate);

@@ -32,9 +32,10 @@ class GatedTable {
   gated = false;
 
   readonly db = {
-    query: async (_sql: string, params: unknown[]) => {
+    query: async (query: string | { values: unknown[] }, params?: unknown[]) => {
       this.reads++;
-      const row = this.rows.get((params[0] as Buffer).toString('base64'));
+      const values = typeof query === 'string' ? params! : query.values;
+      const row = this.rows.get((values[0] as Buffer).toString('base64'));
       const snapshot = row ? { ...row } : undefined;
       if (this.gated) await new Promise<void>((resolve) => this.gates.push(resolve));
       return { rows: snapshot ? [snapshot] : [], rowCount: snapshot ? 1 : 0 };
@@ -434,4 +435,27 @@ test('while PostgreSQL is down, an entry whose access token has not expired yet 
   table.down = true;
   t.mock.timers.tick(1000);
   assert.equal((await cache.get(token))?.id, 'auth-1', 'past its TTL, an hour before the token expires');
+});
+
+test("a token's first read is announced once (key prefetch); refreshes and joined reads are not", async (t) => {
+  t.mock.timers.enable({ apis: ['Date'] });
+  const table = new GatedTable();
+  table.rows.set(key, acting('auth-1'));
+  const seen: string[] = [];
+  const cache = new ActingCache(table.db, { ttlMs: 1000, refreshAfterMs: 800, onFirstSight: (a) => seen.push(a.id) });
+  table.gated = true;
+  const both = Promise.all([cache.get(token), cache.get(token)]);
+  await table.waitForReads(1);
+  table.release();
+  await both;
+  assert.deepEqual(seen, ['auth-1'], 'two requests joined one read: one announcement');
+  t.mock.timers.tick(800);
+  table.gated = false;
+  await cache.get(token); // starts the background refresh
+  await new Promise((r) => setImmediate(r));
+  assert.equal(table.reads, 2);
+  assert.deepEqual(seen, ['auth-1'], 'a refresh is not a first sight');
+  const unknown = Buffer.alloc(32, 9);
+  assert.equal(await cache.get(unknown), undefined);
+  assert.deepEqual(seen, ['auth-1'], 'an unknown token announces nothing');
 });

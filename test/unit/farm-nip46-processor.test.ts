@@ -49,7 +49,13 @@ function processorWith(userKey: () => Promise<{ secretKey: Uint8Array; pubkey: s
     cache: new KeyCache(1 << 20),
     crypto: inThread,
     activity: { record: () => {} },
-    publisher: { publish: async (_ch: string, msg: string) => (published.push(msg), 1) } as unknown as Redis,
+    publisher: {
+      publish: async (_ch: string, msg: string) => (published.push(msg), 1),
+      // The max_uses script is defined on the connection up front (shared/policy-uses.ts); no policy here has one.
+      defineCommand(this: Record<string, unknown>, name: string) {
+        this[name] = async () => 0;
+      },
+    } as unknown as Redis,
     names: new ShardNames('kfu'),
     logger: createLogger({ level: 'silent' }),
     keyLoader: {
