@@ -9,7 +9,7 @@
 // - A processor that throws is tried again here, JOB_ATTEMPTS times in all, then failed for good: its
 //   requests get 503 "worker failed".
 import { setTimeout as delay } from 'node:timers/promises';
-import { closeRedis, isCluster, type RedisClient, redisReplyCode } from '../shared/redis.js';
+import { closeRedis, type RedisClient, redisReplyCode } from '../shared/redis.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import type { ActivitySink } from './activity.js';
@@ -255,8 +255,7 @@ export class ShardWorker {
 
   /**
    * Appends the job's activity, completes the job and sends its reply, in one round trip: on a single
-   * Redis they go in one write, in that order, so a fallback read right after the reply finds the record
-   * (on a cluster, the append first, then the other two).
+   * Redis they go in one write, in that order, so a fallback read right after the reply finds the record.
    */
   private async finish(
     job: QueuedJob,
@@ -265,11 +264,8 @@ export class ShardWorker {
     run: { processedOn: number; attempts: number; failedReason?: string },
   ): Promise<void> {
     const { queue, commands, names, logger, activity } = this.opts;
-    // Before the answer leaves: a crash from here on loses no activity. On a single Redis the append goes
-    // in the same write, ahead of the reply; a cluster keeps the activity stream on another node, so there
-    // the append is waited for.
+    // Before the answer leaves: a crash from here on loses no activity.
     const persisted = activity?.persist?.() ?? Promise.resolve();
-    if (isCluster(commands)) await persisted;
     const record = finishedRecord(job, { ...run, finishedOn: Date.now() }, reply);
     const completed = queue.complete(this.shard, job, record, this.opts.keepSeconds);
     const replyTo = typeof data?.replyTo === 'string' ? data.replyTo : undefined;
