@@ -80,8 +80,6 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       keyLoader: new PostgresKeyLoader(rt.db, new KeyStore(keyManager)),
       crypto,
       activity,
-      // Shared, so a job's activity append goes in the same write as its reply (one round trip).
-      commands: appender,
       sealer: payloadSealer,
       nip46Store: new PostgresNip46Store(rt.db),
       approvals: new PostgresApprovals(rt.db, payloadSealer, rt.config),

@@ -11,7 +11,7 @@ import { metrics } from '../shared/metrics.js';
 import { watchShards } from '../shared/farm/shard-metrics.js';
 import { probe, type CheckResult } from '../shared/readiness.js';
 import { watchBroadcastLink } from '../shared/pubsub.js';
-import { closeRedis, createRedis, isUp, type RedisClient, shardNamesFor, type RedisTarget } from '../shared/redis.js';
+import { closeRedis, createRedis, isUp, shardNamesFor, type RedisTarget } from '../shared/redis.js';
 import type { ActivitySink } from './activity.js';
 import { CachedNip46Store } from './nip46-authorization-cache.js';
 import type { CryptoRunner } from './crypto/types.js';
@@ -50,12 +50,6 @@ export interface StartWorkersOptions {
   /** Approval per request for NIP-46 (policies with `ask`); without it such requests are refused. */
   approvals?: Nip46Approvals;
   redisUrl: RedisTarget;
-  /**
-   * The command connection (completions, replies, claims) when the caller has one to share, e.g. the
-   * activity stream's, so a job's activity append, completion and reply go in one write; the caller closes
-   * it. Default: one of the workers' own.
-   */
-  commands?: RedisClient;
   /** Unique per process; default host:pid:random. */
   memberId?: string;
   /** How often owned shards' admission counts are rebuilt; default 30 s. */
@@ -84,7 +78,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
   const memberId = opts.memberId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const log = logger.child({ member: memberId });
 
-  const commands = opts.commands ?? createRedis(opts.redisUrl);
+  const commands = createRedis(opts.redisUrl);
   const subscriber = createRedis(opts.redisUrl, { enableAutoPipelining: false });
   for (const [name, conn] of [
     ['commands', commands],
@@ -165,7 +159,6 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
           consumer: memberId,
           reader,
           commands,
-          activity: opts.activity,
           queue,
           processor,
           nip46Processor,
@@ -217,7 +210,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
         running.clear();
         reportOwned();
         cache.clear();
-        await Promise.all([closeRedis(subscriber), opts.commands ? undefined : closeRedis(commands)]);
+        await Promise.all([closeRedis(subscriber), closeRedis(commands)]);
         log.info('workers stopped');
       })()),
   };

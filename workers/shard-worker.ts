@@ -12,7 +12,6 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { closeRedis, type RedisClient, redisReplyCode } from '../shared/redis.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
-import type { ActivitySink } from './activity.js';
 import type { ShardNames } from '../shared/shard.js';
 import { publishReply } from '../shared/farm/replies.js';
 import { finishedRecord, GROUP, parseEntry, type QueuedJob, type ShardQueue } from '../shared/farm/shard-queue.js';
@@ -32,11 +31,6 @@ export interface ShardWorkerOptions {
   reader: RedisClient;
   /** Command connection: completions, replies, claims. */
   commands: RedisClient;
-  /**
-   * Where the jobs' activity goes: appended as a job finishes, before its completion and reply. On the
-   * same connection as `commands` the three go in one write, in that order.
-   */
-  activity?: ActivitySink;
   queue: ShardQueue;
   processor: RpcProcessor;
   /** Runs 'nip46' jobs; without it they fail as an unknown type. */
@@ -254,8 +248,8 @@ export class ShardWorker {
   }
 
   /**
-   * Appends the job's activity, completes the job and sends its reply, in one round trip: on a single
-   * Redis they go in one write, in that order, so a fallback read right after the reply finds the record.
+   * Completes the job and sends its reply, in one round trip: on a single Redis both go in one write, the
+   * completion first, so a fallback read right after the reply finds the record.
    */
   private async finish(
     job: QueuedJob,
@@ -263,14 +257,12 @@ export class ShardWorker {
     reply: Reply,
     run: { processedOn: number; attempts: number; failedReason?: string },
   ): Promise<void> {
-    const { queue, commands, names, logger, activity } = this.opts;
-    // Before the answer leaves: a crash from here on loses no activity.
-    const persisted = activity?.persist?.() ?? Promise.resolve();
+    const { queue, commands, names, logger } = this.opts;
     const record = finishedRecord(job, { ...run, finishedOn: Date.now() }, reply);
     const completed = queue.complete(this.shard, job, record, this.opts.keepSeconds);
     const replyTo = typeof data?.replyTo === 'string' ? data.replyTo : undefined;
     const published = replyTo ? publishReply(commands, names, replyTo, reply) : Promise.resolve();
-    const [c, p] = await Promise.allSettled([completed, published, persisted]);
+    const [c, p] = await Promise.allSettled([completed, published]);
     if (c.status === 'rejected')
       logger.warn(
         { shard: this.shard, jobId: job.id, err: (c.reason as Error).message },
