@@ -46,6 +46,17 @@ export function redactSealed(value: unknown): unknown {
   return value;
 }
 
+/**
+ * A job's data as the board shows it. A finished RPC job's record keeps no calls (recordData in
+ * shared/farm/shard-queue.ts): they are shown as sealed, like a queued job's.
+ */
+function shownData(job: ShardJob): unknown {
+  const { data } = job;
+  const finished = job.status === 'completed' || job.status === 'failed';
+  if (!finished || job.type !== 'rpc' || data === null || typeof data !== 'object' || Array.isArray(data)) return data;
+  return 'calls' in data ? data : { ...data, calls: REDACTED };
+}
+
 /** An action the board does not take on a shard queue; Bull Board answers it with this status and message. */
 export class QueueActionRefused extends Error {
   readonly statusCode = 405;
@@ -85,7 +96,7 @@ class KeyfarmJob implements QueueJob {
       processedBy: j.consumer ?? null,
       failedReason: j.failedReason ?? '',
       stacktrace: [],
-      data: j.data,
+      data: shownData(j),
       returnvalue: j.reply ?? null,
       opts: {},
       // Delivered again after its worker died holding it: BullMQ's stalled count.

@@ -3,8 +3,8 @@
 // - enqueue admits as many of a job's items as fit (by the shard's limit and, with a max wait, by what
 //   the shard drains within it) and adds the job in the same step, so the count is always the sum of the
 //   items in the stream and no admission can be orphaned;
-// - complete removes a finished job's entry, gives its items back and keeps its record (data and reply)
-//   for the ingress's fallback read, in one step, and only once;
+// - complete removes a finished job's entry, gives its items back and keeps its record (the data's
+//   metadata and the reply) for the ingress's fallback read, in one step, and only once;
 // - reconcile rebuilds the count from the stream (the shard's owner, on acquiring it and periodically).
 import { readFileSync } from 'node:fs';
 import { type RedisClient, redisReplyCode } from '../redis.js';
@@ -81,7 +81,7 @@ export interface QueuedJob {
   addedAt: number;
 }
 
-/** What a finished job's record holds (P:job:<id>). */
+/** What a finished job's record holds (P:job:<id>); `data` without an RPC job's sealed calls (recordData). */
 export interface FinishedJob {
   id: string;
   type: string;
@@ -109,22 +109,42 @@ export function parseEntry(entryId: string, fields: string[] | null): QueuedJob 
 }
 
 /**
- * A finished job's record as JSON. `data` goes in as added (already JSON, so it is not parsed again;
- * data that is not JSON goes in as a string).
+ * What a finished job's record keeps of its data. The record is for the ingress's fallback read, which
+ * needs only the reply, and for the operators' board; the data came with the job and nothing runs it
+ * again. So of an RPC job it keeps the readable metadata an operator traces a request by (each item's id,
+ * method and trace id, the door, the reply channel) and not the sealed calls, nor the key and
+ * authorization ids the worker loaded keys with. A NIP-46 job's data is kept whole; data that is not JSON
+ * is kept as the string it was.
  */
+export function recordData(data: string): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return data;
+  }
+  if (parsed === null || typeof parsed !== 'object' || (parsed as { type?: unknown }).type !== 'rpc') return parsed;
+  const { calls: _sealed, items, ...rest } = parsed as Record<string, unknown>;
+  if (!Array.isArray(items)) return rest;
+  const kept = items.map((item: unknown) => {
+    if (item === null || typeof item !== 'object') return item;
+    const { id, method, traceId } = item as Record<string, unknown>;
+    return { id, method, traceId };
+  });
+  return { ...rest, items: kept };
+}
+
+/** A finished job's record as JSON (FinishedJob), its data as recordData keeps it. */
 export function finishedRecord(
   job: QueuedJob,
   run: { processedOn: number; finishedOn: number; attempts: number; failedReason?: string },
   reply: ReplyMessage | SealedReplyMessage,
 ): string {
-  let data = job.data;
-  try {
-    JSON.parse(data);
-  } catch {
-    data = JSON.stringify(data);
-  }
-  const head = JSON.stringify({ id: job.id, type: job.type, items: job.items });
-  const tail = JSON.stringify({
+  return JSON.stringify({
+    id: job.id,
+    type: job.type,
+    items: job.items,
+    data: recordData(job.data),
     addedAt: job.addedAt,
     processedOn: run.processedOn,
     finishedOn: run.finishedOn,
@@ -132,7 +152,6 @@ export function finishedRecord(
     ...(run.failedReason === undefined ? {} : { failedReason: run.failedReason }),
     reply,
   });
-  return `${head.slice(0, -1)},"data":${data},${tail.slice(1)}`;
 }
 
 export interface ShardQueueOptions {

@@ -143,8 +143,12 @@ describe('RPC content never sits readable in Redis', () => {
       `the dump holds the RPC jobs (${dump.length} keys: ${dump.map((k) => k.key).join(', ')})`,
     );
     assert.ok(
-      jobs.every((j) => j.text.includes('\\"calls\\"') && j.text.includes('\\"sealedResults\\"')),
-      'and their sealed calls and replies',
+      jobs.every((j) => j.text.includes('\\"items\\"') && j.text.includes('\\"sealedResults\\"')),
+      'and their items and sealed replies',
+    );
+    assert.ok(
+      jobs.every((j) => !j.text.includes('\\"calls\\"')),
+      'a finished record keeps no sealed calls (nothing reads them once the job ran)',
     );
     assert.ok(
       dump.some((k) => k.type === 'stream' && k.key.endsWith(':jobs')),

@@ -66,6 +66,46 @@ function completeJob(queue: ShardQueue, shard: number, job: QueuedJob) {
   return queue.complete(shard, job, record, 60);
 }
 
+test("a finished RPC job's record keeps its items' ids, methods and trace ids and the reply, not the sealed calls", async () => {
+  const { names, queue, redis } = setUp(100);
+  const rpc: JobData = {
+    type: 'rpc',
+    replyTo: 'api-1',
+    door: 'http',
+    items: [0, 1].map((i) => ({
+      id: `r${i}`,
+      traceId: `t${i}`,
+      authorizationId: `auth-${i}`,
+      keyId: `key-${i}`,
+      pubkey: 'a'.repeat(64),
+      method: 'sign_event' as const,
+    })),
+    calls: 'kfsealed1:c2VhbGVkIGNhbGxz',
+  };
+  await queue.enqueue(3, { jobId: 'rpc.1', items: 2, data: rpc });
+  const [job] = await queuedJobs(names, 3);
+  assert.deepEqual(JSON.parse(job!.data), rpc, 'the stream entry carries the whole data, calls included');
+  const reply: SealedReplyMessage = { jobId: 'rpc.1', sealedResults: 'kfsealed1:cmVzdWx0cw' };
+  const now = Date.now();
+  assert.equal(
+    await queue.complete(3, job!, finishedRecord(job!, { processedOn: now, finishedOn: now, attempts: 1 }, reply), 60),
+    true,
+  );
+  const record = JSON.parse((await redis.get(names.job(3, 'rpc.1')))!) as FinishedJob;
+  assert.deepEqual(record.data, {
+    type: 'rpc',
+    replyTo: 'api-1',
+    door: 'http',
+    items: [
+      { id: 'r0', method: 'sign_event', traceId: 't0' },
+      { id: 'r1', method: 'sign_event', traceId: 't1' },
+    ],
+  });
+  assert.deepEqual(record.reply, reply, 'the reply whole, for the fallback read');
+  const state = await queue.lookup(3, 'rpc.1', job!.entryId);
+  assert.deepEqual(state.kind === 'finished' && state.job.reply, reply);
+});
+
 test('enqueue admits the items that fit and adds the job with exactly those; a refusal adds nothing', async () => {
   const { names, queue, redis } = setUp(10);
   const first = await add(queue, 0, 'a.1', 7);

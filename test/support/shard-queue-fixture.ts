@@ -5,7 +5,7 @@
 // own enqueue / read / complete by changing these bodies alone.
 import type { RedisClient } from '../../shared/redis.js';
 import { redisReplyCode } from '../../shared/redis.js';
-import { GROUP } from '../../shared/farm/shard-queue.js';
+import { GROUP, recordData } from '../../shared/farm/shard-queue.js';
 
 export interface FixtureJob {
   /** Keyfarm's job id (no `:`). */
@@ -113,7 +113,8 @@ export class ShardQueueFixture {
       id: job.id,
       type: job.type,
       items: job.items ?? 1,
-      data: job.data,
+      // As the worker keeps it: an RPC job's sealed calls are not kept.
+      data: recordData(JSON.stringify(job.data)),
       addedAt: job.addedAt ?? now,
       processedOn: finish.processedOn ?? now,
       finishedOn: finish.finishedOn ?? now,
