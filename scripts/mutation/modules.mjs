@@ -33,7 +33,7 @@ export const MODULES = [
   {
     name: 'key-cache',
     source: 'workers/key-cache.ts',
-    ranges: ['55-59', '152-178', '219-244'],
+    ranges: ['55-59', '170-196', '237-262'],
     kind: 'unit',
     tests: [unit('farm-key-cache')],
   },
@@ -52,7 +52,7 @@ export const MODULES = [
   {
     name: 'oauth',
     source: 'api/services/oauth.ts',
-    ranges: ['40-168', '198-276'],
+    ranges: ['41-169', '199-279'],
     kind: 'integration',
     tests: [
       unit('oauth-checks'),
