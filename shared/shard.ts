@@ -54,9 +54,14 @@ export class ShardNames {
     return `shard-${shard}`;
   }
 
+  /** The hash tag of a shard's keys: what Redis Cluster hashes them by. */
+  tag(shard: number): string {
+    return this.tags?.[shard] ?? `shard-${shard}`;
+  }
+
   /** The key prefix of a shard: its hash tag puts every key of the shard in one cluster slot. */
   queuePrefix(shard: number): string {
-    return `${this.prefix}:{${this.tags?.[shard] ?? `shard-${shard}`}}`;
+    return `${this.prefix}:{${this.tag(shard)}}`;
   }
 
   /** The shard's stream of jobs waiting or running (shared/farm/shard-queue.lua). */

@@ -88,13 +88,6 @@ export function isJobId(id: unknown): id is string {
   return typeof id === 'string' && id.length > 0 && id.length <= MAX_JOB_ID_LENGTH && !/[:\x00-\x1f\x7f]/.test(id);
 }
 
-/** The hash tag Redis Cluster hashes a key of this prefix by, or undefined when it has none. */
-export function hashTagOf(prefix: string): string | undefined {
-  const open = prefix.indexOf('{');
-  const close = open < 0 ? -1 : prefix.indexOf('}', open + 1);
-  return close > open + 1 ? prefix.slice(open + 1, close) : undefined;
-}
-
 /** `text` with Redis glob's special characters escaped, to match it literally in SCAN MATCH. */
 function globLiteral(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
@@ -195,7 +188,8 @@ export class ShardQueueView {
   readonly streamKey: string;
   private readonly recordPrefix: string;
   private readonly recordPattern: string;
-  private readonly tag: string | undefined;
+  /** The cluster slot of every key of the shard. */
+  private readonly slot: number;
   private readonly scanCount: number;
   private readonly command: ViewCommand;
 
@@ -208,7 +202,7 @@ export class ShardQueueView {
     this.streamKey = names.jobs(shard);
     this.recordPrefix = names.job(shard, '');
     this.recordPattern = `${globLiteral(this.recordPrefix)}*`;
-    this.tag = hashTagOf(names.queuePrefix(shard));
+    this.slot = clusterSlot(names.tag(shard));
     this.scanCount = opts.scanCount ?? 1000;
     this.command = defineViewCommand(redis);
   }
@@ -290,18 +284,15 @@ export class ShardQueueView {
 
   /**
    * The servers to walk for the shard's records: the single server; on a cluster, the master holding the
-   * shard's slot (every master while the slot map is not known, or for a prefix with no hash tag).
+   * shard's slot (every master while the slot map is not known).
    */
   private async shardNodes(): Promise<Redis[]> {
     if (!isCluster(this.redis)) return [this.redis];
     await untilReady(this.redis);
     const masters = this.redis.nodes('master');
-    if (this.tag !== undefined) {
-      const owner = this.redis.slots[clusterSlot(this.tag)]?.[0];
-      const node = masters.find((n) => `${n.options.host}:${n.options.port}` === owner);
-      if (node) return [node];
-    }
-    return masters;
+    const owner = this.redis.slots[this.slot]?.[0];
+    const node = masters.find((n) => `${n.options.host}:${n.options.port}` === owner);
+    return node ? [node] : masters;
   }
 
   /** The names of the shard's finished records, a SCAN batch at a time, each once. */

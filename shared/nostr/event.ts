@@ -97,7 +97,7 @@ const SIGNED_FIELDS_OVERHEAD = ',"id":"","pubkey":"","sig":""'.length + 64 + 64 
 
 /**
  * At least signedEventBytes, without serializing: JSON turns one UTF-16 unit into at most 6 UTF-8 bytes
- * (`\u0001`, or a lone surrogate's `\udXXX`); the rest is field names, quotes, brackets, commas and at
+ * (`\u0001`, or a lone surrogate's `\udc00`); the rest is field names, quotes, brackets, commas and at
  * most 10 + 5 digits.
  */
 function signedEventBytesBound(event: UnsignedEvent): number {

@@ -105,7 +105,7 @@ test('the signed-size limit holds to the byte, however the content and tags esca
   // Measured apart from the code under test: the signed event as JSON, in UTF-8 bytes.
   const signedSize = (e: { kind: number; content: string; tags: string[][]; created_at: number }) =>
     Buffer.byteLength(JSON.stringify({ ...e, id: 'f'.repeat(64), pubkey: 'f'.repeat(64), sig: 'f'.repeat(128) }));
-  // U+0001 becomes \u0001 (6 bytes), '✓' 3 bytes, a lone surrogate \udXXX (6 bytes), 'a' one byte.
+  // U+0001 becomes \u0001 (6 bytes), '✓' 3 bytes, a lone surrogate \udc00 (6 bytes), 'a' one byte.
   for (const unit of ['\u0001', '✓', '\ud800', 'a']) {
     for (const where of ['content', 'tags'] as const) {
       const event = (n: number) =>
