@@ -51,9 +51,9 @@ async function main(): Promise<void> {
     for (const batch of [1, 4, 16, 64]) {
       const ops = signOps(batch);
       const tasks = Math.max(4, Math.round(256 / batch));
-      runCryptoOps(ops);
+      await runCryptoOps(ops);
       const inlineStart = performance.now();
-      for (let t = 0; t < tasks; t++) runCryptoOps(ops);
+      for (let t = 0; t < tasks; t++) await runCryptoOps(ops);
       const inlinePerOp = (performance.now() - inlineStart) / tasks / batch;
       await timeSequential(pool, ops, 2);
       const sequentialPerTask = await timeSequential(pool, ops, tasks);
