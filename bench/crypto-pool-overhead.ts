@@ -2,16 +2,22 @@
 // `node dist/bench/crypto-pool-overhead.js [--threads N]`
 //  - round trip: one task holding one op that fails at once (no crypto), awaited one after another;
 //  - per batch size: sign_event ops (validate, sign, verify) run one task at a time on the pool, and
-//    with enough tasks in flight to keep every thread busy; compared with the same ops run inline.
+//    with enough tasks in flight to keep every thread busy; compared with the same ops run inline;
+//  - event-loop time per op (sign_event with a cached keypair, 64 ops a call, two calls in flight): the ops
+//    and their curve work on the event loop, the curve work on the crypto lane, the whole ops on the pool.
 import { availableParallelism } from 'node:os';
 import { CryptoPool } from '../workers/crypto/pool.js';
 import { runCryptoOps } from '../workers/crypto/ops.js';
 import type { CryptoOp } from '../workers/crypto/types.js';
 import { generateSecretKey, getPublicKeyHex } from '../shared/nostr/keys.js';
+import { cryptoBackend } from '../shared/nostr/crypto-backend.js';
+import { localCurve } from '../workers/crypto/curve.js';
+import { CryptoLane } from '../workers/crypto/lane.js';
 
-function signOps(count: number): CryptoOp[] {
-  const sk = generateSecretKey();
-  const pubkey = getPublicKeyHex(sk);
+function signOps(count: number, keyMaterial = false): CryptoOp[] {
+  const secret = generateSecretKey();
+  const sk = keyMaterial ? cryptoBackend().keyMaterial(secret) : secret;
+  const pubkey = getPublicKeyHex(secret);
   return Array.from({ length: count }, (_, i) => ({
     op: 'sign_event' as const,
     sk,
@@ -35,6 +41,24 @@ async function timeSaturated(pool: CryptoPool, ops: CryptoOp[], tasks: number, i
     }),
   );
   return performance.now() - start;
+}
+
+const round1 = (n: number) => Math.round(n * 10) / 10;
+
+/** Main-thread busy time and wall time per op, `calls` calls of `ops` with two in flight. */
+async function eventLoopCost(run: (ops: CryptoOp[]) => Promise<unknown>, ops: CryptoOp[], calls: number) {
+  let next = 0;
+  const elu = performance.eventLoopUtilization();
+  const start = performance.now();
+  await Promise.all(
+    [0, 1].map(async () => {
+      while (next++ < calls) await run(ops);
+    }),
+  );
+  const wall = performance.now() - start;
+  const used = performance.eventLoopUtilization(elu);
+  const n = calls * ops.length;
+  return { busyUs: (used.active * 1000) / n, wallUs: (wall * 1000) / n };
 }
 
 async function main(): Promise<void> {
@@ -68,6 +92,23 @@ async function main(): Promise<void> {
     }
     console.log(`sign_event ops (validate + sign + verify), ${threads} thread(s)`);
     console.table(rows);
+
+    const lane = new CryptoLane({ threads: 1 });
+    const ops = signOps(64, true);
+    const ways: [string, (ops: CryptoOp[]) => Promise<unknown>][] = [
+      ['event loop (curve here)', (o) => runCryptoOps(o, localCurve)],
+      ['crypto lane (1 thread)', (o) => runCryptoOps(o, lane)],
+      [`pool (${threads} threads)`, (o) => pool.run(o)],
+    ];
+    const costs = [];
+    for (const [name, run] of ways) {
+      await eventLoopCost(run, ops, 20);
+      const { busyUs, wallUs } = await eventLoopCost(run, ops, 200);
+      costs.push({ where: name, 'event-loop µs/op': round1(busyUs), 'wall µs/op': round1(wallUs) });
+    }
+    await lane.close();
+    console.log('sign_event with a cached keypair, 64 ops a call, 2 calls in flight');
+    console.table(costs);
   } finally {
     await pool.close();
   }

@@ -15,6 +15,8 @@ export interface Curve {
   verify(sig: Uint8Array, msg32: Uint8Array, pubX: Uint8Array): Promise<boolean>;
   /** The ECDH shared x with the even-y point of peerX; InvalidKeyError for a bad key or peer. */
   ecdhX(key: Uint8Array, peerX: Uint8Array): Promise<Uint8Array>;
+  /** Sends the work asked for so far now rather than at the end of the turn (a curve that batches). */
+  flush?(): void;
 }
 
 /** A signature that did not verify right after it was made: a fault in the signer, never shown to a client as such. */

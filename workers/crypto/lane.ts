@@ -1,8 +1,10 @@
 // The crypto lane: the event loop keeps the work it must do anyway (validating, serializing, hashing, the
 // symmetric ciphers) and hands only the curve operations to a dedicated thread, as fixed-size binary
-// records (lane-records.ts). The records of one event-loop turn go in ONE ArrayBuffer, transferred, not
-// cloned: one message each way per batch, however many ops it holds. A pool task instead structured-clones
-// whole ops (events, texts, key material) and cost the event loop about what the curve work itself did.
+// records (lane-records.ts). The records of one crypto call (a job's round: flush()), or else of one
+// event-loop turn, go in ONE ArrayBuffer, transferred, not cloned: one message each way per batch, however
+// many ops it holds. A batch per call rather than per turn lets the thread answer each job as soon as its
+// own records are done, not after every job of the turn. A pool task instead structured-clones whole ops
+// (events, texts, key material) and cost the event loop about what the curve work itself did.
 //
 // A thread that dies fails the batches it held (their ops get an error, they do not hang) and is
 // replaced on the next batch. Secret bytes (key material in, ECDH shared x out) live only in the batch
@@ -119,6 +121,11 @@ export class CryptoLane implements Curve {
       putKey(r, key);
       r.set(peerX, OFF_PUB);
     });
+  }
+
+  /** Sends the records waiting now, as one batch. */
+  flush(): void {
+    this.#flush();
   }
 
   /** Sends what is waiting, lets every batch come back, then stops the threads. */

@@ -23,7 +23,11 @@ const CLIENT_FACING_ERRORS = [EventValidationError, InvalidKeyError, Nip44Error,
 class OpError extends Error {}
 
 export function runCryptoOps(ops: CryptoOp[], curve: Curve = localCurve): Promise<CryptoResult[]> {
-  return Promise.all(ops.map((op) => runOne(op, curve)));
+  const results = Promise.all(ops.map((op) => runOne(op, curve)));
+  // Every op has asked for its first curve operation by now: they go out as one batch, answered as soon as
+  // the thread is through them, not behind the other jobs of the turn.
+  curve.flush?.();
+  return results;
 }
 
 async function runOne(op: CryptoOp, curve: Curve): Promise<CryptoResult> {
