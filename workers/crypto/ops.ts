@@ -24,9 +24,10 @@ class OpError extends Error {}
 
 export function runCryptoOps(ops: CryptoOp[], curve: Curve = localCurve): Promise<CryptoResult[]> {
   const results = Promise.all(ops.map((op) => runOne(op, curve)));
-  // Every op has asked for its first curve operation by now: they go out as one batch, answered as soon as
-  // the thread is through them, not behind the other jobs of the turn.
-  curve.flush?.();
+  // Every op has asked for its first curve operation by now: a job's ops go out as one batch, answered as
+  // soon as the thread is through them, not behind the other jobs of the turn. A single op (a relay
+  // request's signature check) waits for the turn's batch instead: a message per op costs more than it.
+  if (ops.length > 1) curve.flush?.();
   return results;
 }
 
