@@ -223,7 +223,7 @@ async function main(): Promise<void> {
       ),
       nip46Clients: opts.nip46Clients,
       cryptoBackend: opts.cryptoBackend,
-      openLoop: { rate: opts.openLoopRate, connections: opts.openLoopConnections, tool: 'autocannon overallRate' },
+      openLoop: { rate: opts.openLoopRate, connections: opts.openLoopConnections, tool: 'wrk Lua open loop' },
       getPublicKeyConnections: opts.getPublicKeyConnections,
     },
     setup: { users: users.length, seedSeconds },
