@@ -93,7 +93,8 @@ end
 
 -- Per-thread state, global so that done() can read it with thread:get.
 hist_scheduled, hist_actual, hist_late = {}, {}, {}
-pending_slot, pending_sent = {}, {}
+pending_slot, pending_sent, slow_at, slow_us = {}, {}, {}, {}
+local SLOW_US = 15000
 sent_n, answered_n, non2xx_n, unmatched_n, next_slot, last_us = 0, 0, 0, 0, 0, 0
 local interval_us, phase_us, t0, counter, seq = 0, 0, nil, 0, 0
 local claimed, head, tail = {}, 1, 0
@@ -170,6 +171,11 @@ function response(status, headers, body)
     return
   end
   count(hist_scheduled, now - slot)
+  -- The slow ones with their slot on the monotonic clock (the farm's process.hrtime), to line up with its stalls
+  if now - slot >= SLOW_US and #slow_at < 5000 then
+    slow_at[#slow_at + 1] = slot
+    slow_us[#slow_us + 1] = now - slot
+  end
   count(hist_actual, now - pending_sent[id])
   pending_slot[id] = nil
   pending_sent[id] = nil
@@ -179,6 +185,12 @@ local function json_histogram(h)
   local parts = {}
   for k, v in pairs(h) do parts[#parts + 1] = string.format('"%d":%d', k, v) end
   return "{" .. table.concat(parts, ",") .. "}"
+end
+
+local function json_pairs(a, b)
+  local parts = {}
+  for i = 1, #a do parts[i] = string.format("[%d,%d]", a[i], b[i]) end
+  return table.concat(parts, ",")
 end
 
 function done(summary, latency, requests)
@@ -192,11 +204,12 @@ function done(summary, latency, requests)
       count(scheduled, last - slot)
     end
     io.write(string.format('${MARK}{"thread":%d,"durationUs":%d,"sent":%d,"answered":%d,"non2xx":%d,"unmatched":%d,' ..
-      '"unanswered":%d,"slots":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"scheduled":%s,"actual":%s,"late":%s}\\n',
+      '"unanswered":%d,"slots":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"scheduled":%s,"actual":%s,"late":%s,' ..
+      '"slow":[%s]}\\n',
       i - 1, summary.duration, thread:get("sent_n"), thread:get("answered_n"), thread:get("non2xx_n"),
       thread:get("unmatched_n"), unanswered, thread:get("next_slot"), summary.errors.connect, summary.errors.read,
       summary.errors.write, summary.errors.timeout, json_histogram(scheduled), json_histogram(thread:get("hist_actual")),
-      json_histogram(thread:get("hist_late"))))
+      json_histogram(thread:get("hist_late")), json_pairs(thread:get("slow_at"), thread:get("slow_us"))))
   end
 end
 `;
