@@ -159,12 +159,12 @@ async function main() {
           const before = snapshot(procs, services);
           const o = await runOpenLoop({
             url: base,
-            users,
             rate: args.openLoop,
             connections: args.openLoopConnections,
             durationS: args.duration,
-            workDir: LOG_DIR,
-            label: `${v.name}-${round_}`,
+            tokenFile: tokens,
+            scriptFile: path.join(DATA_DIR, 'open-loop.lua'),
+            outputFile: path.join(LOG_DIR, `${v.name}-open-loop-${round_}.txt`),
           });
           const after = snapshot(procs, services);
           const m1 = await fetchMetrics(base);
@@ -172,7 +172,8 @@ async function main() {
           const delta = (name: string) => (sampleValue(m1, name) ?? 0) - (sampleValue(m0, name) ?? 0);
           const itemsPerJob = round(delta('keyfarm_job_items_sum') / delta('keyfarm_job_items_count'), 2);
           const gc = (kind: string) => {
-            const at = (m: readonly Sample[], n: string) => sampleValue(m, `keyfarm_nodejs_gc_duration_seconds_${n}`, { kind }) ?? 0;
+            const at = (m: readonly Sample[], n: string) =>
+              sampleValue(m, `keyfarm_nodejs_gc_duration_seconds_${n}`, { kind }) ?? 0;
             const count = at(m1, 'count') - at(m0, 'count');
             return `${kind} ${count} (${round(((at(m1, 'sum') - at(m0, 'sum')) / Math.max(1, count)) * 1000, 2)} ms)`;
           };

@@ -11,8 +11,6 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { histogramMax, histogramPercentiles, mergeHistograms, type Histogram } from './latency-histogram.js';
-import type { BenchUser } from './seed-users.js';
-import { writeTokenFile } from './seed-users.js';
 
 export interface LatencySummaryMs {
   p50: number;
@@ -287,25 +285,28 @@ export function parseOpenLoopOutput(
 
 export interface OpenLoopRun {
   url: string;
-  users: readonly BenchUser[];
   rate: number;
   connections: number;
   durationS: number;
   /** wrk threads (default 1: the load generator's share of the cores stays small). */
   threads?: number;
-  /** Where the token list, the script and wrk's output go. */
-  workDir: string;
-  label: string;
+  /** The users' access tokens, one a line (writeTokenFile); kept out of any log folder. */
+  tokenFile: string;
+  /** Where the generated script goes (beside the token file, not among logs). */
+  scriptFile: string;
+  /** wrk's output, for the record. */
+  outputFile: string;
   /** Index in the token list of the first request (default 0). */
   startAt?: number;
 }
 
+export function writeOpenLoopScript(file: string, tokenFile: string): void {
+  writeFileSync(file, openLoopScript(tokenFile), { mode: 0o600 });
+}
+
 export function runOpenLoop(run: OpenLoopRun): Promise<OpenLoopResult> {
   const threads = run.threads ?? 1;
-  const tokenFile = `${run.workDir}/open-loop-tokens.txt`;
-  const scriptFile = `${run.workDir}/open-loop.lua`;
-  writeTokenFile(tokenFile, run.users);
-  writeFileSync(scriptFile, openLoopScript(tokenFile), { mode: 0o600 });
+  writeOpenLoopScript(run.scriptFile, run.tokenFile);
   const args = [
     `-t${threads}`,
     `-c${run.connections}`,
@@ -313,7 +314,7 @@ export function runOpenLoop(run: OpenLoopRun): Promise<OpenLoopResult> {
     '--timeout',
     '10s',
     '-s',
-    scriptFile,
+    run.scriptFile,
     `${run.url}/api/nostr`,
     '--',
     String(run.rate),
@@ -329,7 +330,7 @@ export function runOpenLoop(run: OpenLoopRun): Promise<OpenLoopResult> {
       reject(new Error(`wrk could not start (${err.message}); install the Debian package wrk`)),
     );
     child.once('close', (code) => {
-      writeFileSync(`${run.workDir}/open-loop-${run.label}.txt`, out);
+      writeFileSync(run.outputFile, out);
       if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out.slice(-2000)}`));
       try {
         resolve(parseOpenLoopOutput(out, { rate: run.rate, connections: run.connections, threads }));

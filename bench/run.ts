@@ -174,6 +174,8 @@ async function main(): Promise<void> {
       logDir: LOG_DIR,
       users,
       wrkScript: WRK_SCRIPT,
+      tokenFile: TOKEN_FILE,
+      openLoopScript: path.join(DATA_DIR, 'open-loop.lua'),
       getPublicKeyScript: GPK_SCRIPT,
       services,
       leaseTtlMs: config.LEASE_TTL_MS,

@@ -69,6 +69,9 @@ export interface ScenarioContext {
   logDir: string;
   users: readonly BenchUser[];
   wrkScript: string;
+  /** The users' access tokens, one a line, and where the open-loop script goes (neither among the logs). */
+  tokenFile: string;
+  openLoopScript: string;
   /** The same load with get_public_key instead of sign_event. */
   getPublicKeyScript: string;
   services: BenchServices;
@@ -509,12 +512,12 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
       for (let run = 1; run <= opts.runs; run++) {
         const r = await runOpenLoop({
           url: base,
-          users,
           rate: opts.openLoopRate,
           connections: opts.openLoopConnections,
           durationS: opts.durationS,
-          workDir: ctx.logDir,
-          label: `${name}-${run}`,
+          tokenFile: ctx.tokenFile,
+          scriptFile: ctx.openLoopScript,
+          outputFile: path.join(ctx.logDir, `${name}-open-loop-${run}.txt`),
         });
         openLoop.push(r);
         ctx.log(
