@@ -229,6 +229,8 @@ interface ThreadReport {
   scheduled: Histogram;
   actual: Histogram;
   late: Histogram;
+  /** Requests slower than 15 ms from their slot: [slot, latency] in µs on the monotonic clock, for the record. */
+  slow: [number, number][];
 }
 
 const ms = (us: number) => Math.round(us / 10) / 100;
