@@ -6,12 +6,18 @@
 //
 //   node dist/bench/ab.js --variant 'before|/tmp/before/dist|' --variant 'after||CRYPTO_LANE_THREADS=0' \
 //     [--rounds 3] [--users 300] [--duration 10] [--connections 64] [--method sign_event|get_public_key]
+//     [--open-loop RATE [--open-loop-connections 100]]
+// --open-loop: the timed run offers sign_event at RATE/s through bench/open-loop.ts instead of wrk at c
+// connections, and reports latency from the scheduled send (p50/p99/p99.9), from the actual send (p99), and
+// the farm's event-loop delay over the run (its own metrics).
 // A variant is NAME|DIST|K=V;K=V|SHAPE: DIST empty for this checkout's dist, SHAPE all (default) or split.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { startBenchServices, type BenchServices } from './bench-services.js';
 import { PROJECT_ROOT, startFarmProcess, type FarmProcess, type Role } from './farm-process.js';
+import { fetchMetrics, sampleValue, type Sample } from './farm-metrics.js';
+import { runOpenLoop } from './open-loop.js';
 import { cpuBetween, ourPids, snapshot } from './scenario.js';
 import { seedUsers, writeTokenFile } from './seed-users.js';
 import { median, round } from './stats.js';
@@ -41,7 +47,15 @@ function parseVariant(spec: string): Variant {
 }
 
 function parseArgs(argv: string[]) {
-  const o = { rounds: 3, users: 300, duration: 10, connections: 64, method: 'sign_event' as WrkMethod };
+  const o = {
+    rounds: 3,
+    users: 300,
+    duration: 10,
+    connections: 64,
+    method: 'sign_event' as WrkMethod,
+    openLoop: 0,
+    openLoopConnections: 100,
+  };
   const variants: Variant[] = [];
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value = ''] = [argv[i], argv[i + 1]];
@@ -51,6 +65,8 @@ function parseArgs(argv: string[]) {
     else if (flag === '--users') o.users = Number(value);
     else if (flag === '--duration') o.duration = Number(value);
     else if (flag === '--connections') o.connections = Number(value);
+    else if (flag === '--open-loop') o.openLoop = Number(value);
+    else if (flag === '--open-loop-connections') o.openLoopConnections = Number(value);
     else throw new Error(`unknown option ${flag}`);
   }
   if (variants.length < 1) throw new Error('at least one --variant');
@@ -79,6 +95,13 @@ async function startVariant(v: Variant, env: Record<string, string>, live: Set<F
     procs.push(p);
   }
   return procs;
+}
+
+/** The farm's event-loop delay since the last scrape (prom-client resets it at each), ms. */
+function eventLoopLag(samples: readonly Sample[]) {
+  const at = (name: string) =>
+    round((sampleValue(samples, `keyfarm_nodejs_eventloop_lag_${name}_seconds`) ?? Number.NaN) * 1000, 2);
+  return { p50: at('p50'), p99: at('p99'), max: at('max'), mean: at('mean') };
 }
 
 async function main() {
@@ -131,18 +154,52 @@ async function main() {
         for (let w = 0; w < 6 && warmed < users.length * 1.5; w++)
           warmed += (await wrk(3, `warm${w}`, warmed)).requests;
         const load = loadavg()[0]!;
-        const before = snapshot(procs, services);
-        const r = await wrk(args.duration, `run${round_}`);
-        const after = snapshot(procs, services);
-        const cpu = cpuBetween(before, after, procs, ourPids(procs, services), r.requests);
-        const entry = byVariant.get(v.name) ?? { cpu: [], rps: [], p99: [] };
-        entry.cpu.push(cpu.farmMsPerRequest);
-        entry.rps.push(r.rps);
-        entry.p99.push(r.latencyMs.p99);
-        byVariant.set(v.name, entry);
-        log(
-          `${v.name} round ${round_ + 1}: farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
-        );
+        if (args.openLoop > 0) {
+          const m0 = await fetchMetrics(base); // also resets the event-loop delay histogram
+          const before = snapshot(procs, services);
+          const o = await runOpenLoop({
+            url: base,
+            rate: args.openLoop,
+            connections: args.openLoopConnections,
+            durationS: args.duration,
+            tokenFile: tokens,
+            scriptFile: path.join(DATA_DIR, 'open-loop.lua'),
+            outputFile: path.join(LOG_DIR, `${v.name}-open-loop-${round_}.txt`),
+          });
+          const after = snapshot(procs, services);
+          const m1 = await fetchMetrics(base);
+          const lag = eventLoopLag(m1);
+          const delta = (name: string) => (sampleValue(m1, name) ?? 0) - (sampleValue(m0, name) ?? 0);
+          const itemsPerJob = round(delta('keyfarm_job_items_sum') / delta('keyfarm_job_items_count'), 2);
+          const gc = (kind: string) => {
+            const at = (m: readonly Sample[], n: string) =>
+              sampleValue(m, `keyfarm_nodejs_gc_duration_seconds_${n}`, { kind }) ?? 0;
+            const count = at(m1, 'count') - at(m0, 'count');
+            return `${kind} ${count} (${round(((at(m1, 'sum') - at(m0, 'sum')) / Math.max(1, count)) * 1000, 2)} ms)`;
+          };
+          const cpu = cpuBetween(before, after, procs, ourPids(procs, services), o.requests);
+          const entry = byVariant.get(v.name) ?? { cpu: [], rps: [], p99: [] };
+          entry.cpu.push(cpu.farmMsPerRequest);
+          entry.rps.push(o.achievedRps);
+          entry.p99.push(o.latencyMs.p99);
+          byVariant.set(v.name, entry);
+          log(
+            `${v.name} round ${round_ + 1}: open loop ${o.offeredRps}/s, achieved ${o.achievedRps}/s, from the scheduled send p50 ${o.latencyMs.p50} ms, p90 ${o.latencyMs.p90} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, max ${o.latencyMs.max} ms; from the send p99 ${o.serviceLatencyMs.p99} ms; sends late p99 ${o.sendLateMs.p99} ms; non-2xx ${o.non2xx}, errors ${o.errors}; event-loop delay ${JSON.stringify(lag)}; ${itemsPerJob} requests per job; GC ${gc('minor')}, ${gc('major')}; farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
+          );
+        } else {
+          const before = snapshot(procs, services);
+          const r = await wrk(args.duration, `run${round_}`);
+          const after = snapshot(procs, services);
+          const cpu = cpuBetween(before, after, procs, ourPids(procs, services), r.requests);
+          const entry = byVariant.get(v.name) ?? { cpu: [], rps: [], p99: [] };
+          entry.cpu.push(cpu.farmMsPerRequest);
+          entry.rps.push(r.rps);
+          entry.p99.push(r.latencyMs.p99);
+          byVariant.set(v.name, entry);
+          log(
+            `${v.name} round ${round_ + 1}: farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
+          );
+        }
         for (const p of procs) {
           await p.stop();
           live.delete(p);

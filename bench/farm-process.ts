@@ -92,8 +92,11 @@ export async function startFarmProcess(opts: StartOptions): Promise<FarmProcess>
     ...(port ? { PORT: String(port), HOST: '127.0.0.1' } : {}),
   };
   const fd = openSync(logFile, 'a');
-  // KEYFARM_BENCH_NODE_ARGS: flags for the farm's node only, e.g. "--cpu-prof --cpu-prof-dir=DIR" (not allowed in NODE_OPTIONS).
-  const nodeArgs = (process.env.KEYFARM_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  // KEYFARM_BENCH_NODE_ARGS: flags for the farm's node only, e.g. "--cpu-prof --cpu-prof-dir=DIR" (not allowed in
+  // NODE_OPTIONS); in opts.env it is this process's own (an A/B variant's V8 flags).
+  const nodeArgs = (opts.env.KEYFARM_BENCH_NODE_ARGS ?? process.env.KEYFARM_BENCH_NODE_ARGS ?? '')
+    .split(' ')
+    .filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, opts.cli ?? CLI, opts.role], {
     cwd: PROJECT_ROOT,
     env,

@@ -128,7 +128,7 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
   for (const s of r.scenarios) {
     for (const [i, o] of (s.openLoop ?? []).entries()) {
       out(
-        `Open loop (${s.name}) ${i + 1}: offered ${o.offeredRps}/s over ${o.connections} connections, achieved ${o.achievedRps}/s, p50 ${o.latencyMs.p50} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, non-2xx ${o.non2xx}, errors ${o.errors}`,
+        `Open loop (${s.name}) ${i + 1}: offered ${o.offeredRps}/s over ${o.connections} connections, achieved ${o.achievedRps}/s, p50 ${o.latencyMs.p50} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms (from the scheduled send; from the actual send p50 ${o.serviceLatencyMs.p50} ms, p99 ${o.serviceLatencyMs.p99} ms), non-2xx ${o.non2xx}, errors ${o.errors}`,
       );
     }
     if (s.openLoop?.length)

@@ -1,6 +1,7 @@
 // One deployment shape under load: start its processes over the shared servers, sample cold-key latency,
 // warm up, run the timed load N times with the CPU time of every process around each run, verify a
 // sample of signatures, stop.
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import {
   busiestOthers,
@@ -68,6 +69,9 @@ export interface ScenarioContext {
   logDir: string;
   users: readonly BenchUser[];
   wrkScript: string;
+  /** The users' access tokens, one a line, and where the open-loop script goes (neither among the logs). */
+  tokenFile: string;
+  openLoopScript: string;
   /** The same load with get_public_key instead of sign_event. */
   getPublicKeyScript: string;
   services: BenchServices;
@@ -508,14 +512,16 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
       for (let run = 1; run <= opts.runs; run++) {
         const r = await runOpenLoop({
           url: base,
-          users,
           rate: opts.openLoopRate,
           connections: opts.openLoopConnections,
           durationS: opts.durationS,
+          tokenFile: ctx.tokenFile,
+          scriptFile: ctx.openLoopScript,
+          outputFile: path.join(ctx.logDir, `${name}-open-loop-${run}.txt`),
         });
         openLoop.push(r);
         ctx.log(
-          `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, non-2xx ${r.non2xx}, errors ${r.errors}`,
+          `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, from the scheduled send p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, max ${r.latencyMs.max} ms; from the actual send p50 ${r.serviceLatencyMs.p50} ms, p99 ${r.serviceLatencyMs.p99} ms; sends late p50 ${r.sendLateMs.p50} ms, p99 ${r.sendLateMs.p99} ms; non-2xx ${r.non2xx}, errors ${r.errors}, unanswered ${r.unanswered}, load ${loadavg()[0]!.toFixed(2)}`,
         );
       }
     }
