@@ -82,7 +82,7 @@ export interface ShardIngressOptions<E extends IngressEntry> {
   queueLimit: number;
   /** The longest an admitted request should wait in its shard, by the shard's drain rate (ADMISSION_MAX_WAIT_MS); 0: the limit only. */
   admissionMaxWaitMs?: number;
-  /** Unique per process: workers reply on names.replyChannel(instanceId). */
+  /** Unique per process: workers reply on its reply channels (replies.ts). */
   instanceId: string;
   /** How long to wait for a job's reply before reading its stored result. */
   replyTimeoutMs: number;
@@ -179,8 +179,12 @@ export class ShardIngress<E extends IngressEntry> {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('ShardIngress.start: already started');
     if (this.policy.lateJob.kind === 'fail') onLinkLost(this.opts.redis, () => this.failInFlight('queue unavailable'));
-    await subscribeReplies(this.opts.subscriber, this.opts.names, this.opts.instanceId, (message) =>
-      this.onReply(message),
+    await subscribeReplies(
+      this.opts.subscriber,
+      this.opts.names,
+      this.opts.instanceId,
+      this.opts.shardCount,
+      (message) => this.onReply(message),
     );
     this.state = 'started';
   }

@@ -7,7 +7,7 @@
 //   metadata and the reply) for the ingress's fallback read, in one step, and only once;
 // - reconcile rebuilds the count from the stream (the shard's owner, on acquiring it and periodically).
 import { readFileSync } from 'node:fs';
-import { type RedisClient, redisReplyCode } from '../redis.js';
+import { isCluster, type RedisClient, redisReplyCode } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from './jobs.js';
 
@@ -32,13 +32,8 @@ export function keepSeconds(replyTimeoutMs: number): number {
   return Math.ceil(replyTimeoutMs / 1000) + KEEP_PAST_TIMEOUT_SECONDS;
 }
 
-type QueueCommand = (
-  stream: string,
-  meter: string,
-  jobKey: string,
-  dedupeKey: string,
-  ...args: (string | number)[]
-) => Promise<unknown>;
+/** The script with its number of keys first: four, and the activity stream as a fifth for a completion. */
+type QueueCommand = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
 export interface EnqueueOptions {
   /** The job's id (no ':'). */
@@ -134,13 +129,20 @@ export function recordData(data: string): unknown {
   return { ...rest, items: kept };
 }
 
-/** A finished job's record as JSON (FinishedJob), its data as recordData keeps it. */
-export function finishedRecord(
-  job: QueuedJob,
-  run: { processedOn: number; finishedOn: number; attempts: number; failedReason?: string },
-  reply: ReplyMessage | SealedReplyMessage,
-): string {
-  return JSON.stringify({
+/** How a job ran, as its finished record keeps it. */
+export interface JobRun {
+  processedOn: number;
+  finishedOn: number;
+  attempts: number;
+  failedReason?: string;
+}
+
+/**
+ * A finished job's record as JSON (FinishedJob) up to its reply: the record is this, the reply's JSON and
+ * '}'. The completion script ends it, so the reply crosses to Redis once, for the record and the publish.
+ */
+export function finishedRecordHead(job: QueuedJob, run: JobRun): string {
+  const record = JSON.stringify({
     id: job.id,
     type: job.type,
     items: job.items,
@@ -150,8 +152,38 @@ export function finishedRecord(
     finishedOn: run.finishedOn,
     attempts: run.attempts,
     ...(run.failedReason === undefined ? {} : { failedReason: run.failedReason }),
-    reply,
   });
+  return `${record.slice(0, -1)},"reply":`;
+}
+
+/** A finished job's record as JSON (FinishedJob), its data as recordData keeps it. */
+export function finishedRecord(job: QueuedJob, run: JobRun, reply: ReplyMessage | SealedReplyMessage): string {
+  return `${finishedRecordHead(job, run)}${JSON.stringify(reply)}}`;
+}
+
+/** What a completion writes besides the entry's removal, in the same step. */
+export interface Completion {
+  /** finishedRecordHead of the job: the record kept for the fallback read ends with `reply`. */
+  recordHead: string;
+  /** The reply (JSON of a ReplyMessage or SealedReplyMessage). */
+  reply: string;
+  /** How long the record is kept, seconds. */
+  keepSeconds: number;
+  /** The channel the reply is published on (replies.ts replyChannel, this shard's); none: only kept. */
+  channel?: string;
+  /**
+   * An entry appended to another stream first (the job's activity), on a single Redis only: a cluster
+   * keeps that stream in another slot.
+   */
+  append?: { key: string; field: string; value: string; maxLength: number };
+}
+
+/** What a completion did. */
+export interface Completed {
+  /** The entry was removed and the record kept by this completion (false: another one did it before). */
+  completed: boolean;
+  /** The processes that heard the reply. */
+  receivers: number;
 }
 
 export interface ShardQueueOptions {
@@ -178,13 +210,14 @@ export class ShardQueue {
     this.limit = opts.limit;
     this.maxWaitMs = opts.maxWaitMs ?? 0;
     const r = redis as unknown as Record<string, QueueCommand | undefined>;
-    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 4, lua: LUA });
+    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { lua: LUA });
     this.command = (r[COMMAND] as QueueCommand).bind(redis);
   }
 
   private run(shard: number, jobId: string, op: string, ...args: (string | number)[]): Promise<unknown> {
     const { names } = this;
     return this.command(
+      4,
       names.jobs(shard),
       names.meter(shard),
       names.job(shard, jobId),
@@ -228,11 +261,30 @@ export class ShardQueue {
   }
 
   /**
-   * Removes a finished job's entry, gives its items back and keeps its record for `keep` seconds, in one
-   * step. Only the first completion of an entry does anything: returns whether this one did.
+   * In one step: appends `append` (the job's activity), removes a finished job's entry, gives its items
+   * back, keeps its record, and publishes its reply. Only the first completion of an entry removes it and
+   * keeps the record; every one appends and publishes.
    */
-  async complete(shard: number, job: QueuedJob, record: string, keep: number): Promise<boolean> {
-    return Number(await this.run(shard, job.id, 'complete', job.entryId, job.items, record, keep)) === 1;
+  async complete(shard: number, job: QueuedJob, c: Completion): Promise<Completed> {
+    const { names } = this;
+    const keys = [names.jobs(shard), names.meter(shard), names.job(shard, job.id), names.dedupe(shard, job.id)];
+    const args: (string | number)[] = [
+      'complete',
+      DRAIN_WINDOW_MS,
+      job.entryId,
+      job.items,
+      c.recordHead,
+      c.keepSeconds,
+      c.reply,
+      c.channel ?? '',
+      isCluster(this.redis) ? '1' : '0',
+    ];
+    if (c.append) {
+      keys.push(c.append.key);
+      args.push(c.append.field, c.append.value, c.append.maxLength);
+    }
+    const [completed, receivers] = (await this.command(keys.length, ...keys, ...args)) as [number, number];
+    return { completed: Number(completed) === 1, receivers: Number(receivers) };
   }
 
   /** What became of a job: finished (its record), still queued or running, or gone (never added, or expired). */
