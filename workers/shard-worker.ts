@@ -14,6 +14,7 @@ import { closeRedis, isCluster, type RedisClient, redisReplyCode } from '../shar
 import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
+import { decodeJobData } from '../shared/farm/job-data.js';
 import { publishReply, replyChannel } from '../shared/farm/replies.js';
 import {
   finishedRecordHead,
@@ -77,7 +78,7 @@ class UnknownJobType extends Error {}
 
 function parseData(job: QueuedJob): JobData | undefined {
   try {
-    return JSON.parse(job.data) as JobData;
+    return decodeJobData(job.data) as JobData;
   } catch {
     return undefined;
   }

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { isCluster, type RedisClient, redisReplyCode } from '../redis.js';
 import type { ShardNames } from '../shard.js';
+import { decodeJobData, encodeJobData } from './job-data.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from './jobs.js';
 
 const LUA = readFileSync(new URL('./shard-queue.lua', import.meta.url), 'utf8');
@@ -70,7 +71,7 @@ export interface QueuedJob {
   id: string;
   type: string;
   items: number;
-  /** The JobData as JSON, as added. */
+  /** The JobData as added (job-data.ts encodeJobData; decodeJobData reads it). */
   data: string;
   /** When it was added, ms. */
   addedAt: number;
@@ -114,7 +115,7 @@ export function parseEntry(entryId: string, fields: string[] | null): QueuedJob 
 export function recordData(data: string): unknown {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(data);
+    parsed = decodeJobData(data);
   } catch {
     return data;
   }
@@ -248,7 +249,7 @@ export class ShardQueue {
       this.maxWaitMs,
       floor,
       job.data.type,
-      JSON.stringify(job.data),
+      encodeJobData(job.data),
       job.dedupe ? '1' : '0',
       job.allOrNothing ? '1' : '0',
       job.keepSeconds ?? 120,

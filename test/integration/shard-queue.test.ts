@@ -19,6 +19,7 @@ import { ShardWorker } from '../../workers/shard-worker.js';
 import type { ActivitySink } from '../../workers/activity.js';
 import { ActivityStream, activityStreamKey } from '../../workers/activity-stream.js';
 import { subscribeReplies } from '../../shared/farm/replies.js';
+import { decodeJobData } from '../../shared/farm/job-data.js';
 import { REDIS_TARGET, deleteByPrefix, queuedJobs, quietLogger, uniquePrefix, waitFor } from './farm-fixtures.js';
 
 const prefixes: string[] = [];
@@ -88,7 +89,12 @@ test("a finished RPC job's record keeps its items' ids, methods and trace ids an
   };
   await queue.enqueue(3, { jobId: 'rpc.1', items: 2, data: rpc });
   const [job] = await queuedJobs(names, 3);
-  assert.deepEqual(JSON.parse(job!.data), rpc, 'the stream entry carries the whole data, calls included');
+  assert.deepEqual(decodeJobData(job!.data), rpc, 'the stream entry carries the whole data, calls included');
+  assert.deepEqual(
+    (JSON.parse(job!.data) as { items: unknown[] }).items[1],
+    ['r1', 't1', 'auth-1', 'key-1', 'a'.repeat(64), 'sign_event'],
+    'an item is written positionally, without its names',
+  );
   const reply: SealedReplyMessage = { jobId: 'rpc.1', sealedResults: 'kfsealed1:cmVzdWx0cw' };
   assert.equal(await completeJob(queue, 3, job!, reply), true);
   const record = JSON.parse((await redis.get(names.job(3, 'rpc.1')))!) as FinishedJob;
