@@ -33,8 +33,13 @@ export function keepSeconds(replyTimeoutMs: number): number {
   return Math.ceil(replyTimeoutMs / 1000) + KEEP_PAST_TIMEOUT_SECONDS;
 }
 
-/** The script with its number of keys first: four, and the activity stream as a fifth for a completion. */
-type QueueCommand = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<unknown>;
+/**
+ * The script, defined twice: with four keys, and with the activity stream as a fifth (a completion on a
+ * single Redis). The number of keys is fixed in each, so a call's first argument is a key of the shard:
+ * an auto-pipelining cluster client groups a call by its first argument's slot.
+ */
+const COMMAND_WITH_APPEND = 'keyfarmShardQueueAppend';
+type QueueCommand = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
 export interface EnqueueOptions {
   /** The job's id (no ':'). */
@@ -202,6 +207,7 @@ export class ShardQueue {
   readonly limit: number;
   private readonly maxWaitMs: number;
   private readonly command: QueueCommand;
+  private readonly commandWithAppend: QueueCommand;
 
   constructor(
     private readonly redis: RedisClient,
@@ -211,14 +217,16 @@ export class ShardQueue {
     this.limit = opts.limit;
     this.maxWaitMs = opts.maxWaitMs ?? 0;
     const r = redis as unknown as Record<string, QueueCommand | undefined>;
-    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { lua: LUA });
+    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 4, lua: LUA });
+    if (typeof r[COMMAND_WITH_APPEND] !== 'function')
+      redis.defineCommand(COMMAND_WITH_APPEND, { numberOfKeys: 5, lua: LUA });
     this.command = (r[COMMAND] as QueueCommand).bind(redis);
+    this.commandWithAppend = (r[COMMAND_WITH_APPEND] as QueueCommand).bind(redis);
   }
 
   private run(shard: number, jobId: string, op: string, ...args: (string | number)[]): Promise<unknown> {
     const { names } = this;
     return this.command(
-      4,
       names.jobs(shard),
       names.meter(shard),
       names.job(shard, jobId),
@@ -284,7 +292,8 @@ export class ShardQueue {
       keys.push(c.append.key);
       args.push(c.append.field, c.append.value, c.append.maxLength);
     }
-    const [completed, receivers] = (await this.command(keys.length, ...keys, ...args)) as [number, number];
+    const command = c.append ? this.commandWithAppend : this.command;
+    const [completed, receivers] = (await command(...keys, ...args)) as [number, number];
     return { completed: Number(completed) === 1, receivers: Number(receivers) };
   }
 
