@@ -17,7 +17,7 @@ import type { ShardNames } from '../shared/shard.js';
 import { decodeJobData } from '../shared/farm/job-data.js';
 import { publishReply, replyChannel } from '../shared/farm/replies.js';
 import {
-  finishedRecordHead,
+  finishedRecord,
   GROUP,
   type JobRun,
   parseEntry,
@@ -260,7 +260,7 @@ export class ShardWorker {
   }
 
   /**
-   * Appends the job's activity, completes the job and publishes its reply. On a single Redis the three
+   * Appends the job's activity, completes the job and publishes its record (the reply in it). On a single Redis the three
    * are one script call (the activity first, the reply last); on a cluster the activity stream is in
    * another slot, so its append is awaited first and the other two are one call. When the completion
    * fails, the reply is still published on its own (the job stays pending and is claimed and run again).
@@ -271,10 +271,10 @@ export class ShardWorker {
     const append = isCluster(commands) ? undefined : activity?.take?.();
     if (!append) await activity?.persist?.();
     const replyTo = typeof data?.replyTo === 'string' ? data.replyTo : undefined;
+    const record = finishedRecord(job, { ...run, finishedOn: Date.now() }, reply);
     try {
       const { completed } = await queue.complete(this.shard, job, {
-        recordHead: finishedRecordHead(job, { ...run, finishedOn: Date.now() }),
-        reply: JSON.stringify(reply),
+        record,
         keepSeconds: this.opts.keepSeconds,
         ...(replyTo ? { channel: replyChannel(commands, names, replyTo, this.shard) } : {}),
         ...(append ? { append } : {}),
@@ -287,7 +287,7 @@ export class ShardWorker {
         'completing a job failed; it will be claimed and run again',
       );
       if (replyTo)
-        await publishReply(commands, names, replyTo, this.shard, reply).catch((e: unknown) =>
+        await publishReply(commands, names, replyTo, this.shard, record).catch((e: unknown) =>
           logger.warn(
             { shard: this.shard, jobId: job.id, err: (e as Error).message },
             'publishing a reply failed; the ingress reads the record',

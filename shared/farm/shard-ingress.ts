@@ -22,7 +22,7 @@ import type { ShardNames } from '../shard.js';
 import { withDeadline } from '../deadline.js';
 import type { ItemResult, JobData } from './jobs.js';
 import { MicroBatcher } from './micro-batcher.js';
-import { subscribeReplies } from './replies.js';
+import { replyOf, subscribeReplies } from './replies.js';
 import { type EnqueueOptions, keepSeconds, ShardQueue } from './shard-queue.js';
 
 export type Door = 'http' | 'nip46';
@@ -247,11 +247,11 @@ export class ShardIngress<E extends IngressEntry> {
     this.failInFlight('shutting down');
   }
 
-  /** A message on the reply channel. */
+  /** A message on the reply channel: a job's finished record, its reply in it (replies.ts). */
   onReply(message: string): void {
-    let reply: { jobId?: unknown } | null;
+    let reply: { jobId?: unknown } | null | undefined;
     try {
-      reply = JSON.parse(message) as { jobId?: unknown } | null;
+      reply = replyOf(JSON.parse(message)) as { jobId?: unknown } | null | undefined;
     } catch {
       this.opts.logger.warn({ door: this.door }, 'unreadable reply dropped');
       return;

@@ -143,12 +143,9 @@ export interface JobRun {
   failedReason?: string;
 }
 
-/**
- * A finished job's record as JSON (FinishedJob) up to its reply: the record is this, the reply's JSON and
- * '}'. The completion script ends it, so the reply crosses to Redis once, for the record and the publish.
- */
-export function finishedRecordHead(job: QueuedJob, run: JobRun): string {
-  const record = JSON.stringify({
+/** A finished job's record as JSON (FinishedJob), its data as recordData keeps it: kept, and published as the reply. */
+export function finishedRecord(job: QueuedJob, run: JobRun, reply: ReplyMessage | SealedReplyMessage): string {
+  return JSON.stringify({
     id: job.id,
     type: job.type,
     items: job.items,
@@ -158,24 +155,17 @@ export function finishedRecordHead(job: QueuedJob, run: JobRun): string {
     finishedOn: run.finishedOn,
     attempts: run.attempts,
     ...(run.failedReason === undefined ? {} : { failedReason: run.failedReason }),
+    reply,
   });
-  return `${record.slice(0, -1)},"reply":`;
-}
-
-/** A finished job's record as JSON (FinishedJob), its data as recordData keeps it. */
-export function finishedRecord(job: QueuedJob, run: JobRun, reply: ReplyMessage | SealedReplyMessage): string {
-  return `${finishedRecordHead(job, run)}${JSON.stringify(reply)}}`;
 }
 
 /** What a completion writes besides the entry's removal, in the same step. */
 export interface Completion {
-  /** finishedRecordHead of the job: the record kept for the fallback read ends with `reply`. */
-  recordHead: string;
-  /** The reply (JSON of a ReplyMessage or SealedReplyMessage). */
-  reply: string;
+  /** finishedRecord of the job: kept for the fallback read, and published as the reply. */
+  record: string;
   /** How long the record is kept, seconds. */
   keepSeconds: number;
-  /** The channel the reply is published on (replies.ts replyChannel, this shard's); none: only kept. */
+  /** The channel the record is published on (replies.ts replyChannel, this shard's); none: only kept. */
   channel?: string;
   /**
    * An entry appended to another stream first (the job's activity), on a single Redis only: a cluster
@@ -271,8 +261,8 @@ export class ShardQueue {
 
   /**
    * In one step: appends `append` (the job's activity), removes a finished job's entry, gives its items
-   * back, keeps its record, and publishes its reply. Only the first completion of an entry removes it and
-   * keeps the record; every one appends and publishes.
+   * back, keeps its record, and publishes the record as the reply. Only the first completion of an entry
+   * removes it and keeps the record; every one appends and publishes.
    */
   async complete(shard: number, job: QueuedJob, c: Completion): Promise<Completed> {
     const { names } = this;
@@ -282,9 +272,8 @@ export class ShardQueue {
       DRAIN_WINDOW_MS,
       job.entryId,
       job.items,
-      c.recordHead,
+      c.record,
       c.keepSeconds,
-      c.reply,
       c.channel ?? '',
       isCluster(this.redis) ? '1' : '0',
     ];

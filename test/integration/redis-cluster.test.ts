@@ -10,7 +10,7 @@ import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nost
 import WebSocket from 'ws';
 import { UnboundClientLimit } from '../../relay-ingest/unbound-client-limit.js';
 import { subscribeReplies, replyChannel } from '../../shared/farm/replies.js';
-import { finishedRecord, finishedRecordHead, ShardQueue } from '../../shared/farm/shard-queue.js';
+import { finishedRecord, ShardQueue } from '../../shared/farm/shard-queue.js';
 import { listeningKey } from '../../shared/nip46/listening.js';
 import { readShardStates } from '../../shared/farm/shard-metrics.js';
 import { closeRedis, createRedis, isCluster, shardNamesFor, type RedisClient } from '../../shared/redis.js';
@@ -198,15 +198,10 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
       const record = finishedRecord(job, run, reply);
       const channel = replyChannel(redis, own, 'x', shard);
       assert.ok(channel.includes(`{${own.tag(shard)}}`), "the reply channel is in the shard's slot");
-      const done = await queue.complete(shard, job, {
-        recordHead: finishedRecordHead(job, run),
-        reply: JSON.stringify(reply),
-        keepSeconds: 60,
-        channel,
-      });
+      const done = await queue.complete(shard, job, { record, keepSeconds: 60, channel });
       assert.deepEqual(done, { completed: true, receivers: 1 }, 'the script completed it and SPUBLISHed the reply');
       await waitFor('the reply heard', () => heard.length === shard + 1);
-      assert.deepEqual(JSON.parse(heard[shard]!), reply);
+      assert.deepEqual(JSON.parse(heard[shard]!), JSON.parse(record), 'the record is the reply published');
       assert.equal(await queue.reconcile(shard), 2);
       assert.deepEqual(await queue.lookup(shard, 'cluster-test-a', entryId), {
         kind: 'finished',

@@ -10,7 +10,7 @@ import type { JobData, ReplyMessage, SealedReplyMessage } from '../../shared/far
 import {
   ADMISSION_FLOOR,
   type FinishedJob,
-  finishedRecordHead,
+  finishedRecord,
   type QueuedJob,
   ShardQueue,
 } from '../../shared/farm/shard-queue.js';
@@ -67,8 +67,8 @@ async function completeJob(
   reply: ReplyMessage | SealedReplyMessage = { jobId: job.id, results: [] },
 ) {
   const now = Date.now();
-  const recordHead = finishedRecordHead(job, { processedOn: now, finishedOn: now, attempts: 1 });
-  return (await queue.complete(shard, job, { recordHead, reply: JSON.stringify(reply), keepSeconds: 60 })).completed;
+  const record = finishedRecord(job, { processedOn: now, finishedOn: now, attempts: 1 }, reply);
+  return (await queue.complete(shard, job, { record, keepSeconds: 60 })).completed;
 }
 
 test("a finished RPC job's record keeps its items' ids, methods and trace ids and the reply, not the sealed calls", async () => {
@@ -430,7 +430,7 @@ test("a job's activity is in its stream and its record kept by the time its repl
   const seen: { reply: unknown; record: boolean; activityRows: number }[] = [];
   const checks: Promise<void>[] = [];
   await subscribeReplies(listener, names, 'api-x', 4, (message) => {
-    const reply = JSON.parse(message) as { jobId: string };
+    const { reply } = JSON.parse(message) as { reply: { jobId: string } };
     checks.push(
       (async () => {
         const entries = await redis.xrange(activityKey, '-', '+');
