@@ -8,8 +8,8 @@
 // connection they serve, so the slots are the thread's, not each connection's: free connections take them
 // in order, which gives every connection the interval `connections / rate` while answers are fast.
 // Responses are matched to their request by the event content the farm signs and echoes back.
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { spawnWrk } from './wrk-load.js';
 import { histogramMax, histogramPercentiles, mergeHistograms, type Histogram } from './latency-histogram.js';
 
 export interface LatencySummaryMs {
@@ -323,22 +323,7 @@ export function runOpenLoop(run: OpenLoopRun): Promise<OpenLoopResult> {
     String(threads),
     String(run.startAt ?? 0),
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('error', (err) =>
-      reject(new Error(`wrk could not start (${err.message}); install the Debian package wrk`)),
-    );
-    child.once('close', (code) => {
-      writeFileSync(run.outputFile, out);
-      if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out.slice(-2000)}`));
-      try {
-        resolve(parseOpenLoopOutput(out, { rate: run.rate, connections: run.connections, threads }));
-      } catch (err) {
-        reject(err);
-      }
-    });
-  });
+  return spawnWrk(args, run.outputFile, (out) =>
+    parseOpenLoopOutput(out, { rate: run.rate, connections: run.connections, threads }),
+  );
 }

@@ -135,6 +135,11 @@ export function runWrk(run: WrkRun): Promise<WrkResult> {
     '--',
     String(run.startAt ?? 0),
   ];
+  return spawnWrk(args, run.outputFile, parseWrkOutput);
+}
+
+/** Runs wrk with these arguments to completion, keeps its output in `outputFile`, and parses it. */
+export function spawnWrk<T>(args: readonly string[], outputFile: string, parse: (out: string) => T): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -144,10 +149,10 @@ export function runWrk(run: WrkRun): Promise<WrkResult> {
       reject(new Error(`wrk could not start (${err.message}); install the Debian package wrk`)),
     );
     child.once('close', (code) => {
-      writeFileSync(run.outputFile, out);
+      writeFileSync(outputFile, out);
       if (code !== 0) return reject(new Error(`wrk exited ${code}:\n${out.slice(-2000)}`));
       try {
-        resolve(parseWrkOutput(out));
+        resolve(parse(out));
       } catch (err) {
         reject(err);
       }
