@@ -12,27 +12,23 @@ export function publishDirect(redis: RedisClient, channel: string, message: stri
   return (isCluster(redis) ? redis.spublish(channel, message) : redis.publish(channel, message)) as Promise<number>;
 }
 
-/**
- * Subscribes a subscriber connection to direct channels: `onMessage` gets each message on them. On a
- * cluster each channel is subscribed on its own (they may live in different slots, on different nodes).
- */
+/** Subscribes a subscriber connection to a direct channel: `onMessage` gets each message on it. */
 export async function subscribeDirect(
   subscriber: RedisClient,
-  channels: readonly string[],
+  channel: string,
   onMessage: (message: string) => void,
 ): Promise<void> {
-  const mine = new Set(channels);
   if (isCluster(subscriber)) {
     subscriber.on('smessage', (ch: string, message: string) => {
-      if (mine.has(ch)) onMessage(message);
+      if (ch === channel) onMessage(message);
     });
-    await Promise.all(channels.map((channel) => subscriber.ssubscribe(channel)));
+    await subscriber.ssubscribe(channel);
     return;
   }
   subscriber.on('message', (ch: string, message: string) => {
-    if (mine.has(ch)) onMessage(message);
+    if (ch === channel) onMessage(message);
   });
-  await subscriber.subscribe(...channels);
+  await subscriber.subscribe(channel);
 }
 
 /** ioredis's cluster subscriber: one node connection, replaced (and resubscribed) when its node fails. */

@@ -177,7 +177,6 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
           consumer: memberId,
           reader,
           commands,
-          activity: opts.activity,
           queue,
           processor,
           nip46Processor,
