@@ -4,7 +4,7 @@
 // user, loaded with wrk, and stopped, in alternating order. Reported per run: farm CPU per request (the
 // figure that survives other people's load), req/s, p99, main-thread cores, and the machine's load average.
 //
-//   node dist/bench/ab.js --variant 'before|/tmp/before/dist|' --variant 'after||CRYPTO_LANE_THREADS=0' \
+//   node dist/bench/ab.js --variant 'before|/tmp/before/dist|' --variant 'after||CRYPTO_INLINE_MAX_OPS=64' \
 //     [--rounds 3] [--users 300] [--duration 10] [--connections 64] [--method sign_event|get_public_key]
 //     [--open-loop RATE [--open-loop-connections 100]]
 // --open-loop: the timed run offers sign_event at RATE/s through bench/open-loop.ts instead of wrk at c
