@@ -134,6 +134,14 @@ async function main() {
     log(`${users.length} users; ${args.method} c=${args.connections} ${args.duration}s x ${args.rounds} rounds`);
 
     const byVariant = new Map<string, { cpu: number[]; rps: number[]; p99: number[] }>();
+    /** Keeps a run's figures for the summary. */
+    const record = (name: string, farmMs: number, rps: number, p99: number) => {
+      const entry = byVariant.get(name) ?? { cpu: [], rps: [], p99: [] };
+      entry.cpu.push(farmMs);
+      entry.rps.push(rps);
+      entry.p99.push(p99);
+      byVariant.set(name, entry);
+    };
     for (let round_ = 0; round_ < args.rounds; round_++) {
       const order = round_ % 2 === 0 ? args.variants : [...args.variants].reverse();
       for (const v of order) {
@@ -178,11 +186,7 @@ async function main() {
             return `${kind} ${count} (${round(((at(m1, 'sum') - at(m0, 'sum')) / Math.max(1, count)) * 1000, 2)} ms)`;
           };
           const cpu = cpuBetween(before, after, procs, ourPids(procs, services), o.requests);
-          const entry = byVariant.get(v.name) ?? { cpu: [], rps: [], p99: [] };
-          entry.cpu.push(cpu.farmMsPerRequest);
-          entry.rps.push(o.achievedRps);
-          entry.p99.push(o.latencyMs.p99);
-          byVariant.set(v.name, entry);
+          record(v.name, cpu.farmMsPerRequest, o.achievedRps, o.latencyMs.p99);
           log(
             `${v.name} round ${round_ + 1}: open loop ${o.offeredRps}/s, achieved ${o.achievedRps}/s, from the scheduled send p50 ${o.latencyMs.p50} ms, p90 ${o.latencyMs.p90} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, max ${o.latencyMs.max} ms; from the send p99 ${o.serviceLatencyMs.p99} ms; sends late p99 ${o.sendLateMs.p99} ms; non-2xx ${o.non2xx}, errors ${o.errors}; event-loop delay ${JSON.stringify(lag)}; ${itemsPerJob} requests per job; GC ${gc('minor')}, ${gc('major')}; farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
           );
@@ -191,11 +195,7 @@ async function main() {
           const r = await wrk(args.duration, `run${round_}`);
           const after = snapshot(procs, services);
           const cpu = cpuBetween(before, after, procs, ourPids(procs, services), r.requests);
-          const entry = byVariant.get(v.name) ?? { cpu: [], rps: [], p99: [] };
-          entry.cpu.push(cpu.farmMsPerRequest);
-          entry.rps.push(r.rps);
-          entry.p99.push(r.latencyMs.p99);
-          byVariant.set(v.name, entry);
+          record(v.name, cpu.farmMsPerRequest, r.rps, r.latencyMs.p99);
           log(
             `${v.name} round ${round_ + 1}: farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
           );
