@@ -2,9 +2,11 @@
 // effect is smaller than the noise of a shared machine. One set of servers and users; then, round after
 // round, each variant (a build and settings, all-in-one or split) is started fresh, warmed over every
 // user, loaded with wrk, and stopped, in alternating order. Reported per run: farm CPU per request (the
-// figure that survives other people's load), req/s, p99, main-thread cores, and the machine's load average.
+// figure that survives other people's load), Redis's commands and CPU per request and per job (INFO of the
+// one Redis every variant shares, bench/redis-cost.ts), req/s, p99, main-thread cores, and the machine's
+// load average.
 //
-//   node dist/bench/ab.js --variant 'before|/tmp/before/dist|' --variant 'after||CRYPTO_INLINE_MAX_OPS=64' \
+//   node dist/bench/ab.js --variant 'before|/tmp/before/dist|' --variant 'after||CRYPTO_LANE_THREADS=0' \
 //     [--rounds 3] [--users 300] [--duration 10] [--connections 64] [--method sign_event|get_public_key]
 //     [--open-loop RATE [--open-loop-connections 100]]
 // --open-loop: the timed run offers sign_event at RATE/s through bench/open-loop.ts instead of wrk at c
@@ -16,8 +18,10 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import { startBenchServices, type BenchServices } from './bench-services.js';
 import { PROJECT_ROOT, startFarmProcess, type FarmProcess, type Role } from './farm-process.js';
+import { Redis } from 'ioredis';
 import { fetchMetrics, sampleValue, type Sample } from './farm-metrics.js';
 import { runOpenLoop } from './open-loop.js';
+import { costBetween, readCounters } from './redis-cost.js';
 import { cpuBetween, ourPids, snapshot } from './scenario.js';
 import { seedUsers, writeTokenFile } from './seed-users.js';
 import { median, round } from './stats.js';
@@ -133,14 +137,29 @@ async function main() {
     writeSignEventScript(script, tokens, args.method);
     log(`${users.length} users; ${args.method} c=${args.connections} ${args.duration}s x ${args.rounds} rounds`);
 
-    const byVariant = new Map<string, { cpu: number[]; rps: number[]; p99: number[] }>();
-    /** Keeps a run's figures for the summary. */
-    const record = (name: string, farmMs: number, rps: number, p99: number) => {
-      const entry = byVariant.get(name) ?? { cpu: [], rps: [], p99: [] };
+    const byVariant = new Map<
+      string,
+      { cpu: number[]; rps: number[]; p99: number[]; redisUs: number[]; redisUsPerJob: number[] }
+    >();
+    const counters = new Redis(services.redisUrl);
+    /** Keeps a run's figures for the summary; returns Redis's CPU µs per job. */
+    const record = (
+      name: string,
+      farmMs: number,
+      rps: number,
+      p99: number,
+      redis: ReturnType<typeof costBetween>,
+      requests: number,
+    ) => {
+      const redisUsPerJob = redis.jobs > 0 ? (redis.cpuUsPerRequest * requests) / redis.jobs : Number.NaN;
+      const entry = byVariant.get(name) ?? { cpu: [], rps: [], p99: [], redisUs: [], redisUsPerJob: [] };
       entry.cpu.push(farmMs);
       entry.rps.push(rps);
       entry.p99.push(p99);
+      entry.redisUs.push(redis.cpuUsPerRequest);
+      entry.redisUsPerJob.push(redisUsPerJob);
       byVariant.set(name, entry);
+      return redisUsPerJob;
     };
     for (let round_ = 0; round_ < args.rounds; round_++) {
       const order = round_ % 2 === 0 ? args.variants : [...args.variants].reverse();
@@ -165,6 +184,7 @@ async function main() {
         if (args.openLoop > 0) {
           const m0 = await fetchMetrics(base); // also resets the event-loop delay histogram
           const before = snapshot(procs, services);
+          const redisBefore = await readCounters(counters);
           const o = await runOpenLoop({
             url: base,
             rate: args.openLoop,
@@ -174,6 +194,7 @@ async function main() {
             scriptFile: path.join(DATA_DIR, 'open-loop.lua'),
             outputFile: path.join(LOG_DIR, `${v.name}-open-loop-${round_}.txt`),
           });
+          const redisAfter = await readCounters(counters);
           const after = snapshot(procs, services);
           const m1 = await fetchMetrics(base);
           const lag = eventLoopLag(m1);
@@ -186,18 +207,22 @@ async function main() {
             return `${kind} ${count} (${round(((at(m1, 'sum') - at(m0, 'sum')) / Math.max(1, count)) * 1000, 2)} ms)`;
           };
           const cpu = cpuBetween(before, after, procs, ourPids(procs, services), o.requests);
-          record(v.name, cpu.farmMsPerRequest, o.achievedRps, o.latencyMs.p99);
+          const redis = costBetween(redisBefore, redisAfter, o.requests);
+          record(v.name, cpu.farmMsPerRequest, o.achievedRps, o.latencyMs.p99, redis, o.requests);
           log(
-            `${v.name} round ${round_ + 1}: open loop ${o.offeredRps}/s, achieved ${o.achievedRps}/s, from the scheduled send p50 ${o.latencyMs.p50} ms, p90 ${o.latencyMs.p90} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, max ${o.latencyMs.max} ms; from the send p99 ${o.serviceLatencyMs.p99} ms; sends late p99 ${o.sendLateMs.p99} ms; non-2xx ${o.non2xx}, errors ${o.errors}; event-loop delay ${JSON.stringify(lag)}; ${itemsPerJob} requests per job; GC ${gc('minor')}, ${gc('major')}; farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
+            `${v.name} round ${round_ + 1}: open loop ${o.offeredRps}/s, achieved ${o.achievedRps}/s, from the scheduled send p50 ${o.latencyMs.p50} ms, p90 ${o.latencyMs.p90} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, max ${o.latencyMs.max} ms; from the send p99 ${o.serviceLatencyMs.p99} ms; sends late p99 ${o.sendLateMs.p99} ms; non-2xx ${o.non2xx}, errors ${o.errors}; event-loop delay ${JSON.stringify(lag)}; ${itemsPerJob} requests per job; Redis ${redis.cpuUsPerRequest} µs/req; GC ${gc('minor')}, ${gc('major')}; farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
           );
         } else {
           const before = snapshot(procs, services);
+          const redisBefore = await readCounters(counters);
           const r = await wrk(args.duration, `run${round_}`);
+          const redisAfter = await readCounters(counters);
           const after = snapshot(procs, services);
           const cpu = cpuBetween(before, after, procs, ourPids(procs, services), r.requests);
-          record(v.name, cpu.farmMsPerRequest, r.rps, r.latencyMs.p99);
+          const redis = costBetween(redisBefore, redisAfter, r.requests);
+          const redisUsPerJob = record(v.name, cpu.farmMsPerRequest, r.rps, r.latencyMs.p99, redis, r.requests);
           log(
-            `${v.name} round ${round_ + 1}: farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
+            `${v.name} round ${round_ + 1}: farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, Redis ${redis.commandsPerRequest} commands and ${redis.cpuUsPerRequest} µs/req (${redis.itemsPerJob} req/job, ${Math.round(redisUsPerJob)} µs/job), ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
           );
         }
         for (const p of procs) {
@@ -212,10 +237,14 @@ async function main() {
       medianCpuUs: Math.round(median(e.cpu) * 1000),
       medianRps: round(median(e.rps)),
       medianP99Ms: round(median(e.p99), 2),
+      redisUsPerRequest: e.redisUs,
+      medianRedisUs: round(median(e.redisUs), 1),
+      medianRedisUsPerJob: Math.round(median(e.redisUsPerJob)),
     }));
+    counters.disconnect();
     for (const s of summary)
       log(
-        `${s.name}: median ${s.medianCpuUs} µs/req (${s.cpuUsPerRequest.join(', ')}), ${s.medianRps} req/s, p99 ${s.medianP99Ms} ms`,
+        `${s.name}: median ${s.medianCpuUs} µs/req (${s.cpuUsPerRequest.join(', ')}), Redis median ${s.medianRedisUs} µs/req (${s.redisUsPerRequest.join(', ')}), ${s.medianRedisUsPerJob} µs/job, ${s.medianRps} req/s, p99 ${s.medianP99Ms} ms`,
       );
     writeFileSync(path.join(DATA_DIR, 'summary.json'), JSON.stringify(summary, null, 2));
   } finally {

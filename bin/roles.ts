@@ -9,7 +9,11 @@ import { closeRedis, createRedis } from '../shared/redis.js';
 import { CoalescingCryptoRunner } from '../workers/crypto/coalescing-runner.js';
 import { InlineCheapOpsRunner } from '../workers/crypto/inline-runner.js';
 import { CryptoPool } from '../workers/crypto/pool.js';
+import { localCurve } from '../workers/crypto/curve.js';
+import { CryptoLane } from '../workers/crypto/lane.js';
+import type { CryptoRunner } from '../workers/crypto/types.js';
 import { startCryptoBackend } from '../workers/crypto/backend.js';
+import { cryptoBackend } from '../shared/nostr/crypto-backend.js';
 import { startWorkers } from '../workers/index.js';
 import { PostgresKeyLoader } from '../workers/postgres-key-loader.js';
 import { PostgresNip46Store } from '../workers/postgres-nip46-store.js';
@@ -51,17 +55,12 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
     fatal(`payload key: ${err.message}${isUndefinedTable(err) ? ' (run keyfarm migrate)' : ''}`),
   );
   const stops: (() => Promise<void>)[] = [];
-  // One pool for the process's crypto: the workers' jobs and relay-ingest's signature checks. A turn's
-  // ops are spread over every thread: with few shards jobs are large, and one thread must not sign a
-  // whole turn while the others idle. Symmetric work with a cached key stays on this thread
-  // (inline-runner.ts).
+  // The process's crypto: the workers' jobs and relay-ingest's signature checks (inline-runner.ts). On the
+  // native backend the event loop runs the ops and sends their curve work to the crypto lane (lane.ts); the
+  // pool takes the WASM backend's ops and large texts. A turn's pool work is spread over every pool thread:
+  // with few shards jobs are large, and one thread must not sign a whole turn while the others idle.
   const threads = rt.config.CRYPTO_THREADS;
-  const crypto =
-    roles.workers || roles.relayIngest
-      ? new InlineCheapOpsRunner(new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads }), {
-          curveOpsInline: rt.config.CRYPTO_INLINE_MAX_OPS,
-        })
-      : undefined;
+  const crypto = roles.workers || roles.relayIngest ? startCrypto(rt, threads) : undefined;
   if (roles.workers && crypto) {
     // Activity goes to a Redis stream before each answer leaves, and is drained into PostgreSQL by every
     // workers process (workers/activity-stream.ts); the in-memory writer takes it while Redis refuses.
@@ -170,6 +169,26 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
       for (const s of stops)
         await s().catch((err: Error) => rt.logger.error({ err: err.message }, 'error while stopping'));
       await keyManager.close();
+    },
+  };
+}
+
+/** The crypto runner of a process; closing it stops its pool and its lane. */
+function startCrypto(rt: Runtime, threads: number): CryptoRunner {
+  const pool = new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads });
+  if (cryptoBackend().name !== 'native') return new InlineCheapOpsRunner(pool);
+  const laneThreads = rt.config.CRYPTO_LANE_THREADS;
+  if (laneThreads === 0) return new InlineCheapOpsRunner(pool, { curve: localCurve });
+  const lane = new CryptoLane({
+    threads: laneThreads,
+    onThreadError: (err) => rt.logger.error({ err: err.message }, 'crypto lane thread stopped; its requests failed'),
+  });
+  const runner = new InlineCheapOpsRunner(pool, { curve: lane });
+  return {
+    run: (ops) => runner.run(ops),
+    close: async () => {
+      await runner.close();
+      await lane.close();
     },
   };
 }

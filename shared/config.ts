@@ -67,10 +67,10 @@ export const ConfigSchema = Type.Object({
   CACHE_MAX_BYTES: Int(64 * 1024 * 1024, 1024, 16 * 1024 * 1024 * 1024),
   CRYPTO_THREADS: Int(Math.max(1, cpus().length), 1, 256),
   /**
-   * With the native backend, a job's crypto of at most this many ops runs on the event loop instead of the
-   * pool threads (posting a task costs about what a native sign and verify do); 0 sends all of it to the pool.
+   * With the native backend, threads that run the curve work (sign, verify, ECDH) of the ops the event loop
+   * runs, sent as binary records one message per turn (workers/crypto/lane.ts); 0 runs it on the event loop.
    */
-  CRYPTO_INLINE_MAX_OPS: Int(64, 0, 4096),
+  CRYPTO_LANE_THREADS: Int(1, 0, 16),
   /**
    * Curve arithmetic: `auto` uses the system's libsecp256k1 (package libsecp256k1-1) and falls back to its
    * WASM build, saying so at start; `native` refuses to start without the library; `wasm` forces the fallback.

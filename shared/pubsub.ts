@@ -12,23 +12,27 @@ export function publishDirect(redis: RedisClient, channel: string, message: stri
   return (isCluster(redis) ? redis.spublish(channel, message) : redis.publish(channel, message)) as Promise<number>;
 }
 
-/** Subscribes a subscriber connection to a direct channel: `onMessage` gets each message on it. */
+/**
+ * Subscribes a subscriber connection to direct channels: `onMessage` gets each message on them. On a
+ * cluster each channel is subscribed on its own (they may live in different slots, on different nodes).
+ */
 export async function subscribeDirect(
   subscriber: RedisClient,
-  channel: string,
+  channels: readonly string[],
   onMessage: (message: string) => void,
 ): Promise<void> {
+  const mine = new Set(channels);
   if (isCluster(subscriber)) {
     subscriber.on('smessage', (ch: string, message: string) => {
-      if (ch === channel) onMessage(message);
+      if (mine.has(ch)) onMessage(message);
     });
-    await subscriber.ssubscribe(channel);
+    await Promise.all(channels.map((channel) => subscriber.ssubscribe(channel)));
     return;
   }
   subscriber.on('message', (ch: string, message: string) => {
-    if (ch === channel) onMessage(message);
+    if (mine.has(ch)) onMessage(message);
   });
-  await subscriber.subscribe(channel);
+  await subscriber.subscribe(...channels);
 }
 
 /** ioredis's cluster subscriber: one node connection, replaced (and resubscribed) when its node fails. */

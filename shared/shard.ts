@@ -94,9 +94,17 @@ export class ShardNames {
     return `${this.prefix}:workers`;
   }
 
-  /** Pub/sub channel on which a worker publishes replies for one api process. */
+  /** Pub/sub channel on which a worker publishes replies for one api process (on a single Redis). */
   replyChannel(instanceId: string): string {
     return `${this.prefix}:reply:${instanceId}`;
+  }
+
+  /**
+   * Shard channel on which a worker publishes the replies of one shard's jobs for one api process (on a
+   * Redis Cluster): in the shard's slot, so the completion script publishes it (SPUBLISH) on the shard's node.
+   */
+  shardReplyChannel(instanceId: string, shard: number): string {
+    return `${this.queuePrefix(shard)}:reply:${instanceId}`;
   }
 
   /** Pub/sub channel announcing revocations and key changes, evicted from every cache at once. */

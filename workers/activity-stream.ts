@@ -1,9 +1,11 @@
 // Signing activity that survives the crash of any one process. A job's activity is appended to a Redis
 // stream (one XADD: one entry holding every row recorded since the last append, so one command per job,
-// not per request) before its answer leaves the worker; every workers process drains the
-// stream into PostgreSQL as a member of one consumer group (XREADGROUP), acknowledging and deleting
-// entries only once their rows are committed, and takes over the entries a dead member had read but not
-// acknowledged (XAUTOCLAIM past ACTIVITY_CLAIM_IDLE_MS). A crash between the commit and the
+// not per request) before its answer leaves the worker: on a single Redis in the job's completion script,
+// which publishes the answer after it (take()); on a cluster, whose stream is in another slot, by an
+// append awaited before the completion (persist()). Every workers process drains the stream into
+// PostgreSQL as a member of one consumer group (XREADGROUP), acknowledging and deleting entries only once
+// their rows are committed, and takes over the entries a dead member had read but not acknowledged
+// (XAUTOCLAIM past ACTIVITY_CLAIM_IDLE_MS). A crash between the commit and the
 // acknowledgement writes that batch twice: activity is at least once, never lost.
 //
 // The stream holds what the rows hold (authorization id, method, kind, event id, door, time), never
@@ -14,7 +16,7 @@ import type { ActivityRow } from '../database/queries/activity.js';
 import type { RpcMethod } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import { metrics } from '../shared/metrics.js';
-import type { ActivityEntry, ActivitySink } from './activity.js';
+import type { ActivityBatch, ActivityEntry, ActivitySink } from './activity.js';
 import { isRefusal, writeActivityRows } from './activity-writer.js';
 
 export function activityStreamKey(prefix: string): string {
@@ -91,8 +93,9 @@ function toRows(fields: Fields): ActivityRow[] | undefined {
 }
 
 /**
- * The workers' ActivitySink: entries gather in memory until the job that recorded them calls persist(),
- * which appends them to the stream. While Redis refuses, they go to `fallback` (the in-memory writer).
+ * The workers' ActivitySink: entries gather in memory until the job that recorded them finishes, and the
+ * shard worker appends them to the stream: with the job's completion (take()), or on their own (persist()).
+ * While Redis refuses, they go to `fallback` (the in-memory writer).
  */
 export class ActivityStream implements ActivitySink {
   private pending: PackedRow[] = [];
@@ -107,6 +110,19 @@ export class ActivityStream implements ActivitySink {
 
   record(e: ActivityEntry): void {
     this.pending.push(pack(e, Date.now()));
+  }
+
+  take(): ActivityBatch | undefined {
+    if (this.pending.length === 0) return undefined;
+    const batch = this.pending;
+    this.pending = [];
+    return {
+      key: this.key,
+      field: ROWS_FIELD,
+      value: JSON.stringify(batch),
+      maxLength: MAX_LENGTH,
+      failed: () => this.toFallback(batch),
+    };
   }
 
   /** Appends what was recorded so far, and waits for earlier appends still in flight. */
@@ -131,10 +147,14 @@ export class ActivityStream implements ActivitySink {
         { err: (err as Error).message, entries: batch.length },
         'activity stream append failed; kept in memory',
       );
-      for (const r of batch) {
-        const row = unpack(r);
-        if (row) this.fallback.record(row as ActivityEntry);
-      }
+      this.toFallback(batch);
+    }
+  }
+
+  private toFallback(batch: PackedRow[]): void {
+    for (const r of batch) {
+      const row = unpack(r);
+      if (row) this.fallback.record(row as ActivityEntry);
     }
   }
 }

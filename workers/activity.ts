@@ -19,4 +19,19 @@ export interface ActivitySink {
    * its answer leaves, so no answered request goes unrecorded; it never throws.
    */
   persist?(): Promise<void>;
+  /**
+   * Takes what was recorded so far, for the caller to append in a write of its own that goes before the
+   * answer (the shard queue's completion, on a single Redis); undefined when nothing was recorded. When
+   * that write fails, `failed()` hands the rows to where persist() would have put them.
+   */
+  take?(): ActivityBatch | undefined;
+}
+
+/** Recorded activity as one stream entry: appended to `key` with `field` = `value`, the stream trimmed to about `maxLength`. */
+export interface ActivityBatch {
+  key: string;
+  field: string;
+  value: string;
+  maxLength: number;
+  failed(): void;
 }

@@ -177,6 +177,7 @@ export async function startWorkers(opts: StartWorkersOptions): Promise<Workers> 
           consumer: memberId,
           reader,
           commands,
+          activity: opts.activity,
           queue,
           processor,
           nip46Processor,

@@ -145,8 +145,8 @@ export async function runShardJob<R extends ReplyMessage | SealedReplyMessage>(
   } finally {
     scope.wipe();
   }
+  // The activity recorded is appended by the shard worker before the reply leaves (shard-worker.ts finish).
   const reply = toReply(results);
-  await deps.activity.persist?.(); // before the answer leaves: a crash from here on loses no activity
   metrics.jobItems.observe(job.items);
   metrics.jobDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
   return reply;

@@ -1,7 +1,8 @@
 // The consumer of one owned shard's queue (shared/farm/shard-queue.ts, docs/QUEUE.md). It reads the
 // shard's stream in the consumer group on a connection of its own (the read blocks), runs up to
 // `concurrency` jobs at once so the crypto pool stays busy, and completes each job (its items go back to
-// the shard's count, its record is kept for the fallback read) in the same round trip as its reply.
+// the shard's count, its record is kept for the fallback read) in the same step as its reply's publish
+// and, on a single Redis, its activity's append (shard-queue.lua).
 // - A job read by a worker that died, or lost the shard, stays pending in the group: every
 //   stalledIntervalMs the owner claims what has been idle past the lock (JOB_LOCK_MS) and runs it; one
 //   delivered more than maxStalledCount + 1 times is failed for good (it kills its workers).
@@ -9,12 +10,21 @@
 // - A processor that throws is tried again here, JOB_ATTEMPTS times in all, then failed for good: its
 //   requests get 503 "worker failed".
 import { setTimeout as delay } from 'node:timers/promises';
-import { closeRedis, type RedisClient, redisReplyCode } from '../shared/redis.js';
+import { closeRedis, isCluster, type RedisClient, redisReplyCode } from '../shared/redis.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from '../shared/farm/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
-import { publishReply } from '../shared/farm/replies.js';
-import { finishedRecord, GROUP, parseEntry, type QueuedJob, type ShardQueue } from '../shared/farm/shard-queue.js';
+import { decodeJobData } from '../shared/farm/job-data.js';
+import { publishReply, replyChannel } from '../shared/farm/replies.js';
+import {
+  finishedRecord,
+  GROUP,
+  type JobRun,
+  parseEntry,
+  type QueuedJob,
+  type ShardQueue,
+} from '../shared/farm/shard-queue.js';
+import type { ActivitySink } from './activity.js';
 import type { Nip46Processor } from './nip46-processor.js';
 import type { RpcProcessor } from './rpc-processor.js';
 import { failedReply } from './shard-job.js';
@@ -29,8 +39,10 @@ export interface ShardWorkerOptions {
   consumer: string;
   /** For this shard's blocking reads only; the worker closes it. */
   reader: RedisClient;
-  /** Command connection: completions, replies, claims. */
+  /** Command connection (the queue's): completions, replies, claims. */
   commands: RedisClient;
+  /** Where the jobs' activity goes: appended as a job finishes, before its reply leaves. */
+  activity?: ActivitySink;
   queue: ShardQueue;
   processor: RpcProcessor;
   /** Runs 'nip46' jobs; without it they fail as an unknown type. */
@@ -66,7 +78,7 @@ class UnknownJobType extends Error {}
 
 function parseData(job: QueuedJob): JobData | undefined {
   try {
-    return JSON.parse(job.data) as JobData;
+    return decodeJobData(job.data) as JobData;
   } catch {
     return undefined;
   }
@@ -248,32 +260,40 @@ export class ShardWorker {
   }
 
   /**
-   * Completes the job and sends its reply, in one round trip: on a single Redis both go in one write, the
-   * completion first, so a fallback read right after the reply finds the record.
+   * Appends the job's activity, completes the job and publishes its record (the reply in it). On a single Redis the three
+   * are one script call (the activity first, the reply last); on a cluster the activity stream is in
+   * another slot, so its append is awaited first and the other two are one call. When the completion
+   * fails, the reply is still published on its own (the job stays pending and is claimed and run again).
    */
-  private async finish(
-    job: QueuedJob,
-    data: JobData | undefined,
-    reply: Reply,
-    run: { processedOn: number; attempts: number; failedReason?: string },
-  ): Promise<void> {
-    const { queue, commands, names, logger } = this.opts;
-    const record = finishedRecord(job, { ...run, finishedOn: Date.now() }, reply);
-    const completed = queue.complete(this.shard, job, record, this.opts.keepSeconds);
+  private async finish(job: QueuedJob, data: JobData | undefined, reply: Reply, run: Omit<JobRun, 'finishedOn'>) {
+    const { queue, commands, names, logger, activity } = this.opts;
+    // Before the answer leaves: a crash from here on loses no activity.
+    const append = isCluster(commands) ? undefined : activity?.take?.();
+    if (!append) await activity?.persist?.();
     const replyTo = typeof data?.replyTo === 'string' ? data.replyTo : undefined;
-    const published = replyTo ? publishReply(commands, names, replyTo, reply) : Promise.resolve();
-    const [c, p] = await Promise.allSettled([completed, published]);
-    if (c.status === 'rejected')
+    const record = finishedRecord(job, { ...run, finishedOn: Date.now() }, reply);
+    try {
+      const { completed } = await queue.complete(this.shard, job, {
+        record,
+        keepSeconds: this.opts.keepSeconds,
+        ...(replyTo ? { channel: replyChannel(commands, names, replyTo, this.shard) } : {}),
+        ...(append ? { append } : {}),
+      });
+      if (!completed) logger.warn({ shard: this.shard, jobId: job.id }, 'job was already completed elsewhere');
+    } catch (err) {
+      append?.failed();
       logger.warn(
-        { shard: this.shard, jobId: job.id, err: (c.reason as Error).message },
+        { shard: this.shard, jobId: job.id, err: (err as Error).message },
         'completing a job failed; it will be claimed and run again',
       );
-    else if (!c.value) logger.warn({ shard: this.shard, jobId: job.id }, 'job was already completed elsewhere');
-    if (p.status === 'rejected')
-      logger.warn(
-        { shard: this.shard, jobId: job.id, err: (p.reason as Error).message },
-        'publishing a reply failed; the ingress reads the record',
-      );
+      if (replyTo)
+        await publishReply(commands, names, replyTo, this.shard, record).catch((e: unknown) =>
+          logger.warn(
+            { shard: this.shard, jobId: job.id, err: (e as Error).message },
+            'publishing a reply failed; the ingress reads the record',
+          ),
+        );
+    }
   }
 
   /** Resets the idle time of long jobs, then claims and runs jobs idle past the lock. */

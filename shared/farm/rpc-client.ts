@@ -25,7 +25,7 @@ export interface RpcClientOptions {
   admissionMaxWaitMs?: number;
   /** How long a call waits for its answer before 504 (RPC_TIMEOUT_MS). */
   timeoutMs: number;
-  /** Unique per process: replies for this process are published on names.replyChannel(instanceId). */
+  /** Unique per process: replies for this process are published on its reply channels (replies.ts). */
   instanceId: string;
   logger: Logger;
   /** Seals calls into jobs and opens their results: the farm payload key (loadPayloadSealer). */

@@ -22,7 +22,7 @@ import type { ShardNames } from '../shard.js';
 import { withDeadline } from '../deadline.js';
 import type { ItemResult, JobData } from './jobs.js';
 import { MicroBatcher } from './micro-batcher.js';
-import { subscribeReplies } from './replies.js';
+import { replyOf, subscribeReplies } from './replies.js';
 import { type EnqueueOptions, keepSeconds, ShardQueue } from './shard-queue.js';
 
 export type Door = 'http' | 'nip46';
@@ -82,7 +82,7 @@ export interface ShardIngressOptions<E extends IngressEntry> {
   queueLimit: number;
   /** The longest an admitted request should wait in its shard, by the shard's drain rate (ADMISSION_MAX_WAIT_MS); 0: the limit only. */
   admissionMaxWaitMs?: number;
-  /** Unique per process: workers reply on names.replyChannel(instanceId). */
+  /** Unique per process: workers reply on its reply channels (replies.ts). */
   instanceId: string;
   /** How long to wait for a job's reply before reading its stored result. */
   replyTimeoutMs: number;
@@ -179,8 +179,12 @@ export class ShardIngress<E extends IngressEntry> {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('ShardIngress.start: already started');
     if (this.policy.lateJob.kind === 'fail') onLinkLost(this.opts.redis, () => this.failInFlight('queue unavailable'));
-    await subscribeReplies(this.opts.subscriber, this.opts.names, this.opts.instanceId, (message) =>
-      this.onReply(message),
+    await subscribeReplies(
+      this.opts.subscriber,
+      this.opts.names,
+      this.opts.instanceId,
+      this.opts.shardCount,
+      (message) => this.onReply(message),
     );
     this.state = 'started';
   }
@@ -243,11 +247,11 @@ export class ShardIngress<E extends IngressEntry> {
     this.failInFlight('shutting down');
   }
 
-  /** A message on the reply channel. */
+  /** A message on the reply channel: a job's finished record, its reply in it (replies.ts). */
   onReply(message: string): void {
-    let reply: { jobId?: unknown } | null;
+    let reply: { jobId?: unknown } | null | undefined;
     try {
-      reply = JSON.parse(message) as { jobId?: unknown } | null;
+      reply = replyOf(JSON.parse(message)) as { jobId?: unknown } | null | undefined;
     } catch {
       this.opts.logger.warn({ door: this.door }, 'unreadable reply dropped');
       return;

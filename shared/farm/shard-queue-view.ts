@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { isCluster, type RedisClient, untilReady } from '../redis.js';
 import { clusterSlot, type ShardNames } from '../shard.js';
+import { decodeJobData } from './job-data.js';
 import { GROUP } from './shard-queue.js';
 
 const LUA = readFileSync(new URL('./shard-queue-view.lua', import.meta.url), 'utf8');
@@ -103,6 +104,16 @@ function finishedStatusOf(record: unknown, text: string): 'completed' | 'failed'
     : 'completed';
 }
 
+/** An entry's data as the ingress made it (job-data.ts: an RPC job's items as objects again). */
+function parseJobData(text: string | undefined): { ok: true; value: unknown } | { ok: false } {
+  if (text === undefined) return { ok: false };
+  try {
+    return { ok: true, value: decodeJobData(text) };
+  } catch {
+    return { ok: false };
+  }
+}
+
 function parseJson(text: string | undefined): { ok: true; value: unknown } | { ok: false } {
   if (text === undefined) return { ok: false };
   try {
@@ -134,7 +145,7 @@ function jobOfEntry(
   holder?: { consumer: string; deliveries: number },
 ): ShardJob {
   const fields = fieldsOf(flat);
-  const data = parseJson(fields.get('data'));
+  const data = parseJobData(fields.get('data'));
   return {
     id: fields.get('id') ?? streamId,
     status,

@@ -1,10 +1,11 @@
 -- The queue of one shard (docs/QUEUE.md): a stream of jobs, read by the consumer group `workers`, and a
 -- meter of the items (requests) the shard holds and how fast it drains them. Admission is part of the
 -- add, so the count is always the sum of `items` over the stream's entries. Every key carries the
--- shard's hash tag (one cluster slot).
+-- shard's hash tag (one cluster slot), and so does the shard channel a completion publishes on; only on a
+-- single Redis does a completion touch a key of another slot (KEYS[5]).
 -- KEYS[1] the stream (P:jobs; fields id, type, items, data, at), KEYS[2] the meter hash (P:meter: count,
 -- and the drain meter items, busy, at), KEYS[3] a finished job's record (P:job:<id>), KEYS[4] a NIP-46
--- job's dedupe key (P:dedupe:<id>).
+-- job's dedupe key (P:dedupe:<id>), KEYS[5] (complete only, optional) the activity stream.
 --
 -- The drain rate is items released per millisecond the shard held items, both decayed with a time
 -- constant of ARGV[2] ms of busy time (an exponentially weighted mean over about the last window of
@@ -21,8 +22,15 @@
 --              first ones) fit, and the entry is added with that many; with all or nothing and not all
 --              fitting, how many would fit and nothing is added (entry id ''); -1: a duplicate, nothing
 --              added, the entry id of the first add (may be gone); -2: past the deadline, nothing added.
--- ARGV[1] = 'complete'  ARGV[2] window ms, ARGV[3] entry id, ARGV[4] items, ARGV[5] finished record JSON,
---           ARGV[6] seconds it is kept -> 1, or 0 when the entry was already gone (nothing changes)
+-- ARGV[1] = 'complete'  ARGV[2] window ms, ARGV[3] entry id, ARGV[4] items, ARGV[5] the finished record
+--           (JSON, its reply in it), ARGV[6] seconds it is kept, ARGV[7] the channel the record is published
+--           on as the reply ('': none), ARGV[8] '1': a shard channel of this slot (SPUBLISH), else PUBLISH;
+--           with a KEYS[5] (the activity stream, a single Redis only): ARGV[9] and ARGV[10] a field and
+--           value appended to it, ARGV[11] its approximate MAXLEN
+--           -> {1, or 0 when the entry was already gone (the entry, meter and record untouched); the
+--              reply's receivers}. The activity is appended first and the record published last either
+--              way: the job ran (maybe twice), and the answer it gives is an answer. The record is one
+--              argument used twice: every byte of an argument costs a hash when Lua makes it a string.
 -- ARGV[1] = 'reconcile' ARGV[2] window ms -> the count, rebuilt from the stream
 -- ARGV[1] = 'rate'      ARGV[2] window ms -> {items per second x 1000 (-1: not measured yet), count}
 -- ARGV[1] = 'lookup'    ARGV[3] entry id -> {finished record or false, 1 if the entry is still in the stream}
@@ -91,14 +99,25 @@ if op == 'enqueue' then
 end
 
 if op == 'complete' then
-  local entryId, n = ARGV[3], tonumber(ARGV[4])
+  local entryId, n, record, channel = ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[7]
+  if KEYS[5] then redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[11], '*', ARGV[9], ARGV[10]) end
   redis.call('XACK', streamKey, 'workers', entryId)
-  if redis.call('XDEL', streamKey, entryId) == 0 then return 0 end
-  local now = nowMs()
-  local held, items, busy = meter(now)
-  writeMeter(now, math.max(0, held - n), items + n, busy)
-  redis.call('SET', KEYS[3], ARGV[5], 'EX', tonumber(ARGV[6]))
-  return 1
+  local completed = redis.call('XDEL', streamKey, entryId)
+  if completed == 1 then
+    local now = nowMs()
+    local held, items, busy = meter(now)
+    writeMeter(now, math.max(0, held - n), items + n, busy)
+    redis.call('SET', KEYS[3], record, 'EX', tonumber(ARGV[6]))
+  end
+  local receivers = 0
+  if channel ~= '' then
+    if ARGV[8] == '1' then
+      receivers = redis.call('SPUBLISH', channel, record)
+    else
+      receivers = redis.call('PUBLISH', channel, record)
+    end
+  end
+  return {completed, receivers}
 end
 
 if op == 'reconcile' then

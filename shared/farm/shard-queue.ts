@@ -7,8 +7,9 @@
 //   metadata and the reply) for the ingress's fallback read, in one step, and only once;
 // - reconcile rebuilds the count from the stream (the shard's owner, on acquiring it and periodically).
 import { readFileSync } from 'node:fs';
-import { type RedisClient, redisReplyCode } from '../redis.js';
+import { isCluster, type RedisClient, redisReplyCode } from '../redis.js';
 import type { ShardNames } from '../shard.js';
+import { decodeJobData, encodeJobData } from './job-data.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from './jobs.js';
 
 const LUA = readFileSync(new URL('./shard-queue.lua', import.meta.url), 'utf8');
@@ -32,13 +33,13 @@ export function keepSeconds(replyTimeoutMs: number): number {
   return Math.ceil(replyTimeoutMs / 1000) + KEEP_PAST_TIMEOUT_SECONDS;
 }
 
-type QueueCommand = (
-  stream: string,
-  meter: string,
-  jobKey: string,
-  dedupeKey: string,
-  ...args: (string | number)[]
-) => Promise<unknown>;
+/**
+ * The script, defined twice: with four keys, and with the activity stream as a fifth (a completion on a
+ * single Redis). The number of keys is fixed in each, so a call's first argument is a key of the shard:
+ * an auto-pipelining cluster client groups a call by its first argument's slot.
+ */
+const COMMAND_WITH_APPEND = 'keyfarmShardQueueAppend';
+type QueueCommand = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
 export interface EnqueueOptions {
   /** The job's id (no ':'). */
@@ -75,7 +76,7 @@ export interface QueuedJob {
   id: string;
   type: string;
   items: number;
-  /** The JobData as JSON, as added. */
+  /** The JobData as added (job-data.ts encodeJobData; decodeJobData reads it). */
   data: string;
   /** When it was added, ms. */
   addedAt: number;
@@ -119,7 +120,7 @@ export function parseEntry(entryId: string, fields: string[] | null): QueuedJob 
 export function recordData(data: string): unknown {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(data);
+    parsed = decodeJobData(data);
   } catch {
     return data;
   }
@@ -134,12 +135,16 @@ export function recordData(data: string): unknown {
   return { ...rest, items: kept };
 }
 
-/** A finished job's record as JSON (FinishedJob), its data as recordData keeps it. */
-export function finishedRecord(
-  job: QueuedJob,
-  run: { processedOn: number; finishedOn: number; attempts: number; failedReason?: string },
-  reply: ReplyMessage | SealedReplyMessage,
-): string {
+/** How a job ran, as its finished record keeps it. */
+export interface JobRun {
+  processedOn: number;
+  finishedOn: number;
+  attempts: number;
+  failedReason?: string;
+}
+
+/** A finished job's record as JSON (FinishedJob), its data as recordData keeps it: kept, and published as the reply. */
+export function finishedRecord(job: QueuedJob, run: JobRun, reply: ReplyMessage | SealedReplyMessage): string {
   return JSON.stringify({
     id: job.id,
     type: job.type,
@@ -152,6 +157,29 @@ export function finishedRecord(
     ...(run.failedReason === undefined ? {} : { failedReason: run.failedReason }),
     reply,
   });
+}
+
+/** What a completion writes besides the entry's removal, in the same step. */
+export interface Completion {
+  /** finishedRecord of the job: kept for the fallback read, and published as the reply. */
+  record: string;
+  /** How long the record is kept, seconds. */
+  keepSeconds: number;
+  /** The channel the record is published on (replies.ts replyChannel, this shard's); none: only kept. */
+  channel?: string;
+  /**
+   * An entry appended to another stream first (the job's activity), on a single Redis only: a cluster
+   * keeps that stream in another slot.
+   */
+  append?: { key: string; field: string; value: string; maxLength: number };
+}
+
+/** What a completion did. */
+export interface Completed {
+  /** The entry was removed and the record kept by this completion (false: another one did it before). */
+  completed: boolean;
+  /** The processes that heard the reply. */
+  receivers: number;
 }
 
 export interface ShardQueueOptions {
@@ -169,6 +197,7 @@ export class ShardQueue {
   readonly limit: number;
   private readonly maxWaitMs: number;
   private readonly command: QueueCommand;
+  private readonly commandWithAppend: QueueCommand;
 
   constructor(
     private readonly redis: RedisClient,
@@ -179,7 +208,10 @@ export class ShardQueue {
     this.maxWaitMs = opts.maxWaitMs ?? 0;
     const r = redis as unknown as Record<string, QueueCommand | undefined>;
     if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 4, lua: LUA });
+    if (typeof r[COMMAND_WITH_APPEND] !== 'function')
+      redis.defineCommand(COMMAND_WITH_APPEND, { numberOfKeys: 5, lua: LUA });
     this.command = (r[COMMAND] as QueueCommand).bind(redis);
+    this.commandWithAppend = (r[COMMAND_WITH_APPEND] as QueueCommand).bind(redis);
   }
 
   private run(shard: number, jobId: string, op: string, ...args: (string | number)[]): Promise<unknown> {
@@ -215,7 +247,7 @@ export class ShardQueue {
       this.maxWaitMs,
       floor,
       job.data.type,
-      JSON.stringify(job.data),
+      encodeJobData(job.data),
       job.dedupe ? '1' : '0',
       job.allOrNothing ? '1' : '0',
       job.keepSeconds ?? 120,
@@ -228,11 +260,30 @@ export class ShardQueue {
   }
 
   /**
-   * Removes a finished job's entry, gives its items back and keeps its record for `keep` seconds, in one
-   * step. Only the first completion of an entry does anything: returns whether this one did.
+   * In one step: appends `append` (the job's activity), removes a finished job's entry, gives its items
+   * back, keeps its record, and publishes the record as the reply. Only the first completion of an entry
+   * removes it and keeps the record; every one appends and publishes.
    */
-  async complete(shard: number, job: QueuedJob, record: string, keep: number): Promise<boolean> {
-    return Number(await this.run(shard, job.id, 'complete', job.entryId, job.items, record, keep)) === 1;
+  async complete(shard: number, job: QueuedJob, c: Completion): Promise<Completed> {
+    const { names } = this;
+    const keys = [names.jobs(shard), names.meter(shard), names.job(shard, job.id), names.dedupe(shard, job.id)];
+    const args: (string | number)[] = [
+      'complete',
+      DRAIN_WINDOW_MS,
+      job.entryId,
+      job.items,
+      c.record,
+      c.keepSeconds,
+      c.channel ?? '',
+      isCluster(this.redis) ? '1' : '0',
+    ];
+    if (c.append) {
+      keys.push(c.append.key);
+      args.push(c.append.field, c.append.value, c.append.maxLength);
+    }
+    const command = c.append ? this.commandWithAppend : this.command;
+    const [completed, receivers] = (await command(...keys, ...args)) as [number, number];
+    return { completed: Number(completed) === 1, receivers: Number(receivers) };
   }
 
   /** What became of a job: finished (its record), still queued or running, or gone (never added, or expired). */

@@ -163,39 +163,70 @@ export function signEventBytes(
   pubkeyHex?: string,
   aux32?: Uint8Array,
 ): SignedEventBytes {
-  if (pubkeyHex !== undefined && !isLowerHex(pubkeyHex, 64)) throw new InvalidKeyError('invalid signer pubkey');
-  const pubkey = pubkeyHex ?? getPublicKeyHex(sk);
+  const { event, id, pubkey } = eventToSign(unsigned, pubkeyHex ?? getPublicKeyHex(sk));
+  const sig = cryptoBackend().signWithKey(id, sk, pubkey, aux32);
+  return { event: { ...event, id: bytesToHex(id), sig: bytesToHex(sig) }, id, sig, pubkey };
+}
+
+/** What a signature commits to: the event with its signer, its id (the message signed), the signer's bytes. */
+export interface EventToSign {
+  event: UnsignedEvent & { pubkey: string };
+  id: Uint8Array;
+  pubkey: Uint8Array;
+}
+
+/** The event with its pubkey and the id to sign; InvalidKeyError for a signer pubkey that is not 64 hex. */
+export function eventToSign(unsigned: UnsignedEvent, pubkeyHex: string): EventToSign {
+  if (!isLowerHex(pubkeyHex, 64)) throw new InvalidKeyError('invalid signer pubkey');
   const event = {
     kind: unsigned.kind,
     content: unsigned.content,
     tags: unsigned.tags,
     created_at: unsigned.created_at,
-    pubkey,
+    pubkey: pubkeyHex,
   };
-  const id = getEventHashBytes(event);
-  const pubX = hexToBytes(pubkey);
-  const sig = cryptoBackend().signWithKey(id, sk, pubX, aux32);
-  return { event: { ...event, id: bytesToHex(id), sig: bytesToHex(sig) }, id, sig, pubkey: pubX };
+  return { event, id: getEventHashBytes(event), pubkey: hexToBytes(pubkeyHex) };
 }
 
-/** True when the id is the hash of the event's content and the signature is valid for its pubkey. */
-export function verifyEvent(ev: NostrEvent): boolean {
-  if (typeof ev !== 'object' || ev === null) return false;
-  if (!isLowerHex(ev.id, 64) || !isLowerHex(ev.pubkey, 64) || !isLowerHex(ev.sig, 128)) return false;
+/** The signed event with the signature's hex. */
+export function withSignature(e: EventToSign, sig: Uint8Array): NostrEvent {
+  return { ...e.event, id: bytesToHex(e.id), sig: bytesToHex(sig) };
+}
+
+/** What a signature check of a received event takes: its signature, id and pubkey as bytes. */
+export interface SignatureToCheck {
+  sig: Uint8Array;
+  id: Uint8Array;
+  pubkey: Uint8Array;
+}
+
+/**
+ * The event's signature, id and pubkey as bytes when its shape is right and its id is the hash of its
+ * content; undefined otherwise. What is left to check is the signature.
+ */
+export function signatureToCheck(ev: NostrEvent): SignatureToCheck | undefined {
+  if (typeof ev !== 'object' || ev === null) return undefined;
+  if (!isLowerHex(ev.id, 64) || !isLowerHex(ev.pubkey, 64) || !isLowerHex(ev.sig, 128)) return undefined;
   if (
     !Number.isInteger(ev.kind) ||
     !Number.isInteger(ev.created_at) ||
     typeof ev.content !== 'string' ||
     !Array.isArray(ev.tags)
   ) {
-    return false;
+    return undefined;
   }
   let hash: Uint8Array;
   try {
     hash = getEventHashBytes(ev);
   } catch {
-    return false;
+    return undefined;
   }
-  if (bytesToHex(hash) !== ev.id) return false;
-  return cryptoBackend().verify(hexToBytes(ev.sig), hash, hexToBytes(ev.pubkey));
+  if (bytesToHex(hash) !== ev.id) return undefined;
+  return { sig: hexToBytes(ev.sig), id: hash, pubkey: hexToBytes(ev.pubkey) };
+}
+
+/** True when the id is the hash of the event's content and the signature is valid for its pubkey. */
+export function verifyEvent(ev: NostrEvent): boolean {
+  const check = signatureToCheck(ev);
+  return check !== undefined && cryptoBackend().verify(check.sig, check.id, check.pubkey);
 }

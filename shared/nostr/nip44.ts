@@ -25,7 +25,17 @@ const BASE64_PATTERN = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** HKDF-extract(IKM = ECDH shared x, salt = "nip44-v2"). Symmetric: conv(a, B) == conv(b, A). */
 export function getConversationKey(sk: Uint8Array, peerPubHex: string): Uint8Array {
-  return new Uint8Array(hmacSha256(SALT, ecdhSharedX(sk, peerPubHex)));
+  const sharedX = ecdhSharedX(sk, peerPubHex);
+  try {
+    return conversationKeyOf(sharedX);
+  } finally {
+    sharedX.fill(0);
+  }
+}
+
+/** The conversation key of an ECDH shared x (the caller wipes sharedX). */
+export function conversationKeyOf(sharedX: Uint8Array): Uint8Array {
+  return new Uint8Array(hmacSha256(SALT, sharedX));
 }
 
 export interface MessageKeys {

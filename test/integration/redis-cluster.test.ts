@@ -9,6 +9,7 @@ import { BunkerSigner, parseBunkerInput } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
 import WebSocket from 'ws';
 import { UnboundClientLimit } from '../../relay-ingest/unbound-client-limit.js';
+import { subscribeReplies, replyChannel } from '../../shared/farm/replies.js';
 import { finishedRecord, ShardQueue } from '../../shared/farm/shard-queue.js';
 import { listeningKey } from '../../shared/nip46/listening.js';
 import { readShardStates } from '../../shared/farm/shard-metrics.js';
@@ -174,11 +175,15 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     assert.ok(claims >= 2, `${claims} request claims`);
   });
 
-  it('the shard queue (admit and add, complete, reconcile) and the unbound-client limit run on one slot each', async () => {
+  it('the shard queue (admit and add, complete and its SPUBLISH, reconcile) and the unbound-client limit run on one slot each', async () => {
     // A queue under a prefix of its own (no worker reads it), its shards spread over the masters.
     const own = new ShardNames(`${farm.config.KEY_PREFIX}-q`, { spreadOverSlots: SHARDS });
     const queue = new ShardQueue(redis, own, { limit: 5 });
     const data = { type: 'nip46' as const, replyTo: 'x', items: [] };
+    // The ingress 'x' listens on a shard channel per shard, each on the shard's own master.
+    const listener = createRedis(farm.rt.redisUrl, { enableAutoPipelining: false });
+    const heard: string[] = [];
+    await subscribeReplies(listener, own, 'x', SHARDS, (m) => heard.push(m));
     for (let shard = 0; shard < SHARDS; shard++) {
       const a = await queue.enqueue(shard, { jobId: 'cluster-test-a', items: 3, data });
       const b = await queue.enqueue(shard, { jobId: 'cluster-test-b', items: 10, data, dedupe: true });
@@ -188,12 +193,15 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
       const [entryId, fields] = (await redis.xrange(own.jobs(shard), '-', '+', 'COUNT', 1))[0]!;
       const job = { entryId, id: 'cluster-test-a', type: 'nip46', items: 3, data: '{}', addedAt: 0 };
       assert.equal(fields[1], 'cluster-test-a');
-      const record = finishedRecord(
-        job,
-        { processedOn: 1, finishedOn: 2, attempts: 1 },
-        { jobId: job.id, results: [] },
-      );
-      assert.equal(await queue.complete(shard, job, record, 60), true);
+      const run = { processedOn: 1, finishedOn: 2, attempts: 1 };
+      const reply = { jobId: job.id, results: [] };
+      const record = finishedRecord(job, run, reply);
+      const channel = replyChannel(redis, own, 'x', shard);
+      assert.ok(channel.includes(`{${own.tag(shard)}}`), "the reply channel is in the shard's slot");
+      const done = await queue.complete(shard, job, { record, keepSeconds: 60, channel });
+      assert.deepEqual(done, { completed: true, receivers: 1 }, 'the script completed it and SPUBLISHed the reply');
+      await waitFor('the reply heard', () => heard.length === shard + 1);
+      assert.deepEqual(JSON.parse(heard[shard]!), JSON.parse(record), 'the record is the reply published');
       assert.equal(await queue.reconcile(shard), 2);
       assert.deepEqual(await queue.lookup(shard, 'cluster-test-a', entryId), {
         kind: 'finished',
@@ -201,6 +209,7 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
       });
       await redis.del(own.jobs(shard), own.meter(shard), own.job(shard, job.id), own.dedupe(shard, 'cluster-test-b'));
     }
+    await closeRedis(listener);
 
     const limit = new UnboundClientLimit(redis, { keyPrefix: farm.config.KEY_PREFIX, perClient: 2, perBunker: 3 });
     const bunker = getPublicKey(generateSecretKey());

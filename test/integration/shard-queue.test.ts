@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRedis, redisReplyCode } from '../../shared/redis.js';
-import type { JobData, SealedReplyMessage } from '../../shared/farm/jobs.js';
+import type { JobData, ReplyMessage, SealedReplyMessage } from '../../shared/farm/jobs.js';
 import {
   ADMISSION_FLOOR,
   type FinishedJob,
@@ -16,6 +16,10 @@ import {
 } from '../../shared/farm/shard-queue.js';
 import { ShardNames } from '../../shared/shard.js';
 import { ShardWorker } from '../../workers/shard-worker.js';
+import type { ActivitySink } from '../../workers/activity.js';
+import { ActivityStream, activityStreamKey } from '../../workers/activity-stream.js';
+import { subscribeReplies } from '../../shared/farm/replies.js';
+import { decodeJobData } from '../../shared/farm/job-data.js';
 import { REDIS_TARGET, deleteByPrefix, queuedJobs, quietLogger, uniquePrefix, waitFor } from './farm-fixtures.js';
 
 const prefixes: string[] = [];
@@ -56,14 +60,15 @@ async function complete(queue: ShardQueue, names: ShardNames, shard: number, job
   return completeJob(queue, shard, job);
 }
 
-function completeJob(queue: ShardQueue, shard: number, job: QueuedJob) {
+async function completeJob(
+  queue: ShardQueue,
+  shard: number,
+  job: QueuedJob,
+  reply: ReplyMessage | SealedReplyMessage = { jobId: job.id, results: [] },
+) {
   const now = Date.now();
-  const record = finishedRecord(
-    job,
-    { processedOn: now, finishedOn: now, attempts: 1 },
-    { jobId: job.id, results: [] },
-  );
-  return queue.complete(shard, job, record, 60);
+  const record = finishedRecord(job, { processedOn: now, finishedOn: now, attempts: 1 }, reply);
+  return (await queue.complete(shard, job, { record, keepSeconds: 60 })).completed;
 }
 
 test("a finished RPC job's record keeps its items' ids, methods and trace ids and the reply, not the sealed calls", async () => {
@@ -84,13 +89,14 @@ test("a finished RPC job's record keeps its items' ids, methods and trace ids an
   };
   await queue.enqueue(3, { jobId: 'rpc.1', items: 2, data: rpc });
   const [job] = await queuedJobs(names, 3);
-  assert.deepEqual(JSON.parse(job!.data), rpc, 'the stream entry carries the whole data, calls included');
-  const reply: SealedReplyMessage = { jobId: 'rpc.1', sealedResults: 'kfsealed1:cmVzdWx0cw' };
-  const now = Date.now();
-  assert.equal(
-    await queue.complete(3, job!, finishedRecord(job!, { processedOn: now, finishedOn: now, attempts: 1 }, reply), 60),
-    true,
+  assert.deepEqual(decodeJobData(job!.data), rpc, 'the stream entry carries the whole data, calls included');
+  assert.deepEqual(
+    (JSON.parse(job!.data) as { items: unknown[] }).items[1],
+    ['r1', 't1', 'auth-1', 'key-1', 'a'.repeat(64), 'sign_event'],
+    'an item is written positionally, without its names',
   );
+  const reply: SealedReplyMessage = { jobId: 'rpc.1', sealedResults: 'kfsealed1:cmVzdWx0cw' };
+  assert.equal(await completeJob(queue, 3, job!, reply), true);
   const record = JSON.parse((await redis.get(names.job(3, 'rpc.1')))!) as FinishedJob;
   assert.deepEqual(record.data, {
     type: 'rpc',
@@ -300,6 +306,7 @@ function consumer(
   member: string,
   run: (jobId: string) => Promise<SealedReplyMessage>,
   lockMs = 300,
+  activity?: ActivitySink,
 ) {
   const commands = createRedis(REDIS_TARGET);
   closers.push(() => commands.quit());
@@ -309,6 +316,7 @@ function consumer(
     consumer: member,
     reader: createRedis(REDIS_TARGET, { enableAutoPipelining: false, maxRetriesPerRequest: null }),
     commands,
+    ...(activity ? { activity } : {}),
     queue: new ShardQueue(commands, names, { limit: 100 }),
     processor: (jobId) => run(jobId),
     logger: quietLogger(),
@@ -400,4 +408,55 @@ test('a slow job keeps its lock; a job that throws is tried 3 times and then ans
     ['503 worker failed', '503 worker failed', '503 worker failed'],
   );
   assert.equal(await queue.depth(1), 0);
+});
+
+test("a job's activity is in its stream and its record kept by the time its reply is heard", async () => {
+  const { names, queue, redis } = setUp(100);
+  const prefix = names.prefix;
+  const activityKey = activityStreamKey(prefix);
+  const appender = createRedis(REDIS_TARGET);
+  const listener = createRedis(REDIS_TARGET, { enableAutoPipelining: false });
+  closers.push(
+    () => appender.quit(),
+    () => listener.quit(),
+  );
+  const activity = new ActivityStream(
+    appender,
+    activityKey,
+    { record: () => assert.fail('no fallback while Redis answers') },
+    quietLogger(),
+  );
+  // What the ingress 'api-x' sees when each reply arrives: the job's record and its activity rows.
+  const seen: { reply: unknown; record: boolean; activityRows: number }[] = [];
+  const checks: Promise<void>[] = [];
+  await subscribeReplies(listener, names, 'api-x', 4, (message) => {
+    const { reply } = JSON.parse(message) as { reply: { jobId: string } };
+    checks.push(
+      (async () => {
+        const entries = await redis.xrange(activityKey, '-', '+');
+        const rows = entries.flatMap(([, fields]) => JSON.parse(fields[1]!) as unknown[]);
+        seen.push({ reply, record: (await redis.exists(names.job(2, reply.jobId))) === 1, activityRows: rows.length });
+      })(),
+    );
+  });
+  const data = { ...rpcData(3), replyTo: 'api-x' };
+  consumer(
+    names,
+    2,
+    'owner',
+    async (jobId) => {
+      for (let i = 0; i < 3; i++) activity.record({ authorizationId: `a${i}`, method: 'ping', door: 'http' });
+      return { jobId, sealedResults: `sealed ${jobId}` };
+    },
+    300,
+    activity,
+  );
+  await queue.enqueue(2, { jobId: 'act.1', items: 3, data });
+  await waitFor('the reply heard', () => checks.length === 1);
+  await Promise.all(checks);
+  assert.deepEqual(seen, [{ reply: { jobId: 'act.1', sealedResults: 'sealed act.1' }, record: true, activityRows: 3 }]);
+  const record = JSON.parse((await redis.get(names.job(2, 'act.1')))!) as FinishedJob;
+  assert.deepEqual(record.reply, { jobId: 'act.1', sealedResults: 'sealed act.1' }, 'the record ends with the reply');
+  assert.equal(await queue.depth(2), 0);
+  await redis.del(activityKey);
 });

@@ -5,13 +5,15 @@
 // own enqueue / read / complete by changing these bodies alone.
 import type { RedisClient } from '../../shared/redis.js';
 import { redisReplyCode } from '../../shared/redis.js';
+import { decodeJobData, encodeJobData } from '../../shared/farm/job-data.js';
+import type { JobData } from '../../shared/farm/jobs.js';
 import { GROUP, recordData } from '../../shared/farm/shard-queue.js';
 
 export interface FixtureJob {
   /** Keyfarm's job id (no `:`). */
   id: string;
   type: 'rpc' | 'nip46';
-  /** The JobData, stored as JSON. */
+  /** The JobData, stored as the ingress stores it (job-data.ts). */
   data: unknown;
   /** Items the job holds; default 1. */
   items?: number;
@@ -77,7 +79,7 @@ export class ShardQueueFixture {
         'items',
         String(items),
         'data',
-        JSON.stringify(job.data),
+        encodeJobData(job.data as JobData),
         'at',
         String(job.addedAt ?? Date.now()),
       )
@@ -100,7 +102,7 @@ export class ShardQueueFixture {
         id: f.get('id')!,
         type: f.get('type') as 'rpc' | 'nip46',
         items: Number(f.get('items')),
-        data: JSON.parse(f.get('data')!),
+        data: decodeJobData(f.get('data')!),
         addedAt: Number(f.get('at')),
       };
     });

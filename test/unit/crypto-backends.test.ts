@@ -27,7 +27,7 @@ import { bip340Vectors, nip44Vectors } from './crypto-vectors/load.js';
 const native = nativeBackend();
 const backends = (): CryptoBackend[] => [native!, wasmBackend()];
 
-test('the native backend loads here (libsecp256k1-1 and koffi are installed)', () => {
+test('the native backend loads here (libsecp256k1-1 and koffi are installed)', async () => {
   assert.ok(native, 'native backend unavailable');
   assert.equal(native.name, 'native');
   assert.equal(resolveCryptoBackend('native').backend, native);
@@ -55,7 +55,7 @@ const { valid, invalid } = nip44Vectors().v2;
 for (const name of ['native', 'wasm'] as const) {
   const backend = () => (name === 'native' ? native! : wasmBackend());
 
-  test(`${name}: BIP-340 vectors sign exactly, from key material and from the bare secret`, () => {
+  test(`${name}: BIP-340 vectors sign exactly, from key material and from the bare secret`, async () => {
     const signing = rows.filter((row) => row.secretKey !== '');
     assert.equal(signing.length, 4);
     for (const row of signing) {
@@ -71,7 +71,7 @@ for (const name of ['native', 'wasm'] as const) {
     }
   });
 
-  test(`${name}: BIP-340 vectors verify as expected, failures included`, () => {
+  test(`${name}: BIP-340 vectors verify as expected, failures included`, async () => {
     assert.equal(rows.length, 15);
     for (const row of rows) {
       assert.equal(
@@ -82,7 +82,7 @@ for (const name of ['native', 'wasm'] as const) {
     }
   });
 
-  test(`${name}: NIP-44 conversation-key vectors, valid and invalid`, () => {
+  test(`${name}: NIP-44 conversation-key vectors, valid and invalid`, async () => {
     useCryptoBackend(name);
     try {
       assert.equal(cryptoBackend().name, name);
@@ -112,7 +112,7 @@ for (const name of ['native', 'wasm'] as const) {
     }
   });
 
-  test(`${name}: a signature by a secret that is not the signer's is refused, directly and through the ops`, () => {
+  test(`${name}: a signature by a secret that is not the signer's is refused, directly and through the ops`, async () => {
     const sk = randomBytes(32);
     const other = randomBytes(32);
     const pub = backend().getPublicKey(sk);
@@ -126,7 +126,7 @@ for (const name of ['native', 'wasm'] as const) {
     useCryptoBackend(name);
     try {
       const event = { kind: 1, content: 'x', tags: [], created_at: 1700000000 };
-      const [wrong, right] = runCryptoOps([
+      const [wrong, right] = await runCryptoOps([
         { op: 'sign_event', sk: backend().keyMaterial(other), pubkey: bytesToHex(pub), event },
         { op: 'sign_event', sk: backend().keyMaterial(sk), pubkey: bytesToHex(pub), event },
       ]);
@@ -138,7 +138,7 @@ for (const name of ['native', 'wasm'] as const) {
     }
   });
 
-  test(`${name}: refuses bad secrets and wiped key material without crashing`, () => {
+  test(`${name}: refuses bad secrets and wiped key material without crashing`, async () => {
     const msg = randomBytes(32);
     const pub = backend().getPublicKey(EDGE_SCALARS[0]!);
     for (const bad of [new Uint8Array(32), scalar(N), new Uint8Array(31).fill(1)]) {
@@ -156,7 +156,7 @@ for (const name of ['native', 'wasm'] as const) {
   });
 }
 
-test('native: a verification answers for the key it is given, whatever keys were parsed before it', () => {
+test('native: a verification answers for the key it is given, whatever keys were parsed before it', async () => {
   const msg = randomBytes(32);
   const [a, b] = [randomBytes(32), randomBytes(32)].map((sk) => native!.keyMaterial(sk));
   const [pubA, pubB] = [a!, b!].map((k) => native!.getPublicKey(k));
@@ -175,7 +175,7 @@ test('native: a verification answers for the key it is given, whatever keys were
   assert.equal(native!.verify(randomBytes(64), msg, pubA!), false, 'a random signature');
 });
 
-test('edge scalars 1, 2, n-1, n-2: public keys, signatures and ECDH agree across native, WASM and noble', () => {
+test('edge scalars 1, 2, n-1, n-2: public keys, signatures and ECDH agree across native, WASM and noble', async () => {
   const msg = hexToBytes('243f6a8885a308d313198a2e03707344a4093822299f31d0082efa98ec4e6c89');
   const aux = new Uint8Array(32).fill(0x5a);
   for (const sk of EDGE_SCALARS) {

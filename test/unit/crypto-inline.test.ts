@@ -9,6 +9,7 @@ import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
 import { getConversationKey } from '../../shared/nostr/nip44.js';
 import { verifyEvent } from '../../shared/nostr/event.js';
 import type { NostrEvent } from '../../shared/nostr/types.js';
+import { type Curve, localCurve } from '../../workers/crypto/curve.js';
 
 const sk = generateSecretKey();
 const peer = generateSecretKey();
@@ -88,16 +89,22 @@ test('all-cheap batches never reach the pool; all-pool batches go through untouc
   assert.ok(pool.closed);
 });
 
-test('with a fast curve, a call of at most curveOpsInline small ops runs here, signed and verified', async () => {
+test('with a curve, small ops run here with their curve work on it, signed and verified; large texts go to the pool', async () => {
   const pool = new RecordingPool();
-  const runner = new InlineCheapOpsRunner(pool, { curveOpsInline: 2, fastCurve: () => true });
+  const calls: string[] = [];
+  const curve: Curve = {
+    sign: (...args) => (calls.push('sign'), localCurve.sign(...args)),
+    verify: (...args) => (calls.push('verify'), localCurve.verify(...args)),
+    ecdhX: (...args) => (calls.push('ecdh'), localCurve.ecdhX(...args)),
+  };
+  const runner = new InlineCheapOpsRunner(pool, { curve });
   const sign = (content: string): CryptoOp => ({
     op: 'sign_event',
     sk,
     pubkey: getPublicKeyHex(sk),
     event: { kind: 1, content, tags: [], created_at: 1 },
   });
-  const [signed, wrongKey] = await runner.run([
+  const [signed, wrongKey, sealed] = await runner.run([
     sign('inline'),
     {
       op: 'sign_event',
@@ -105,21 +112,18 @@ test('with a fast curve, a call of at most curveOpsInline small ops runs here, s
       pubkey: getPublicKeyHex(sk),
       event: { kind: 1, content: '', tags: [], created_at: 1 },
     },
+    { op: 'nip44_encrypt', sk, peer: peerPub, plaintext: 'needs ECDH' },
   ]);
   assert.equal(pool.seen.length, 0, 'nothing posted to the pool');
+  assert.deepEqual(calls, ['sign', 'sign', 'ecdh']);
   assert.ok(signed?.ok);
   assert.ok(verifyEvent(signed.value as NostrEvent), 'a valid signature by the user key');
   assert.equal(wrongKey?.ok, false, "another key's secret is refused, not signed");
+  assert.ok(sealed?.ok && sealed.convKey, 'the conversation key it computed comes back for the cache');
 
-  await runner.run([sign('a'), sign('b'), sign('c')]);
-  assert.equal(pool.seen.length, 1, 'a call larger than curveOpsInline goes to the pool');
-  await runner.run([sign('x'.repeat(INLINE_MAX_TEXT + 1))]);
-  assert.equal(pool.seen.length, 2, 'a large text goes to the pool');
-
-  const slowCurve = new InlineCheapOpsRunner(pool, { curveOpsInline: 64, fastCurve: () => false });
-  await slowCurve.run([sign('wasm')]);
-  assert.equal(pool.seen.length, 3, 'a slow (WASM) curve always uses the pool');
-  const off = new InlineCheapOpsRunner(pool, { curveOpsInline: 0, fastCurve: () => true });
-  await off.run([sign('off')]);
-  assert.equal(pool.seen.length, 4, 'curveOpsInline 0 turns it off');
+  const [big, small] = await runner.run([sign('x'.repeat(INLINE_MAX_TEXT + 1)), sign('small')]);
+  assert.equal(pool.seen.length, 1, 'a large text goes to the pool');
+  assert.deepEqual(pool.seen[0]?.length, 1);
+  assert.deepEqual(big, { ok: true, value: 'pool sign_event' });
+  assert.ok(small?.ok && verifyEvent(small.value as NostrEvent));
 });

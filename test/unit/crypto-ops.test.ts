@@ -28,7 +28,7 @@ function errorOf(result: CryptoResult | undefined): string {
   return (result as { ok: false; error: string }).error;
 }
 
-test('a mixed batch: every op gets its own result and a failing op does not fail the others', () => {
+test('a mixed batch: every op gets its own result and a failing op does not fail the others', async () => {
   const toPeer44 = toolsNip44.encrypt('from peer (44)', toolsNip44.utils.getConversationKey(peer, userPub));
   const toPeer04 = toolsNip04.encrypt(peer, userPub, 'from peer (04)');
   const ops: CryptoOp[] = [
@@ -40,7 +40,7 @@ test('a mixed batch: every op gets its own result and a failing op does not fail
     { op: 'nip04_decrypt', sk: user, peer: peerPub, ciphertext: toPeer04 },
     { op: 'nip44_encrypt', sk: user, peer: 'f'.repeat(64), plaintext: 'x' },
   ];
-  const results = runCryptoOps(ops);
+  const results = await runCryptoOps(ops);
   assert.equal(results.length, ops.length);
 
   const signed = okValue(results[0]).value as NostrEvent;
@@ -74,10 +74,10 @@ test('a mixed batch: every op gets its own result and a failing op does not fail
   assert.equal(errorOf(results[6]), 'invalid peer pubkey');
 });
 
-test('a cached conversation key is used as given and not returned again', () => {
+test('a cached conversation key is used as given and not returned again', async () => {
   const convKey = getConversationKey(user, peerPub);
   const sharedX = getSharedX(user, peerPub);
-  const [enc44, enc04] = runCryptoOps([
+  const [enc44, enc04] = await runCryptoOps([
     { op: 'nip44_encrypt', sk: user, peer: peerPub, plaintext: 'cached', convKey },
     { op: 'nip04_encrypt', sk: user, peer: peerPub, plaintext: 'cached', convKey: sharedX },
   ]);
@@ -86,13 +86,15 @@ test('a cached conversation key is used as given and not returned again', () => 
   assert.equal(toolsNip44.decrypt(okValue(enc44).value as string, convKey), 'cached');
   // A wrong cached key is the caller's bug, but the MAC still refuses to decrypt with it.
   const payload = okValue(enc44).value as string;
-  const [bad] = runCryptoOps([{ op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: payload, convKey: sharedX }]);
+  const [bad] = await runCryptoOps([
+    { op: 'nip44_decrypt', sk: user, peer: peerPub, ciphertext: payload, convKey: sharedX },
+  ]);
   assert.equal(errorOf(bad), 'invalid MAC');
 });
 
-test("sign_event refuses a pubkey that is not the key's, an invalid event, and unknown ops, without leaking keys", () => {
+test("sign_event refuses a pubkey that is not the key's, an invalid event, and unknown ops, without leaking keys", async () => {
   const skHex = bytesToHex(user);
-  const results = runCryptoOps([
+  const results = await runCryptoOps([
     { op: 'sign_event', sk: user, pubkey: peerPub, event: EVENT },
     { op: 'sign_event', sk: user, pubkey: 'nope', event: EVENT },
     { op: 'sign_event', sk: user, pubkey: userPub, event: { ...EVENT, kind: -1 } },
@@ -113,8 +115,8 @@ test("sign_event refuses a pubkey that is not the key's, an invalid event, and u
   for (const result of results) assert.ok(!JSON.stringify(result).includes(skHex));
 });
 
-test('an empty batch gives an empty result', () => {
-  assert.deepEqual(runCryptoOps([]), []);
+test('an empty batch gives an empty result', async () => {
+  assert.deepEqual(await runCryptoOps([]), []);
 });
 
 test('nip46_respond: runs the user op, encrypts the answer to the client and signs it with the bunker key', async () => {
@@ -128,7 +130,7 @@ test('nip46_respond: runs the user op, encrypts the answer to the client and sig
     createdAt: 1700000001,
     ...(convKey ? { convKey } : {}),
   });
-  const [signed, refused, failedOp, nip04, cached] = runCryptoOps([
+  const [signed, refused, failedOp, nip04, cached] = await runCryptoOps([
     {
       op: 'nip46_respond',
       id: 'r1',
@@ -186,17 +188,17 @@ test('nip46_respond: runs the user op, encrypts the answer to the client and sig
   assert.deepEqual(open(cached), { id: 'r5', result: 'ack' });
   assert.equal(okValue(cached).convKey, undefined, 'a cached conversation key is not returned again');
 
-  const bad = runCryptoOps([
+  const bad = await runCryptoOps([
     { op: 'nip46_respond', id: 'r6', answer: { result: 'x' }, seal: { ...seal('nip44'), peer: 'zz' } },
   ]);
   assert.equal(errorOf(bad[0]), 'invalid peer pubkey');
 });
 
-test('verify_event: ok for a genuine event, an error for a changed signature, id or content', () => {
-  const [signed] = runCryptoOps([{ op: 'sign_event', sk: user, pubkey: userPub, event: EVENT }]);
+test('verify_event: ok for a genuine event, an error for a changed signature, id or content', async () => {
+  const [signed] = await runCryptoOps([{ op: 'sign_event', sk: user, pubkey: userPub, event: EVENT }]);
   const event = okValue(signed).value as NostrEvent;
   const flip = (hex: string) => (hex[0] === '0' ? '1' : '0') + hex.slice(1);
-  const results = runCryptoOps([
+  const results = await runCryptoOps([
     { op: 'verify_event', event },
     { op: 'verify_event', event: { ...event, sig: flip(event.sig) } },
     { op: 'verify_event', event: { ...event, id: flip(event.id) } },
@@ -207,8 +209,8 @@ test('verify_event: ok for a genuine event, an error for a changed signature, id
   for (const r of results.slice(1)) assert.equal(errorOf(r), 'invalid id or signature');
 });
 
-test('a nip46_respond whose user op is not a key op is refused', () => {
-  const [r] = runCryptoOps([
+test('a nip46_respond whose user op is not a key op is refused', async () => {
+  const [r] = await runCryptoOps([
     {
       op: 'nip46_respond',
       id: 'x',
@@ -220,7 +222,7 @@ test('a nip46_respond whose user op is not a key op is refused', () => {
 });
 
 for (const name of ['native', 'wasm'] as const)
-  test(`${name}: every signature returned to an app is verified before it leaves; a NIP-46 envelope is left to the relays`, () => {
+  test(`${name}: every signature returned to an app is verified before it leaves; a NIP-46 envelope is left to the relays`, async () => {
     useCryptoBackend(name);
     const backend = cryptoBackend() as { verify: CryptoBackend['verify'] };
     const realVerify = backend.verify;
@@ -238,7 +240,7 @@ for (const name of ['native', 'wasm'] as const)
     });
     const seal = { sk: peer, pubkey: peerPub, peer: userPub, scheme: 'nip44' as const, createdAt: 1700000000 };
     try {
-      const results = runCryptoOps([
+      const results = await runCryptoOps([
         signOp('a'),
         signOp('b'),
         { op: 'nip46_respond', id: 'r1', userOp: signOp('c'), seal },
@@ -247,7 +249,7 @@ for (const name of ['native', 'wasm'] as const)
       assert.equal(checks, 3, 'the three app signatures, not the two envelopes');
       for (const r of results) assert.ok(toolsVerifyEvent(okValue(r).value as NostrEvent));
       fail = true;
-      const [direct, wrapped] = runCryptoOps([
+      const [direct, wrapped] = await runCryptoOps([
         signOp('d'),
         { op: 'nip46_respond', id: 'r3', userOp: signOp('e'), seal },
       ]);

@@ -1,14 +1,12 @@
-// Work that costs less than posting it to a pool thread runs here, on the calling thread:
+// Which ops run here, on the calling thread (the event loop), and which go whole to the pool:
 // - symmetric work whose conversation key is already at hand (NIP-44 or NIP-04 with a cached key), a
-//   ChaCha20/AES pass and an HMAC, about 30 µs for a NIP-46 request; under NIP-46 load a round of such
-//   decryptions spent 11 ms on average in the pool's queue (bench, 2 cores);
-// - with the native backend, every op of a call of at most `curveOpsInline` ops: a native sign and its
-//   verification take about 110 µs, about what the structured clone, the thread wake-up and the reply
-//   message of a pool task cost the event loop, so posting saved nothing (docs/BENCHMARKS.md). Larger calls
-//   still go to the pool so one job cannot hold the event loop for long. The WASM backend's curve ops (0.5
-//   ms and more each) always go to the pool.
-// Both bounded by text size: a 64 KiB NIP-44 payload is ~1 ms.
-import { cryptoBackend } from '../../shared/nostr/crypto-backend.js';
+//   ChaCha20/AES pass and an HMAC, about 30 µs for a NIP-46 request: always here (under NIP-46 load a round
+//   of such decryptions spent 11 ms on average in the pool's queue, bench, 2 cores);
+// - with a `curve` (the crypto lane, lane.ts, or the native backend on this thread), every op with small
+//   texts: its validation, hashing and ciphers run here and its curve work goes to the curve. The WASM
+//   backend gets no curve: its curve ops (0.5 ms and more each) go whole to the pool.
+// Both bounded by text size (a 64 KiB NIP-44 payload is ~1 ms): larger work goes to the pool.
+import type { Curve } from './curve.js';
 import { runCryptoOps } from './ops.js';
 import type { CryptoOp, CryptoResult, CryptoRunner } from './types.js';
 
@@ -52,36 +50,32 @@ export function smallOp(op: CryptoOp): boolean {
 }
 
 export interface InlineOptions {
-  /**
-   * Calls of at most this many ops run whole on this thread when the backend is native (0: never).
-   * Default 0; the farm passes CRYPTO_INLINE_MAX_OPS.
-   */
-  curveOpsInline?: number;
-  /** Whether this thread's curve arithmetic is fast enough to run inline; default: the backend is native. */
-  fastCurve?: () => boolean;
+  /** Where the curve work of ops run here goes; without one, only symmetric ops with a key at hand run here. */
+  curve?: Curve;
 }
 
 export class InlineCheapOpsRunner implements CryptoRunner {
-  private readonly curveOpsInline: number;
-  private readonly fastCurve: () => boolean;
+  private readonly curve: Curve | undefined;
 
   constructor(
     private readonly inner: CryptoRunner,
     opts: InlineOptions = {},
   ) {
-    this.curveOpsInline = Math.max(0, opts.curveOpsInline ?? 0);
-    this.fastCurve = opts.fastCurve ?? (() => cryptoBackend().name === 'native');
+    this.curve = opts.curve;
   }
 
   async run(ops: CryptoOp[]): Promise<CryptoResult[]> {
-    if (ops.length > 0 && ops.length <= this.curveOpsInline && this.fastCurve() && ops.every(smallOp))
-      return runCryptoOps(ops);
-    const inline = ops.map(runsInline);
+    const inline = ops.map(this.curve ? smallOp : runsInline);
     if (!inline.includes(true)) return this.inner.run(ops);
-    const rest = ops.filter((_, i) => !inline[i]);
-    const pooled = rest.length > 0 ? this.inner.run(rest) : undefined;
-    const here = runCryptoOps(ops.filter((_, i) => inline[i]));
-    const there = pooled ? await pooled : [];
+    if (!inline.includes(false)) return runCryptoOps(ops, this.curve);
+    const pooled = this.inner.run(ops.filter((_, i) => !inline[i]));
+    const [here, there] = await Promise.all([
+      runCryptoOps(
+        ops.filter((_, i) => inline[i]),
+        this.curve,
+      ),
+      pooled,
+    ]);
     let h = 0;
     let t = 0;
     return inline.map((isHere) => (isHere ? here[h++]! : there[t++]!));

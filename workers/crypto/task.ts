@@ -8,9 +8,9 @@ import { runCryptoOps } from './ops.js';
 // The process chose its backend at start; a thread that cannot load the native one fails its tasks loudly.
 useCryptoBackend((workerData as CryptoPoolWorkerData | undefined)?.backend ?? 'auto');
 
-export default function cryptoTask(ops: CryptoOp[]): CryptoResult[] {
+export default async function cryptoTask(ops: CryptoOp[]): Promise<CryptoResult[]> {
   try {
-    return runCryptoOps(ops);
+    return await runCryptoOps(ops);
   } finally {
     // The ops arrived here as structured-clone copies; wipe this thread's copies of the secrets so they
     // do not linger in the worker's heap until the next GC. The caller's originals are untouched.
