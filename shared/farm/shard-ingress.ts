@@ -115,6 +115,14 @@ const fail = (id: string, status: number, error: string): ItemResult => ({ id, o
 /** Error replies with which Redis refuses a command without running it. */
 const NOT_RUN = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN', 'LOADING', 'MASTERDOWN', 'READONLY', 'BUSY']);
 
+/**
+ * ioredis's rejection of a command for a closed link. It comes before the command is written (the link
+ * has ended, or, on a cluster without offline queue, the link to the slot's master is still being made,
+ * as just after a failover) or when the link ends with the command unanswered: only the latter is
+ * preceded by the link's loss (onLinkLost), within the same turn of the event loop.
+ */
+const LINK_CLOSED = 'Connection is closed.';
+
 /** An enqueue given up on that Redis will refuse when it arrives: nothing was added. */
 class EnqueueGivenUp extends Error {
   constructor() {
@@ -155,6 +163,8 @@ export class ShardIngress<E extends IngressEntry> {
   /** Shards refused for lack of room a moment ago: until when (performance.now) and the retry hint. */
   private readonly holds = new Map<number, { until: number; retryAfterMs: number }>();
   private seq = 0;
+  /** Links lost so far (the command connection closed, or a cluster node left its pool). */
+  private linksLost = 0;
   private state: 'new' | 'started' | 'closed' = 'new';
 
   constructor(opts: ShardIngressOptions<E>) {
@@ -178,7 +188,10 @@ export class ShardIngress<E extends IngressEntry> {
   /** Subscribes to this process's reply channel; resolves once replies can arrive. */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('ShardIngress.start: already started');
-    if (this.policy.lateJob.kind === 'fail') onLinkLost(this.opts.redis, () => this.failInFlight('queue unavailable'));
+    onLinkLost(this.opts.redis, () => {
+      this.linksLost++;
+      if (this.policy.lateJob.kind === 'fail') this.failInFlight('queue unavailable');
+    });
     await subscribeReplies(
       this.opts.subscriber,
       this.opts.names,
@@ -297,6 +310,7 @@ export class ShardIngress<E extends IngressEntry> {
     };
     // Without an offline queue, a command given while the link is down is never sent.
     let sent = false;
+    let linksLostBefore = this.linksLost;
     try {
       // All or nothing first: the job's data (sealed as one) is made for exactly the items it carries,
       // so a batch that does not fit whole is cut and enqueued again (overload only).
@@ -305,6 +319,7 @@ export class ShardIngress<E extends IngressEntry> {
         const data = this.policy.jobData(jobId, entries);
         sent = isUp(this.opts.redis);
         if (!sent) throw new Error('redis link down');
+        linksLostBefore = this.linksLost;
         const r = await this.enqueue(shard, { jobId, items: entries.length, data, dedupe: this.policy.dedupe });
         if (this.jobs.get(jobId) !== job) return; // answered meanwhile (the link dropped, or closing)
         if (r.kind === 'late') {
@@ -344,6 +359,8 @@ export class ShardIngress<E extends IngressEntry> {
     } catch (err) {
       // Refused by Redis before the script ran (a moved slot, a failover): nothing was added either.
       if (err instanceof EnqueueGivenUp || NOT_RUN.has(redisReplyCode(err) ?? '')) sent = false;
+      else if (sent && (err as Error).message === LINK_CLOSED && (await this.noLinkLostSince(linksLostBefore)))
+        sent = false;
       this.opts.logger.warn({ err: (err as Error).message, shard, jobId, door: this.door, sent }, 'enqueue failed');
       // An add that may have reached Redis may have made the job: its requests stay in flight, and the
       // timeout (or the link's loss) answers them as of unknown outcome, never as refused. Past the
@@ -357,6 +374,12 @@ export class ShardIngress<E extends IngressEntry> {
       }
     }
     await answered;
+  }
+
+  /** Whether no link was lost since the count was `before`, seen a turn of the event loop later. */
+  private async noLinkLostSince(before: number): Promise<boolean> {
+    await new Promise((resolve) => setImmediate(resolve));
+    return this.linksLost === before;
   }
 
   /**

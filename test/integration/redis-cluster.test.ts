@@ -7,17 +7,26 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, getPublicKey, verifyEvent, type Event } from 'nostr-tools';
 import { BunkerSigner, parseBunkerInput } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation as usePoolWebSocket } from 'nostr-tools/pool';
+import type { Cluster } from 'ioredis';
 import WebSocket from 'ws';
 import { UnboundClientLimit } from '../../relay-ingest/unbound-client-limit.js';
 import { subscribeReplies, replyChannel } from '../../shared/farm/replies.js';
+import { ShardIngress } from '../../shared/farm/shard-ingress.js';
 import { finishedRecord, ShardQueue } from '../../shared/farm/shard-queue.js';
 import { listeningKey } from '../../shared/nip46/listening.js';
 import { readShardStates } from '../../shared/farm/shard-metrics.js';
-import { closeRedis, createRedis, isCluster, shardNamesFor, type RedisClient } from '../../shared/redis.js';
+import {
+  closeRedis,
+  connectFailFast,
+  createRedis,
+  isCluster,
+  shardNamesFor,
+  type RedisClient,
+} from '../../shared/redis.js';
 import { ShardNames, shardOf } from '../../shared/shard.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
-import { recordSecret } from '../support/logs.js';
+import { recordSecret, testLogger } from '../support/logs.js';
 import { startLocalRedisCluster, type LocalRedisCluster } from '../support/redis-cluster.js';
 import { startTestRelay, type TestRelay } from '../support/relay.js';
 import { within } from '../support/wait.js';
@@ -269,6 +278,82 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
       assert.equal((await rpc(farm.url, token, 'sign_event', [note('after the revoke')])).status, 403);
     } finally {
       await Promise.all(listeners.map((l) => closeRedis(l)));
+    }
+  });
+
+  it('a request the client refuses before writing it (its master link not made yet) is refused at once, not left to time out', async () => {
+    // After a failover the client's link to the new master is made on first use: while it connects, a
+    // command for its slots is rejected without being written, with the message of a lost link.
+    // Recreated here without a failover: drop the client's link to a live master, learn the slot map again
+    // (it names the master, now with a link not made), then send jobs for two of its shards in one turn.
+    // The first makes the link; the second is rejected unwritten. (Without auto-pipelining, which would
+    // put both commands in one pipeline.)
+    const target = farm.rt.redisUrl;
+    const probeNames = shardNamesFor('kf-unwritten', target, SHARDS);
+    const byMaster = new Map<number, number[]>();
+    for (let shard = 0; shard < SHARDS; shard++) {
+      const master = await cluster.masterOf(probeNames.jobs(shard));
+      byMaster.set(master, [...(byMaster.get(master) ?? []), shard]);
+    }
+    const [master, shards] = [...byMaster.entries()].find(([, s]) => s.length >= 2)!;
+    const client = await connectFailFast(target, () => undefined, { enableAutoPipelining: false });
+    const subscriber = createRedis(target, { enableAutoPipelining: false });
+    type Probe = { item: { id: string; traceId: string }; at: number; status?: number; outcome?: string; ms?: number };
+    const answer = (p: Probe, status: number, outcome?: string) => {
+      p.status = status;
+      p.outcome = outcome;
+      p.ms = performance.now() - p.at;
+    };
+    const ingress = new ShardIngress<Probe>({
+      redis: client,
+      subscriber,
+      names: probeNames,
+      shardCount: SHARDS,
+      queueLimit: 100,
+      instanceId: 'unwritten-probe',
+      replyTimeoutMs: 3000,
+      logger: testLogger('unwritten-probe'),
+      policy: {
+        door: 'http',
+        jobData: () => ({ type: 'nip46', replyTo: 'unwritten-probe', items: [] }),
+        results: () => [],
+        answer: (p, r) => answer(p, r.ok ? 200 : r.status, r.ok ? undefined : r.outcome),
+        refuse: (ps) => {
+          for (const p of ps) answer(p, 503, 'not_queued');
+        },
+        lateJob: { kind: 'fail' },
+        holdAfterRefusal: false,
+      },
+    });
+    try {
+      await ingress.start();
+      const link = (client as Cluster).nodes('master').find((n) => n.options.port === master)!;
+      const gone = new Promise((resolve) => client.once('-node', resolve));
+      link.disconnect();
+      await gone;
+      await new Promise((resolve) => (client as Cluster).refreshSlotsCache(resolve));
+      const probes = shards.slice(0, 2).map((shard, i) => {
+        const p: Probe = { item: { id: `p${i}`, traceId: `unwritten-${i}` }, at: performance.now() };
+        ingress.submit(shard, p);
+        return { shard, p };
+      });
+      await waitFor('both answered', () => probes.every(({ p }) => p.status !== undefined), 6000);
+      const queued = await Promise.all(probes.map(({ shard }) => client.xlen(probeNames.jobs(shard))));
+      const seen = probes.map(
+        ({ p }, i) => `${p.status} ${p.outcome} after ${Math.round(p.ms!)} ms, ${queued[i]} queued`,
+      );
+      // One job was written (it waits for a worker that never comes: 504 at the reply timeout); the one
+      // rejected unwritten is refused as not queued at once, and its shard holds nothing.
+      const refused = probes.filter(({ p }) => p.status === 503);
+      assert.equal(refused.length, 1, `one refused: ${seen.join('; ')}`);
+      assert.equal(refused[0]!.p.outcome, 'not_queued', seen.join('; '));
+      assert.ok(refused[0]!.p.ms! < FAST_MS, `refused at once: ${seen.join('; ')}`);
+      assert.deepEqual([...queued].sort(), [0, 1], seen.join('; '));
+    } finally {
+      await ingress.close();
+      for (const shard of shards) await client.del(probeNames.jobs(shard), probeNames.meter(shard)).catch(() => 0);
+      await closeRedis(subscriber);
+      await closeRedis(client);
     }
   });
 
