@@ -1,5 +1,7 @@
 // Revocations and key changes are broadcast on one pub/sub channel; every api and worker process evicts
-// what the message names from its caches at once.
+// what the message names from its caches at once. Every subscriber has it before the publish returns
+// (publishBroadcast), so a request that follows a revocation's answer finds no stale cache entry.
+import { publishBroadcast } from './pubsub.js';
 import type { RedisClient } from './redis.js';
 
 export type Eviction =
@@ -8,7 +10,7 @@ export type Eviction =
   | { type: 'all' };
 
 export async function publishEviction(redis: RedisClient, channel: string, e: Eviction): Promise<void> {
-  await redis.publish(channel, JSON.stringify(e));
+  await publishBroadcast(redis, channel, JSON.stringify(e));
 }
 
 export function parseEviction(message: string): Eviction | undefined {

@@ -3,7 +3,8 @@
 //   pub/sub (SPUBLISH/SSUBSCRIBE), so it costs the one shard that owns the channel's slot, not a
 //   broadcast over the cluster bus to every node.
 // - broadcast: announcements every process must hear (revocations, key changes, new bunkers). Plain
-//   PUBLISH, which a cluster forwards to every node, so a subscriber on any node hears it.
+//   PUBLISH, which a cluster forwards to every node, so a subscriber on any node hears it. A revocation
+//   must be heard before its request is answered: publishBroadcast.
 import type { Redis } from 'ioredis';
 import { isCluster, type RedisClient } from './redis.js';
 
@@ -33,6 +34,26 @@ export async function subscribeDirect(
     if (mine.has(ch)) onMessage(message);
   });
   await subscriber.subscribe(...channels);
+}
+
+/**
+ * Publishes a broadcast that every subscriber has received when this resolves. A single Redis queues it
+ * to every subscriber before it answers. A cluster node does so for its own subscribers only, and
+ * forwards it to the other nodes over the cluster bus, later (tens of ms on a loaded machine): so on a
+ * cluster it is published on every node the client knows (subscribers connect to those), and each
+ * subscriber hears it once per node. Receivers must be idempotent. Resolves once one node took it (a
+ * failed node's subscribers have lost their link, and caches that rely on it drop what they hold).
+ */
+export async function publishBroadcast(redis: RedisClient, channel: string, message: string): Promise<void> {
+  if (!isCluster(redis)) {
+    await redis.publish(channel, message);
+    return;
+  }
+  const sent = await Promise.allSettled(redis.nodes('all').map((node) => node.publish(channel, message)));
+  if (!sent.some((s) => s.status === 'fulfilled')) {
+    const failed = sent.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    throw failed?.reason ?? new Error('publishBroadcast: the cluster has no node');
+  }
 }
 
 /** ioredis's cluster subscriber: one node connection, replaced (and resubscribed) when its node fails. */

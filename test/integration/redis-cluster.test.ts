@@ -254,7 +254,8 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     assert.equal((await guess(farm.config.ADMIN_PASSWORD!)).status, 429);
   });
 
-  it('broadcasts a revocation to subscribers on every node; the revoked token is refused at once', async () => {
+  /** A new user's app authorization that has signed once: its token, its id, and the user's session. */
+  async function signingAuthorization(): Promise<{ token: string; id: string; session: string }> {
     const u = await registerUser(farm.url);
     const { access_token: token } = await authorizeApp(farm.url, u.session, 'full');
     assert.equal((await rpc(farm.url, token, 'sign_event', [note('before the revoke')])).status, 200);
@@ -263,6 +264,11 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
       revoked_at: string | null;
     }[];
     const id = sessions.find((s) => s.revoked_at === null && s.authorization_id)!.authorization_id;
+    return { token, id, session: u.session };
+  }
+
+  it('broadcasts a revocation to subscribers on every node; the revoked token is refused at once', async () => {
+    const { token, id, session } = await signingAuthorization();
     // One plain subscriber on each of the six nodes: a cluster PUBLISH reaches them all.
     const heard = new Set<number>();
     const listeners = cluster.nodes.map((n) => {
@@ -272,13 +278,32 @@ describe('on a Redis Cluster (3 masters, 3 replicas)', () => {
     });
     try {
       await Promise.all(listeners.map((l) => l.subscribe(names.evictChannel())));
-      const revoked = await call(farm.url, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, u.session);
+      const revoked = await call(farm.url, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, session);
       assert.equal(revoked.status, 200);
       await waitFor('the eviction on every node', () => heard.size === cluster.nodes.length, 3000);
       assert.equal((await rpc(farm.url, token, 'sign_event', [note('after the revoke')])).status, 403);
     } finally {
       await Promise.all(listeners.map((l) => closeRedis(l)));
     }
+  });
+
+  it('publishes a revocation on every master itself before answering it, not only through the cluster bus', async () => {
+    // A node hands a PUBLISH to its own subscribers before it answers, but forwards it to the other
+    // nodes over the cluster bus later (tens of ms on a loaded machine). A worker whose eviction link is
+    // on another node would meanwhile still hold the revoked authorization, so a NIP-46 request sent on
+    // the revocation's answer could be signed. Every master must have run the PUBLISH itself.
+    const { id, session } = await signingAuthorization();
+    const masters = await cluster.masters();
+    const publishes = () => Promise.all(masters.map((port) => commandCalls(cluster, [port], 'publish')));
+    const before = await publishes();
+    const revoked = await call(farm.url, 'POST', '/api/user/sessions/revoke', { authorization_id: id }, session);
+    assert.equal(revoked.status, 200);
+    const after = await publishes();
+    assert.deepEqual(
+      masters.filter((_, i) => after[i]! <= before[i]!),
+      [],
+      `masters that ran no PUBLISH for the revocation (before ${before}, after ${after})`,
+    );
   });
 
   it('a request the client refuses before writing it (its master link not made yet) is refused at once, not left to time out', async () => {
