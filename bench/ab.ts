@@ -91,7 +91,9 @@ async function startVariant(v: Variant, env: Record<string, string>, live: Set<F
     const p = await startFarmProcess({
       name: `${v.name}-${s.name}`,
       role: s.role,
-      env: { ...env, ...s.env, ...v.env },
+      // Each variant a farm of its own in Redis: the farm records its shard count (shared/farm/shard-count.ts),
+      // and variants may differ in SHARD_COUNT.
+      env: { ...env, KEY_PREFIX: `bench-${v.name.replace(/[^A-Za-z0-9_-]/g, '_')}`, ...s.env, ...v.env },
       logDir: LOG_DIR,
       ...(v.cli ? { cli: v.cli } : {}),
     });

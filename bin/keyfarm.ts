@@ -4,6 +4,7 @@ import { migrate } from '../database/migrate.js';
 import { runBackup } from './commands/backup.js';
 import { runRestore } from './commands/restore.js';
 import { runRotateKek } from './commands/rotate-kek.js';
+import { runShardCount } from './commands/shard-count.js';
 import { startRoles, type RoleSet } from './roles.js';
 import { VERSION, fatal, prepareRuntime } from './runtime.js';
 import { stopOnSignals } from './shutdown.js';
@@ -17,6 +18,7 @@ const USAGE = `usage: keyfarm <command>   (keyfarm --version prints the version)
   backup     pg_dump the database to a file (keyfarm backup --help)
   restore    replace the database with a backup (keyfarm restore --help)
   rotate-kek re-wrap every key under a new KEK while the farm runs (keyfarm rotate-kek --help)
+  shard-count  show the farm's recorded shard count, or change it with the farm stopped (keyfarm shard-count --help)
   --version  print the version and exit`;
 
 /** Operator commands: they run, print, and exit with their status. */
@@ -24,6 +26,7 @@ const OPERATIONS: Record<string, (args: string[]) => Promise<number>> = {
   backup: runBackup,
   restore: runRestore,
   'rotate-kek': runRotateKek,
+  'shard-count': runShardCount,
 };
 
 const ROLES: Record<string, RoleSet> = {

@@ -3,6 +3,7 @@ import { startApi, type RunningApi } from '../api/index.js';
 import { isUndefinedTable } from '../database/pool.js';
 import { KeyStore } from '../shared/custody/key-store.js';
 import { loadPayloadSealer } from '../shared/farm/payload-key.js';
+import { checkShardCount } from '../shared/farm/shard-count.js';
 import { ActivityDrain, ActivityStream, activityStreamKey } from '../workers/activity-stream.js';
 import { ActivityWriter } from '../workers/activity-writer.js';
 import { closeRedis, createRedis } from '../shared/redis.js';
@@ -42,7 +43,17 @@ export interface RunningRoles {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts the roles; rejects, with nothing started, when the farm records a shard count other than this
+ * process's SHARD_COUNT (shared/farm/shard-count.ts): every role routes by shard or owns shards.
+ */
 export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRoles> {
+  await checkShardCount({
+    redis: rt.redisUrl,
+    prefix: rt.config.KEY_PREFIX,
+    shardCount: rt.config.SHARD_COUNT,
+    logger: rt.logger,
+  });
   // Before anything signs: the pool threads take this process's backend.
   try {
     startCryptoBackend(rt.config.CRYPTO_BACKEND, rt.logger);

@@ -41,9 +41,10 @@ export const ConfigSchema = Type.Object({
   BUNKER_RELAYS: Type.String({ default: '' }),
   /**
    * Shards: the unit the workers divide among themselves, and the batching domain (a job carries the
-   * requests of one shard). More shards than workers processes only shrinks the batches.
+   * requests of one shard). More shards than workers processes only shrinks the batches. Recorded in Redis
+   * by the farm's first process (shared/farm/shard-count.ts).
    */
-  SHARD_COUNT: Int(4, 1, 1024),
+  SHARD_COUNT: Int(2, 1, 1024),
   DATA_DIR: Type.String({ default: '.data', minLength: 1 }),
   MASTER_KEY_PATH: Type.Optional(Type.String({ minLength: 1 })),
   GCP_KMS_KEY: Type.Optional(

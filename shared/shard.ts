@@ -89,6 +89,11 @@ export class ShardNames {
     return `${this.queuePrefix(shard)}:lease`;
   }
 
+  /** The farm's shard count, recorded by its first process (shared/farm/shard-count.ts). */
+  shardCount(): string {
+    return `${this.prefix}:shard-count`;
+  }
+
   /** Live worker members (a sorted set scored by expiry time). */
   members(): string {
     return `${this.prefix}:workers`;

@@ -30,7 +30,11 @@ export async function startTestFarm(
   const config = parseConfig(env);
   const rt = await prepareRuntime('all', config, testLogger(name));
   await migrate(rt.db, rt.logger);
-  const running = await startRoles(rt, roles);
+  const running = await startRoles(rt, roles).catch(async (err: Error) => {
+    await rt.db.end();
+    await database.drop().catch(() => undefined);
+    throw err;
+  });
   return {
     url: running.api?.url ?? '',
     config,

@@ -13,7 +13,7 @@ describe('settings', () => {
     const cfg = parseConfig({});
     assert.equal(cfg.PORT, 3000);
     assert.equal(cfg.HOST, '127.0.0.1');
-    assert.equal(cfg.SHARD_COUNT, 4);
+    assert.equal(cfg.SHARD_COUNT, 2);
     assert.equal(cfg.QUEUE_LIMIT, 4096);
     assert.deepEqual(cfg.BUNKER_RELAYS, []);
     assert.equal(cfg.MASTER_KEY_PATH, path.join('.data', 'master.key'));

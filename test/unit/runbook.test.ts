@@ -83,7 +83,16 @@ describe('docs/RUNBOOK.md', () => {
     assert.ok(commands.has('backup') && commands.has('restore') && commands.has('rotate-kek'), usage);
     const invocations = keyfarmInvocations();
     const used = new Set(invocations.map((w) => w[1]!));
-    for (const command of ['backup', 'restore', 'rotate-kek', 'migrate', 'api', 'workers', 'relay-ingest']) {
+    for (const command of [
+      'backup',
+      'restore',
+      'rotate-kek',
+      'shard-count',
+      'migrate',
+      'api',
+      'workers',
+      'relay-ingest',
+    ]) {
       assert.ok(used.has(command), `the runbook uses keyfarm ${command}`);
     }
     for (const words of invocations) {
