@@ -45,15 +45,14 @@ export async function subscribeDirect(
  * failed node's subscribers have lost their link, and caches that rely on it drop what they hold).
  */
 export async function publishBroadcast(redis: RedisClient, channel: string, message: string): Promise<void> {
-  if (!isCluster(redis)) {
+  const nodes = isCluster(redis) ? redis.nodes('all') : [];
+  // A single Redis, or a cluster client that has not learnt its nodes yet (it queues the command).
+  if (nodes.length === 0) {
     await redis.publish(channel, message);
     return;
   }
-  const sent = await Promise.allSettled(redis.nodes('all').map((node) => node.publish(channel, message)));
-  if (!sent.some((s) => s.status === 'fulfilled')) {
-    const failed = sent.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    throw failed?.reason ?? new Error('publishBroadcast: the cluster has no node');
-  }
+  const sent = await Promise.allSettled(nodes.map((node) => node.publish(channel, message)));
+  if (!sent.some((s) => s.status === 'fulfilled')) throw (sent[0] as PromiseRejectedResult).reason;
 }
 
 /** ioredis's cluster subscriber: one node connection, replaced (and resubscribed) when its node fails. */
