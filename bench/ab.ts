@@ -13,7 +13,7 @@
 // connections, and reports latency from the scheduled send (p50/p99/p99.9), from the actual send (p99), and
 // the farm's event-loop delay over the run (its own metrics).
 // A variant is NAME|DIST|K=V;K=V|SHAPE: DIST empty for this checkout's dist, SHAPE all (default) or split.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { startBenchServices, type BenchServices } from './bench-services.js';
@@ -103,6 +103,17 @@ async function startVariant(v: Variant, env: Record<string, string>, live: Set<F
   return procs;
 }
 
+/** System calls that write (write, writev, sendmsg...) and read so far by a process's main thread (/proc). */
+function mainThreadSyscalls(pid: number): { writes: number; reads: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/task/${pid}/io`, 'utf8');
+    const at = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? Number.NaN);
+    return { writes: at('syscw'), reads: at('syscr') };
+  } catch {
+    return { writes: Number.NaN, reads: Number.NaN };
+  }
+}
+
 /** The farm's event-loop delay since the last scrape (prom-client resets it at each), ms. */
 function eventLoopLag(samples: readonly Sample[]) {
   const at = (name: string) =>
@@ -186,6 +197,7 @@ async function main() {
         if (args.openLoop > 0) {
           const m0 = await fetchMetrics(base); // also resets the event-loop delay histogram
           const before = snapshot(procs, services);
+          const sys0 = procs.map((p) => mainThreadSyscalls(p.pid));
           const redisBefore = await readCounters(counters);
           const o = await runOpenLoop({
             url: base,
@@ -198,6 +210,9 @@ async function main() {
           });
           const redisAfter = await readCounters(counters);
           const after = snapshot(procs, services);
+          const sys1 = procs.map((p) => mainThreadSyscalls(p.pid));
+          const perRequest = (k: 'writes' | 'reads') =>
+            round(sys1.reduce((n, s, i) => n + s[k] - sys0[i]![k], 0) / Math.max(1, o.requests), 2);
           const m1 = await fetchMetrics(base);
           const lag = eventLoopLag(m1);
           const delta = (name: string) => (sampleValue(m1, name) ?? 0) - (sampleValue(m0, name) ?? 0);
@@ -212,7 +227,7 @@ async function main() {
           const redis = costBetween(redisBefore, redisAfter, o.requests);
           record(v.name, cpu.farmMsPerRequest, o.achievedRps, o.latencyMs.p99, redis, o.requests);
           log(
-            `${v.name} round ${round_ + 1}: open loop ${o.offeredRps}/s, achieved ${o.achievedRps}/s, from the scheduled send p50 ${o.latencyMs.p50} ms, p90 ${o.latencyMs.p90} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, max ${o.latencyMs.max} ms; from the send p99 ${o.serviceLatencyMs.p99} ms; sends late p99 ${o.sendLateMs.p99} ms; non-2xx ${o.non2xx}, errors ${o.errors}; event-loop delay ${JSON.stringify(lag)}; ${itemsPerJob} requests per job; Redis ${redis.cpuUsPerRequest} µs/req; GC ${gc('minor')}, ${gc('major')}; farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
+            `${v.name} round ${round_ + 1}: open loop ${o.offeredRps}/s, achieved ${o.achievedRps}/s, from the scheduled send p50 ${o.latencyMs.p50} ms, p90 ${o.latencyMs.p90} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, max ${o.latencyMs.max} ms; from the send p99 ${o.serviceLatencyMs.p99} ms; sends late p99 ${o.sendLateMs.p99} ms; non-2xx ${o.non2xx}, errors ${o.errors}; event-loop delay ${JSON.stringify(lag)}; ${itemsPerJob} requests per job; main-thread system calls per request: ${perRequest('writes')} writes, ${perRequest('reads')} reads; Redis ${redis.cpuUsPerRequest} µs/req; GC ${gc('minor')}, ${gc('major')}; farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
           );
         } else {
           const before = snapshot(procs, services);
