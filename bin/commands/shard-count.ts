@@ -6,6 +6,8 @@ import { startEmbeddedServices } from '../../shared/embedded-services.js';
 import {
   changeShardCount,
   liveWorkers,
+  MAX_SHARD_COUNT,
+  MIN_SHARD_COUNT,
   readShardCount,
   shardQueueContents,
   type ShardQueueContents,
@@ -92,8 +94,8 @@ export async function runShardCount(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new Error(`unexpected argument ${positionals[0]}\n${SHARD_COUNT_USAGE}`);
   const to = values.set === undefined ? undefined : Number(values.set);
-  if (to !== undefined && (!/^\d+$/.test(values.set!) || to < 1 || to > 1024))
-    throw new Error(`--set takes a shard count from 1 to 1024, got ${values.set}`);
+  if (to !== undefined && (!/^\d+$/.test(values.set!) || to < MIN_SHARD_COUNT || to > MAX_SHARD_COUNT))
+    throw new Error(`--set takes a shard count from ${MIN_SHARD_COUNT} to ${MAX_SHARD_COUNT}, got ${values.set}`);
 
   const config = loadConfigOrExit();
   const prefix = config.KEY_PREFIX;

@@ -3,6 +3,7 @@
 // process whose SHARD_COUNT differs from the record refuses to start. `keyfarm shard-count --set` changes
 // the record, only while every shard queue of the recorded count is empty and no workers process is live.
 import { readFileSync } from 'node:fs';
+import { ConfigSchema } from '../config.js';
 import type { Logger } from '../logger.js';
 import { closeRedis, createRedis, shardNamesFor, type RedisClient, type RedisTarget } from '../redis.js';
 import { ShardNames } from '../shard.js';
@@ -13,8 +14,9 @@ const COMMAND = 'keyfarmShardCount';
 type ShardCountCommand = (key: string, op: string, ...args: string[]) => Promise<unknown>;
 
 /** SHARD_COUNT's bounds (shared/config.ts): a record outside them is not a count this farm wrote. */
-const MIN_COUNT = 1;
-const MAX_COUNT = 1024;
+const shardCountSchema = ConfigSchema.properties.SHARD_COUNT as unknown as { minimum: number; maximum: number };
+export const MIN_SHARD_COUNT = shardCountSchema.minimum;
+export const MAX_SHARD_COUNT = shardCountSchema.maximum;
 
 /** Where to read how to change it. */
 const HOW_TO_CHANGE = 'docs/RUNBOOK.md, "SHARD_COUNT is fixed per deployment"';
@@ -43,7 +45,7 @@ function command(redis: RedisClient): ShardCountCommand {
 function parseRecord(value: string | null, key: string): number | undefined {
   if (value === null || value === '') return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < MIN_COUNT || n > MAX_COUNT)
+  if (!Number.isInteger(n) || n < MIN_SHARD_COUNT || n > MAX_SHARD_COUNT)
     throw new Error(`the farm's shard count record ${key} holds ${JSON.stringify(value.slice(0, 32))}, not a count`);
   return n;
 }
@@ -53,18 +55,15 @@ export async function readShardCount(redis: RedisClient, names: ShardNames): Pro
   return parseRecord(await redis.get(names.shardCount()), names.shardCount());
 }
 
-/** Records `count` unless a count is recorded (one SET NX); returns the recorded count and whether it is ours. */
+/** Records `count` unless a count is recorded (one SET NX GET); returns the recorded count and whether it is ours. */
 export async function claimShardCount(
   redis: RedisClient,
   names: ShardNames,
   count: number,
 ): Promise<{ recorded: number; written: boolean }> {
   const key = names.shardCount();
-  if ((await redis.set(key, String(count), 'NX')) === 'OK') return { recorded: count, written: true };
-  // The record only changes through `keyfarm shard-count --set`, with the farm stopped.
-  const recorded = parseRecord(await redis.get(key), key);
-  if (recorded === undefined) throw new Error(`the farm's shard count record ${key} vanished while it was read`);
-  return { recorded, written: false };
+  const recorded = parseRecord(await redis.set(key, String(count), 'NX', 'GET'), key);
+  return recorded === undefined ? { recorded: count, written: true } : { recorded, written: false };
 }
 
 export interface ShardCountCheck {
@@ -139,8 +138,8 @@ export interface ShardCountChangeOptions {
  */
 export async function changeShardCount(opts: ShardCountChangeOptions): Promise<ShardCountChange> {
   const { redis, to } = opts;
-  if (!Number.isInteger(to) || to < MIN_COUNT || to > MAX_COUNT)
-    throw new RangeError(`a shard count is an integer from ${MIN_COUNT} to ${MAX_COUNT}, got ${to}`);
+  if (!Number.isInteger(to) || to < MIN_SHARD_COUNT || to > MAX_SHARD_COUNT)
+    throw new RangeError(`a shard count is an integer from ${MIN_SHARD_COUNT} to ${MAX_SHARD_COUNT}, got ${to}`);
   const farm = new ShardNames(opts.prefix);
   const recorded = await readShardCount(redis, farm);
   const from = recorded ?? opts.fallback;
