@@ -3,7 +3,7 @@
 // key at each bunker and per bunker, in Redis so the limits hold across relay-ingest replicas, before
 // anything is claimed or queued. The bound client is not limited here (the shard's admission bounds it).
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '../shared/redis.js';
+import { luaCommand, type RedisClient } from '../shared/redis.js';
 
 const LUA = readFileSync(new URL('./unbound-client-limit.lua', import.meta.url), 'utf8');
 const COMMAND = 'keyfarmNip46UnboundLimit';
@@ -36,9 +36,7 @@ export class UnboundClientLimit {
     private readonly opts: UnboundClientLimitOptions,
   ) {
     this.windowSeconds = opts.windowSeconds ?? 60;
-    const r = redis as unknown as Record<string, LimitCommand | undefined>;
-    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 2, lua: LUA });
-    this.command = (r[COMMAND] as LimitCommand).bind(redis);
+    this.command = luaCommand<LimitCommand>(redis, COMMAND, 2, LUA);
   }
 
   /** Counts one request from `clientPubkey` to `bunkerPubkey` (both 64 hex), or says which limit refuses it. */

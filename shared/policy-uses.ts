@@ -1,7 +1,7 @@
 // How many times each authorization has used its policy's `max_uses`, counted in Redis so every api and
 // worker process, on both doors, shares one count. The test and the count are one Lua step: N requests at
 // once take at most the remaining uses. A use refused here is not counted.
-import type { RedisClient } from './redis.js';
+import { luaCommand, type RedisClient } from './redis.js';
 
 const COMMAND = 'keyfarmTakeUse';
 // KEYS[1] the count; ARGV[1] the maximum. Returns the uses taken, or -1 when none is left.
@@ -26,9 +26,7 @@ export class PolicyUses {
     redis: RedisClient,
     private readonly prefix: string,
   ) {
-    const r = redis as unknown as Record<string, TakeUse | undefined>;
-    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
-    this.take = (r[COMMAND] as TakeUse).bind(redis);
+    this.take = luaCommand<TakeUse>(redis, COMMAND, 1, LUA);
   }
 
   key(authorizationId: string): string {

@@ -51,6 +51,23 @@ export function shardNamesFor(prefix: string, target: RedisTarget, shardCount: n
   return new ShardNames(prefix, typeof target === 'string' ? {} : { spreadOverSlots: shardCount });
 }
 
+/**
+ * The client's command `name` running `lua`, bound to the client: defined on the client once (ioredis then
+ * sends EVALSHA, and the script itself only where Redis does not have it yet). Get it when the client is
+ * set up, not on a first call: with auto-pipelining, a command defined while a pipeline of the same tick
+ * is open is missing from that pipeline, and ioredis then fails every callback of it.
+ */
+export function luaCommand<C extends (...args: never[]) => Promise<unknown>>(
+  redis: RedisClient,
+  name: string,
+  numberOfKeys: number,
+  lua: string,
+): C {
+  const r = redis as unknown as Record<string, C | undefined>;
+  if (typeof r[name] !== 'function') redis.defineCommand(name, { numberOfKeys, lua });
+  return (r[name] as C).bind(redis) as C;
+}
+
 /** A Redis error reply's code: its first word (`BUSYGROUP Consumer Group name already exists`); else undefined. */
 export function redisReplyCode(err: unknown): string | undefined {
   return err instanceof ReplyError ? (err as Error).message.split(' ', 1)[0] : undefined;

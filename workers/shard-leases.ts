@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '../shared/redis.js';
+import { luaCommand, type RedisClient } from '../shared/redis.js';
 import type { Logger } from '../shared/logger.js';
 import type { ShardNames } from '../shared/shard.js';
 
@@ -121,9 +121,7 @@ export class ShardLeases extends EventEmitter<ShardLeasesEvents> {
   constructor(opts: ShardLeasesOptions) {
     super();
     this.opts = opts;
-    const r = opts.redis as unknown as Record<string, LeaseCommand | undefined>;
-    if (typeof r[COMMAND] !== 'function') opts.redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
-    this.command = (r[COMMAND] as LeaseCommand).bind(opts.redis);
+    this.command = luaCommand<LeaseCommand>(opts.redis, COMMAND, 1, LUA);
   }
 
   get memberId(): string {

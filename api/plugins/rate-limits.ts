@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { RedisClient } from '../../shared/redis.js';
+import { luaCommand, type RedisClient } from '../../shared/redis.js';
 import type { Config } from '../../shared/config.js';
 import { clientKey, parseRate, parseSubnetList, subnetMatcher, waitText } from '../../shared/net/client-address.js';
 import { HttpError } from '../errors.js';
@@ -56,21 +56,15 @@ const COMMAND = 'keyfarmRequestLimit';
 type CountCommand = (key: string, windowMs: number) => Promise<[number, number]>;
 type StoreCallback = (err: Error | null, result?: { current: number; ttl: number }) => void;
 
-function countCommand(redis: RedisClient): CountCommand {
-  const r = redis as unknown as Record<string, CountCommand | undefined>;
-  if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
-  return (r[COMMAND] as CountCommand).bind(redis);
-}
-
 /** Counts one event under `key` in a fixed window (one Lua step); returns the count in this window. */
 export async function countInWindow(redis: RedisClient, key: string, windowMs: number): Promise<number> {
-  const [current] = await countCommand(redis)(key, windowMs);
+  const [current] = await luaCommand<CountCommand>(redis, COMMAND, 1, LUA)(key, windowMs);
   return current;
 }
 
 /** @fastify/rate-limit's store interface over our Lua counter; one store for every route (keys carry the group). */
 function redisStore(redis: RedisClient, prefix: string) {
-  const count = countCommand(redis);
+  const count = luaCommand<CountCommand>(redis, COMMAND, 1, LUA);
   return class RequestLimitStore {
     incr(key: string, done: StoreCallback, timeWindow: number): void {
       count(`${prefix}${key}`, timeWindow).then(

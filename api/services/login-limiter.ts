@@ -10,7 +10,7 @@
 //   LOGIN_KNOWN_ADDRESS_DAYS, so the owner's own address never waits on this one.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '../../shared/redis.js';
+import { luaCommand, type RedisClient } from '../../shared/redis.js';
 import type { Config } from '../../shared/config.js';
 import { clientKey, parseRate, type Rate } from '../../shared/net/client-address.js';
 
@@ -72,9 +72,7 @@ export class LoginLimiter {
     private readonly prefix: string,
     private readonly limits: LoginLimits = DEFAULT_LOGIN_LIMITS,
   ) {
-    const r = redis as unknown as Record<string, LimiterCommand | undefined>;
-    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 4, lua: LUA });
-    this.command = (r[COMMAND] as LimiterCommand).bind(redis);
+    this.command = luaCommand<LimiterCommand>(redis, COMMAND, 4, LUA);
   }
 
   /** Fixed-length keys: a hash of the account and of the normalised client address. */

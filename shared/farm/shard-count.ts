@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigSchema } from '../config.js';
 import type { Logger } from '../logger.js';
-import { closeRedis, createRedis, shardNamesFor, type RedisClient, type RedisTarget } from '../redis.js';
+import { closeRedis, createRedis, luaCommand, shardNamesFor, type RedisClient, type RedisTarget } from '../redis.js';
 import { ShardNames } from '../shard.js';
 
 const LUA = readFileSync(new URL('./shard-count.lua', import.meta.url), 'utf8');
@@ -37,9 +37,7 @@ export class ShardCountMismatchError extends Error {
 }
 
 function command(redis: RedisClient): ShardCountCommand {
-  const r = redis as unknown as Record<string, ShardCountCommand | undefined>;
-  if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
-  return (r[COMMAND] as ShardCountCommand).bind(redis);
+  return luaCommand<ShardCountCommand>(redis, COMMAND, 1, LUA);
 }
 
 function parseRecord(value: string | null, key: string): number | undefined {

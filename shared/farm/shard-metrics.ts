@@ -2,7 +2,7 @@
 // (an unowned shard is the one whose queue grows): items waiting or running, the age of the oldest job
 // (the first entry of the shard's stream), and whether a worker holds the shard's lease. Processes of one farm read the same state, so dashboards take max by (shard).
 import { readFileSync } from 'node:fs';
-import type { RedisClient } from '../redis.js';
+import { luaCommand, type RedisClient } from '../redis.js';
 import { withDeadline } from '../deadline.js';
 import { addScrapeHook, metrics } from '../metrics.js';
 import type { ShardNames } from '../shard.js';
@@ -21,20 +21,9 @@ export interface ShardState {
   hasOwner: boolean;
 }
 
-/**
- * Defines the script on the connection. Done when a connection starts being watched, not at the first
- * scrape: with auto-pipelining, a command defined while a pipeline of the same tick is open is missing
- * from that pipeline, and ioredis then fails every callback of it (and crashes the process).
- */
-function defineShardStateCommand(redis: RedisClient): ShardStateCommand {
-  const r = redis as unknown as Record<string, ShardStateCommand | undefined>;
-  if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 3, lua: LUA });
-  return r[COMMAND] as ShardStateCommand;
-}
-
 /** Reads the state of every shard, one script call per shard (pipelined by the connection). */
 export function readShardStates(redis: RedisClient, names: ShardNames, shardCount: number): Promise<ShardState[]> {
-  const command = defineShardStateCommand(redis).bind(redis);
+  const command = luaCommand<ShardStateCommand>(redis, COMMAND, 3, LUA);
   const now = Date.now();
   return Promise.all(
     Array.from({ length: shardCount }, async (_, shard): Promise<ShardState> => {
@@ -92,7 +81,8 @@ export function watchShards(redis: RedisClient, names: ShardNames, shardCount: n
     watched.set(names.prefix, entry);
   }
   const mine = entry;
-  defineShardStateCommand(redis);
+  // Defined when a connection starts being watched, not at the first scrape (luaCommand).
+  luaCommand<ShardStateCommand>(redis, COMMAND, 3, LUA);
   mine.connections.add(redis);
   return () => {
     if (!mine.connections.delete(redis) || mine.connections.size > 0) return;

@@ -12,7 +12,7 @@
 // look at the stream.
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { isCluster, type RedisClient, untilReady } from '../redis.js';
+import { isCluster, luaCommand, type RedisClient, untilReady } from '../redis.js';
 import { clusterSlot, type ShardNames } from '../shard.js';
 import { decodeJobData } from './job-data.js';
 import { GROUP } from './shard-queue.js';
@@ -71,17 +71,6 @@ interface ClassifiedRecord {
   status: 'completed' | 'failed';
 }
 type ViewCommand = (key: string, ...args: (string | number)[]) => Promise<unknown>;
-
-/**
- * Defines the script on the connection when the view is made, not at the first read: with
- * auto-pipelining, a command defined while a pipeline of the same tick is open is missing from it.
- * It declares one key: an auto-pipelining cluster client groups a call by its first argument's slot.
- */
-function defineViewCommand(redis: RedisClient): ViewCommand {
-  const r = redis as unknown as Record<string, ViewCommand | undefined>;
-  if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: LUA });
-  return (r[COMMAND] as ViewCommand).bind(redis);
-}
 
 /** A Keyfarm job id: non-empty, bounded, no `:` (a key separator) and no control characters. */
 export function isJobId(id: unknown): id is string {
@@ -215,7 +204,8 @@ export class ShardQueueView {
     this.recordPattern = `${globLiteral(this.recordPrefix)}*`;
     this.slot = clusterSlot(names.tag(shard));
     this.scanCount = opts.scanCount ?? 1000;
-    this.command = defineViewCommand(redis);
+    // One declared key: an auto-pipelining cluster client groups a call by its first argument's slot.
+    this.command = luaCommand<ViewCommand>(redis, COMMAND, 1, LUA);
   }
 
   /** The key of a finished job's record. */

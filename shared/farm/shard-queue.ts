@@ -7,7 +7,7 @@
 //   metadata and the reply) for the ingress's fallback read, in one step, and only once;
 // - reconcile rebuilds the count from the stream (the shard's owner, on acquiring it and periodically).
 import { readFileSync } from 'node:fs';
-import { isCluster, type RedisClient, redisReplyCode } from '../redis.js';
+import { isCluster, luaCommand, type RedisClient, redisReplyCode } from '../redis.js';
 import type { ShardNames } from '../shard.js';
 import { decodeJobData, encodeJobData } from './job-data.js';
 import type { JobData, ReplyMessage, SealedReplyMessage } from './jobs.js';
@@ -206,12 +206,8 @@ export class ShardQueue {
   ) {
     this.limit = opts.limit;
     this.maxWaitMs = opts.maxWaitMs ?? 0;
-    const r = redis as unknown as Record<string, QueueCommand | undefined>;
-    if (typeof r[COMMAND] !== 'function') redis.defineCommand(COMMAND, { numberOfKeys: 4, lua: LUA });
-    if (typeof r[COMMAND_WITH_APPEND] !== 'function')
-      redis.defineCommand(COMMAND_WITH_APPEND, { numberOfKeys: 5, lua: LUA });
-    this.command = (r[COMMAND] as QueueCommand).bind(redis);
-    this.commandWithAppend = (r[COMMAND_WITH_APPEND] as QueueCommand).bind(redis);
+    this.command = luaCommand<QueueCommand>(redis, COMMAND, 4, LUA);
+    this.commandWithAppend = luaCommand<QueueCommand>(redis, COMMAND_WITH_APPEND, 5, LUA);
   }
 
   private run(shard: number, jobId: string, op: string, ...args: (string | number)[]): Promise<unknown> {
