@@ -71,7 +71,7 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   // pool takes the WASM backend's ops and large texts. A turn's pool work is spread over every pool thread:
   // with few shards jobs are large, and one thread must not sign a whole turn while the others idle.
   const threads = rt.config.CRYPTO_THREADS;
-  const crypto = roles.workers || roles.relayIngest ? startCrypto(rt, threads) : undefined;
+  const crypto = roles.workers || roles.relayIngest ? startCrypto(rt, roles, threads) : undefined;
   if (roles.workers && crypto) {
     // Activity goes to a Redis stream before each answer leaves, and is drained into PostgreSQL by every
     // workers process (workers/activity-stream.ts); the in-memory writer takes it while Redis refuses.
@@ -184,11 +184,22 @@ export async function startRoles(rt: Runtime, roles: RoleSet): Promise<RunningRo
   };
 }
 
+/**
+ * Crypto lane threads of a process: the setting, else one where the event loop also serves HTTP or relays
+ * (their I/O must not wait behind curve work), else none. A workers-only loop has nothing to keep free,
+ * and handing its curve work to a mostly idle thread costs two thread wake-ups a job, each a cross-CPU
+ * wake on a VM: on two cores that made the split deployment slower than all-in-one (docs/BENCHMARKS.md,
+ * "The split on two cores").
+ */
+export function cryptoLaneThreads(setting: number | undefined, roles: RoleSet): number {
+  return setting ?? (roles.api || roles.relayIngest ? 1 : 0);
+}
+
 /** The crypto runner of a process; closing it stops its pool and its lane. */
-function startCrypto(rt: Runtime, threads: number): CryptoRunner {
+function startCrypto(rt: Runtime, roles: RoleSet, threads: number): CryptoRunner {
   const pool = new CoalescingCryptoRunner(new CryptoPool({ threads }), { parallelism: threads });
   if (cryptoBackend().name !== 'native') return new InlineCheapOpsRunner(pool);
-  const laneThreads = rt.config.CRYPTO_LANE_THREADS;
+  const laneThreads = cryptoLaneThreads(rt.config.CRYPTO_LANE_THREADS, roles);
   if (laneThreads === 0) return new InlineCheapOpsRunner(pool, { curve: localCurve });
   const lane = new CryptoLane({
     threads: laneThreads,

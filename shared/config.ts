@@ -69,9 +69,10 @@ export const ConfigSchema = Type.Object({
   CRYPTO_THREADS: Int(Math.max(1, cpus().length), 1, 256),
   /**
    * With the native backend, threads that run the curve work (sign, verify, ECDH) of the ops the event loop
-   * runs, sent as binary records one message per turn (workers/crypto/lane.ts); 0 runs it on the event loop.
+   * runs, sent as binary records one message per job (workers/crypto/lane.ts); 0 runs it on the event loop.
+   * Unset: 1 in a process that also serves HTTP or relays, 0 in a workers-only one (bin/roles.ts).
    */
-  CRYPTO_LANE_THREADS: Int(1, 0, 16),
+  CRYPTO_LANE_THREADS: Type.Optional(Type.Integer({ minimum: 0, maximum: 16 })),
   /**
    * Curve arithmetic: `auto` uses the system's libsecp256k1 (package libsecp256k1-1) and falls back to its
    * WASM build, saying so at start; `native` refuses to start without the library; `wasm` forces the fallback.
@@ -290,9 +291,13 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env, dotenvPath = '.env
 
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const raw: Record<string, unknown> = {};
-  for (const key of Object.keys(ConfigSchema.properties)) {
+  for (const [key, schema] of Object.entries(ConfigSchema.properties as Record<string, TSchema>)) {
     const value = env[key];
-    if (value !== undefined && value !== '') raw[key] = value;
+    if (value === undefined || value === '') continue;
+    // Value.Convert would make "1.5" or "2e3" an integer: only digits are one.
+    if ((schema as SettingKeywords).type === 'integer' && !/^-?[0-9]+$/.test(value.trim()))
+      throw new ConfigError(key, describe(schema));
+    raw[key] = value;
   }
   const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw)) as Record<string, unknown>;
   const [first] = Value.Errors(ConfigSchema, converted);

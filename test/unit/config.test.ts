@@ -120,6 +120,10 @@ describe('settings', () => {
     [{ ADMIN_PASSWORD: 'short' }, 'ADMIN_PASSWORD'],
     [{ ALLOWED_ORIGINS: 'example.com' }, 'ALLOWED_ORIGINS'],
     [{ ADMIN_QUEUES_READ_ONLY: 'maybe' }, 'ADMIN_QUEUES_READ_ONLY'],
+    // Not silently rounded to an integer.
+    [{ SHARD_COUNT: '1.5' }, 'SHARD_COUNT'],
+    [{ QUEUE_LIMIT: '4e3' }, 'QUEUE_LIMIT'],
+    [{ METRICS_PORT: '9090.0' }, 'METRICS_PORT'],
   ];
   for (const [env, setting] of bad) {
     it(`refuses a bad ${setting}, naming it`, () => {
