@@ -8,13 +8,26 @@ import { waitForQuiet } from './quiet.js';
 import { startBenchServices, type BenchServices } from './bench-services.js';
 import { PROJECT_ROOT, startFarmProcess, type FarmProcess } from './farm-process.js';
 import { machineInfo } from './machine-info.js';
-import { USAGE, UsageError, parseOptions, type BenchOptions } from './options.js';
+import {
+  USAGE,
+  UsageError,
+  parseOptions,
+  type BenchOptions,
+  type HttpScenarioName,
+  type ScenarioName,
+} from './options.js';
 import { measureCryptoCeiling, measureRawSchnorrRate } from './raw-schnorr.js';
 import { startNoopServer } from './noop-server.js';
 import { resolveCryptoBackend } from '../shared/nostr/crypto-backend.js';
 import { runWrk } from './wrk-load.js';
 import { BAR, printReport, withRatios, writeReport, type BenchReport } from './report.js';
-import { runScenario, scenarioProcesses, type ScenarioContext, type ScenarioResult } from './scenario.js';
+import {
+  runInterleaved,
+  runScenario,
+  scenarioProcesses,
+  type ScenarioContext,
+  type ScenarioResult,
+} from './scenario.js';
 import { startLocalRedisCluster } from '../test/support/redis-cluster.js';
 import { runNip46Scenario, type Nip46Result } from './nip46/nip46-scenario.js';
 import { forgetRecordedSecrets, scanLogsForSecrets } from './secret-check.js';
@@ -28,6 +41,8 @@ const TOKEN_FILE = path.join(DATA_DIR, 'tokens.txt');
 const WRK_SCRIPT = path.join(DATA_DIR, 'sign-event.lua');
 const GPK_SCRIPT = path.join(DATA_DIR, 'get-public-key.lua');
 const RESULTS_DIR = path.join(PROJECT_ROOT, 'bench', 'results');
+/** The scenarios whose timed runs alternate when both run. */
+const INTERLEAVED: readonly HttpScenarioName[] = ['all-in-one', 'split'];
 
 const log = (message: string) => console.log(`[bench] ${message}`);
 
@@ -167,24 +182,30 @@ async function main(): Promise<void> {
 
   const results: ScenarioResult[] = [];
   let nip46: Nip46Result | undefined;
+  // all-in-one and split are compared: when both run, their timed runs alternate (scenario.ts).
+  const interleaved = INTERLEAVED.filter((n) => opts.scenarios.includes(n));
+  const servers = services;
+  const contextOf = (name: ScenarioName): ScenarioContext => ({
+    opts,
+    // Each scenario a farm of its own in Redis: interleaved ones are up at once.
+    env: { ...env, KEY_PREFIX: `bench-${name}` },
+    logDir: LOG_DIR,
+    users,
+    wrkScript: WRK_SCRIPT,
+    tokenFile: TOKEN_FILE,
+    openLoopScript: path.join(DATA_DIR, 'open-loop.lua'),
+    getPublicKeyScript: GPK_SCRIPT,
+    services: servers,
+    leaseTtlMs: config.LEASE_TTL_MS,
+    log,
+    live,
+  });
   for (const name of opts.scenarios) {
-    const ctx: ScenarioContext = {
-      opts,
-      env,
-      logDir: LOG_DIR,
-      users,
-      wrkScript: WRK_SCRIPT,
-      tokenFile: TOKEN_FILE,
-      openLoopScript: path.join(DATA_DIR, 'open-loop.lua'),
-      getPublicKeyScript: GPK_SCRIPT,
-      services,
-      leaseTtlMs: config.LEASE_TTL_MS,
-      log,
-      live,
-    };
+    const ctx = contextOf(name);
     if (name === 'nip46') nip46 = await runNip46Scenario(ctx);
     else if (name === 'cluster') results.push(await runClusterScenario(ctx));
-    else results.push(await runScenario(name, ctx));
+    else if (interleaved.length < 2) results.push(await runScenario(name, ctx));
+    else if (name === interleaved[0]) results.push(...(await runInterleaved(interleaved, contextOf)));
   }
 
   const secretCheck = scanLogsForSecrets(LOG_DIR, DATA_DIR);
@@ -227,6 +248,7 @@ async function main(): Promise<void> {
       cryptoBackend: opts.cryptoBackend,
       openLoop: { rate: opts.openLoopRate, connections: opts.openLoopConnections, tool: 'wrk Lua open loop' },
       getPublicKeyConnections: opts.getPublicKeyConnections,
+      interleaved: interleaved.length > 1 ? interleaved : [],
     },
     setup: { users: users.length, seedSeconds },
     rawSchnorr: { ...raw, durationMs: opts.rawSchnorrMs, otherCoresDuringRaw, ...(quietWait ? { quietWait } : {}) },

@@ -415,10 +415,66 @@ async function startAll(name: HttpScenarioName, ctx: ScenarioContext): Promise<F
   return started;
 }
 
+/** One scenario's farm, started, sampled cold and warmed up: its timed runs may be interleaved with another's. */
+export interface OpenScenario {
+  readonly name: HttpScenarioName;
+  /** One timed load run (numbered from 1), logged and kept. */
+  timedRun(run: number): Promise<LoadRun>;
+  /** The runs after the timed ones (Redis monitor, open loop, get_public_key), the checks, and the stop. */
+  finish(): Promise<ScenarioResult>;
+  /** Stops the farm (finish does it too). */
+  close(): Promise<void>;
+}
+
 export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext): Promise<ScenarioResult> {
+  const scenario = await openScenario(name, ctx);
+  try {
+    for (let run = 1; run <= ctx.opts.runs; run++) await scenario.timedRun(run);
+    return await scenario.finish();
+  } finally {
+    await scenario.close();
+  }
+}
+
+/**
+ * Runs all-in-one and split with their timed runs alternating (all-in-one first in odd rounds, split first
+ * in even ones): the VM's speed drifts over minutes, and one scenario's runs after the other's would
+ * compare two different machines. Both farms are up throughout, each under its own key prefix; the one
+ * not under load is idle (leases and blocking reads, about a hundredth of a core).
+ */
+export async function runInterleaved(
+  names: readonly HttpScenarioName[],
+  ctx: (name: HttpScenarioName) => ScenarioContext,
+): Promise<ScenarioResult[]> {
+  const open: OpenScenario[] = [];
+  try {
+    for (const name of names) open.push(await openScenario(name, ctx(name)));
+    const runs = ctx(names[0]!).opts.runs;
+    for (let run = 1; run <= runs; run++)
+      for (const scenario of run % 2 === 1 ? open : [...open].reverse()) await scenario.timedRun(run);
+    const results: ScenarioResult[] = [];
+    for (const scenario of open) results.push(await scenario.finish());
+    return results;
+  } finally {
+    for (const scenario of open) await scenario.close();
+  }
+}
+
+export async function openScenario(name: HttpScenarioName, ctx: ScenarioContext): Promise<OpenScenario> {
   const { opts, users } = ctx;
   ctx.log(`scenario ${name}`);
   const procs = await startAll(name, ctx);
+  let closed = false;
+  let ownStats: Redis | undefined;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    ownStats?.disconnect();
+    for (const p of [...procs].reverse()) {
+      await p.stop();
+      ctx.live.delete(p);
+    }
+  };
   try {
     const base = procs.find((p) => p.url)!.url!;
     // Let the workers divide the shards among themselves before anything is timed.
@@ -452,14 +508,15 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
     const footprint = cacheFootprint(metricsBefore);
     const runsStart = performance.now();
 
-    const ownStats = ctx.redisServers ? undefined : new Redis(ctx.services.redisUrl);
+    ownStats = ctx.redisServers ? undefined : new Redis(ctx.services.redisUrl);
     const servers = ctx.redisServers ?? [{ name: 'redis', client: ownStats! }];
     const readAll = () => Promise.all(servers.map((x) => readCounters(x.client)));
     const readSum = async () => sumCounters(await readAll());
     const idle = await idleRate(readSum, IDLE_WINDOW_S, servers.length);
     ctx.log(`  Redis idle: ${idle.commandsPerS} commands/s, ${idle.cpuUsPerS} µs CPU/s`);
     const runs: LoadRun[] = [];
-    for (let run = 1; run <= opts.runs; run++) {
+
+    const timedRun = async (run: number): Promise<LoadRun> => {
       const quietWait =
         opts.quietWaitS > 0
           ? await waitForQuiet(ourPids(procs, ctx.services), opts.quietWaitS)
@@ -482,7 +539,8 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
       });
       const redisPerServer = ctx.redisServers ? perServer(servers, redisBefore, redisAfter, answered) : undefined;
       const cpu = cpuBetween(before, after, procs, ourPids(procs, ctx.services), result.requests);
-      runs.push({ run, quietWait, ...result, cpu, redis, ...(redisPerServer ? { redisPerServer } : {}) });
+      const loadRun: LoadRun = { run, quietWait, ...result, cpu, redis, ...(redisPerServer ? { redisPerServer } : {}) };
+      runs.push(loadRun);
       if (redisPerServer)
         ctx.log(
           `  per master: ${Object.entries(redisPerServer)
@@ -490,100 +548,110 @@ export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext):
             .join('; ')}`,
         );
       ctx.log(
-        `  run ${run}: ${result.rps} req/s, p50 ${result.latencyMs.p50} ms, p95 ${result.latencyMs.p95} ms, p99 ${result.latencyMs.p99} ms, ` +
+        `  ${name} run ${run}: ${result.rps} req/s, p50 ${result.latencyMs.p50} ms, p95 ${result.latencyMs.p95} ms, p99 ${result.latencyMs.p99} ms, ` +
           `non-2xx ${result.non2xx}, Redis ${redis.commandsPerRequest} commands and ${redis.cpuUsPerRequest} µs CPU per request (less idle ${redis.marginal?.commandsPerRequest} and ${redis.marginal?.cpuUsPerRequest}; ${redis.itemsPerJob} requests per job, ${redis.marginal?.commandsPerJob} commands and ${redis.marginal?.cpuUsPerJob} µs per job), cores ${JSON.stringify(cpu.cores)}, main threads ${JSON.stringify(cpu.mainThreadCores)}, busiest others ${JSON.stringify(cpu.busiestOthers)}`,
       );
-    }
-
-    ownStats?.disconnect();
-    const redisMonitor =
-      opts.redisMonitorS > 0 && !ctx.redisServers
-        ? await monitoredRun(ctx.services.redisUrl, () => wrkRun(opts.redisMonitorS, 'redis-monitor'))
-        : undefined;
-    if (redisMonitor)
-      ctx.log(
-        `  Redis commands sent per request ${redisMonitor.sentPerRequest}: ${redisMonitor.perRequest.map((c) => `${c.command} ${c.calls} (${c.us} µs)`).join(', ')}`,
-      );
-
-    let openLoop: OpenLoopResult[] | undefined;
-    let getPublicKey: ScenarioResult['getPublicKey'];
-    if (name === 'all-in-one' && opts.openLoopRate > 0) {
-      openLoop = [];
-      for (let run = 1; run <= opts.runs; run++) {
-        const r = await runOpenLoop({
-          url: base,
-          rate: opts.openLoopRate,
-          connections: opts.openLoopConnections,
-          durationS: opts.durationS,
-          tokenFile: ctx.tokenFile,
-          scriptFile: ctx.openLoopScript,
-          outputFile: path.join(ctx.logDir, `${name}-open-loop-${run}.txt`),
-        });
-        openLoop.push(r);
-        ctx.log(
-          `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, from the scheduled send p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, max ${r.latencyMs.max} ms; from the actual send p50 ${r.serviceLatencyMs.p50} ms, p99 ${r.serviceLatencyMs.p99} ms; sends late p50 ${r.sendLateMs.p50} ms, p99 ${r.sendLateMs.p99} ms; non-2xx ${r.non2xx}, errors ${r.errors}, unanswered ${r.unanswered}, load ${loadavg()[0]!.toFixed(2)}`,
-        );
-      }
-    }
-    if (name === 'all-in-one' && opts.getPublicKeyConnections > 0) {
-      const gpkRuns: WrkResult[] = [];
-      for (let run = 1; run <= opts.runs; run++) {
-        const r = await runWrk({
-          url: base,
-          scriptFile: ctx.getPublicKeyScript,
-          connections: opts.getPublicKeyConnections,
-          threads: opts.wrkThreads,
-          durationS: opts.durationS,
-          outputFile: path.join(ctx.logDir, `${name}-wrk-get-public-key-${run}.txt`),
-        });
-        gpkRuns.push(r);
-        ctx.log(
-          `  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`,
-        );
-      }
-      getPublicKey = {
-        connections: opts.getPublicKeyConnections,
-        runs: gpkRuns,
-        medianRps: round(median(gpkRuns.map((r) => r.rps))),
-        medianP99Ms: round(median(gpkRuns.map((r) => r.latencyMs.p99)), 2),
-      };
-    }
-
-    const httpProcess = procs.find((p) => p.url)!;
-    const farmView = farmBreakdown(
-      httpProcess.name,
-      metricsBefore,
-      await fetchMetrics(base),
-      (performance.now() - runsStart) / 1000,
-    );
-    ctx.log(`  farm view: ${JSON.stringify(farmView)}`);
-
-    const verify = await verifySample(base, users, opts.verifySample);
-    ctx.log(`  verified ${verify.valid}/${verify.checked} signatures`);
-    return {
-      name,
-      processes: scenarioProcesses(name, opts).map((s, i) => ({
-        name: s.name,
-        role: s.role,
-        env: s.env,
-        ...(procs[i]?.notReady ? { notReady: procs[i]!.notReady } : {}),
-      })),
-      coldKeys,
-      warmup,
-      ...(footprint ? { cacheFootprint: footprint } : {}),
-      runs,
-      farmView,
-      median: mediansOf(runs),
-      verify,
-      ...(openLoop ? { openLoop } : {}),
-      ...(getPublicKey ? { getPublicKey } : {}),
-      ...(redisMonitor ? { redisMonitor } : {}),
-      redisIdle: idle,
+      return loadRun;
     };
-  } finally {
-    for (const p of [...procs].reverse()) {
-      await p.stop();
-      ctx.live.delete(p);
-    }
+
+    const finish = async (): Promise<ScenarioResult> => {
+      try {
+        return await finishRuns();
+      } finally {
+        await close();
+      }
+    };
+
+    const finishRuns = async (): Promise<ScenarioResult> => {
+      const redisMonitor =
+        opts.redisMonitorS > 0 && !ctx.redisServers
+          ? await monitoredRun(ctx.services.redisUrl, () => wrkRun(opts.redisMonitorS, 'redis-monitor'))
+          : undefined;
+      if (redisMonitor)
+        ctx.log(
+          `  Redis commands sent per request ${redisMonitor.sentPerRequest}: ${redisMonitor.perRequest.map((c) => `${c.command} ${c.calls} (${c.us} µs)`).join(', ')}`,
+        );
+
+      let openLoop: OpenLoopResult[] | undefined;
+      let getPublicKey: ScenarioResult['getPublicKey'];
+      if (name === 'all-in-one' && opts.openLoopRate > 0) {
+        openLoop = [];
+        for (let run = 1; run <= opts.runs; run++) {
+          const r = await runOpenLoop({
+            url: base,
+            rate: opts.openLoopRate,
+            connections: opts.openLoopConnections,
+            durationS: opts.durationS,
+            tokenFile: ctx.tokenFile,
+            scriptFile: ctx.openLoopScript,
+            outputFile: path.join(ctx.logDir, `${name}-open-loop-${run}.txt`),
+          });
+          openLoop.push(r);
+          ctx.log(
+            `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, from the scheduled send p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, max ${r.latencyMs.max} ms; from the actual send p50 ${r.serviceLatencyMs.p50} ms, p99 ${r.serviceLatencyMs.p99} ms; sends late p50 ${r.sendLateMs.p50} ms, p99 ${r.sendLateMs.p99} ms; non-2xx ${r.non2xx}, errors ${r.errors}, unanswered ${r.unanswered}, load ${loadavg()[0]!.toFixed(2)}`,
+          );
+        }
+      }
+      if (name === 'all-in-one' && opts.getPublicKeyConnections > 0) {
+        const gpkRuns: WrkResult[] = [];
+        for (let run = 1; run <= opts.runs; run++) {
+          const r = await runWrk({
+            url: base,
+            scriptFile: ctx.getPublicKeyScript,
+            connections: opts.getPublicKeyConnections,
+            threads: opts.wrkThreads,
+            durationS: opts.durationS,
+            outputFile: path.join(ctx.logDir, `${name}-wrk-get-public-key-${run}.txt`),
+          });
+          gpkRuns.push(r);
+          ctx.log(
+            `  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`,
+          );
+        }
+        getPublicKey = {
+          connections: opts.getPublicKeyConnections,
+          runs: gpkRuns,
+          medianRps: round(median(gpkRuns.map((r) => r.rps))),
+          medianP99Ms: round(median(gpkRuns.map((r) => r.latencyMs.p99)), 2),
+        };
+      }
+
+      const httpProcess = procs.find((p) => p.url)!;
+      const farmView = farmBreakdown(
+        httpProcess.name,
+        metricsBefore,
+        await fetchMetrics(base),
+        (performance.now() - runsStart) / 1000,
+      );
+      ctx.log(`  farm view: ${JSON.stringify(farmView)}`);
+
+      const verify = await verifySample(base, users, opts.verifySample);
+      ctx.log(`  verified ${verify.valid}/${verify.checked} signatures`);
+      return {
+        name,
+        processes: scenarioProcesses(name, opts).map((s, i) => ({
+          name: s.name,
+          role: s.role,
+          env: s.env,
+          ...(procs[i]?.notReady ? { notReady: procs[i]!.notReady } : {}),
+        })),
+        coldKeys,
+        warmup,
+        ...(footprint ? { cacheFootprint: footprint } : {}),
+        runs,
+        farmView,
+        median: mediansOf(runs),
+        verify,
+        ...(openLoop ? { openLoop } : {}),
+        ...(getPublicKey ? { getPublicKey } : {}),
+        ...(redisMonitor ? { redisMonitor } : {}),
+        redisIdle: idle,
+      };
+    };
+
+    return { name, timedRun, finish, close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
