@@ -556,97 +556,93 @@ export async function openScenario(name: HttpScenarioName, ctx: ScenarioContext)
 
     const finish = async (): Promise<ScenarioResult> => {
       try {
-        return await finishRuns();
+        const redisMonitor =
+          opts.redisMonitorS > 0 && !ctx.redisServers
+            ? await monitoredRun(ctx.services.redisUrl, () => wrkRun(opts.redisMonitorS, 'redis-monitor'))
+            : undefined;
+        if (redisMonitor)
+          ctx.log(
+            `  Redis commands sent per request ${redisMonitor.sentPerRequest}: ${redisMonitor.perRequest.map((c) => `${c.command} ${c.calls} (${c.us} µs)`).join(', ')}`,
+          );
+
+        let openLoop: OpenLoopResult[] | undefined;
+        let getPublicKey: ScenarioResult['getPublicKey'];
+        if (name === 'all-in-one' && opts.openLoopRate > 0) {
+          openLoop = [];
+          for (let run = 1; run <= opts.runs; run++) {
+            const r = await runOpenLoop({
+              url: base,
+              rate: opts.openLoopRate,
+              connections: opts.openLoopConnections,
+              durationS: opts.durationS,
+              tokenFile: ctx.tokenFile,
+              scriptFile: ctx.openLoopScript,
+              outputFile: path.join(ctx.logDir, `${name}-open-loop-${run}.txt`),
+            });
+            openLoop.push(r);
+            ctx.log(
+              `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, from the scheduled send p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, max ${r.latencyMs.max} ms; from the actual send p50 ${r.serviceLatencyMs.p50} ms, p99 ${r.serviceLatencyMs.p99} ms; sends late p50 ${r.sendLateMs.p50} ms, p99 ${r.sendLateMs.p99} ms; non-2xx ${r.non2xx}, errors ${r.errors}, unanswered ${r.unanswered}, load ${loadavg()[0]!.toFixed(2)}`,
+            );
+          }
+        }
+        if (name === 'all-in-one' && opts.getPublicKeyConnections > 0) {
+          const gpkRuns: WrkResult[] = [];
+          for (let run = 1; run <= opts.runs; run++) {
+            const r = await runWrk({
+              url: base,
+              scriptFile: ctx.getPublicKeyScript,
+              connections: opts.getPublicKeyConnections,
+              threads: opts.wrkThreads,
+              durationS: opts.durationS,
+              outputFile: path.join(ctx.logDir, `${name}-wrk-get-public-key-${run}.txt`),
+            });
+            gpkRuns.push(r);
+            ctx.log(
+              `  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`,
+            );
+          }
+          getPublicKey = {
+            connections: opts.getPublicKeyConnections,
+            runs: gpkRuns,
+            medianRps: round(median(gpkRuns.map((r) => r.rps))),
+            medianP99Ms: round(median(gpkRuns.map((r) => r.latencyMs.p99)), 2),
+          };
+        }
+
+        const httpProcess = procs.find((p) => p.url)!;
+        const farmView = farmBreakdown(
+          httpProcess.name,
+          metricsBefore,
+          await fetchMetrics(base),
+          (performance.now() - runsStart) / 1000,
+        );
+        ctx.log(`  farm view: ${JSON.stringify(farmView)}`);
+
+        const verify = await verifySample(base, users, opts.verifySample);
+        ctx.log(`  verified ${verify.valid}/${verify.checked} signatures`);
+        return {
+          name,
+          processes: scenarioProcesses(name, opts).map((s, i) => ({
+            name: s.name,
+            role: s.role,
+            env: s.env,
+            ...(procs[i]?.notReady ? { notReady: procs[i]!.notReady } : {}),
+          })),
+          coldKeys,
+          warmup,
+          ...(footprint ? { cacheFootprint: footprint } : {}),
+          runs,
+          farmView,
+          median: mediansOf(runs),
+          verify,
+          ...(openLoop ? { openLoop } : {}),
+          ...(getPublicKey ? { getPublicKey } : {}),
+          ...(redisMonitor ? { redisMonitor } : {}),
+          redisIdle: idle,
+        };
       } finally {
         await close();
       }
-    };
-
-    const finishRuns = async (): Promise<ScenarioResult> => {
-      const redisMonitor =
-        opts.redisMonitorS > 0 && !ctx.redisServers
-          ? await monitoredRun(ctx.services.redisUrl, () => wrkRun(opts.redisMonitorS, 'redis-monitor'))
-          : undefined;
-      if (redisMonitor)
-        ctx.log(
-          `  Redis commands sent per request ${redisMonitor.sentPerRequest}: ${redisMonitor.perRequest.map((c) => `${c.command} ${c.calls} (${c.us} µs)`).join(', ')}`,
-        );
-
-      let openLoop: OpenLoopResult[] | undefined;
-      let getPublicKey: ScenarioResult['getPublicKey'];
-      if (name === 'all-in-one' && opts.openLoopRate > 0) {
-        openLoop = [];
-        for (let run = 1; run <= opts.runs; run++) {
-          const r = await runOpenLoop({
-            url: base,
-            rate: opts.openLoopRate,
-            connections: opts.openLoopConnections,
-            durationS: opts.durationS,
-            tokenFile: ctx.tokenFile,
-            scriptFile: ctx.openLoopScript,
-            outputFile: path.join(ctx.logDir, `${name}-open-loop-${run}.txt`),
-          });
-          openLoop.push(r);
-          ctx.log(
-            `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, from the scheduled send p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, max ${r.latencyMs.max} ms; from the actual send p50 ${r.serviceLatencyMs.p50} ms, p99 ${r.serviceLatencyMs.p99} ms; sends late p50 ${r.sendLateMs.p50} ms, p99 ${r.sendLateMs.p99} ms; non-2xx ${r.non2xx}, errors ${r.errors}, unanswered ${r.unanswered}, load ${loadavg()[0]!.toFixed(2)}`,
-          );
-        }
-      }
-      if (name === 'all-in-one' && opts.getPublicKeyConnections > 0) {
-        const gpkRuns: WrkResult[] = [];
-        for (let run = 1; run <= opts.runs; run++) {
-          const r = await runWrk({
-            url: base,
-            scriptFile: ctx.getPublicKeyScript,
-            connections: opts.getPublicKeyConnections,
-            threads: opts.wrkThreads,
-            durationS: opts.durationS,
-            outputFile: path.join(ctx.logDir, `${name}-wrk-get-public-key-${run}.txt`),
-          });
-          gpkRuns.push(r);
-          ctx.log(
-            `  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`,
-          );
-        }
-        getPublicKey = {
-          connections: opts.getPublicKeyConnections,
-          runs: gpkRuns,
-          medianRps: round(median(gpkRuns.map((r) => r.rps))),
-          medianP99Ms: round(median(gpkRuns.map((r) => r.latencyMs.p99)), 2),
-        };
-      }
-
-      const httpProcess = procs.find((p) => p.url)!;
-      const farmView = farmBreakdown(
-        httpProcess.name,
-        metricsBefore,
-        await fetchMetrics(base),
-        (performance.now() - runsStart) / 1000,
-      );
-      ctx.log(`  farm view: ${JSON.stringify(farmView)}`);
-
-      const verify = await verifySample(base, users, opts.verifySample);
-      ctx.log(`  verified ${verify.valid}/${verify.checked} signatures`);
-      return {
-        name,
-        processes: scenarioProcesses(name, opts).map((s, i) => ({
-          name: s.name,
-          role: s.role,
-          env: s.env,
-          ...(procs[i]?.notReady ? { notReady: procs[i]!.notReady } : {}),
-        })),
-        coldKeys,
-        warmup,
-        ...(footprint ? { cacheFootprint: footprint } : {}),
-        runs,
-        farmView,
-        median: mediansOf(runs),
-        verify,
-        ...(openLoop ? { openLoop } : {}),
-        ...(getPublicKey ? { getPublicKey } : {}),
-        ...(redisMonitor ? { redisMonitor } : {}),
-        redisIdle: idle,
-      };
     };
 
     return { name, timedRun, finish, close };
