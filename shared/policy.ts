@@ -3,11 +3,13 @@
 // and content over its size limit; ping and get_public_key are always allowed. Kinds the user approved
 // "always" for one authorization (its grants) count as allowed. A policy with `ask` sends what it does not
 // allow to the user for approval instead of refusing it. An authorization's lifetime under its policy is
-// folded into its expiry where it is read; its count of uses is kept in Redis (shared/policy-uses.ts).
+// folded into its expiry where it is read; its count of uses is kept in PostgreSQL
+// (database/queries/authorization-uses.ts).
 import type { PolicyPermissions } from '../database/queries/policies.js';
 import type { RpcCall, RpcMethod } from './farm/jobs.js';
 
 export const DENIED_BY_POLICY = 'Operation denied by policy';
+export const USES_EXHAUSTED = 'this authorization has used all the uses its policy allows';
 
 /** The UTF-8 size the content limit counts: a sign_event's content, an encryption's plaintext. */
 export function contentBytes(text: string): number {

@@ -74,6 +74,10 @@ export class CachedNip46Store implements Nip46Store {
     return this.inner.logout(authorizationId, clientPubkey);
   }
 
+  takeUse(authorizationId: string, max: number): Promise<boolean> {
+    return this.inner.takeUse(authorizationId, max);
+  }
+
   /** A revocation (or other change) announced for this authorization. */
   evict(authorizationId: string): void {
     for (const load of this.loads) load.evicted.add(authorizationId);

@@ -15,8 +15,7 @@ import { publishEviction } from '../shared/evictions.js';
 import type { ItemResult, Nip46Item, Nip46JobData, ReplyMessage, RpcMethod } from '../shared/farm/jobs.js';
 import { RpcParamsError, parseRpcCall } from '../shared/farm/rpc-params.js';
 import { metrics } from '../shared/metrics.js';
-import { DENIED_BY_POLICY, callRefusal, policyAsks } from '../shared/policy.js';
-import { PolicyUses, USES_EXHAUSTED } from '../shared/policy-uses.js';
+import { DENIED_BY_POLICY, USES_EXHAUSTED, callRefusal, policyAsks } from '../shared/policy.js';
 import { announceBunker } from '../shared/nip46/channels.js';
 import {
   NIP46_METHODS,
@@ -38,6 +37,8 @@ export interface Nip46Store {
   bindClient(authorizationId: string, secretHash: Buffer, clientPubkey: string): Promise<boolean>;
   /** Ends the authorization at the bound client's request. */
   logout(authorizationId: string, clientPubkey: string): Promise<boolean>;
+  /** Takes one of the authorization's `max` uses of its policy; false when they are all taken. */
+  takeUse(authorizationId: string, max: number): Promise<boolean>;
 }
 
 /** The job skeleton's needs (its publisher also announces bindings and logouts), plus the store. */
@@ -85,7 +86,6 @@ function methodLabel(method: string | undefined): string {
 export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
   const { store, activity, logger } = deps;
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-  const uses = new PolicyUses(deps.publisher, deps.names.prefix);
 
   return async function processNip46Job(jobId: string, data: Nip46JobData): Promise<ReplyMessage> {
     try {
@@ -368,7 +368,7 @@ export function createNip46Processor(deps: Nip46ProcessorDeps): Nip46Processor {
       }
     }
     const maxUses = auth.permissions.max_uses;
-    if (maxUses !== undefined && !(await uses.takeOne(auth.id, maxUses))) return refuse(USES_EXHAUSTED);
+    if (maxUses !== undefined && !(await store.takeUse(auth.id, maxUses))) return refuse(USES_EXHAUSTED);
     const k = await job.key(auth.userKeyId, auth.userPubkey);
     if (!k.ok) return refuse(`user key unavailable: ${k.error}`);
     w.userOp = {

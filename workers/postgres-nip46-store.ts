@@ -6,6 +6,7 @@ import {
   revokeNip46Authorization,
   type Nip46Authorization,
 } from '../database/queries/nip46.js';
+import { takeAuthorizationUse } from '../database/queries/authorization-uses.js';
 import type { Nip46Store } from './nip46-processor.js';
 
 export class PostgresNip46Store implements Nip46Store {
@@ -21,5 +22,9 @@ export class PostgresNip46Store implements Nip46Store {
 
   logout(authorizationId: string, clientPubkey: string): Promise<boolean> {
     return revokeNip46Authorization(this.db, authorizationId, clientPubkey);
+  }
+
+  takeUse(authorizationId: string, max: number): Promise<boolean> {
+    return takeAuthorizationUse(this.db, authorizationId, max);
   }
 }

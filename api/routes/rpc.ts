@@ -10,8 +10,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ItemResult, RpcCall, RpcMethod } from '../../shared/farm/jobs.js';
 import { RPC_METHODS, RpcParamsError, parseRpcCall } from '../../shared/farm/rpc-params.js';
 import { metrics } from '../../shared/metrics.js';
-import { DENIED_BY_POLICY, callRefusal, countsAsUse, policyAsks } from '../../shared/policy.js';
-import { PolicyUses, USES_EXHAUSTED } from '../../shared/policy-uses.js';
+import { DENIED_BY_POLICY, USES_EXHAUSTED, callRefusal, countsAsUse, policyAsks } from '../../shared/policy.js';
 import { shardOf } from '../../shared/shard.js';
 import type { ApiContext } from '../context.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -21,6 +20,7 @@ import { askForApproval, requestedWait } from '../services/approvals.js';
 import { hashToken } from '../services/tokens.js';
 import { ErrorBody } from '../schemas.js';
 import type { ActingAuthorization } from '../../database/queries/authorizations.js';
+import { takeAuthorizationUse } from '../../database/queries/authorization-uses.js';
 
 /** An error of the farm says what became of the call, and whether trying again is safe. */
 const RpcErrorBody = Type.Object({
@@ -86,7 +86,6 @@ const ApprovalRefusalBody = Type.Object({
 });
 
 export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  const uses = new PolicyUses(ctx.redis, ctx.names.prefix);
   // The user's shard, found once per cached authorization rather than with a SHA-256 per request.
   const shards = new WeakMap<ActingAuthorization, number>();
   const shardFor = (acting: ActingAuthorization): number => {
@@ -162,7 +161,11 @@ export const rpcRoutes: FastifyPluginAsyncTypebox<{ ctx: ApiContext }> = async (
         if (asked !== 'approved') return reply.code(403).send(asked);
       }
       const maxUses = acting.permissions.max_uses;
-      if (maxUses !== undefined && countsAsUse(call.method) && !(await uses.takeOne(acting.id, maxUses)))
+      if (
+        maxUses !== undefined &&
+        countsAsUse(call.method) &&
+        !(await takeAuthorizationUse(ctx.db, acting.id, maxUses))
+      )
         throw forbidden(USES_EXHAUSTED);
       if (call.method === 'ping') return { result: 'pong' };
       if (call.method === 'get_public_key') return { result: acting.userPubkey };

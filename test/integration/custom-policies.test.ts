@@ -19,6 +19,7 @@ import { recordSecret, testLogger } from '../support/logs.js';
 import type { TestRelay } from '../support/relay.js';
 import { BunkerClients, startFarmOnTestRelay } from '../support/bunker.js';
 import { within } from '../support/wait.js';
+import { closeRedis, createRedis, isCluster } from '../../shared/redis.js';
 
 usePoolWebSocket(WebSocket);
 
@@ -425,6 +426,34 @@ describe('custom policies', () => {
     assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 3);
     for (const o of outcomes.filter((x) => x.status === 'rejected'))
       assert.match(String((o as PromiseRejectedResult).reason), /used all the uses its policy allows/);
+  });
+
+  it('attack: a Redis that lost its data gives no uses back', async () => {
+    const slug = await createPolicy(alice, { allowed_kinds: [1], max_uses: 2 }, 'two uses');
+    const { token, id } = await httpApp(alice, slug);
+    for (const n of [1, 2]) assert.equal((await rpc(base, token, 'sign_event', [note(1, `u${n}`)])).status, 200);
+    assert.equal((await rpc(base, token, 'sign_event', [note(1, 'u3')])).status, 403);
+    // What a Redis restarted past its last fsync, or a replica promoted before it caught up, would have
+    // forgotten: every key of this farm naming the authorization or a count of uses.
+    const redis = createRedis(farm.rt.redisUrl);
+    try {
+      const nodes = isCluster(redis) ? redis.nodes('master') : [redis];
+      let scanned = 0;
+      for (const node of nodes) {
+        for await (const keys of node.scanStream({ match: `${farm.config.KEY_PREFIX}*`, count: 500 })) {
+          scanned += (keys as string[]).length;
+          for (const key of keys as string[]) if (key.includes(id) || /uses/i.test(key)) await redis.del(key);
+        }
+      }
+      assert.ok(scanned > 0, 'the farm keeps its queues under its prefix');
+    } finally {
+      await closeRedis(redis);
+    }
+    const again = await rpc(apiB.url, token, 'sign_event', [note(1, 'u4')]);
+    assert.equal(again.status, 403);
+    assert.equal(again.body.error, 'this authorization has used all the uses its policy allows');
+    const { rows } = await farm.rt.db.query('SELECT taken FROM authorization_uses WHERE authorization_id = $1', [id]);
+    assert.equal(rows[0]?.taken, 2);
   });
 
   it("puts a change of an authorization's policy, or of the policy itself, in force on the very next request", async () => {

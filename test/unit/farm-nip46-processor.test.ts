@@ -51,17 +51,18 @@ function processorWith(userKey: () => Promise<{ secretKey: Uint8Array; pubkey: s
     activity: { record: () => {} },
     publisher: {
       publish: async (_ch: string, msg: string) => (published.push(msg), 1),
-      // The max_uses script is defined on the connection up front (shared/policy-uses.ts); no policy here has one.
-      defineCommand(this: Record<string, unknown>, name: string) {
-        this[name] = async () => 0;
-      },
     } as unknown as Redis,
     names: new ShardNames('kfu'),
     logger: createLogger({ level: 'silent' }),
     keyLoader: {
       load: async (id) => (id === 'bunker-key' ? { secretKey: new Uint8Array(bunkerSk), pubkey: bunkerPk } : userKey()),
     },
-    store: { findAuthorizations: async () => [{ ...auth }], bindClient: async () => false, logout: async () => false },
+    store: {
+      findAuthorizations: async () => [{ ...auth }],
+      bindClient: async () => false,
+      logout: async () => false,
+      takeUse: async () => true,
+    },
   });
   return { processor, published };
 }

@@ -36,6 +36,9 @@ class CountingStore implements Nip46Store {
   async logout() {
     return true;
   }
+  async takeUse() {
+    return true;
+  }
 }
 
 test('bound authorizations are served from memory; unbound and revoked ones are read every time', async () => {
