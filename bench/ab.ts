@@ -227,7 +227,7 @@ async function main() {
           const redis = costBetween(redisBefore, redisAfter, o.requests);
           record(v.name, cpu.farmMsPerRequest, o.achievedRps, o.latencyMs.p99, redis, o.requests);
           log(
-            `${v.name} round ${round_ + 1}: open loop ${o.offeredRps}/s, achieved ${o.achievedRps}/s, from the scheduled send p50 ${o.latencyMs.p50} ms, p90 ${o.latencyMs.p90} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, max ${o.latencyMs.max} ms; from the send p99 ${o.serviceLatencyMs.p99} ms; sends late p99 ${o.sendLateMs.p99} ms; non-2xx ${o.non2xx}, errors ${o.errors}; event-loop delay ${JSON.stringify(lag)}; ${itemsPerJob} requests per job; main-thread system calls per request: ${perRequest('writes')} writes, ${perRequest('reads')} reads; Redis ${redis.cpuUsPerRequest} µs/req; GC ${gc('minor')}, ${gc('major')}; farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
+            `${v.name} round ${round_ + 1}: open loop ${o.offeredRps}/s, achieved ${o.achievedRps}/s, from the scheduled send p50 ${o.latencyMs.p50} ms, p90 ${o.latencyMs.p90} ms, p99 ${o.latencyMs.p99} ms, p99.9 ${o.latencyMs.p999} ms, max ${o.latencyMs.max} ms; from the send p99 ${o.serviceLatencyMs.p99} ms; sends late p99 ${o.sendLateMs.p99} ms; non-2xx ${o.non2xx}, errors ${o.errors}; event-loop delay ${JSON.stringify(lag)}; ${itemsPerJob} requests per job; main-thread system calls per request: ${perRequest('writes')} writes, ${perRequest('reads')} reads; Redis ${redis.cpuUsPerRequest} µs/req; GC ${gc('minor')}, ${gc('major')}; farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, load ${load.toFixed(2)}, cores ${JSON.stringify(cpu.cores)}, main ${JSON.stringify(cpu.mainThreadCores)}`,
           );
         } else {
           const before = snapshot(procs, services);
@@ -239,7 +239,7 @@ async function main() {
           const redis = costBetween(redisBefore, redisAfter, r.requests);
           const redisUsPerJob = record(v.name, cpu.farmMsPerRequest, r.rps, r.latencyMs.p99, redis, r.requests);
           log(
-            `${v.name} round ${round_ + 1}: farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, Redis ${redis.commandsPerRequest} commands and ${redis.cpuUsPerRequest} µs/req (${redis.itemsPerJob} req/job, ${Math.round(redisUsPerJob)} µs/job), ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}, load ${load.toFixed(2)}, other ${cpu.cores.other} cores, main ${JSON.stringify(cpu.mainThreadCores)}`,
+            `${v.name} round ${round_ + 1}: farm ${Math.round(cpu.farmMsPerRequest * 1000)} µs/req, Redis ${redis.commandsPerRequest} commands and ${redis.cpuUsPerRequest} µs/req (${redis.itemsPerJob} req/job, ${Math.round(redisUsPerJob)} µs/job), ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}, load ${load.toFixed(2)}, cores ${JSON.stringify(cpu.cores)}, main ${JSON.stringify(cpu.mainThreadCores)}`,
           );
         }
         for (const p of procs) {
