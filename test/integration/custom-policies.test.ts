@@ -437,6 +437,7 @@ describe('custom policies', () => {
     // forgotten: every key of this farm naming the authorization or a count of uses.
     const redis = createRedis(farm.rt.redisUrl);
     try {
+      await redis.ping(); // a cluster client knows its masters once it has loaded the slots
       const nodes = isCluster(redis) ? redis.nodes('master') : [redis];
       let scanned = 0;
       for (const node of nodes) {
