@@ -184,7 +184,8 @@ async function main(): Promise<void> {
   let nip46: Nip46Result | undefined;
   // all-in-one and split are compared: when both run, their timed runs alternate (scenario.ts).
   const interleaved = INTERLEAVED.filter((n) => opts.scenarios.includes(n));
-  const servers = services;
+  // A const the closure below can see as set (services is the module's, for the exit handler).
+  const benchServices = services;
   const contextOf = (name: ScenarioName): ScenarioContext => ({
     opts,
     // Each scenario a farm of its own in Redis: interleaved ones are up at once.
@@ -195,7 +196,7 @@ async function main(): Promise<void> {
     tokenFile: TOKEN_FILE,
     openLoopScript: path.join(DATA_DIR, 'open-loop.lua'),
     getPublicKeyScript: GPK_SCRIPT,
-    services: servers,
+    services: benchServices,
     leaseTtlMs: config.LEASE_TTL_MS,
     log,
     live,

@@ -415,6 +415,62 @@ async function startAll(name: HttpScenarioName, ctx: ScenarioContext): Promise<F
   return started;
 }
 
+/** `runs` runs of one kind, one after another, numbered from 1. */
+async function repeated<T>(runs: number, run: (n: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  for (let n = 1; n <= runs; n++) results.push(await run(n));
+  return results;
+}
+
+/** Load offered at a constant rate (the p99 under a steady load, not at saturation). */
+function openLoopRuns(name: HttpScenarioName, base: string, ctx: ScenarioContext): Promise<OpenLoopResult[]> {
+  const { opts } = ctx;
+  return repeated(opts.runs, async (run) => {
+    const r = await runOpenLoop({
+      url: base,
+      rate: opts.openLoopRate,
+      connections: opts.openLoopConnections,
+      durationS: opts.durationS,
+      tokenFile: ctx.tokenFile,
+      scriptFile: ctx.openLoopScript,
+      outputFile: path.join(ctx.logDir, `${name}-open-loop-${run}.txt`),
+    });
+    ctx.log(
+      `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, from the scheduled send p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, max ${r.latencyMs.max} ms; from the actual send p50 ${r.serviceLatencyMs.p50} ms, p99 ${r.serviceLatencyMs.p99} ms; sends late p50 ${r.sendLateMs.p50} ms, p99 ${r.sendLateMs.p99} ms; non-2xx ${r.non2xx}, errors ${r.errors}, unanswered ${r.unanswered}, load ${loadavg()[0]!.toFixed(2)}`,
+    );
+    return r;
+  });
+}
+
+/** get_public_key under wrk: the api's own answer, no job. */
+async function getPublicKeyRuns(
+  name: HttpScenarioName,
+  base: string,
+  ctx: ScenarioContext,
+): Promise<NonNullable<ScenarioResult['getPublicKey']>> {
+  const { opts } = ctx;
+  const runs = await repeated(opts.runs, async (run) => {
+    const r = await runWrk({
+      url: base,
+      scriptFile: ctx.getPublicKeyScript,
+      connections: opts.getPublicKeyConnections,
+      threads: opts.wrkThreads,
+      durationS: opts.durationS,
+      outputFile: path.join(ctx.logDir, `${name}-wrk-get-public-key-${run}.txt`),
+    });
+    ctx.log(
+      `  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`,
+    );
+    return r;
+  });
+  return {
+    connections: opts.getPublicKeyConnections,
+    runs,
+    medianRps: round(median(runs.map((r) => r.rps))),
+    medianP99Ms: round(median(runs.map((r) => r.latencyMs.p99)), 2),
+  };
+}
+
 /** One scenario's farm, started, sampled cold and warmed up: its timed runs may be interleaved with another's. */
 export interface OpenScenario {
   readonly name: HttpScenarioName;
@@ -429,7 +485,7 @@ export interface OpenScenario {
 export async function runScenario(name: HttpScenarioName, ctx: ScenarioContext): Promise<ScenarioResult> {
   const scenario = await openScenario(name, ctx);
   try {
-    for (let run = 1; run <= ctx.opts.runs; run++) await scenario.timedRun(run);
+    await repeated(ctx.opts.runs, (run) => scenario.timedRun(run));
     return await scenario.finish();
   } finally {
     await scenario.close();
@@ -565,49 +621,10 @@ export async function openScenario(name: HttpScenarioName, ctx: ScenarioContext)
             `  Redis commands sent per request ${redisMonitor.sentPerRequest}: ${redisMonitor.perRequest.map((c) => `${c.command} ${c.calls} (${c.us} µs)`).join(', ')}`,
           );
 
-        let openLoop: OpenLoopResult[] | undefined;
-        let getPublicKey: ScenarioResult['getPublicKey'];
-        if (name === 'all-in-one' && opts.openLoopRate > 0) {
-          openLoop = [];
-          for (let run = 1; run <= opts.runs; run++) {
-            const r = await runOpenLoop({
-              url: base,
-              rate: opts.openLoopRate,
-              connections: opts.openLoopConnections,
-              durationS: opts.durationS,
-              tokenFile: ctx.tokenFile,
-              scriptFile: ctx.openLoopScript,
-              outputFile: path.join(ctx.logDir, `${name}-open-loop-${run}.txt`),
-            });
-            openLoop.push(r);
-            ctx.log(
-              `  open loop ${run}: offered ${r.offeredRps}/s, achieved ${r.achievedRps}/s, from the scheduled send p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, max ${r.latencyMs.max} ms; from the actual send p50 ${r.serviceLatencyMs.p50} ms, p99 ${r.serviceLatencyMs.p99} ms; sends late p50 ${r.sendLateMs.p50} ms, p99 ${r.sendLateMs.p99} ms; non-2xx ${r.non2xx}, errors ${r.errors}, unanswered ${r.unanswered}, load ${loadavg()[0]!.toFixed(2)}`,
-            );
-          }
-        }
-        if (name === 'all-in-one' && opts.getPublicKeyConnections > 0) {
-          const gpkRuns: WrkResult[] = [];
-          for (let run = 1; run <= opts.runs; run++) {
-            const r = await runWrk({
-              url: base,
-              scriptFile: ctx.getPublicKeyScript,
-              connections: opts.getPublicKeyConnections,
-              threads: opts.wrkThreads,
-              durationS: opts.durationS,
-              outputFile: path.join(ctx.logDir, `${name}-wrk-get-public-key-${run}.txt`),
-            });
-            gpkRuns.push(r);
-            ctx.log(
-              `  get_public_key ${run}: ${r.rps} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, non-2xx ${r.non2xx}`,
-            );
-          }
-          getPublicKey = {
-            connections: opts.getPublicKeyConnections,
-            runs: gpkRuns,
-            medianRps: round(median(gpkRuns.map((r) => r.rps))),
-            medianP99Ms: round(median(gpkRuns.map((r) => r.latencyMs.p99)), 2),
-          };
-        }
+        const allInOne = name === 'all-in-one';
+        const openLoop = allInOne && opts.openLoopRate > 0 ? await openLoopRuns(name, base, ctx) : undefined;
+        const getPublicKey =
+          allInOne && opts.getPublicKeyConnections > 0 ? await getPublicKeyRuns(name, base, ctx) : undefined;
 
         const httpProcess = procs.find((p) => p.url)!;
         const farmView = farmBreakdown(
