@@ -132,7 +132,7 @@ export function printReport(r: BenchReport, out: (line: string) => void = consol
       );
     }
     if (s.openLoop?.length)
-      out(`Open loop (${s.name}) MEDIAN p99: ${median(s.openLoop.map((o) => o.latencyMs.p99))} ms`);
+      out(`Open loop (${s.name}) MEDIAN p99: ${round(median(s.openLoop.map((o) => o.latencyMs.p99)), 2)} ms`);
     if (s.getPublicKey)
       out(
         `get_public_key (${s.name}, ${s.getPublicKey.connections} connections) MEDIAN: ${s.getPublicKey.medianRps} req/s, p99 ${s.getPublicKey.medianP99Ms} ms`,
