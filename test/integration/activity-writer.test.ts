@@ -6,13 +6,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createPool, type Db } from '../../database/pool.js';
+import type { Db } from '../../database/pool.js';
 import { createRedis } from '../../shared/redis.js';
 import { ActivityDrain, ActivityStream, activityStreamKey } from '../../workers/activity-stream.js';
 import { ActivityWriter } from '../../workers/activity-writer.js';
 import { registry } from '../../shared/metrics.js';
 import { call, registerUser } from '../support/client.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
+import { testPool } from '../support/env.js';
 import { recordSecret, testLogger } from '../support/logs.js';
 
 async function droppedActivity(reason: string): Promise<number> {
@@ -93,7 +94,7 @@ describe('activity writer', () => {
   it('keeps rows through a passing failure, writes them once it passes, and counts what shutdown leaves', async () => {
     const auth = await newAuthorization();
     // Statements that wait more than 300 ms are cancelled (SQLSTATE 57014): a failure that passes.
-    const impatient = createPool(farm.rt.databaseUrl, 2, { statement_timeout: 300 });
+    const impatient = testPool(farm.rt.databaseUrl, 2, { statement_timeout: 300 });
     const locker = new pg.Client({ connectionString: farm.rt.databaseUrl });
     await locker.connect();
     try {

@@ -6,9 +6,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import { loadMigrations, migrate } from '../../database/migrate.js';
-import { createPool } from '../../database/pool.js';
 import { takeAuthorizationUse } from '../../database/queries/authorization-uses.js';
-import { createTestDatabase, type TestDatabase } from '../support/env.js';
+import { createTestDatabase, testPool, type TestDatabase } from '../support/env.js';
 
 const hex64 = () => randomBytes(32).toString('hex');
 
@@ -46,7 +45,7 @@ describe('authorization uses in PostgreSQL', () => {
 
   before(async () => {
     database = await createTestDatabase();
-    db = createPool(database.url);
+    db = testPool(database.url);
   });
 
   after(async () => {
@@ -80,7 +79,7 @@ describe('authorization uses in PostgreSQL', () => {
 
   it('attack: concurrent takes on several connections take at most the limit, and a refusal counts nothing', async () => {
     const id = await authorization(db, 25);
-    const pools = [createPool(database.url), createPool(database.url)];
+    const pools = [testPool(database.url), testPool(database.url)];
     try {
       const taken = await Promise.all(
         Array.from({ length: 80 }, (_, i) => takeAuthorizationUse(pools[i % 2]!, id, 25)),

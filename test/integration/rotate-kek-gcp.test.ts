@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { migrate } from '../../database/migrate.js';
-import { createPool, inTransaction, type Db } from '../../database/pool.js';
+import { inTransaction, type Db } from '../../database/pool.js';
 import { countKeysByKek, insertKey } from '../../database/queries/keys.js';
 import { GcpKeyManager } from '../../shared/custody/gcp-key-manager.js';
 import { KeyManagerUnavailableError } from '../../shared/custody/key-manager.js';
 import { KeyStore } from '../../shared/custody/key-store.js';
 import { RotationRefusedError, rotateKek } from '../../shared/custody/rotate-kek.js';
 import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
-import { baseTestEnv, createTestDatabase, type TestDatabase } from '../support/env.js';
+import { baseTestEnv, createTestDatabase, testPool, type TestDatabase } from '../support/env.js';
 import { startFakeKms, type FakeKms } from '../support/fake-kms.js';
 import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm } from '../support/processes.js';
@@ -60,7 +60,7 @@ describe('rotate-kek with Cloud KMS', () => {
   before(async () => {
     kms = await startFakeKms();
     db = await createTestDatabase();
-    pool = createPool(db.url);
+    pool = testPool(db.url);
     await migrate(pool);
   });
   after(async () => {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyEvent } from 'nostr-tools';
 import { migrate } from '../../database/migrate.js';
-import { createPool, inTransaction, type Db } from '../../database/pool.js';
+import { inTransaction, type Db } from '../../database/pool.js';
 import { insertAuthorization } from '../../database/queries/authorizations.js';
 import { countKeysByKek } from '../../database/queries/keys.js';
 import { insertUser, setUserKey } from '../../database/queries/users.js';
@@ -18,7 +18,7 @@ import { KeyStore } from '../../shared/custody/key-store.js';
 import { LocalKeyManager } from '../../shared/custody/local-key-manager.js';
 import { generateSecretKey, getPublicKeyHex } from '../../shared/nostr/keys.js';
 import { authorizeApp, registerUser, rpc } from '../support/client.js';
-import { baseTestEnv, createTestDatabase, freePort, type TestDatabase } from '../support/env.js';
+import { baseTestEnv, createTestDatabase, freePort, testPool, type TestDatabase } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { spawnKeyfarm, stopAllKeyfarms, type KeyfarmProcess } from '../support/processes.js';
 import { recordDatabaseKeys } from '../support/stored-keys.js';
@@ -112,7 +112,7 @@ describe('keyfarm rotate-kek', () => {
 
   before(async () => {
     db = await createTestDatabase();
-    pool = createPool(db.url);
+    pool = testPool(db.url);
     await migrate(pool);
     // No key prefetch: the cold users' keys must first load mid-rotation, when they sign.
     env = baseTestEnv({ DATABASE_URL: db.url, SHARD_COUNT: '4', LOG_LEVEL: 'info', KEY_PREFETCH_MAX_INFLIGHT: '0' });

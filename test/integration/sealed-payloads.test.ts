@@ -15,7 +15,6 @@ import { generateSecretKey, getPublicKey, nip04, nip44, verifyEvent } from 'nost
 import { BunkerSigner, parseBunkerInput } from 'nostr-tools/nip46';
 import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
-import { createPool } from '../../database/pool.js';
 import { findPayloadKey } from '../../database/queries/payload-keys.js';
 import { openSecret } from '../../shared/custody/envelope.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
@@ -24,7 +23,7 @@ import { installMasterKey } from '../../shared/custody/local-key-manager-install
 import { rotateKek } from '../../shared/custody/rotate-kek.js';
 import { FARM_PAYLOAD_KEY_ID, loadPayloadSealer, payloadKeyAad } from '../../shared/farm/payload-key.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { createTestDatabase, migrateDatabase, testDataDir, suiteRedis } from '../support/env.js';
+import { createTestDatabase, migrateDatabase, testDataDir, testPool, suiteRedis } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { isCluster, untilReady } from '../../shared/redis.js';
@@ -323,7 +322,7 @@ describe('the farm payload key', () => {
     const db = await createTestDatabase();
     await migrateDatabase(db.url);
     const keyPath = path.join(testDataDir(), 'master.key');
-    const pools = Array.from({ length: 4 }, () => createPool(db.url, 2));
+    const pools = Array.from({ length: 4 }, () => testPool(db.url, 2));
     const kms: LocalKeyManager[] = [];
     const openKm = async () => {
       const km = await LocalKeyManager.open(keyPath, { watchIntervalMs: 0 });

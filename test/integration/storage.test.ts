@@ -5,9 +5,9 @@ import { after, before, describe, it } from 'node:test';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { generateSecretKey, nip19 } from 'nostr-tools';
 import { loadMigrations, migrate, MigrationError } from '../../database/migrate.js';
-import { createPool, type Db } from '../../database/pool.js';
+import type { Db } from '../../database/pool.js';
 import { authorizeApp, call, registerUser, rpc } from '../support/client.js';
-import { createTestDatabase, type TestDatabase, suiteRedis, scanKeys } from '../support/env.js';
+import { createTestDatabase, type TestDatabase, suiteRedis, scanKeys, testPool } from '../support/env.js';
 import { startTestFarm, type TestFarm } from '../support/farm.js';
 import { recordSecret } from '../support/logs.js';
 
@@ -18,7 +18,7 @@ describe('migrations', () => {
   let pool: Db;
   before(async () => {
     db = await createTestDatabase();
-    pool = createPool(db.url);
+    pool = testPool(db.url);
   });
   after(async () => {
     await pool?.end();
@@ -48,7 +48,7 @@ describe('migrations', () => {
 
   it('runs concurrent migrators safely', async () => {
     const other = await createTestDatabase();
-    const p = createPool(other.url);
+    const p = testPool(other.url);
     try {
       const counts = await Promise.all([migrate(p), migrate(p), migrate(p)]);
       assert.equal(

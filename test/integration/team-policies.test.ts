@@ -11,9 +11,10 @@ import { verifyEvent } from 'nostr-tools';
 import { parseBunkerInput, type BunkerPointer } from 'nostr-tools/nip46';
 import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
-import { createPool, type Db } from '../../database/pool.js';
+import type { Db } from '../../database/pool.js';
 import { authorizeApp, call, registerUser, rpc, type TestUser as User } from '../support/client.js';
 import type { TestFarm } from '../support/farm.js';
+import { testPool } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
 import type { TestRelay } from '../support/relay.js';
@@ -50,7 +51,7 @@ describe('team policies', () => {
       EMAIL_LIMIT_PER_ADDRESS: '100/1h',
     }));
     base = farm.url;
-    db = createPool(farm.env.DATABASE_URL!, 2);
+    db = testPool(farm.env.DATABASE_URL!, 2);
     alice = await registerUser(base);
     bob = await registerUser(base);
     carol = await registerUser(base);

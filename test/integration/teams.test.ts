@@ -11,9 +11,10 @@ import { generateSecretKey, getPublicKey, nip19, verifyEvent, type Event } from 
 import { parseBunkerInput } from 'nostr-tools/nip46';
 import { useWebSocketImplementation } from 'nostr-tools/pool';
 import WebSocket from 'ws';
-import { createPool, type Db } from '../../database/pool.js';
+import type { Db } from '../../database/pool.js';
 import { call, registerUser, rpc, type TestUser as User } from '../support/client.js';
 import type { TestFarm } from '../support/farm.js';
+import { testPool } from '../support/env.js';
 import { recordSecret } from '../support/logs.js';
 import { linkIn, outboxOf, waitForMail } from '../support/mail.js';
 import type { TestRelay } from '../support/relay.js';
@@ -52,7 +53,7 @@ describe('teams and shared keys', () => {
       EMAIL_LIMIT_PER_ADDRESS: '100/1h',
     }));
     base = farm.url;
-    db = createPool(farm.env.DATABASE_URL!, 2);
+    db = testPool(farm.env.DATABASE_URL!, 2);
     alice = await registerUser(base);
     bob = await registerUser(base);
     carol = await registerUser(base);

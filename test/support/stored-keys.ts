@@ -3,11 +3,12 @@
 // in the clear. A test farm does this before it drops its database, so the scan at the end of the suite
 // looks for every key the suite's farms held, not only the ones tests made.
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { createPool, type Queryable } from '../../database/pool.js';
+import type { Queryable } from '../../database/pool.js';
 import { parseConfig } from '../../shared/config.js';
 import { createKeyManager } from '../../shared/custody/index.js';
 import { KeyStore } from '../../shared/custody/key-store.js';
 import type { KeyManager } from '../../shared/custody/key-manager.js';
+import { testPool } from './env.js';
 import { recordSecret } from './logs.js';
 
 /** Unseals every row of `keys` and records its secret (as hex: the scan also looks for nsec and base64). Returns how many. */
@@ -36,7 +37,7 @@ export async function recordStoredKeys(
 export async function recordDatabaseKeys(env: Record<string, string>): Promise<number> {
   const config = parseConfig(env);
   const keyManager = await createKeyManager(config);
-  const pool = createPool(env.DATABASE_URL!);
+  const pool = testPool(env.DATABASE_URL!);
   try {
     return await recordStoredKeys(pool, keyManager);
   } finally {
