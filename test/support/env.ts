@@ -141,6 +141,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
+/** SQLSTATE 57P01: the server ended the backend (here, a drop WITH (FORCE)). */
+const ADMIN_SHUTDOWN = '57P01';
+
 /**
  * A pool for a test's own queries. pg-pool's end() returns before its clients' sockets close, so a
  * database dropped WITH (FORCE) right after may still tell an ending client it is terminated (57P01): that
@@ -153,8 +156,6 @@ export function testPool(url: string, max?: number, opts?: Parameters<typeof cre
   });
   return pool;
 }
-
-const ADMIN_SHUTDOWN = '57P01';
 
 /** Applies every migration to the database at `url` over a pool of its own, then closes it. */
 export async function migrateDatabase(url: string): Promise<void> {
